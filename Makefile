@@ -1,0 +1,31 @@
+# Two commands do everything on a fresh machine: `make demo` and `make test`.
+VENV      := .venv
+PY        := $(VENV)/bin/python
+STAMP     := $(VENV)/.installed
+PYTEST    := $(PY) -m pytest
+
+.PHONY: setup demo test test-slow bench clean
+setup: $(STAMP)
+
+# Re-runs only when pyproject.toml changes (or the venv is gone): quick when already done.
+$(STAMP): pyproject.toml
+	@scripts/ensure-ngspice
+	@test -x $(PY) || { P=$$(scripts/find-python310) && echo "creating $(VENV) with $$P" && $$P -m venv $(VENV); }
+	@$(PY) -c 'import sys; assert sys.version_info[:2]==(3,10), "$(VENV) is not Python 3.10: rm -rf $(VENV) and rerun"'
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+demo: setup
+	$(VENV)/bin/eqprop demo
+
+test: setup
+	$(PYTEST) -q
+
+test-slow: setup
+	$(PYTEST) -q -m slow --timeout=7200
+
+bench: setup
+	$(PY) benchmarks/solver.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info runs

@@ -1,0 +1,114 @@
+"""Energy of a layered resistive network, and its gradient: Kirchhoff's current law.
+
+The co-content of connection c is  1/2 sum_ij G_ij (a_c u_i - v_j)^2  (u: layer c, v: layer c+1, a_c the
+amplifier gain), plus the bias conductances and the diode co-content of layer c+1. With amplifiers
+the terms of connection c are weighted by kappa_c = 1 / (a_1 ... a_c)^2, which makes the stationarity
+of the total energy exactly the physical KCL of the amplified circuit (see devices.Amplifier).
+
+Total energy  F = E + kappa_L * beta * C,  C = 1/2 ||R V_out - y||^2, where R reads the outputs (pairs:
+V+ - V-). The nudge is the current beta * R^T (y - R V_out) injected into the output nodes.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .network import LayeredNetwork
+
+
+def _pre(net: LayeredNetwork, sources, layers, c):
+    """Voltage that connection c's conductances see on their driving side: a_c * V_c."""
+    u = sources if c == 0 else layers[c - 1]
+    return net.gains[c] * u
+
+
+def node_conductance(net: LayeredNetwork) -> list:
+    """Total conductance at every free node (sum of all its resistors), one array per free layer."""
+    L = net.n_connections
+    totals = []
+    for c in range(L):
+        s = net.weights[c].sum(0) + net.biases[c].sum(0)
+        if c + 1 < L:
+            s = s + net.weights[c + 1].sum(1)
+        totals.append(s)
+    return totals
+
+
+def node_drive(net: LayeredNetwork, sources, layers, c) -> np.ndarray:
+    """Sum over neighbours of conductance times (amplified) voltage, for the nodes of layer c+1.
+
+    KCL at those nodes reads  S V - T + I_diode(V) + I_nudge = 0  with S from node_conductance.
+    The backward current of the amplifier that drives connection c+1 arrives divided by its gain.
+    """
+    L = net.n_connections
+    vb = net.bias_voltage
+    t = _pre(net, sources, layers, c) @ net.weights[c] + vb * (net.biases[c][0] - net.biases[c][1])
+    if c + 1 < L:
+        t = t + (layers[c + 1] @ net.weights[c + 1].T) / net.gains[c + 1]
+    return t
+
+
+def readout(net: LayeredNetwork, v_out) -> np.ndarray:
+    """Prediction R V_out: the pair differences V+ - V- (or the node voltages)."""
+    if net.readout == "nodes":
+        return v_out
+    h = v_out.shape[1] // 2
+    return v_out[:, :h] - v_out[:, h:]
+
+
+def nudge_current(net: LayeredNetwork, v_out, y, beta) -> np.ndarray:
+    """Current injected into each output node: beta R^T (y - R V_out)."""
+    err = y - readout(net, v_out)
+    return beta * (err if net.readout == "nodes" else np.hstack([err, -err]))
+
+
+def kcl_residual(net: LayeredNetwork, sources, layers, y=None, beta=0.0) -> list:
+    """Net current leaving each free node (amperes), one (batch, n) array per free layer; 0 at equilibrium.
+
+    For ideal diodes the clamp current is whatever keeps the node on its rail, so at a clamped node
+    only a current that pushes it further outwards is admissible: the residual there is the part
+    of the current that the diode could not carry (zero when the rail is respected).
+    """
+    totals = node_conductance(net)
+    res = []
+    for c in range(net.n_connections):
+        v = layers[c]
+        r = totals[c] * v - node_drive(net, sources, layers, c)
+        if c == net.n_connections - 1 and beta != 0.0 and y is not None:
+            r = r - nudge_current(net, v, y, beta)
+        clamp = net.neurons[c]
+        if clamp is not None:
+            if clamp.diode.kind == "ideal":
+                # At the upper rail the diode can only sink current (r <= 0 allowed), at the lower only source.
+                at_hi = np.isclose(v, clamp.v_high, rtol=0, atol=1e-12)
+                at_lo = np.isclose(v, clamp.v_low, rtol=0, atol=1e-12)
+                r = np.where(at_hi, np.maximum(r, 0.0), np.where(at_lo, np.minimum(r, 0.0), r))
+                outside = (v > clamp.v_high + 1e-12) | (v < clamp.v_low - 1e-12)
+                r = np.where(outside, np.inf, r)
+            else:
+                r = r + clamp.current(v)
+        res.append(r)
+    return res
+
+
+def energy(net: LayeredNetwork, sources, layers, y=None, beta=0.0) -> np.ndarray:
+    """Total energy F = E + kappa_L beta C per sample (joules-per-second units of co-content, i.e. watts)."""
+    kappa = net.energy_weights
+    vb = net.bias_voltage
+    total = 0.0
+    for c in range(net.n_connections):
+        u, v, g = _pre(net, sources, layers, c), layers[c], net.weights[c]
+        sq = (u**2) @ g.sum(1) - 2.0 * np.einsum("bj,bj->b", u @ g, v) + (v**2) @ g.sum(0)
+        b = net.biases[c]
+        sq = sq + ((v - vb) ** 2) @ b[0] + ((v + vb) ** 2) @ b[1]
+        e = 0.5 * sq
+        if net.neurons[c] is not None:
+            e = e + net.neurons[c].cocontent(v).sum(1)
+        total = total + kappa[c] * e
+    if beta != 0.0 and y is not None:
+        total = total + kappa[-1] * beta * cost(net, layers[-1], y)
+    return total
+
+
+def cost(net: LayeredNetwork, v_out, y) -> np.ndarray:
+    """C = 1/2 ||R V_out - y||^2 per sample."""
+    return 0.5 * ((readout(net, v_out) - y) ** 2).sum(1)

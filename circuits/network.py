@@ -1,0 +1,361 @@
+"""What the network is: a graph of roles and two-terminal devices, and its dense layered form.
+
+``GraphNetwork`` holds any topology as a networkx graph (the description is data: roles on nodes,
+devices on edges). ``LayeredNetwork`` is the Kendall et al. (2020) case that matters most, held as one
+dense conductance matrix per pair of consecutive layers so batched solvers can use matrix products;
+``LayeredNetwork.to_graph()`` gives the same circuit as a graph.
+
+Conventions (SI units throughout):
+- layer 0 holds the input voltage sources; with ``input_pairs`` feature k drives two sources at +x_k
+  and -x_k so that positive conductances can realise signed weights;
+- every free layer is tied to two bias sources at +bias_voltage and -bias_voltage;
+- ``weights[c]`` (shape ``sizes[c] x sizes[c+1]``) joins layer c to layer c+1; ``gains[c]`` is the gain
+  of the bidirectional amplifier that drives connection c from layer c (``gains[0]`` is 1: sources
+  need no amplifier);
+- ``neurons[c]`` is the nonlinearity on every node of layer c+1 (a DiodeClamp, or None for linear);
+- outputs are node pairs read as V+ - V- (``readout='pairs'``) or single nodes (``readout='nodes'``).
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+import networkx as nx
+import numpy as np
+
+from .devices import DiodeClamp, diode_model
+from .errors import InputError, NetworkError
+
+ROLES = ("input", "bias", "hidden", "output")
+SOURCE_ROLES = ("input", "bias")
+READOUTS = ("pairs", "nodes")
+
+
+def _check_inputs(x, n_features: int, what: str = "x") -> np.ndarray:
+    x = np.asarray(x, dtype=float)
+    if x.ndim == 1:
+        x = x[None, :]
+    if x.ndim != 2 or x.shape[1] != n_features:
+        raise InputError(f"{what} must have shape (batch, {n_features}) or ({n_features},), got {np.shape(x)}")
+    bad = ~np.isfinite(x)
+    if bad.any():
+        sample, col = np.argwhere(bad)[0]
+        raise InputError(f"{what} holds NaN/inf (first at sample {sample}, column {col}); clean the data first")
+    return x
+
+
+def _readout_matrix(readout: str, n_out_nodes: int) -> np.ndarray:
+    """R such that the prediction is R @ V_out (pairs: V+ - V-, with + nodes first)."""
+    if readout == "nodes":
+        return np.eye(n_out_nodes)
+    half = n_out_nodes // 2
+    return np.hstack([np.eye(half), -np.eye(half)])
+
+
+@dataclass
+class LayeredNetwork:
+    sizes: tuple
+    weights: list
+    biases: list
+    neurons: list
+    gains: tuple
+    bias_voltage: float = 1.0
+    input_pairs: bool = True
+    readout: str = "pairs"
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.sizes = tuple(int(s) for s in self.sizes)
+        self.gains = tuple(float(a) for a in self.gains)
+        self.weights = [np.asarray(w, dtype=float) for w in self.weights]
+        self.biases = [np.asarray(b, dtype=float) for b in self.biases]
+        self.validate()
+
+    # ---- structure -------------------------------------------------------------------------
+    @property
+    def n_connections(self) -> int:
+        return len(self.sizes) - 1
+
+    @property
+    def n_features(self) -> int:
+        return self.sizes[0] // 2 if self.input_pairs else self.sizes[0]
+
+    @property
+    def n_targets(self) -> int:
+        return self.sizes[-1] // 2 if self.readout == "pairs" else self.sizes[-1]
+
+    @property
+    def free_sizes(self) -> tuple:
+        return self.sizes[1:]
+
+    @property
+    def energy_weights(self) -> np.ndarray:
+        """kappa[c]: weight of connection c's terms in the energy (1 without amplifiers)."""
+        kappa = np.ones(self.n_connections)
+        for c in range(1, self.n_connections):
+            kappa[c] = kappa[c - 1] / self.gains[c] ** 2
+        return kappa
+
+    @property
+    def readout_matrix(self) -> np.ndarray:
+        return _readout_matrix(self.readout, self.sizes[-1])
+
+    def validate(self) -> None:
+        s = self.sizes
+        if len(s) < 2 or min(s) < 1:
+            raise NetworkError(f"sizes must list at least an input and an output layer of >= 1 node, got {s}")
+        if self.input_pairs and s[0] % 2:
+            raise NetworkError(f"with input_pairs the input layer counts +x and -x sources, so sizes[0] must be even, got {s[0]}")
+        if self.readout not in READOUTS:
+            raise NetworkError(f"unknown readout {self.readout!r}; use one of {READOUTS}")
+        if self.readout == "pairs" and s[-1] % 2:
+            raise NetworkError(f"readout='pairs' needs an even number of output nodes, got {s[-1]}")
+        L = self.n_connections
+        for name, seq in (("weights", self.weights), ("biases", self.biases), ("neurons", self.neurons), ("gains", self.gains)):
+            if len(seq) != L:
+                raise NetworkError(f"{name} needs one entry per connection ({L}), got {len(seq)}")
+        for c in range(L):
+            for name, arr, shape in (("weights", self.weights[c], (s[c], s[c + 1])), ("biases", self.biases[c], (2, s[c + 1]))):
+                if arr.shape != shape:
+                    raise NetworkError(f"{name}[{c}] must have shape {shape}, got {arr.shape}")
+                if not np.isfinite(arr).all():
+                    raise NetworkError(f"{name}[{c}] holds NaN/inf conductances")
+                if (arr < 0).any():
+                    i = np.unravel_index(np.argmin(arr), arr.shape)
+                    raise NetworkError(f"{name}[{c}]{list(i)} = {arr[i]:.3g} S is negative: conductances must be >= 0 "
+                                       "(signed weights come from the +x/-x input pairs)")
+            if self.neurons[c] is not None and not isinstance(self.neurons[c], DiodeClamp):
+                raise NetworkError(f"neurons[{c}] must be a DiodeClamp or None, got {type(self.neurons[c]).__name__}")
+            if not np.isfinite(self.gains[c]) or self.gains[c] <= 0:
+                raise NetworkError(f"gains[{c}] must be positive, got {self.gains[c]}")
+        if self.gains[0] != 1.0:
+            raise NetworkError("gains[0] must be 1: inputs are ideal sources (scale the inputs instead)")
+        # A free node needs a resistive path to a source; in a layered net that means a nonzero column.
+        for c in range(L):
+            total = self.weights[c].sum(0) + self.biases[c].sum(0)
+            if c + 1 < L:
+                total = total + self.weights[c + 1].sum(1)
+            if (total <= 0).any():
+                j = int(np.argmin(total))
+                raise NetworkError(f"node {j} of layer {c + 1} is floating: all its conductances are zero; "
+                                   "give it a conductance to a neighbour or a bias source")
+
+    def copy(self) -> "LayeredNetwork":
+        return copy.deepcopy(self)
+
+    # ---- inputs and outputs ------------------------------------------------------------------
+    def encode_inputs(self, x) -> np.ndarray:
+        """Source voltages (batch, sizes[0]) for features x: [+x, -x] with input pairs."""
+        x = _check_inputs(x, self.n_features)
+        return np.hstack([x, -x]) if self.input_pairs else x
+
+    def check_targets(self, y, batch: int) -> np.ndarray:
+        y = _check_inputs(y, self.n_targets, what="y (targets)")
+        if y.shape[0] != batch:
+            raise InputError(f"y has {y.shape[0]} samples but x has {batch}")
+        return y
+
+    def node_names(self) -> list:
+        """Names of all nodes, sources first, in the order used by the graph and netlists."""
+        names = []
+        if self.input_pairs:
+            names += [f"in{k}p" for k in range(self.n_features)] + [f"in{k}n" for k in range(self.n_features)]
+        else:
+            names += [f"in{k}" for k in range(self.sizes[0])]
+        names += ["biasp", "biasn"]
+        names += self.free_node_names()
+        return names
+
+    def free_node_names(self) -> list:
+        names = []
+        for c in range(1, self.n_connections):
+            names += [f"h{c}_{j}" for j in range(self.sizes[c])]
+        n_out = self.sizes[-1]
+        if self.readout == "pairs":
+            names += [f"out{k}p" for k in range(n_out // 2)] + [f"out{k}n" for k in range(n_out // 2)]
+        else:
+            names += [f"out{k}" for k in range(n_out)]
+        return names
+
+    def to_graph(self) -> "GraphNetwork":
+        """The same circuit as a graph (used by the generic solver, the netlist writer and plots)."""
+        g = nx.Graph()
+        s = self.sizes
+        src = []
+        nf = self.n_features
+        for k in range(s[0]):
+            if self.input_pairs:
+                name, feat, sign = (f"in{k}p", k, 1.0) if k < nf else (f"in{k - nf}n", k - nf, -1.0)
+            else:
+                name, feat, sign = f"in{k}", k, 1.0
+            g.add_node(name, role="input", feature=feat, sign=sign)
+            src.append(name)
+        g.add_node("biasp", role="bias", voltage=self.bias_voltage)
+        g.add_node("biasn", role="bias", voltage=-self.bias_voltage)
+        free = self.free_node_names()
+        layers = [src]
+        offset = 0
+        for c in range(self.n_connections):
+            names = free[offset: offset + s[c + 1]]
+            offset += s[c + 1]
+            last = c == self.n_connections - 1
+            for j, name in enumerate(names):
+                attrs = dict(role="output" if last else "hidden", neuron=self.neurons[c], layer=c + 1)
+                if last:
+                    attrs["readout"] = _readout_entry(self.readout, j, s[-1])
+                g.add_node(name, **attrs)
+            layers.append(names)
+        for c in range(self.n_connections):
+            w, gain = self.weights[c], self.gains[c]
+            ii, jj = np.nonzero(w)
+            for i, j in zip(ii, jj):
+                attrs = {"g": float(w[i, j])}
+                if gain != 1.0:
+                    attrs.update(gain=gain, driver=layers[c][i])
+                g.add_edge(layers[c][i], layers[c + 1][j], **attrs)
+            for b, bname in enumerate(("biasp", "biasn")):
+                for j in np.nonzero(self.biases[c][b])[0]:
+                    g.add_edge(bname, layers[c + 1][j], g=float(self.biases[c][b, j]))
+        return GraphNetwork(g, n_features=self.n_features, readout=self.readout)
+
+
+def _readout_entry(readout: str, j: int, n_out: int) -> tuple:
+    if readout == "nodes":
+        return (j, 1.0)
+    half = n_out // 2
+    return (j, 1.0) if j < half else (j - half, -1.0)
+
+
+def layered(
+    sizes,
+    *,
+    diode="ideal",
+    rails=(-1.0, 1.0),
+    output_diodes: bool = False,
+    gain=1.0,
+    g_range=None,
+    bias_voltage: float = 1.0,
+    input_pairs: bool = True,
+    readout: str = "pairs",
+    seed=0,
+) -> LayeredNetwork:
+    """A Kendall-style layered resistive network.
+
+    ``sizes`` counts nodes: ``layered([1568, 100, 20])`` is the Kendall MNIST network (784 features as
+    +x/-x source pairs, 100 hidden nodes, 10 output pairs). ``diode`` is 'ideal', 'shockley', 'pwl', a
+    diode model instance or None (linear); ``rails`` are the clamp voltages of the hidden nodes;
+    ``gain`` is one amplifier gain for every hidden layer or a list (one per hidden layer);
+    ``g_range`` (siemens) bounds the uniform initial conductances, by default
+    ``(0, 2e-6 * 2 / fan_in)`` per layer so every node sees about the same total conductance.
+    """
+    sizes = tuple(int(s) for s in sizes)
+    if len(sizes) < 2:
+        raise NetworkError(f"sizes needs at least input and output layers, got {sizes}")
+    L = len(sizes) - 1
+    rng = np.random.default_rng(seed)
+    clamp = None if diode is None else DiodeClamp(diode_model(diode), float(rails[0]), float(rails[1]))
+    neurons = [clamp] * (L - 1) + [clamp if output_diodes else None]
+    if np.isscalar(gain):
+        gains = (1.0,) + (float(gain),) * (L - 1)
+    else:
+        gain = tuple(float(a) for a in gain)
+        if len(gain) != L - 1:
+            raise NetworkError(f"gain needs one value per hidden layer ({L - 1}), got {len(gain)}")
+        gains = (1.0,) + gain
+    weights, biases = [], []
+    for c in range(L):
+        lo, hi = g_range if g_range is not None else (0.0, 4e-6 / sizes[c])
+        if not (0 <= lo < hi):
+            raise NetworkError(f"g_range must satisfy 0 <= low < high (siemens), got {(lo, hi)}")
+        weights.append(rng.uniform(lo, hi, size=(sizes[c], sizes[c + 1])))
+        biases.append(rng.uniform(lo, hi, size=(2, sizes[c + 1])))
+    return LayeredNetwork(sizes, weights, biases, neurons, gains, bias_voltage=bias_voltage,
+                          input_pairs=input_pairs, readout=readout)
+
+
+class GraphNetwork:
+    """Any topology: a networkx graph with node roles and conductance edges.
+
+    Node attributes: ``role`` in {input, bias, hidden, output}; inputs carry ``feature`` and ``sign``
+    (source voltage = sign * x[feature]); bias nodes carry ``voltage``; free nodes may carry
+    ``neuron`` (a DiodeClamp); outputs carry ``readout=(target_index, sign)``. Edge attributes: ``g``
+    in siemens and, for an amplified connection, ``gain`` and ``driver`` (the endpoint whose voltage
+    the amplifier multiplies).
+    """
+
+    def __init__(self, graph: nx.Graph, n_features: int, readout: str = "pairs"):
+        self.graph = graph
+        self.n_features = int(n_features)
+        self.readout = readout
+        self.validate()
+
+    @property
+    def sources(self) -> list:
+        return [n for n, r in self.graph.nodes(data="role") if r in SOURCE_ROLES]
+
+    @property
+    def free_nodes(self) -> list:
+        return [n for n, r in self.graph.nodes(data="role") if r not in SOURCE_ROLES]
+
+    @property
+    def output_nodes(self) -> list:
+        return [n for n, r in self.graph.nodes(data="role") if r == "output"]
+
+    @property
+    def n_targets(self) -> int:
+        return 1 + max(self.graph.nodes[n]["readout"][0] for n in self.output_nodes)
+
+    def validate(self) -> None:
+        g = self.graph
+        for n, data in g.nodes(data=True):
+            role = data.get("role")
+            if role not in ROLES:
+                raise NetworkError(f"node {n!r} has unknown role {role!r}; use one of {ROLES}")
+            if role == "input":
+                f = data.get("feature")
+                if not isinstance(f, (int, np.integer)) or not 0 <= f < self.n_features:
+                    raise NetworkError(f"input node {n!r} needs feature in [0, {self.n_features}), got {f!r}")
+            if role == "bias" and not np.isfinite(data.get("voltage", np.nan)):
+                raise NetworkError(f"bias node {n!r} needs a finite 'voltage'")
+            neuron = data.get("neuron")
+            if neuron is not None and not isinstance(neuron, DiodeClamp):
+                raise NetworkError(f"node {n!r} has unknown device {neuron!r}; a neuron must be a DiodeClamp or None")
+            if role == "output" and "readout" not in data:
+                raise NetworkError(f"output node {n!r} needs readout=(target_index, sign)")
+        for u, v, data in g.edges(data=True):
+            gval = data.get("g")
+            if gval is None or not np.isfinite(gval) or gval <= 0:
+                raise NetworkError(f"edge {u!r}-{v!r} has conductance {gval!r}: conductances must be positive siemens")
+            unknown = set(data) - {"g", "gain", "driver"}
+            if unknown:
+                raise NetworkError(f"edge {u!r}-{v!r} has unknown device attributes {sorted(unknown)}")
+            if "gain" in data:
+                if data.get("driver") not in (u, v) or not data["gain"] > 0:
+                    raise NetworkError(f"amplified edge {u!r}-{v!r} needs gain > 0 and driver equal to one endpoint")
+        if not self.sources:
+            raise NetworkError("the network has no source (input or bias) node")
+        if not self.output_nodes:
+            raise NetworkError("the network has no output node")
+        reached = set()
+        for comp in nx.connected_components(g):
+            if any(g.nodes[n]["role"] in SOURCE_ROLES for n in comp):
+                reached |= comp
+        floating = [n for n in self.free_nodes if n not in reached]
+        if floating:
+            raise NetworkError(f"{len(floating)} node(s) have no resistive path to a source, e.g. {floating[:5]}; "
+                               "connect them or remove them")
+
+    def encode_inputs(self, x) -> np.ndarray:
+        """Source voltages (batch, n_sources) in the order of ``self.sources``."""
+        x = _check_inputs(x, self.n_features)
+        cols = []
+        for n in self.sources:
+            d = self.graph.nodes[n]
+            cols.append(d["sign"] * x[:, d["feature"]] if d["role"] == "input" else np.full(len(x), d["voltage"]))
+        return np.stack(cols, axis=1)
+
+    def check_targets(self, y, batch: int) -> np.ndarray:
+        y = _check_inputs(y, self.n_targets, what="y (targets)")
+        if y.shape[0] != batch:
+            raise InputError(f"y has {y.shape[0]} samples but x has {batch}")
+        return y

@@ -1,0 +1,106 @@
+"""``solve``: the native batched equilibrium of any network from this package.
+
+Layered networks use exact block coordinate descent (``method='bcd'``); graphs, or layered networks
+with ``method='newton'``, use the sparse Newton / active-set path. Both return an Equilibrium whose
+``residual`` is the largest Kirchhoff current residual (amperes) over every node and sample.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .energy import kcl_residual, node_conductance, readout
+from .equilibrium import Equilibrium
+from .errors import ConvergenceError, InputError, NetworkError
+from .network import GraphNetwork, LayeredNetwork
+from .solve_graph import compile_graph, solve_graph
+
+METHODS = ("auto", "bcd", "newton")
+
+
+def solve(network, x, y=None, beta: float = 0.0, init=None, *, tol: float = 1e-10,
+          max_iter: int = 2000, method: str = "auto") -> Equilibrium:
+    """Equilibrium node voltages of every sample.
+
+    x: features (batch, n_features); y: targets (batch, n_targets), needed when beta != 0;
+    beta: nudging conductance (siemens), the current beta (y - prediction) is injected at the outputs;
+    init: an Equilibrium or (batch, n_free) voltages to warm-start from (the nudged phase starts from
+    the free one); tol: voltage change (V) at which the solve stops; max_iter: sweeps / iterations
+    before a ConvergenceError naming the worst sample.
+    """
+    if method not in METHODS:
+        raise NetworkError(f"unknown method {method!r}; use one of {METHODS}")
+    if not np.isfinite(beta):
+        raise InputError(f"beta must be finite, got {beta}")
+    if not tol > 0:
+        raise InputError(f"tol must be positive, got {tol}")
+    if isinstance(network, LayeredNetwork):
+        if method in ("auto", "bcd"):
+            return _solve_layered(network, x, y, beta, init, tol, max_iter)
+        return _solve_graph(network.to_graph(), x, y, beta, init, tol, max_iter, layer_sizes=network.free_sizes)
+    if isinstance(network, GraphNetwork):
+        if method == "bcd":
+            raise NetworkError("method='bcd' needs a LayeredNetwork; graphs are solved with method='newton'")
+        return _solve_graph(network, x, y, beta, init, tol, max_iter)
+    raise NetworkError(f"solve() takes a LayeredNetwork or GraphNetwork, got {type(network).__name__}")
+
+
+def _prepare(network, x, y, beta, init, n_free):
+    sources = network.encode_inputs(x)
+    B = sources.shape[0]
+    if beta != 0.0:
+        if y is None:
+            raise InputError("a nudged solve (beta != 0) needs targets y")
+        y = network.check_targets(y, B)
+    elif y is not None:
+        y = network.check_targets(y, B)
+    if init is not None:
+        init = init.voltages if isinstance(init, Equilibrium) else np.asarray(init, dtype=float)
+        if init.shape != (B, n_free):
+            raise InputError(f"init must have shape ({B}, {n_free}) (batch, free nodes), got {init.shape}")
+        if not np.isfinite(init).all():
+            raise InputError("init holds NaN/inf voltages")
+    return sources, y, init
+
+
+def _solve_layered(net: LayeredNetwork, x, y, beta, init, tol, max_iter) -> Equilibrium:
+    n_free = sum(net.free_sizes)
+    sources, y, init = _prepare(net, x, y, beta, init, n_free)
+    init_layers = None if init is None else np.split(init, np.cumsum(net.free_sizes)[:-1], axis=1)
+    from .solve_layered import bcd
+
+    layers, sweeps, change = bcd(net, sources, y, beta, init_layers, tol, max_iter)
+    res = kcl_residual(net, sources, layers, y, beta)
+    if change > tol:
+        totals = node_conductance(net)
+        per_sample = np.max([np.abs(r / s).max(1) for r, s in zip(res, totals)], axis=0)
+        worst = int(np.argmax(per_sample))
+        worst_res = float(max(np.abs(r[worst]).max() for r in res))
+        raise ConvergenceError(
+            f"block coordinate descent did not converge in {max_iter} sweeps (last change {change:.3e} V > tol "
+            f"{tol:.1e} V): sample {worst} has KCL residual {worst_res:.3e} A; raise max_iter or tol", worst, worst_res)
+    residual = float(max(np.abs(r).max(initial=0.0) for r in res))
+    return Equilibrium(np.hstack(layers), sources, readout(net, layers[-1]), sweeps, residual, beta, y,
+                       net.free_sizes, "bcd")
+
+
+def _solve_graph(net: GraphNetwork, x, y, beta, init, tol, max_iter, layer_sizes=None) -> Equilibrium:
+    cg = compile_graph(net)
+    sources, y, init = _prepare(net, x, y, beta, init, len(cg.free))
+    v, iterations, r = solve_graph(cg, sources, y, beta, init, tol, max_iter)
+    r = _complementary_residual(cg, v, r.reshape(v.shape))
+    prediction = v @ cg.R.T.toarray()
+    return Equilibrium(v, sources, prediction, iterations, float(np.abs(r).max(initial=0.0)), beta, y,
+                       layer_sizes, "newton", {"free_nodes": cg.free})
+
+
+def _complementary_residual(cg, v, r):
+    """At an ideal diode's rail only the current the diode can carry is allowed; count the rest."""
+    r = r.copy()
+    for clamp, ix in cg.groups:
+        if clamp.diode.kind != "ideal":
+            continue
+        sub, vv = r[:, ix], v[:, ix]
+        at_hi = np.isclose(vv, clamp.v_high, rtol=0, atol=1e-12)
+        at_lo = np.isclose(vv, clamp.v_low, rtol=0, atol=1e-12)
+        r[:, ix] = np.where(at_hi, np.maximum(sub, 0.0), np.where(at_lo, np.minimum(sub, 0.0), sub))
+    return r
