@@ -21,7 +21,7 @@ ELEMENTARY_CHARGE = 1.602176634e-19
 SPICE_TNOM_KELVIN = 300.15  # ngspice evaluates devices at 27 C unless told otherwise
 SPICE_GMIN = 1e-12  # ngspice puts this conductance across every junction
 # Exponent cap: beyond it the diode is a near-short anyway; the cap keeps Newton steps finite.
-_EXP_CAP = 80.0
+EXP_CAP = 80.0
 
 
 def thermal_voltage(kelvin: float = SPICE_TNOM_KELVIN) -> float:
@@ -72,15 +72,15 @@ class ShockleyDiode:
         return self.n * self.vt
 
     def current(self, vd):
-        e = np.exp(np.minimum(vd / self.nvt, _EXP_CAP))
+        e = np.exp(np.minimum(vd / self.nvt, EXP_CAP))
         return self.i_s * (e - 1.0) + self.gmin * vd
 
     def conductance(self, vd):
-        e = np.exp(np.minimum(vd / self.nvt, _EXP_CAP))
+        e = np.exp(np.minimum(vd / self.nvt, EXP_CAP))
         return self.i_s * e / self.nvt + self.gmin
 
     def cocontent(self, vd):
-        e = np.exp(np.minimum(vd / self.nvt, _EXP_CAP))
+        e = np.exp(np.minimum(vd / self.nvt, EXP_CAP))
         return self.i_s * (self.nvt * (e - 1.0) - vd) + 0.5 * self.gmin * vd**2
 
 

@@ -75,19 +75,26 @@ def kcl_residual(net: LayeredNetwork, sources, layers, y=None, beta=0.0) -> list
         r = totals[c] * v - node_drive(net, sources, layers, c)
         if c == net.n_connections - 1 and beta != 0.0 and y is not None:
             r = r - nudge_current(net, v, y, beta)
-        clamp = net.neurons[c]
-        if clamp is not None:
-            if clamp.diode.kind == "ideal":
-                # At the upper rail the diode can only sink current (r <= 0 allowed), at the lower only source.
-                at_hi = np.isclose(v, clamp.v_high, rtol=0, atol=1e-12)
-                at_lo = np.isclose(v, clamp.v_low, rtol=0, atol=1e-12)
-                r = np.where(at_hi, np.maximum(r, 0.0), np.where(at_lo, np.minimum(r, 0.0), r))
-                outside = (v > clamp.v_high + 1e-12) | (v < clamp.v_low - 1e-12)
-                r = np.where(outside, np.inf, r)
-            else:
-                r = r + clamp.current(v)
-        res.append(r)
+        res.append(clamp_residual(net.neurons[c], v, r))
     return res
+
+
+def clamp_residual(clamp, v, r):
+    """Adds the diodes' current to the resistive residual r of nodes at voltages v.
+
+    An ideal diode carries whatever current keeps its node on the rail, but only in its forward
+    direction: at the upper rail it can only take current out (r <= 0 is admissible), at the lower
+    rail only bring it in. What it cannot carry stays in the residual; a node outside the rails is inf.
+    """
+    if clamp is None:
+        return r
+    if clamp.diode.kind != "ideal":
+        return r + clamp.current(v)
+    at_hi = np.isclose(v, clamp.v_high, rtol=0, atol=1e-12)
+    at_lo = np.isclose(v, clamp.v_low, rtol=0, atol=1e-12)
+    r = np.where(at_hi, np.maximum(r, 0.0), np.where(at_lo, np.minimum(r, 0.0), r))
+    outside = (v > clamp.v_high + 1e-12) | (v < clamp.v_low - 1e-12)
+    return np.where(outside, np.inf, r)
 
 
 def energy(net: LayeredNetwork, sources, layers, y=None, beta=0.0) -> np.ndarray:

@@ -12,11 +12,12 @@ class Equilibrium:
 
     ``voltages`` is (batch, n_free): free nodes in layer order for layered networks (the order of
     ``LayeredNetwork.free_node_names()``), in ``GraphNetwork.free_nodes`` order otherwise.
-    ``residual`` is the largest KCL residual in amperes over every node and sample.
+    ``inputs`` are the input features the sources were set from (``network.encode_inputs`` gives the
+    source voltages). ``residual`` is the largest KCL residual in amperes over every node and sample.
     """
 
     voltages: np.ndarray
-    sources: np.ndarray
+    inputs: np.ndarray
     prediction: np.ndarray
     iterations: int
     residual: float

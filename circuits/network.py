@@ -37,9 +37,11 @@ def _check_inputs(x, n_features: int, what: str = "x") -> np.ndarray:
         x = x[None, :]
     if x.ndim != 2 or x.shape[1] != n_features:
         raise InputError(f"{what} must have shape (batch, {n_features}) or ({n_features},), got {np.shape(x)}")
-    bad = ~np.isfinite(x)
-    if bad.any():
-        sample, col = np.argwhere(bad)[0]
+    if not np.isfinite(x.sum()):  # one reduction; locate the culprit only when something is off
+        bad = np.argwhere(~np.isfinite(x))
+        if len(bad) == 0:
+            return x  # finite values whose sum overflowed
+        sample, col = bad[0]
         raise InputError(f"{what} holds NaN/inf (first at sample {sample}, column {col}); clean the data first")
     return x
 
@@ -144,6 +146,10 @@ class LayeredNetwork:
         return copy.deepcopy(self)
 
     # ---- inputs and outputs ------------------------------------------------------------------
+    def check_inputs(self, x) -> np.ndarray:
+        """x as a float (batch, n_features) array; raises InputError naming a wrong shape or a NaN."""
+        return _check_inputs(x, self.n_features)
+
     def encode_inputs(self, x) -> np.ndarray:
         """Source voltages (batch, sizes[0]) for features x: [+x, -x] with input pairs."""
         x = _check_inputs(x, self.n_features)
@@ -344,6 +350,9 @@ class GraphNetwork:
         if floating:
             raise NetworkError(f"{len(floating)} node(s) have no resistive path to a source, e.g. {floating[:5]}; "
                                "connect them or remove them")
+
+    def check_inputs(self, x) -> np.ndarray:
+        return _check_inputs(x, self.n_features)
 
     def encode_inputs(self, x) -> np.ndarray:
         """Source voltages (batch, n_sources) in the order of ``self.sources``."""

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .energy import kcl_residual, node_conductance, readout
+from .energy import node_conductance, readout
 from .equilibrium import Equilibrium
 from .errors import ConvergenceError, InputError, NetworkError
 from .network import GraphNetwork, LayeredNetwork
+from .solve_layered import bcd
 from .solve_graph import compile_graph, solve_graph
 
 METHODS = ("auto", "bcd", "newton")
@@ -45,8 +46,8 @@ def solve(network, x, y=None, beta: float = 0.0, init=None, *, tol: float = 1e-1
 
 
 def _prepare(network, x, y, beta, init, n_free):
-    sources = network.encode_inputs(x)
-    B = sources.shape[0]
+    x = network.check_inputs(x)
+    B = x.shape[0]
     if beta != 0.0:
         if y is None:
             raise InputError("a nudged solve (beta != 0) needs targets y")
@@ -59,17 +60,14 @@ def _prepare(network, x, y, beta, init, n_free):
             raise InputError(f"init must have shape ({B}, {n_free}) (batch, free nodes), got {init.shape}")
         if not np.isfinite(init).all():
             raise InputError("init holds NaN/inf voltages")
-    return sources, y, init
+    return x, y, init
 
 
 def _solve_layered(net: LayeredNetwork, x, y, beta, init, tol, max_iter) -> Equilibrium:
     n_free = sum(net.free_sizes)
-    sources, y, init = _prepare(net, x, y, beta, init, n_free)
+    x, y, init = _prepare(net, x, y, beta, init, n_free)
     init_layers = None if init is None else np.split(init, np.cumsum(net.free_sizes)[:-1], axis=1)
-    from .solve_layered import bcd
-
-    layers, sweeps, change = bcd(net, sources, y, beta, init_layers, tol, max_iter)
-    res = kcl_residual(net, sources, layers, y, beta)
+    layers, sweeps, change, res = bcd(net, x, y, beta, init_layers, tol, max_iter)
     if change > tol:
         totals = node_conductance(net)
         per_sample = np.max([np.abs(r / s).max(1) for r, s in zip(res, totals)], axis=0)
@@ -79,17 +77,17 @@ def _solve_layered(net: LayeredNetwork, x, y, beta, init, tol, max_iter) -> Equi
             f"block coordinate descent did not converge in {max_iter} sweeps (last change {change:.3e} V > tol "
             f"{tol:.1e} V): sample {worst} has KCL residual {worst_res:.3e} A; raise max_iter or tol", worst, worst_res)
     residual = float(max(np.abs(r).max(initial=0.0) for r in res))
-    return Equilibrium(np.hstack(layers), sources, readout(net, layers[-1]), sweeps, residual, beta, y,
+    return Equilibrium(np.hstack(layers), x, readout(net, layers[-1]), sweeps, residual, beta, y,
                        net.free_sizes, "bcd")
 
 
 def _solve_graph(net: GraphNetwork, x, y, beta, init, tol, max_iter, layer_sizes=None) -> Equilibrium:
     cg = compile_graph(net)
-    sources, y, init = _prepare(net, x, y, beta, init, len(cg.free))
-    v, iterations, r = solve_graph(cg, sources, y, beta, init, tol, max_iter)
+    x, y, init = _prepare(net, x, y, beta, init, len(cg.free))
+    v, iterations, r = solve_graph(cg, net.encode_inputs(x), y, beta, init, tol, max_iter)
     r = _complementary_residual(cg, v, r.reshape(v.shape))
     prediction = v @ cg.R.T.toarray()
-    return Equilibrium(v, sources, prediction, iterations, float(np.abs(r).max(initial=0.0)), beta, y,
+    return Equilibrium(v, x, prediction, iterations, float(np.abs(r).max(initial=0.0)), beta, y,
                        layer_sizes, "newton", {"free_nodes": cg.free})
 
 
