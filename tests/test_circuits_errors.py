@@ -1,0 +1,137 @@
+"""Bad input: each mistake raises an error whose message names the problem."""
+import networkx as nx
+import numpy as np
+import pytest
+
+from eqprop.circuits import (ConvergenceError, DiodeClamp, GraphNetwork, InputError, LayeredNetwork, NetworkError,
+                             layered, solve)
+
+
+@pytest.fixture
+def net():
+    return layered([8, 6, 4], seed=0)
+
+
+def test_nan_input_names_sample_and_column(net):
+    x = np.zeros((3, 4))
+    x[2, 1] = np.nan
+    with pytest.raises(InputError, match=r"NaN/inf.*sample 2, column 1"):
+        solve(net, x)
+
+
+def test_inf_target(net):
+    y = np.zeros((1, 2))
+    y[0, 0] = np.inf
+    with pytest.raises(InputError, match="y \\(targets\\) holds NaN/inf"):
+        solve(net, np.zeros((1, 4)), y, beta=1e-7)
+
+
+def test_wrong_input_shape(net):
+    with pytest.raises(InputError, match=r"shape \(batch, 4\)"):
+        solve(net, np.zeros((2, 5)))
+
+
+def test_wrong_target_batch(net):
+    with pytest.raises(InputError, match="y has 1 samples but x has 2"):
+        solve(net, np.zeros((2, 4)), np.zeros((1, 2)), beta=1e-7)
+
+
+def test_nudge_without_targets(net):
+    with pytest.raises(InputError, match="needs targets y"):
+        solve(net, np.zeros((1, 4)), beta=1e-7)
+
+
+def test_init_of_wrong_shape(net):
+    with pytest.raises(InputError, match=r"init must have shape \(1, 10\)"):
+        solve(net, np.zeros((1, 4)), init=np.zeros((1, 3)))
+
+
+def test_negative_conductance_names_location(net):
+    w = [a.copy() for a in net.weights]
+    w[1][2, 3] = -1e-6
+    with pytest.raises(NetworkError, match=r"weights\[1\]\[2, 3\].*negative"):
+        LayeredNetwork(net.sizes, w, net.biases, net.neurons, net.gains)
+
+
+def test_nan_conductance(net):
+    w = [a.copy() for a in net.weights]
+    w[0][0, 0] = np.nan
+    with pytest.raises(NetworkError, match=r"weights\[0\] holds NaN"):
+        LayeredNetwork(net.sizes, w, net.biases, net.neurons, net.gains)
+
+
+def test_unknown_diode_model():
+    with pytest.raises(NetworkError, match="unknown diode model 'zener'"):
+        layered([4, 2], diode="zener")
+
+
+def test_rails_in_wrong_order():
+    with pytest.raises(NetworkError, match="v_low < v_high"):
+        DiodeClamp("ideal", 1.0, -1.0)
+
+
+def test_floating_layered_node():
+    net = layered([4, 3, 2], seed=0)
+    w = [a.copy() for a in net.weights]
+    b = [a.copy() for a in net.biases]
+    w[0][:, 1] = 0
+    w[1][1, :] = 0
+    b[0][:, 1] = 0
+    with pytest.raises(NetworkError, match="node 1 of layer 1 is floating"):
+        LayeredNetwork(net.sizes, w, b, net.neurons, net.gains)
+
+
+def _graph():
+    g = nx.Graph()
+    g.add_node("x", role="input", feature=0, sign=1.0)
+    g.add_node("o", role="output", readout=(0, 1.0))
+    g.add_edge("x", "o", g=1e-6)
+    return g
+
+
+def test_unknown_role():
+    g = _graph()
+    g.add_node("m", role="memristor")
+    with pytest.raises(NetworkError, match="unknown role 'memristor'"):
+        GraphNetwork(g, 1, readout="nodes")
+
+
+def test_unknown_device_on_edge():
+    g = _graph()
+    g.edges["x", "o"]["capacitance"] = 1e-12
+    with pytest.raises(NetworkError, match="unknown device attributes \\['capacitance'\\]"):
+        GraphNetwork(g, 1, readout="nodes")
+
+
+def test_unknown_neuron_device():
+    g = _graph()
+    g.nodes["o"]["neuron"] = "sigmoid"
+    with pytest.raises(NetworkError, match="unknown device 'sigmoid'"):
+        GraphNetwork(g, 1, readout="nodes")
+
+
+def test_zero_conductance_edge():
+    g = _graph()
+    g.edges["x", "o"]["g"] = 0.0
+    with pytest.raises(NetworkError, match="conductance 0.0.*must be positive"):
+        GraphNetwork(g, 1, readout="nodes")
+
+
+def test_disconnected_node():
+    g = _graph()
+    g.add_node("h", role="hidden")
+    g.add_node("k", role="hidden")
+    g.add_edge("h", "k", g=1e-6)
+    with pytest.raises(NetworkError, match="2 node\\(s\\) have no resistive path to a source"):
+        GraphNetwork(g, 1, readout="nodes")
+
+
+def test_unknown_method(net):
+    with pytest.raises(NetworkError, match="unknown method 'spice'"):
+        solve(net, np.zeros((1, 4)), method="spice")
+
+
+def test_not_converging_names_sample(net):
+    x = np.random.default_rng(0).uniform(0, 1, (3, 4))
+    with pytest.raises(ConvergenceError, match="did not converge in 1 sweeps.*sample"):
+        solve(net, x, max_iter=1, tol=1e-15)
