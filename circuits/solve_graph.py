@@ -118,6 +118,8 @@ def solve_graph(cg: CompiledGraph, sources, y, beta, init, tol, max_iter):
         return v.reshape(batch.B, batch.n), it, r
     v = np.asarray(init, dtype=float).reshape(-1).copy() if init is not None else spla.spsolve(batch.K.tocsc(), batch.b)
     v, it = _newton(batch, v, tol, max_iter)
+    if not np.isfinite(v).all():
+        raise _not_converged(batch, batch.residual(v), batch.K.diagonal(), "Newton", it)
     return v.reshape(batch.B, batch.n), it, batch.residual(v)
 
 
@@ -128,6 +130,8 @@ def _newton(batch: _Batch, v, tol, max_iter):
         J = (batch.K + sp.diags(batch.clamp_conductance(v))).tocsc()
         step = spla.spsolve(J, -r)
         big = np.abs(step).max(initial=0.0)
+        if big <= tol:  # the full Newton step estimates the remaining error: done
+            return v + step, it
         if big > MAX_STEP:
             step *= MAX_STEP / big
         norm = np.linalg.norm(r)
@@ -139,8 +143,6 @@ def _newton(batch: _Batch, v, tol, max_iter):
                 break
             t *= 0.5
         v, r = trial, r_trial
-        if t * np.abs(step).max(initial=0.0) <= tol and np.abs(r / diag).max(initial=0.0) <= tol:
-            return v, it
     raise _not_converged(batch, r, diag, "Newton", max_iter)
 
 

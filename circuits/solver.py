@@ -66,6 +66,8 @@ def _prepare(network, x, y, beta, init, n_free):
 def _solve_layered(net: LayeredNetwork, x, y, beta, init, tol, max_iter) -> Equilibrium:
     n_free = sum(net.free_sizes)
     x, y, init = _prepare(net, x, y, beta, init, n_free)
+    if beta < 0:
+        _check_negative_beta(net, beta)
     init_layers = None if init is None else np.split(init, np.cumsum(net.free_sizes)[:-1], axis=1)
     layers, sweeps, change, res = bcd(net, x, y, beta, init_layers, tol, max_iter)
     if change > tol:
@@ -76,9 +78,26 @@ def _solve_layered(net: LayeredNetwork, x, y, beta, init, tol, max_iter) -> Equi
         raise ConvergenceError(
             f"block coordinate descent did not converge in {max_iter} sweeps (last change {change:.3e} V > tol "
             f"{tol:.1e} V): sample {worst} has KCL residual {worst_res:.3e} A; raise max_iter or tol", worst, worst_res)
+    voltages = np.hstack(layers)
+    if not np.isfinite(voltages).all():
+        worst = int(np.argwhere(~np.isfinite(voltages))[0, 0])
+        raise ConvergenceError(f"the solve diverged (non-finite voltages at sample {worst})", worst, np.inf)
     residual = float(max(np.abs(r).max(initial=0.0) for r in res))
-    return Equilibrium(np.hstack(layers), x, readout(net, layers[-1]), sweeps, residual, beta, y,
+    return Equilibrium(voltages, x, readout(net, layers[-1]), sweeps, residual, beta, y,
                        net.free_sizes, "bcd")
+
+
+def _check_negative_beta(net: LayeredNetwork, beta: float) -> None:
+    """A negative nudge subtracts conductance at the outputs; past the nodes' own it leaves no minimum."""
+    S = node_conductance(net)[-1]
+    if net.readout == "pairs":
+        h = S.size // 2
+        limit = float(np.min(S[:h] * S[h:] / (S[:h] + S[h:])))
+    else:
+        limit = float(S.min())
+    if -beta >= limit:
+        raise InputError(f"beta={beta:.3g} S is too negative: the output nodes' conductance allows |beta| < "
+                         f"{limit:.3g} S, beyond which the nudged energy has no minimum; use a smaller |beta|")
 
 
 def _solve_graph(net: GraphNetwork, x, y, beta, init, tol, max_iter, layer_sizes=None) -> Equilibrium:

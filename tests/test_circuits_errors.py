@@ -135,3 +135,8 @@ def test_not_converging_names_sample(net):
     x = np.random.default_rng(0).uniform(0, 1, (3, 4))
     with pytest.raises(ConvergenceError, match="did not converge in 1 sweeps.*sample"):
         solve(net, x, max_iter=1, tol=1e-15)
+
+
+def test_too_negative_beta_is_refused(net):
+    with pytest.raises(InputError, match="too negative"):
+        solve(net, np.zeros((1, 4)), np.zeros((1, 2)), beta=-1.0)

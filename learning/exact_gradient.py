@@ -1,0 +1,71 @@
+"""The true gradient of the loss at equilibrium, by implicit differentiation (the adjoint method).
+
+At a free equilibrium dE/dV = 0, so dV/dtheta = -H^{-1} d2E/dVdtheta with H the Hessian of the energy
+over the free nodes. With H lambda = dC/dV:  dL/dtheta = -lambda^T d2E/dV dtheta.
+Nodes held on a rail by an ideal diode do not move with theta (strict complementarity) and drop out.
+This is what every backend's EqProp estimate is compared against.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from eqprop.circuits import LayeredNetwork, readout
+from eqprop.circuits.energy import node_conductance
+
+RAIL_TOL = 1e-9
+
+
+def resistive_exact_gradient(net: LayeredNetwork, free_eq, y) -> tuple:
+    """(gradient list in the order weights..., biases...; mean loss) at a free equilibrium."""
+    layers = free_eq.layers
+    x = free_eq.inputs
+    y = np.asarray(y, dtype=float)
+    B = x.shape[0]
+    sizes = net.free_sizes
+    offs = np.concatenate([[0], np.cumsum(sizes)])
+    n = offs[-1]
+    kappa = net.energy_weights
+    totals = node_conductance(net)
+    H = np.zeros((B, n, n))
+    frozen = np.zeros((B, n), dtype=bool)
+    for c in range(net.n_connections):
+        sl = slice(offs[c], offs[c + 1])
+        v = layers[c]
+        d = np.broadcast_to(totals[c], v.shape).copy()
+        clamp = net.neurons[c]
+        if clamp is not None:
+            if clamp.diode.kind == "ideal":
+                frozen[:, sl] = (v >= clamp.v_high - RAIL_TOL) | (v <= clamp.v_low + RAIL_TOL)
+            else:
+                d = d + clamp.conductance(v)
+        idx = np.arange(offs[c], offs[c + 1])
+        H[:, idx, idx] = kappa[c] * d
+        if c >= 1:
+            block = -kappa[c] * net.gains[c] * net.weights[c]
+            H[:, offs[c - 1]:offs[c], sl] = block
+            H[:, sl, offs[c - 1]:offs[c]] = block.T
+    out = layers[-1]
+    err = readout(net, out) - y
+    g = np.zeros((B, n))
+    g[:, offs[-2]:] = err if net.readout == "nodes" else np.hstack([err, -err])
+    # Frozen nodes: identity rows/columns and zero right-hand side, so their lambda is 0.
+    H = np.where(frozen[:, :, None] | frozen[:, None, :], 0.0, H)
+    diag = np.arange(n)
+    H[:, diag, diag] = np.where(frozen, 1.0, H[:, diag, diag])
+    g = np.where(frozen, 0.0, g)
+    lam = np.linalg.solve(H, g[:, :, None])[:, :, 0]
+    lams = [lam[:, offs[c]:offs[c + 1]] for c in range(len(sizes))]
+    src = net.encode_inputs(x)
+    vb = net.bias_voltage
+    grads_w, grads_b = [], []
+    for c in range(net.n_connections):
+        a = net.gains[c]
+        u = src if c == 0 else layers[c - 1]
+        lu = np.zeros_like(u) if c == 0 else lams[c - 1]
+        v, lv = layers[c], lams[c]
+        gw = (a * a) * (lu * u).sum(0)[:, None] - a * (lu.T @ v) - a * (u.T @ lv) + (lv * v).sum(0)[None, :]
+        grads_w.append(-kappa[c] * gw / B)
+        gb = np.stack([(lv * (v - vb)).sum(0), (lv * (v + vb)).sum(0)])
+        grads_b.append(-kappa[c] * gb / B)
+    loss = float(0.5 * (err**2).sum(1).mean())
+    return grads_w + grads_b, loss
