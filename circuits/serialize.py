@@ -1,0 +1,46 @@
+"""LayeredNetwork to and from plain data (a JSON-able dict plus named arrays), for checkpoints and export."""
+from __future__ import annotations
+
+import numpy as np
+
+from .devices import DiodeClamp, IdealDiode, PiecewiseLinearDiode, ShockleyDiode
+from .errors import NetworkError
+from .network import LayeredNetwork
+
+
+def clamp_to_dict(clamp: DiodeClamp | None):
+    if clamp is None:
+        return None
+    d = clamp.diode
+    params = {} if d.kind == "ideal" else {k: getattr(d, k) for k in d.__dataclass_fields__}
+    return {"diode": d.kind, "params": params, "v_low": clamp.v_low, "v_high": clamp.v_high}
+
+
+def clamp_from_dict(spec):
+    if spec is None:
+        return None
+    models = {"ideal": IdealDiode, "shockley": ShockleyDiode, "pwl": PiecewiseLinearDiode}
+    if spec.get("diode") not in models:
+        raise NetworkError(f"unknown diode model {spec.get('diode')!r} in saved network")
+    return DiodeClamp(models[spec["diode"]](**spec.get("params", {})), spec["v_low"], spec["v_high"])
+
+
+def network_to_data(net: LayeredNetwork) -> tuple:
+    """(meta dict, arrays dict) describing the network completely."""
+    meta = {"sizes": list(net.sizes), "gains": list(net.gains), "bias_voltage": net.bias_voltage,
+            "input_pairs": net.input_pairs, "readout": net.readout,
+            "neurons": [clamp_to_dict(c) for c in net.neurons]}
+    arrays = {f"weights_{c}": w for c, w in enumerate(net.weights)}
+    arrays.update({f"biases_{c}": b for c, b in enumerate(net.biases)})
+    return meta, arrays
+
+
+def network_from_data(meta: dict, arrays) -> LayeredNetwork:
+    L = len(meta["sizes"]) - 1
+    try:
+        weights = [np.array(arrays[f"weights_{c}"]) for c in range(L)]
+        biases = [np.array(arrays[f"biases_{c}"]) for c in range(L)]
+    except KeyError as e:
+        raise NetworkError(f"saved network lacks array {e}") from None
+    return LayeredNetwork(meta["sizes"], weights, biases, [clamp_from_dict(c) for c in meta["neurons"]],
+                          meta["gains"], meta["bias_voltage"], meta["input_pairs"], meta["readout"])

@@ -1,0 +1,220 @@
+"""Run directories: resolved config, per-epoch metrics (CSV + JSON), atomic checkpoints, plots, resume.
+
+A run is deterministic given its config: the data order of epoch e comes from (seed, e) and the
+trainer's random state is checkpointed, so a run killed at any point and resumed from its last
+checkpoint ends with the same conductances as one that never stopped.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from eqprop.circuits import layered
+from eqprop.circuits.serialize import network_from_data, network_to_data
+
+from .data import load
+from .device_models import preset
+from .native import NativeBackend
+from .trainer import EqPropTrainer, TrainConfig, mean_output_conductance
+
+BACKENDS = ("native", "spice", "hopfield", "lava")
+CHECKPOINT = "checkpoint.npz"
+
+
+class RunError(ValueError):
+    """A run directory is missing, incomplete or belongs to a different config."""
+
+
+def make_backend(cfg: TrainConfig, network):
+    if cfg.backend == "native":
+        return NativeBackend(network, tol=cfg.tol)
+    if cfg.backend in BACKENDS:
+        raise RunError(f"backend {cfg.backend!r} is not available in this version of eqprop-hw "
+                       "(only 'native' is implemented so far); use --backend native")
+    raise RunError(f"unknown backend {cfg.backend!r}; use one of {BACKENDS}")
+
+
+def build_network(cfg: TrainConfig, n_features: int, n_classes: int):
+    sizes = [2 * n_features] + list(cfg.hidden) + [2 * n_classes]
+    return layered(sizes, diode=cfg.diode, rails=cfg.rails, gain=cfg.gain, g_range=cfg.g_range, seed=cfg.seed)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write to a temp file in the same directory, fsync, then rename over the target."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_checkpoint(run_dir: Path, net, trainer: EqPropTrainer, history: list) -> None:
+    meta, arrays = network_to_data(net)
+    state = trainer.state()
+    for i, v in enumerate(state["velocity"]):
+        arrays[f"velocity_{i}"] = v
+    for i, d in enumerate(state["d2d"]):
+        if d is not None:
+            arrays[f"d2d_{i}"] = d
+    info = {"network": meta, "epoch": state["epoch"], "rng": state["rng"], "g_ref": state["g_ref"],
+            "history": history}
+    arrays["info"] = np.frombuffer(json.dumps(info).encode(), dtype=np.uint8)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    atomic_write(run_dir / CHECKPOINT, buf.getvalue())
+
+
+def load_checkpoint(run_dir: Path):
+    path = Path(run_dir) / CHECKPOINT
+    if not path.exists():
+        raise RunError(f"{run_dir} has no {CHECKPOINT}; is it a run directory written by 'eqprop train'?")
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    info = json.loads(arrays.pop("info").tobytes().decode())
+    net = network_from_data(info["network"], arrays)
+    n_params = 2 * net.n_connections
+    state = {"velocity": [arrays[f"velocity_{i}"] for i in range(n_params)],
+             "d2d": [arrays.get(f"d2d_{i}") for i in range(n_params)],
+             "epoch": info["epoch"], "rng": info["rng"], "g_ref": info["g_ref"]}
+    return net, state, info["history"]
+
+
+def load_config(run_dir: Path) -> TrainConfig:
+    path = Path(run_dir) / "config.json"
+    if not path.exists():
+        raise RunError(f"{run_dir} has no config.json; is it a run directory written by 'eqprop train'?")
+    d = json.loads(path.read_text())
+    d["rails"] = tuple(d["rails"])
+    d["g_range"] = None if d["g_range"] is None else tuple(d["g_range"])
+    return TrainConfig(**d)
+
+
+def train(cfg: TrainConfig, run_dir, *, resume: bool = False, progress: bool = True, log=print,
+          stop_after_steps: int | None = None) -> dict:
+    """Trains per cfg into run_dir; returns the last epoch's metrics. ``resume`` continues a killed run."""
+    run_dir = Path(run_dir)
+    ds = load(cfg.dataset, cfg.data, n_train=cfg.n_train, n_test=cfg.n_test, seed=cfg.seed)
+    x_train, x_test = ds.x_train * cfg.input_scale, ds.x_test * cfg.input_scale
+    history: list = []
+    if resume and (run_dir / CHECKPOINT).exists():
+        saved = load_config(run_dir)
+        if saved.to_dict() != cfg.to_dict():
+            raise RunError(f"{run_dir} was started with a different config; resume it with that config "
+                           "(eqprop train --resume RUN reads it) or choose a new --out")
+        net, state, history = load_checkpoint(run_dir)
+    else:
+        if run_dir.exists() and any(run_dir.iterdir()) and not resume:
+            raise RunError(f"{run_dir} already holds a run; pass --resume to continue it or choose a new --out")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=1).encode())
+        net, state = build_network(cfg, ds.n_features, ds.n_classes), None
+    backend = make_backend(cfg, net)
+    g_max = 2.0 * max(float(w.max()) for w in net.weights)
+    trainer = EqPropTrainer(backend, cfg, preset(cfg.device, g_max), mean_output_conductance(net))
+    if state is not None:
+        trainer.load_state(state)
+    last = history[-1] if history else {}
+    steps = 0
+    for epoch in range(trainer.epoch, cfg.epochs):
+        t0 = time.perf_counter()
+        order = np.random.default_rng([cfg.seed, epoch]).permutation(len(x_train))
+        batches = range(0, len(order), cfg.batch_size)
+        bar = _progress(batches, progress, f"epoch {epoch + 1}/{cfg.epochs}")
+        loss_sum, correct = 0.0, 0
+        for n_done, i in enumerate(bar, start=1):
+            idx = order[i:i + cfg.batch_size]
+            r = trainer.step(x_train[idx], ds.y_train[idx])
+            loss_sum += r["loss"] * len(idx)
+            correct += r["correct"]
+            seen = min(i + cfg.batch_size, len(order))
+            if hasattr(bar, "set_postfix") and n_done % 10 == 0:
+                bar.set_postfix(loss=f"{loss_sum / seen:.2e}", acc=f"{correct / seen:.3f}")
+            steps += 1
+            if stop_after_steps is not None and steps >= stop_after_steps:
+                return {"stopped": True}
+        trainer.epoch = epoch + 1
+        test = trainer.evaluate(x_test, ds.y_test)
+        last = {"epoch": epoch + 1, "train_loss": loss_sum / len(order), "train_accuracy": correct / len(order),
+                "test_loss": test["loss"], "test_accuracy": test["accuracy"],
+                "seconds": time.perf_counter() - t0}
+        history.append(last)
+        save_checkpoint(run_dir, net, trainer, history)
+        _write_metrics(run_dir, history)
+        log(f"epoch {epoch + 1}: train acc {last['train_accuracy']:.4f}  test acc {last['test_accuracy']:.4f}  "
+            f"({last['seconds']:.1f} s)")
+    _plots(run_dir, net, backend, history, x_test[:512])
+    return last
+
+
+def _progress(iterable, enabled, desc):
+    if not enabled:
+        return iterable
+    from tqdm import tqdm
+
+    return tqdm(iterable, desc=desc, leave=False, dynamic_ncols=True)
+
+
+def _write_metrics(run_dir: Path, history: list) -> None:
+    atomic_write(run_dir / "metrics.json", json.dumps(history, indent=1).encode())
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(history[0]))
+    w.writeheader()
+    w.writerows(history)
+    atomic_write(run_dir / "metrics.csv", buf.getvalue().encode())
+
+
+def _plots(run_dir: Path, net, backend, history, x_sample) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if history:
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        ep = [h["epoch"] for h in history]
+        ax.plot(ep, [1 - h["train_accuracy"] for h in history], "o-", label="train")
+        ax.plot(ep, [1 - h["test_accuracy"] for h in history], "s-", label="test")
+        ax.set(xlabel="epoch", ylabel="error rate", yscale="log", title="learning curve")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(run_dir / "learning_curve.png", dpi=120)
+        plt.close(fig)
+    fig, axes = plt.subplots(1, net.n_connections, figsize=(4 * net.n_connections, 3))
+    for c, ax in enumerate(np.atleast_1d(axes)):
+        ax.hist(net.weights[c].ravel() * 1e9, bins=60)
+        ax.set(title=f"conductances, connection {c}", xlabel="G (nS)")
+    fig.tight_layout()
+    fig.savefig(run_dir / "conductances.png", dpi=120)
+    plt.close(fig)
+    eq = backend.settle(x_sample)
+    fig, axes = plt.subplots(1, len(eq.layers), figsize=(4 * len(eq.layers), 3))
+    for c, (ax, v) in enumerate(zip(np.atleast_1d(axes), eq.layers)):
+        ax.hist(v.ravel(), bins=60)
+        ax.set(title=f"free-phase voltages, layer {c + 1}", xlabel="V")
+    fig.tight_layout()
+    fig.savefig(run_dir / "voltages.png", dpi=120)
+    plt.close(fig)
+
+
+def evaluate_run(run_dir, split: str = "test") -> dict:
+    cfg = load_config(run_dir)
+    net, _, _ = load_checkpoint(run_dir)
+    ds = load(cfg.dataset, cfg.data, n_train=cfg.n_train, n_test=cfg.n_test, seed=cfg.seed)
+    backend = make_backend(cfg, net)
+    trainer = EqPropTrainer(backend, cfg, preset("ideal", 1.0), mean_output_conductance(net))
+    x, y = (ds.x_test, ds.y_test) if split == "test" else (ds.x_train, ds.y_train)
+    return trainer.evaluate(x * cfg.input_scale, y)

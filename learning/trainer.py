@@ -1,0 +1,121 @@
+"""The EqProp trainer: phases, local updates through a device model, SGD with momentum, metrics.
+
+Parameters are optimised in units of their layer's reference conductance g_ref (the mean initial
+conductance of that array), so one learning rate means the same relative step for a 1568-input
+layer of nanosiemens as for a 100-input layer of tens of nanosiemens:
+    p = G / g_ref,   dL/dp = g_ref * dL/dG,   G <- device(G, -g_ref * lr * velocity).
+``beta`` is given relative to the mean conductance of an output node, for the same reason, and the
+loss is counted in units of target_amplitude^2, so learning rates do not depend on the voltage scale.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from eqprop.circuits.energy import node_conductance
+
+from .data import targets
+from .device_models import DeviceModel
+from .eqprop import eqprop_gradient, run_phases
+
+
+@dataclass
+class TrainConfig:
+    dataset: str = "digits"
+    data: str | None = None
+    backend: str = "native"
+    hidden: list = field(default_factory=lambda: [100])
+    epochs: int = 10
+    batch_size: int = 32
+    lr: list = field(default_factory=lambda: [10.0, 5.0])  # per connection (weights and biases of layer c)
+    lr_decay: float = 0.99  # multiplied into every lr after each epoch
+    momentum: float = 0.9
+    beta: float = 0.1  # relative to the mean output-node conductance
+    nudging: str = "centered"
+    target_amplitude: float = 0.05  # volts per output pair (+ for the true class, - otherwise)
+    input_scale: float = 1.0  # volts per unit of pixel intensity
+    diode: str = "ideal"
+    rails: tuple = (-0.05, 0.05)
+    gain: float = 4.0
+    g_range: tuple | None = None
+    device: str = "ideal"
+    seed: int = 0
+    n_train: int | None = None
+    n_test: int | None = None
+    tol: float = 1e-9
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["rails"] = list(self.rails)
+        d["g_range"] = None if self.g_range is None else list(self.g_range)
+        return d
+
+
+class EqPropTrainer:
+    """Trains any Backend with EqProp. Holds the optimiser state so a checkpoint can restore it exactly."""
+
+    def __init__(self, backend, config: TrainConfig, device: DeviceModel, output_conductance: float):
+        self.backend = backend
+        self.config = config
+        self.device = device
+        self.rng = np.random.default_rng(config.seed)
+        params = backend.parameters()
+        self.g_ref = [float(p.mean()) if p.mean() > 0 else 1.0 for p in params]
+        self.velocity = [np.zeros_like(p) for p in params]
+        n_conn = len(params) // 2
+        lr = list(config.lr)
+        if len(lr) == 1:
+            lr = lr * n_conn
+        if len(lr) != n_conn:
+            raise ValueError(f"lr needs one value per connection ({n_conn}) or a single value, got {len(lr)}")
+        self.lr = lr + lr  # weights then biases of each connection share its rate
+        self.beta_abs = config.beta * output_conductance
+        self.d2d = [device.device_gains(p.shape, self.rng) for p in params]
+        self.epoch = 0
+
+    def step(self, x, labels) -> dict:
+        cfg = self.config
+        y = targets(labels, self.n_classes, cfg.target_amplitude)
+        ph = run_phases(self.backend, x, y, self.beta_abs, cfg.nudging, self.rng)
+        if self.device.read_noise:
+            for eq in (ph.free, ph.plus, ph.minus):
+                if eq is not None:
+                    eq.voltages = self.device.read(eq.voltages, self.rng)
+        grads = eqprop_gradient(self.backend, ph)
+        decay = cfg.lr_decay ** self.epoch
+        for p, g, v, ref, lr, gains in zip(self.backend.parameters(), grads, self.velocity, self.g_ref, self.lr, self.d2d):
+            v *= cfg.momentum
+            v += (ref / cfg.target_amplitude**2) * g  # dimensionless: p = G / g_ref, loss in units of amplitude^2
+            self.device.apply(p, -(lr * decay * ref) * v, self.rng, gains)
+        self.backend.sync()
+        pred = ph.free.prediction
+        return {"loss": float(0.5 * ((pred - y) ** 2).sum(1).mean()),
+                "correct": int((pred.argmax(1) == labels).sum())}
+
+    n_classes = 10
+
+    def evaluate(self, x, labels, batch_size: int = 512) -> dict:
+        y = targets(labels, self.n_classes, self.config.target_amplitude)
+        loss, correct = 0.0, 0
+        for i in range(0, len(x), batch_size):
+            eq = self.backend.settle(x[i:i + batch_size])
+            pred = eq.prediction
+            loss += float(0.5 * ((pred - y[i:i + batch_size]) ** 2).sum())
+            correct += int((pred.argmax(1) == labels[i:i + batch_size]).sum())
+        return {"loss": loss / len(x), "accuracy": correct / len(x)}
+
+    def state(self) -> dict:
+        return {"velocity": self.velocity, "epoch": self.epoch, "rng": self.rng.bit_generator.state,
+                "g_ref": self.g_ref, "d2d": self.d2d}
+
+    def load_state(self, state: dict) -> None:
+        self.velocity = [np.array(v) for v in state["velocity"]]
+        self.epoch = int(state["epoch"])
+        self.rng.bit_generator.state = state["rng"]
+        self.g_ref = list(state["g_ref"])
+        self.d2d = state["d2d"]
+
+
+def mean_output_conductance(net) -> float:
+    return float(node_conductance(net)[-1].mean())
