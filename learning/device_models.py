@@ -69,16 +69,16 @@ class DeviceModel:
 def preset(name: str, g_max: float) -> DeviceModel:
     """Named device models; ``g_max`` (siemens) sets the range of the bounded ones."""
     presets = {
-        "ideal": DeviceModel("ideal", g_min=0.0),
-        "bounded": DeviceModel("bounded", g_min=0.0, g_max=g_max),
-        "quantized": DeviceModel("quantized", g_min=0.0, g_max=g_max, levels=64),
-        "noisy": DeviceModel("noisy", g_min=0.0, g_max=g_max, write_noise=0.3),
-        "memristor": DeviceModel("memristor", g_min=0.01 * g_max, g_max=g_max, levels=128, write_noise=0.2,
-                                 potentiation=1.0, depression=0.7, soft_bounds=True, d2d_variation=0.1),
+        "ideal": lambda: DeviceModel("ideal", g_min=0.0),
+        "bounded": lambda: DeviceModel("bounded", g_min=0.0, g_max=g_max),
+        "quantized": lambda: DeviceModel("quantized", g_min=0.0, g_max=g_max, levels=64),
+        "noisy": lambda: DeviceModel("noisy", g_min=0.0, g_max=g_max, write_noise=0.3),
+        "memristor": lambda: DeviceModel("memristor", g_min=0.01 * g_max, g_max=g_max, levels=128, write_noise=0.2,
+                                         potentiation=1.0, depression=0.7, soft_bounds=True, d2d_variation=0.1),
     }
     if name not in presets:
         raise ValueError(f"unknown device model {name!r}; use one of {sorted(presets)}")
-    return presets[name]
+    return presets[name]()
 
 
 PRESETS = ("ideal", "bounded", "quantized", "noisy", "memristor")

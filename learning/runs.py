@@ -71,7 +71,7 @@ def save_checkpoint(run_dir: Path, net, trainer: EqPropTrainer, history: list) -
         if d is not None:
             arrays[f"d2d_{i}"] = d
     info = {"network": meta, "epoch": state["epoch"], "rng": state["rng"], "g_ref": state["g_ref"],
-            "history": history}
+            "beta_abs": state["beta_abs"], "g_max": trainer.device.g_max, "history": history}
     arrays["info"] = np.frombuffer(json.dumps(info).encode(), dtype=np.uint8)
     buf = io.BytesIO()
     np.savez(buf, **arrays)
@@ -89,7 +89,8 @@ def load_checkpoint(run_dir: Path):
     n_params = 2 * net.n_connections
     state = {"velocity": [arrays[f"velocity_{i}"] for i in range(n_params)],
              "d2d": [arrays.get(f"d2d_{i}") for i in range(n_params)],
-             "epoch": info["epoch"], "rng": info["rng"], "g_ref": info["g_ref"]}
+             "epoch": info["epoch"], "rng": info["rng"], "g_ref": info["g_ref"], "beta_abs": info["beta_abs"],
+             "g_max": info["g_max"]}
     return net, state, info["history"]
 
 
@@ -123,7 +124,8 @@ def train(cfg: TrainConfig, run_dir, *, resume: bool = False, progress: bool = T
         atomic_write(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=1).encode())
         net, state = build_network(cfg, ds.n_features, ds.n_classes), None
     backend = make_backend(cfg, net)
-    g_max = 2.0 * max(float(w.max()) for w in net.weights)
+    # Scales fixed at the start of a run (a resumed run must not recompute them from trained values).
+    g_max = state["g_max"] if state else 2.0 * max(float(w.max()) for w in net.weights)
     trainer = EqPropTrainer(backend, cfg, preset(cfg.device, g_max), mean_output_conductance(net))
     if state is not None:
         trainer.load_state(state)

@@ -1,8 +1,9 @@
 """The EqProp trainer: phases, local updates through a device model, SGD with momentum, metrics.
 
 Parameters are optimised in units of their layer's reference conductance g_ref (the mean initial
-conductance of that array), so one learning rate means the same relative step for a 1568-input
-layer of nanosiemens as for a 100-input layer of tens of nanosiemens:
+conductance of that array, times sqrt(fan_in / 100)), so one learning rate works for a 1568-input
+layer of nanosiemens as for a 32-input layer of tens of nanosiemens (a layer's output moves by
+about fan_in times the per-device step, hence the fan-in factor; rates are quoted for 100 inputs):
     p = G / g_ref,   dL/dp = g_ref * dL/dG,   G <- device(G, -g_ref * lr * velocity).
 ``beta`` is given relative to the mean conductance of an output node, for the same reason, and the
 loss is counted in units of target_amplitude^2, so learning rates do not depend on the voltage scale.
@@ -61,9 +62,10 @@ class EqPropTrainer:
         self.device = device
         self.rng = np.random.default_rng(config.seed)
         params = backend.parameters()
-        self.g_ref = [float(p.mean()) if p.mean() > 0 else 1.0 for p in params]
-        self.velocity = [np.zeros_like(p) for p in params]
         n_conn = len(params) // 2
+        fan_in = [p.shape[0] for p in params[:n_conn]] * 2  # biases share their connection's fan-in
+        self.g_ref = [(float(p.mean()) if p.mean() > 0 else 1.0) * np.sqrt(f / 100.0) for p, f in zip(params, fan_in)]
+        self.velocity = [np.zeros_like(p) for p in params]
         lr = list(config.lr)
         if len(lr) == 1:
             lr = lr * n_conn
@@ -107,7 +109,7 @@ class EqPropTrainer:
 
     def state(self) -> dict:
         return {"velocity": self.velocity, "epoch": self.epoch, "rng": self.rng.bit_generator.state,
-                "g_ref": self.g_ref, "d2d": self.d2d}
+                "g_ref": self.g_ref, "d2d": self.d2d, "beta_abs": self.beta_abs}
 
     def load_state(self, state: dict) -> None:
         self.velocity = [np.array(v) for v in state["velocity"]]
@@ -115,6 +117,7 @@ class EqPropTrainer:
         self.rng.bit_generator.state = state["rng"]
         self.g_ref = list(state["g_ref"])
         self.d2d = state["d2d"]
+        self.beta_abs = float(state["beta_abs"])
 
 
 def mean_output_conductance(net) -> float:

@@ -1,0 +1,62 @@
+"""EqProp's local estimate against the exact gradient (implicit differentiation), itself checked
+against finite differences of the loss."""
+import numpy as np
+import pytest
+
+from eqprop.circuits import layered, solve
+from eqprop.learning import (Backend, NativeBackend, cosine, eqprop_gradient, relative_error,
+                             resistive_exact_gradient, run_phases)
+
+
+def case(diode, seed=2):
+    net = layered([16, 10, 6], seed=seed, gain=3.0, diode=diode, rails=(-0.05, 0.05))
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0, 1, (20, 8))
+    y = rng.uniform(-0.05, 0.05, (20, 3))
+    return net, x, y
+
+
+def mean_loss(net, x, y):
+    return 0.5 * ((solve(net, x, tol=1e-14).prediction - y) ** 2).sum(1).mean()
+
+
+@pytest.mark.parametrize("diode", ["ideal", "shockley", None])
+def test_exact_gradient_matches_finite_differences(diode):
+    net, x, y = case(diode)
+    exact, loss = resistive_exact_gradient(net, solve(net, x, tol=1e-14), y)
+    assert abs(loss - mean_loss(net, x, y)) < 1e-15
+    rng = np.random.default_rng(0)
+    for p, g in zip(net.weights + net.biases, exact):
+        for _ in range(3):
+            idx = tuple(rng.integers(0, s) for s in p.shape)
+            h = 1e-3 * p[idx]
+            p[idx] += h
+            up = mean_loss(net, x, y)
+            p[idx] -= 2 * h
+            down = mean_loss(net, x, y)
+            p[idx] += h
+            fd = (up - down) / (2 * h)
+            assert abs(fd - g[idx]) <= 1e-5 * max(1.0, abs(g).max()), (idx, fd, g[idx])
+
+
+@pytest.mark.parametrize("diode", ["ideal", "shockley"])
+def test_centered_eqprop_matches_exact_gradient(diode):
+    net, x, y = case(diode)
+    backend = NativeBackend(net, tol=1e-13)
+    assert isinstance(backend, Backend)
+    exact, _ = resistive_exact_gradient(net, backend.settle(x), y)
+    centered = eqprop_gradient(backend, run_phases(backend, x, y, 1e-8, "centered"))
+    one_sided = eqprop_gradient(backend, run_phases(backend, x, y, 1e-8, "positive"))
+    assert cosine(centered, exact) >= 0.9999
+    assert relative_error(centered, exact) < 1e-3
+    # Centered nudging cancels the O(beta) bias of the one-sided estimate.
+    assert relative_error(centered, exact) < 0.1 * relative_error(one_sided, exact)
+
+
+def test_estimate_degrades_with_large_beta():
+    net, x, y = case("ideal")
+    backend = NativeBackend(net, tol=1e-13)
+    exact, _ = resistive_exact_gradient(net, backend.settle(x), y)
+    errs = [relative_error(eqprop_gradient(backend, run_phases(backend, x, y, b, "positive")), exact)
+            for b in (1e-9, 1e-8, 1e-7)]
+    assert errs[0] < errs[1] < errs[2]

@@ -1,0 +1,84 @@
+"""Training end to end: it learns, runs resume bit for bit, device models act, the CLI reports errors."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from eqprop.learning.device_models import DeviceModel, preset
+from eqprop.learning.runs import RunError, load_checkpoint, train
+from eqprop.learning.trainer import TrainConfig
+
+SMALL = dict(dataset="digits", hidden=[32], epochs=3, n_test=200, batch_size=20)
+
+
+def test_training_learns_digits(tmp_path):
+    last = train(TrainConfig(**SMALL), tmp_path / "run", progress=False, log=lambda *_: None)
+    assert last["test_accuracy"] > 0.8  # chance is 0.1
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert [m["epoch"] for m in metrics] == [1, 2, 3]
+    for f in ("config.json", "metrics.csv", "checkpoint.npz", "learning_curve.png", "conductances.png", "voltages.png"):
+        assert (tmp_path / "run" / f).stat().st_size > 0
+
+
+@pytest.mark.parametrize("device", ["ideal", "memristor"])
+def test_killed_run_resumes_to_identical_conductances(tmp_path, device):
+    cfg = TrainConfig(**SMALL, device=device)
+    train(cfg, tmp_path / "full", progress=False, log=lambda *_: None)
+    # Stop in the middle of epoch 2 (after the epoch-1 checkpoint), then resume.
+    out = train(cfg, tmp_path / "cut", progress=False, log=lambda *_: None, stop_after_steps=30)
+    assert out == {"stopped": True}
+    train(cfg, tmp_path / "cut", resume=True, progress=False, log=lambda *_: None)
+    full, _, hist_full = load_checkpoint(tmp_path / "full")
+    cut, _, hist_cut = load_checkpoint(tmp_path / "cut")
+    for a, b in zip(full.weights + full.biases, cut.weights + cut.biases):
+        np.testing.assert_array_equal(a, b)
+    assert [h["test_accuracy"] for h in hist_full] == [h["test_accuracy"] for h in hist_cut]
+
+
+def test_existing_run_is_not_overwritten(tmp_path):
+    cfg = TrainConfig(**{**SMALL, "epochs": 1})
+    train(cfg, tmp_path / "r", progress=False, log=lambda *_: None)
+    with pytest.raises(RunError, match="already holds a run"):
+        train(cfg, tmp_path / "r", progress=False, log=lambda *_: None)
+
+
+def test_device_model_bounds_levels_and_soft_bounds():
+    rng = np.random.default_rng(0)
+    g = np.array([0.5, 0.5, 0.99])
+    DeviceModel("b", g_min=0.1, g_max=1.0).apply(g, np.array([10.0, -10.0, 0.0]), rng)
+    np.testing.assert_array_equal(g, [1.0, 0.1, 0.99])
+    g = np.array([0.3])
+    DeviceModel("q", g_min=0.0, g_max=1.0, levels=5).apply(g, np.array([0.04]), rng)
+    np.testing.assert_allclose(g, [0.25])
+    near, far = np.array([0.9]), np.array([0.1])
+    soft = DeviceModel("s", g_min=0.0, g_max=1.0, soft_bounds=True)
+    soft.apply(near, np.array([0.05]), rng)
+    soft.apply(far, np.array([0.05]), rng)
+    assert near[0] - 0.9 < far[0] - 0.1  # steps shrink near the bound
+    with pytest.raises(ValueError, match="unknown device model"):
+        preset("flash", 1.0)
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "eqprop.learning.cli", *args], capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_cli_reports_user_errors_without_traceback(tmp_path):
+    r = run_cli("train", "--dataset", "mnist", "--data", str(tmp_path / "missing.npz"), "--out", str(tmp_path / "o"))
+    assert r.returncode == 2 and "does not exist" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("evaluate", str(tmp_path))
+    assert r.returncode == 2 and "no config.json" in r.stderr
+    r = run_cli("train", "--backend", "lava", "--out", str(tmp_path / "l"), "--no-progress")
+    assert r.returncode == 2 and "not available" in r.stderr
+
+
+def test_cli_train_and_evaluate(tmp_path):
+    out = tmp_path / "run"
+    r = run_cli("train", "--hidden", "16", "--epochs", "1", "--n-train", "200", "--n-test", "100", "--out", str(out),
+                "--no-progress")
+    assert r.returncode == 0, r.stderr
+    r = run_cli("evaluate", str(out))
+    assert r.returncode == 0 and "test accuracy" in r.stdout
