@@ -350,6 +350,40 @@ class GraphNetwork:
         if floating:
             raise NetworkError(f"{len(floating)} node(s) have no resistive path to a source, e.g. {floating[:5]}; "
                                "connect them or remove them")
+        self._check_energy_exists()
+
+    def _check_energy_exists(self) -> None:
+        """Amplifiers keep an energy function only if every loop of free nodes has gain product 1.
+
+        Each free node gets an energy weight kappa with kappa_o = kappa_d / a^2 across an amplified edge
+        (driver d, other end o) and equal weights across a plain resistor; a loop that contradicts
+        itself leaves the circuit without an energy, and EqProp without its theorem.
+        """
+        g = self.graph
+        free = set(self.free_nodes)
+        log_kappa = {}
+        for start in free:
+            if start in log_kappa:
+                continue
+            log_kappa[start] = 0.0
+            stack = [start]
+            while stack:
+                u = stack.pop()
+                for w, data in g[u].items():
+                    if w not in free:
+                        continue
+                    step = 0.0
+                    if "gain" in data:
+                        step = -2 * np.log(data["gain"]) if data["driver"] == u else 2 * np.log(data["gain"])
+                    want = log_kappa[u] + step
+                    if w not in log_kappa:
+                        log_kappa[w] = want
+                        stack.append(w)
+                    elif abs(log_kappa[w] - want) > 1e-9:
+                        raise NetworkError(f"amplifier gains around a loop through {u!r} and {w!r} do not multiply "
+                                           "to 1: the circuit has no energy function, so EqProp does not apply; "
+                                           "make every loop's gain product 1")
+        self.energy_weights = {n: float(np.exp(k)) for n, k in log_kappa.items()}
 
     def check_inputs(self, x) -> np.ndarray:
         return _check_inputs(x, self.n_features)

@@ -30,6 +30,7 @@ class CompiledGraph:
     D: sp.csr_matrix  # (n_free, n_sources) coupling to the sources
     R: sp.csr_matrix  # (n_targets, n_free) readout
     groups: list  # [(DiodeClamp, free indices)]
+    kappa: np.ndarray  # energy weight per free node: diag(kappa) K is symmetric
 
 
 def compile_graph(net: GraphNetwork) -> CompiledGraph:
@@ -70,7 +71,8 @@ def compile_graph(net: GraphNetwork) -> CompiledGraph:
         clamp = net.graph.nodes[node].get("neuron")
         if clamp is not None:
             groups.setdefault(clamp, []).append(fi[node])
-    return CompiledGraph(free, sources, K, D, R, [(c, np.array(ix)) for c, ix in groups.items()])
+    kappa = np.array([net.energy_weights[n] for n in free])
+    return CompiledGraph(free, sources, K, D, R, [(c, np.array(ix)) for c, ix in groups.items()], kappa)
 
 
 class _Batch:
@@ -88,6 +90,7 @@ class _Batch:
         self.K = sp.kron(sp.identity(B, format="csr"), self.K1, format="csr")
         self.b = rhs.reshape(-1)
         self.clamps = [(c, (np.arange(B)[:, None] * n + ix[None, :]).reshape(-1)) for c, ix in cg.groups]
+        self.kappa = np.tile(cg.kappa, B)
 
     def clamp_current(self, v):
         i = np.zeros_like(v)
@@ -116,7 +119,12 @@ def solve_graph(cg: CompiledGraph, sources, y, beta, init, tol, max_iter):
         v, it = _active_set(batch, tol, max_iter)
         r = batch.K @ v - batch.b
         return v.reshape(batch.B, batch.n), it, r
-    v = np.asarray(init, dtype=float).reshape(-1).copy() if init is not None else spla.spsolve(batch.K.tocsc(), batch.b)
+    if init is not None:
+        v = np.asarray(init, dtype=float).reshape(-1).copy()
+    else:
+        # Start from the ideal-diode solution (nodes on or inside their rails): the linear solution can
+        # sit volts past a rail, deep in the exponential where Newton steps mean little.
+        v, _ = _active_set(batch, tol, max_iter)
     v, it = _newton(batch, v, tol, max_iter)
     if not np.isfinite(v).all():
         raise _not_converged(batch, batch.residual(v), batch.K.diagonal(), "Newton", it)
@@ -139,15 +147,24 @@ def _newton(batch: _Batch, v, tol, max_iter):
         for _ in range(40):
             trial = v + t * step
             r_trial = batch.residual(trial)
-            if np.linalg.norm(r_trial) <= norm or t < 1e-9:
+            if np.linalg.norm(r_trial) <= norm:
                 break
             t *= 0.5
+        else:
+            # No step lowers the residual: it sits at the rounding floor (an ill-conditioned Jacobian can
+            # still propose a large step). Accept when the voltage-equivalent residual is below tol.
+            if np.abs(r / diag).max(initial=0.0) <= tol:
+                return v, it
+            raise _not_converged(batch, r, diag, "Newton (line search)", it)
         v, r = trial, r_trial
     raise _not_converged(batch, r, diag, "Newton", max_iter)
 
 
 def _active_set(batch: _Batch, tol, max_iter):
-    K, b = batch.K, batch.b
+    # Row-scale KCL by the energy weights: the system becomes the symmetric M-matrix of a convex QP,
+    # for which the primal-dual active-set method terminates (amplifiers make K itself non-symmetric).
+    scale = sp.diags(batch.kappa)
+    K, b = (scale @ batch.K).tocsr(), batch.kappa * batch.b
     N = b.size
     diag = K.diagonal()
     lo_rail = np.full(N, -np.inf)
@@ -156,15 +173,34 @@ def _active_set(batch: _Batch, tol, max_iter):
         lo_rail[ix], hi_rail[ix] = c.v_low, c.v_high
     v = spla.spsolve(K.tocsc(), b)
     lam = np.zeros(N)  # current leaving each node through its diodes
-    prev = None
+    up, down = np.zeros(N, bool), np.zeros(N, bool)
+    seen, least_index = set(), False
     for it in range(1, max_iter + 1):
-        probe = v + lam / diag
-        up, down = probe > hi_rail, probe < lo_rail
-        active = up | down
-        key = (up.tobytes(), down.tobytes())
-        if key == prev:
+        if not least_index:
+            probe = v + lam / diag
+            new_up, new_down = probe > hi_rail, probe < lo_rail
+        else:
+            # Murty's least-index rule: flip only the first infeasible node. Slower, but finite for
+            # any symmetric positive definite system; used only if the fast rule starts to cycle.
+            bad = np.flatnonzero((~(up | down) & ((v > hi_rail + 1e-15) | (v < lo_rail - 1e-15)))
+                                 | (up & (lam < 0)) | (down & (lam > 0)))
+            if bad.size == 0:
+                return v, it
+            i = bad[0]
+            new_up, new_down = up.copy(), down.copy()
+            if up[i] or down[i]:
+                new_up[i] = new_down[i] = False
+            else:
+                new_up[i], new_down[i] = v[i] > hi_rail[i], v[i] < lo_rail[i]
+        key = (new_up.tobytes(), new_down.tobytes())
+        if not least_index and key == (up.tobytes(), down.tobytes()) and it > 1:
             return v, it
-        prev = key
+        if not least_index and key in seen:
+            least_index = True
+            continue
+        seen.add(key)
+        up, down = new_up, new_down
+        active = up | down
         v = np.where(up, hi_rail, np.where(down, lo_rail, 0.0))
         inactive = np.flatnonzero(~active)
         act = np.flatnonzero(active)
@@ -174,8 +210,8 @@ def _active_set(batch: _Batch, tol, max_iter):
             v[inactive] = spla.spsolve(Kii, rhs) if inactive.size > 1 else rhs / Kii.toarray().ravel()
         lam = np.zeros(N)
         lam[act] = b[act] - (K @ v)[act]
-    r = K @ v - b
-    raise _not_converged(batch, r, diag, "active-set", max_iter)
+    r = batch.K @ v - batch.b
+    raise _not_converged(batch, r, batch.K.diagonal(), "active-set", max_iter)
 
 
 def _not_converged(batch, r, diag, method, max_iter):

@@ -140,3 +140,15 @@ def test_not_converging_names_sample(net):
 def test_too_negative_beta_is_refused(net):
     with pytest.raises(InputError, match="too negative"):
         solve(net, np.zeros((1, 4)), np.zeros((1, 2)), beta=-1.0)
+
+
+def test_amplifier_loop_without_energy_is_refused():
+    g = _graph()
+    g.add_node("a", role="hidden")
+    g.add_node("b", role="hidden")
+    g.add_edge("x", "a", g=1e-6)
+    g.add_edge("a", "b", g=1e-6, gain=2.0, driver="a")
+    g.add_edge("b", "o", g=1e-6)
+    g.add_edge("o", "a", g=1e-6)  # loop a -> b -> o -> a with gain product 2
+    with pytest.raises(NetworkError, match="no energy function"):
+        GraphNetwork(g, 1, readout="nodes")

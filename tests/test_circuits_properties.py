@@ -2,10 +2,10 @@
 two solver paths (block coordinate descent, sparse Newton / active set) agree."""
 import networkx as nx
 import numpy as np
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from eqprop.circuits import DiodeClamp, GraphNetwork, ShockleyDiode, layered, solve
+from eqprop.circuits import DiodeClamp, GraphNetwork, NetworkError, ShockleyDiode, layered, solve
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 DIODES = st.sampled_from([None, "ideal", "shockley", "pwl"])
@@ -129,7 +129,11 @@ def graph_case(draw):
     for comp in list(nx.connected_components(g)):  # tie every floating component to a source
         if not any(n in sources for n in comp):
             g.add_edge(sorted(comp)[0], str(rng.choice(sources)), g=float(rng.uniform(1e-7, 1e-5)))
-    net = GraphNetwork(g, n_features=n_feat, readout="nodes")
+    try:
+        net = GraphNetwork(g, n_features=n_feat, readout="nodes")
+    except NetworkError as e:  # random amplifier loops often have no energy function: not an EqProp circuit
+        assume("no energy function" not in str(e))
+        raise
     x = rng.uniform(-1, 1, (2, n_feat))
     y = rng.uniform(-0.3, 0.3, (2, net.n_targets))
     beta = draw(st.sampled_from([0.0, 1e-6]))
