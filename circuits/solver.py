@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .energy import node_conductance, readout
+from .energy import clamp_residual, node_conductance, readout
 from .equilibrium import Equilibrium
 from .errors import ConvergenceError, InputError, NetworkError
 from .network import GraphNetwork, LayeredNetwork
@@ -111,13 +111,12 @@ def _solve_graph(net: GraphNetwork, x, y, beta, init, tol, max_iter, layer_sizes
 
 
 def _complementary_residual(cg, v, r):
-    """At an ideal diode's rail only the current the diode can carry is allowed; count the rest."""
+    """At an ideal diode's rail only the current the diode can carry is allowed; count the rest.
+
+    The same rule as the layered path (energy.clamp_residual); smooth diodes' currents are already in r.
+    """
     r = r.copy()
     for clamp, ix in cg.groups:
-        if clamp.diode.kind != "ideal":
-            continue
-        sub, vv = r[:, ix], v[:, ix]
-        at_hi = np.isclose(vv, clamp.v_high, rtol=0, atol=1e-12)
-        at_lo = np.isclose(vv, clamp.v_low, rtol=0, atol=1e-12)
-        r[:, ix] = np.where(at_hi, np.maximum(sub, 0.0), np.where(at_lo, np.minimum(sub, 0.0), sub))
+        if clamp.diode.kind == "ideal":
+            r[:, ix] = clamp_residual(clamp, v[:, ix], r[:, ix])
     return r
