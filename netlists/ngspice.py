@@ -1,0 +1,267 @@
+"""ngspice in this process, through its shared library (PySpice's binding), one circuit loaded at a time.
+
+A circuit is loaded once; per sample only its input sources (and, per phase, the nudging sources)
+are altered before each operating point, which is what makes ngspice usable inside a training loop.
+ngspice's own messages are captured and quoted in errors instead of being spilled on the terminal.
+The shared library is not re-entrant: one process holds one ngspice (see ``pool.py`` for parallel runs).
+"""
+from __future__ import annotations
+
+import collections
+import logging
+
+import numpy as np
+
+from eqprop.circuits.energy import kcl_residual
+from eqprop.circuits.equilibrium import Equilibrium
+from eqprop.circuits.errors import InputError
+from eqprop.circuits.network import LayeredNetwork
+
+from .options import SpiceOptions
+from .writer import Netlist, Transient, to_netlist
+
+INSTALL_HINT = ("install it with `apt-get install -y ngspice libngspice0-dev` (Debian/Ubuntu), "
+                "`brew install ngspice` (macOS) or `conda install -c conda-forge ngspice`; `make setup` does the "
+                "first when run as root")
+
+# Convergence aids, tried in order when an operating point fails: ngspice's own gmin and source
+# stepping with more steps and iterations, then straight to gmin stepping (skipping plain Newton).
+CONVERGENCE_AIDS = (
+    (),
+    ("option itl1=2000", "option gminsteps=100", "option srcsteps=100"),
+    ("option noopiter",),
+)
+RESET_AIDS = ("option itl1={itl1}", "option gminsteps=10", "option srcsteps=10", "unset noopiter")
+
+
+class SpiceError(RuntimeError):
+    """ngspice failed: names the sample, the analysis and ngspice's own message."""
+
+    def __init__(self, message, sample=None, analysis=None, ngspice_message=""):
+        super().__init__(message)
+        self.sample = sample
+        self.analysis = analysis
+        self.ngspice_message = ngspice_message
+
+
+class SpiceUnavailable(SpiceError):
+    """libngspice could not be loaded."""
+
+
+_LIBRARY = None
+
+
+def ngspice_library():
+    """This process's ngspice (loaded on first use); SpiceUnavailable says how to install it."""
+    global _LIBRARY
+    if _LIBRARY is not None:
+        return _LIBRARY
+    logging.getLogger("PySpice").setLevel(logging.CRITICAL)  # its "Unsupported Ngspice version" and echo
+    try:
+        from PySpice.Spice.NgSpice.Shared import NgSpiceShared
+    except ImportError as exc:
+        raise SpiceUnavailable(f"PySpice is not installed ({exc}); pip install PySpice==1.5") from exc
+
+    class _Captured(NgSpiceShared):
+        """Keeps ngspice's recent messages for error reports instead of logging them."""
+
+        def __init__(self, *args, **kwargs):
+            self.messages = collections.deque(maxlen=40)
+            super().__init__(*args, **kwargs)
+
+        def send_char(self, message, ngspice_id):
+            self.messages.append(message)
+            if len(self._stdout) + len(self._stderr) > 1000:  # PySpice keeps every line otherwise
+                self.clear_output()
+            return 0
+
+    try:
+        _LIBRARY = _Captured.new_instance()
+    except (OSError, ImportError) as exc:
+        raise SpiceUnavailable(f"the ngspice shared library (libngspice) could not be loaded: {exc}; "
+                               f"{INSTALL_HINT}") from exc
+    return _LIBRARY
+
+
+def ngspice_version() -> str | None:
+    try:
+        return str(ngspice_library().ngspice_version)
+    except SpiceUnavailable:
+        return None
+
+
+class NgspiceCircuit:
+    """A network simulated by this process's ngspice: batches of operating points, and transients.
+
+    A batch is one netlist whose input sources are tables over a swept source (see ``to_netlist``), so
+    ngspice orders its matrix once per batch and warm-starts every sample from the previous one. A
+    sample on which the sweep fails is rescued alone with ngspice's convergence aids, then the sweep
+    resumes; a sample that still fails raises SpiceError naming it.
+    """
+
+    def __init__(self, network, options: SpiceOptions | None = None, ideal_diode=None, nudge: str = "current"):
+        self.options = options or SpiceOptions()
+        self.ideal_diode = ideal_diode
+        self.nudge = nudge
+        self.ng = ngspice_library()
+        self.lib = self.ng._ngspice_shared
+        self.load(network)
+
+    def load(self, network) -> None:
+        """Simulate ``network`` from now on (e.g. after training changed its conductances)."""
+        self.network = network
+        self._template = self._netlist(np.zeros((1, network.n_features)))  # checks the network early
+        self.free_nodes = self._template.free_nodes
+
+    def _netlist(self, x, y=None, beta=0.0, **kw) -> Netlist:
+        return to_netlist(self.network, x, y, beta, nudge=self.nudge, options=self.options,
+                          ideal_diode=self.ideal_diode, control=False, **kw)
+
+    # ---- talking to ngspice -------------------------------------------------------------------
+    def _load_text(self, text: str) -> None:
+        self._command("remove circuit", check=False)  # frees the previous circuit
+        self._command("destroy all", check=False)
+        self.ng.messages.clear()
+        lines = [line for line in text.splitlines() if line.strip() and not line.startswith("*")]
+        lines = [line for line in lines if not line.startswith((".dc", ".op", ".tran"))]  # run explicitly
+        self.ng.load_circuit("* eqprop-hw\n" + "\n".join(lines))
+        errors = [m for m in self.ng.messages if "error" in m.lower()]
+        if errors:
+            raise SpiceError(f"ngspice rejected the netlist: {' | '.join(errors[-3:])}", analysis="load",
+                             ngspice_message="\n".join(self.ng.messages))
+
+    def _command(self, command: str, check: bool = True) -> int:
+        rc = self.lib.ngSpice_Command(command.encode("ascii"))
+        if rc != 0 and check:
+            raise SpiceError(f"ngspice command {command!r} failed: {self._last_messages()}",
+                             ngspice_message="\n".join(self.ng.messages))
+        return rc
+
+    def _run(self, command: str) -> bool:
+        """Runs an analysis; False when ngspice reports a failure (its messages stay in self.ng.messages)."""
+        self.ng.messages.clear()
+        rc = self._command(command, check=False)
+        bad = ("no convergence", "singular", "error", "aborted", "timestep too small")
+        return rc == 0 and not any(b in m.lower() for m in self.ng.messages for b in bad)
+
+    def _last_messages(self, n: int = 4) -> str:
+        lines = [m.partition(" ")[2].strip() for m in list(self.ng.messages)[-n:]]
+        return " | ".join(line for line in lines if line) or "(no message)"
+
+    def _vector(self, plot: str, name: str, required: bool = True):
+        from PySpice.Spice.NgSpice.Shared import ffi
+        info = self.lib.ngGet_Vec_Info(f"{plot}.{name}".encode("ascii"))
+        if info == ffi.NULL or info.v_realdata == ffi.NULL:
+            if not required:
+                return None
+            raise SpiceError(f"ngspice produced no vector {name!r} in plot {plot!r}", analysis=plot)
+        return np.frombuffer(ffi.buffer(info.v_realdata, info.v_length * 8), dtype=np.float64).copy()
+
+    def _current_plot(self) -> str:
+        from PySpice.Spice.NgSpice.Shared import ffi
+        return ffi.string(self.lib.ngSpice_CurPlot()).decode()
+
+    def _read(self, netlist: Netlist):
+        """Free-node voltages (rows, n_free) and power delivered by the sources (rows,) of the last analysis."""
+        plot = self._current_plot()
+        first = self._vector(plot, netlist.free_nodes[0], required=False)
+        if first is None:
+            return np.empty((0, len(netlist.free_nodes))), np.empty(0)
+        volts = np.stack([self._vector(plot, n) for n in netlist.free_nodes], axis=1)
+        return volts, source_power(lambda name: self._vector(plot, name), netlist)
+
+    # ---- analyses -----------------------------------------------------------------------------
+    def operating_points(self, x, y=None, beta: float = 0.0):
+        """Free-node voltages (batch, n_free), rescues needed per sample, and static power per sample (W)."""
+        x = self.network.check_inputs(x)
+        if beta != 0.0 and y is None:
+            raise InputError("a nudged operating point (beta != 0) needs targets y")
+        y = None if y is None else self.network.check_targets(y, x.shape[0])
+        B = x.shape[0]
+        volts = np.empty((B, len(self.free_nodes)))
+        power, rescues = np.empty(B), np.zeros(B, dtype=int)
+        done = 0
+        while done < B:
+            part = slice(done, B)
+            netlist = self._netlist(x[part], None if y is None else y[part], beta)
+            self._load_text(netlist.text)
+            ok = self._run("op" if netlist.batch == 1 else f"dc v_sample 0 {netlist.batch - 1} 1")
+            v, p = self._read(netlist)
+            n_ok = netlist.batch if ok else max(len(v) - 1, 0)  # the last row of a failed sweep is suspect
+            volts[done:done + n_ok], power[done:done + n_ok] = v[:n_ok], p[:n_ok]
+            done += n_ok
+            if done < B:
+                rescues[done] = self._rescue(x[done:done + 1], None if y is None else y[done:done + 1], beta, done)
+                v, p = self._read(self._last_netlist)
+                volts[done], power[done] = v[0], p[0]
+                done += 1
+        self._command("destroy all", check=False)
+        return volts, rescues, power
+
+    def _rescue(self, x1, y1, beta, sample: int) -> int:
+        """One sample alone through the convergence aids; returns the index of the aid that worked."""
+        self._last_netlist = self._netlist(x1, y1, beta)
+        self._load_text(self._last_netlist.text)
+        for attempt, aids in enumerate(CONVERGENCE_AIDS):
+            for cmd in aids:
+                self._command(cmd, check=False)
+            ok = self._run("op")
+            if attempt:
+                for cmd in RESET_AIDS:
+                    self._command(cmd.format(itl1=self.options.itl1), check=False)
+            if ok:
+                return attempt + 1
+        raise SpiceError(f"ngspice operating point failed for sample {sample} even with gmin and source "
+                         f"stepping: {self._last_messages()}", sample=sample, analysis="op",
+                         ngspice_message="\n".join(self.ng.messages))
+
+    def equilibrium(self, x, y=None, beta: float = 0.0) -> Equilibrium:
+        x = self.network.check_inputs(x)
+        volts, rescues, power = self.operating_points(x, y, beta)
+        return make_equilibrium(self.network, self._template, x, y, beta, volts, rescues, power)
+
+    def transient(self, x, transient: Transient) -> dict:
+        """One sample from a reset state: time (n_t,), free-node voltages (n_t, n_free), source power (n_t,)."""
+        netlist = self._netlist(x, analysis="tran", transient=transient)
+        self._load_text(netlist.text)
+        if not self._run(f"tran {transient.t_step!r} {transient.t_stop!r} uic"):
+            raise SpiceError(f"ngspice transient failed: {self._last_messages()}", sample=0, analysis="tran",
+                             ngspice_message="\n".join(self.ng.messages))
+        plot = self._current_plot()
+        volts, power = self._read(netlist)
+        out = {"time": self._vector(plot, "time"), "voltages": volts, "power": power}
+        self._command("destroy all", check=False)
+        return out
+
+
+def source_power(vector, netlist: Netlist):
+    """Power delivered by the voltage sources and the amplifiers (W), from ngspice's vectors.
+
+    A SPICE branch current flows into the + terminal, so a source delivers -V I. An amplifier's VCVS
+    delivers gain V_in I_load and its CCCS absorbs V_in I_load / gain.
+    """
+    total = 0.0
+    for element, node in netlist.sources:
+        total = total - vector(node) * vector(f"{element.lower()}#branch")
+    for inst, node, gain in netlist.amplifiers:
+        v_in = vector(node)
+        i_load = vector(f"v.{inst}.v_sense#branch")
+        total = total + (gain - 1.0 / gain) * v_in * i_load
+    return total
+
+
+def make_equilibrium(network, netlist: Netlist, x, y, beta, volts, rescues, power) -> Equilibrium:
+    """Wraps ngspice voltages in the Equilibrium every backend returns; the KCL residual is recomputed natively."""
+    free_nodes = netlist.free_nodes
+    prediction = volts @ netlist.readout.T
+    layer_sizes = network.free_sizes if isinstance(network, LayeredNetwork) else None
+    residual = float("nan")
+    if isinstance(network, LayeredNetwork) and all(
+            n is None or n.diode.kind != "ideal" for n in network.neurons):
+        layers = np.split(volts, np.cumsum(layer_sizes)[:-1], axis=1)
+        res = kcl_residual(network, network.encode_inputs(x), layers, y, beta)
+        residual = float(max(np.abs(r).max(initial=0.0) for r in res))
+    info = {"rescued": rescues, "static_power": power, "free_nodes": free_nodes}
+    return Equilibrium(volts, x, prediction, int(rescues.max(initial=0)), residual, beta, y, layer_sizes,
+                       "ngspice", info)
+

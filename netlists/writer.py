@@ -1,0 +1,378 @@
+"""Any network from ``eqprop.circuits`` as a readable ngspice netlist.
+
+The netlist is the circuit of Kendall et al. (2020), element for element:
+- every input feature is a voltage source (two, at +x and -x, with input pairs), every bias node a
+  source at its voltage;
+- every conductance is a resistor of 1/G ohms, named after the two nodes it joins;
+- every neuron is the ``neuron`` subcircuit: a diode from the node to the upper rail and one from the
+  lower rail to the node (``DiodeClamp``);
+- every amplified connection is driven by the ``bidir_amp`` subcircuit: a VCVS of gain a forward, and
+  a CCCS of 1/a that draws from the driving node the current the VCVS delivers, sensed by a 0 V source;
+- nudging (beta != 0) injects beta * (y_k - prediction_k) at the output nodes of target k.
+
+Nudging forms. ``nudge='current'`` writes it as a VCCS (the -beta * prediction part, a conductance
+beta between the two nodes of an output pair) plus a DC current source beta * y_k: it is exact for
+the energy F = E + beta/2 ||R V_out - y||^2 and works for negative beta (centered nudging).
+``nudge='conductance'`` writes the Thevenin twin: a resistor 1/beta in series with a source at y_k
+between the pair (or from a single output node to ground); the same energy, but beta must be > 0.
+A conductance from each node of a pair to its own target voltage (+-y/2) is *not* the same: it
+nudges the common mode too, which is the cost sum_i (V_i - y_i)^2 / 2 instead.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from eqprop.circuits.devices import ShockleyDiode, thermal_voltage
+from eqprop.circuits.errors import InputError, NetworkError
+from eqprop.circuits.network import GraphNetwork, LayeredNetwork
+
+from .options import SpiceOptions
+
+NUDGE_FORMS = ("current", "conductance")
+ANALYSES = ("op", "tran")
+
+
+@dataclass
+class Transient:
+    """A transient from a reset state: every free node starts at 0 V with ``capacitance`` farads to ground."""
+
+    capacitance: float
+    t_stop: float
+    t_step: float
+
+    def __post_init__(self):
+        for name in ("capacitance", "t_stop", "t_step"):
+            value = getattr(self, name)
+            if not (np.isfinite(value) and value > 0):
+                raise NetworkError(f"Transient.{name} must be positive and finite, got {value!r}")
+        if self.t_step >= self.t_stop:
+            raise NetworkError(f"Transient.t_step ({self.t_step:g} s) must be shorter than t_stop ({self.t_stop:g} s)")
+
+
+@dataclass
+class Netlist:
+    """SPICE text plus the names a runner needs to drive it and read it back (all lower case, as ngspice)."""
+
+    text: str
+    free_nodes: list  # node names in the order of Equilibrium.voltages
+    batch: int  # samples swept by the analysis (1: a plain operating point)
+    sources: list  # (element, node) of every voltage source (inputs, biases, rails)
+    amplifiers: list  # (instance, input node, gain)
+    n_targets: int
+    readout: np.ndarray = field(repr=False, default=None)  # R: prediction = R @ V_free
+
+    def __str__(self) -> str:
+        return self.text
+
+    def write(self, path) -> Path:
+        path = Path(path)
+        path.write_text(self.text)
+        return path
+
+
+def _num(value: float) -> str:
+    """Shortest round-trip text of a float, so a netlist reproduces the network to the last bit."""
+    text = repr(float(value))
+    return text.replace("e+", "e")
+
+
+def to_netlist(network, x=None, y=None, beta: float = 0.0, *, nudge: str = "current",
+               options: SpiceOptions | None = None, analysis: str = "op", transient: Transient | None = None,
+               ideal_diode: ShockleyDiode | None = None, control: bool = True,
+               title: str | None = None) -> Netlist:
+    """The netlist of ``network`` with its inputs set from ``x`` (one sample, or zeros when omitted).
+
+    A batch x (B > 1 samples) gives one netlist that solves them all: each input source becomes a
+    table over a sweep source ``V_sample`` (``B_in3p in3p 0 V = pwl(v(sample), 0, x0, 1, x1, ...)``)
+    and ``.dc V_sample 0 B-1 1`` settles sample after sample, each Newton starting from the previous
+    equilibrium. ngspice orders its sparse matrix once per analysis, and for these densely connected
+    layers that ordering costs more than the solve, so one sweep per batch is much faster than one
+    operating point per sample.
+
+    y, beta: targets and nudging conductance (siemens) of the nudged phase; nudge: 'current' or
+    'conductance' (see the module docstring); analysis: 'op' or 'tran' (needs ``transient``);
+    ideal_diode: the Shockley model that stands in for ideal diodes, which SPICE cannot simulate
+    (the header says so); control: add the ``.control`` block that prints every free node voltage
+    when run as ``ngspice -b file.cir``.
+    """
+    if nudge not in NUDGE_FORMS:
+        raise NetworkError(f"unknown nudge form {nudge!r}; use one of {NUDGE_FORMS}")
+    if analysis not in ANALYSES:
+        raise NetworkError(f"unknown analysis {analysis!r}; use one of {ANALYSES}")
+    if analysis == "tran" and transient is None:
+        raise NetworkError("analysis='tran' needs transient=Transient(capacitance, t_stop, t_step)")
+    if not np.isfinite(beta):
+        raise InputError(f"beta must be finite, got {beta}")
+    if nudge == "conductance" and beta < 0:
+        raise InputError("nudge='conductance' realises beta as a resistor and needs beta > 0; "
+                         "use nudge='current' for negative beta (centered nudging)")
+    options = options or SpiceOptions()
+    if isinstance(network, LayeredNetwork):
+        describe = _describe_layered(network)
+        graph_net = network.to_graph()
+    elif isinstance(network, GraphNetwork):
+        graph_net = network
+        describe = [f"graph network: {graph_net.graph.number_of_nodes()} nodes, "
+                    f"{graph_net.graph.number_of_edges()} conductances"]
+    else:
+        raise NetworkError(f"to_netlist takes a LayeredNetwork or GraphNetwork, got {type(network).__name__}")
+    x = np.zeros((1, graph_net.n_features)) if x is None else graph_net.check_inputs(x)
+    if analysis == "tran" and x.shape[0] != 1:
+        raise InputError(f"a transient netlist holds one sample; x has {x.shape[0]}")
+    if beta != 0.0 or y is not None:
+        y = np.zeros((x.shape[0], graph_net.n_targets)) if y is None else graph_net.check_targets(y, x.shape[0])
+    return _Writer(graph_net, options, ideal_diode).write(
+        x, y, beta, nudge, analysis, transient, control, title, describe)
+
+
+def _describe_layered(net: LayeredNetwork) -> list:
+    s = net.sizes
+    inputs = f"{net.n_features} features as +x/-x source pairs" if net.input_pairs else f"{s[0]} input sources"
+    outputs = f"{net.n_targets} output pairs read as V+ - V-" if net.readout == "pairs" else f"{s[-1]} output nodes"
+    lines = [f"layered network {'-'.join(map(str, s))}: {inputs}, hidden layers {list(s[1:-1])}, {outputs}",
+             f"bias sources at +-{net.bias_voltage:g} V; amplifier gains {list(net.gains[1:])}"]
+    return lines
+
+
+class _Writer:
+    def __init__(self, net: GraphNetwork, options: SpiceOptions, ideal_diode):
+        self.net = net
+        self.g = net.graph
+        self.options = options
+        self.ideal_diode = ideal_diode
+        self.clamps = []  # distinct DiodeClamps, in order of first use
+        for n in net.free_nodes:
+            clamp = self.g.nodes[n].get("neuron")
+            if clamp is not None and clamp not in self.clamps:
+                self.clamps.append(clamp)
+        for n in self.g.nodes:
+            if not _safe_name(str(n)):
+                raise NetworkError(f"node name {n!r} cannot be a SPICE node: use letters, digits and _ only")
+
+    def write(self, x, y, beta, nudge, analysis, transient, control, title, describe) -> Netlist:
+        net, g = self.net, self.g
+        free = [str(n) for n in net.free_nodes]
+        header = [f"* {title or 'eqprop-hw network'}"]
+        header += [f"* {line}" for line in describe]
+        header.append(f"* {len(free)} free nodes, {g.number_of_edges()} conductances; generated by eqprop-hw "
+                      "(eqprop.netlists.to_netlist)")
+        body, notes = [], []
+        models = self._models(notes)
+        batch = x.shape[0]
+        sources, source_lines = self._sources(x)
+        neurons = self._neurons()
+        amps, amp_out = self._amplifiers()
+        resistors = self._resistors(amp_out)
+        nudge_lines = self._nudges(y, beta, nudge)
+        header += [f"* {n}" for n in notes]
+        if beta != 0.0:
+            shown = np.round(y[0], 6).tolist()
+            header.append(f"* nudged phase: beta = {_num(beta)} S ({nudge} form); targets of sample 0: {shown}")
+        if batch > 1:
+            header.append(f"* {batch} samples: inputs are tables over V_sample, swept by .dc (sample b at V_sample = b)")
+        body += models
+        body += ["", "* sources: inputs (sign * x[feature]), biases, diode rails"] + source_lines
+        if neurons:
+            body += ["", "* neurons: diode clamps to the rails"] + neurons
+        if amps:
+            body += ["", "* bidirectional amplifiers (input node, output node)"] + amps
+        body += ["", "* conductances as resistors (ohms = 1/G)"] + resistors
+        if nudge_lines:
+            body += ["", "* nudging: beta * (y - prediction) into the outputs"] + nudge_lines
+        if analysis == "tran":
+            body += ["", f"* node capacitances for the transient ({_num(transient.capacitance)} F each)"]
+            body += [f"C_{n} {n} 0 {_num(transient.capacitance)} IC=0" for n in free]
+        body += ["", self.options.card()]
+        if analysis == "op":
+            command = "op" if batch == 1 else f"dc V_sample 0 {batch - 1} 1"
+            if not control:
+                body.append("." + command)
+            else:
+                body += [".control", "set numdgt=16", f"set width={26 * (len(free) + 2)}", command,
+                         "print " + " ".join(f"v({n})" for n in free), ".endc"]
+        else:
+            body.append(f".tran {_num(transient.t_step)} {_num(transient.t_stop)} uic")
+            if control:
+                body += [".control", "set numdgt=16", "run", ".endc"]
+        body.append(".end")
+        text = "\n".join(header + [""] + body) + "\n"
+        R = np.zeros((net.n_targets, len(free)))
+        for i, n in enumerate(net.free_nodes):
+            ro = g.nodes[n].get("readout")
+            if ro is not None:
+                R[ro[0], i] = ro[1]
+        return Netlist(text, free, batch, sources, self.amp_list, net.n_targets, R)
+
+    def _models(self, notes) -> list:
+        lines = []
+        needs_amp = any("gain" in d for _, _, d in self.g.edges(data=True))
+        if needs_amp:
+            lines += [".subckt bidir_amp in out params: gain=1",
+                      "* forward: out = gain * V(in); backward: in gives up I(out)/gain",
+                      "E_fwd drive 0 in 0 {gain}",
+                      "V_sense drive out DC 0",
+                      "F_back in 0 V_sense {1/gain}",
+                      ".ends bidir_amp"]
+        for k, clamp in enumerate(self.clamps):
+            sfx = self._clamp_suffix(k)
+            diode = clamp.diode
+            if diode.kind == "ideal":
+                if self.ideal_diode is None:
+                    raise NetworkError("SPICE cannot simulate ideal diodes; pass ideal_diode=ShockleyDiode(...) to "
+                                       "stand in for them (e.g. ShockleyDiode(i_s=1e-12, n=0.02)), or build the "
+                                       "network with diode='shockley'")
+                notes.append(f"ideal diodes of neuron{sfx} approximated by Shockley IS={_num(self.ideal_diode.i_s)} "
+                             f"N={_num(self.ideal_diode.n)}: expect node voltages a few mV past the rails")
+                diode = self.ideal_diode
+            lines += [f".subckt neuron{sfx} node hi lo"]
+            if diode.kind == "pwl":
+                # i = g_off vd + g_on max(vd - v_on, 0), as a behavioural current source (exact, not a fit)
+                for name, a, b in (("B_up", "node", "hi"), ("B_dn", "lo", "node")):
+                    lines.append(f"{name} {a} {b} I = {_num(diode.g_off)}*v({a},{b}) + "
+                                 f"{_num(diode.g_on)}*max(v({a},{b}) - {_num(diode.v_on)}, 0)")
+            else:
+                if abs(diode.vt - _spice_vt(self.options.temp)) > 1e-9:
+                    raise NetworkError(f"the diode's thermal voltage {diode.vt:.6g} V differs from ngspice's at "
+                                       f"{self.options.temp:g} C ({_spice_vt(self.options.temp):.6g} V); set "
+                                       "SpiceOptions(temp=...) or the diode's vt to match")
+                if abs(diode.gmin - self.options.gmin) > 1e-30:
+                    raise NetworkError(f"the diode's gmin ({diode.gmin:g} S) differs from SpiceOptions.gmin "
+                                       f"({self.options.gmin:g} S), which ngspice puts across every junction")
+                lines += [f"D_up node hi dclamp{sfx}", f"D_dn lo node dclamp{sfx}"]
+            lines.append(f".ends neuron{sfx}")
+            if diode.kind == "shockley":
+                lines.append(f".model dclamp{sfx} D(IS={_num(diode.i_s)} N={_num(diode.n)})")
+        return lines
+
+    def _clamp_suffix(self, k: int) -> str:
+        return "" if len(self.clamps) == 1 else str(k)
+
+    def _sources(self, x):
+        """(element, node) of every voltage source, and their lines; batch inputs become sample tables."""
+        batch = x.shape[0]
+        sources, lines = [], []
+        if batch > 1:
+            sources.append(("V_sample", "sample"))
+            lines.append("V_sample sample 0 DC 0")
+        for n in self.net.sources:
+            d = self.g.nodes[n]
+            if d["role"] == "input" and batch > 1:
+                sources.append((f"B_{n}", n))
+                lines.append(f"B_{n} {n} 0 V = {_table(d['sign'] * x[:, d['feature']])}")
+            else:
+                v = d["sign"] * x[0, d["feature"]] if d["role"] == "input" else d["voltage"]
+                sources.append((f"V_{n}", n))
+                lines.append(f"V_{n} {n} 0 DC {_num(v)}")
+        for k, clamp in enumerate(self.clamps):
+            sfx = self._clamp_suffix(k)
+            for side, v in (("hi", clamp.v_high), ("lo", clamp.v_low)):
+                sources.append((f"V_rail{sfx}_{side}", f"rail{sfx}_{side}"))
+                lines.append(f"V_rail{sfx}_{side} rail{sfx}_{side} 0 DC {_num(v)}")
+        return sources, lines
+
+    def _neurons(self) -> list:
+        lines = []
+        for n in self.net.free_nodes:
+            clamp = self.g.nodes[n].get("neuron")
+            if clamp is not None:
+                sfx = self._clamp_suffix(self.clamps.index(clamp))
+                lines.append(f"X_neuron_{n} {n} rail{sfx}_hi rail{sfx}_lo neuron{sfx}")
+        return lines
+
+    def _amplifiers(self):
+        """One amplifier per (driving node, gain): its output node feeds every conductance it drives."""
+        out, lines, self.amp_list = {}, [], []
+        for u, v, d in self.g.edges(data=True):
+            if "gain" not in d:
+                continue
+            key = (d["driver"], float(d["gain"]))
+            if key not in out:
+                count = sum(1 for k in out if k[0] == key[0])
+                node = f"{key[0]}_a" + (str(count + 1) if count else "")
+                out[key] = node
+                inst = f"X_amp_{node}"
+                lines.append(f"{inst} {key[0]} {node} bidir_amp params: gain={_num(key[1])}")
+                self.amp_list.append((inst.lower(), str(key[0]), key[1]))
+        return lines, out
+
+    def _resistors(self, amp_out) -> list:
+        lines = []
+        for u, v, d in self.g.edges(data=True):
+            if "gain" in d:
+                drv = d["driver"]
+                other = v if drv == u else u
+                a, b = amp_out[(drv, float(d["gain"]))], other
+                name = f"R_{drv}__{other}"
+            else:
+                a, b, name = u, v, f"R_{u}__{v}"
+            lines.append(f"{name} {a} {b} {_num(1.0 / d['g'])}")
+        return lines
+
+    def _nudges(self, y, beta, form):
+        if beta == 0.0:
+            return []
+        by_target = {}
+        for n in self.net.output_nodes:
+            k, s = self.g.nodes[n]["readout"]
+            by_target.setdefault(int(k), []).append((str(n), float(s)))
+        lines = []
+        for k in sorted(by_target):
+            nodes = by_target[k]
+            signs = sorted(s for _, s in nodes)
+            if len(nodes) == 2 and signs == [-1.0, 1.0]:
+                p = next(n for n, s in nodes if s > 0)
+                m = next(n for n, s in nodes if s < 0)
+            elif len(nodes) == 1 and nodes[0][1] == 1.0:
+                p, m = nodes[0][0], "0"
+            else:
+                lines += self._general_nudge(k, nodes, y[:, k], beta, form)
+                continue
+            if form == "current":
+                lines.append(f"G_nudge{k} {p} {m} {p} {m} {_num(beta)}")
+                lines.append(_current_source(f"nudge{k}", m, p, beta * y[:, k]))
+            else:
+                lines.append(f"R_nudge{k} {p} target{k} {_num(1.0 / beta)}")
+                lines.append(_voltage_source(f"target{k}", f"target{k}", m, y[:, k]))
+        return lines
+
+    def _general_nudge(self, k, nodes, yk, beta, form) -> list:
+        """Any signed combination of nodes: current into n is beta s_n (y_k - sum_m s_m V_m)."""
+        if form != "current":
+            raise NetworkError(f"target {k} is read from {len(nodes)} nodes with signs {[s for _, s in nodes]}; "
+                               "only nudge='current' can drive such a readout")
+        lines = []
+        for n, s in nodes:
+            lines.append(_current_source(f"nudge{k}_{n}", "0", n, beta * s * yk))
+            for m, t in nodes:
+                lines.append(f"G_nudge{k}_{n}_{m} {n} 0 {m} 0 {_num(beta * s * t)}")
+        return lines
+
+
+def _table(values) -> str:
+    """pwl(v(sample), 0, v0, 1, v1, ...): the value of sample b at V_sample = b, exactly."""
+    return "pwl(v(sample), " + ", ".join(f"{b}, {_num(v)}" for b, v in enumerate(values)) + ")"
+
+
+def _current_source(name, node_from, node_to, values) -> str:
+    """A DC current pushed from node_from into node_to: one value, or a table over the samples."""
+    if len(values) == 1:
+        return f"I_{name} {node_from} {node_to} DC {_num(values[0])}"
+    return f"B_{name} {node_from} {node_to} I = {_table(values)}"
+
+
+def _voltage_source(name, plus, minus, values) -> str:
+    if len(values) == 1:
+        return f"V_{name} {plus} {minus} DC {_num(values[0])}"
+    return f"B_{name} {plus} {minus} V = {_table(values)}"
+
+
+def _safe_name(name: str) -> bool:
+    return name.replace("_", "").isalnum() and name.isascii() and name.lower() != "0"
+
+
+def _spice_vt(temp_c: float) -> float:
+    return thermal_voltage(temp_c + 273.15)
+
