@@ -16,8 +16,10 @@ import numpy as np
 
 from .errors import NetworkError
 
-BOLTZMANN = 1.380649e-23
-ELEMENTARY_CHARGE = 1.602176634e-19
+# ngspice's constants (CODATA 2014), not the 2019 SI values: vt differs by 3e-7 relative, which moves a
+# strongly forward-biased diode's node by ~1e-7 V and would break microvolt agreement with ngspice.
+BOLTZMANN = 1.38064852e-23
+ELEMENTARY_CHARGE = 1.6021766208e-19
 SPICE_TNOM_KELVIN = 300.15  # ngspice evaluates devices at 27 C unless told otherwise
 SPICE_GMIN = 1e-12  # ngspice puts this conductance across every junction
 # Exponent cap: beyond it the diode is a near-short anyway; the cap keeps Newton steps finite.
@@ -50,7 +52,14 @@ class IdealDiode:
 
 @dataclass(frozen=True)
 class ShockleyDiode:
-    """i = IS (exp(vd / (N vt)) - 1) + GMIN vd, with ngspice's defaults for vt and GMIN."""
+    """SPICE's level-1 junction diode (no series resistance or breakdown), with ngspice's vt and GMIN.
+
+    Forward and weakly reverse (vd >= -3 N vt): i = IS (exp(vd / (N vt)) - 1). Further reverse, SPICE
+    replaces the exponential by its cubic tail  i = -IS (1 + (3 N vt / (e vd))^3), which meets it with
+    equal value and slope at -3 N vt; the difference from the pure exponential is a few percent of IS,
+    which matters for large-IS diodes and is modelled here so the native solver matches ngspice to a
+    microvolt. GMIN vd is added across the junction, as ngspice does.
+    """
 
     i_s: float = 1e-14
     n: float = 1.0
@@ -71,17 +80,36 @@ class ShockleyDiode:
     def nvt(self) -> float:
         return self.n * self.vt
 
+    def junction(self, vd):
+        """(current, conductance) of the junction alone, without GMIN."""
+        vd = np.asarray(vd, dtype=float)
+        nvt = self.nvt
+        e = np.exp(np.minimum(vd / nvt, EXP_CAP))
+        i = self.i_s * (e - 1.0)
+        g = (self.i_s / nvt) * e
+        rev = vd < -3.0 * nvt
+        if rev.any():
+            safe = np.where(rev, vd, -1.0)
+            arg = (3.0 * nvt / (np.e * safe)) ** 3
+            i = np.where(rev, -self.i_s * (1.0 + arg), i)
+            g = np.where(rev, 3.0 * self.i_s * arg / safe, g)
+        return i, g
+
     def current(self, vd):
-        e = np.exp(np.minimum(vd / self.nvt, EXP_CAP))
-        return self.i_s * (e - 1.0) + self.gmin * vd
+        return self.junction(vd)[0] + self.gmin * np.asarray(vd, dtype=float)
 
     def conductance(self, vd):
-        e = np.exp(np.minimum(vd / self.nvt, EXP_CAP))
-        return self.i_s * e / self.nvt + self.gmin
+        return self.junction(vd)[1] + self.gmin
 
     def cocontent(self, vd):
-        e = np.exp(np.minimum(vd / self.nvt, EXP_CAP))
-        return self.i_s * (self.nvt * (e - 1.0) - vd) + 0.5 * self.gmin * vd**2
+        vd = np.asarray(vd, dtype=float)
+        nvt = self.nvt
+        forward = lambda v: self.i_s * (nvt * (np.exp(np.minimum(v / nvt, EXP_CAP)) - 1.0) - v)  # noqa: E731
+        v0 = -3.0 * nvt
+        c3 = (3.0 * nvt / np.e) ** 3
+        safe = np.where(vd < v0, vd, v0)
+        reverse = forward(v0) - self.i_s * ((safe - v0) - 0.5 * c3 * (safe ** -2 - v0 ** -2))
+        return np.where(vd < v0, reverse, forward(vd)) + 0.5 * self.gmin * vd**2
 
 
 @dataclass(frozen=True)

@@ -82,7 +82,8 @@ def _config_from_args(args):
 
     cfg = TrainConfig()
     for key in ("dataset", "data", "backend", "epochs", "batch_size", "momentum", "beta", "nudging", "diode",
-                "gain", "device", "seed", "n_train", "n_test", "lr_decay", "target_amplitude"):
+                "gain", "device", "seed", "n_train", "n_test", "lr_decay", "target_amplitude", "workers",
+                "diode_is"):
         val = getattr(args, key, None)
         if val is not None:
             setattr(cfg, key, val)
@@ -158,10 +159,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--nudging", choices=["centered", "positive", "negative", "random"])
     t.add_argument("--target-amplitude", dest="target_amplitude", type=float, help="volts")
     t.add_argument("--diode", choices=["ideal", "shockley", "pwl"])
+    t.add_argument("--diode-is", dest="diode_is", type=float, help="Shockley saturation current (A), e.g. 1e-7")
     t.add_argument("--rails", type=float, nargs=2, help="diode rail voltages, low high")
     t.add_argument("--gain", type=float, help="amplifier gain between layers")
     t.add_argument("--device", choices=["ideal", "bounded", "quantized", "noisy", "memristor"])
     t.add_argument("--seed", type=int)
+    t.add_argument("--workers", type=int, help="processes for the spice backend (default: up to 2)")
     t.add_argument("--n-train", dest="n_train", type=int)
     t.add_argument("--n-test", dest="n_test", type=int)
     t.add_argument("--out", help="run directory (default runs/DATASET-BACKEND-seedN)")

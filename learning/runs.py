@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from eqprop.circuits import layered
+from eqprop.circuits import ShockleyDiode, layered
 from eqprop.circuits.serialize import network_from_data, network_to_data
 
 from .data import load
@@ -35,15 +35,24 @@ class RunError(ValueError):
 def make_backend(cfg: TrainConfig, network):
     if cfg.backend == "native":
         return NativeBackend(network, tol=cfg.tol)
+    if cfg.backend == "spice":
+        if cfg.diode == "ideal":
+            raise RunError("ngspice cannot simulate ideal diodes; train the spice backend with --diode shockley "
+                           "(or pwl)")
+        from .spice import SpiceBackend  # imports PySpice only when asked for
+        return SpiceBackend(network, workers=cfg.workers)
     if cfg.backend in BACKENDS:
         raise RunError(f"backend {cfg.backend!r} is not available in this version of eqprop-hw "
-                       "(only 'native' is implemented so far); use --backend native")
+                       "(implemented: native, spice); use --backend native")
     raise RunError(f"unknown backend {cfg.backend!r}; use one of {BACKENDS}")
 
 
 def build_network(cfg: TrainConfig, n_features: int, n_classes: int):
     sizes = [2 * n_features] + list(cfg.hidden) + [2 * n_classes]
-    return layered(sizes, diode=cfg.diode, rails=cfg.rails, gain=cfg.gain, g_range=cfg.g_range, seed=cfg.seed)
+    diode = cfg.diode
+    if cfg.diode == "shockley" and cfg.diode_is is not None:
+        diode = ShockleyDiode(i_s=cfg.diode_is)
+    return layered(sizes, diode=diode, rails=cfg.rails, gain=cfg.gain, g_range=cfg.g_range, seed=cfg.seed)
 
 
 def atomic_write(path: Path, data: bytes) -> None:

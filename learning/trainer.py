@@ -37,6 +37,8 @@ class TrainConfig:
     target_amplitude: float = 0.05  # volts per output pair (+ for the true class, - otherwise)
     input_scale: float = 1.0  # volts per unit of pixel intensity
     diode: str = "ideal"
+    diode_is: float | None = None  # Shockley saturation current (A); None: 1e-14. ~1e-7 (Schottky-like)
+    # puts the knee near the rail at these nA currents, which is what makes the clamp a nonlinearity
     rails: tuple = (-0.05, 0.05)
     gain: float = 4.0
     g_range: tuple | None = None
@@ -45,6 +47,7 @@ class TrainConfig:
     n_train: int | None = None
     n_test: int | None = None
     tol: float = 1e-9
+    workers: int | None = None  # processes for the spice backend (default: up to 2)
 
     def to_dict(self) -> dict:
         d = asdict(self)

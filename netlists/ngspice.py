@@ -24,14 +24,11 @@ INSTALL_HINT = ("install it with `apt-get install -y ngspice libngspice0-dev` (D
                 "`brew install ngspice` (macOS) or `conda install -c conda-forge ngspice`; `make setup` does the "
                 "first when run as root")
 
-# Convergence aids, tried in order when an operating point fails: ngspice's own gmin and source
-# stepping with more steps and iterations, then straight to gmin stepping (skipping plain Newton).
-CONVERGENCE_AIDS = (
-    (),
-    ("option itl1=2000", "option gminsteps=100", "option srcsteps=100"),
-    ("option noopiter",),
-)
-RESET_AIDS = ("option itl1={itl1}", "option gminsteps=10", "option srcsteps=10", "unset noopiter")
+# Convergence aids for a sample the sweep could not settle, tried in order, each as extra .options of
+# a fresh single-sample netlist (so no option outlives its attempt): plain Newton with ngspice's own
+# gmin and source stepping, more steps and iterations, then straight to gmin stepping.
+CONVERGENCE_AIDS = ("", "itl1=2000 gminsteps=100 srcsteps=100", "noopiter itl1=2000 gminsteps=100 srcsteps=100")
+SWEEP_REPEATS = (2, 4, 8)  # solves per sample in successive sweeps (see operating_points)
 
 
 class SpiceError(RuntimeError):
@@ -42,6 +39,9 @@ class SpiceError(RuntimeError):
         self.sample = sample
         self.analysis = analysis
         self.ngspice_message = ngspice_message
+
+    def __reduce__(self):  # keeps sample and analysis when raised in a worker process
+        return (type(self), (str(self), self.sample, self.analysis, self.ngspice_message))
 
 
 class SpiceUnavailable(SpiceError):
@@ -172,7 +172,14 @@ class NgspiceCircuit:
 
     # ---- analyses -----------------------------------------------------------------------------
     def operating_points(self, x, y=None, beta: float = 0.0):
-        """Free-node voltages (batch, n_free), rescues needed per sample, and static power per sample (W)."""
+        """Free-node voltages (batch, n_free), rescues needed per sample, and static power per sample (W).
+
+        ngspice's sweep Newton can stop short after a large jump from the previous sample (we measured
+        up to 1e-5 V off, although every tolerance is tight); solving the same sample again from its own
+        answer removes that. So every sample is swept ``repeats`` times in a row and accepted once its
+        last two solves agree within ``options.sweep_tol``; the others are swept again with more
+        repeats, and what is still unsettled is rescued alone (operating point + convergence aids).
+        """
         x = self.network.check_inputs(x)
         if beta != 0.0 and y is None:
             raise InputError("a nudged operating point (beta != 0) needs targets y")
@@ -180,37 +187,46 @@ class NgspiceCircuit:
         B = x.shape[0]
         volts = np.empty((B, len(self.free_nodes)))
         power, rescues = np.empty(B), np.zeros(B, dtype=int)
-        done = 0
-        while done < B:
-            part = slice(done, B)
-            netlist = self._netlist(x[part], None if y is None else y[part], beta)
-            self._load_text(netlist.text)
-            ok = self._run("op" if netlist.batch == 1 else f"dc v_sample 0 {netlist.batch - 1} 1")
-            v, p = self._read(netlist)
-            n_ok = netlist.batch if ok else max(len(v) - 1, 0)  # the last row of a failed sweep is suspect
-            volts[done:done + n_ok], power[done:done + n_ok] = v[:n_ok], p[:n_ok]
-            done += n_ok
-            if done < B:
-                rescues[done] = self._rescue(x[done:done + 1], None if y is None else y[done:done + 1], beta, done)
-                v, p = self._read(self._last_netlist)
-                volts[done], power[done] = v[0], p[0]
-                done += 1
+        pending = np.arange(B)
+        for repeats in SWEEP_REPEATS:
+            if not len(pending):
+                break
+            v, p = self._sweep(x[pending], None if y is None else y[pending], beta, repeats)
+            settled = np.abs(v[:, -1] - v[:, -2]).max(axis=1) <= self.options.sweep_tol
+            done = pending[:len(v)][settled]
+            volts[done], power[done] = v[settled, -1], p[settled]
+            pending = np.setdiff1d(pending, done)
+        for b in pending:
+            rescues[b] = self._rescue(x[b:b + 1], None if y is None else y[b:b + 1], beta, int(b))
+            v, p = self._read(self._last_netlist)
+            volts[b], power[b] = v[0], p[0]
         self._command("destroy all", check=False)
         return volts, rescues, power
 
+    def _sweep(self, x, y, beta, repeats: int):
+        """Voltages (samples, repeats, n_free) and last-repeat power of the samples the sweep completed."""
+        xr = np.repeat(x, repeats, axis=0)
+        yr = None if y is None else np.repeat(y, repeats, axis=0)
+        netlist = self._netlist(xr, yr, beta)
+        self._load_text(netlist.text)
+        ok = self._run(f"dc v_sample 0 {netlist.batch - 1} 1")  # a failure leaves the rows it finished
+        v, p = self._read(netlist)
+        complete = len(v) // repeats
+        if not ok:
+            complete = max(complete - 1, 0)  # the sample the sweep failed in is not trusted
+        n = complete * repeats
+        return v[:n].reshape(complete, repeats, v.shape[1]), p[:n].reshape(complete, repeats)[:, -1]
+
     def _rescue(self, x1, y1, beta, sample: int) -> int:
-        """One sample alone through the convergence aids; returns the index of the aid that worked."""
+        """One sample alone through the convergence aids; returns how many attempts it took."""
         self._last_netlist = self._netlist(x1, y1, beta)
-        self._load_text(self._last_netlist.text)
-        for attempt, aids in enumerate(CONVERGENCE_AIDS):
-            for cmd in aids:
-                self._command(cmd, check=False)
-            ok = self._run("op")
-            if attempt:
-                for cmd in RESET_AIDS:
-                    self._command(cmd.format(itl1=self.options.itl1), check=False)
-            if ok:
-                return attempt + 1
+        for attempt, aids in enumerate(CONVERGENCE_AIDS, start=1):
+            text = self._last_netlist.text
+            if aids:
+                text = text.replace("\n.end\n", f"\n.options {aids}\n.end\n")
+            self._load_text(text)
+            if self._run("op"):
+                return attempt
         raise SpiceError(f"ngspice operating point failed for sample {sample} even with gmin and source "
                          f"stepping: {self._last_messages()}", sample=sample, analysis="op",
                          ngspice_message="\n".join(self.ng.messages))

@@ -25,6 +25,7 @@ class SpiceOptions:
     gmin: float = 1e-12  # conductance across every junction (S); the native Shockley model uses the same
     itl1: int = 400  # Newton iterations allowed for an operating point before the convergence aids
     temp: float = 27.0  # device temperature (C); 27 C gives ngspice's thermal voltage of 25.865 mV
+    sweep_tol: float = 1e-9  # V: a swept sample is accepted when two solves in a row agree this well
 
     def __post_init__(self):
         for f in fields(self):

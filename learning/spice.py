@@ -1,0 +1,48 @@
+"""The ngspice backend: every phase an ngspice operating point, behind the Backend protocol.
+
+The learning layer sees only equilibria; the local statistics are the squared voltage drops across
+each conductance, read from ngspice's node voltages exactly as a chip would measure them.
+"""
+from __future__ import annotations
+
+from eqprop.circuits import Equilibrium, LayeredNetwork
+from eqprop.netlists import SpiceOptions, SpicePool
+
+from .native import resistive_statistics
+
+
+class SpiceBackend:
+    """Settles a LayeredNetwork in ngspice (``workers`` processes; tolerances from ``options``)."""
+
+    name = "spice"
+
+    def __init__(self, network: LayeredNetwork, options: SpiceOptions | None = None, workers: int | None = None,
+                 ideal_diode=None, progress: bool = False):
+        self.network = network
+        self.pool = SpicePool(network, workers=workers, options=options, ideal_diode=ideal_diode,
+                              progress=progress)
+
+    def settle(self, x, y=None, beta=0.0, init=None) -> Equilibrium:
+        # ngspice warm-starts every sample from the previous one itself; ``init`` is not needed
+        return self.pool.equilibrium(x, y, beta)
+
+    def parameters(self) -> list:
+        return list(self.network.weights) + list(self.network.biases)
+
+    def parameter_names(self) -> list:
+        L = self.network.n_connections
+        return [f"weights[{c}]" for c in range(L)] + [f"biases[{c}]" for c in range(L)]
+
+    @property
+    def cost_weight(self) -> float:
+        return float(self.network.energy_weights[-1])
+
+    def local_statistics(self, eq: Equilibrium) -> list:
+        return resistive_statistics(self.network, eq.inputs, eq.layers)
+
+    def sync(self) -> None:
+        self.network.validate()
+        self.pool.load(self.network)
+
+    def close(self) -> None:
+        self.pool.close()

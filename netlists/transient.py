@@ -1,0 +1,70 @@
+"""Physical figures of an inference in ngspice: settling time, energy during settling, static power.
+
+Each free node gets ``capacitance`` farads to ground (wiring plus device capacitance; a parameter,
+since it depends on the technology) and starts at 0 V with every source on: a reset followed by
+the presentation of an input. The settling time is the time after which every output node stays
+within ``tolerance`` (1%) of its final value; the band is ``tolerance * max_o |V_o(final)|`` so that
+an output settling near 0 V does not demand an impossible relative accuracy. The energy is the
+integral of the power delivered by all sources and amplifiers up to the settling time (it includes
+charging the node capacitances); the static power is what the circuit draws at the operating point.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from eqprop.circuits.errors import InputError
+
+from .ngspice import NgspiceCircuit, SpiceError
+from .writer import Transient
+
+
+@dataclass
+class Settling:
+    settling_time: float  # s
+    energy: float  # J drawn from the sources from reset to settling
+    static_power: float  # W at the operating point
+    final_outputs: np.ndarray  # V, output nodes at the end of the transient
+    op_outputs: np.ndarray  # V, output nodes at the operating point
+    t_stop: float  # s, simulated span
+
+
+def node_time_constant(network, capacitance: float) -> float:
+    """The slowest node's RC time constant (s): capacitance over its smallest total conductance."""
+    from eqprop.circuits.energy import node_conductance
+
+    smallest = min(float(s.min()) for s in node_conductance(network))
+    return capacitance / smallest
+
+
+def settling(circuit: NgspiceCircuit, x, capacitance: float = 1e-12, tolerance: float = 0.01,
+             t_stop: float | None = None, points: int = 1000) -> Settling:
+    """Transient of one sample from reset; raises SpiceError if the outputs have not settled by t_stop."""
+    if not (np.isfinite(capacitance) and capacitance > 0):
+        raise InputError(f"capacitance must be positive farads, got {capacitance!r}")
+    if not 0 < tolerance < 1:
+        raise InputError(f"tolerance must be in (0, 1), got {tolerance!r}")
+    network = circuit.network
+    if t_stop is None:
+        t_stop = 60.0 * node_time_constant(network, capacitance)
+    tran = circuit.transient(x, Transient(capacitance, t_stop, t_stop / points))
+    op_volts, _, op_power = circuit.operating_points(x)
+    outputs = _output_columns(circuit)
+    final = op_volts[0, outputs]
+    trace = tran["voltages"][:, outputs]
+    band = tolerance * max(float(np.abs(final).max()), 1e-12)
+    outside = np.abs(trace - final).max(axis=1) > band
+    if outside[-1]:
+        raise SpiceError(f"outputs had not settled within {tolerance:.0%} by t_stop = {t_stop:.3g} s; "
+                         "pass a longer t_stop", sample=0, analysis="tran")
+    t = tran["time"]
+    last_out = int(np.nonzero(outside)[0].max()) + 1 if outside.any() else 0
+    t_settle = float(t[last_out])
+    stop = last_out + 1
+    energy = float(np.trapz(tran["power"][:stop], t[:stop])) if stop > 1 else 0.0
+    return Settling(t_settle, energy, float(op_power[0]), trace[-1], final, t_stop)
+
+
+def _output_columns(circuit: NgspiceCircuit) -> np.ndarray:
+    return np.nonzero(np.abs(circuit._template.readout).sum(0) > 0)[0]

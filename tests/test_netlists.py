@@ -1,0 +1,198 @@
+"""ngspice against the native solver: netlists run by hand and through the shared library agree.
+
+These tests need ngspice (``make setup`` installs it); without it they fail, on purpose.
+"""
+import networkx as nx
+import numpy as np
+import pytest
+
+import eqprop.netlists.ngspice as ngmod
+from eqprop.circuits import InputError, NetworkError, ShockleyDiode, energy, layered, solve
+from eqprop.circuits.energy import node_conductance
+from eqprop.learning import NativeBackend, cosine, eqprop_gradient, resistive_exact_gradient, run_phases
+from eqprop.learning.spice import SpiceBackend
+from eqprop.netlists import (NgspiceCircuit, SpiceError, SpicePool, SpiceUnavailable, Transient, run_file,
+                             to_netlist)
+from eqprop.netlists.batch import free_voltages
+from eqprop.netlists.golden import EXAMPLES, EXAMPLES_DIR, example_netlist
+from eqprop.netlists.transient import settling
+
+MICROVOLT = 1e-6
+
+
+def free_names(net):
+    return net.free_node_names() if hasattr(net, "free_node_names") else [str(n) for n in net.free_nodes]
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_golden_netlists_regenerate_byte_for_byte(name):
+    assert example_netlist(name) == (EXAMPLES_DIR / f"{name}.cir").read_text()
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_ngspice_program_on_golden_files_matches_native(name):
+    net, x, y, beta = EXAMPLES[name]()
+    ref = solve(net, x, y, beta, tol=1e-13)
+    volts = free_voltages(run_file(EXAMPLES_DIR / f"{name}.cir"), free_names(net))
+    assert volts.shape == ref.voltages.shape
+    assert np.abs(volts - ref.voltages).max() < MICROVOLT
+
+
+def random_case(seed, i_s=1e-14, rails=(-0.1, 0.1), scale=6.0):
+    rng = np.random.default_rng(seed)
+    sizes = [2 * int(rng.integers(2, 6)), int(rng.integers(2, 7)), int(rng.integers(2, 5)), 4]
+    net = layered(sizes, diode=ShockleyDiode(i_s=i_s), rails=rails, gain=[float(rng.uniform(1.5, 4)),
+                  float(rng.uniform(1.5, 4))], g_range=(1e-6, 5e-6), seed=seed)
+    x = rng.uniform(-scale, scale, (6, sizes[0] // 2))
+    y = rng.uniform(-0.2, 0.2, (6, 2))
+    return net, x, y
+
+
+@pytest.mark.parametrize("seed,i_s,scale", [(0, 1e-14, 6.0), (5, 1e-14, 6.0), (6, 1e-14, 6.0), (0, 1e-7, 1.5), (3, 1e-8, 1.5)])
+def test_shared_library_matches_native_within_a_microvolt(seed, i_s, scale):
+    net, x, y = random_case(seed, i_s=i_s, scale=scale)
+    circuit = NgspiceCircuit(net)
+    conducting = 0.0
+    clamp, S = net.neurons[0], node_conductance(net)[0]
+    for beta in (0.0, 2e-6, -2e-6):
+        eq = circuit.equilibrium(x, y, beta)
+        ref = solve(net, x, y, beta, tol=1e-13)
+        assert np.abs(eq.voltages - ref.voltages).max() < MICROVOLT, beta
+        assert eq.residual < 1e-12  # KCL recomputed natively on ngspice's voltages
+        diode_current = np.abs(clamp.current(eq.layers[0]))
+        conducting = max(conducting, float((diode_current / (S * 0.1)).max()))
+    assert conducting > 0.01  # diodes carry currents comparable to the resistors': the nonlinearity is exercised
+
+
+def test_single_sample_netlist_and_conductance_nudge_form_agree():
+    net, x, y = random_case(5)
+    ref = solve(net, x[:1], y[:1], 3e-6, tol=1e-13)
+    for form in ("current", "conductance"):
+        text = to_netlist(net, x[:1], y[:1], 3e-6, nudge=form)
+        path = EXAMPLES_DIR.parent.parent / "runs" / f"_test_{form}.cir"
+        path.parent.mkdir(exist_ok=True)
+        text.write(path)
+        try:
+            volts = free_voltages(run_file(path), free_names(net))
+        finally:
+            path.unlink()
+        assert np.abs(volts - ref.voltages).max() < MICROVOLT, form
+
+
+def test_eqprop_gradient_from_ngspice_matches_native():
+    net, x, y = random_case(1, i_s=1e-7, rails=(-0.05, 0.05), scale=1.0)
+    y = y * 0.2
+    beta = 0.05 * float(node_conductance(net)[-1].mean())
+    native, spice = NativeBackend(net, tol=1e-13), SpiceBackend(net, workers=1)
+    g_native = eqprop_gradient(native, run_phases(native, x, y, beta, "centered"))
+    g_spice = eqprop_gradient(spice, run_phases(spice, x, y, beta, "centered"))
+    exact, _ = resistive_exact_gradient(net, solve(net, x, tol=1e-13), y)
+    flat = lambda gs: np.concatenate([g.ravel() for g in gs])  # noqa: E731
+    assert cosine(flat(g_spice), flat(g_native)) >= 0.999
+    assert cosine(flat(g_spice), flat(exact)) >= 0.99
+
+
+def test_process_pool_equals_in_process_results():
+    net, _, _ = random_case(2)
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (40, net.n_features))
+    y = rng.uniform(-0.1, 0.1, (40, net.n_targets))
+    local = NgspiceCircuit(net).equilibrium(x, y, 1e-6)
+    with SpicePool(net, workers=2, chunk=8) as pool:
+        parallel = pool.equilibrium(x, y, 1e-6)
+        assert np.abs(parallel.voltages - local.voltages).max() < 1e-9
+        net.weights[0] *= 1.5  # a training step: workers must reload
+        pool.load(net)
+        after = pool.equilibrium(x, y, 1e-6)
+    assert np.abs(after.voltages - solve(net, x, y, 1e-6, tol=1e-13).voltages).max() < MICROVOLT
+
+
+def test_sample_a_failing_sweep_cannot_settle_is_rescued_alone(monkeypatch):
+    net, x, y = random_case(3)
+    circuit = NgspiceCircuit(net)
+    real_run = NgspiceCircuit._run
+    calls = []
+
+    def flaky(self, command):
+        calls.append(command)
+        ok = real_run(self, command)
+        return ok and not command.startswith("dc")  # every sweep "fails" in its last sample
+
+    monkeypatch.setattr(NgspiceCircuit, "_run", flaky)
+    eq = circuit.equilibrium(x, y, 1e-6)
+    assert "op" in calls  # the last sample was rescued with a plain operating point
+    assert eq.info["rescued"][-1] >= 1 and eq.info["rescued"][:-1].sum() == 0
+    assert np.abs(eq.voltages - solve(net, x, y, 1e-6, tol=1e-13).voltages).max() < MICROVOLT
+
+
+def test_sample_that_never_converges_is_named(monkeypatch):
+    net, x, _ = random_case(3)
+    circuit = NgspiceCircuit(net)
+    monkeypatch.setattr(NgspiceCircuit, "_run", lambda self, command: False)
+    monkeypatch.setattr(NgspiceCircuit, "_sweep", lambda self, x, y, beta, repeats: (
+        np.empty((0, repeats, len(self.free_nodes))), np.empty(0)))
+    with pytest.raises(SpiceError, match="sample 0") as info:
+        circuit.equilibrium(x)
+    assert info.value.sample == 0 and info.value.analysis == "op"
+
+
+def test_missing_libngspice_says_how_to_install(monkeypatch):
+    from PySpice.Spice.NgSpice import Shared
+
+    def broken(*args, **kwargs):
+        raise OSError("cannot load library 'libngspice.so'")
+
+    monkeypatch.setattr(ngmod, "_LIBRARY", None)
+    monkeypatch.setattr(Shared.NgSpiceShared, "new_instance", classmethod(lambda cls, *a, **k: broken()))
+    with pytest.raises(SpiceUnavailable, match="apt-get install -y ngspice libngspice0-dev"):
+        ngmod.ngspice_library()
+
+
+def test_writer_refuses_what_spice_cannot_simulate():
+    net = layered([4, 3, 2], diode="ideal")
+    with pytest.raises(NetworkError, match="ideal diodes"):
+        to_netlist(net)
+    approx = to_netlist(net, ideal_diode=ShockleyDiode(i_s=1e-12, n=0.02)).text
+    assert "approximated by Shockley" in approx
+    shock = layered([4, 3, 2], diode="shockley")
+    with pytest.raises(InputError, match="nudge='current'"):
+        to_netlist(shock, np.ones((1, 2)), np.zeros((1, 1)), -1e-6, nudge="conductance")
+    with pytest.raises(InputError, match="shape"):
+        to_netlist(shock, np.ones((1, 3)))
+    g = nx.Graph()
+    g.add_node("in put", role="input", feature=0, sign=1.0)
+    g.add_node("o", role="output", readout=(0, 1.0))
+    g.add_edge("in put", "o", g=1e-6)
+    from eqprop.circuits import GraphNetwork
+    with pytest.raises(NetworkError, match="SPICE node"):
+        to_netlist(GraphNetwork(g, n_features=1, readout="nodes"))
+    with pytest.raises(NetworkError, match="t_step"):
+        Transient(1e-12, 1e-6, 1e-5)
+
+
+def test_static_power_equals_dissipation_and_transient_settles_to_the_operating_point():
+    net = layered([8, 6, 4], diode=ShockleyDiode(i_s=1e-7), rails=(-0.05, 0.05), gain=3.0, seed=4)
+    x = np.random.default_rng(4).uniform(0, 1, (1, 4))
+    circuit = NgspiceCircuit(net)
+    s = settling(circuit, x, capacitance=1e-12)
+    # independent check: power dissipated in every resistor and diode, from the native equilibrium
+    eq = solve(net, x, tol=1e-13)
+    src, layers = net.encode_inputs(x), eq.layers
+    dissipated = 0.0
+    for c in range(net.n_connections):
+        u = net.gains[c] * (src if c == 0 else layers[c - 1])
+        v = layers[c]
+        dissipated += float((net.weights[c] * (u[0][:, None] - v[0][None, :]) ** 2).sum())
+        b = net.biases[c]
+        dissipated += float((b[0] * (v[0] - net.bias_voltage) ** 2 + b[1] * (v[0] + net.bias_voltage) ** 2).sum())
+        if net.neurons[c] is not None:
+            clamp = net.neurons[c]
+            d = clamp.diode
+            dissipated += float(((v[0] - clamp.v_high) * d.current(v[0] - clamp.v_high)
+                                 + (clamp.v_low - v[0]) * d.current(clamp.v_low - v[0])).sum())
+    assert abs(s.static_power - dissipated) <= 1e-6 * dissipated
+    assert np.abs(s.final_outputs - s.op_outputs).max() <= 0.01 * np.abs(s.op_outputs).max()
+    assert 0 < s.settling_time < s.t_stop
+    # the energy to settle is at least what the static power would draw over that time, minus nothing stored
+    assert s.energy > 0
+    assert np.isfinite(energy(net, src, layers)).all()
