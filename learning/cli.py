@@ -17,6 +17,15 @@ import numpy as np
 USER_ERRORS = (ValueError, FileNotFoundError, KeyError)
 
 
+def _user_errors():
+    """Errors that end in one line: user mistakes, and a simulator that is missing or fails."""
+    try:
+        from eqprop.netlists import SpiceError
+    except ImportError:  # PySpice missing: nothing of netlists can be raised then
+        return USER_ERRORS
+    return USER_ERRORS + (SpiceError,)
+
+
 def _version(pkg):
     try:
         return md.version(pkg)
@@ -139,6 +148,76 @@ def cmd_demo(args) -> int:
     return 0
 
 
+IDEAL_STAND_IN = dict(i_s=1e-12, n=0.02)  # a sharp Shockley knee (about 5 mV past the rail at nA currents)
+
+
+def cmd_netlist(args) -> int:
+    """A trained run's network as an ngspice netlist with one (or more) test samples at its inputs."""
+    from eqprop.circuits import ShockleyDiode
+    from eqprop.netlists import to_netlist
+
+    from .data import load, targets
+    from .runs import load_checkpoint, load_config
+
+    cfg = load_config(args.run)
+    net, state, _ = load_checkpoint(args.run)
+    ds = load(cfg.dataset, cfg.data, n_train=cfg.n_train, n_test=cfg.n_test, seed=cfg.seed)
+    x_all = ds.x_test if args.split == "test" else ds.x_train
+    y_all = ds.y_test if args.split == "test" else ds.y_train
+    idx = list(range(args.sample, args.sample + args.count))
+    if idx[-1] >= len(x_all):
+        raise ValueError(f"--sample {args.sample} --count {args.count} is past the {len(x_all)} {args.split} samples")
+    x = x_all[idx] * cfg.input_scale
+    y = targets(y_all[idx], ds.n_classes, cfg.target_amplitude)
+    beta = args.beta * state["beta_abs"] / cfg.beta if args.beta else 0.0
+    ideal = ShockleyDiode(**IDEAL_STAND_IN) if any(
+        n is not None and n.diode.kind == "ideal" for n in net.neurons) else None
+    text = to_netlist(net, x, y if beta else None, beta, nudge=args.nudge, ideal_diode=ideal,
+                      title=f"eqprop-hw run {args.run}: {args.split} samples {idx[0]}..{idx[-1]} "
+                            f"(labels {y_all[idx].tolist()})")
+    out = Path(args.out)
+    text.write(out)
+    print(f"wrote {out}: {len(text.free_nodes)} free nodes, {text.text.count(chr(10) + 'R_')} resistors, "
+          f"{len(idx)} sample(s){'; ideal diodes approximated by Shockley ' + str(IDEAL_STAND_IN) if ideal else ''}")
+    print(f"run it by hand with: ngspice -b {out}")
+    return 0
+
+
+def cmd_physics(args) -> int:
+    """Static power, settling time and energy per inference in ngspice, one line per network."""
+    from eqprop.circuits import ShockleyDiode, layered
+    from eqprop.netlists import NgspiceCircuit
+    from eqprop.netlists.transient import settling
+
+    from .runs import load_checkpoint
+
+    nets = []
+    for run in args.run or []:
+        nets.append((str(run), load_checkpoint(run)[0]))
+    for sizes in args.sizes or (["64-32-10", "128-100-20"] if not args.run else []):
+        shape = [int(s) for s in sizes.split("-")]
+        nets.append((sizes, layered(shape, diode=ShockleyDiode(i_s=1e-7), rails=(-0.05, 0.05), gain=4.0, seed=0)))
+    rng = np.random.default_rng(0)
+    print(f"node capacitance {args.capacitance:g} F; settling = outputs within 1% (of the largest output) "
+          f"of the operating point; {args.samples} random inputs in [0, 1] V per network, mean (max)")
+    print(f"| network | free nodes | static power (uW) | settling time (us) | energy per inference (nJ) |")
+    print("|---|---|---|---|---|")
+    for name, net in nets:
+        if any(n is not None and n.diode.kind == "ideal" for n in net.neurons):
+            ideal = ShockleyDiode(**IDEAL_STAND_IN)
+        else:
+            ideal = None
+        circuit = NgspiceCircuit(net, ideal_diode=ideal)
+        rows = [settling(circuit, rng.uniform(0, 1, (1, net.n_features)), args.capacitance)
+                for _ in range(args.samples)]
+        p = np.array([r.static_power for r in rows]) * 1e6
+        t = np.array([r.settling_time for r in rows]) * 1e6
+        e = np.array([r.energy for r in rows]) * 1e9
+        print(f"| {name} | {sum(net.free_sizes)} | {p.mean():.2f} ({p.max():.2f}) | {t.mean():.3f} ({t.max():.3f}) "
+              f"| {e.mean():.4f} ({e.max():.4f}) |", flush=True)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="eqprop", description="Train physical networks with Equilibrium Propagation.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -175,6 +254,21 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("run")
     e.add_argument("--split", choices=["test", "train"], default="test")
     e.set_defaults(func=cmd_evaluate)
+    n = sub.add_parser("netlist", help="export a trained run as an ngspice netlist (ngspice -b runs it)")
+    n.add_argument("run")
+    n.add_argument("--out", default="net.cir")
+    n.add_argument("--split", choices=["test", "train"], default="test")
+    n.add_argument("--sample", type=int, default=0, help="first sample at the inputs")
+    n.add_argument("--count", type=int, default=1, help="samples (more than 1: swept by .dc)")
+    n.add_argument("--beta", type=float, default=0.0, help="write the nudged phase (relative beta, as in train)")
+    n.add_argument("--nudge", choices=["current", "conductance"], default="current")
+    n.set_defaults(func=cmd_netlist)
+    ph = sub.add_parser("physics", help="static power, settling time and energy per inference (ngspice)")
+    ph.add_argument("run", nargs="*", help="run directories (default: two example networks)")
+    ph.add_argument("--sizes", nargs="+", help="layered networks to build, e.g. 64-32-10 1568-100-20")
+    ph.add_argument("--capacitance", type=float, default=1e-12, help="farads from every free node to ground")
+    ph.add_argument("--samples", type=int, default=3)
+    ph.set_defaults(func=cmd_physics)
     d = sub.add_parser("demo", help="solve the example network, then train digits with the native backend")
     d.add_argument("--epochs", type=int, default=10)
     d.add_argument("--out", default="runs/demo")
@@ -186,7 +280,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except USER_ERRORS as e:
+    except _user_errors() as e:
         print(f"eqprop {args.command}: error: {e}", file=sys.stderr)
         return 2
 

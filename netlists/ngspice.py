@@ -8,7 +8,10 @@ The shared library is not re-entrant: one process holds one ngspice (see ``pool.
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
+import os
+import sys
 
 import numpy as np
 
@@ -29,6 +32,25 @@ INSTALL_HINT = ("install it with `apt-get install -y ngspice libngspice0-dev` (D
 # gmin and source stepping, more steps and iterations, then straight to gmin stepping.
 CONVERGENCE_AIDS = ("", "itl1=2000 gminsteps=100 srcsteps=100", "noopiter itl1=2000 gminsteps=100 srcsteps=100")
 SWEEP_REPEATS = (2, 4, 8)  # solves per sample in successive sweeps (see operating_points)
+
+
+@contextlib.contextmanager
+def _quiet_stdout():
+    """ngspice prints sweep progress ("Reference value ...") straight to file descriptor 1; hide it."""
+    try:
+        sys.stdout.flush()
+        saved = os.dup(1)
+    except (OSError, ValueError):  # no real stdout (e.g. some notebooks): nothing to hide
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
 
 
 class SpiceError(RuntimeError):
@@ -124,7 +146,8 @@ class NgspiceCircuit:
         self.ng.messages.clear()
         lines = [line for line in text.splitlines() if line.strip() and not line.startswith("*")]
         lines = [line for line in lines if not line.startswith((".dc", ".op", ".tran"))]  # run explicitly
-        self.ng.load_circuit("* eqprop-hw\n" + "\n".join(lines))
+        with _quiet_stdout():
+            self.ng.load_circuit("* eqprop-hw\n" + "\n".join(lines))
         errors = [m for m in self.ng.messages if "error" in m.lower()]
         if errors:
             raise SpiceError(f"ngspice rejected the netlist: {' | '.join(errors[-3:])}", analysis="load",
@@ -140,7 +163,8 @@ class NgspiceCircuit:
     def _run(self, command: str) -> bool:
         """Runs an analysis; False when ngspice reports a failure (its messages stay in self.ng.messages)."""
         self.ng.messages.clear()
-        rc = self._command(command, check=False)
+        with _quiet_stdout():
+            rc = self._command(command, check=False)
         bad = ("no convergence", "singular", "error", "aborted", "timestep too small")
         return rc == 0 and not any(b in m.lower() for m in self.ng.messages for b in bad)
 
