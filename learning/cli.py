@@ -218,6 +218,18 @@ def cmd_physics(args) -> int:
     return 0
 
 
+def cmd_gradcheck(args) -> int:
+    from .gradcheck import run_gradcheck
+
+    print("EqProp estimate vs exact gradient (implicit differentiation), 32-16-10 Shockley network, batch 32")
+    settings = [tuple(float(v) for v in item.split(":")) for item in args.spice]
+    if any(len(t) != 2 for t in settings):
+        raise ValueError("--spice takes RELTOL:SETTLE_TOL pairs, e.g. 1e-6:1e-6")
+    run_gradcheck(args.out, with_spice=not args.no_spice, spice_settings=settings)
+    print(f"table, plot and JSON in {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="eqprop", description="Train physical networks with Equilibrium Propagation.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -269,6 +281,12 @@ def build_parser() -> argparse.ArgumentParser:
     ph.add_argument("--capacitance", type=float, default=1e-12, help="farads from every free node to ground")
     ph.add_argument("--samples", type=int, default=3)
     ph.set_defaults(func=cmd_physics)
+    gc = sub.add_parser("gradcheck", help="EqProp gradient vs exact gradient, vs beta, native and ngspice")
+    gc.add_argument("--out", default="reports/gradient")
+    gc.add_argument("--no-spice", action="store_true", help="native backend only")
+    gc.add_argument("--spice", nargs="+", default=["1e-3:1e-3", "1e-6:1e-6", "1e-9:1e-9"],
+                    help="ngspice settings to compare, RELTOL:SETTLE_TOL (volts; see SpiceOptions.sweep_tol)")
+    gc.set_defaults(func=cmd_gradcheck)
     d = sub.add_parser("demo", help="solve the example network, then train digits with the native backend")
     d.add_argument("--epochs", type=int, default=10)
     d.add_argument("--out", default="runs/demo")

@@ -107,6 +107,47 @@ def test_process_pool_equals_in_process_results():
     assert np.abs(after.voltages - solve(net, x, y, 1e-6, tol=1e-13).voltages).max() < MICROVOLT
 
 
+def test_workers_are_recycled_when_ngspice_memory_grows_and_results_stay_the_same():
+    net, x, y = random_case(4)
+    ref = solve(net, x, y, 1e-6, tol=1e-13).voltages
+    with SpicePool(net, workers=1, memory_limit_mb=1.0) as pool:  # every batch exceeds 1 MB: recycle each time
+        for _ in range(2):
+            assert np.abs(pool.equilibrium(x, y, 1e-6).voltages - ref).max() < MICROVOLT
+        assert pool.recycled == 2
+
+
+def test_orphaned_worker_exits_when_its_parent_dies():
+    import subprocess
+    import sys
+    import time
+    code = ("import numpy as np, os, sys\n"
+            "from eqprop.circuits import layered, ShockleyDiode\n"
+            "from eqprop.netlists import SpicePool\n"
+            "net = layered([4, 3, 2], diode=ShockleyDiode())\n"
+            "p = SpicePool(net, workers=1)\n"
+            "p.equilibrium(np.zeros((2, 2)))\n"
+            "print(*[c.pid for c in __import__('multiprocessing').active_children()], flush=True)\n"
+            "os._exit(0)\n")  # dies without shutting the pool down, as a killed run would
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    pids = [int(p) for p in out.stdout.split()]
+    assert pids, out.stderr
+    deadline = time.time() + 10
+    alive = pids
+    while alive and time.time() < deadline:
+        time.sleep(0.2)
+        alive = [p for p in pids if _alive(p)]
+    assert not alive, f"worker processes {alive} outlived their parent"
+
+
+def _alive(pid: int) -> bool:
+    import os
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except OSError:
+        return False
+
+
 def test_sample_a_failing_sweep_cannot_settle_is_rescued_alone(monkeypatch):
     net, x, y = random_case(3)
     circuit = NgspiceCircuit(net)
