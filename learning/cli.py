@@ -102,6 +102,16 @@ def _config_from_args(args):
         cfg.lr = list(args.lr)
     if args.rails is not None:
         cfg.rails = tuple(args.rails)
+    if cfg.backend == "hopfield":  # the digital reference's own defaults (Scellier & Bengio 2017)
+        from .hopfield_train import DEFAULT_BETA, DEFAULT_LR
+
+        cfg.lr = list(args.lr) if args.lr is not None else DEFAULT_LR[:len(cfg.hidden) + 1]
+        cfg.beta = args.beta if args.beta is not None else DEFAULT_BETA
+        cfg.momentum = args.momentum if args.momentum is not None else 0.0
+        cfg.lr_decay = args.lr_decay if args.lr_decay is not None else 1.0
+        cfg.batch_size = args.batch_size if args.batch_size is not None else 20
+        cfg.nudging = args.nudging if args.nudging is not None else "random"
+        cfg.tol = 1e-7  # units in [0, 1]; far below what beta = 0.5 moves them
     return cfg
 
 

@@ -41,9 +41,11 @@ def make_backend(cfg: TrainConfig, network):
                            "(or pwl)")
         from .spice import SpiceBackend  # imports PySpice only when asked for
         return SpiceBackend(network, workers=cfg.workers)
+    if cfg.backend == "hopfield":
+        raise RunError("the hopfield reference has its own network; train it with eqprop train --backend hopfield")
     if cfg.backend in BACKENDS:
         raise RunError(f"backend {cfg.backend!r} is not available in this version of eqprop-hw "
-                       "(implemented: native, spice); use --backend native")
+                       "(implemented: native, spice, hopfield); use --backend native")
     raise RunError(f"unknown backend {cfg.backend!r}; use one of {BACKENDS}")
 
 
@@ -116,6 +118,10 @@ def load_config(run_dir: Path) -> TrainConfig:
 def train(cfg: TrainConfig, run_dir, *, resume: bool = False, progress: bool = True, log=print,
           stop_after_steps: int | None = None) -> dict:
     """Trains per cfg into run_dir; returns the last epoch's metrics. ``resume`` continues a killed run."""
+    if cfg.backend == "hopfield":
+        from .hopfield_train import train_hopfield
+
+        return train_hopfield(cfg, run_dir, resume=resume, progress=progress, log=log)
     run_dir = Path(run_dir)
     ds = load(cfg.dataset, cfg.data, n_train=cfg.n_train, n_test=cfg.n_test, seed=cfg.seed)
     x_train, x_test = ds.x_train * cfg.input_scale, ds.x_test * cfg.input_scale
@@ -188,7 +194,7 @@ def _write_metrics(run_dir: Path, history: list) -> None:
     atomic_write(run_dir / "metrics.csv", buf.getvalue().encode())
 
 
-def _plots(run_dir: Path, net, backend, history, x_sample) -> None:
+def _plots_curve(run_dir: Path, history) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -204,6 +210,12 @@ def _plots(run_dir: Path, net, backend, history, x_sample) -> None:
         fig.tight_layout()
         fig.savefig(run_dir / "learning_curve.png", dpi=120)
         plt.close(fig)
+
+
+def _plots(run_dir: Path, net, backend, history, x_sample) -> None:
+    import matplotlib.pyplot as plt
+
+    _plots_curve(run_dir, history)
     fig, axes = plt.subplots(1, net.n_connections, figsize=(4 * net.n_connections, 3))
     for c, ax in enumerate(np.atleast_1d(axes)):
         ax.hist(net.weights[c].ravel() * 1e9, bins=60)
@@ -223,6 +235,13 @@ def _plots(run_dir: Path, net, backend, history, x_sample) -> None:
 
 def evaluate_run(run_dir, split: str = "test") -> dict:
     cfg = load_config(run_dir)
+    if cfg.backend == "hopfield":
+        from .hopfield_train import evaluate, load_hopfield_checkpoint
+
+        net = load_hopfield_checkpoint(run_dir)[0]
+        ds = load(cfg.dataset, cfg.data, n_train=cfg.n_train, n_test=cfg.n_test, seed=cfg.seed)
+        x, y = (ds.x_test, ds.y_test) if split == "test" else (ds.x_train, ds.y_train)
+        return evaluate(net, x * cfg.input_scale, y)
     net, _, _ = load_checkpoint(run_dir)
     ds = load(cfg.dataset, cfg.data, n_train=cfg.n_train, n_test=cfg.n_test, seed=cfg.seed)
     backend = make_backend(cfg, net)
