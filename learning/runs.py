@@ -41,11 +41,14 @@ def make_backend(cfg: TrainConfig, network):
                            "(or pwl)")
         from .spice import SpiceBackend  # imports PySpice only when asked for
         return SpiceBackend(network, workers=cfg.workers)
+    if cfg.backend == "lava":
+        from .lava import LavaBackend  # starts Lava in its own process only when asked for
+        return LavaBackend(network, tol=cfg.tol)
     if cfg.backend == "hopfield":
         raise RunError("the hopfield reference has its own network; train it with eqprop train --backend hopfield")
     if cfg.backend in BACKENDS:
         raise RunError(f"backend {cfg.backend!r} is not available in this version of eqprop-hw "
-                       "(implemented: native, spice, hopfield); use --backend native")
+                       "(implemented: native, spice, hopfield, lava); use --backend native")
     raise RunError(f"unknown backend {cfg.backend!r}; use one of {BACKENDS}")
 
 

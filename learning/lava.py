@@ -1,0 +1,67 @@
+"""The Lava backend: every phase a run of Lava processes (Loihi2SimCfg, floating point), behind the protocol.
+
+Phases are consecutive runs of the same Lava network: the nudged phase continues from the free state
+with the nudging switched on through a Var. The local statistics are the squared drops across each
+conductance, computed on the host from the voltages read back (host-side updates; weights are written
+back to both directions of every connection before the next settle).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from eqprop.circuits import Equilibrium, LayeredNetwork
+from eqprop.circuits.energy import kcl_residual, readout
+from eqprop.neuromorphic import LavaError, LavaSession
+
+from .native import resistive_statistics
+
+
+class LavaBackend:
+    name = "lava"
+
+    def __init__(self, network: LayeredNetwork, tol: float = 1e-10, max_steps: int = 5000, chunk: int = 50,
+                 alpha: float = 1.0, threshold: float = 0.0, timeout: float = 300.0):
+        self.network = network
+        self.tol, self.max_steps, self.chunk = tol, max_steps, chunk
+        self.session = LavaSession(alpha=alpha, threshold=threshold, timeout=timeout)
+        self.messages = 0.0
+        self.samples = 0
+
+    def settle(self, x, y=None, beta=0.0, init=None) -> Equilibrium:
+        net = self.network
+        x = net.check_inputs(x)
+        if y is not None:
+            y = net.check_targets(y, x.shape[0])
+        before = self.messages
+        r = self.session.settle(net, net.encode_inputs(x), y, beta, self.tol, self.max_steps, self.chunk)
+        if r["change"] > self.tol:
+            raise LavaError(f"the Lava network did not settle in {r['steps']} steps (last change {r['change']:.2e} V "
+                            f"> tol {self.tol:.1e} V); raise max_steps")
+        sent = r["messages"] - before if r["messages"] >= before else r["messages"]  # rebuilt: counter restarted
+        self.messages = r["messages"]
+        layers = r["layers"]
+        res = kcl_residual(net, net.encode_inputs(x), layers, y, beta)
+        residual = float(max(np.abs(v).max(initial=0.0) for v in res))
+        info = {"steps": r["steps"], "messages": sent, "messages_per_sample": sent / x.shape[0]}
+        return Equilibrium(np.hstack(layers), x, readout(net, layers[-1]), r["steps"], residual, beta, y,
+                           net.free_sizes, "lava-float", info)
+
+    def parameters(self) -> list:
+        return list(self.network.weights) + list(self.network.biases)
+
+    def parameter_names(self) -> list:
+        L = self.network.n_connections
+        return [f"weights[{c}]" for c in range(L)] + [f"biases[{c}]" for c in range(L)]
+
+    @property
+    def cost_weight(self) -> float:
+        return float(self.network.energy_weights[-1])
+
+    def local_statistics(self, eq: Equilibrium) -> list:
+        return resistive_statistics(self.network, eq.inputs, eq.layers)
+
+    def sync(self) -> None:
+        self.network.validate()  # the new conductances travel with the next settle
+
+    def close(self) -> None:
+        self.session.close()

@@ -1,0 +1,162 @@
+"""Lava in a child process with a deadline on every command, so a hung Lava run cannot hang the caller.
+
+Lava's runtime runs each ProcessModel in its own process and can block forever when one of them fails
+(instead of raising). The session therefore lives in a child interpreter (``python -m
+eqprop.neuromorphic.session``, not a multiprocessing child: Lava insists on setting the 'fork' start
+method at import) that leads its own process group and talks to us over an authenticated socket;
+each command waits at most ``timeout`` seconds, after which the whole group (Lava's processes too) is
+killed and LavaError names the command and the deadline. Parameters are validated here, before Lava
+sees them.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import traceback
+from multiprocessing.connection import Client, Listener
+
+import numpy as np
+
+from eqprop.circuits.errors import InputError, NetworkError
+from eqprop.circuits.network import LayeredNetwork
+from eqprop.circuits.serialize import network_from_data, network_to_data
+
+
+class LavaError(RuntimeError):
+    """A Lava run failed or exceeded its deadline; names the command and the cause."""
+
+
+def _serve(conn, alpha, threshold):
+    lava_net = None
+    while True:
+        cmd, args = conn.recv()
+        try:
+            if cmd == "stop":
+                if lava_net is not None:
+                    lava_net.stop()
+                conn.send(("ok", None))
+                return
+            if cmd == "settle":
+                meta, arrays, sources, targets, beta, tol, max_steps, chunk = args
+                net = network_from_data(meta, arrays)
+                if lava_net is not None and lava_net.batch != sources.shape[0]:
+                    lava_net.stop()
+                    lava_net = None
+                if lava_net is None:
+                    from eqprop.neuromorphic.network import LavaEqPropNetwork
+                    lava_net = LavaEqPropNetwork(net, sources.shape[0], alpha, threshold)
+                else:
+                    lava_net.set_network(net)
+                conn.send(("ok", lava_net.settle(sources, targets, beta, tol, max_steps, chunk)))
+            elif cmd == "ping":
+                conn.send(("ok", os.getpid()))
+            elif cmd == "sleep":  # for tests of the deadline
+                import time
+                time.sleep(args)
+                conn.send(("ok", None))
+        except Exception as exc:  # report, never hang: the parent re-raises it as LavaError
+            conn.send(("error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"))
+
+
+class LavaSession:
+    """One Lava network in a child process. ``timeout`` bounds every command (seconds)."""
+
+    def __init__(self, alpha: float = 1.0, threshold: float = 0.0, timeout: float = 120.0):
+        if not 0 < alpha <= 1:
+            raise InputError(f"alpha (dt / tau) must be in (0, 1], got {alpha}")
+        if not (threshold >= 0 and np.isfinite(threshold)):
+            raise InputError(f"threshold must be >= 0 volts, got {threshold}")
+        if not timeout > 0:
+            raise InputError(f"timeout must be positive seconds, got {timeout}")
+        self.timeout = timeout
+        key = secrets.token_bytes(16)
+        listener = Listener(family="AF_UNIX", authkey=key)
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "eqprop.neuromorphic.session", listener.address, key.hex(), repr(alpha),
+             repr(threshold), str(os.getpid())], start_new_session=True)  # its own group: killpg takes Lava too
+        accepted = []
+        waiter = threading.Thread(target=lambda: accepted.append(listener.accept()), daemon=True)
+        waiter.start()
+        waiter.join(60)
+        if not accepted:
+            self.kill()
+            listener.close()
+            raise LavaError("the Lava session process did not start within 60 s (is lava-nc installed?)")
+        self._conn = accepted[0]
+        listener.close()
+
+    def _call(self, cmd, args=None, timeout=None):
+        if self._proc is None:
+            raise LavaError("the Lava session is closed")
+        self._conn.send((cmd, args))
+        deadline = self.timeout if timeout is None else timeout
+        if not self._conn.poll(deadline):
+            self.kill()
+            raise LavaError(f"Lava command {cmd!r} did not finish within {deadline:g} s; the Lava processes were "
+                            "stopped (a process model may have failed in its subprocess); raise the timeout if "
+                            "the network is just slow")
+        status, value = self._conn.recv()
+        if status == "error":
+            raise LavaError(f"Lava command {cmd!r} failed: {value}")
+        return value
+
+    def settle(self, net: LayeredNetwork, sources, targets, beta, tol, max_steps, chunk) -> dict:
+        if not isinstance(net, LayeredNetwork):
+            raise NetworkError(f"the Lava backend runs LayeredNetworks, got {type(net).__name__}")
+        if not (np.isfinite(sources).all() and (targets is None or np.isfinite(targets).all())):
+            raise InputError("inputs or targets hold NaN/inf")
+        meta, arrays = network_to_data(net)
+        return self._call("settle", (meta, arrays, sources, targets, float(beta), tol, max_steps, chunk))
+
+    @property
+    def pid(self):
+        return None if self._proc is None else self._proc.pid
+
+    def kill(self) -> None:
+        """Kills the child and every Lava process it started (its process group)."""
+        if self._proc is None:
+            return
+        try:
+            os.killpg(self._proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self._proc.wait(5)
+        self._proc = None
+
+    def close(self) -> None:
+        if self._proc is None:
+            return
+        try:
+            self._call("stop", timeout=30)
+        except LavaError:
+            pass
+        self.kill()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.kill()
+        except Exception:
+            pass
+
+
+def _watch_parent(parent: int) -> None:
+    import time
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os.killpg(os.getpgid(0), signal.SIGKILL)  # the caller is gone: take Lava's processes down with us
+
+
+if __name__ == "__main__":
+    address, key_hex, alpha_text, threshold_text, parent_pid = sys.argv[1:6]
+    threading.Thread(target=_watch_parent, args=(int(parent_pid),), daemon=True).start()
+    _serve(Client(address, authkey=bytes.fromhex(key_hex)), float(alpha_text), float(threshold_text))

@@ -1,0 +1,61 @@
+"""The Lava backend against the native solver, and its deadline. Needs lava-nc (installed by make setup)."""
+import os
+import time
+
+import numpy as np
+import pytest
+
+from eqprop.circuits import InputError, layered, solve
+from eqprop.learning import cosine, eqprop_gradient, resistive_exact_gradient, run_phases
+from eqprop.learning.lava import LavaBackend
+from eqprop.neuromorphic import LavaError, LavaSession
+
+
+def case(seed=2):
+    net = layered([16, 10, 6], diode="ideal", rails=(-0.05, 0.05), gain=3.0, seed=seed)
+    rng = np.random.default_rng(seed)
+    return net, rng.uniform(0, 1, (12, 8)), rng.uniform(-0.05, 0.05, (12, 3))
+
+
+@pytest.fixture(scope="module")
+def lava():
+    net, x, y = case()
+    backend = LavaBackend(net, timeout=180)
+    yield backend
+    backend.close()
+
+
+def test_lava_equilibria_match_native_free_and_nudged(lava):
+    net, x, y = case()
+    span = 0.1  # the rails span 0.1 V
+    for beta in (0.0, 1e-7, -1e-7):
+        eq = lava.settle(x, y if beta else None, beta)
+        ref = solve(net, x, y if beta else None, beta, tol=1e-13)
+        assert np.abs(eq.voltages - ref.voltages).max() <= 1e-3 * span
+        assert eq.info["messages_per_sample"] > 0
+    clamped = np.isclose(np.abs(eq.layers[0]), 0.05).mean()
+    assert 0 < clamped < 1  # the diodes act
+
+
+def test_eqprop_gradient_from_lava_matches_the_exact_gradient(lava):
+    net, x, y = case()
+    grad = eqprop_gradient(lava, run_phases(lava, x, y, 1e-8, "centered"))
+    exact, _ = resistive_exact_gradient(net, solve(net, x, tol=1e-13), y)
+    assert cosine(grad, exact) >= 0.95
+
+
+def test_a_run_past_its_deadline_is_stopped_and_leaves_no_process():
+    session = LavaSession(timeout=2)
+    pid = session.pid
+    with pytest.raises(LavaError, match="did not finish within 2 s"):
+        session._call("sleep", 30)
+    time.sleep(0.5)
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+def test_parameters_are_checked_before_lava_runs():
+    with pytest.raises(InputError, match="alpha"):
+        LavaSession(alpha=1.5)
+    with pytest.raises(InputError, match="timeout"):
+        LavaSession(timeout=0)
