@@ -2,7 +2,7 @@
 
 Lava's runtime runs each ProcessModel in its own process and can block forever when one of them fails
 (instead of raising). The session therefore lives in a child interpreter (``python -m
-eqprop.neuromorphic.session``, not a multiprocessing child: Lava insists on setting the 'fork' start
+eqprop.neuromorphic.session_main``, not a multiprocessing child: Lava insists on setting the 'fork' start
 method at import) that leads its own process group and talks to us over an authenticated socket;
 each command waits at most ``timeout`` seconds, after which the whole group (Lava's processes too) is
 killed and LavaError names the command and the deadline. Parameters are validated here, before Lava
@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import traceback
-from multiprocessing.connection import Client, Listener
+from multiprocessing.connection import Listener
 
 import numpy as np
 
@@ -76,7 +76,7 @@ class LavaSession:
         key = secrets.token_bytes(16)
         listener = Listener(family="AF_UNIX", authkey=key)
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "eqprop.neuromorphic.session", listener.address, key.hex(), repr(alpha),
+            [sys.executable, "-m", "eqprop.neuromorphic.session_main", listener.address, key.hex(), repr(alpha),
              repr(threshold), str(os.getpid())], start_new_session=True)  # its own group: killpg takes Lava too
         accepted = []
         waiter = threading.Thread(target=lambda: accepted.append(listener.accept()), daemon=True)
@@ -148,15 +148,3 @@ class LavaSession:
         except Exception:
             pass
 
-
-def _watch_parent(parent: int) -> None:
-    import time
-    while os.getppid() == parent:
-        time.sleep(0.5)
-    os.killpg(os.getpgid(0), signal.SIGKILL)  # the caller is gone: take Lava's processes down with us
-
-
-if __name__ == "__main__":
-    address, key_hex, alpha_text, threshold_text, parent_pid = sys.argv[1:6]
-    threading.Thread(target=_watch_parent, args=(int(parent_pid),), daemon=True).start()
-    _serve(Client(address, authkey=bytes.fromhex(key_hex)), float(alpha_text), float(threshold_text))
