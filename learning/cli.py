@@ -155,6 +155,14 @@ def cmd_demo(args) -> int:
     print(f"\n== EqProp training, native backend, digits (64 features -> 128 sources, 100 hidden, 10 pairs) ==")
     last = train(cfg, out, progress=sys.stderr.isatty())
     print(f"digits test accuracy {last['test_accuracy']:.4f}; run directory {out}")
+    if not args.no_compare:
+        from .compare import compare
+
+        report_dir = out.parent / "demo-compare"
+        print("\n== short compare of every backend (native, ngspice, Lava, Hopfield reference) on digits ==")
+        compare(report_dir, hidden=[16], epochs=2, n_train=400, n_test=200, log=lambda *_: None)
+        print((report_dir / "report.md").read_text())
+        print(f"report: {report_dir / 'report.md'}")
     return 0
 
 
@@ -265,6 +273,18 @@ def cmd_nonideal(args) -> int:
     return 0
 
 
+def cmd_compare(args) -> int:
+    from .compare import compare
+
+    report = compare(args.out, dataset=args.dataset, data=args.data, hidden=args.hidden, epochs=args.epochs,
+                     n_train=args.n_train, n_test=args.n_test, seed=args.seed, backends=args.backends,
+                     workers=args.workers, log=print)
+    print((Path(args.out) / "report.md").read_text())
+    missing = [k for k, r in report["backends"].items() if not r.get("available")]
+    print(f"report: {Path(args.out) / 'report.md'}" + (f" (not available: {', '.join(missing)})" if missing else ""))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="eqprop", description="Train physical networks with Equilibrium Propagation.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -330,9 +350,23 @@ def build_parser() -> argparse.ArgumentParser:
     ni.add_argument("--seed", type=int, default=0)
     ni.add_argument("--devices", nargs="+", choices=["ideal", "bounded", "quantized", "noisy", "memristor"])
     ni.set_defaults(func=cmd_nonideal)
+    cp = sub.add_parser("compare", help="every backend on one network and one initialisation: a report")
+    cp.add_argument("--dataset", choices=["digits", "mnist", "fashion-mnist"], default="digits")
+    cp.add_argument("--data")
+    cp.add_argument("--hidden", type=int, nargs="+", default=[32])
+    cp.add_argument("--epochs", type=int, default=3)
+    cp.add_argument("--n-train", dest="n_train", type=int)
+    cp.add_argument("--n-test", dest="n_test", type=int)
+    cp.add_argument("--seed", type=int, default=0)
+    cp.add_argument("--workers", type=int, default=1, help="ngspice processes")
+    cp.add_argument("--backends", nargs="+", default=["native", "spice", "lava", "hopfield"],
+                    choices=["native", "spice", "lava", "hopfield"])
+    cp.add_argument("--out", default="reports/compare")
+    cp.set_defaults(func=cmd_compare)
     d = sub.add_parser("demo", help="solve the example network, then train digits with the native backend")
     d.add_argument("--epochs", type=int, default=10)
     d.add_argument("--out", default="runs/demo")
+    d.add_argument("--no-compare", action="store_true", help="skip the closing compare of every backend")
     d.set_defaults(func=cmd_demo)
     return p
 

@@ -1,0 +1,214 @@
+"""One harness over every backend: the same network, initialisation and batches; one report.
+
+For the circuit backends (native, ngspice, Lava) the reference is the native numpy solver, the
+digital twin of the circuit: equilibrium agreement per layer, the EqProp gradient against the exact
+gradient (implicit differentiation at the native equilibrium), time per equilibrium, a short training
+run, and the physical figures each can give (ngspice: static power, settling time and energy per
+inference; Lava: graded messages per inference). The Hopfield reference of Scellier & Bengio (2017)
+is a different model (hard-sigmoid units, signed weights), so it is compared on what it shares: its
+EqProp gradient against its own exact gradient, its time per equilibrium and its training curve.
+A backend that cannot run is a row that says why.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from eqprop.circuits import solve
+
+from .data import load, targets
+from .eqprop import cosine, eqprop_gradient, relative_error, run_phases
+from .exact_gradient import resistive_exact_gradient
+from .runs import build_network, make_backend, train
+from .trainer import TrainConfig, mean_output_conductance
+
+BACKENDS = ("native", "spice", "lava", "hopfield")
+
+
+def compare(out_dir, *, dataset="digits", data=None, hidden=(32,), epochs=3, n_train=None, n_test=None, seed=0,
+            batch=32, beta=0.01, backends=BACKENDS, capacitance=1e-12, workers=1, log=print) -> dict:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cfg = TrainConfig(dataset=dataset, data=data, hidden=list(hidden), epochs=epochs, n_train=n_train, n_test=n_test,
+                      seed=seed, diode="shockley", diode_is=1e-7, workers=workers)
+    ds = load(dataset, data, n_train=n_train, n_test=n_test, seed=seed)
+    net = build_network(cfg, ds.n_features, ds.n_classes)
+    x = ds.x_test[:batch] * cfg.input_scale
+    y = targets(ds.y_test[:batch], ds.n_classes, cfg.target_amplitude)
+    beta_abs = beta * mean_output_conductance(net)
+    ref = solve(net, x, tol=1e-13)
+    exact, _ = resistive_exact_gradient(net, ref, y)
+    report = {"config": {**cfg.to_dict(), "batch": batch, "beta_relative": beta, "beta": beta_abs,
+                         "capacitance": capacitance, "sizes": list(net.sizes)},
+              "backends": {}, "equilibria": {}}
+    for name in backends:
+        log(f"compare: {name} ...")
+        try:
+            if name == "hopfield":
+                row = _hopfield_row(cfg, ds, x, ds.y_test[:batch], out_dir)
+            else:
+                row = _circuit_row(name, cfg, net, x, y, beta_abs, ref, exact, capacitance, out_dir, report)
+        except Exception as exc:  # a backend that cannot run is reported, never silently skipped
+            row = {"available": False, "reason": f"{type(exc).__name__}: {exc}".strip()[:400]}
+        report["backends"][name] = row
+    (out_dir / "report.json").write_text(json.dumps(_jsonable(report), indent=1))
+    (out_dir / "report.md").write_text(render(report))
+    _plots(report, out_dir)
+    return report
+
+
+def _circuit_row(name, cfg, net, x, y, beta_abs, ref, exact, capacitance, out_dir, report) -> dict:
+    backend = make_backend(replace(cfg, backend=name), net.copy())
+    try:
+        t0 = time.perf_counter()
+        eq = backend.settle(x)
+        seconds = (time.perf_counter() - t0) / len(x)
+        per_layer = [{"max_abs": float(np.abs(a - b).max()), "mean_abs": float(np.abs(a - b).mean())}
+                     for a, b in zip(eq.layers, ref.layers)]
+        grad = eqprop_gradient(backend, run_phases(backend, x, y, beta_abs, "centered"))
+        row = {"available": True, "seconds_per_equilibrium": seconds, "equilibrium_vs_native": per_layer,
+               "gradient_cosine": cosine(grad, exact), "gradient_relative_error": relative_error(grad, exact)}
+        report["equilibria"][name] = eq.voltages.tolist()
+        if name == "lava":
+            row["messages_per_inference"] = float(eq.info["messages_per_sample"])
+        if name == "spice":
+            row.update(_spice_physics(net, x[:1], capacitance))
+    finally:
+        if hasattr(backend, "close"):
+            backend.close()
+    row["training"] = _train(replace(cfg, backend=name), out_dir / "runs" / name)
+    return row
+
+
+def _spice_physics(net, x1, capacitance) -> dict:
+    from eqprop.netlists import NgspiceCircuit
+    from eqprop.netlists.transient import settling
+
+    s = settling(NgspiceCircuit(net), x1, capacitance)
+    return {"static_power_w": s.static_power, "settling_time_s": s.settling_time, "energy_per_inference_j": s.energy}
+
+
+def _train(cfg, run_dir) -> dict:
+    import shutil
+
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    t0 = time.perf_counter()
+    train(cfg, run_dir, progress=False, log=lambda *_: None)
+    history = json.loads((run_dir / "metrics.json").read_text())
+    return {"test_accuracy": [h["test_accuracy"] for h in history], "seconds": time.perf_counter() - t0,
+            "run_dir": str(run_dir)}
+
+
+def _hopfield_row(cfg, ds, x, labels, out_dir) -> dict:
+    from .hopfield import HopfieldBackend, HopfieldNetwork, hopfield_exact_gradient, settle
+    from .hopfield_train import DEFAULT_BETA, DEFAULT_LR, one_hot
+
+    net = HopfieldNetwork.create([ds.n_features] + list(cfg.hidden) + [ds.n_classes], seed=cfg.seed)
+    backend = HopfieldBackend(net, tol=1e-10)
+    y = one_hot(labels, ds.n_classes)
+    t0 = time.perf_counter()
+    free = settle(net, x, tol=1e-12)
+    seconds = (time.perf_counter() - t0) / len(x)
+    exact, _ = hopfield_exact_gradient(net, free, y)
+    grad = eqprop_gradient(backend, run_phases(backend, x, y, 1e-3, "centered"))  # units in [0, 1]
+    hcfg = replace(cfg, backend="hopfield", lr=DEFAULT_LR[:len(cfg.hidden) + 1], beta=DEFAULT_BETA, momentum=0.0,
+                   lr_decay=1.0, batch_size=20, nudging="random", tol=1e-7, diode="ideal", diode_is=None)
+    return {"available": True, "seconds_per_equilibrium": seconds, "equilibrium_vs_native": None,
+            "note": "different model (hard-sigmoid Hopfield network): compared with its own exact gradient",
+            "gradient_cosine": cosine(grad, exact), "gradient_relative_error": relative_error(grad, exact),
+            "training": _train(hcfg, out_dir / "runs" / "hopfield")}
+
+
+def render(report) -> str:
+    c = report["config"]
+    lines = [f"# eqprop-hw compare: {c['dataset']}, network {'-'.join(map(str, c['sizes']))}",
+             "",
+             f"Shockley diodes (IS {c['diode_is']:g} A), rails {c['rails']}, gain {c['gain']}, seed {c['seed']}; "
+             f"equilibria and gradients on {c['batch']} test samples; centered EqProp at beta = {c['beta_relative']:g} "
+             f"x the mean output conductance ({c['beta']:.3g} S); {c['epochs']} training epochs per backend.",
+             "",
+             "| backend | status | eq. max abs diff vs native (V), per layer | eq. mean abs diff (V) | gradient cosine "
+             "| gradient rel. error | s / equilibrium | final test accuracy | training s |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for name, r in report["backends"].items():
+        if not r.get("available"):
+            lines.append(f"| {name} | not available: {r['reason']} | | | | | | | |")
+            continue
+        eqd = r.get("equilibrium_vs_native")
+        mx = ", ".join(f"{d['max_abs']:.1e}" for d in eqd) if eqd else "n/a (different model)"
+        mn = ", ".join(f"{d['mean_abs']:.1e}" for d in eqd) if eqd else "n/a"
+        tr = r["training"]
+        lines.append(f"| {name} | ok | {mx} | {mn} | {r['gradient_cosine']:.6f} | {r['gradient_relative_error']:.2e} | "
+                     f"{r['seconds_per_equilibrium']:.2e} | {tr['test_accuracy'][-1]:.4f} | {tr['seconds']:.1f} |")
+    physics = []
+    s = report["backends"].get("spice", {})
+    if s.get("available"):
+        physics.append(f"| ngspice | static power {s['static_power_w'] * 1e6:.2f} uW | settling time "
+                       f"{s['settling_time_s'] * 1e6:.3f} us (C = {c['capacitance']:g} F per node) | energy per inference "
+                       f"{s['energy_per_inference_j'] * 1e9:.4f} nJ |")
+    lv = report["backends"].get("lava", {})
+    if lv.get("available"):
+        physics.append(f"| Lava | graded messages per inference {lv['messages_per_inference']:.0f} | | |")
+    if physics:
+        lines += ["", "## Physical figures", "", "| backend | | | |", "|---|---|---|---|"] + physics
+    lines += ["", "Plots: `accuracy.png` (test accuracy per epoch), `equilibria.png` (each backend's node voltages "
+              "against native), `conductances.png` (trained conductances). Every number: `report.json`."]
+    return "\n".join(lines) + "\n"
+
+
+def _plots(report, out_dir: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ok = {k: r for k, r in report["backends"].items() if r.get("available")}
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for name, r in ok.items():
+        acc = r["training"]["test_accuracy"]
+        ax.plot(range(1, len(acc) + 1), acc, "o-", label=name)
+    ax.set(xlabel="epoch", ylabel="test accuracy", title="training per backend")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out_dir / "accuracy.png", dpi=120)
+    plt.close(fig)
+    eqs = report["equilibria"]
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    if "native" in eqs:
+        ref = np.asarray(eqs["native"]).ravel()
+        for name, v in eqs.items():
+            if name != "native":
+                ax.plot(ref, np.asarray(v).ravel(), ".", ms=2, label=name)
+        ax.plot([ref.min(), ref.max()], [ref.min(), ref.max()], "k-", lw=0.5)
+    ax.set(xlabel="native node voltage (V)", ylabel="backend node voltage (V)", title="equilibria vs native")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out_dir / "equilibria.png", dpi=120)
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    from .runs import load_checkpoint
+    for name, r in ok.items():
+        if name in ("hopfield",):
+            continue
+        trained = load_checkpoint(r["training"]["run_dir"])[0]
+        ax.hist(trained.weights[0].ravel() * 1e9, bins=60, histtype="step", label=name)
+    ax.set(xlabel="G (nS), first layer", ylabel="count", title="trained conductances")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out_dir / "conductances.png", dpi=120)
+    plt.close(fig)
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (np.floating, np.integer)):
+        return obj.item()
+    return obj

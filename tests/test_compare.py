@@ -1,0 +1,45 @@
+"""eqprop compare: the report's numbers are the backends' own, and a backend that cannot run says why."""
+import json
+
+import numpy as np
+
+import eqprop.learning.compare as cmp
+from eqprop.circuits import solve
+from eqprop.learning.data import load
+from eqprop.learning.runs import build_network
+from eqprop.learning.trainer import TrainConfig
+from eqprop.netlists import NgspiceCircuit
+
+
+def test_report_numbers_match_the_backends(tmp_path, monkeypatch):
+    real = cmp.make_backend
+
+    def no_lava(cfg, net):
+        if cfg.backend == "lava":
+            raise RuntimeError("Lava is switched off for this test")
+        return real(cfg, net)
+
+    monkeypatch.setattr(cmp, "make_backend", no_lava)
+    out = tmp_path / "report"
+    report = cmp.compare(out, hidden=[8], epochs=1, n_train=100, n_test=50, batch=8,
+                         backends=("native", "spice", "lava"), log=lambda *_: None)
+    saved = json.loads((out / "report.json").read_text())
+    assert saved["backends"]["lava"] == {"available": False, "reason": "RuntimeError: Lava is switched off for this test"}
+    assert "lava | not available: RuntimeError: Lava is switched off" in (out / "report.md").read_text()
+    for f in ("accuracy.png", "equilibria.png", "conductances.png"):
+        assert (out / f).stat().st_size > 0
+    # recompute the ngspice equilibrium difference independently
+    cfg = TrainConfig(hidden=[8], n_train=100, n_test=50, diode="shockley", diode_is=1e-7)
+    ds = load("digits", n_train=100, n_test=50, seed=0)
+    net = build_network(cfg, ds.n_features, ds.n_classes)
+    x = ds.x_test[:8]
+    ref = solve(net, x, tol=1e-13)
+    spice = NgspiceCircuit(net).equilibrium(x)
+    for layer, (a, b) in enumerate(zip(spice.layers, ref.layers)):
+        got = saved["backends"]["spice"]["equilibrium_vs_native"][layer]["max_abs"]
+        assert np.isclose(got, np.abs(a - b).max(), rtol=0.5, atol=1e-12)
+    np.testing.assert_allclose(np.asarray(saved["equilibria"]["spice"]), spice.voltages, atol=1e-9)
+    assert saved["backends"]["spice"]["gradient_cosine"] >= 0.999
+    history = json.loads((out / "runs" / "native" / "metrics.json").read_text())
+    assert saved["backends"]["native"]["training"]["test_accuracy"] == [h["test_accuracy"] for h in history]
+    assert saved["backends"]["spice"]["static_power_w"] > 0
