@@ -71,8 +71,8 @@ def test_cli_reports_user_errors_without_traceback(tmp_path):
     assert r.returncode == 2 and "does not exist" in r.stderr and "Traceback" not in r.stderr
     r = run_cli("evaluate", str(tmp_path))
     assert r.returncode == 2 and "no config.json" in r.stderr
-    r = run_cli("train", "--backend", "lava", "--out", str(tmp_path / "l"), "--no-progress")
-    assert r.returncode == 2 and "not available" in r.stderr
+    r = run_cli("train", "--backend", "spice", "--diode", "ideal", "--out", str(tmp_path / "l"), "--no-progress")
+    assert r.returncode == 2 and "ngspice cannot simulate ideal diodes" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_cli_train_and_evaluate(tmp_path):
