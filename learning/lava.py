@@ -13,10 +13,10 @@ from eqprop.circuits import Equilibrium, LayeredNetwork
 from eqprop.circuits.energy import kcl_residual, readout
 from eqprop.neuromorphic import LavaError, LavaSession
 
-from .native import resistive_statistics
+from .native import ResistiveParameters
 
 
-class LavaBackend:
+class LavaBackend(ResistiveParameters):
     name = "lava"
 
     def __init__(self, network: LayeredNetwork, tol: float = 1e-10, max_steps: int = 5000, chunk: int = 50,
@@ -45,20 +45,6 @@ class LavaBackend:
         info = {"steps": r["steps"], "messages": sent, "messages_per_sample": sent / x.shape[0]}
         return Equilibrium(np.hstack(layers), x, readout(net, layers[-1]), r["steps"], residual, beta, y,
                            net.free_sizes, "lava-float", info)
-
-    def parameters(self) -> list:
-        return list(self.network.weights) + list(self.network.biases)
-
-    def parameter_names(self) -> list:
-        L = self.network.n_connections
-        return [f"weights[{c}]" for c in range(L)] + [f"biases[{c}]" for c in range(L)]
-
-    @property
-    def cost_weight(self) -> float:
-        return float(self.network.energy_weights[-1])
-
-    def local_statistics(self, eq: Equilibrium) -> list:
-        return resistive_statistics(self.network, eq.inputs, eq.layers)
 
     def sync(self) -> None:
         self.network.validate()  # the new conductances travel with the next settle

@@ -11,18 +11,11 @@ def squared_drops(u: np.ndarray, v: np.ndarray, a: float = 1.0) -> np.ndarray:
     return (a * a) * (u * u).sum(0)[:, None] - 2.0 * a * (u.T @ v) + (v * v).sum(0)[None, :]
 
 
-class NativeBackend:
-    """Settles a LayeredNetwork with the native block-coordinate-descent solver."""
+class ResistiveParameters:
+    """What every circuit backend shares: its parameters are ``self.network``'s conductances, and its local
+    statistics are the squared drops across them, from whatever node voltages the backend settled to."""
 
-    name = "native"
-
-    def __init__(self, network: LayeredNetwork, tol: float = 1e-10, max_iter: int = 5000):
-        self.network = network
-        self.tol = tol
-        self.max_iter = max_iter
-
-    def settle(self, x, y=None, beta=0.0, init=None) -> Equilibrium:
-        return solve(self.network, x, y, beta, init, tol=self.tol, max_iter=self.max_iter)
+    network: LayeredNetwork
 
     def parameters(self) -> list:
         return list(self.network.weights) + list(self.network.biases)
@@ -37,6 +30,20 @@ class NativeBackend:
 
     def local_statistics(self, eq: Equilibrium) -> list:
         return resistive_statistics(self.network, eq.inputs, eq.layers)
+
+
+class NativeBackend(ResistiveParameters):
+    """Settles a LayeredNetwork with the native block-coordinate-descent solver."""
+
+    name = "native"
+
+    def __init__(self, network: LayeredNetwork, tol: float = 1e-10, max_iter: int = 5000):
+        self.network = network
+        self.tol = tol
+        self.max_iter = max_iter
+
+    def settle(self, x, y=None, beta=0.0, init=None) -> Equilibrium:
+        return solve(self.network, x, y, beta, init, tol=self.tol, max_iter=self.max_iter)
 
     def sync(self) -> None:
         self.network.validate()

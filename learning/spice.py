@@ -8,10 +8,10 @@ from __future__ import annotations
 from eqprop.circuits import Equilibrium, LayeredNetwork
 from eqprop.netlists import SpiceOptions, SpicePool
 
-from .native import resistive_statistics
+from .native import ResistiveParameters
 
 
-class SpiceBackend:
+class SpiceBackend(ResistiveParameters):
     """Settles a LayeredNetwork in ngspice (``workers`` processes; tolerances from ``options``)."""
 
     name = "spice"
@@ -25,20 +25,6 @@ class SpiceBackend:
     def settle(self, x, y=None, beta=0.0, init=None) -> Equilibrium:
         # ngspice warm-starts every sample from the previous one itself; ``init`` is not needed
         return self.pool.equilibrium(x, y, beta)
-
-    def parameters(self) -> list:
-        return list(self.network.weights) + list(self.network.biases)
-
-    def parameter_names(self) -> list:
-        L = self.network.n_connections
-        return [f"weights[{c}]" for c in range(L)] + [f"biases[{c}]" for c in range(L)]
-
-    @property
-    def cost_weight(self) -> float:
-        return float(self.network.energy_weights[-1])
-
-    def local_statistics(self, eq: Equilibrium) -> list:
-        return resistive_statistics(self.network, eq.inputs, eq.layers)
 
     def sync(self) -> None:
         self.network.validate()
