@@ -4,7 +4,7 @@ PY        := $(VENV)/bin/python
 STAMP     := $(VENV)/.installed
 PYTEST    := $(PY) -m pytest
 
-.PHONY: setup demo test test-slow bench clean
+.PHONY: setup demo test test-slow bench bench-spice bench-lava compare clean
 setup: $(STAMP)
 
 # Re-runs only when pyproject.toml changes (or the venv is gone): quick when already done.
@@ -26,6 +26,15 @@ test-slow: setup
 
 bench: setup
 	$(PY) benchmarks/solver.py
+
+bench-spice: setup
+	$(PY) benchmarks/spice_vs_native.py
+
+bench-lava: setup
+	$(PY) benchmarks/lava_throughput.py
+
+compare: setup
+	$(VENV)/bin/eqprop compare --out reports/compare
 
 clean:
 	rm -rf $(VENV) build *.egg-info runs
