@@ -27,6 +27,7 @@ from .runs import build_network, make_backend, train
 from .trainer import TrainConfig, mean_output_conductance
 
 BACKENDS = ("native", "spice", "lava", "hopfield")
+BETA_SWEEP = (1e-3, 1e-2, 1e-1)  # relative to the mean output-node conductance
 
 
 def compare(out_dir, *, dataset="digits", data=None, hidden=(32,), epochs=3, n_train=None, n_test=None, seed=0,
@@ -71,7 +72,13 @@ def _circuit_row(name, cfg, net, x, y, beta_abs, ref, exact, capacitance, out_di
                      for a, b in zip(eq.layers, ref.layers)]
         grad = eqprop_gradient(backend, run_phases(backend, x, y, beta_abs, "centered"))
         row = {"available": True, "seconds_per_equilibrium": seconds, "equilibrium_vs_native": per_layer,
-               "gradient_cosine": cosine(grad, exact), "gradient_relative_error": relative_error(grad, exact)}
+               "gradient_cosine": cosine(grad, exact), "gradient_relative_error": relative_error(grad, exact),
+               "gradient_vs_beta": []}
+        for rel in BETA_SWEEP:
+            g = eqprop_gradient(backend, run_phases(backend, x, y, rel * beta_abs / report["config"]["beta_relative"],
+                                                    "centered"))
+            row["gradient_vs_beta"].append({"beta_relative": rel, "cosine": cosine(g, exact),
+                                            "relative_error": relative_error(g, exact)})
         report["equilibria"][name] = eq.voltages.tolist()
         if name == "lava":
             row["messages_per_inference"] = float(eq.info["messages_per_sample"])
@@ -156,8 +163,15 @@ def render(report) -> str:
         physics.append(f"| Lava | graded messages per inference {lv['messages_per_inference']:.0f} | | |")
     if physics:
         lines += ["", "## Physical figures", "", "| backend | | | |", "|---|---|---|---|"] + physics
-    lines += ["", "Plots: `accuracy.png` (test accuracy per epoch), `equilibria.png` (each backend's node voltages "
-              "against native), `conductances.png` (trained conductances). Every number: `report.json`."]
+    sweeps = {k: r["gradient_vs_beta"] for k, r in report["backends"].items() if r.get("gradient_vs_beta")}
+    if sweeps:
+        lines += ["", "## Gradient cosine versus beta (centered)", "",
+                  "| beta (relative) | " + " | ".join(sweeps) + " |", "|---|" + "---|" * len(sweeps)]
+        for i, rel in enumerate(BETA_SWEEP):
+            lines.append(f"| {rel:g} | " + " | ".join(f"{v[i]['cosine']:.6f}" for v in sweeps.values()) + " |")
+    lines += ["", "Plots: `accuracy.png` (test accuracy per epoch), `gradient.png` (1 - cosine versus beta), "
+              "`equilibria.png` (each backend's node voltages against native), `conductances.png` (trained "
+              "conductances). Every number: `report.json`."]
     return "\n".join(lines) + "\n"
 
 
@@ -176,6 +190,17 @@ def _plots(report, out_dir: Path) -> None:
     ax.legend()
     fig.tight_layout()
     fig.savefig(out_dir / "accuracy.png", dpi=120)
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for name, r in ok.items():
+        sweep = r.get("gradient_vs_beta") or []
+        if sweep:
+            ax.plot([p["beta_relative"] for p in sweep], [max(1 - p["cosine"], 1e-16) for p in sweep], "o-", label=name)
+    ax.set(xscale="log", yscale="log", xlabel="beta / mean output conductance", ylabel="1 - cosine",
+           title="EqProp vs exact gradient (centered)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out_dir / "gradient.png", dpi=120)
     plt.close(fig)
     eqs = report["equilibria"]
     fig, ax = plt.subplots(figsize=(4.5, 4.5))

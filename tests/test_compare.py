@@ -26,7 +26,8 @@ def test_report_numbers_match_the_backends(tmp_path, monkeypatch):
     saved = json.loads((out / "report.json").read_text())
     assert saved["backends"]["lava"] == {"available": False, "reason": "RuntimeError: Lava is switched off for this test"}
     assert "lava | not available: RuntimeError: Lava is switched off" in (out / "report.md").read_text()
-    for f in ("accuracy.png", "equilibria.png", "conductances.png"):
+    assert [p["beta_relative"] for p in saved["backends"]["spice"]["gradient_vs_beta"]] == [1e-3, 1e-2, 1e-1]
+    for f in ("accuracy.png", "gradient.png", "equilibria.png", "conductances.png"):
         assert (out / f).stat().st_size > 0
     # recompute the ngspice equilibrium difference independently
     cfg = TrainConfig(hidden=[8], n_train=100, n_test=50, diode="shockley", diode_is=1e-7)

@@ -19,7 +19,7 @@ def test_kendall_mnist_reaches_published_error(tmp_path):
 
 @pytest.mark.slow
 def test_hopfield_reference_on_mnist_is_near_the_published_error(tmp_path):
-    """Scellier & Bengio (2017), 784-500-10: about 2-2.5% test error; we measured 2.0% in 25 epochs."""
+    """Scellier & Bengio (2017), 784-500-10: about 2-2.5% test error; we measured 1.86% in 25 epochs."""
     assert MNIST.exists(), f"this check needs MNIST at {MNIST} (see shared/data/README.md)"
     cfg = TrainConfig(dataset="mnist", data=str(MNIST), backend="hopfield", hidden=[500], epochs=25, lr=[0.1, 0.05],
                       beta=0.5, momentum=0.0, lr_decay=1.0, batch_size=20, nudging="random", tol=1e-7)
