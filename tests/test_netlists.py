@@ -64,18 +64,12 @@ def test_shared_library_matches_native_within_a_microvolt(seed, i_s, scale):
     assert conducting > 0.01  # diodes carry currents comparable to the resistors': the nonlinearity is exercised
 
 
-def test_single_sample_netlist_and_conductance_nudge_form_agree():
+def test_single_sample_netlist_and_conductance_nudge_form_agree(tmp_path):
     net, x, y = random_case(5)
     ref = solve(net, x[:1], y[:1], 3e-6, tol=1e-13)
     for form in ("current", "conductance"):
-        text = to_netlist(net, x[:1], y[:1], 3e-6, nudge=form)
-        path = EXAMPLES_DIR.parent.parent / "runs" / f"_test_{form}.cir"
-        path.parent.mkdir(exist_ok=True)
-        text.write(path)
-        try:
-            volts = free_voltages(run_file(path), free_names(net))
-        finally:
-            path.unlink()
+        path = to_netlist(net, x[:1], y[:1], 3e-6, nudge=form).write(tmp_path / f"{form}.cir")
+        volts = free_voltages(run_file(path), free_names(net))
         assert np.abs(volts - ref.voltages).max() < MICROVOLT, form
 
 
