@@ -1,9 +1,10 @@
 """ngspice in this process, through its shared library (PySpice's binding), one circuit loaded at a time.
 
-A circuit is loaded once; per sample only its input sources (and, per phase, the nudging sources)
-are altered before each operating point, which is what makes ngspice usable inside a training loop.
-ngspice's own messages are captured and quoted in errors instead of being spilled on the terminal.
-The shared library is not re-entrant: one process holds one ngspice (see ``pool.py`` for parallel runs).
+A batch is one netlist swept by ``.dc`` (see ``to_netlist``): ngspice orders its matrix once per
+analysis, which for these dense layers costs more than the solves, so one analysis per batch rather
+than one ``op`` per sample is what makes ngspice usable inside a training loop. ngspice's own messages
+are captured and quoted in errors instead of being spilled on the terminal. The shared library is not
+re-entrant: one process holds one ngspice (see ``pool.py`` for parallel runs).
 """
 from __future__ import annotations
 
