@@ -92,7 +92,7 @@ def _config_from_args(args):
     cfg = TrainConfig()
     for key in ("dataset", "data", "backend", "epochs", "batch_size", "momentum", "beta", "nudging", "diode",
                 "gain", "device", "seed", "n_train", "n_test", "lr_decay", "target_amplitude", "workers",
-                "diode_is"):
+                "diode_is", "fixed_point"):
         val = getattr(args, key, None)
         if val is not None:
             setattr(cfg, key, val)
@@ -311,6 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", choices=["ideal", "bounded", "quantized", "noisy", "memristor"])
     t.add_argument("--seed", type=int)
     t.add_argument("--workers", type=int, help="processes for the spice backend (default: up to 2)")
+    t.add_argument("--fixed-point", dest="fixed_point", action="store_true",
+                   help="lava backend: fixed-point models (8-bit weights, 24-bit state) instead of float")
     t.add_argument("--n-train", dest="n_train", type=int)
     t.add_argument("--n-test", dest="n_test", type=int)
     t.add_argument("--out", help="run directory (default runs/DATASET-BACKEND-seedN)")

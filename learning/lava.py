@@ -20,10 +20,11 @@ class LavaBackend(ResistiveParameters):
     name = "lava"
 
     def __init__(self, network: LayeredNetwork, tol: float = 1e-10, max_steps: int = 5000, chunk: int = 50,
-                 alpha: float = 1.0, threshold: float = 0.0, timeout: float = 300.0):
+                 alpha: float = 1.0, threshold: float = 0.0, timeout: float = 300.0, fixed: bool = False):
         self.network = network
         self.tol, self.max_steps, self.chunk = tol, max_steps, chunk
-        self.session = LavaSession(alpha=alpha, threshold=threshold, timeout=timeout)
+        self.fixed = fixed
+        self.session = LavaSession(alpha=alpha, threshold=threshold, timeout=timeout, fixed=fixed)
         self.messages = 0.0
         self.samples = 0
 
@@ -33,18 +34,23 @@ class LavaBackend(ResistiveParameters):
         if y is not None:
             y = net.check_targets(y, x.shape[0])
         before = self.messages
-        r = self.session.settle(net, net.encode_inputs(x), y, beta, self.tol, self.max_steps, self.chunk)
-        if r["change"] > self.tol:
+        # fixed point: a state can toggle by its last bit forever; 2 LSBs is as settled as it gets
+        tol = max(self.tol, 2.0**-19) if self.fixed else self.tol
+        r = self.session.settle(net, net.encode_inputs(x), y, beta, tol, self.max_steps, self.chunk)
+        if r["change"] > tol:
             raise LavaError(f"the Lava network did not settle in {r['steps']} steps (last change {r['change']:.2e} V "
-                            f"> tol {self.tol:.1e} V); raise max_steps")
+                            f"> tol {tol:.1e} V); raise max_steps")
         sent = r["messages"] - before if r["messages"] >= before else r["messages"]  # rebuilt: counter restarted
         self.messages = r["messages"]
         layers = r["layers"]
         res = kcl_residual(net, net.encode_inputs(x), layers, y, beta)
         residual = float(max(np.abs(v).max(initial=0.0) for v in res))
         info = {"steps": r["steps"], "messages": sent, "messages_per_sample": sent / x.shape[0]}
+        if self.fixed:
+            from eqprop.neuromorphic.quantize import weight_errors
+            info["weight_quantisation_error"] = weight_errors(net)
         return Equilibrium(np.hstack(layers), x, readout(net, layers[-1]), r["steps"], residual, beta, y,
-                           net.free_sizes, "lava-float", info)
+                           net.free_sizes, "lava-fixed" if self.fixed else "lava-float", info)
 
     def sync(self) -> None:
         self.network.validate()  # the new conductances travel with the next settle

@@ -43,7 +43,7 @@ def make_backend(cfg: TrainConfig, network):
         return SpiceBackend(network, workers=cfg.workers)
     if cfg.backend == "lava":
         from .lava import LavaBackend  # starts Lava in its own process only when asked for
-        return LavaBackend(network, tol=cfg.tol)
+        return LavaBackend(network, tol=cfg.tol, fixed=cfg.fixed_point)
     if cfg.backend == "hopfield":
         raise RunError("the hopfield reference has its own network; train it with eqprop train --backend hopfield")
     if cfg.backend in BACKENDS:

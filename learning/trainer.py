@@ -48,6 +48,7 @@ class TrainConfig:
     n_test: int | None = None
     tol: float = 1e-9
     workers: int | None = None  # processes for the spice backend (default: up to 2)
+    fixed_point: bool = False  # lava backend: the fixed-point (Loihi bit-width) models instead of float
 
     def to_dict(self) -> dict:
         d = asdict(self)

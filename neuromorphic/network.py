@@ -19,8 +19,12 @@ from eqprop.neuromorphic.process import BatchDense, ClampedSource, EqPropNeurons
 
 
 class LavaEqPropNetwork:
-    def __init__(self, net, batch: int, alpha: float = 1.0, threshold: float = 0.0):
+    def __init__(self, net, batch: int, alpha: float = 1.0, threshold: float = 0.0, fixed: bool = False):
         self.net, self.batch = net, batch
+        if fixed and any(n is not None and n.diode.kind != "ideal" for n in net.neurons):
+            raise ValueError("the fixed-point models support ideal-diode clamps only; use float (fixed=False)")
+        if fixed and alpha != 1.0:
+            raise ValueError("the fixed-point models take the exact node update (alpha = 1)")
         L = net.n_connections
         self.source = ClampedSource(values=np.zeros((batch, net.sizes[0])), name="inputs")
         totals = node_conductance(net)
@@ -42,7 +46,8 @@ class LavaEqPropNetwork:
                 self.layers[c].s_out.connect(bwd.s_in)
                 bwd.a_out.connect(self.layers[c - 1].a_in)
                 self.backward.append(bwd)
-        self.run_cfg = Loihi2SimCfg(select_tag="floating_pt")
+        self.run_cfg = Loihi2SimCfg(select_tag="fixed_pt" if fixed else "floating_pt")
+        self.fixed = fixed
         self.steps = 0
         self.started = False
 

@@ -30,7 +30,7 @@ class LavaError(RuntimeError):
     """A Lava run failed or exceeded its deadline; names the command and the cause."""
 
 
-def _serve(conn, alpha, threshold):
+def _serve(conn, alpha, threshold, fixed=False):
     lava_net = None
     while True:
         cmd, args = conn.recv()
@@ -48,7 +48,7 @@ def _serve(conn, alpha, threshold):
                     lava_net = None
                 if lava_net is None:
                     from eqprop.neuromorphic.network import LavaEqPropNetwork
-                    lava_net = LavaEqPropNetwork(net, sources.shape[0], alpha, threshold)
+                    lava_net = LavaEqPropNetwork(net, sources.shape[0], alpha, threshold, fixed)
                 else:
                     lava_net.set_network(net)
                 conn.send(("ok", lava_net.settle(sources, targets, beta, tol, max_steps, chunk)))
@@ -65,7 +65,7 @@ def _serve(conn, alpha, threshold):
 class LavaSession:
     """One Lava network in a child process. ``timeout`` bounds every command (seconds)."""
 
-    def __init__(self, alpha: float = 1.0, threshold: float = 0.0, timeout: float = 120.0):
+    def __init__(self, alpha: float = 1.0, threshold: float = 0.0, timeout: float = 120.0, fixed: bool = False):
         if not 0 < alpha <= 1:
             raise InputError(f"alpha (dt / tau) must be in (0, 1], got {alpha}")
         if not (threshold >= 0 and np.isfinite(threshold)):
@@ -73,11 +73,12 @@ class LavaSession:
         if not timeout > 0:
             raise InputError(f"timeout must be positive seconds, got {timeout}")
         self.timeout = timeout
+        self.fixed = fixed
         key = secrets.token_bytes(16)
         listener = Listener(family="AF_UNIX", authkey=key)
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "eqprop.neuromorphic.session_main", listener.address, key.hex(), repr(alpha),
-             repr(threshold), str(os.getpid())], start_new_session=True)  # its own group: killpg takes Lava too
+             repr(threshold), str(os.getpid()), "fixed" if fixed else "float"], start_new_session=True)  # its own group: killpg takes Lava too
         accepted = []
         waiter = threading.Thread(target=lambda: accepted.append(listener.accept()), daemon=True)
         waiter.start()
@@ -107,6 +108,8 @@ class LavaSession:
     def settle(self, net: LayeredNetwork, sources, targets, beta, tol, max_steps, chunk) -> dict:
         if not isinstance(net, LayeredNetwork):
             raise NetworkError(f"the Lava backend runs LayeredNetworks, got {type(net).__name__}")
+        if self.fixed and any(n is not None and n.diode.kind != "ideal" for n in net.neurons):
+            raise NetworkError("the fixed-point Lava models support ideal-diode clamps only; use fixed=False")
         if not (np.isfinite(sources).all() and (targets is None or np.isfinite(targets).all())):
             raise InputError("inputs or targets hold NaN/inf")
         meta, arrays = network_to_data(net)
