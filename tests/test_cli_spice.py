@@ -23,7 +23,7 @@ def test_spice_in_the_loop_training_follows_the_native_backend(tmp_path):
     b, _, _ = load_checkpoint(tmp_path / "native")
     for wa, wb in zip(a.weights + a.biases, b.weights + b.biases):  # same updates, up to ngspice's precision
         assert np.abs(wa - wb).max() <= 1e-6 * np.abs(wb).max()
-    assert spice["test_accuracy"] == native["test_accuracy"]
+    assert abs(spice["test_accuracy"] - native["test_accuracy"]) <= 1 / 60 + 1e-12  # at most one near-tie flips
 
 
 def test_netlist_export_runs_in_ngspice_and_matches_the_trained_network(tmp_path, capsys):
