@@ -20,6 +20,7 @@ from lava.magma.core.model.py.type import LavaPyType
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
+from eqprop.neuromorphic.models import NeuronVars
 from eqprop.neuromorphic.process import BatchDense, ClampedSource, EqPropNeurons
 from eqprop.neuromorphic.quantize import G_FRAC, I_FRAC, V_FRAC, V_MAX, quantize_weights, to_volts_int
 
@@ -60,19 +61,9 @@ class PyBatchDenseFixed(PyLoihiProcessModel):
 @implements(proc=EqPropNeurons, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("fixed_pt")
-class PyEqPropNeuronsFixed(PyLoihiProcessModel):
+class PyEqPropNeuronsFixed(NeuronVars):
     a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int64, precision=64)
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int64, precision=24)
-    v: np.ndarray = LavaPyType(np.ndarray, float)
-    sent: np.ndarray = LavaPyType(np.ndarray, float)
-    conductance: np.ndarray = LavaPyType(np.ndarray, float)
-    bias_current: np.ndarray = LavaPyType(np.ndarray, float)
-    threshold: np.ndarray = LavaPyType(np.ndarray, float)
-    change: np.ndarray = LavaPyType(np.ndarray, float)
-    messages: np.ndarray = LavaPyType(np.ndarray, float)
-    readout: np.ndarray = LavaPyType(np.ndarray, float)
-    beta: np.ndarray = LavaPyType(np.ndarray, float)
-    targets: np.ndarray = LavaPyType(np.ndarray, float)
 
     def __init__(self, proc_params):
         super().__init__(proc_params)

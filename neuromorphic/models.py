@@ -50,12 +50,9 @@ class PyBatchDenseFloat(PyLoihiProcessModel):
         self.received = self.received + self.s_in.recv()
 
 
-@implements(proc=EqPropNeurons, protocol=LoihiProtocol)
-@requires(CPU)
-@tag("floating_pt")
-class PyEqPropNeuronsFloat(PyLoihiProcessModel):
-    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
-    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+class NeuronVars(PyLoihiProcessModel):
+    """The host-facing Vars of EqPropNeurons, in volts and siemens, shared by the float and fixed-point models."""
+
     v: np.ndarray = LavaPyType(np.ndarray, float)
     sent: np.ndarray = LavaPyType(np.ndarray, float)
     conductance: np.ndarray = LavaPyType(np.ndarray, float)
@@ -66,6 +63,14 @@ class PyEqPropNeuronsFloat(PyLoihiProcessModel):
     readout: np.ndarray = LavaPyType(np.ndarray, float)
     beta: np.ndarray = LavaPyType(np.ndarray, float)
     targets: np.ndarray = LavaPyType(np.ndarray, float)
+
+
+@implements(proc=EqPropNeurons, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PyEqPropNeuronsFloat(NeuronVars):
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
 
     def __init__(self, proc_params):
         super().__init__(proc_params)
