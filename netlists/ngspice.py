@@ -22,7 +22,7 @@ from eqprop.circuits.errors import InputError
 from eqprop.circuits.network import LayeredNetwork
 
 from .options import SpiceOptions
-from .writer import Netlist, Transient, to_netlist
+from .writer import Netlist, Transient, free_nodes_and_readout, to_netlist
 
 INSTALL_HINT = ("install it with `apt-get install -y ngspice libngspice0-dev` (Debian/Ubuntu), "
                 "`brew install ngspice` (macOS) or `conda install -c conda-forge ngspice`; `make setup` does the "
@@ -128,13 +128,17 @@ class NgspiceCircuit:
         self.nudge = nudge
         self.ng = ngspice_library()
         self.lib = self.ng._ngspice_shared
+        self.network = network
+        self._netlist(np.zeros((1, network.n_features)))  # refuses what SPICE cannot simulate, now
         self.load(network)
 
     def load(self, network) -> None:
-        """Simulate ``network`` from now on (e.g. after training changed its conductances)."""
+        """Simulate ``network`` from now on (e.g. after training changed its conductances).
+
+        Cheap: every analysis writes its own netlist, so only the node names and readout are kept here.
+        """
         self.network = network
-        self._template = self._netlist(np.zeros((1, network.n_features)))  # checks the network early
-        self.free_nodes = self._template.free_nodes
+        self.free_nodes, self.readout = free_nodes_and_readout(network)
 
     def _netlist(self, x, y=None, beta=0.0, **kw) -> Netlist:
         return to_netlist(self.network, x, y, beta, nudge=self.nudge, options=self.options,
@@ -222,8 +226,8 @@ class NgspiceCircuit:
             volts[done], power[done] = v[settled, -1], p[settled]
             pending = np.setdiff1d(pending, done)
         for b in pending:
-            rescues[b] = self._rescue(x[b:b + 1], None if y is None else y[b:b + 1], beta, int(b))
-            v, p = self._read(self._last_netlist)
+            rescues[b], netlist = self._rescue(x[b:b + 1], None if y is None else y[b:b + 1], beta, int(b))
+            v, p = self._read(netlist)
             volts[b], power[b] = v[0], p[0]
         self._command("destroy all", check=False)
         return volts, rescues, power
@@ -243,15 +247,15 @@ class NgspiceCircuit:
         return v[:n].reshape(complete, repeats, v.shape[1]), p[:n].reshape(complete, repeats)[:, -1]
 
     def _rescue(self, x1, y1, beta, sample: int) -> int:
-        """One sample alone through the convergence aids; returns how many attempts it took."""
-        self._last_netlist = self._netlist(x1, y1, beta)
+        """One sample alone through the convergence aids; returns (attempts it took, its netlist)."""
+        netlist = self._netlist(x1, y1, beta)
         for attempt, aids in enumerate(CONVERGENCE_AIDS, start=1):
-            text = self._last_netlist.text
+            text = netlist.text
             if aids:
                 text = text.replace("\n.end\n", f"\n.options {aids}\n.end\n")
             self._load_text(text)
             if self._run("op"):
-                return attempt
+                return attempt, netlist
         raise SpiceError(f"ngspice operating point failed for sample {sample} even with gmin and source "
                          f"stepping: {self._last_messages()}", sample=sample, analysis="op",
                          ngspice_message="\n".join(self.ng.messages))
@@ -259,7 +263,7 @@ class NgspiceCircuit:
     def equilibrium(self, x, y=None, beta: float = 0.0) -> Equilibrium:
         x = self.network.check_inputs(x)
         volts, rescues, power = self.operating_points(x, y, beta)
-        return make_equilibrium(self.network, self._template, x, y, beta, volts, rescues, power)
+        return make_equilibrium(self.network, self.free_nodes, self.readout, x, y, beta, volts, rescues, power)
 
     def transient(self, x, transient: Transient) -> dict:
         """One sample from a reset state: time (n_t,), free-node voltages (n_t, n_free), source power (n_t,)."""
@@ -291,10 +295,9 @@ def source_power(vector, netlist: Netlist):
     return total
 
 
-def make_equilibrium(network, netlist: Netlist, x, y, beta, volts, rescues, power) -> Equilibrium:
+def make_equilibrium(network, free_nodes, readout, x, y, beta, volts, rescues, power) -> Equilibrium:
     """Wraps ngspice voltages in the Equilibrium every backend returns; the KCL residual is recomputed natively."""
-    free_nodes = netlist.free_nodes
-    prediction = volts @ netlist.readout.T
+    prediction = volts @ readout.T
     layer_sizes = network.free_sizes if isinstance(network, LayeredNetwork) else None
     residual = float("nan")
     if isinstance(network, LayeredNetwork) and all(

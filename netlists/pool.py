@@ -113,7 +113,8 @@ class SpicePool:
         if y is not None:
             y = self.network.check_targets(y, x.shape[0])
         volts, rescues, power = self._parallel(x, y, beta)
-        return make_equilibrium(self.network, self.local._template, x, y, beta, volts, rescues, power)
+        return make_equilibrium(self.network, self.local.free_nodes, self.local.readout, x, y, beta, volts, rescues,
+                                power)
 
     def _parallel(self, x, y, beta):
         B = x.shape[0]

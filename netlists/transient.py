@@ -67,4 +67,4 @@ def settling(circuit: NgspiceCircuit, x, capacitance: float = 1e-12, tolerance: 
 
 
 def _output_columns(circuit: NgspiceCircuit) -> np.ndarray:
-    return np.nonzero(np.abs(circuit._template.readout).sum(0) > 0)[0]
+    return np.nonzero(np.abs(circuit.readout).sum(0) > 0)[0]

@@ -128,6 +128,21 @@ def to_netlist(network, x=None, y=None, beta: float = 0.0, *, nudge: str = "curr
         x, y, beta, nudge, analysis, transient, control, title, describe)
 
 
+def free_nodes_and_readout(network) -> tuple:
+    """(free node names in Equilibrium order, R with prediction = R @ V_free), without writing a netlist."""
+    if isinstance(network, LayeredNetwork):
+        free = network.free_node_names()
+        R = np.hstack([np.zeros((network.n_targets, len(free) - network.sizes[-1])), network.readout_matrix])
+        return free, R
+    free = [str(n) for n in network.free_nodes]
+    R = np.zeros((network.n_targets, len(free)))
+    for i, n in enumerate(network.free_nodes):
+        ro = network.graph.nodes[n].get("readout")
+        if ro is not None:
+            R[ro[0], i] = ro[1]
+    return free, R
+
+
 def _describe_layered(net: LayeredNetwork) -> list:
     s = net.sizes
     inputs = f"{net.n_features} features as +x/-x source pairs" if net.input_pairs else f"{s[0]} input sources"
@@ -199,11 +214,7 @@ class _Writer:
                 body += [".control", "set numdgt=16", "run", ".endc"]
         body.append(".end")
         text = "\n".join(header + [""] + body) + "\n"
-        R = np.zeros((net.n_targets, len(free)))
-        for i, n in enumerate(net.free_nodes):
-            ro = g.nodes[n].get("readout")
-            if ro is not None:
-                R[ro[0], i] = ro[1]
+        _, R = free_nodes_and_readout(net)
         return Netlist(text, free, batch, sources, self.amp_list, net.n_targets, R)
 
     def _models(self, notes) -> list:
