@@ -23,6 +23,7 @@ from eqprop.circuits import solve
 from .data import load, targets
 from .eqprop import cosine, eqprop_gradient, relative_error, run_phases
 from .exact_gradient import resistive_exact_gradient
+from .gradcheck import fidelity
 from .runs import build_network, make_backend, train
 from .trainer import TrainConfig, mean_output_conductance
 
@@ -73,12 +74,10 @@ def _circuit_row(name, cfg, net, x, y, beta_abs, ref, exact, capacitance, out_di
         grad = eqprop_gradient(backend, run_phases(backend, x, y, beta_abs, "centered"))
         row = {"available": True, "seconds_per_equilibrium": seconds, "equilibrium_vs_native": per_layer,
                "gradient_cosine": cosine(grad, exact), "gradient_relative_error": relative_error(grad, exact),
-               "gradient_vs_beta": []}
-        for rel in BETA_SWEEP:
-            g = eqprop_gradient(backend, run_phases(backend, x, y, rel * beta_abs / report["config"]["beta_relative"],
-                                                    "centered"))
-            row["gradient_vs_beta"].append({"beta_relative": rel, "cosine": cosine(g, exact),
-                                            "relative_error": relative_error(g, exact)})
+               "gradient_vs_beta": [{"beta_relative": r.beta_rel, "cosine": r.cosine,
+                                     "relative_error": r.relative_error}
+                                    for r in fidelity({name: (backend, "")}, net, x, y, BETA_SWEEP, ("centered",),
+                                                      exact=exact)]}
         report["equilibria"][name] = eq.voltages.tolist()
         if name == "lava":
             row["messages_per_inference"] = float(eq.info["messages_per_sample"])

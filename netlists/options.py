@@ -33,7 +33,7 @@ class SpiceOptions:
             if not np.isfinite(value) or (value <= 0 and f.name not in ("temp",)):
                 raise NetworkError(f"SpiceOptions.{f.name} must be a positive finite number, got {value!r}")
         if self.reltol >= 1e-2:
-            raise NetworkError(f"SpiceOptions.reltol={self.reltol} is too loose for EqProp (use <= 1e-3)")
+            raise NetworkError(f"SpiceOptions.reltol={self.reltol} is too loose for EqProp (use < 1e-2)")
 
     def card(self) -> str:
         return (f".options reltol={self.reltol:g} vntol={self.vntol:g} abstol={self.abstol:g} "
