@@ -89,10 +89,13 @@ class ShockleyDiode:
         g = (self.i_s / nvt) * e
         rev = vd < -3.0 * nvt
         if rev.any():
-            safe = np.where(rev, vd, -1.0)
-            arg = (3.0 * nvt / (np.e * safe)) ** 3
-            i = np.where(rev, -self.i_s * (1.0 + arg), i)
-            g = np.where(rev, 3.0 * self.i_s * arg / safe, g)
+            # Hot path (every Newton iteration of every node): one reciprocal and products, no float power.
+            r = 1.0 / np.minimum(vd, -3.0 * nvt)
+            q = (3.0 * nvt / np.e) * r
+            arg = q * q * q
+            i, g = np.asarray(i), np.asarray(g)  # 0-d inputs give numpy scalars, which copyto cannot write
+            np.copyto(i, -self.i_s * (1.0 + arg), where=rev)
+            np.copyto(g, (3.0 * self.i_s) * arg * r, where=rev)
         return i, g
 
     def current(self, vd):
