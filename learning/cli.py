@@ -248,6 +248,31 @@ def cmd_gradcheck(args) -> int:
     return 0
 
 
+def cmd_onchip(args) -> int:
+    """Lava's learning engine against host-side EqProp on one digits batch."""
+    from .data import load, targets
+    from .onchip import HEADER, onchip_rows
+    from .runs import build_network
+    from .trainer import TrainConfig, mean_output_conductance
+
+    cfg = TrainConfig(hidden=args.hidden, seed=args.seed)
+    ds = load("digits", seed=args.seed)
+    net = build_network(cfg, ds.x_train.shape[1], ds.n_classes)
+    x = ds.x_train[:args.samples] * cfg.input_scale
+    y = targets(ds.y_train[:args.samples], ds.n_classes, cfg.target_amplitude)
+    beta = args.beta * mean_output_conductance(net)
+    print(f"on-chip (LearningDense, rule {_rule_text()}) vs host-side EqProp: digits, "
+          f"{'-'.join(map(str, net.sizes))} ideal diodes, batch {args.samples}, beta {args.beta:g} (relative)")
+    print(HEADER)
+    onchip_rows(net, x, y, beta, nudgings=args.nudging, steps=args.step, timeout=args.timeout)
+    return 0
+
+
+def _rule_text() -> str:
+    from eqprop.neuromorphic.plastic_network import LEARNING_RULE  # imports Lava: only in this command
+    return f"dw = {LEARNING_RULE}"
+
+
 def cmd_nonideal(args) -> int:
     """One training run per device model, same network and seed: the accuracy each non-ideality costs."""
     import tempfile
@@ -344,6 +369,16 @@ def build_parser() -> argparse.ArgumentParser:
     gc.add_argument("--spice", nargs="+", default=["1e-3:1e-3", "1e-6:1e-6", "1e-9:1e-9"],
                     help="ngspice settings to compare, RELTOL:SETTLE_TOL (volts; see SpiceOptions.sweep_tol)")
     gc.set_defaults(func=cmd_gradcheck)
+    oc = sub.add_parser("onchip", help="Lava on-chip learning (LearningDense) vs host-side EqProp: cosine")
+    oc.add_argument("--hidden", type=int, nargs="+", default=[100])
+    oc.add_argument("--samples", type=int, default=16, help="batch (digits training samples)")
+    oc.add_argument("--beta", type=float, default=0.01, help="relative to the mean output-node conductance")
+    oc.add_argument("--nudging", nargs="+", choices=["positive", "centered"], default=["positive", "centered"])
+    oc.add_argument("--step", type=float, nargs="+", default=[1e-7, 1e-4],
+                    help="largest update per batch / largest conductance (the engine updates during the run)")
+    oc.add_argument("--seed", type=int, default=0)
+    oc.add_argument("--timeout", type=float, default=900.0, help="seconds per Lava command")
+    oc.set_defaults(func=cmd_onchip)
     ni = sub.add_parser("nonideal", help="accuracy under each device model (bounds, levels, noise, asymmetry)")
     ni.add_argument("--dataset", choices=["digits", "mnist", "fashion-mnist"], default="digits")
     ni.add_argument("--data")

@@ -52,6 +52,14 @@ def _serve(conn, alpha, threshold, fixed=False):
                 else:
                     lava_net.set_network(net)
                 conn.send(("ok", lava_net.settle(sources, targets, beta, tol, max_steps, chunk)))
+            elif cmd == "plastic":  # the on-chip learning path: a fresh plastic network per call
+                meta, arrays, sources, targets, beta, eta, nudging, tol, max_steps, chunk = args
+                from eqprop.neuromorphic.plastic_network import PlasticEqPropNetwork
+                plastic = PlasticEqPropNetwork(network_from_data(meta, arrays), alpha)
+                try:
+                    conn.send(("ok", plastic.learn(sources, targets, beta, eta, nudging, tol, max_steps, chunk)))
+                finally:
+                    plastic.stop()
             elif cmd == "ping":
                 conn.send(("ok", os.getpid()))
             elif cmd == "sleep":  # for tests of the deadline
@@ -114,6 +122,29 @@ class LavaSession:
             raise InputError("inputs or targets hold NaN/inf")
         meta, arrays = network_to_data(net)
         return self._call("settle", (meta, arrays, sources, targets, float(beta), tol, max_steps, chunk))
+
+    def plastic_update(self, net: LayeredNetwork, sources, targets, beta, eta, nudging="centered", tol=1e-13,
+                       max_steps=5000, chunk=50) -> dict:
+        """The on-chip learning path (float models only): the conductance update that Lava's learning engine
+        accumulates over the batch, one sample per run (see ``plastic_network``)."""
+        if not isinstance(net, LayeredNetwork):
+            raise NetworkError(f"the Lava backend runs LayeredNetworks, got {type(net).__name__}")
+        if self.fixed:
+            raise InputError("the on-chip learning path runs the floating-point models; open the session with "
+                             "fixed=False")
+        if nudging not in ("positive", "centered"):
+            raise InputError(f"on-chip nudging is 'positive' or 'centered', got {nudging!r}")
+        if not (np.isfinite(beta) and beta > 0 and np.isfinite(eta) and eta > 0):
+            raise InputError(f"beta and eta must be positive and finite, got beta={beta}, eta={eta}")
+        sources, targets = np.asarray(sources, float), np.asarray(targets, float)
+        if sources.ndim != 2 or targets.shape != (sources.shape[0], net.n_targets):
+            raise InputError(f"sources (batch, {net.sizes[0]}) and targets (batch, {net.n_targets}) expected, got "
+                             f"{sources.shape} and {targets.shape}")
+        if not (np.isfinite(sources).all() and np.isfinite(targets).all()):
+            raise InputError("inputs or targets hold NaN/inf")
+        meta, arrays = network_to_data(net)
+        return self._call("plastic", (meta, arrays, sources, targets, float(beta), float(eta), nudging, tol,
+                                      max_steps, chunk))
 
     @property
     def pid(self):

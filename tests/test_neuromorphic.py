@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from eqprop.circuits import InputError, layered, solve
+from eqprop.circuits.energy import node_conductance
 from eqprop.learning import cosine, eqprop_gradient, resistive_exact_gradient, run_phases
 from eqprop.learning.lava import LavaBackend
 from eqprop.neuromorphic import LavaError, LavaSession
@@ -74,3 +75,33 @@ def test_parameters_are_checked_before_lava_runs():
         LavaSession(alpha=1.5)
     with pytest.raises(InputError, match="timeout"):
         LavaSession(timeout=0)
+
+
+def test_on_chip_learning_engine_update_matches_host_side_eqprop():
+    """LearningDense's three-factor rule, summed over the nudged phase, against the host's EqProp update."""
+    from eqprop.learning.onchip import onchip_rows
+
+    net = layered([16, 10, 8, 6], diode="ideal", rails=(-0.05, 0.05), gain=3.0, seed=3)  # two hidden layers:
+    rng = np.random.default_rng(3)  # backward synapses between free layers learn their half too
+    x, y = rng.uniform(0, 1, (4, 8)), rng.uniform(-0.05, 0.05, (4, 3))
+    beta = 0.01 * float(node_conductance(net)[-1].mean())
+    rows = onchip_rows(net, x, y, beta, steps=(1e-7,), timeout=240, log=lambda *_: None)
+    assert {r.nudging for r in rows} == {"positive", "centered"}
+    for r in rows:
+        assert r.cosine_lava_host >= 0.9999, r
+        assert r.relative_error_lava_host <= 1e-2, r
+        assert r.cosine_exact >= 0.99, r
+
+
+def test_on_chip_learning_refuses_bad_parameters_before_lava_runs():
+    net, x, y = case()
+    with LavaSession(timeout=60) as s:
+        with pytest.raises(InputError, match="beta and eta"):
+            s.plastic_update(net, net.encode_inputs(x), y, 0.0, 1.0)
+        with pytest.raises(InputError, match="targets"):
+            s.plastic_update(net, net.encode_inputs(x), y[:, :2], 1e-7, 1.0)
+        with pytest.raises(InputError, match="nudging"):
+            s.plastic_update(net, net.encode_inputs(x), y, 1e-7, 1.0, nudging="random")
+    with LavaSession(timeout=60, fixed=True) as s:
+        with pytest.raises(InputError, match="floating-point"):
+            s.plastic_update(net, net.encode_inputs(x), y, 1e-7, 1.0)

@@ -1,0 +1,74 @@
+"""How close Lava's on-chip learning (LearningDense, a Loihi 2 three-factor rule) comes to host-side EqProp.
+
+On one batch: the conductance update the learning engine accumulates during the nudged phase(s)
+(``neuromorphic.plastic_network``), against the host-side EqProp update from the batched Lava equilibria
+(``LavaBackend``), the native one, and the exact gradient. ``eqprop onchip`` prints the table.
+
+The engine applies its update every time step, so the weights move while the phase settles; ``step``
+(the largest update relative to the largest conductance) sets how far. Small steps measure the rule itself,
+large ones show what in-run drift costs.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from eqprop.circuits import solve
+
+from .eqprop import cosine, eqprop_gradient, relative_error, run_phases
+from .exact_gradient import resistive_exact_gradient
+from .native import NativeBackend
+
+
+@dataclass
+class OnchipRow:
+    nudging: str
+    step: float  # largest |update| / largest conductance
+    cosine_lava_host: float  # vs host-side EqProp from the batched Lava equilibria
+    cosine_native_host: float
+    cosine_exact: float
+    relative_error_lava_host: float
+    steps: int
+    seconds: float
+
+
+def onchip_rows(net, x, y, beta, nudgings=("positive", "centered"), steps=(1e-7, 1e-4), alpha=1.0,
+                timeout=900.0, log=print) -> list:
+    from eqprop.neuromorphic import LavaSession
+
+    from .lava import LavaBackend
+
+    exact, _ = resistive_exact_gradient(net, solve(net, x, tol=1e-13), y)
+    native = NativeBackend(net, tol=1e-13)
+    lava = LavaBackend(net, tol=1e-13, timeout=timeout)
+    rows = []
+    try:
+        with LavaSession(alpha=alpha, timeout=timeout) as session:
+            for nudging in nudgings:
+                host_native = eqprop_gradient(native, run_phases(native, x, y, beta, nudging))
+                host_lava = eqprop_gradient(lava, run_phases(lava, x, y, beta, nudging))
+                g_max = max(float(np.abs(w).max()) for w in net.weights)
+                scale = max(float(np.abs(g).max()) for g in host_lava)
+                for step in steps:
+                    eta = step * g_max / scale
+                    t0 = time.perf_counter()
+                    r = session.plastic_update(net, net.encode_inputs(x), y, beta, eta, nudging)
+                    seconds = time.perf_counter() - t0
+                    est = [-u / eta for u in r["update"]]  # as an estimate of d(mean loss)/dG, like the host's
+                    rows.append(OnchipRow(nudging, step, cosine(est, host_lava), cosine(est, host_native),
+                                          cosine(est, exact), relative_error(est, host_lava), r["steps"], seconds))
+                    log(format_row(rows[-1]))
+    finally:
+        lava.close()
+    return rows
+
+
+HEADER = ("| nudging | step | cosine vs host (Lava eq.) | cosine vs host (native) | cosine vs exact | "
+          "rel. error vs host | Lava steps | s |\n|---|---|---|---|---|---|---|---|")
+
+
+def format_row(r: OnchipRow) -> str:
+    return (f"| {r.nudging} | {r.step:g} | {r.cosine_lava_host:.7f} | {r.cosine_native_host:.7f} | "
+            f"{r.cosine_exact:.5f} | {r.relative_error_lava_host:.1e} | {r.steps} | {r.seconds:.1f} |")
