@@ -92,7 +92,7 @@ def _config_from_args(args):
     cfg = TrainConfig()
     for key in ("dataset", "data", "backend", "epochs", "batch_size", "momentum", "beta", "nudging", "diode",
                 "gain", "device", "seed", "n_train", "n_test", "lr_decay", "target_amplitude", "workers",
-                "diode_is", "fixed_point"):
+                "diode_is", "fixed_point", "cluster"):
         val = getattr(args, key, None)
         if val is not None:
             setattr(cfg, key, val)
@@ -248,6 +248,16 @@ def cmd_gradcheck(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    from .sweep import run_sweep
+
+    rows = run_sweep(args.file, out=args.out, cluster=args.cluster)
+    failed = [r for r in rows if r["status"] == "failed"]
+    out = args.out or "the [sweep] out directory"
+    print(f"{len(rows) - len(failed)} of {len(rows)} points done; summary.md, summary.csv and summary.json in {out}")
+    return 1 if failed else 0
+
+
 def cmd_onchip(args) -> int:
     """Lava's learning engine against host-side EqProp on one digits batch."""
     from .data import load, targets
@@ -336,6 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", choices=["ideal", "bounded", "quantized", "noisy", "memristor"])
     t.add_argument("--seed", type=int)
     t.add_argument("--workers", type=int, help="processes for the spice backend (default: up to 2)")
+    t.add_argument("--cluster", help="spice backend on Ray: 'ray' (a local Ray instance) or a cluster address "
+                                     "('auto', 'ray://HOST:10001'); default: local worker processes")
     t.add_argument("--fixed-point", dest="fixed_point", action="store_true",
                    help="lava backend: fixed-point models (8-bit weights, 24-bit state) instead of float")
     t.add_argument("--n-train", dest="n_train", type=int)
@@ -369,6 +381,11 @@ def build_parser() -> argparse.ArgumentParser:
     gc.add_argument("--spice", nargs="+", default=["1e-3:1e-3", "1e-6:1e-6", "1e-9:1e-9"],
                     help="ngspice settings to compare, RELTOL:SETTLE_TOL (volts; see SpiceOptions.sweep_tol)")
     gc.set_defaults(func=cmd_gradcheck)
+    sw = sub.add_parser("sweep", help="a grid of training runs from a TOML file: one run per point, one table")
+    sw.add_argument("file", help="sweep file with [sweep], [base] and [grid] tables (see docs/sweep.toml)")
+    sw.add_argument("--out", help="directory for the runs and the summary (default: [sweep] out)")
+    sw.add_argument("--cluster", help="run the points as Ray tasks: 'ray' (local) or a Ray address")
+    sw.set_defaults(func=cmd_sweep)
     oc = sub.add_parser("onchip", help="Lava on-chip learning (LearningDense) vs host-side EqProp: cosine")
     oc.add_argument("--hidden", type=int, nargs="+", default=[100])
     oc.add_argument("--samples", type=int, default=16, help="batch (digits training samples)")

@@ -63,7 +63,7 @@ def load_hopfield_checkpoint(run_dir):
 
 
 def train_hopfield(cfg: TrainConfig, run_dir, *, resume: bool = False, progress: bool = True, log=print) -> dict:
-    from .runs import RunError, _plots_curve, _progress, _write_metrics, atomic_write, load_config
+    from .runs import RunError, _plots_curve, _progress, _result_fields, _write_metrics, atomic_write, load_config
 
     run_dir = Path(run_dir)
     ds = load(cfg.dataset, cfg.data, n_train=cfg.n_train, n_test=cfg.n_test, seed=cfg.seed)
@@ -74,7 +74,7 @@ def train_hopfield(cfg: TrainConfig, run_dir, *, resume: bool = False, progress:
         raise RunError(f"lr needs one value per layer ({L}) or a single value, got {len(cfg.lr)}")
     rng = np.random.default_rng(cfg.seed)
     if resume and (run_dir / CHECKPOINT).exists():
-        if load_config(run_dir).to_dict() != cfg.to_dict():
+        if _result_fields(load_config(run_dir)) != _result_fields(cfg):
             raise RunError(f"{run_dir} was started with a different config; resume it with that config")
         net, velocity, info = load_hopfield_checkpoint(run_dir)
         rng.bit_generator.state = info["rng"]

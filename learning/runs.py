@@ -33,6 +33,9 @@ class RunError(ValueError):
 
 
 def make_backend(cfg: TrainConfig, network):
+    if cfg.cluster and cfg.backend != "spice":
+        raise RunError(f"--cluster runs ngspice batches on Ray; the {cfg.backend} backend does not use it (use "
+                       "--backend spice, or eqprop sweep --cluster to spread whole runs)")
     if cfg.backend == "native":
         return NativeBackend(network, tol=cfg.tol)
     if cfg.backend == "spice":
@@ -40,7 +43,7 @@ def make_backend(cfg: TrainConfig, network):
             raise RunError("ngspice cannot simulate ideal diodes; train the spice backend with --diode shockley "
                            "(or pwl)")
         from .spice import SpiceBackend  # imports PySpice only when asked for
-        return SpiceBackend(network, workers=cfg.workers)
+        return SpiceBackend(network, workers=cfg.workers, cluster=cfg.cluster)
     if cfg.backend == "lava":
         from .lava import LavaBackend  # starts Lava in its own process only when asked for
         return LavaBackend(network, tol=cfg.tol, fixed=cfg.fixed_point)
@@ -112,15 +115,25 @@ def load_config(run_dir: Path) -> TrainConfig:
     path = Path(run_dir) / "config.json"
     if not path.exists():
         raise RunError(f"{run_dir} has no config.json; is it a run directory written by 'eqprop train'?")
-    d = json.loads(path.read_text())
-    d["rails"] = tuple(d["rails"])
-    d["g_range"] = None if d["g_range"] is None else tuple(d["g_range"])
-    return TrainConfig(**d)
+    try:
+        d = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RunError(f"{path} is not valid JSON ({exc}); restore it or start a new run") from None
+    return TrainConfig.from_dict(d, where=str(path)).validate()
+
+
+def _result_fields(cfg: TrainConfig) -> dict:
+    """What decides a run's numbers: where it runs (workers, a Ray cluster) does not."""
+    d = cfg.to_dict()
+    for key in ("workers", "cluster"):
+        d.pop(key, None)
+    return d
 
 
 def train(cfg: TrainConfig, run_dir, *, resume: bool = False, progress: bool = True, log=print,
           stop_after_steps: int | None = None) -> dict:
     """Trains per cfg into run_dir; returns the last epoch's metrics. ``resume`` continues a killed run."""
+    cfg.validate()
     if cfg.backend == "hopfield":
         from .hopfield_train import train_hopfield
 
@@ -131,7 +144,7 @@ def train(cfg: TrainConfig, run_dir, *, resume: bool = False, progress: bool = T
     history: list = []
     if resume and (run_dir / CHECKPOINT).exists():
         saved = load_config(run_dir)
-        if saved.to_dict() != cfg.to_dict():
+        if _result_fields(saved) != _result_fields(cfg):
             raise RunError(f"{run_dir} was started with a different config; resume it with that config "
                            "(eqprop train --resume RUN reads it) or choose a new --out")
         net, state, history = load_checkpoint(run_dir)

@@ -12,15 +12,23 @@ from .native import ResistiveParameters
 
 
 class SpiceBackend(ResistiveParameters):
-    """Settles a LayeredNetwork in ngspice (``workers`` processes; tolerances from ``options``)."""
+    """Settles a LayeredNetwork in ngspice (``workers`` processes; tolerances from ``options``).
+
+    ``cluster``: None for the local process pool; 'ray' for a local Ray instance, or a Ray address
+    ('auto', 'ray://host:10001') for long-lived ngspice actors on a cluster (``netlists.ray_pool``)."""
 
     name = "spice"
 
     def __init__(self, network: LayeredNetwork, options: SpiceOptions | None = None, workers: int | None = None,
-                 ideal_diode=None, progress: bool = False):
+                 ideal_diode=None, progress: bool = False, cluster: str | None = None):
         self.network = network
-        self.pool = SpicePool(network, workers=workers, options=options, ideal_diode=ideal_diode,
-                              progress=progress)
+        if cluster:
+            from eqprop.netlists.ray_pool import RaySpicePool  # imports Ray only when asked for
+            self.pool = RaySpicePool(network, workers=workers, options=options, ideal_diode=ideal_diode,
+                                     address=cluster)
+        else:
+            self.pool = SpicePool(network, workers=workers, options=options, ideal_diode=ideal_diode,
+                                  progress=progress)
 
     def settle(self, x, y=None, beta=0.0, init=None) -> Equilibrium:
         # ngspice warm-starts every sample from the previous one itself; ``init`` is not needed

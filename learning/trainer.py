@@ -10,7 +10,7 @@ loss is counted in units of target_amplitude^2, so learning rates do not depend 
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
@@ -19,6 +19,10 @@ from eqprop.circuits.energy import node_conductance
 from .data import targets
 from .device_models import DeviceModel
 from .eqprop import eqprop_gradient, run_phases
+
+
+class ConfigError(ValueError):
+    """A training config (CLI flags, config.json or a sweep file) with a bad or unknown field."""
 
 
 @dataclass
@@ -49,6 +53,77 @@ class TrainConfig:
     tol: float = 1e-9
     workers: int | None = None  # processes for the spice backend (default: up to 2)
     fixed_point: bool = False  # lava backend: the fixed-point (Loihi bit-width) models instead of float
+    cluster: str | None = None  # spice backend: 'ray' (local Ray) or a Ray address; None: local processes
+
+    def validate(self) -> "TrainConfig":
+        """Every field checked before anything runs: a bad value fails here, naming the field and the fix."""
+        from .data import DATASETS
+        from .device_models import PRESETS
+        from .eqprop import NUDGINGS
+
+        def bad(field_, value, need):
+            raise ConfigError(f"config field {field_!r} = {value!r}: {need}")
+
+        def positive(name, integer=False, allow_none=False):
+            v = getattr(self, name)
+            if v is None and allow_none:
+                return
+            kind = (int, np.integer) if integer else (int, float, np.integer, np.floating)
+            if isinstance(v, bool) or not isinstance(v, kind) or not np.isfinite(v) or v <= 0:
+                bad(name, v, f"must be a positive {'integer' if integer else 'finite number'}")
+
+        choices = {"dataset": DATASETS, "backend": ("native", "spice", "hopfield", "lava"), "nudging": NUDGINGS,
+                   "diode": ("ideal", "shockley", "pwl"), "device": PRESETS}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                bad(name, getattr(self, name), f"use one of {', '.join(map(str, allowed))}")
+        for name in ("epochs", "batch_size"):
+            positive(name, integer=True)
+        for name in ("n_train", "n_test", "workers"):
+            positive(name, integer=True, allow_none=True)
+        for name in ("beta", "target_amplitude", "input_scale", "gain", "tol", "lr_decay"):
+            positive(name)
+        positive("diode_is", allow_none=True)
+        if not isinstance(self.momentum, (int, float)) or isinstance(self.momentum, bool) or not 0 <= self.momentum < 1:
+            bad("momentum", self.momentum, "must be in [0, 1)")
+        if not isinstance(self.seed, (int, np.integer)) or isinstance(self.seed, bool) or self.seed < 0:
+            bad("seed", self.seed, "must be a non-negative integer")
+        hidden = list(self.hidden) if isinstance(self.hidden, (list, tuple)) else None
+        if not hidden or any(isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h <= 0 for h in hidden):
+            bad("hidden", self.hidden, "must be a non-empty list of positive layer sizes, e.g. [100]")
+        lr = list(self.lr) if isinstance(self.lr, (list, tuple)) else None
+        if (not lr or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v < 0
+                          for v in lr)):
+            bad("lr", self.lr, "must be a non-empty list of learning rates >= 0, one per connection, e.g. [10, 5]")
+        rails = list(self.rails) if isinstance(self.rails, (list, tuple)) else []
+        if len(rails) != 2 or not all(isinstance(v, (int, float)) and np.isfinite(v) for v in rails) \
+                or not rails[0] < rails[1]:
+            bad("rails", self.rails, "must be two voltages (low, high) with low < high, e.g. [-0.05, 0.05]")
+        if self.g_range is not None:
+            g = list(self.g_range) if isinstance(self.g_range, (list, tuple)) else []
+            if len(g) != 2 or not all(isinstance(v, (int, float)) and np.isfinite(v) for v in g) \
+                    or not 0 <= g[0] < g[1]:
+                bad("g_range", self.g_range, "must be (low, high) siemens with 0 <= low < high, or null")
+        if self.data is not None and not isinstance(self.data, str):
+            bad("data", self.data, "must be a path (string) or null")
+        if self.cluster is not None and not isinstance(self.cluster, str):
+            bad("cluster", self.cluster, "must be 'ray', a Ray address, or null")
+        return self
+
+    @classmethod
+    def from_dict(cls, d: dict, where: str = "config") -> "TrainConfig":
+        """A config from a mapping (config.json, a sweep file): unknown keys are an error, not ignored."""
+        if not isinstance(d, dict):
+            raise ConfigError(f"{where} must be a table of config fields, got {type(d).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"{where} has unknown field(s) {', '.join(unknown)}; known fields: {', '.join(sorted(known))}")
+        d = dict(d)
+        for key in ("rails", "g_range"):
+            if isinstance(d.get(key), list):
+                d[key] = tuple(d[key])
+        return cls(**d)
 
     def to_dict(self) -> dict:
         d = asdict(self)

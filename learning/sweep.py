@@ -1,0 +1,176 @@
+"""Parameter sweeps: ``eqprop sweep config.toml`` trains one run per point of a grid, then writes one table.
+
+The file has three tables::
+
+    [sweep]                  # where, and how
+    out = "runs/sweep"       # one run directory per point below it, and summary.{md,csv,json}
+    cluster = "ray"          # optional: points as Ray tasks ('ray' = local Ray, or a Ray address)
+
+    [base]                   # any field of TrainConfig (eqprop train --help), for every point
+    dataset = "digits"
+    epochs = 3
+    hidden = [32]
+
+    [grid]                   # lists of values; the sweep is their Cartesian product
+    beta = [0.05, 0.1]
+    lr = [[10.0, 5.0], [5.0, 2.5]]
+    device = ["ideal", "quantized"]
+    backend = ["native"]
+
+Every point is checked before any runs, so a typo fails at once, not an hour in. A sweep that is
+stopped resumes where it was: finished points are read back, unfinished ones resume from their
+checkpoint. A point that fails is recorded with its error and the others go on.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import json
+import time
+from pathlib import Path
+
+from .trainer import ConfigError, TrainConfig
+
+SECTIONS = ("sweep", "base", "grid")
+SWEEP_KEYS = ("out", "cluster")
+
+
+class SweepError(ValueError):
+    """A sweep file that cannot be run as written."""
+
+
+def load_sweep(path) -> tuple:
+    """(options, points): points are (name, TrainConfig), every one validated."""
+    import tomli
+
+    path = Path(path)
+    if not path.is_file():
+        raise SweepError(f"sweep file {path} does not exist")
+    try:
+        doc = tomli.loads(path.read_text())
+    except (tomli.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise SweepError(f"{path} is not valid TOML: {exc}") from None
+    unknown = sorted(set(doc) - set(SECTIONS))
+    if unknown:
+        raise SweepError(f"{path}: unknown table(s) {unknown}; a sweep file has [sweep], [base] and [grid]")
+    options = doc.get("sweep", {})
+    bad = sorted(set(options) - set(SWEEP_KEYS))
+    if bad:
+        raise SweepError(f"{path}: unknown [sweep] key(s) {bad}; known: {list(SWEEP_KEYS)}")
+    base, grid = doc.get("base", {}), doc.get("grid", {})
+    if not grid:
+        raise SweepError(f"{path}: [grid] is empty; give at least one field with a list of values, e.g. beta = [0.05, 0.1]")
+    for key, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise SweepError(f"{path}: grid field {key!r} must be a non-empty list of values, got {values!r}")
+    keys = list(grid)
+    points = []
+    for combo in itertools.product(*(grid[k] for k in keys)):
+        values = dict(zip(keys, combo))
+        name = "_".join(f"{k}={_label(v)}" for k, v in values.items())
+        try:
+            cfg = TrainConfig.from_dict({**base, **values}, where=f"{path} point {name}").validate()
+        except (ConfigError, TypeError) as exc:
+            raise SweepError(f"{path}, point {name}: {exc}") from None
+        points.append((name, cfg))
+    return options, points
+
+
+def _label(v) -> str:
+    if isinstance(v, list):
+        return "-".join(_label(u) for u in v)
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def _finished(run_dir: Path, cfg: TrainConfig):
+    metrics = run_dir / "metrics.json"
+    if not metrics.exists():
+        return None
+    from .runs import RunError, _result_fields, load_config
+
+    if _result_fields(load_config(run_dir)) != _result_fields(cfg):
+        raise RunError(f"{run_dir} holds a run with a different config (the sweep file changed?); move it away "
+                       "or choose a new [sweep] out")
+    history = json.loads(metrics.read_text())
+    return history[-1] if history and history[-1].get("epoch") == cfg.epochs else None
+
+
+def run_point(name: str, cfg_dict: dict, run_dir: str) -> dict:
+    """One point, to its end: a finished run is read back, a started one resumed. Never raises."""
+    from .runs import train
+
+    cfg = TrainConfig.from_dict(cfg_dict)
+    run_dir = Path(run_dir)
+    t0 = time.perf_counter()
+    try:
+        last = _finished(run_dir, cfg)
+        status = "done (earlier)"
+        if last is None:
+            resume = run_dir.exists() and any(run_dir.iterdir())
+            last = train(cfg, run_dir, resume=resume, progress=False, log=lambda *_: None)
+            status = "done"
+        return {"point": name, "status": status, **last, "wall_seconds": time.perf_counter() - t0}
+    except Exception as exc:  # recorded in the table; the other points go on
+        return {"point": name, "status": "failed", "error": f"{type(exc).__name__}: {exc}",
+                "wall_seconds": time.perf_counter() - t0}
+
+
+def run_sweep(path, out=None, cluster=None, log=print) -> list:
+    options, points = load_sweep(path)
+    out = Path(out or options.get("out") or "runs/sweep")
+    cluster = cluster or options.get("cluster")
+    out.mkdir(parents=True, exist_ok=True)
+    log(f"sweep {path}: {len(points)} points into {out}" + (f" on Ray ({cluster})" if cluster else ""))
+    jobs = [(name, cfg.to_dict(), str(out / name)) for name, cfg in points]
+    rows = []
+    if cluster:
+        from eqprop.netlists.ray_pool import connect
+
+        ray = connect(cluster)
+        remote = ray.remote(num_cpus=1)(run_point)
+        refs = [remote.remote(*job) for job in jobs]
+        for name_ref in refs:
+            rows.append(ray.get(name_ref))
+            log(_line(rows[-1]))
+    else:
+        for job in jobs:
+            rows.append(run_point(*job))
+            log(_line(rows[-1]))
+    grid_keys = _grid_keys(points)
+    for row, (name, cfg) in zip(rows, points):
+        row.update({k: cfg.to_dict()[k] for k in grid_keys})
+    _write_summary(out, rows, grid_keys)
+    return rows
+
+
+def _grid_keys(points) -> list:
+    first = points[0][1].to_dict()
+    return [k for k in first if any(cfg.to_dict()[k] != first[k] for _, cfg in points[1:])]
+
+
+def _line(row) -> str:
+    if row["status"] == "failed":
+        return f"  {row['point']}: FAILED {row['error']}"
+    return f"  {row['point']}: test accuracy {row['test_accuracy']:.4f} ({row['status']}, {row['wall_seconds']:.1f} s)"
+
+
+def _write_summary(out: Path, rows, grid_keys) -> None:
+    from .runs import atomic_write
+
+    cols = ["point", "status", *grid_keys, "test_accuracy", "train_accuracy", "test_loss", "epoch", "wall_seconds",
+            "error"]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: json.dumps(r[k]) if isinstance(r.get(k), list) else r.get(k, "") for k in cols})
+    atomic_write(out / "summary.csv", buf.getvalue().encode())
+    atomic_write(out / "summary.json", json.dumps(rows, indent=1).encode())
+    lines = ["| point | " + " | ".join(grid_keys) + " | test accuracy | status |",
+             "|---|" + "---|" * len(grid_keys) + "---|---|"]
+    for r in sorted(rows, key=lambda r: -r.get("test_accuracy", -1)):
+        acc = f"{r['test_accuracy']:.4f}" if "test_accuracy" in r else "-"
+        status = r["status"] if r["status"] != "failed" else f"failed: {r['error']}"
+        lines.append(f"| {r['point']} | " + " | ".join(str(r.get(k)) for k in grid_keys) + f" | {acc} | {status} |")
+    atomic_write(out / "summary.md", ("\n".join(lines) + "\n").encode())

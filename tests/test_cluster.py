@@ -1,0 +1,74 @@
+"""Ray: ngspice actors give what the local pool gives, survive a killed actor, and sweeps run on it.
+
+One local Ray instance (2 CPUs) for the module; every test is bounded by pytest-timeout."""
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from eqprop.circuits import ShockleyDiode, layered
+from eqprop.netlists import SpicePool
+from eqprop.netlists.ray_pool import RaySpicePool, connect
+
+pytestmark = [pytest.mark.spice, pytest.mark.ray]
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    ray = connect("ray", num_cpus=2)
+    yield ray
+    ray.shutdown()
+
+
+def case():
+    net = layered([24, 12, 10], diode=ShockleyDiode(i_s=1e-7), rails=(-0.05, 0.05), gain=4.0, seed=4)
+    rng = np.random.default_rng(4)
+    x = rng.uniform(0, 1, (30, 12))
+    y = np.full((30, 5), -0.05)
+    y[np.arange(30), rng.integers(0, 5, 30)] = 0.05
+    return net, x, y
+
+
+def test_ray_actors_equal_the_local_pool_bit_for_bit(ray_local):
+    net, x, y = case()
+    with SpicePool(net, workers=2, chunk=8) as pool:
+        free, nudged = pool.equilibrium(x), pool.equilibrium(x, y, 2e-8)
+    with RaySpicePool(net, workers=2, chunk=8) as rpool:
+        rfree, rnudged = rpool.equilibrium(x), rpool.equilibrium(x, y, 2e-8)
+        np.testing.assert_array_equal(rfree.voltages, free.voltages)
+        np.testing.assert_array_equal(rnudged.voltages, nudged.voltages)
+        # a training step: actors reload the new conductances once, then agree again
+        changed = net.copy()
+        changed.weights[0] *= 1.1
+        pool2 = SpicePool(changed, workers=2, chunk=8)  # the same chunks: each sweep warm-starts its samples
+        rpool.load(changed)
+        np.testing.assert_array_equal(rpool.equilibrium(x).voltages, pool2.equilibrium(x).voltages)
+        pool2.close()
+
+
+def test_a_killed_ray_actor_is_replaced_and_no_sample_is_lost(ray_local):
+    net, x, _ = case()
+    with RaySpicePool(net, workers=2, chunk=5) as rpool:
+        before = rpool.equilibrium(x).voltages
+        pids = rpool.actor_pids()
+        os.kill(pids[0], signal.SIGKILL)
+        after = rpool.equilibrium(x)
+        assert after.voltages.shape == before.shape
+        np.testing.assert_array_equal(after.voltages, before)
+        assert pids[0] not in rpool.actor_pids()
+
+
+def test_sweep_on_ray_equals_the_local_sweep(ray_local, tmp_path):
+    from eqprop.learning.sweep import run_sweep
+
+    spec = tmp_path / "s.toml"
+    spec.write_text('[base]\ndataset = "digits"\nepochs = 1\nhidden = [16]\nn_train = 300\nn_test = 100\n'
+                    '[grid]\nbeta = [0.05, 0.2]\ndevice = ["ideal", "noisy"]\n')
+    local = run_sweep(spec, out=tmp_path / "local", log=lambda *_: None)
+    remote = run_sweep(spec, out=tmp_path / "ray", cluster="ray", log=lambda *_: None)
+    assert [r["status"] for r in local] == ["done"] * 4
+    assert [(r["point"], r["test_accuracy"]) for r in remote] == [(r["point"], r["test_accuracy"]) for r in local]
+    assert (tmp_path / "ray" / "summary.md").read_text().count("| done |") == 4
+    again = run_sweep(spec, out=tmp_path / "local", log=lambda *_: None)  # finished points are read back
+    assert [r["status"] for r in again] == ["done (earlier)"] * 4
