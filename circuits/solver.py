@@ -34,6 +34,8 @@ def solve(network, x, y=None, beta: float = 0.0, init=None, *, tol: float = 1e-1
         raise InputError(f"beta must be finite, got {beta}")
     if not tol > 0:
         raise InputError(f"tol must be positive, got {tol}")
+    if isinstance(network, (LayeredNetwork, GraphNetwork)):
+        network.validate()  # conductances may have been edited in place since the network was built
     if isinstance(network, LayeredNetwork):
         if method in ("auto", "bcd"):
             return _solve_layered(network, x, y, beta, init, tol, max_iter)

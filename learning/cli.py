@@ -19,11 +19,13 @@ USER_ERRORS = (ValueError, FileNotFoundError, KeyError)
 
 def _user_errors():
     """Errors that end in one line: user mistakes, and a simulator that is missing or fails."""
+    from eqprop.neuromorphic import LavaError  # light: Lava itself only loads in a session's own process
+
     try:
         from eqprop.netlists import SpiceError
     except ImportError:  # PySpice missing: nothing of netlists can be raised then
-        return USER_ERRORS
-    return USER_ERRORS + (SpiceError,)
+        return USER_ERRORS + (LavaError,)
+    return USER_ERRORS + (SpiceError, LavaError)
 
 
 def _version(pkg):
@@ -122,7 +124,7 @@ def cmd_train(args) -> int:
         cfg = load_config(args.resume)
         out = args.resume
     else:
-        cfg = _config_from_args(args)
+        cfg = _config_from_args(args).validate()
         out = args.out or f"runs/{cfg.dataset}-{cfg.backend}-seed{cfg.seed}"
     print(f"training {cfg.backend} backend on {cfg.dataset}: hidden {cfg.hidden}, {cfg.epochs} epochs -> {out}")
     last = train(cfg, out, resume=bool(args.resume), progress=not args.no_progress)

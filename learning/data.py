@@ -102,6 +102,13 @@ def load_arrays(path) -> dict:
         if xs.ndim < 2 or ys.ndim != 1 or len(xs) != len(ys):
             raise DataError(f"{p}: x_{split} {xs.shape} and y_{split} {ys.shape} do not match "
                             "(expected images (N, H, W) or (N, D) and labels (N,))")
+        if not np.issubdtype(xs.dtype, np.number) or not np.issubdtype(ys.dtype, np.integer):
+            raise DataError(f"{p}: x_{split} must hold numbers and y_{split} integer labels, got {xs.dtype} and "
+                            f"{ys.dtype}")
+        if xs.size and (not np.isfinite(xs).all() or xs.min() < 0 or xs.max() > 255):
+            bad = int(np.argwhere(~np.isfinite(xs) | (xs < 0) | (xs > 255))[0][0])
+            raise DataError(f"{p}: x_{split} must hold pixel intensities 0..255 (they are divided by 255); "
+                            f"image {bad} holds NaN/inf or values out of range")
         if len(ys) and (ys.min() < 0 or ys.max() > 9):
             raise DataError(f"{p}: y_{split} labels must lie in 0..9, found {ys.min()}..{ys.max()}")
     return arrays

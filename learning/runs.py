@@ -151,10 +151,11 @@ def train(cfg: TrainConfig, run_dir, *, resume: bool = False, progress: bool = T
     else:
         if run_dir.exists() and any(run_dir.iterdir()) and not resume:
             raise RunError(f"{run_dir} already holds a run; pass --resume to continue it or choose a new --out")
+        net, state = build_network(cfg, ds.n_features, ds.n_classes), None
+    backend = make_backend(cfg, net)  # before anything is written: a backend that cannot start leaves no run behind
+    if state is None:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=1).encode())
-        net, state = build_network(cfg, ds.n_features, ds.n_classes), None
-    backend = make_backend(cfg, net)
     # Scales fixed at the start of a run (a resumed run must not recompute them from trained values).
     g_max = state["g_max"] if state else 2.0 * max(float(w.max()) for w in net.weights)
     trainer = EqPropTrainer(backend, cfg, preset(cfg.device, g_max), mean_output_conductance(net))

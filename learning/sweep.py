@@ -70,7 +70,7 @@ def load_sweep(path) -> tuple:
         values = dict(zip(keys, combo))
         name = "_".join(f"{k}={_label(v)}" for k, v in values.items())
         try:
-            cfg = TrainConfig.from_dict({**base, **values}, where=f"{path} point {name}").validate()
+            cfg = TrainConfig.from_dict({**base, **values}, where="[base] and [grid]").validate()
         except (ConfigError, TypeError) as exc:
             raise SweepError(f"{path}, point {name}: {exc}") from None
         points.append((name, cfg))

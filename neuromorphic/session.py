@@ -56,10 +56,9 @@ def _serve(conn, alpha, threshold, fixed=False):
                 meta, arrays, sources, targets, beta, eta, nudging, tol, max_steps, chunk = args
                 from eqprop.neuromorphic.plastic_network import PlasticEqPropNetwork
                 plastic = PlasticEqPropNetwork(network_from_data(meta, arrays), alpha)
-                try:
-                    conn.send(("ok", plastic.learn(sources, targets, beta, eta, nudging, tol, max_steps, chunk)))
-                finally:
-                    plastic.stop()
+                result = plastic.learn(sources, targets, beta, eta, nudging, tol, max_steps, chunk)
+                plastic.stop()  # not after a failure: a wedged runtime can block stop(); close kills it
+                conn.send(("ok", result))
             elif cmd == "ping":
                 conn.send(("ok", os.getpid()))
             elif cmd == "sleep":  # for tests of the deadline
@@ -67,6 +66,8 @@ def _serve(conn, alpha, threshold, fixed=False):
                 time.sleep(args)
                 conn.send(("ok", None))
         except Exception as exc:  # report, never hang: the parent re-raises it as LavaError
+            if cmd == "settle":
+                lava_net = None  # its runtime may be wedged: never stop() it (that can block); close kills it
             conn.send(("error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"))
 
 
