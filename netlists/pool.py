@@ -45,23 +45,41 @@ def _init_worker(parent: int) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
-def _settle_chunk(version, network, settings, x, y, beta, first):
-    """Runs in a worker: (voltages, rescues, power, resident MB) of samples first .. first + len(x)."""
-    if _WORKER["version"] != version:
-        if _WORKER["circuit"] is None:
-            _WORKER["circuit"] = NgspiceCircuit(network, **settings)
+def settle_chunk(state: dict, version, network, settings, x, y, beta, first):
+    """(voltages, rescues, power, resident MB) of samples first .. first + len(x), on the ngspice held in
+    ``state`` (a worker's or an actor's), built or reloaded only when the network's version changes."""
+    if state["version"] != version:
+        if state["circuit"] is None:
+            state["circuit"] = NgspiceCircuit(network, **settings)
         else:
-            _WORKER["circuit"].load(network)
-        _WORKER["version"] = version
+            state["circuit"].load(network)
+        state["version"] = version
     try:
-        return _WORKER["circuit"].operating_points(x, y, beta) + (_resident_mb(),)
-    except SpiceError as exc:
+        return state["circuit"].operating_points(x, y, beta) + (_resident_mb(),)
+    except SpiceError as exc:  # sample numbers of the whole batch, not of the chunk
         sample = None if exc.sample is None else exc.sample + first
         raise SpiceError(str(exc).replace(f"sample {exc.sample}", f"sample {sample}"), sample, exc.analysis,
                          exc.ngspice_message) from None
 
 
-class SpicePool:
+def _settle_chunk(version, network, settings, x, y, beta, first):
+    """Runs in a worker process."""
+    return settle_chunk(_WORKER, version, network, settings, x, y, beta, first)
+
+
+class ChunkedEquilibrium:
+    """``equilibrium`` for a pool that settles a batch in chunks (``_settle_all``): checks, then wraps."""
+
+    def equilibrium(self, x, y=None, beta: float = 0.0):
+        x = self.network.check_inputs(x)
+        if y is not None:
+            y = self.network.check_targets(y, x.shape[0])
+        volts, rescues, power = self._settle_all(x, y, beta)
+        return make_equilibrium(self.network, self.local.free_nodes, self.local.readout, x, y, beta, volts, rescues,
+                                power)
+
+
+class SpicePool(ChunkedEquilibrium):
     """Settles batches with ngspice, split over ``workers`` processes (recycled when ngspice's memory grows)."""
 
     def __init__(self, network, workers: int | None = None, options: SpiceOptions | None = None,
@@ -108,15 +126,7 @@ class SpicePool:
         except Exception:  # interpreter shutdown: nothing left to clean
             pass
 
-    def equilibrium(self, x, y=None, beta: float = 0.0):
-        x = self.network.check_inputs(x)
-        if y is not None:
-            y = self.network.check_targets(y, x.shape[0])
-        volts, rescues, power = self._parallel(x, y, beta)
-        return make_equilibrium(self.network, self.local.free_nodes, self.local.readout, x, y, beta, volts, rescues,
-                                power)
-
-    def _parallel(self, x, y, beta):
+    def _settle_all(self, x, y, beta):
         B = x.shape[0]
         size = min(self.chunk, -(-B // self.workers))
         starts = list(range(0, B, size))

@@ -21,9 +21,9 @@ import os
 
 import numpy as np
 
-from .ngspice import NgspiceCircuit, SpiceError, make_equilibrium
+from .ngspice import NgspiceCircuit, SpiceError
 from .options import SpiceOptions
-from .pool import _resident_mb
+from .pool import ChunkedEquilibrium, settle_chunk
 
 RAY_HINT = "install it with `pip install 'ray>=2.9'` (make setup installs it with the dev extras)"
 
@@ -60,28 +60,16 @@ class _NgspiceActor:
 
     def __init__(self, settings):
         self.settings = settings
-        self.circuit = None
-        self.version = None
+        self.state = {"version": None, "circuit": None}
 
     def settle(self, version, network, x, y, beta, first):
-        if self.version != version:
-            if self.circuit is None:
-                self.circuit = NgspiceCircuit(network, **self.settings)
-            else:
-                self.circuit.load(network)
-            self.version = version
-        try:
-            return self.circuit.operating_points(x, y, beta) + (_resident_mb(),)
-        except SpiceError as exc:
-            sample = None if exc.sample is None else exc.sample + first
-            raise SpiceError(str(exc).replace(f"sample {exc.sample}", f"sample {sample}"), sample, exc.analysis,
-                             exc.ngspice_message) from None
+        return settle_chunk(self.state, version, network, self.settings, x, y, beta, first)
 
     def pid(self):
         return os.getpid()
 
 
-class RaySpicePool:
+class RaySpicePool(ChunkedEquilibrium):
     """Settles batches with ngspice on ``workers`` Ray actors (one CPU each)."""
 
     def __init__(self, network, workers: int | None = None, options: SpiceOptions | None = None,
@@ -116,15 +104,7 @@ class RaySpicePool:
     def actor_pids(self) -> list:
         return self.ray.get([a.pid.remote() for a in self._ensure_actors()])
 
-    def equilibrium(self, x, y=None, beta: float = 0.0):
-        x = self.network.check_inputs(x)
-        if y is not None:
-            y = self.network.check_targets(y, x.shape[0])
-        volts, rescues, power = self._distributed(x, y, beta)
-        return make_equilibrium(self.network, self.local.free_nodes, self.local.readout, x, y, beta, volts, rescues,
-                                power)
-
-    def _distributed(self, x, y, beta):
+    def _settle_all(self, x, y, beta):
         from ray.exceptions import RayActorError, RayTaskError
 
         B = x.shape[0]

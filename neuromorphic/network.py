@@ -18,6 +18,30 @@ from eqprop.circuits.serialize import clamp_to_dict
 from eqprop.neuromorphic.process import BatchDense, ClampedSource, EqPropNeurons
 
 
+def assign(var, value, started: bool) -> None:
+    """Var.set needs a running runtime; before the first run the value becomes the Var's initial value."""
+    value = np.asarray(value, dtype=float)
+    if started:
+        var.set(value)
+    else:
+        var.init = value
+
+
+def run_until_settled(root, run_cfg, layers, tol, max_steps, chunk) -> tuple:
+    """Runs chunks of steps until every layer's largest state change is <= tol or max_steps have run;
+    (steps run, last change). The caller decides what not settling means."""
+    warmup = 2 * len(layers) + 2  # a change needs this many steps to cross the network
+    done, change = 0, np.inf
+    while done < max_steps:
+        n = min(chunk, max_steps - done)
+        root.run(condition=RunSteps(num_steps=n), run_cfg=run_cfg)
+        done += n
+        change = max(float(layer.change.get()[0]) for layer in layers)
+        if done >= warmup and change <= tol:
+            break
+    return done, change
+
+
 class LavaEqPropNetwork:
     def __init__(self, net, batch: int, alpha: float = 1.0, threshold: float = 0.0, fixed: bool = False):
         self.net, self.batch = net, batch
@@ -52,12 +76,7 @@ class LavaEqPropNetwork:
         self.started = False
 
     def _assign(self, var, value) -> None:
-        """Var.set needs a running runtime; before the first run the value becomes the Var's initial value."""
-        value = np.asarray(value, dtype=float)
-        if self.started:
-            var.set(value)
-        else:
-            var.init = value
+        assign(var, value, self.started)
 
     def set_network(self, net) -> None:
         """New conductances (a training step): rewrite every connection's weights and every node's totals."""
@@ -76,16 +95,8 @@ class LavaEqPropNetwork:
         self._assign(out.beta, np.array([beta]))
         if targets is not None:
             self._assign(out.targets, targets)
-        warmup = 2 * len(self.layers) + 2  # a change needs this many steps to cross the network
-        done, change = 0, np.inf
-        while done < max_steps:
-            n = min(chunk, max_steps - done)
-            self.source.run(condition=RunSteps(num_steps=n), run_cfg=self.run_cfg)
-            self.started = True
-            done += n
-            change = max(float(layer.change.get()[0]) for layer in self.layers)
-            if done >= warmup and change <= tol:
-                break
+        done, change = run_until_settled(self.source, self.run_cfg, self.layers, tol, max_steps, chunk)
+        self.started = True
         self.steps += done
         return {"layers": [layer.v.get().copy() for layer in self.layers], "steps": done, "change": change,
                 "messages": float(sum(layer.messages.get()[0] for layer in self.layers))}

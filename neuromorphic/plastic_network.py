@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import numpy as np
 from lava.magma.core.learning.learning_rule import Loihi3FLearningRule
-from lava.magma.core.run_conditions import RunSteps
 from lava.magma.core.run_configs import Loihi2SimCfg
 from lava.proc.dense.process import LearningDense
 
 from eqprop.circuits.energy import node_conductance
 from eqprop.circuits.serialize import clamp_to_dict
 
+from eqprop.neuromorphic.network import assign, run_until_settled
 from eqprop.neuromorphic.plastic_process import PlasticNeurons, ValueSource
 
 LEARNING_RULE = "u0 * y1 - u0 * 2^2 * x1 * y2"
@@ -59,60 +59,38 @@ class PlasticEqPropNetwork:
                 kappa_out=0.0 if last else kappa[c + 1], alpha=alpha,
                 readout=net.readout_matrix if last else None, name=f"layer{c + 1}"))
 
-        def synapse(weights, name):
-            return LearningDense(weights=weights, learning_rule=_rule(), num_message_bits=24,
-                                 graded_spike_cfg=GradedSpikeCfg.OVERWRITE, name=name)
+        def synapse(weights, name, pre, post, side):
+            """A plastic connection from ``pre`` into ``post``, with post's third factors for that ``side``."""
+            syn = LearningDense(weights=weights, learning_rule=_rule(), num_message_bits=24,
+                                graded_spike_cfg=GradedSpikeCfg.OVERWRITE, name=name)
+            pre.s_out.connect(syn.s_in)
+            syn.a_out.connect(post.a_in)
+            post.bap.connect(syn.s_in_bap)
+            getattr(post, f"y1_{side}").connect(syn.s_in_y1)
+            getattr(post, f"y2_{side}").connect(syn.s_in_y2)
+            return syn
 
         for c in range(L):
             a, post = net.gains[c], self.layers[c]
-            fwd = synapse(a * net.weights[c].T, f"forward{c}")
-            (self.inputs if c == 0 else self.layers[c - 1]).s_out.connect(fwd.s_in)
-            fwd.a_out.connect(post.a_in)
-            post.bap.connect(fwd.s_in_bap)
-            post.y1_forward.connect(fwd.s_in_y1)
-            post.y2_forward.connect(fwd.s_in_y2)
-            self.forward.append(fwd)
-            rails = ValueSource(values=np.array([vb / a, -vb / a]), name=f"rails{c}")
-            bias = synapse(a * net.biases[c].T, f"bias{c}")
-            rails.s_out.connect(bias.s_in)
-            bias.a_out.connect(post.a_in)
-            post.bap.connect(bias.s_in_bap)
-            post.y1_forward.connect(bias.s_in_y1)
-            post.y2_forward.connect(bias.s_in_y2)
-            self.rails.append(rails)
-            self.bias.append(bias)
+            pre = self.inputs if c == 0 else self.layers[c - 1]
+            self.forward.append(synapse(a * net.weights[c].T, f"forward{c}", pre, post, "forward"))
+            self.rails.append(ValueSource(values=np.array([vb / a, -vb / a]), name=f"rails{c}"))
+            self.bias.append(synapse(a * net.biases[c].T, f"bias{c}", self.rails[c], post, "forward"))
             if c > 0:
-                pre, back_post = self.layers[c], self.layers[c - 1]
-                bwd = synapse(net.weights[c] / a, f"backward{c}")
-                pre.s_out.connect(bwd.s_in)
-                bwd.a_out.connect(back_post.a_in)
-                back_post.bap.connect(bwd.s_in_bap)
-                back_post.y1_backward.connect(bwd.s_in_y1)
-                back_post.y2_backward.connect(bwd.s_in_y2)
-                self.backward.append(bwd)
+                self.backward.append(synapse(net.weights[c] / a, f"backward{c}", post, pre, "backward"))
         self.run_cfg = Loihi2SimCfg(select_tag="floating_pt")
         self.started = False
 
     def _set(self, var, value) -> None:
-        value = np.asarray(value, dtype=float)
-        if self.started:
-            var.set(value)
-        else:
-            var.init = value
+        assign(var, value, self.started)
 
     def _settle(self, tol, max_steps, chunk) -> int:
-        warmup = 2 * len(self.layers) + 2
-        done = 0
-        while done < max_steps:
-            n = min(chunk, max_steps - done)
-            self.inputs.run(condition=RunSteps(num_steps=n), run_cfg=self.run_cfg)
-            self.started = True
-            done += n
-            change = max(float(layer.change.get()[0]) for layer in self.layers)
-            if done >= warmup and change <= tol:
-                return done
-        raise RuntimeError(f"the plastic Lava network did not settle in {max_steps} steps (last change "
-                           f"{change:.2e} V > tol {tol:.1e} V); raise max_steps")
+        done, change = run_until_settled(self.inputs, self.run_cfg, self.layers, tol, max_steps, chunk)
+        self.started = True
+        if change > tol or done < 2 * len(self.layers) + 2:  # run_until_settled's warm-up not reached
+            raise RuntimeError(f"the plastic Lava network did not settle in {max_steps} steps (last change "
+                               f"{change:.2e} V > tol {tol:.1e} V); raise max_steps")
+        return done
 
     def _phase(self, beta, targets, plasticity, tol, max_steps, chunk) -> int:
         out = self.layers[-1]
