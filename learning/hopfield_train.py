@@ -63,7 +63,8 @@ def load_hopfield_checkpoint(run_dir):
 
 
 def train_hopfield(cfg: TrainConfig, run_dir, *, resume: bool = False, progress: bool = True, log=print) -> dict:
-    from .runs import RunError, _plots_curve, _progress, _result_fields, _write_metrics, atomic_write, load_config
+    from .runs import (RunError, _plots_curve, _progress, _result_fields, _write_metrics, atomic_write,
+                       check_run_dir, load_config)
 
     run_dir = Path(run_dir)
     ds = load(cfg.dataset, cfg.data, n_train=cfg.n_train, n_test=cfg.n_test, seed=cfg.seed)
@@ -73,15 +74,16 @@ def train_hopfield(cfg: TrainConfig, run_dir, *, resume: bool = False, progress:
     if len(lr) != L:
         raise RunError(f"lr needs one value per layer ({L}) or a single value, got {len(cfg.lr)}")
     rng = np.random.default_rng(cfg.seed)
+    check_run_dir(run_dir, resume)
     if resume and (run_dir / CHECKPOINT).exists():
         if _result_fields(load_config(run_dir)) != _result_fields(cfg):
             raise RunError(f"{run_dir} was started with a different config; resume it with that config")
         net, velocity, info = load_hopfield_checkpoint(run_dir)
         rng.bit_generator.state = info["rng"]
         history, start = info["history"], info["epoch"]
+        if history:  # killed between the checkpoint and the metrics files
+            _write_metrics(run_dir, history)
     else:
-        if run_dir.exists() and any(run_dir.iterdir()) and not resume:
-            raise RunError(f"{run_dir} already holds a run; pass --resume to continue it or choose a new --out")
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=1).encode())
         net = HopfieldNetwork.create(sizes, seed=cfg.seed)

@@ -63,11 +63,21 @@ def build_network(cfg: TrainConfig, n_features: int, n_classes: int):
     return layered(sizes, diode=diode, rails=cfg.rails, gain=cfg.gain, g_range=cfg.g_range, seed=cfg.seed)
 
 
+TEMP_SUFFIX = ".tmp"
+_UMASK = os.umask(0o022)  # read once (there is no other way to read it), then put back
+os.umask(_UMASK)
+
+
 def atomic_write(path: Path, data: bytes) -> None:
-    """Write to a temp file in the same directory, fsync, then rename over the target."""
+    """Write to a temp file in the same directory, fsync, then rename over the target.
+
+    A process killed mid-write leaves the old file intact and at most a stray NAME.XXXX.tmp, which
+    the next train/resume removes (check_run_dir).
+    """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=TEMP_SUFFIX)
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are meant to be shared like any file
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -77,6 +87,22 @@ def atomic_write(path: Path, data: bytes) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+_RUN_FILE_STEMS = {"checkpoint", "config", "metrics"}
+
+
+def check_run_dir(run_dir: Path, resume: bool) -> None:
+    """Removes what a write killed half-way left (NAME.XXXX.tmp beside a file of the run), then refuses to
+    start a new run over a directory that holds anything else."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        return
+    for p in run_dir.glob(f"*{TEMP_SUFFIX}"):
+        if p.name.split(".")[0] in _RUN_FILE_STEMS and p.is_file():
+            p.unlink()
+    if not resume and any(run_dir.iterdir()):
+        raise RunError(f"{run_dir} already holds a run; pass --resume to continue it or choose a new --out")
 
 
 def save_checkpoint(run_dir: Path, net, trainer: EqPropTrainer, history: list) -> None:
@@ -142,6 +168,7 @@ def train(cfg: TrainConfig, run_dir, *, resume: bool = False, progress: bool = T
     ds = load(cfg.dataset, cfg.data, n_train=cfg.n_train, n_test=cfg.n_test, seed=cfg.seed)
     x_train, x_test = ds.x_train * cfg.input_scale, ds.x_test * cfg.input_scale
     history: list = []
+    check_run_dir(run_dir, resume)
     if resume and (run_dir / CHECKPOINT).exists():
         saved = load_config(run_dir)
         if _result_fields(saved) != _result_fields(cfg):
@@ -149,8 +176,6 @@ def train(cfg: TrainConfig, run_dir, *, resume: bool = False, progress: bool = T
                            "(eqprop train --resume RUN reads it) or choose a new --out")
         net, state, history = load_checkpoint(run_dir)
     else:
-        if run_dir.exists() and any(run_dir.iterdir()) and not resume:
-            raise RunError(f"{run_dir} already holds a run; pass --resume to continue it or choose a new --out")
         net, state = build_network(cfg, ds.n_features, ds.n_classes), None
     backend = make_backend(cfg, net)  # before anything is written: a backend that cannot start leaves no run behind
     if state is None:
@@ -161,6 +186,8 @@ def train(cfg: TrainConfig, run_dir, *, resume: bool = False, progress: bool = T
     trainer = EqPropTrainer(backend, cfg, preset(cfg.device, g_max), mean_output_conductance(net))
     if state is not None:
         trainer.load_state(state)
+        if history:  # killed between the checkpoint and the metrics files: bring them level with the checkpoint
+            _write_metrics(run_dir, history)
     last = history[-1] if history else {}
     steps = 0
     for epoch in range(trainer.epoch, cfg.epochs):

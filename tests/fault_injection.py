@@ -1,0 +1,100 @@
+"""SIGKILL an `eqprop train` process at chosen moments, resume it the way a user would, until it finishes.
+
+Shared by tests/test_faults.py (asserts the outcome) and benchmarks/reliability.py --kills (reports it).
+A user whose run was killed types `eqprop train --resume RUN` when RUN holds a config.json, and
+reruns the original command when the kill came before anything was written; this does the same.
+"""
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass
+class Kill:
+    after_s: float  # seconds after the process started
+    state: str  # what the run directory held when the kill landed
+
+
+def cli(*args) -> list:
+    return [sys.executable, "-m", "eqprop.learning.cli", *args]
+
+
+def checkpointed_epoch(run_dir: Path) -> int:
+    ckpt = run_dir / "checkpoint.npz"
+    if not ckpt.exists():
+        return 0
+    with np.load(ckpt) as z:  # safe while the run writes: checkpoints are replaced atomically
+        return int(json.loads(z["info"].tobytes().decode())["epoch"])
+
+
+def run_state(run_dir: Path) -> str:
+    """'nothing', 'config only', 'epoch N checkpointed' or 'finished' (the last plot exists)."""
+    if (run_dir / "voltages.png").exists():
+        return "finished"
+    epoch = checkpointed_epoch(run_dir)
+    if epoch:
+        return f"epoch {epoch} checkpointed"
+    return "config only" if (run_dir / "config.json").exists() else "nothing"
+
+
+def train_with_kills(train_args: list, run_dir: Path, triggers: list, timeout: float = 300) -> list:
+    """One attempt per trigger (new_epochs, delay_s): wait until this attempt has checkpointed new_epochs more
+    epochs (0: from the process start; "end": the last epoch, so the kill lands in the final plots), wait delay_s more, SIGKILL it if it still runs, resume. The attempt
+    after the last trigger runs to the end. Returns the kills that landed; raises if an attempt fails."""
+    kills = []
+    for attempt in range(len(triggers) + 1):
+        if (run_dir / "config.json").exists():
+            cmd = cli("train", "--resume", str(run_dir), "--no-progress")
+        else:  # killed before anything was written: the user reruns the command
+            cmd = cli("train", *train_args, "--out", str(run_dir), "--no-progress")
+        t0, start_epoch = time.monotonic(), checkpointed_epoch(run_dir)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        if attempt < len(triggers):
+            new_epochs, delay = triggers[attempt]
+            if new_epochs == "end":
+                new_epochs = int(json.loads((run_dir / "config.json").read_text())["epochs"]) - start_epoch
+            while new_epochs and proc.poll() is None and checkpointed_epoch(run_dir) < start_epoch + new_epochs:
+                time.sleep(0.005)
+            try:
+                proc.wait(delay)
+            except subprocess.TimeoutExpired:
+                proc.send_signal(signal.SIGKILL)
+                proc.communicate()
+                kills.append(Kill(time.monotonic() - t0, run_state(run_dir)))
+                continue
+        out, err = proc.communicate(timeout=timeout)  # not killed: it must finish, and finish well
+        if proc.returncode != 0:
+            raise RuntimeError(f"attempt {attempt} ({' '.join(cmd[3:])}) failed with {proc.returncode}:\n{err}")
+        if run_state(run_dir) != "finished":
+            raise RuntimeError(f"attempt {attempt} exited 0 but {run_dir} is not finished: {run_state(run_dir)}")
+        return kills
+    raise AssertionError("unreachable")
+
+
+def final_state(run_dir: Path) -> dict:
+    """Everything a finished run's numbers depend on: every array of its checkpoint and its metrics but timings."""
+    with np.load(run_dir / "checkpoint.npz") as z:
+        arrays = {k: z[k] for k in z.files if k != "info"}
+        info = json.loads(z["info"].tobytes().decode())
+    for h in info["history"]:
+        h.pop("seconds")
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    for h in metrics:
+        h.pop("seconds")
+    return {"arrays": arrays, "info": info, "metrics": metrics}
+
+
+def assert_same_run(a: dict, b: dict) -> None:
+    assert a["arrays"].keys() == b["arrays"].keys()
+    for k in a["arrays"]:
+        np.testing.assert_array_equal(a["arrays"][k], b["arrays"][k], err_msg=k)  # bit for bit, not close
+    assert a["info"] == b["info"]
+    assert a["metrics"] == b["metrics"]

@@ -1,0 +1,51 @@
+"""Fault tests: a training run SIGKILLed anywhere (before it writes, mid-epoch, mid-checkpoint, while
+plotting) and resumed with `eqprop train --resume` ends bit for bit where an uninterrupted run ends."""
+import os
+
+import numpy as np
+import pytest
+
+from fault_injection import assert_same_run, final_state, train_with_kills
+
+# Small enough for seconds, long enough (10 epochs of 70 steps) for kills to land inside epochs.
+ARGS = "--hidden 32 --epochs 10 --n-train 1400 --n-test 100 --batch-size 20 --seed 3".split()
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("device", ["ideal", "memristor"])
+def test_sigkilled_run_resumes_to_the_same_conductances_bit_for_bit(tmp_path, device):
+    args = ARGS + ["--device", device]
+    assert train_with_kills(args, tmp_path / "whole", []) == []
+    rng = np.random.default_rng(7)
+    # Where each attempt is killed: (epochs it must checkpoint first, then a random fraction of an epoch).
+    # From the start (before or just after config.json), mid-epoch after 1, 2 and 1 new epochs, and after
+    # the last epoch's checkpoint (in the plots).
+    triggers = [(0, rng.uniform(0.0, 0.6)), (0, rng.uniform(0.6, 1.0))] + \
+               [(k, rng.uniform(0.0, 0.1)) for k in (1, 2, 1)] + [("end", rng.uniform(0.0, 0.5))]
+    kills = train_with_kills(args, tmp_path / "killed", triggers)
+    assert_same_run(final_state(tmp_path / "whole"), final_state(tmp_path / "killed"))
+    landed = [k.state for k in kills]
+    # The run was really cut after checkpoints (resumed from one), not only before it wrote anything.
+    assert sum("checkpointed" in s for s in landed) >= 3, landed
+    assert not list((tmp_path / "killed").glob("*.tmp")), "a stray temp file of a killed write was left behind"
+
+
+def test_what_a_kill_inside_a_write_leaves_is_cleaned_and_metrics_catch_up(tmp_path):
+    from eqprop.learning.runs import train
+    from eqprop.learning.trainer import TrainConfig
+
+    cfg = TrainConfig(dataset="digits", hidden=[16], epochs=2, n_train=200, n_test=50, batch_size=50)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json.k2j9x.tmp").write_bytes(b'{"half')  # a kill inside the first atomic write
+    train(cfg, run, progress=False, log=lambda *_: None)  # the directory holds nothing of value: a new run starts
+    assert not list(run.glob("*.tmp"))
+    metrics = (run / "metrics.json").read_text()
+    (run / "metrics.json").unlink()  # killed after the last checkpoint, before the metrics were rewritten
+    (run / "checkpoint.npz.0a1b2c.tmp").write_bytes(b"PK\x03")
+    train(cfg, run, resume=True, progress=False, log=lambda *_: None)
+    assert (run / "metrics.json").read_text() == metrics
+    assert not list(run.glob("*.tmp"))
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (run / "config.json").stat().st_mode & 0o777 == 0o666 & ~umask  # as any file the user writes, not 0600
