@@ -90,7 +90,8 @@ class SpicePool(ChunkedEquilibrium):
         self.chunk = max(1, int(chunk))
         self.progress = progress
         self.memory_limit_mb = memory_limit_mb
-        self.recycled = 0
+        self.recycled = 0  # pools replaced because ngspice's memory grew
+        self.restarts = 0  # pools replaced because a worker died
         self.local = NgspiceCircuit(network, **self.settings)  # validates the network now
         self.network = network
         self.version = 0
@@ -108,6 +109,16 @@ class SpicePool(ChunkedEquilibrium):
             self._executor = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker,
                                                  initargs=(os.getpid(),))
         return self._executor
+
+    def worker_pids(self) -> list:
+        """Process ids of the live workers (none before the first batch)."""
+        return [] if self._executor is None else list(self._executor._processes or {})
+
+    def _discard_broken_pool(self) -> None:
+        executor, self._executor = self._executor, None
+        self.restarts += 1
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)  # its other workers exit; none is left behind
 
     def close(self) -> None:
         if self._executor is not None:
@@ -135,21 +146,27 @@ class SpicePool(ChunkedEquilibrium):
             todo = [s for s in starts if s not in results]
             if not todo:
                 break
-            pool = self._pool()
-            futures = {s: pool.submit(_settle_chunk, self.version, self.network, self.settings, x[s:s + size],
-                                      None if y is None else y[s:s + size], beta, s) for s in todo}
-            bar = _bar(len(futures), self.progress and B >= 256)
-            try:
+            bar = _bar(len(todo), self.progress and B >= 256)
+            futures = {}
+            try:  # submit too: a worker killed while idle breaks the pool before this batch is sent
+                pool = self._pool()
+                futures = {s: pool.submit(_settle_chunk, self.version, self.network, self.settings,
+                                          x[s:s + size], None if y is None else y[s:s + size], beta, s)
+                           for s in todo}
                 for s, fut in futures.items():
                     results[s] = fut.result()
                     bar.update(1)
             except BrokenProcessPool:
-                self._executor = None  # a worker died (killed, out of memory): new pool, retry what is missing
+                # A worker died (killed, out of memory): keep the chunks that finished, retry the rest on a new pool.
+                for s, fut in futures.items():
+                    if s not in results and fut.done() and not fut.cancelled() and fut.exception() is None:
+                        results[s] = fut.result()
+                self._discard_broken_pool()
                 if attempt == 1:
                     lost = [s for s in starts if s not in results]
-                    raise SpiceError(f"ngspice worker processes died twice; samples {lost[0]}.. "
-                                     f"(chunks starting at {lost}) have no result", sample=lost[0],
-                                     analysis="op") from None
+                    raise SpiceError(f"ngspice worker processes died twice (killed, or out of memory: see dmesg); "
+                                     f"samples {lost[0]}.. (chunks starting at {lost}) have no result",
+                                     sample=lost[0], analysis="op") from None
             finally:
                 bar.close()
         volts = np.concatenate([results[s][0] for s in starts])

@@ -2,6 +2,11 @@
 
 These tests need ngspice (``make setup`` installs it); without it they fail, on purpose.
 """
+import os
+import signal
+import threading
+import time
+
 import networkx as nx
 import numpy as np
 import pytest
@@ -231,3 +236,51 @@ def test_static_power_equals_dissipation_and_transient_settles_to_the_operating_
     # the energy to settle is at least what the static power would draw over that time, minus nothing stored
     assert s.energy > 0
     assert np.isfinite(energy(net, src, layers)).all()
+
+
+def _kill_workers_while(pool, batch_running, once: bool):
+    """SIGKILLs the pool's workers (one, or every one it sees) while batch_running is set."""
+    def loop():
+        while batch_running.is_set():
+            pids = pool.worker_pids()
+            if pids:
+                os.kill(pids[0], signal.SIGKILL)
+                if once:
+                    return
+            time.sleep(0.05)
+    t = threading.Thread(target=loop, daemon=True)
+    t.start()
+    return t
+
+
+def test_a_worker_killed_mid_batch_or_while_idle_loses_no_sample():
+    net, _, _ = random_case(2)
+    rng = np.random.default_rng(1)
+    x = rng.uniform(-1, 1, (160, net.n_features))
+    y = rng.uniform(-0.1, 0.1, (160, net.n_targets))
+    with SpicePool(net, workers=2, chunk=4) as pool:
+        ref = pool.equilibrium(x, y, 1e-6).voltages
+        running = threading.Event()
+        running.set()
+        killer = _kill_workers_while(pool, running, once=True)
+        got = pool.equilibrium(x, y, 1e-6).voltages  # a worker is killed while chunks are in flight
+        running.clear()
+        killer.join()
+        assert pool.restarts == 1  # the kill landed inside the batch
+        np.testing.assert_array_equal(got, ref)
+        os.kill(pool.worker_pids()[0], signal.SIGKILL)  # now one dies between batches
+        np.testing.assert_array_equal(pool.equilibrium(x, y, 1e-6).voltages, ref)
+        assert pool.restarts == 2
+
+
+def test_workers_that_keep_dying_are_reported_with_the_samples_lost():
+    net, x, y = random_case(2)
+    x = np.repeat(x, 40, axis=0)
+    with SpicePool(net, workers=2, chunk=2) as pool:
+        running = threading.Event()
+        running.set()
+        killer = _kill_workers_while(pool, running, once=False)
+        with pytest.raises(SpiceError, match=r"died twice .* samples \d+\.\. \(chunks starting at"):
+            pool.equilibrium(x, None)
+        running.clear()
+        killer.join()
