@@ -37,7 +37,9 @@ def _check_inputs(x, n_features: int, what: str = "x") -> np.ndarray:
         x = x[None, :]
     if x.ndim != 2 or x.shape[1] != n_features:
         raise InputError(f"{what} must have shape (batch, {n_features}) or ({n_features},), got {np.shape(x)}")
-    if not np.isfinite(x.sum()):  # one reduction; locate the culprit only when something is off
+    with np.errstate(over="ignore"):  # a sum of huge finite values may overflow: that is checked below
+        total = x.sum()
+    if not np.isfinite(total):  # one reduction; locate the culprit only when something is off
         bad = np.argwhere(~np.isfinite(x))
         if len(bad) == 0:
             return x  # finite values whose sum overflowed

@@ -7,6 +7,7 @@ times ``input_scale``); labels become targets of +/- ``target_amplitude`` volts 
 from __future__ import annotations
 
 import gzip
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,11 +139,14 @@ def read_idx(path) -> np.ndarray:
     if len(raw) < header:
         raise DataError(f"{path}: truncated IDX header")
     shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    expected = int(np.prod(shape))
+    expected = math.prod(shape)  # exact: np.prod wraps around for the sizes a corrupt header can claim
     if len(raw) - header != expected:
         raise DataError(f"{path}: IDX header says {shape} ({expected} bytes) but the file holds "
                         f"{len(raw) - header} bytes; the file is truncated or corrupt")
-    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+    try:
+        return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+    except ValueError as e:  # e.g. an empty axis beside axes numpy cannot index (the header is corrupt)
+        raise DataError(f"{path}: IDX header shape {shape} cannot be read ({e}); the file is corrupt") from None
 
 
 def targets(labels, n_classes: int, amplitude: float) -> np.ndarray:

@@ -163,9 +163,17 @@ class _Writer:
             clamp = self.g.nodes[n].get("neuron")
             if clamp is not None and clamp not in self.clamps:
                 self.clamps.append(clamp)
+        seen = {}
         for n in self.g.nodes:
             if not _safe_name(str(n)):
                 raise NetworkError(f"node name {n!r} cannot be a SPICE node: use letters, digits and _ only")
+            key = str(n).lower()
+            if key in seen:  # ngspice lower-cases every name: these would be one node
+                raise NetworkError(f"node names {seen[key]!r} and {n!r} differ only in case, and SPICE ignores case: "
+                                   "rename one of them")
+            if key == "gnd":
+                raise NetworkError(f"node name {n!r} is ground in ngspice; rename it")
+            seen[key] = n
 
     def write(self, x, y, beta, nudge, analysis, transient, control, title, describe) -> Netlist:
         net, g = self.net, self.g
@@ -213,9 +221,30 @@ class _Writer:
             if control:
                 body += [".control", "set numdgt=16", "run", ".endc"]
         body.append(".end")
+        network_sources = {str(n) for n in self.net.sources}
+        generated = [node for _, node in sources if node not in network_sources] + list(amp_out.values())
+        generated += [f"target{k}" for k in range(net.n_targets)] if nudge == "conductance" and beta else []
+        self._check_generated_names(source_lines + neurons + amps + resistors + nudge_lines, generated)
         text = "\n".join(header + [""] + body) + "\n"
         _, R = free_nodes_and_readout(net)
         return Netlist(text, free, batch, sources, self.amp_list, net.n_targets, R)
+
+    def _check_generated_names(self, element_lines, generated_nodes) -> None:
+        """The writer names rails, amplifier outputs, targets and elements after the network's nodes; a node
+        name can make one of them clash (a node called 'rail_hi', or nodes 'a' + 'b__c' and 'a__b' + 'c',
+        whose resistors would both be R_a__b__c). Refuse those rather than write a netlist that merges them."""
+        network_nodes = {str(n).lower(): n for n in self.g.nodes}
+        for node in generated_nodes:
+            if node.lower() in network_nodes:
+                raise NetworkError(f"node name {network_nodes[node.lower()]!r} is also a node the netlist writer "
+                                   f"makes ({node}: rails, amplifier outputs, targets, the sample sweep); rename it")
+        elements = {}
+        for line in element_lines:
+            name = line.split()[0].lower()
+            if name in elements:
+                raise NetworkError(f"node names make two elements both called {line.split()[0]} ({elements[name]!r} "
+                                   f"and {line!r}); rename the nodes so that no name contains '__'")
+            elements[name] = line
 
     def _models(self, notes) -> list:
         lines = []
