@@ -4,7 +4,7 @@ PY        := $(VENV)/bin/python
 STAMP     := $(VENV)/.installed
 PYTEST    := $(PY) -m pytest
 
-.PHONY: setup demo test test-slow bench bench-spice bench-lava compare clean
+.PHONY: setup demo test test-slow bench bench-spice bench-lava bench-cluster reliability compare clean
 setup: $(STAMP)
 
 # Re-runs only when pyproject.toml changes (or the venv is gone): quick when already done.
@@ -32,6 +32,14 @@ bench-spice: setup
 
 bench-lava: setup
 	$(PY) benchmarks/lava_throughput.py
+
+bench-cluster: setup
+	$(PY) benchmarks/spice_scaling.py
+
+# Bad inputs over every entry point, then SIGKILLed training runs and ngspice workers (about 3 minutes).
+reliability: setup
+	$(PY) benchmarks/reliability.py
+	$(PY) benchmarks/faults.py
 
 compare: setup
 	$(VENV)/bin/eqprop compare --out reports/compare

@@ -17,7 +17,7 @@ import multiprocessing
 import os
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
@@ -26,6 +26,7 @@ from .ngspice import NgspiceCircuit, SpiceError, make_equilibrium
 from .options import SpiceOptions
 
 _WORKER = {"version": None, "circuit": None}
+DEATH_GRACE_S = 5.0
 
 
 def _resident_mb() -> float:
@@ -104,11 +105,18 @@ class SpicePool(ChunkedEquilibrium):
         self.version += 1
 
     def _pool(self):
+        if self._executor is not None and not self._healthy():
+            self._discard_broken_pool()  # a worker died between batches: not a failure of the batch to come
         if self._executor is None:
             ctx = multiprocessing.get_context("spawn")
             self._executor = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker,
                                                  initargs=(os.getpid(),))
         return self._executor
+
+    def _healthy(self) -> bool:
+        """No worker has died (the executor marks itself broken a moment after one does; this sees it at once)."""
+        ex = self._executor
+        return not getattr(ex, "_broken", False) and all(p.is_alive() for p in list((ex._processes or {}).values()))
 
     def worker_pids(self) -> list:
         """Process ids of the live workers (none before the first batch)."""
@@ -118,12 +126,20 @@ class SpicePool(ChunkedEquilibrium):
         executor, self._executor = self._executor, None
         self.restarts += 1
         if executor is not None:
-            executor.shutdown(wait=False, cancel_futures=True)  # its other workers exit; none is left behind
+            workers = list((executor._processes or {}).values())
+            executor.shutdown(wait=False, cancel_futures=True)
+            for proc in workers:  # a pool wedged by a death mid-submit never stops its workers itself
+                if proc.is_alive():
+                    proc.kill()
 
     def close(self) -> None:
         if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
-            self._executor = None
+            if self._healthy():
+                self._executor.shutdown(wait=True, cancel_futures=True)
+                self._executor = None
+            else:  # waiting on a pool with a dead worker can block
+                self._discard_broken_pool()
+                self.restarts -= 1
 
     def __enter__(self):
         return self
@@ -136,6 +152,22 @@ class SpicePool(ChunkedEquilibrium):
             self.close()
         except Exception:  # interpreter shutdown: nothing left to clean
             pass
+
+    def _collect(self, futures, results, bar) -> None:
+        """Waits for every chunk, watching the workers. A worker killed at an unlucky moment can leave the
+        executor waiting instead of broken (one such hang showed in benchmarks/faults.py on Python 3.10), so
+        a death it has not flagged within ``DEATH_GRACE_S`` counts as a broken pool, not a wait for ever."""
+        pending, dead_since = set(futures.values()), None
+        chunk_of = {fut: s for s, fut in futures.items()}
+        while pending:
+            done, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
+            for fut in done:
+                results[chunk_of[fut]] = fut.result()  # raises BrokenProcessPool once the executor knows
+                bar.update(1)
+            if pending and not self._healthy():
+                dead_since = dead_since or time.monotonic()
+                if time.monotonic() - dead_since > DEATH_GRACE_S:
+                    raise BrokenProcessPool("a worker died and the pool did not recover")
 
     def _settle_all(self, x, y, beta):
         B = x.shape[0]
@@ -153,9 +185,7 @@ class SpicePool(ChunkedEquilibrium):
                 futures = {s: pool.submit(_settle_chunk, self.version, self.network, self.settings,
                                           x[s:s + size], None if y is None else y[s:s + size], beta, s)
                            for s in todo}
-                for s, fut in futures.items():
-                    results[s] = fut.result()
-                    bar.update(1)
+                self._collect(futures, results, bar)
             except BrokenProcessPool:
                 # A worker died (killed, out of memory): keep the chunks that finished, retry the rest on a new pool.
                 for s, fut in futures.items():

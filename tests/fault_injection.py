@@ -59,8 +59,11 @@ def train_with_kills(train_args: list, run_dir: Path, triggers: list, timeout: f
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         if attempt < len(triggers):
             new_epochs, delay = triggers[attempt]
-            if new_epochs == "end":
-                new_epochs = int(json.loads((run_dir / "config.json").read_text())["epochs"]) - start_epoch
+            if new_epochs == "end":  # the run's epoch count, once its config.json is there
+                while proc.poll() is None and not (run_dir / "config.json").exists():
+                    time.sleep(0.005)
+                config = run_dir / "config.json"
+                new_epochs = int(json.loads(config.read_text())["epochs"]) - start_epoch if config.exists() else 0
             while new_epochs and proc.poll() is None and checkpointed_epoch(run_dir) < start_epoch + new_epochs:
                 time.sleep(0.005)
             try:

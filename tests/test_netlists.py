@@ -284,3 +284,18 @@ def test_workers_that_keep_dying_are_reported_with_the_samples_lost():
             pool.equilibrium(x, None)
         running.clear()
         killer.join()
+
+
+def test_a_pool_that_never_notices_a_dead_worker_is_not_waited_on_for_ever(monkeypatch):
+    from concurrent.futures import Future
+    from concurrent.futures.process import BrokenProcessPool
+
+    import eqprop.netlists.pool as pool_mod
+    net, _, _ = random_case(2)
+    pool = SpicePool(net, workers=1)
+    monkeypatch.setattr(pool_mod, "DEATH_GRACE_S", 0.3)
+    monkeypatch.setattr(pool, "_healthy", lambda: False)  # a worker is dead, and its future never completes
+    t0 = time.monotonic()
+    with pytest.raises(BrokenProcessPool):
+        pool._collect({0: Future()}, {}, pool_mod._bar(1, False))
+    assert time.monotonic() - t0 < 5
