@@ -223,6 +223,27 @@ def api_data_truncated_idx(tmp):
     load("mnist", str(_idx_dir(tmp, truncate=True)))
 
 
+def api_netlist_names_differ_in_case(tmp):
+    import networkx as nx
+
+    from eqprop.circuits import GraphNetwork
+    from eqprop.netlists import to_netlist
+    g = nx.Graph()
+    g.add_node("x", role="input", feature=0, sign=1.0)
+    g.add_node("H", role="hidden")
+    g.add_node("h", role="output", readout=(0, 1.0))
+    g.add_edge("x", "H", g=1e-6)
+    g.add_edge("H", "h", g=1e-6)
+    to_netlist(GraphNetwork(g, n_features=1, readout="nodes"), np.ones((1, 1)))
+
+
+def api_data_idx_header_overflows(tmp):
+    from eqprop.learning.data import read_idx
+    path = tmp / "bad-idx3-ubyte"
+    path.write_bytes(bytes([0, 0, 8, 4]) + b"".join(n.to_bytes(4, "big") for n in (0, 256, 2**31, 2**31)))
+    read_idx(path)
+
+
 def api_data_missing(tmp):
     from eqprop.learning.data import load
     load("mnist", str(tmp / "nowhere.npz"))
@@ -318,6 +339,8 @@ def cases() -> list:
         # SPICE
         C("netlist: NaN input", "nan/inf", ("nan",), call=api_netlist_nan),
         C("netlist: ideal diode", "device", ("ideal",), call=api_netlist_ideal_diode),
+        C("netlist: node names differing only in case", "netlist", ("differ only in case",),
+          call=api_netlist_names_differ_in_case),
         C("ngspice: wrong input width", "shapes", ("4",), call=api_spice_wrong_shape),
         C("ngspice: negative reltol", "config", ("reltol",), call=api_spice_bad_options),
         C("ngspice: does not converge", "convergence", ("sample",), call=api_spice_does_not_converge, timeout=180),
@@ -344,6 +367,7 @@ def cases() -> list:
                           str(_npz(t, "s.npz", y_train=np.zeros(19, int)))]),
         C("data: truncated IDX", "data", ("truncated",), call=api_data_truncated_idx),
         C("data: missing path (API)", "data", ("does not exist",), call=api_data_missing),
+        C("data: IDX header with an impossible shape", "data", ("corrupt",), call=api_data_idx_header_overflows),
         # Lava
         C("lava: NaN input", "nan/inf", ("nan",), call=api_lava_nan),
         C("lava: alpha out of range", "config", ("alpha",), call=api_lava_bad_alpha),
