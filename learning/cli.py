@@ -94,7 +94,7 @@ def _config_from_args(args):
     cfg = TrainConfig()
     for key in ("dataset", "data", "backend", "epochs", "batch_size", "momentum", "beta", "nudging", "diode",
                 "gain", "device", "seed", "n_train", "n_test", "lr_decay", "target_amplitude", "workers",
-                "diode_is", "fixed_point", "cluster"):
+                "diode_is", "fixed_point", "cluster", "checkpoint_every"):
         val = getattr(args, key, None)
         if val is not None:
             setattr(cfg, key, val)
@@ -356,6 +356,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--n-test", dest="n_test", type=int)
     t.add_argument("--out", help="run directory (default runs/DATASET-BACKEND-seedN)")
     t.add_argument("--resume", metavar="RUN", help="continue a killed run from its last checkpoint")
+    t.add_argument("--checkpoint-every", dest="checkpoint_every", type=float, metavar="SECONDS",
+                   help="also checkpoint inside an epoch this often (default 600; 0: after every step)")
     t.add_argument("--no-progress", action="store_true")
     t.set_defaults(func=cmd_train)
     e = sub.add_parser("evaluate", help="accuracy of a trained run")

@@ -105,7 +105,8 @@ def check_run_dir(run_dir: Path, resume: bool) -> None:
         raise RunError(f"{run_dir} already holds a run; pass --resume to continue it or choose a new --out")
 
 
-def save_checkpoint(run_dir: Path, net, trainer: EqPropTrainer, history: list) -> None:
+def save_checkpoint(run_dir: Path, net, trainer: EqPropTrainer, history: list, position: dict | None = None) -> None:
+    """``position``: inside an epoch, the steps done and the running loss/correct counts of that epoch."""
     meta, arrays = network_to_data(net)
     state = trainer.state()
     for i, v in enumerate(state["velocity"]):
@@ -114,7 +115,8 @@ def save_checkpoint(run_dir: Path, net, trainer: EqPropTrainer, history: list) -
         if d is not None:
             arrays[f"d2d_{i}"] = d
     info = {"network": meta, "epoch": state["epoch"], "rng": state["rng"], "g_ref": state["g_ref"],
-            "beta_abs": state["beta_abs"], "g_max": trainer.device.g_max, "history": history}
+            "beta_abs": state["beta_abs"], "g_max": trainer.device.g_max, "history": history,
+            "position": position}
     arrays["info"] = np.frombuffer(json.dumps(info).encode(), dtype=np.uint8)
     buf = io.BytesIO()
     np.savez(buf, **arrays)
@@ -133,7 +135,7 @@ def load_checkpoint(run_dir: Path):
     state = {"velocity": [arrays[f"velocity_{i}"] for i in range(n_params)],
              "d2d": [arrays.get(f"d2d_{i}") for i in range(n_params)],
              "epoch": info["epoch"], "rng": info["rng"], "g_ref": info["g_ref"], "beta_abs": info["beta_abs"],
-             "g_max": info["g_max"]}
+             "g_max": info["g_max"], "position": info.get("position")}
     return net, state, info["history"]
 
 
@@ -149,9 +151,9 @@ def load_config(run_dir: Path) -> TrainConfig:
 
 
 def _result_fields(cfg: TrainConfig) -> dict:
-    """What decides a run's numbers: where it runs (workers, a Ray cluster) does not."""
+    """What decides a run's numbers: where it runs (workers, a Ray cluster) and how often it checkpoints do not."""
     d = cfg.to_dict()
-    for key in ("workers", "cluster"):
+    for key in ("workers", "cluster", "checkpoint_every"):
         d.pop(key, None)
     return d
 
@@ -189,14 +191,18 @@ def train(cfg: TrainConfig, run_dir, *, resume: bool = False, progress: bool = T
         if history:  # killed between the checkpoint and the metrics files: bring them level with the checkpoint
             _write_metrics(run_dir, history)
     last = history[-1] if history else {}
+    position = state.get("position") if state else None  # a checkpoint from inside an epoch
     steps = 0
     for epoch in range(trainer.epoch, cfg.epochs):
-        t0 = time.perf_counter()
+        t0 = t_saved = time.perf_counter()
         order = np.random.default_rng([cfg.seed, epoch]).permutation(len(x_train))
         batches = range(0, len(order), cfg.batch_size)
-        bar = _progress(batches, progress, f"epoch {epoch + 1}/{cfg.epochs}")
-        loss_sum, correct = 0.0, 0
-        for n_done, i in enumerate(bar, start=1):
+        done, loss_sum, correct = 0, 0.0, 0
+        if position:  # the data order is fixed by (seed, epoch): skip what the checkpoint already holds
+            done, loss_sum, correct = position["steps"], position["loss_sum"], position["correct"]
+            position = None
+        bar = _progress(batches[done:], progress, f"epoch {epoch + 1}/{cfg.epochs}")
+        for n_done, i in enumerate(bar, start=done + 1):
             idx = order[i:i + cfg.batch_size]
             r = trainer.step(x_train[idx], ds.y_train[idx])
             loss_sum += r["loss"] * len(idx)
@@ -205,6 +211,11 @@ def train(cfg: TrainConfig, run_dir, *, resume: bool = False, progress: bool = T
             if hasattr(bar, "set_postfix") and n_done % 10 == 0:
                 bar.set_postfix(loss=f"{loss_sum / seen:.2e}", acc=f"{correct / seen:.3f}")
             steps += 1
+            if (cfg.checkpoint_every is not None and n_done < len(batches)
+                    and time.perf_counter() - t_saved >= cfg.checkpoint_every):
+                save_checkpoint(run_dir, net, trainer, history,
+                                {"steps": n_done, "loss_sum": loss_sum, "correct": correct})
+                t_saved = time.perf_counter()
             if stop_after_steps is not None and steps >= stop_after_steps:
                 return {"stopped": True}
         trainer.epoch = epoch + 1

@@ -54,6 +54,7 @@ class TrainConfig:
     workers: int | None = None  # processes for the spice backend (default: up to 2)
     fixed_point: bool = False  # lava backend: the fixed-point (Loihi bit-width) models instead of float
     cluster: str | None = None  # spice backend: 'ray' (local Ray) or a Ray address; None: local processes
+    checkpoint_every: float | None = 600.0  # seconds between checkpoints inside an epoch (None: once per epoch)
 
     def validate(self) -> "TrainConfig":
         """Every field checked before anything runs: a bad value fails here, naming the field and the fix."""
@@ -84,6 +85,9 @@ class TrainConfig:
         for name in ("beta", "target_amplitude", "input_scale", "gain", "tol", "lr_decay"):
             positive(name)
         positive("diode_is", allow_none=True)
+        if self.checkpoint_every is not None and (isinstance(self.checkpoint_every, bool) or not isinstance(
+                self.checkpoint_every, (int, float)) or not np.isfinite(self.checkpoint_every) or self.checkpoint_every < 0):
+            bad("checkpoint_every", self.checkpoint_every, "must be seconds >= 0 (0: after every step) or null")
         if not isinstance(self.momentum, (int, float)) or isinstance(self.momentum, bool) or not 0 <= self.momentum < 1:
             bad("momentum", self.momentum, "must be in [0, 1)")
         if not isinstance(self.seed, (int, np.integer)) or isinstance(self.seed, bool) or self.seed < 0:

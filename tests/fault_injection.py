@@ -27,27 +27,36 @@ def cli(*args) -> list:
     return [sys.executable, "-m", "eqprop.learning.cli", *args]
 
 
-def checkpointed_epoch(run_dir: Path) -> int:
+def checkpoint_info(run_dir: Path) -> dict | None:
     ckpt = run_dir / "checkpoint.npz"
     if not ckpt.exists():
-        return 0
+        return None
     with np.load(ckpt) as z:  # safe while the run writes: checkpoints are replaced atomically
-        return int(json.loads(z["info"].tobytes().decode())["epoch"])
+        return json.loads(z["info"].tobytes().decode())
+
+
+def checkpointed_epoch(run_dir: Path) -> int:
+    """Epochs completed in the last checkpoint (one written inside an epoch counts the epochs before it)."""
+    info = checkpoint_info(run_dir)
+    return 0 if info is None else int(info["epoch"])
 
 
 def run_state(run_dir: Path) -> str:
-    """'nothing', 'config only', 'epoch N checkpointed' or 'finished' (the last plot exists)."""
+    """'nothing', 'config only', 'epoch N checkpointed', 'epoch N step S checkpointed' or 'finished'."""
     if (run_dir / "voltages.png").exists():
         return "finished"
-    epoch = checkpointed_epoch(run_dir)
-    if epoch:
-        return f"epoch {epoch} checkpointed"
+    info = checkpoint_info(run_dir)
+    if info and info.get("position"):
+        return f"epoch {info['epoch'] + 1} step {info['position']['steps']} checkpointed"
+    if info:
+        return f"epoch {info['epoch']} checkpointed"
     return "config only" if (run_dir / "config.json").exists() else "nothing"
 
 
 def train_with_kills(train_args: list, run_dir: Path, triggers: list, timeout: float = 300) -> list:
     """One attempt per trigger (new_epochs, delay_s): wait until this attempt has checkpointed new_epochs more
-    epochs (0: from the process start; "end": the last epoch, so the kill lands in the final plots), wait delay_s more, SIGKILL it if it still runs, resume. The attempt
+    epochs (0: from the process start; "end": the last epoch, so the kill lands in the final plots;
+    "checkpoint": the next checkpoint it writes, inside an epoch or at its end), wait delay_s more, SIGKILL it if it still runs, resume. The attempt
     after the last trigger runs to the end. Returns the kills that landed; raises if an attempt fails."""
     kills = []
     for attempt in range(len(triggers) + 1):
@@ -59,6 +68,11 @@ def train_with_kills(train_args: list, run_dir: Path, triggers: list, timeout: f
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         if attempt < len(triggers):
             new_epochs, delay = triggers[attempt]
+            if new_epochs == "checkpoint":  # any checkpoint this attempt writes (one inside an epoch, too)
+                start_info = checkpoint_info(run_dir)
+                while proc.poll() is None and checkpoint_info(run_dir) == start_info:
+                    time.sleep(0.005)
+                new_epochs = 0
             if new_epochs == "end":  # the run's epoch count, once its config.json is there
                 while proc.poll() is None and not (run_dir / "config.json").exists():
                     time.sleep(0.005)

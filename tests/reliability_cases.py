@@ -301,6 +301,8 @@ def cases() -> list:
         C("train --beta nan", "config", ("beta",), argv=lambda t: ["train", "--beta", "nan", "--out", str(t / "r2")]),
         C("train --lr -1", "config", ("lr",), argv=lambda t: ["train", "--lr", "-1", "--out", str(t / "r3")]),
         C("train --momentum 1.5", "config", ("momentum",), argv=lambda t: ["train", "--momentum", "1.5", "--out", str(t / "r4")]),
+        C("train --checkpoint-every -5", "config", ("checkpoint_every",),
+          argv=lambda t: ["train", "--checkpoint-every", "-5", "--out", str(t / "r16")]),
         C("train --rails 0.1 -0.1", "config", ("rails",), argv=lambda t: ["train", "--rails", "0.1", "-0.1", "--out", str(t / "r5")]),
         C("train --device flash", "device", ("invalid choice", "flash"), argv=lambda t: ["train", "--device", "flash"]),
         C("train --diode zener", "device", ("invalid choice", "zener"), argv=lambda t: ["train", "--diode", "zener"]),

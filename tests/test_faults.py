@@ -30,6 +30,19 @@ def test_sigkilled_run_resumes_to_the_same_conductances_bit_for_bit(tmp_path, de
     assert not list((tmp_path / "killed").glob("*.tmp")), "a stray temp file of a killed write was left behind"
 
 
+@pytest.mark.timeout(300)
+def test_checkpoints_inside_epochs_resume_mid_epoch_bit_for_bit(tmp_path):
+    # Two long epochs, a checkpoint after every step: each kill loses at most a step, not an epoch.
+    args = "--hidden 16 --epochs 2 --n-train 1400 --n-test 100 --batch-size 5 --seed 5".split()
+    assert train_with_kills(args + ["--checkpoint-every", "1e9"], tmp_path / "whole", []) == []
+    rng = np.random.default_rng(11)
+    kills = train_with_kills(args + ["--checkpoint-every", "0"], tmp_path / "killed",
+                             [("checkpoint", rng.uniform(0.0, 0.4)), ("checkpoint", rng.uniform(0.0, 0.4)),
+                              (1, rng.uniform(0.1, 0.3))])
+    assert_same_run(final_state(tmp_path / "whole"), final_state(tmp_path / "killed"))
+    assert sum(" step " in k.state for k in kills) >= 2, [k.state for k in kills]
+
+
 def test_what_a_kill_inside_a_write_leaves_is_cleaned_and_metrics_catch_up(tmp_path):
     from eqprop.learning.runs import train
     from eqprop.learning.trainer import TrainConfig
