@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import os
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -89,7 +90,8 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
-_RUN_FILE_STEMS = {"checkpoint", "config", "metrics"}
+# What atomic_write leaves when killed: the target's name, mkstemp's 8 random characters, .tmp.
+_STRAY_TEMP = re.compile(r"(checkpoint\.npz|config\.json|metrics\.json|metrics\.csv)\.[a-z0-9_]{8}\.tmp")
 
 
 def check_run_dir(run_dir: Path, resume: bool) -> None:
@@ -99,7 +101,7 @@ def check_run_dir(run_dir: Path, resume: bool) -> None:
     if not run_dir.is_dir():
         return
     for p in run_dir.glob(f"*{TEMP_SUFFIX}"):
-        if p.name.split(".")[0] in _RUN_FILE_STEMS and p.is_file():
+        if _STRAY_TEMP.fullmatch(p.name) and p.is_file():
             p.unlink()
     if not resume and any(run_dir.iterdir()):
         raise RunError(f"{run_dir} already holds a run; pass --resume to continue it or choose a new --out")

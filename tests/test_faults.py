@@ -50,15 +50,18 @@ def test_what_a_kill_inside_a_write_leaves_is_cleaned_and_metrics_catch_up(tmp_p
     cfg = TrainConfig(dataset="digits", hidden=[16], epochs=2, n_train=200, n_test=50, batch_size=50)
     run = tmp_path / "run"
     run.mkdir()
-    (run / "config.json.k2j9x.tmp").write_bytes(b'{"half')  # a kill inside the first atomic write
+    (run / "config.json.k2j9x_q1.tmp").write_bytes(b'{"half')  # a kill inside the first atomic write
     train(cfg, run, progress=False, log=lambda *_: None)  # the directory holds nothing of value: a new run starts
     assert not list(run.glob("*.tmp"))
     metrics = (run / "metrics.json").read_text()
     (run / "metrics.json").unlink()  # killed after the last checkpoint, before the metrics were rewritten
-    (run / "checkpoint.npz.0a1b2c.tmp").write_bytes(b"PK\x03")
+    (run / "checkpoint.npz.0a1b2c3d.tmp").write_bytes(b"PK\x03")
     train(cfg, run, resume=True, progress=False, log=lambda *_: None)
     assert (run / "metrics.json").read_text() == metrics
     assert not list(run.glob("*.tmp"))
+    (run / "notes.tmp").write_text("mine")  # not something a run writes: left alone
+    train(cfg, run, resume=True, progress=False, log=lambda *_: None)
+    assert (run / "notes.tmp").read_text() == "mine"
     umask = os.umask(0)
     os.umask(umask)
     assert (run / "config.json").stat().st_mode & 0o777 == 0o666 & ~umask  # as any file the user writes, not 0600
