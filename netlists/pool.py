@@ -122,9 +122,9 @@ class SpicePool(ChunkedEquilibrium):
         """Process ids of the live workers (none before the first batch)."""
         return [] if self._executor is None else list(self._executor._processes or {})
 
-    def _discard_broken_pool(self) -> None:
+    def _discard_broken_pool(self, count: bool = True) -> None:
         executor, self._executor = self._executor, None
-        self.restarts += 1
+        self.restarts += count
         if executor is not None:
             workers = list((executor._processes or {}).values())
             executor.shutdown(wait=False, cancel_futures=True)
@@ -138,8 +138,7 @@ class SpicePool(ChunkedEquilibrium):
                 self._executor.shutdown(wait=True, cancel_futures=True)
                 self._executor = None
             else:  # waiting on a pool with a dead worker can block
-                self._discard_broken_pool()
-                self.restarts -= 1
+                self._discard_broken_pool(count=False)
 
     def __enter__(self):
         return self
