@@ -116,17 +116,17 @@ class SpicePool(ChunkedEquilibrium):
     def _healthy(self) -> bool:
         """No worker has died (the executor marks itself broken a moment after one does; this sees it at once)."""
         ex = self._executor
-        return not getattr(ex, "_broken", False) and all(p.is_alive() for p in list((ex._processes or {}).values()))
+        return not getattr(ex, "_broken", False) and all(p.is_alive() for p in list((getattr(ex, "_processes", None) or {}).values()))
 
     def worker_pids(self) -> list:
         """Process ids of the live workers (none before the first batch)."""
-        return [] if self._executor is None else list(self._executor._processes or {})
+        return [] if self._executor is None else list(getattr(self._executor, "_processes", None) or {})
 
     def _discard_broken_pool(self, count: bool = True) -> None:
         executor, self._executor = self._executor, None
         self.restarts += count
         if executor is not None:
-            workers = list((executor._processes or {}).values())
+            workers = list((getattr(executor, "_processes", None) or {}).values())
             executor.shutdown(wait=False, cancel_futures=True)
             for proc in workers:  # a pool wedged by a death mid-submit never stops its workers itself
                 if proc.is_alive():
