@@ -115,8 +115,8 @@ class SpicePool(ChunkedEquilibrium):
 
     def _healthy(self) -> bool:
         """No worker has died (the executor marks itself broken a moment after one does; this sees it at once)."""
-        ex = self._executor
-        return not getattr(ex, "_broken", False) and all(p.is_alive() for p in list((getattr(ex, "_processes", None) or {}).values()))
+        workers = list((getattr(self._executor, "_processes", None) or {}).values())
+        return not getattr(self._executor, "_broken", False) and all(p.is_alive() for p in workers)
 
     def worker_pids(self) -> list:
         """Process ids of the live workers (none before the first batch)."""
