@@ -180,6 +180,8 @@ def train(cfg: TrainConfig, run_dir, *, resume: bool = False, progress: bool = T
                            "(eqprop train --resume RUN reads it) or choose a new --out")
         net, state, history = load_checkpoint(run_dir)
     else:
+        if resume:
+            log(f"{run_dir} has no checkpoint yet (killed in its first epoch): starting from the beginning")
         net, state = build_network(cfg, ds.n_features, ds.n_classes), None
     backend = make_backend(cfg, net)  # before anything is written: a backend that cannot start leaves no run behind
     if state is None:
@@ -194,6 +196,10 @@ def train(cfg: TrainConfig, run_dir, *, resume: bool = False, progress: bool = T
             _write_metrics(run_dir, history)
     last = history[-1] if history else {}
     position = state.get("position") if state else None  # a checkpoint from inside an epoch
+    if state is not None:
+        where = f"epoch {trainer.epoch + 1}, step {position['steps'] + 1}" if position else f"epoch {trainer.epoch + 1}"
+        log(f"resuming {run_dir} at {where} (its last checkpoint)" if trainer.epoch < cfg.epochs
+            else f"{run_dir} has finished its {cfg.epochs} epochs; writing its plots")
     steps = 0
     for epoch in range(trainer.epoch, cfg.epochs):
         t0 = t_saved = time.perf_counter()
