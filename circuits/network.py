@@ -37,7 +37,7 @@ def _check_inputs(x, n_features: int, what: str = "x") -> np.ndarray:
         x = x[None, :]
     if x.ndim != 2 or x.shape[1] != n_features:
         raise InputError(f"{what} must have shape (batch, {n_features}) or ({n_features},), got {np.shape(x)}")
-    with np.errstate(over="ignore"):  # a sum of huge finite values may overflow: that is checked below
+    with np.errstate(over="ignore", invalid="ignore"):  # huge values overflow, inf - inf is NaN: both checked below
         total = x.sum()
     if not np.isfinite(total):  # one reduction; locate the culprit only when something is off
         bad = np.argwhere(~np.isfinite(x))
