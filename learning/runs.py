@@ -190,16 +190,15 @@ def train(cfg: TrainConfig, run_dir, *, resume: bool = False, progress: bool = T
     # Scales fixed at the start of a run (a resumed run must not recompute them from trained values).
     g_max = state["g_max"] if state else 2.0 * max(float(w.max()) for w in net.weights)
     trainer = EqPropTrainer(backend, cfg, preset(cfg.device, g_max), mean_output_conductance(net))
+    position = state.get("position") if state else None  # a checkpoint from inside an epoch
     if state is not None:
         trainer.load_state(state)
         if history:  # killed between the checkpoint and the metrics files: bring them level with the checkpoint
             _write_metrics(run_dir, history)
-    last = history[-1] if history else {}
-    position = state.get("position") if state else None  # a checkpoint from inside an epoch
-    if state is not None:
         where = f"epoch {trainer.epoch + 1}, step {position['steps'] + 1}" if position else f"epoch {trainer.epoch + 1}"
         log(f"resuming {run_dir} at {where} (its last checkpoint)" if trainer.epoch < cfg.epochs
             else f"{run_dir} has finished its {cfg.epochs} epochs; writing its plots")
+    last = history[-1] if history else {}
     steps = 0
     for epoch in range(trainer.epoch, cfg.epochs):
         t0 = t_saved = time.perf_counter()

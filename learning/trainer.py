@@ -65,13 +65,14 @@ class TrainConfig:
         def bad(field_, value, need):
             raise ConfigError(f"config field {field_!r} = {value!r}: {need}")
 
-        def positive(name, integer=False, allow_none=False):
+        def positive(name, integer=False, allow_none=False, allow_zero=False, need=None):
             v = getattr(self, name)
             if v is None and allow_none:
                 return
             kind = (int, np.integer) if integer else (int, float, np.integer, np.floating)
-            if isinstance(v, bool) or not isinstance(v, kind) or not np.isfinite(v) or v <= 0:
-                bad(name, v, f"must be a positive {'integer' if integer else 'finite number'}")
+            below = (lambda u: u < 0) if allow_zero else (lambda u: u <= 0)
+            if isinstance(v, bool) or not isinstance(v, kind) or not np.isfinite(v) or below(v):
+                bad(name, v, need or f"must be a positive {'integer' if integer else 'finite number'}")
 
         choices = {"dataset": DATASETS, "backend": ("native", "spice", "hopfield", "lava"), "nudging": NUDGINGS,
                    "diode": ("ideal", "shockley", "pwl"), "device": PRESETS}
@@ -85,9 +86,8 @@ class TrainConfig:
         for name in ("beta", "target_amplitude", "input_scale", "gain", "tol", "lr_decay"):
             positive(name)
         positive("diode_is", allow_none=True)
-        if self.checkpoint_every is not None and (isinstance(self.checkpoint_every, bool) or not isinstance(
-                self.checkpoint_every, (int, float)) or not np.isfinite(self.checkpoint_every) or self.checkpoint_every < 0):
-            bad("checkpoint_every", self.checkpoint_every, "must be seconds >= 0 (0: after every step) or null")
+        positive("checkpoint_every", allow_none=True, allow_zero=True,
+                 need="must be seconds >= 0 (0: after every step) or null")
         if not isinstance(self.momentum, (int, float)) or isinstance(self.momentum, bool) or not 0 <= self.momentum < 1:
             bad("momentum", self.momentum, "must be in [0, 1)")
         if not isinstance(self.seed, (int, np.integer)) or isinstance(self.seed, bool) or self.seed < 0:

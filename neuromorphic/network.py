@@ -27,10 +27,15 @@ def assign(var, value, started: bool) -> None:
         var.init = value
 
 
+def warmup_steps(layers) -> int:
+    """Steps before a small change can be trusted: a change needs this many to cross the network."""
+    return 2 * len(layers) + 2
+
+
 def run_until_settled(root, run_cfg, layers, tol, max_steps, chunk) -> tuple:
-    """Runs chunks of steps until every layer's largest state change is <= tol or max_steps have run;
-    (steps run, last change). The caller decides what not settling means."""
-    warmup = 2 * len(layers) + 2  # a change needs this many steps to cross the network
+    """Runs chunks of steps until every layer's largest state change is <= tol (after warmup_steps) or
+    max_steps have run; (steps run, last change). The caller decides what not settling means."""
+    warmup = warmup_steps(layers)
     done, change = 0, np.inf
     while done < max_steps:
         n = min(chunk, max_steps - done)

@@ -26,7 +26,7 @@ from lava.proc.dense.process import LearningDense
 from eqprop.circuits.energy import node_conductance
 from eqprop.circuits.serialize import clamp_to_dict
 
-from eqprop.neuromorphic.network import assign, run_until_settled
+from eqprop.neuromorphic.network import assign, run_until_settled, warmup_steps
 from eqprop.neuromorphic.plastic_process import PlasticNeurons, ValueSource
 
 LEARNING_RULE = "u0 * y1 - u0 * 2^2 * x1 * y2"
@@ -87,7 +87,7 @@ class PlasticEqPropNetwork:
     def _settle(self, tol, max_steps, chunk) -> int:
         done, change = run_until_settled(self.inputs, self.run_cfg, self.layers, tol, max_steps, chunk)
         self.started = True
-        if change > tol or done < 2 * len(self.layers) + 2:  # run_until_settled's warm-up not reached
+        if change > tol or done < warmup_steps(self.layers):
             raise RuntimeError(f"the plastic Lava network did not settle in {max_steps} steps (last change "
                                f"{change:.2e} V > tol {tol:.1e} V); raise max_steps")
         return done
