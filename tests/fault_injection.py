@@ -56,8 +56,9 @@ def run_state(run_dir: Path) -> str:
 def train_with_kills(train_args: list, run_dir: Path, triggers: list, timeout: float = 300) -> list:
     """One attempt per trigger (new_epochs, delay_s): wait until this attempt has checkpointed new_epochs more
     epochs (0: from the process start; "end": the last epoch, so the kill lands in the final plots;
-    "checkpoint": the next checkpoint it writes, inside an epoch or at its end), wait delay_s more, SIGKILL it if it still runs, resume. The attempt
-    after the last trigger runs to the end. Returns the kills that landed; raises if an attempt fails."""
+    "checkpoint": the next checkpoint it writes, inside an epoch or at its end), wait delay_s more,
+    SIGKILL it if it still runs, resume. The attempt after the last trigger runs to the end. Returns the
+    kills that landed; raises if an attempt fails."""
     kills = []
     for attempt in range(len(triggers) + 1):
         if (run_dir / "config.json").exists():
