@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from eqprop.circuits import layered, solve
-from eqprop.learning.lava import LavaBackend
+from eqprop.backends.lava import LavaBackend
 
 
 def main() -> None:

@@ -24,6 +24,7 @@ SPICE_TNOM_KELVIN = 300.15  # ngspice evaluates devices at 27 C unless told othe
 SPICE_GMIN = 1e-12  # ngspice puts this conductance across every junction
 # Exponent cap: beyond it the diode is a near-short anyway; the cap keeps Newton steps finite.
 EXP_CAP = 80.0
+NEWTON_MAX_ITER = 100
 
 
 def thermal_voltage(kelvin: float = SPICE_TNOM_KELVIN) -> float:
@@ -42,16 +43,125 @@ class Conductance:
             raise NetworkError(f"conductance must be a positive finite number of siemens, got {self.g!r}")
 
 
+def spice_number(value: float) -> str:
+    """Shortest round-trip text of a float, so a netlist reproduces the network to the last bit."""
+    return repr(float(value)).replace("e+", "e")
+
+
+DIODE_MODELS: dict = {}  # kind -> class; a model registers itself by defining ``kind``
+
+
+class DiodeModel:
+    """Base of every diode model. A model owns all of its behaviour, so a new one is one class:
+
+    - its physics for a junction voltage vd (``current``, ``conductance``, ``cocontent``), and for the
+      neuron's two antiparallel diodes to the rails (``clamp_*``);
+    - ``solve_clamp``: the exact per-node minimiser used by block coordinate descent and by Lava's float
+      neurons; ``clamp_residual``: its KCL residual rule; ``frozen``: which nodes it pins (for implicit
+      differentiation);
+    - ``spice_lines``: its SPICE text (model card or behavioural source);
+    - ``params`` / ``DIODE_MODELS[kind](**params)``: serialisation;
+    - capabilities: ``hard`` (a constraint, not a current: solved by projection / active set),
+      ``integer_form`` (a fixed-point neuron exists), ``spice_native`` (ngspice simulates it as written).
+    """
+
+    kind: str = ""
+    smooth = False
+    hard = False
+    integer_form = False
+    spice_native = True
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        if cls.__dict__.get("kind"):
+            DIODE_MODELS[cls.kind] = cls
+
+    def params(self) -> dict:
+        return {k: getattr(self, k) for k in getattr(self, "__dataclass_fields__", {})}
+
+    # the neuron: a diode node->v_high and one v_low->node; current leaving the node
+    def clamp_current(self, clamp, v):
+        return self.current(v - clamp.v_high) - self.current(clamp.v_low - v)
+
+    def clamp_conductance(self, clamp, v):
+        return self.conductance(v - clamp.v_high) + self.conductance(clamp.v_low - v)
+
+    def clamp_cocontent(self, clamp, v):
+        return self.cocontent(v - clamp.v_high) + self.cocontent(clamp.v_low - v)
+
+    def clamp_residual(self, clamp, v, r):
+        """KCL residual of nodes at v given the resistive residual r: the diodes' current is added."""
+        return r + self.clamp_current(clamp, v)
+
+    def frozen(self, clamp, v, tol):
+        """Nodes the clamp pins (they do not move with the parameters); None: none, it has a conductance."""
+        return None
+
+    def solve_clamp(self, clamp, S, T, v_prev=None, tol: float = 1e-14):
+        raise NotImplementedError
+
+    def spice_lines(self, suffix: str, options, stand_in=None) -> tuple:
+        """(subcircuit body lines, model lines, notes) of the neuron ``neuron{suffix} node hi lo``."""
+        raise NotImplementedError
+
+
 @dataclass(frozen=True)
-class IdealDiode:
+class IdealDiode(DiodeModel):
     """Zero current when reverse biased, a short when forward biased: a hard clamp at the rail."""
 
     kind = "ideal"
-    smooth = False
+    hard = True
+    integer_form = True  # the clamp is a compare-and-select: Loihi's microcode has it
+    spice_native = False
+
+    def clamp_current(self, clamp, v):
+        return np.zeros_like(v)
+
+    def clamp_conductance(self, clamp, v):
+        return np.zeros_like(v)
+
+    def clamp_cocontent(self, clamp, v):
+        """+inf outside the rails, 0 inside."""
+        tol = 1e-9 * max(1.0, abs(clamp.v_low), abs(clamp.v_high))
+        outside = (v > clamp.v_high + tol) | (v < clamp.v_low - tol)
+        return np.where(outside, np.inf, 0.0)
+
+    def clamp_residual(self, clamp, v, r):
+        """An ideal diode carries whatever current keeps its node on the rail, but only forward: at the
+        upper rail it can only take current out (r <= 0 is admissible), at the lower rail only bring it in.
+        What it cannot carry stays in the residual; a node outside the rails is inf."""
+        at_hi = np.isclose(v, clamp.v_high, rtol=0, atol=1e-12)
+        at_lo = np.isclose(v, clamp.v_low, rtol=0, atol=1e-12)
+        r = np.where(at_hi, np.maximum(r, 0.0), np.where(at_lo, np.minimum(r, 0.0), r))
+        outside = (v > clamp.v_high + 1e-12) | (v < clamp.v_low - 1e-12)
+        return np.where(outside, np.inf, r)
+
+    def frozen(self, clamp, v, tol):
+        return (v >= clamp.v_high - tol) | (v <= clamp.v_low + tol)
+
+    def solve_clamp(self, clamp, S, T, v_prev=None, tol: float = 1e-14):
+        # The quadratic's minimiser projected on the box [v_low, v_high]: exact for a 1-D convex QP.
+        v = np.divide(T, S)
+        np.minimum(v, clamp.v_high, out=v)
+        return np.maximum(v, clamp.v_low, out=v)
+
+    def spice_lines(self, suffix: str, options, stand_in=None) -> tuple:
+        stand_in = self.spice_stand_in() if stand_in is None else stand_in
+        body, models, notes = stand_in.spice_lines(suffix, options)
+        notes = notes + [f"ideal diodes of neuron{suffix} written as {stand_in!r} (SPICE has no ideal diode)"]
+        return body, models, notes
+
+    @staticmethod
+    def spice_stand_in() -> "PiecewiseLinearDiode":
+        """What SPICE simulates for an ideal diode: a piecewise-linear diode with its knee at the rail and
+        1 S on-conductance, written as an exact behavioural source. A node held at a rail by a current I
+        sits I / 1 S past it: microvolts at this toolkit's microamp currents, where a Shockley stand-in
+        (IS 1e-12, N 0.02) sat millivolts past and changed predictions."""
+        return PiecewiseLinearDiode(g_on=1.0, v_on=0.0, g_off=0.0)
 
 
 @dataclass(frozen=True)
-class ShockleyDiode:
+class ShockleyDiode(DiodeModel):
     """SPICE's level-1 junction diode (no series resistance or breakdown), with ngspice's vt and GMIN.
 
     Forward and weakly reverse (vd >= -3 N vt): i = IS (exp(vd / (N vt)) - 1). Further reverse, SPICE
@@ -114,16 +224,57 @@ class ShockleyDiode:
         reverse = forward(v0) - self.i_s * ((safe - v0) - 0.5 * c3 * (safe ** -2 - v0 ** -2))
         return np.where(vd < v0, reverse, forward(vd)) + 0.5 * self.gmin * vd**2
 
+    def solve_clamp(self, clamp, S, T, v_prev=None, tol: float = 1e-14):
+        """Safeguarded Newton: the root lies between the rails' midpoint and T/S (f is increasing).
+
+        Each junction's current and conductance come from one evaluation per iteration (shared
+        exponential); the diodes add i_up - i_down + GMIN (2V - v_high - v_low).
+        """
+        vl, vh, gmin = clamp.v_low, clamp.v_high, self.gmin
+        S = np.broadcast_to(S, np.shape(T))
+        free = T / S
+        lo = np.minimum(free, clamp.v_mid)
+        hi = np.maximum(free, clamp.v_mid)
+        v = np.clip(free if v_prev is None else v_prev, lo, hi)
+        scale = tol * max(1.0, abs(vh), abs(vl))
+        for _ in range(NEWTON_MAX_ITER):
+            i_up, g_up = self.junction(v - vh)
+            i_down, g_down = self.junction(vl - v)
+            f = S * v - T + (i_up - i_down) + gmin * (2.0 * v - vh - vl)
+            df = S + (g_up + g_down) + 2.0 * gmin
+            pos = f > 0
+            hi = np.where(pos, v, hi)
+            lo = np.where(pos, lo, v)
+            step = v - f / df
+            # Bisect where Newton leaves the bracket (far up the exponential it overshoots).
+            step = np.where((step < lo) | (step > hi), 0.5 * (lo + hi), step)
+            change = np.abs(step - v).max(initial=0.0)
+            v = step
+            if change <= scale:
+                break
+        return v
+
+    def spice_lines(self, suffix: str, options, stand_in=None) -> tuple:
+        spice_vt = thermal_voltage(options.temp + 273.15)
+        if abs(self.vt - spice_vt) > 1e-9:
+            raise NetworkError(f"the diode's thermal voltage {self.vt:.6g} V differs from ngspice's at "
+                               f"{options.temp:g} C ({spice_vt:.6g} V); set SpiceOptions(temp=...) or the diode's "
+                               "vt to match")
+        if abs(self.gmin - options.gmin) > 1e-30:
+            raise NetworkError(f"the diode's gmin ({self.gmin:g} S) differs from SpiceOptions.gmin "
+                               f"({options.gmin:g} S), which ngspice puts across every junction")
+        return ([f"D_up node hi dclamp{suffix}", f"D_dn lo node dclamp{suffix}"],
+                [f".model dclamp{suffix} D(IS={spice_number(self.i_s)} N={spice_number(self.n)})"], [])
+
 
 @dataclass(frozen=True)
-class PiecewiseLinearDiode:
+class PiecewiseLinearDiode(DiodeModel):
     """i = g_off vd + g_on max(vd - v_on, 0): an off leakage and an on-resistance past a knee."""
 
     g_on: float = 1e-2
     v_on: float = 0.0
     g_off: float = 0.0
     kind = "pwl"
-    smooth = False
 
     def __post_init__(self):
         if not np.isfinite(self.g_on) or self.g_on <= 0:
@@ -140,17 +291,49 @@ class PiecewiseLinearDiode:
     def cocontent(self, vd):
         return 0.5 * self.g_off * vd**2 + 0.5 * self.g_on * np.maximum(vd - self.v_on, 0.0) ** 2
 
+    def solve_clamp(self, clamp, S, T, v_prev=None, tol: float = 1e-14):
+        """Exact: the node's energy is a convex piecewise quadratic with three pieces."""
+        vl, vh = clamp.v_low, clamp.v_high
+        # Middle region: both diodes below their knee, only the off leakage flows.
+        base_s = S + 2.0 * self.g_off
+        base_t = T + self.g_off * (vh + vl)
+        v = base_t / base_s
+        upper = (base_t + self.g_on * (vh + self.v_on)) / (base_s + self.g_on)
+        lower = (base_t + self.g_on * (vl - self.v_on)) / (base_s + self.g_on)
+        v = np.where(v - vh > self.v_on, upper, v)
+        return np.where(vl - v > self.v_on, lower, v)
 
-DIODE_MODELS = {"ideal": IdealDiode, "shockley": ShockleyDiode, "pwl": PiecewiseLinearDiode}
+    def spice_lines(self, suffix: str, options, stand_in=None) -> tuple:
+        # i = g_off vd + g_on max(vd - v_on, 0), as a behavioural current source (exact, not a fit)
+        body = [f"{name} {a} {b} I = {spice_number(self.g_off)}*v({a},{b}) + "
+                f"{spice_number(self.g_on)}*max(v({a},{b}) - {spice_number(self.v_on)}, 0)"
+                for name, a, b in (("B_up", "node", "hi"), ("B_dn", "lo", "node"))]
+        return body, [], []
 
 
-def diode_model(spec) -> IdealDiode | ShockleyDiode | PiecewiseLinearDiode:
-    """A diode model from an instance or a name ('ideal', 'shockley', 'pwl')."""
-    if isinstance(spec, (IdealDiode, ShockleyDiode, PiecewiseLinearDiode)):
+def diode_model(spec) -> DiodeModel:
+    """A diode model from an instance or a registered name ('ideal', 'shockley', 'pwl', ...)."""
+    if isinstance(spec, DiodeModel):
         return spec
     if isinstance(spec, str) and spec in DIODE_MODELS:
         return DIODE_MODELS[spec]()
     raise NetworkError(f"unknown diode model {spec!r}; use one of {sorted(DIODE_MODELS)} or a model instance")
+
+
+def diode_from_data(spec: dict) -> DiodeModel:
+    """The model saved by ``diode_to_data``."""
+    cls = DIODE_MODELS.get(spec.get("diode")) if isinstance(spec, dict) else None
+    if cls is None:
+        raise NetworkError(f"unknown diode model {spec.get('diode') if isinstance(spec, dict) else spec!r} in saved "
+                           f"network; known: {sorted(DIODE_MODELS)}")
+    try:
+        return cls(**spec.get("params", {}))
+    except TypeError as e:
+        raise NetworkError(f"saved {cls.kind} diode has bad parameters ({e})") from None
+
+
+def diode_to_data(diode: DiodeModel) -> dict:
+    return {"diode": diode.kind, "params": diode.params()}
 
 
 @dataclass(frozen=True)
@@ -161,7 +344,7 @@ class DiodeClamp:
     voltage is confined to ``[v_low, v_high]``, which is the hard-sigmoid of the Hopfield model.
     """
 
-    diode: IdealDiode | ShockleyDiode | PiecewiseLinearDiode
+    diode: DiodeModel
     v_low: float = -1.0
     v_high: float = 1.0
 
@@ -176,22 +359,28 @@ class DiodeClamp:
 
     def current(self, v):
         """Current leaving the node through both diodes (amperes); zero for ideal diodes inside the rails."""
-        if self.diode.kind == "ideal":
-            return np.zeros_like(v)
-        return self.diode.current(v - self.v_high) - self.diode.current(self.v_low - v)
+        return self.diode.clamp_current(self, v)
 
     def conductance(self, v):
-        if self.diode.kind == "ideal":
-            return np.zeros_like(v)
-        return self.diode.conductance(v - self.v_high) + self.diode.conductance(self.v_low - v)
+        return self.diode.clamp_conductance(self, v)
 
     def cocontent(self, v):
         """Energy term of the two diodes; +inf outside the rails for ideal diodes."""
-        if self.diode.kind == "ideal":
-            tol = 1e-9 * max(1.0, abs(self.v_low), abs(self.v_high))
-            outside = (v > self.v_high + tol) | (v < self.v_low - tol)
-            return np.where(outside, np.inf, 0.0)
-        return self.diode.cocontent(v - self.v_high) + self.diode.cocontent(self.v_low - v)
+        return self.diode.clamp_cocontent(self, v)
+
+    def solve(self, S, T, v_prev=None, tol: float = 1e-14):
+        """V solving S V - T + I_clamp(V) = 0 elementwise: the node's exact energy minimiser."""
+        return self.diode.solve_clamp(self, S, T, v_prev, tol)
+
+    def residual(self, v, r):
+        return self.diode.clamp_residual(self, v, r)
+
+    def to_data(self) -> dict:
+        return {**diode_to_data(self.diode), "v_low": self.v_low, "v_high": self.v_high}
+
+    @classmethod
+    def from_data(cls, spec: dict) -> "DiodeClamp":
+        return cls(diode_from_data(spec), spec["v_low"], spec["v_high"])
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,26 @@ def _pre(net: LayeredNetwork, sources, layers, c):
     return net.gains[c] * u
 
 
+def squared_drops(u: np.ndarray, v: np.ndarray, a: float = 1.0) -> np.ndarray:
+    """sum over the batch of (a u_i - v_j)^2 for every pair (i, j), without the (batch, i, j) tensor."""
+    return (a * a) * (u * u).sum(0)[:, None] - 2.0 * a * (u.T @ v) + (v * v).sum(0)[None, :]
+
+
+def conductance_statistics(net: LayeredNetwork, sources, layers) -> list:
+    """dE/dG summed over the batch: kappa_c / 2 * (drop across each conductance)^2, weights then biases.
+
+    This is EqProp's local statistic: each conductance needs only the voltage drop across itself."""
+    kappa = net.energy_weights
+    vb = net.bias_voltage
+    weights, biases = [], []
+    for c in range(net.n_connections):
+        u = sources if c == 0 else layers[c - 1]
+        v = layers[c]
+        weights.append(0.5 * kappa[c] * squared_drops(u, v, net.gains[c]))
+        biases.append(0.5 * kappa[c] * np.stack([((v - vb) ** 2).sum(0), ((v + vb) ** 2).sum(0)]))
+    return weights + biases
+
+
 def node_conductance(net: LayeredNetwork) -> list:
     """Total conductance at every free node (sum of all its resistors), one array per free layer."""
     L = net.n_connections
@@ -80,21 +100,9 @@ def kcl_residual(net: LayeredNetwork, sources, layers, y=None, beta=0.0) -> list
 
 
 def clamp_residual(clamp, v, r):
-    """Adds the diodes' current to the resistive residual r of nodes at voltages v.
-
-    An ideal diode carries whatever current keeps its node on the rail, but only in its forward
-    direction: at the upper rail it can only take current out (r <= 0 is admissible), at the lower
-    rail only bring it in. What it cannot carry stays in the residual; a node outside the rails is inf.
-    """
-    if clamp is None:
-        return r
-    if clamp.diode.kind != "ideal":
-        return r + clamp.current(v)
-    at_hi = np.isclose(v, clamp.v_high, rtol=0, atol=1e-12)
-    at_lo = np.isclose(v, clamp.v_low, rtol=0, atol=1e-12)
-    r = np.where(at_hi, np.maximum(r, 0.0), np.where(at_lo, np.minimum(r, 0.0), r))
-    outside = (v > clamp.v_high + 1e-12) | (v < clamp.v_low - 1e-12)
-    return np.where(outside, np.inf, r)
+    """Adds the diodes' current to the resistive residual r of nodes at voltages v (each diode model owns
+    its rule: an ideal diode carries only the forward current that keeps its node on the rail)."""
+    return r if clamp is None else clamp.residual(v, r)
 
 
 def energy(net: LayeredNetwork, sources, layers, y=None, beta=0.0) -> np.ndarray:

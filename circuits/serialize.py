@@ -3,26 +3,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from .devices import DiodeClamp, IdealDiode, PiecewiseLinearDiode, ShockleyDiode
+from .devices import DiodeClamp
 from .errors import NetworkError
 from .network import LayeredNetwork
 
 
 def clamp_to_dict(clamp: DiodeClamp | None):
-    if clamp is None:
-        return None
-    d = clamp.diode
-    params = {} if d.kind == "ideal" else {k: getattr(d, k) for k in d.__dataclass_fields__}
-    return {"diode": d.kind, "params": params, "v_low": clamp.v_low, "v_high": clamp.v_high}
+    return None if clamp is None else clamp.to_data()
 
 
 def clamp_from_dict(spec):
-    if spec is None:
-        return None
-    models = {"ideal": IdealDiode, "shockley": ShockleyDiode, "pwl": PiecewiseLinearDiode}
-    if spec.get("diode") not in models:
-        raise NetworkError(f"unknown diode model {spec.get('diode')!r} in saved network")
-    return DiodeClamp(models[spec["diode"]](**spec.get("params", {})), spec["v_low"], spec["v_high"])
+    return None if spec is None else DiodeClamp.from_data(spec)
 
 
 def network_to_data(net: LayeredNetwork) -> tuple:

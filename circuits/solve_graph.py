@@ -111,11 +111,11 @@ class _Batch:
 def solve_graph(cg: CompiledGraph, sources, y, beta, init, tol, max_iter):
     """Returns (voltages (B, n_free), iterations, final residual vector)."""
     batch = _Batch(cg, sources, y, beta)
-    kinds = {c.diode.kind for c, _ in cg.groups}
-    if "ideal" in kinds and len(kinds) > 1:
+    hard = {c.diode.hard for c, _ in cg.groups}
+    if len(hard) > 1:
         raise NetworkError("the generic solver cannot mix ideal diodes with other diode models in one network; "
                            "use one model, or a layered network with method='bcd'")
-    if "ideal" in kinds:
+    if hard == {True}:
         v, it = _active_set(batch, tol, max_iter)
         r = batch.K @ v - batch.b
         return v.reshape(batch.B, batch.n), it, r

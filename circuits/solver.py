@@ -119,6 +119,6 @@ def _complementary_residual(cg, v, r):
     """
     r = r.copy()
     for clamp, ix in cg.groups:
-        if clamp.diode.kind == "ideal":
+        if clamp.diode.hard:
             r[:, ix] = clamp_residual(clamp, v[:, ix], r[:, ix])
     return r

@@ -13,14 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-DATASETS = ("digits", "mnist", "fashion-mnist")
 IDX_NAMES = {
     "x_train": ("train-images-idx3-ubyte", "train-images.idx3-ubyte"),
     "y_train": ("train-labels-idx1-ubyte", "train-labels.idx1-ubyte"),
     "x_test": ("t10k-images-idx3-ubyte", "t10k-images.idx3-ubyte"),
     "y_test": ("t10k-labels-idx1-ubyte", "t10k-labels.idx1-ubyte"),
 }
-FASHION_DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 
 class DataError(ValueError):
@@ -41,24 +39,50 @@ class Dataset:
         return self.x_train.shape[1]
 
 
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A registered dataset: how to load it, its shape, and where its files come from."""
+
+    name: str
+    loader: object  # loader(path or None, seed) -> Dataset
+    n_classes: int
+    n_features: int  # of the standard files (a file of other-size images is accepted)
+    source: str  # where the files come from (shown when --data is missing)
+    default_path: str | None = None  # used when --data is not given and this exists
+    takes_path: bool = True
+
+
+DATASETS: dict = {}
+
+
+def register(spec: DatasetSpec) -> DatasetSpec:
+    DATASETS[spec.name] = spec
+    return spec
+
+
+def dataset_spec(name: str) -> DatasetSpec:
+    if name not in DATASETS:
+        raise DataError(f"unknown dataset {name!r}; use one of {', '.join(DATASETS)}")
+    return DATASETS[name]
+
+
 def load(name: str = "digits", path: str | None = None, *, n_train: int | None = None,
          n_test: int | None = None, seed: int = 0) -> Dataset:
-    if name not in DATASETS:
-        raise DataError(f"unknown dataset {name!r}; use one of {DATASETS}")
-    if name == "digits":
+    spec = dataset_spec(name)
+    if not spec.takes_path:
         if path is not None:
-            raise DataError("the digits dataset is bundled with scikit-learn and takes no --data path")
-        ds = _digits(seed)
-    else:
-        if path is None:
-            default = FASHION_DEBIAN_DIR if name == "fashion-mnist" else None
-            if default is None or not default.exists():
-                raise DataError(f"{name} needs --data PATH: an .npz with x_train/y_train/x_test/y_test or a "
-                                "directory of IDX files (train-images-idx3-ubyte[.gz], ...); nothing is downloaded")
-            path = str(default)
-        arrays = load_arrays(path)
-        ds = Dataset(name, _flatten(arrays["x_train"]) / 255.0, arrays["y_train"].astype(int),
-                     _flatten(arrays["x_test"]) / 255.0, arrays["y_test"].astype(int), 10)
+            raise DataError(f"the {name} dataset is {spec.source} and takes no --data path")
+    elif path is None:
+        if spec.default_path is None or not Path(spec.default_path).exists():
+            raise DataError(f"{name} needs --data PATH: an .npz with x_train/y_train/x_test/y_test or a directory "
+                            f"of IDX files (train-images-idx3-ubyte[.gz], ...); {spec.source}. Nothing is downloaded")
+        path = spec.default_path
+    ds = spec.loader(path, seed)
+    ds.name = name
+    for split, x in (("train", ds.x_train), ("test", ds.x_test)):
+        if x.shape[1] != ds.n_features:
+            raise DataError(f"{path}: x_{split} has {x.shape[1]} features per sample but x_train has "
+                            f"{ds.n_features}; the two splits must have images of one size")
     if n_train is not None:
         ds.x_train, ds.y_train = ds.x_train[:n_train], ds.y_train[:n_train]
     if n_test is not None:
@@ -66,7 +90,7 @@ def load(name: str = "digits", path: str | None = None, *, n_train: int | None =
     return ds
 
 
-def _digits(seed) -> Dataset:
+def _digits(path, seed) -> Dataset:
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
@@ -76,11 +100,40 @@ def _digits(seed) -> Dataset:
     return Dataset("digits", xtr, ytr, xte, yte, 10)
 
 
+def _images(path, seed, n_classes: int = 10) -> Dataset:
+    """Images from an .npz or an IDX directory, pixels scaled to [0, 1]."""
+    arrays = load_arrays(path, n_classes)
+    scale = pixel_scale(arrays, path)
+    return Dataset("", _flatten(arrays["x_train"]) / scale, arrays["y_train"].astype(int),
+                   _flatten(arrays["x_test"]) / scale, arrays["y_test"].astype(int), n_classes)
+
+
+def pixel_scale(arrays: dict, path) -> float:
+    """255 for 0..255 intensities; 1 for float images already in [0, 1] (dividing those again would leave
+    every input near 0 V and train at chance). Both splits must be stored the same way."""
+    unit = {split: bool(np.issubdtype(arrays[f"x_{split}"].dtype, np.floating)
+                        and float(arrays[f"x_{split}"].max(initial=0)) <= 1.0) for split in ("train", "test")}
+    if unit["train"] != unit["test"]:
+        floats, ints = ("train", "test") if unit["train"] else ("test", "train")
+        raise DataError(f"{path}: x_{floats} holds float pixels in [0, 1] but x_{ints} intensities 0..255; store both "
+                        "splits the same way")
+    return 1.0 if unit["train"] else 255.0
+
+
+register(DatasetSpec("digits", _digits, 10, 64, "bundled with scikit-learn (8x8 digits, 1,797 images)",
+                     takes_path=False))
+register(DatasetSpec("mnist", _images, 10, 784, "get it as an .npz of the four IDX arrays or the four IDX files "
+                     "(e.g. ../shared/data/mnist/mnist.npz in this project's workspace)"))
+register(DatasetSpec("fashion-mnist", _images, 10, 784, "Debian's dataset-fashion-mnist package installs the IDX "
+                     "files in /usr/share/datasets/fashion-mnist (apt-get install dataset-fashion-mnist)",
+                     default_path="/usr/share/datasets/fashion-mnist"))
+
+
 def _flatten(x):
     return x.reshape(len(x), -1).astype(float)
 
 
-def load_arrays(path) -> dict:
+def load_arrays(path, n_classes: int = 10) -> dict:
     """The four arrays from an .npz file or an IDX directory, checked for consistency."""
     p = Path(path)
     if not p.exists():
@@ -110,8 +163,8 @@ def load_arrays(path) -> dict:
             bad = int(np.argwhere(~np.isfinite(xs) | (xs < 0) | (xs > 255))[0][0])
             raise DataError(f"{p}: x_{split} must hold pixel intensities 0..255 (they are divided by 255); "
                             f"image {bad} holds NaN/inf or values out of range")
-        if len(ys) and (ys.min() < 0 or ys.max() > 9):
-            raise DataError(f"{p}: y_{split} labels must lie in 0..9, found {ys.min()}..{ys.max()}")
+        if len(ys) and (ys.min() < 0 or ys.max() >= n_classes):
+            raise DataError(f"{p}: y_{split} labels must lie in 0..{n_classes - 1}, found {ys.min()}..{ys.max()}")
     return arrays
 
 
@@ -147,10 +200,3 @@ def read_idx(path) -> np.ndarray:
         return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
     except ValueError as e:  # e.g. an empty axis beside axes numpy cannot index (the header is corrupt)
         raise DataError(f"{path}: IDX header shape {shape} cannot be read ({e}); the file is corrupt") from None
-
-
-def targets(labels, n_classes: int, amplitude: float) -> np.ndarray:
-    """+amplitude for the true class's output pair, -amplitude for the others."""
-    t = np.full((len(labels), n_classes), -amplitude)
-    t[np.arange(len(labels)), labels] = amplitude
-    return t

@@ -7,6 +7,8 @@ about fan_in times the per-device step, hence the fan-in factor; rates are quote
     p = G / g_ref,   dL/dp = g_ref * dL/dG,   G <- device(G, -g_ref * lr * velocity).
 ``beta`` is given relative to the mean conductance of an output node, for the same reason, and the
 loss is counted in units of target_amplitude^2, so learning rates do not depend on the voltage scale.
+Each backend supplies these units (``parameter_scales``, ``beta_unit``, ``loss_unit``); the Hopfield
+reference's are 1, and its signed weights take plain SGD instead of a programming model.
 """
 from __future__ import annotations
 
@@ -14,15 +16,49 @@ from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
-from eqprop.circuits.energy import node_conductance
+from eqprop import backends
 
-from .data import targets
-from .device_models import DeviceModel
-from .eqprop import eqprop_gradient, run_phases
+from .eqprop import NUDGINGS, eqprop_gradient, run_phases
+from .programming import PRESETS, ProgrammingModel
 
 
 class ConfigError(ValueError):
     """A training config (CLI flags, config.json or a sweep file) with a bad or unknown field."""
+
+
+# What a field is when neither the user nor the backend (``Backend.defaults``) sets it.
+DEFAULTS = {"batch_size": 32, "lr_decay": 0.99, "momentum": 0.9, "beta": 0.1, "nudging": "centered", "tol": 1e-9}
+
+HELP = {
+    "dataset": "dataset name (see eqprop info)",
+    "data": "path: an .npz with x_train/y_train/x_test/y_test, or a directory of IDX files",
+    "backend": "what settles the network",
+    "hidden": "hidden layer sizes, e.g. 100 or 1024 1024",
+    "epochs": "training epochs",
+    "batch_size": "samples per update (default 32; hopfield 20)",
+    "lr": "learning rate per connection, input side first (one value, or one per connection = hidden layers + 1); "
+          "default: the backend's rule (README: Learning rates)",
+    "lr_decay": "factor applied to every rate after each epoch (default 0.99; hopfield 1)",
+    "momentum": "SGD momentum in [0, 1) (default 0.9; hopfield 0)",
+    "beta": "nudging strength relative to an output node's conductance (default 0.1; hopfield 0.5, absolute)",
+    "nudging": "centered (+beta and -beta), positive, negative, or random sign (default centered; hopfield random)",
+    "target_amplitude": "volts per output pair: + for the true class, - for the others",
+    "input_scale": "volts per unit of pixel intensity at the input sources",
+    "diode": "diode model of the neuron clamps",
+    "diode_is": "Shockley saturation current in amperes, e.g. 1e-7 (only with --diode shockley)",
+    "rails": "diode rail voltages, low high",
+    "gain": "amplifier gain between layers",
+    "g_range": "initial conductance range in siemens, low high (default: Kendall-style, from the fan-in)",
+    "device": "programming model of the conductances (bounds, levels, write noise, asymmetry)",
+    "seed": "random seed (initialisation, data order, noise)",
+    "n_train": "use only the first N training samples",
+    "n_test": "use only the first N test samples",
+    "tol": "settling tolerance in volts (default 1e-9; hopfield 1e-7)",
+    "workers": "ngspice worker processes for the spice backend (default: up to 2)",
+    "fixed_point": "backends with integer models (lava): use them (8-bit weights, 24-bit state)",
+    "cluster": "spice backend on Ray: 'ray' (a local Ray instance) or a cluster address ('auto', 'ray://HOST:10001')",
+    "checkpoint_every": "also checkpoint inside an epoch this often, in seconds (0: after every step)",
+}
 
 
 @dataclass
@@ -32,12 +68,12 @@ class TrainConfig:
     backend: str = "native"
     hidden: list = field(default_factory=lambda: [100])
     epochs: int = 10
-    batch_size: int = 32
-    lr: list = field(default_factory=lambda: [10.0, 5.0])  # per connection (weights and biases of layer c)
-    lr_decay: float = 0.99  # multiplied into every lr after each epoch
-    momentum: float = 0.9
-    beta: float = 0.1  # relative to the mean output-node conductance
-    nudging: str = "centered"
+    batch_size: int | None = None
+    lr: list | None = None  # per connection (weights and biases of connection c); None: the backend's rule
+    lr_decay: float | None = None  # multiplied into every lr after each epoch
+    momentum: float | None = None
+    beta: float | None = None  # relative to the mean output-node conductance
+    nudging: str | None = None
     target_amplitude: float = 0.05  # volts per output pair (+ for the true class, - otherwise)
     input_scale: float = 1.0  # volts per unit of pixel intensity
     diode: str = "ideal"
@@ -50,17 +86,28 @@ class TrainConfig:
     seed: int = 0
     n_train: int | None = None
     n_test: int | None = None
-    tol: float = 1e-9
+    tol: float | None = None
     workers: int | None = None  # processes for the spice backend (default: up to 2)
     fixed_point: bool = False  # lava backend: the fixed-point (Loihi bit-width) models instead of float
     cluster: str | None = None  # spice backend: 'ray' (local Ray) or a Ray address; None: local processes
     checkpoint_every: float | None = 600.0  # seconds between checkpoints inside an epoch (None: once per epoch)
 
+    def resolve(self) -> "TrainConfig":
+        """Fills the fields left unset from the backend's defaults, then the toolkit's."""
+        try:
+            own = backends.get(self.backend).load().defaults if isinstance(self.backend, str) else {}
+        except backends.BackendError:
+            own = {}
+        for name, value in {**DEFAULTS, **own}.items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
+        return self
+
     def validate(self) -> "TrainConfig":
         """Every field checked before anything runs: a bad value fails here, naming the field and the fix."""
         from .data import DATASETS
-        from .device_models import PRESETS
-        from .eqprop import NUDGINGS
+
+        self.resolve()
 
         def bad(field_, value, need):
             raise ConfigError(f"config field {field_!r} = {value!r}: {need}")
@@ -74,7 +121,7 @@ class TrainConfig:
             if isinstance(v, bool) or not isinstance(v, kind) or not np.isfinite(v) or below(v):
                 bad(name, v, need or f"must be a positive {'integer' if integer else 'finite number'}")
 
-        choices = {"dataset": DATASETS, "backend": ("native", "spice", "hopfield", "lava"), "nudging": NUDGINGS,
+        choices = {"dataset": tuple(DATASETS), "backend": backends.names(), "nudging": NUDGINGS,
                    "diode": ("ideal", "shockley", "pwl"), "device": PRESETS}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -95,10 +142,16 @@ class TrainConfig:
         hidden = list(self.hidden) if isinstance(self.hidden, (list, tuple)) else None
         if not hidden or any(isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h <= 0 for h in hidden):
             bad("hidden", self.hidden, "must be a non-empty list of positive layer sizes, e.g. [100]")
-        lr = list(self.lr) if isinstance(self.lr, (list, tuple)) else None
-        if (not lr or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v < 0
-                          for v in lr)):
-            bad("lr", self.lr, "must be a non-empty list of learning rates >= 0, one per connection, e.g. [10, 5]")
+        if self.lr is not None:
+            lr = list(self.lr) if isinstance(self.lr, (list, tuple)) else None
+            if (not lr or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v < 0
+                              for v in lr)):
+                bad("lr", self.lr, "must be a list of learning rates >= 0, one per connection, e.g. [10, 5]")
+            if len(lr) not in (1, len(hidden) + 1):
+                bad("lr", self.lr, f"needs one value, or one per connection: {len(hidden) + 1} for hidden {hidden} "
+                                   "(input side first)")
+            if not any(lr):
+                bad("lr", self.lr, "all rates are 0, so nothing would train; leave --lr out for the default rule")
         rails = list(self.rails) if isinstance(self.rails, (list, tuple)) else []
         if len(rails) != 2 or not all(isinstance(v, (int, float)) and np.isfinite(v) for v in rails) \
                 or not rails[0] < rails[1]:
@@ -112,7 +165,30 @@ class TrainConfig:
             bad("data", self.data, "must be a path (string) or null")
         if self.cluster is not None and not isinstance(self.cluster, str):
             bad("cluster", self.cluster, "must be 'ray', a Ray address, or null")
+        if self.diode_is is not None and self.diode != "shockley":
+            bad("diode_is", self.diode_is, f"sets a Shockley diode's saturation current; the diode is {self.diode!r} "
+                                           "(add --diode shockley, or drop --diode-is)")
+        if not isinstance(self.fixed_point, bool):
+            bad("fixed_point", self.fixed_point, "must be true or false")
+        self._check_backend_support()
         return self
+
+    def _check_backend_support(self) -> None:
+        """What the chosen backend can do, from its registry line."""
+        spec = backends.get(self.backend)
+        if self.diode not in spec.diodes:
+            raise ConfigError(f"the {spec.name} backend settles {', '.join(spec.diodes)} diodes only, not "
+                              f"{self.diode!r}; use --diode {spec.diodes[0]} or another backend")
+        if self.fixed_point and not spec.fixed_point:
+            with_fixed = [s.name for s in backends.REGISTRY.values() if s.fixed_point]
+            raise ConfigError(f"--fixed-point: the {spec.name} backend has no fixed-point models (backends that "
+                              f"do: {', '.join(with_fixed)})")
+        if self.cluster and not spec.cluster:
+            raise ConfigError(f"--cluster spreads a backend's work over Ray; the {spec.name} backend does not use it "
+                              "(use --backend spice, or eqprop sweep --cluster to spread whole runs)")
+        if spec.load().signed and self.device != "ideal":
+            raise ConfigError(f"the {spec.name} backend has signed weights, not programmed conductances; "
+                              f"--device {self.device} does not apply (leave it out)")
 
     @classmethod
     def from_dict(cls, d: dict, where: str = "config") -> "TrainConfig":
@@ -137,55 +213,65 @@ class TrainConfig:
 
 
 class EqPropTrainer:
-    """Trains any Backend with EqProp. Holds the optimiser state so a checkpoint can restore it exactly."""
+    """Trains any backend with EqProp. Holds the optimiser state so a checkpoint can restore it exactly.
 
-    def __init__(self, backend, config: TrainConfig, device: DeviceModel, output_conductance: float):
+    ``programming``: the model every conductance update passes through; None for signed weights (plain SGD).
+    """
+
+    def __init__(self, backend, config: TrainConfig, programming: ProgrammingModel | None, n_classes: int):
         self.backend = backend
         self.config = config
-        self.device = device
+        self.device = programming
+        self.n_classes = n_classes
         self.rng = np.random.default_rng(config.seed)
         params = backend.parameters()
         n_conn = len(params) // 2
-        fan_in = [p.shape[0] for p in params[:n_conn]] * 2  # biases share their connection's fan-in
-        self.g_ref = [(float(p.mean()) if p.mean() > 0 else 1.0) * np.sqrt(f / 100.0) for p, f in zip(params, fan_in)]
+        self.g_ref = backend.parameter_scales()
         self.velocity = [np.zeros_like(p) for p in params]
-        lr = list(config.lr)
+        lr = list(config.lr) if config.lr is not None else backend.default_lr(
+            [p.shape[0] for p in params[:n_conn]] + [params[n_conn - 1].shape[1]])
         if len(lr) == 1:
             lr = lr * n_conn
         if len(lr) != n_conn:
-            raise ValueError(f"lr needs one value per connection ({n_conn}) or a single value, got {len(lr)}")
+            raise ConfigError(f"lr needs one value per connection ({n_conn}) or a single value, got {len(lr)}")
         self.lr = lr + lr  # weights then biases of each connection share its rate
-        self.beta_abs = config.beta * output_conductance
-        self.d2d = [device.device_gains(p.shape, self.rng) for p in params]
+        self.beta_abs = config.beta * backend.beta_unit()
+        self.loss_unit = backend.loss_unit(config)
+        self.d2d = [programming.device_gains(p.shape, self.rng) if programming else None for p in params]
         self.epoch = 0
+
+    def targets(self, labels) -> np.ndarray:
+        return self.backend.targets(labels, self.n_classes, self.config.target_amplitude)
 
     def step(self, x, labels) -> dict:
         cfg = self.config
-        y = targets(labels, self.n_classes, cfg.target_amplitude)
+        y = self.targets(labels)
         ph = run_phases(self.backend, x, y, self.beta_abs, cfg.nudging, self.rng)
-        if self.device.read_noise:
+        if self.device is not None and self.device.read_noise:
             for eq in (ph.free, ph.plus, ph.minus):
                 if eq is not None:
                     eq.voltages = self.device.read(eq.voltages, self.rng)
         grads = eqprop_gradient(self.backend, ph)
         decay = cfg.lr_decay ** self.epoch
-        for p, g, v, ref, lr, gains in zip(self.backend.parameters(), grads, self.velocity, self.g_ref, self.lr, self.d2d):
+        for p, g, v, ref, lr, gains in zip(self.backend.parameters(), grads, self.velocity, self.g_ref, self.lr,
+                                           self.d2d):
             v *= cfg.momentum
-            v += (ref / cfg.target_amplitude**2) * g  # dimensionless: p = G / g_ref, loss in units of amplitude^2
-            self.device.apply(p, -(lr * decay * ref) * v, self.rng, gains)
+            v += (ref / self.loss_unit) * g  # dimensionless: p = G / g_ref, loss in its unit
+            delta = -(lr * decay * ref) * v
+            if self.device is None:
+                p += delta
+            else:
+                self.device.apply(p, delta, self.rng, gains)
         self.backend.sync()
         pred = ph.free.prediction
         return {"loss": float(0.5 * ((pred - y) ** 2).sum(1).mean()),
                 "correct": int((pred.argmax(1) == labels).sum())}
 
-    n_classes = 10
-
     def evaluate(self, x, labels, batch_size: int = 512) -> dict:
-        y = targets(labels, self.n_classes, self.config.target_amplitude)
+        y = self.targets(labels)
         loss, correct = 0.0, 0
         for i in range(0, len(x), batch_size):
-            eq = self.backend.settle(x[i:i + batch_size])
-            pred = eq.prediction
+            pred = self.backend.settle(x[i:i + batch_size]).prediction
             loss += float(0.5 * ((pred - y[i:i + batch_size]) ** 2).sum())
             correct += int((pred.argmax(1) == labels[i:i + batch_size]).sum())
         return {"loss": loss / len(x), "accuracy": correct / len(x)}
@@ -201,7 +287,3 @@ class EqPropTrainer:
         self.g_ref = list(state["g_ref"])
         self.d2d = state["d2d"]
         self.beta_abs = float(state["beta_abs"])
-
-
-def mean_output_conductance(net) -> float:
-    return float(node_conductance(net)[-1].mean())

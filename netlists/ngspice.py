@@ -301,7 +301,7 @@ def make_equilibrium(network, free_nodes, readout, x, y, beta, volts, rescues, p
     layer_sizes = network.free_sizes if isinstance(network, LayeredNetwork) else None
     residual = float("nan")
     if isinstance(network, LayeredNetwork) and all(
-            n is None or n.diode.kind != "ideal" for n in network.neurons):
+            n is None or not n.diode.hard for n in network.neurons):
         layers = np.split(volts, np.cumsum(layer_sizes)[:-1], axis=1)
         res = kcl_residual(network, network.encode_inputs(x), layers, y, beta)
         residual = float(max(np.abs(r).max(initial=0.0) for r in res))

@@ -71,13 +71,26 @@ def _settle_chunk(version, network, settings, x, y, beta, first):
 class ChunkedEquilibrium:
     """``equilibrium`` for a pool that settles a batch in chunks (``_settle_all``): checks, then wraps."""
 
+    closed = False
+
     def equilibrium(self, x, y=None, beta: float = 0.0):
+        if self.closed:
+            raise SpiceError(f"this {type(self).__name__} was closed; make a new one to settle more batches")
         x = self.network.check_inputs(x)
         if y is not None:
             y = self.network.check_targets(y, x.shape[0])
         volts, rescues, power = self._settle_all(x, y, beta)
         return make_equilibrium(self.network, self.local.free_nodes, self.local.readout, x, y, beta, volts, rescues,
                                 power)
+
+
+def worker_count(workers) -> int:
+    """``workers`` checked (None: up to 2, one per core)."""
+    if workers is None:
+        return min(2, os.cpu_count() or 1)
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise SpiceError(f"workers must be an integer >= 1 (processes running ngspice), got {workers!r}")
+    return workers
 
 
 class SpicePool(ChunkedEquilibrium):
@@ -87,7 +100,7 @@ class SpicePool(ChunkedEquilibrium):
                  ideal_diode=None, nudge: str = "current", chunk: int = 64, progress: bool = False,
                  memory_limit_mb: float = 2000.0):
         self.settings = {"options": options or SpiceOptions(), "ideal_diode": ideal_diode, "nudge": nudge}
-        self.workers = max(1, workers if workers is not None else min(2, os.cpu_count() or 1))
+        self.workers = worker_count(workers)
         self.chunk = max(1, int(chunk))
         self.progress = progress
         self.memory_limit_mb = memory_limit_mb
@@ -133,6 +146,12 @@ class SpicePool(ChunkedEquilibrium):
                     proc.kill()
 
     def close(self) -> None:
+        """Stops the workers; the pool cannot be used afterwards."""
+        self._shutdown()
+        self.closed = True
+
+    def _shutdown(self) -> None:
+        """Stops the workers; the next batch starts fresh ones."""
         if self._executor is not None:
             if self._healthy():
                 self._executor.shutdown(wait=True, cancel_futures=True)
@@ -202,7 +221,7 @@ class SpicePool(ChunkedEquilibrium):
         rescues = np.concatenate([results[s][1] for s in starts])
         power = np.concatenate([results[s][2] for s in starts])
         if max(results[s][3] for s in starts) > self.memory_limit_mb:
-            self.close()  # fresh workers (and a fresh ngspice) for the next batch
+            self._shutdown()  # fresh workers (and a fresh ngspice) for the next batch
             self.recycled += 1
         return volts, rescues, power
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from .ngspice import NgspiceCircuit, SpiceError
 from .options import SpiceOptions
-from .pool import ChunkedEquilibrium, settle_chunk
+from .pool import ChunkedEquilibrium, settle_chunk, worker_count
 
 RAY_HINT = "install it with `pip install 'ray>=2.9'` (make setup installs it with the dev extras)"
 
@@ -76,7 +76,7 @@ class RaySpicePool(ChunkedEquilibrium):
                  ideal_diode=None, nudge: str = "current", chunk: int = 64, address: str | None = None,
                  memory_limit_mb: float = 2000.0):
         self.settings = {"options": options or SpiceOptions(), "ideal_diode": ideal_diode, "nudge": nudge}
-        self.workers = max(1, workers if workers is not None else min(2, os.cpu_count() or 1))
+        self.workers = worker_count(workers)
         self.chunk = max(1, int(chunk))
         self.memory_limit_mb = memory_limit_mb
         self.local = NgspiceCircuit(network, **self.settings)  # validates the network (and ngspice) here first
@@ -149,6 +149,7 @@ class RaySpicePool(ChunkedEquilibrium):
         self._actors = alive
 
     def close(self) -> None:
+        self.closed = True
         for a in self._actors:
             try:
                 self.ray.kill(a)

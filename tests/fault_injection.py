@@ -24,7 +24,7 @@ class Kill:
 
 
 def cli(*args) -> list:
-    return [sys.executable, "-m", "eqprop.learning.cli", *args]
+    return [sys.executable, "-m", "eqprop.experiments.cli", *args]
 
 
 def checkpoint_info(run_dir: Path) -> dict | None:

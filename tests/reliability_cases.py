@@ -23,7 +23,7 @@ from typing import Callable
 
 import numpy as np
 
-PACKAGE_DIRS = ("circuits", "netlists", "neuromorphic", "learning")
+PACKAGE_DIRS = ("circuits", "netlists", "neuromorphic", "backends", "learning", "experiments")
 
 
 @dataclass
@@ -108,6 +108,52 @@ def _corrupt_config_run(tmp: Path) -> Path:
     return run
 
 
+def _notes_dir(tmp: Path) -> Path:
+    """A user's directory with a file of their own in it."""
+    d = tmp / "mine"
+    d.mkdir(exist_ok=True)
+    (d / "NOTES.txt").write_text("notes the toolkit must never delete\n")
+    return d
+
+
+def _tampered_run(tmp: Path, edit) -> Path:
+    """A copy of the finished run whose files were edited by hand."""
+    import shutil
+    src = _finished_run(tmp)
+    dst = tmp / f"tampered-{edit}"
+    if not dst.exists():
+        shutil.copytree(src, dst)
+        cfg = json.loads((dst / "config.json").read_text())
+        if edit == "hidden":
+            cfg["hidden"] = [9]
+        elif edit == "diode":
+            cfg["diode"] = "pwl"
+        (dst / "config.json").write_text(json.dumps(cfg))
+        if edit == "garbage":
+            (dst / "checkpoint.npz").write_bytes(b"PK\x03\x04 this is not a checkpoint")
+    return dst
+
+
+def _foreign_checkpoint_run(tmp: Path) -> Path:
+    """A run whose checkpoint was copied in from a run of another size."""
+    import shutil
+    from eqprop.learning.runs import train
+    from eqprop.learning.trainer import TrainConfig
+    other = tmp / "other-size"
+    if not (other / "checkpoint.npz").exists():
+        train(TrainConfig(hidden=[5], epochs=1, n_train=60, n_test=30), other, progress=False, log=lambda *_: None)
+    dst = tmp / "mixed"
+    if not dst.exists():
+        shutil.copytree(_finished_run(tmp), dst)
+        shutil.copy(other / "checkpoint.npz", dst / "checkpoint.npz")
+    return dst
+
+
+def _float_npz(tmp: Path) -> Path:
+    rng = np.random.default_rng(0)
+    return _npz(tmp, "f.npz", x_train=rng.uniform(0, 1, (20, 8, 8)), x_test=rng.integers(0, 256, (10, 8, 8)))
+
+
 def _sweep(tmp: Path, text: str) -> Path:
     path = tmp / "sweep.toml"
     path.write_text(text)
@@ -166,7 +212,7 @@ def api_unknown_diode(tmp):
 
 
 def api_unknown_device_model(tmp):
-    from eqprop.learning.device_models import preset
+    from eqprop.learning.programming import preset
     preset("flash", 1e-6)
 
 
@@ -177,9 +223,29 @@ def api_netlist_nan(tmp):
     to_netlist(_shockley_net(), x)
 
 
-def api_netlist_ideal_diode(tmp):
-    from eqprop.netlists import to_netlist
-    to_netlist(_net(), np.ones((1, 4)))
+def api_pool_no_workers(tmp):
+    from eqprop.netlists import SpicePool
+    SpicePool(_shockley_net(), workers=0)
+
+
+def api_pool_after_close(tmp):
+    from eqprop.netlists import SpicePool
+    pool = SpicePool(_shockley_net(), workers=1)
+    pool.close()
+    pool.equilibrium(np.ones((1, 4)))
+
+
+def api_spice_backend_after_close(tmp):
+    from eqprop.backends.spice import SpiceBackend
+    backend = SpiceBackend(_shockley_net(), workers=1)
+    backend.close()
+    backend.settle(np.ones((1, 4)))
+
+
+def api_float_and_int_splits(tmp):
+    from eqprop.learning.data import load
+    rng = np.random.default_rng(0)
+    load("mnist", str(_npz(tmp, "mixed.npz", x_train=rng.uniform(0, 1, (20, 8, 8)))))
 
 
 def api_spice_wrong_shape(tmp):
@@ -250,7 +316,7 @@ def api_data_missing(tmp):
 
 
 def api_lava_nan(tmp):
-    from eqprop.learning.lava import LavaBackend
+    from eqprop.backends.lava import LavaBackend
     backend = LavaBackend(_net(), timeout=60)
     try:
         backend.settle(np.full((2, 4), np.nan))
@@ -280,7 +346,7 @@ def api_lava_stalls(tmp):
 
 
 def api_lava_does_not_settle(tmp):
-    from eqprop.learning.lava import LavaBackend
+    from eqprop.backends.lava import LavaBackend
     backend = LavaBackend(_net(), max_steps=4, chunk=2, timeout=60)
     try:
         backend.settle(np.ones((2, 4)))
@@ -301,12 +367,12 @@ def cases() -> list:
         C("train --beta nan", "config", ("beta",), argv=lambda t: ["train", "--beta", "nan", "--out", str(t / "r2")]),
         C("train --lr -1", "config", ("lr",), argv=lambda t: ["train", "--lr", "-1", "--out", str(t / "r3")]),
         C("train --momentum 1.5", "config", ("momentum",), argv=lambda t: ["train", "--momentum", "1.5", "--out", str(t / "r4")]),
-        C("train --checkpoint-every -5", "config", ("checkpoint_every",),
+        C("train --checkpoint-every -5", "config", ("--checkpoint-every", ">= 0"),
           argv=lambda t: ["train", "--checkpoint-every", "-5", "--out", str(t / "r16")]),
         C("train --rails 0.1 -0.1", "config", ("rails",), argv=lambda t: ["train", "--rails", "0.1", "-0.1", "--out", str(t / "r5")]),
         C("train --device flash", "device", ("invalid choice", "flash"), argv=lambda t: ["train", "--device", "flash"]),
         C("train --diode zener", "device", ("invalid choice", "zener"), argv=lambda t: ["train", "--diode", "zener"]),
-        C("train --epochs ten", "config", ("invalid int", "ten"), argv=lambda t: ["train", "--epochs", "ten"]),
+        C("train --epochs ten", "config", ("--epochs", "'ten' is not an integer"), argv=lambda t: ["train", "--epochs", "ten"]),
         C("resume with corrupt config.json", "config", ("not valid json",),
           argv=lambda t: ["train", "--resume", str(_corrupt_config_run(t))],
           precious=lambda t: [t / "corrupt" / "config.json", t / "corrupt" / "metrics.json"]),
@@ -324,7 +390,7 @@ def cases() -> list:
           argv=lambda t: ["sweep", str(_sweep(t, "[grid]\nbeta = 0.1\n"))]),
         C("sweep: empty grid", "config", ("grid", "empty"), argv=lambda t: ["sweep", str(_sweep(t, "[base]\nepochs = 1\n"))]),
         C("sweep: missing file", "config", ("does not exist",), argv=lambda t: ["sweep", str(t / "none.toml")]),
-        C("evaluate: not a run", "config", ("no config.json",), argv=lambda t: ["evaluate", str(t / "nothing")]),
+        C("evaluate: not a run", "config", ("no such run directory",), argv=lambda t: ["evaluate", str(t / "nothing")]),
         C("--cluster with the native backend", "config", ("cluster", "spice"),
           argv=lambda t: ["train", "--cluster", "ray", "--out", str(t / "r6")]),
         C("gradcheck --spice 1e-3", "config", ("reltol:settle_tol",), argv=lambda t: ["gradcheck", "--spice", "1e-3"]),
@@ -340,14 +406,18 @@ def cases() -> list:
         C("config: unknown nudging", "config", ("nudging", "sideways"), call=api_config_bad_nudging),
         # SPICE
         C("netlist: NaN input", "nan/inf", ("nan",), call=api_netlist_nan),
-        C("netlist: ideal diode", "device", ("ideal",), call=api_netlist_ideal_diode),
+        C("SpicePool(workers=0)", "config", ("workers", ">= 1"), call=api_pool_no_workers),
+        C("SpicePool used after close()", "api misuse", ("closed",), call=api_pool_after_close),
+        C("spice backend used after close()", "api misuse", ("closed",), call=api_spice_backend_after_close),
+        C("data: float [0, 1] train split with 0..255 test split", "data", ("float", "0..255"),
+          call=api_float_and_int_splits),
         C("netlist: node names differing only in case", "netlist", ("differ only in case",),
           call=api_netlist_names_differ_in_case),
         C("ngspice: wrong input width", "shapes", ("4",), call=api_spice_wrong_shape),
         C("ngspice: negative reltol", "config", ("reltol",), call=api_spice_bad_options),
         C("ngspice: does not converge", "convergence", ("sample",), call=api_spice_does_not_converge, timeout=180),
-        C("train --backend spice --diode ideal", "device", ("ideal diodes",),
-          argv=lambda t: ["train", "--backend", "spice", "--out", str(t / "r7")]),
+        C("train --backend hopfield --diode shockley", "device", ("ideal diodes only",),
+          argv=lambda t: ["train", "--backend", "hopfield", "--diode", "shockley", "--out", str(t / "r7")]),
         C("ngspice missing", "ngspice", ("libngspice", "apt-get install"),
           argv=lambda t: ["train", "--backend", "spice", "--diode", "shockley", "--out", str(t / "r8")],
           env={"NGSPICE_LIBRARY_PATH": "/nonexistent/libngspice.so"}),
@@ -376,6 +446,54 @@ def cases() -> list:
         C("lava: a model fails in Lava's process", "lava", ("could not broadcast",), call=api_lava_model_fails_in_its_process),
         C("lava: a run stalls past its deadline", "lava", ("did not finish within 3 s",), call=api_lava_stalls),
         C("lava: does not settle in max_steps", "lava", ("did not settle", "max_steps"), call=api_lava_does_not_settle),
+        # issue 14: run directories, one-line errors, silent wrong results
+        C("demo --out a directory with a user's file", "data loss", ("did not write", "notes.txt"),
+          argv=lambda t: ["demo", "--epochs", "1", "--no-compare", "--out", str(_notes_dir(t))],
+          precious=lambda t: [t / "mine" / "NOTES.txt"]),
+        C("demo --out . (a working directory)", "data loss", ("did not write",),
+          argv=lambda t: ["demo", "--epochs", "1", "--no-compare", "--out", str(_notes_dir(t) / ".")],
+          precious=lambda t: [t / "mine" / "NOTES.txt"]),
+        C("train --out a directory with a user's file", "data loss", ("not empty", "notes.txt"),
+          argv=lambda t: ["train", "--epochs", "1", "--out", str(_notes_dir(t))],
+          precious=lambda t: [t / "mine" / "NOTES.txt"]),
+        C("train --out a file", "config", ("is a file",),
+          argv=lambda t: ["train", "--epochs", "1", "--out", str(_notes_dir(t) / "NOTES.txt")],
+          precious=lambda t: [t / "mine" / "NOTES.txt"]),
+        C("train --out in a directory that cannot be written (sysfs)", "config", ("cannot create", "/sys/eqprop-run"),
+          argv=lambda t: ["train", "--epochs", "1", "--out", "/sys/eqprop-run"]),
+        C("evaluate a run whose config.json was edited (hidden)", "runs", ("does not belong",),
+          argv=lambda t: ["evaluate", str(_tampered_run(t, "hidden"))]),
+        C("resume a run whose config.json was edited (diode)", "runs", ("does not belong",),
+          argv=lambda t: ["train", "--resume", str(_tampered_run(t, "diode")), "--epochs", "2"],
+          precious=lambda t: [t / "tampered-diode" / "checkpoint.npz"]),
+        C("netlist from a run with a checkpoint of another size", "runs", ("does not belong",),
+          argv=lambda t: ["netlist", str(_foreign_checkpoint_run(t)), "--out", str(t / "n.cir")]),
+        C("evaluate a garbage checkpoint.npz", "runs", ("not a readable eqprop checkpoint",),
+          argv=lambda t: ["evaluate", str(_tampered_run(t, "garbage"))]),
+        C("train --hidden 16 16 --lr 1 2 3 4", "config", ("lr", "3 for hidden"),
+          argv=lambda t: ["train", "--hidden", "16", "16", "--lr", "1", "2", "3", "4", "--out", str(t / "h2")]),
+        C("resume with a changed flag", "runs", ("cannot change", "--hidden"),
+          argv=lambda t: ["train", "--resume", str(run(t)), "--hidden", "12"],
+          precious=lambda t: [run(t) / "checkpoint.npz", run(t) / "config.json"]),
+        C("resume with fewer epochs than done", "runs", ("epochs",),
+          argv=lambda t: ["train", "--resume", str(run(t)), "--epochs", "0"]),
+        C("netlist --count 0", "config", ("--count", ">= 1"), argv=lambda t: ["netlist", str(run(t)), "--count", "0"]),
+        C("netlist --sample -5", "config", ("--sample", ">= 0"), argv=lambda t: ["netlist", str(run(t)), "--sample", "-5"]),
+        C("netlist --out a directory", "config", ("is a directory",),
+          argv=lambda t: ["netlist", str(run(t)), "--out", str(t)]),
+        C("compare --hidden 0", "config", ("--hidden", ">= 1"), argv=lambda t: ["compare", "--hidden", "0"]),
+        C("physics --samples 0", "config", ("--samples", ">= 1"), argv=lambda t: ["physics", "--samples", "0"]),
+        C("onchip --samples 0", "config", ("--samples", ">= 1"), argv=lambda t: ["onchip", "--samples", "0"]),
+        C("physics --sizes 64-x-10", "config", ("--sizes", "64-x-10"), argv=lambda t: ["physics", "--sizes", "64-x-10"]),
+        C("physics --capacitance -1e-12", "config", ("--capacitance", "> 0"),
+          argv=lambda t: ["physics", "--capacitance", "-1e-12"]),
+        C("train --lr 0", "config", ("lr", "nothing would train"), argv=lambda t: ["train", "--lr", "0", "--out", str(t / "z")]),
+        C("train --diode-is with ideal diodes", "config", ("diode_is", "--diode shockley"),
+          argv=lambda t: ["train", "--diode-is", "1e-7", "--out", str(t / "di")]),
+        C("train --fixed-point with the native backend", "config", ("fixed-point", "native"),
+          argv=lambda t: ["train", "--fixed-point", "--out", str(t / "fp")]),
+        C("train a network too big for memory", "config", ("gib", "smaller --hidden"),
+          argv=lambda t: ["train", "--hidden", "2000000", "--out", str(t / "big")]),
         C("train --backend lava --fixed-point --diode shockley", "lava", ("ideal",),
           argv=lambda t: ["train", "--backend", "lava", "--fixed-point", "--diode", "shockley", "--epochs", "1",
                           "--n-train", "20", "--n-test", "10", "--out", str(t / "r15")]),
@@ -404,7 +522,7 @@ def check(case: Case, tmp: Path) -> Outcome:
     if argv:
         env = {**os.environ, **case.env}
         try:
-            p = subprocess.run([sys.executable, "-m", "eqprop.learning.cli", *argv], capture_output=True, text=True,
+            p = subprocess.run([sys.executable, "-m", "eqprop.experiments.cli", *argv], capture_output=True, text=True,
                                timeout=case.timeout, env=env, cwd=tmp)
         except subprocess.TimeoutExpired:
             return Outcome(case.name, "cli", case.category, "hang", f"no answer in {case.timeout:g} s",

@@ -4,9 +4,9 @@ import json
 import numpy as np
 
 from eqprop.circuits import solve
-from eqprop.learning.cli import main
-from eqprop.learning.hopfield_train import load_hopfield_checkpoint
-from eqprop.learning.runs import load_checkpoint, train
+from eqprop.experiments.cli import main
+from eqprop.learning.rundir import load_checkpoint
+from eqprop.learning.runs import train
 from eqprop.learning.trainer import TrainConfig
 from eqprop.netlists import run_file
 from eqprop.netlists.batch import free_voltages
@@ -64,7 +64,7 @@ def test_hopfield_reference_trains_and_resumes(tmp_path):
     train(cfg1, tmp_path / "cut", **quiet)
     (tmp_path / "cut" / "config.json").write_text(json.dumps(cfg.to_dict()))  # the same run, extended
     train(cfg, tmp_path / "cut", resume=True, **quiet)
-    a, _, _ = load_hopfield_checkpoint(tmp_path / "full")
-    b, _, _ = load_hopfield_checkpoint(tmp_path / "cut")
+    a, _, _ = load_checkpoint(tmp_path / "full")
+    b, _, _ = load_checkpoint(tmp_path / "cut")
     for wa, wb in zip(a.weights + a.biases, b.weights + b.biases):
         np.testing.assert_array_equal(wa, wb)

@@ -60,7 +60,7 @@ def test_a_killed_ray_actor_is_replaced_and_no_sample_is_lost(ray_local):
 
 
 def test_sweep_on_ray_equals_the_local_sweep(ray_local, tmp_path):
-    from eqprop.learning.sweep import run_sweep
+    from eqprop.experiments.sweep import run_sweep
 
     spec = tmp_path / "s.toml"
     spec.write_text('[base]\ndataset = "digits"\nepochs = 1\nhidden = [16]\nn_train = 300\nn_test = 100\n'

@@ -3,7 +3,7 @@ import json
 
 import numpy as np
 
-import eqprop.learning.compare as cmp
+import eqprop.experiments.compare as cmp
 from eqprop.circuits import solve
 from eqprop.learning.data import load
 from eqprop.learning.runs import build_network
@@ -43,4 +43,5 @@ def test_report_numbers_match_the_backends(tmp_path, monkeypatch):
     assert saved["backends"]["spice"]["gradient_cosine"] >= 0.999
     history = json.loads((out / "runs" / "native" / "metrics.json").read_text())
     assert saved["backends"]["native"]["training"]["test_accuracy"] == [h["test_accuracy"] for h in history]
-    assert saved["backends"]["spice"]["static_power_w"] > 0
+    assert saved["backends"]["spice"]["physical"]["static_power_w"] > 0
+    assert saved["config"]["n_train"] == 100 and saved["config"]["n_test"] == 50

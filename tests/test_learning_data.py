@@ -3,7 +3,10 @@ import gzip
 import numpy as np
 import pytest
 
-from eqprop.learning.data import DataError, load, load_arrays, read_idx, targets
+from eqprop.backends import ResistiveBackend
+from eqprop.learning.data import DataError, load, load_arrays, read_idx
+
+targets = ResistiveBackend.targets
 
 
 def write_idx(path, arr, gz=False):

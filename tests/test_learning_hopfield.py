@@ -4,7 +4,7 @@ import pytest
 
 from eqprop.circuits import InputError
 from eqprop.learning import cosine, eqprop_gradient, relative_error, run_phases
-from eqprop.learning.hopfield import HopfieldBackend, HopfieldNetwork, hopfield_exact_gradient, rho, settle
+from eqprop.backends.hopfield import HopfieldBackend, HopfieldNetwork, hopfield_exact_gradient, rho, settle
 
 
 def case(seed=0):

@@ -6,8 +6,9 @@ import sys
 import numpy as np
 import pytest
 
-from eqprop.learning.device_models import DeviceModel, preset
-from eqprop.learning.runs import RunError, load_checkpoint, train
+from eqprop.learning.programming import ProgrammingModel as DeviceModel, preset
+from eqprop.learning.rundir import RunError, load_checkpoint
+from eqprop.learning.runs import train
 from eqprop.learning.trainer import TrainConfig
 
 SMALL = dict(dataset="digits", hidden=[32], epochs=3, n_test=200, batch_size=20)
@@ -62,7 +63,7 @@ def test_device_model_bounds_levels_and_soft_bounds():
 
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "eqprop.learning.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "eqprop.experiments.cli", *args], capture_output=True, text=True,
                           timeout=300)
 
 
@@ -71,8 +72,9 @@ def test_cli_reports_user_errors_without_traceback(tmp_path):
     assert r.returncode == 2 and "does not exist" in r.stderr and "Traceback" not in r.stderr
     r = run_cli("evaluate", str(tmp_path))
     assert r.returncode == 2 and "no config.json" in r.stderr
-    r = run_cli("train", "--backend", "spice", "--diode", "ideal", "--out", str(tmp_path / "l"), "--no-progress")
-    assert r.returncode == 2 and "ngspice cannot simulate ideal diodes" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("train", "--backend", "hopfield", "--diode", "shockley", "--out", str(tmp_path / "l"), "--no-progress")
+    assert r.returncode == 2 and "hopfield backend settles ideal diodes only" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "l").exists()
 
 
 def test_cli_train_and_evaluate(tmp_path):

@@ -8,7 +8,7 @@ import pytest
 from eqprop.circuits import InputError, layered, solve
 from eqprop.circuits.energy import node_conductance
 from eqprop.learning import cosine, eqprop_gradient, resistive_exact_gradient, run_phases
-from eqprop.learning.lava import LavaBackend
+from eqprop.backends.lava import LavaBackend
 from eqprop.neuromorphic import LavaError, LavaSession
 
 
@@ -79,7 +79,7 @@ def test_parameters_are_checked_before_lava_runs():
 
 def test_on_chip_learning_engine_update_matches_host_side_eqprop():
     """LearningDense's three-factor rule, summed over the nudged phase, against the host's EqProp update."""
-    from eqprop.learning.onchip import onchip_rows
+    from eqprop.experiments.onchip import onchip_rows
 
     net = layered([16, 10, 8, 6], diode="ideal", rails=(-0.05, 0.05), gain=3.0, seed=3)  # two hidden layers:
     rng = np.random.default_rng(3)  # backward synapses between free layers learn their half too

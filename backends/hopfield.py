@@ -18,6 +18,11 @@ import numpy as np
 from eqprop.circuits import Equilibrium
 from eqprop.circuits.errors import ConvergenceError, InputError, NetworkError
 
+from .base import Backend
+
+# Scellier & Bengio (2017), MNIST: per-layer rates for 1, 2 and 3 hidden layers (input side first)
+PAPER_LR = {1: [0.1, 0.05], 2: [0.4, 0.1, 0.01], 3: [0.128, 0.032, 0.008, 0.002]}
+
 
 def rho(s):
     return np.clip(s, 0.0, 1.0)
@@ -115,29 +120,58 @@ def settle(net: HopfieldNetwork, x, y=None, beta: float = 0.0, init=None, tol: f
     return Equilibrium(np.hstack(layers), x, layers[-1], it, change, beta, y, net.free_sizes, "hopfield-bcd")
 
 
-class HopfieldBackend:
-    """The digital reference behind the Backend protocol (signed weights, no device model)."""
+class HopfieldBackend(Backend):
+    """The digital reference behind the protocol: signed weights trained by plain SGD, one-hot targets."""
 
     name = "hopfield"
+    family = "hopfield"
     signed = True
+    # Scellier & Bengio (2017): beta 0.5 with a random sign, no momentum, minibatch 20; units live in [0, 1]
+    defaults = {"beta": 0.5, "momentum": 0.0, "lr_decay": 1.0, "batch_size": 20, "nudging": "random", "tol": 1e-7}
 
     def __init__(self, network: HopfieldNetwork, tol: float = 1e-10):
         self.network = network
         self.tol = tol
+
+    @classmethod
+    def from_config(cls, network, cfg) -> "HopfieldBackend":
+        return cls(network, tol=cfg.tol)
+
+    @classmethod
+    def build_network(cls, cfg, n_features: int, n_classes: int) -> HopfieldNetwork:
+        return HopfieldNetwork.create([n_features] + list(cfg.hidden) + [n_classes], seed=cfg.seed)
+
+    @classmethod
+    def default_lr(cls, sizes) -> list:
+        """The paper's rates for 1-3 hidden layers; deeper: each layer 4x below the one before it."""
+        n = len(sizes) - 1
+        return list(PAPER_LR.get(n - 1) or [0.128 / 4**k for k in range(n)])
+
+    @classmethod
+    def network_to_data(cls, network) -> tuple:
+        arrays = {f"weights_{l}": w for l, w in enumerate(network.weights)}
+        arrays.update({f"biases_{l}": b for l, b in enumerate(network.biases)})
+        return {"sizes": list(network.sizes)}, arrays
+
+    @classmethod
+    def network_from_data(cls, meta, arrays) -> HopfieldNetwork:
+        L = len(meta["sizes"]) - 1
+        try:
+            return HopfieldNetwork(meta["sizes"], [np.array(arrays[f"weights_{l}"]) for l in range(L)],
+                                   [np.array(arrays[f"biases_{l}"]) for l in range(L)])
+        except KeyError as e:
+            raise NetworkError(f"saved Hopfield network lacks array {e}") from None
+
+    @staticmethod
+    def targets(labels, n_classes: int, amplitude: float) -> np.ndarray:
+        """One-hot targets in {0, 1} (the units' range); ``amplitude`` is a circuit's, not used here."""
+        return np.eye(n_classes)[labels]
 
     def settle(self, x, y=None, beta=0.0, init=None) -> Equilibrium:
         return settle(self.network, x, y, beta, init, self.tol)
 
     def parameters(self) -> list:
         return list(self.network.weights) + list(self.network.biases)
-
-    def parameter_names(self) -> list:
-        L = len(self.network.weights)
-        return [f"weights[{l}]" for l in range(L)] + [f"biases[{l}]" for l in range(L)]
-
-    @property
-    def cost_weight(self) -> float:
-        return 1.0
 
     def local_statistics(self, eq: Equilibrium) -> list:
         """dE/dtheta summed over the batch: -rho(pre)^T rho(post) for weights, -rho(s) for biases."""
@@ -148,6 +182,9 @@ class HopfieldBackend:
 
     def sync(self) -> None:
         self.network.__post_init__()
+
+    def exact_gradient(self, free, y) -> tuple:
+        return hopfield_exact_gradient(self.network, free, y)
 
 
 def hopfield_exact_gradient(net: HopfieldNetwork, free_eq: Equilibrium, y) -> tuple:

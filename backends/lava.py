@@ -13,10 +13,10 @@ from eqprop.circuits import Equilibrium, LayeredNetwork
 from eqprop.circuits.energy import kcl_residual, readout
 from eqprop.neuromorphic import LavaError, LavaSession
 
-from .native import ResistiveParameters
+from .base import ResistiveBackend
 
 
-class LavaBackend(ResistiveParameters):
+class LavaBackend(ResistiveBackend):
     name = "lava"
 
     def __init__(self, network: LayeredNetwork, tol: float = 1e-10, max_steps: int = 5000, chunk: int = 50,
@@ -52,8 +52,13 @@ class LavaBackend(ResistiveParameters):
         return Equilibrium(np.hstack(layers), x, readout(net, layers[-1]), r["steps"], residual, beta, y,
                            net.free_sizes, "lava-fixed" if self.fixed else "lava-float", info)
 
-    def sync(self) -> None:
-        self.network.validate()  # the new conductances travel with the next settle
+    @classmethod
+    def from_config(cls, network, cfg) -> "LavaBackend":
+        return cls(network, tol=cfg.tol, fixed=cfg.fixed_point)
 
-    def close(self) -> None:
+    def close(self) -> None:  # the new conductances travel with the next settle: sync needs nothing more
         self.session.close()
+
+    def physical_figures(self, x, capacitance: float = 1e-12) -> dict:
+        eq = self.settle(x)
+        return {"messages_per_inference": float(eq.info["messages_per_sample"]), "time_steps": int(eq.iterations)}

@@ -30,7 +30,7 @@ import json
 import time
 from pathlib import Path
 
-from .trainer import ConfigError, TrainConfig
+from eqprop.learning.trainer import ConfigError, TrainConfig
 
 SECTIONS = ("sweep", "base", "grid")
 SWEEP_KEYS = ("out", "cluster")
@@ -87,9 +87,9 @@ def _finished(run_dir: Path, cfg: TrainConfig):
     metrics = run_dir / "metrics.json"
     if not metrics.exists():
         return None
-    from .runs import RunError, _result_fields, load_config
+    from eqprop.learning.rundir import RunError, changed_fields, load_config
 
-    if _result_fields(load_config(run_dir)) != _result_fields(cfg):
+    if changed_fields(load_config(run_dir), cfg):
         raise RunError(f"{run_dir} holds a run with a different config (the sweep file changed?); move it away "
                        "or choose a new [sweep] out")
     history = json.loads(metrics.read_text())
@@ -98,7 +98,7 @@ def _finished(run_dir: Path, cfg: TrainConfig):
 
 def run_point(name: str, cfg_dict: dict, run_dir: str) -> dict:
     """One point, to its end: a finished run is read back, a started one resumed. Never raises."""
-    from .runs import train
+    from eqprop.learning.runs import train
 
     cfg = TrainConfig.from_dict(cfg_dict)
     run_dir = Path(run_dir)
@@ -156,7 +156,7 @@ def _line(row) -> str:
 
 
 def _write_summary(out: Path, rows, grid_keys) -> None:
-    from .runs import atomic_write
+    from eqprop.learning.rundir import atomic_write
 
     cols = ["point", "status", *grid_keys, "test_accuracy", "train_accuracy", "test_loss", "epoch", "wall_seconds",
             "error"]

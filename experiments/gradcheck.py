@@ -15,9 +15,9 @@ import numpy as np
 from eqprop.circuits import ShockleyDiode, layered, solve
 from eqprop.circuits.energy import node_conductance
 
-from .eqprop import cosine, eqprop_gradient, relative_error, run_phases
-from .exact_gradient import resistive_exact_gradient
-from .native import NativeBackend
+from eqprop.backends.native import NativeBackend
+from eqprop.circuits.gradient import resistive_exact_gradient
+from eqprop.learning.eqprop import cosine, eqprop_gradient, relative_error, run_phases
 
 DEFAULT_BETAS = (1e-5, 1e-4, 1e-3, 1e-2, 3e-2, 1e-1, 3e-1)  # relative to the mean output-node conductance
 
@@ -70,7 +70,7 @@ def run_gradcheck(out_dir, with_spice: bool = True, spice_settings=SPICE_SETTING
     if with_spice:
         from eqprop.netlists import SpiceOptions
 
-        from .spice import SpiceBackend
+        from eqprop.backends.spice import SpiceBackend
         for reltol, sweep_tol in spice_settings:
             options = SpiceOptions(reltol=reltol, sweep_tol=sweep_tol)
             backends[f"ngspice reltol={reltol:g} settle={sweep_tol:g}V"] = (

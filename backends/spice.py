@@ -1,17 +1,18 @@
-"""The ngspice backend: every phase an ngspice operating point, behind the Backend protocol.
+"""The ngspice backend: every phase an ngspice operating point, behind the protocol.
 
 The learning layer sees only equilibria; the local statistics are the squared voltage drops across
-each conductance, read from ngspice's node voltages exactly as a chip would measure them.
+each conductance, read from ngspice's node voltages exactly as a chip would measure them. Ideal
+diodes are written as SPICE's stand-in (``IdealDiode.spice_stand_in``: a 1 S piecewise-linear diode).
 """
 from __future__ import annotations
 
 from eqprop.circuits import Equilibrium, LayeredNetwork
 from eqprop.netlists import SpiceOptions, SpicePool
 
-from .native import ResistiveParameters
+from .base import ResistiveBackend
 
 
-class SpiceBackend(ResistiveParameters):
+class SpiceBackend(ResistiveBackend):
     """Settles a LayeredNetwork in ngspice (``workers`` processes; tolerances from ``options``).
 
     ``cluster``: None for the local process pool; 'ray' for a local Ray instance, or a Ray address
@@ -30,6 +31,10 @@ class SpiceBackend(ResistiveParameters):
             self.pool = SpicePool(network, workers=workers, options=options, ideal_diode=ideal_diode,
                                   progress=progress)
 
+    @classmethod
+    def from_config(cls, network, cfg) -> "SpiceBackend":
+        return cls(network, workers=cfg.workers, cluster=cfg.cluster)
+
     def settle(self, x, y=None, beta=0.0, init=None) -> Equilibrium:
         # ngspice warm-starts every sample from the previous one itself; ``init`` is not needed
         return self.pool.equilibrium(x, y, beta)
@@ -40,3 +45,12 @@ class SpiceBackend(ResistiveParameters):
 
     def close(self) -> None:
         self.pool.close()
+
+    def physical_figures(self, x, capacitance: float = 1e-12) -> dict:
+        """Static power, settling time and energy per inference of the first sample (ngspice transient)."""
+        from eqprop.netlists import NgspiceCircuit
+        from eqprop.netlists.transient import settling
+
+        s = settling(NgspiceCircuit(self.network), x[:1], capacitance)
+        return {"static_power_w": s.static_power, "settling_time_s": s.settling_time,
+                "energy_per_inference_j": s.energy, "capacitance_f": capacitance}

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from eqprop.circuits import LayeredNetwork, readout
-from eqprop.circuits.energy import node_conductance
+from .energy import node_conductance, readout
+from .network import LayeredNetwork
 
 RAIL_TOL = 1e-9
 
@@ -34,8 +34,9 @@ def resistive_exact_gradient(net: LayeredNetwork, free_eq, y) -> tuple:
         d = np.broadcast_to(totals[c], v.shape).copy()
         clamp = net.neurons[c]
         if clamp is not None:
-            if clamp.diode.kind == "ideal":
-                frozen[:, sl] = (v >= clamp.v_high - RAIL_TOL) | (v <= clamp.v_low + RAIL_TOL)
+            pinned = clamp.diode.frozen(clamp, v, RAIL_TOL)
+            if pinned is not None:
+                frozen[:, sl] = pinned
             else:
                 d = d + clamp.conductance(v)
         idx = np.arange(offs[c], offs[c + 1])

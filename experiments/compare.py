@@ -18,42 +18,56 @@ from pathlib import Path
 
 import numpy as np
 
+from eqprop import backends as registry
 from eqprop.circuits import solve
+from eqprop.learning.data import load
+from eqprop.learning.eqprop import cosine, eqprop_gradient, relative_error, run_phases
+from eqprop.learning.rundir import clear_run
+from eqprop.learning.runs import backend_class, build_network, make_backend, train
+from eqprop.learning.trainer import TrainConfig
 
-from .data import load, targets
-from .eqprop import cosine, eqprop_gradient, relative_error, run_phases
-from .exact_gradient import resistive_exact_gradient
 from .gradcheck import fidelity
-from .runs import build_network, make_backend, train
-from .trainer import TrainConfig, mean_output_conductance
 
-BACKENDS = ("native", "spice", "lava", "hopfield")
 BETA_SWEEP = (1e-3, 1e-2, 1e-1)  # relative to the mean output-node conductance
+CHANCE_MARGIN = 0.15  # a final test accuracy below chance + this is flagged in the report
 
 
 def compare(out_dir, *, dataset="digits", data=None, hidden=(32,), epochs=3, n_train=None, n_test=None, seed=0,
-            batch=32, beta=0.01, backends=BACKENDS, capacitance=1e-12, workers=1, log=print) -> dict:
+            batch=32, beta=0.01, backends=None, capacitance=1e-12, workers=1, lr=None, log=print) -> dict:
+    """``backends``: names from the registry (default: all of them)."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    backends = list(backends or registry.names())
+    for name in backends:
+        registry.get(name)  # an unknown name fails here, before anything runs
     cfg = TrainConfig(dataset=dataset, data=data, hidden=list(hidden), epochs=epochs, n_train=n_train, n_test=n_test,
-                      seed=seed, diode="shockley", diode_is=1e-7, workers=workers)
+                      seed=seed, diode="shockley", diode_is=1e-7, workers=workers, lr=lr).validate()
     ds = load(dataset, data, n_train=n_train, n_test=n_test, seed=seed)
+    if cfg.data is not None:
+        cfg.data = str(Path(cfg.data).resolve())
+    out_dir.mkdir(parents=True, exist_ok=True)
     net = build_network(cfg, ds.n_features, ds.n_classes)
+    ref_backend = make_backend(cfg, net.copy())
     x = ds.x_test[:batch] * cfg.input_scale
-    y = targets(ds.y_test[:batch], ds.n_classes, cfg.target_amplitude)
-    beta_abs = beta * mean_output_conductance(net)
+    y = ref_backend.targets(ds.y_test[:batch], ds.n_classes, cfg.target_amplitude)
+    beta_abs = beta * ref_backend.beta_unit()
     ref = solve(net, x, tol=1e-13)
-    exact, _ = resistive_exact_gradient(net, ref, y)
+    exact, _ = ref_backend.exact_gradient(ref, y)
     report = {"config": {**cfg.to_dict(), "batch": batch, "beta_relative": beta, "beta": beta_abs,
-                         "capacitance": capacitance, "sizes": list(net.sizes)},
+                         "capacitance": capacitance, "sizes": list(net.sizes), "n_train": len(ds.x_train),
+                         "n_test": len(ds.x_test), "n_classes": ds.n_classes},
               "backends": {}, "equilibria": {}}
     for name in backends:
         log(f"compare: {name} ...")
         try:
-            if name == "hopfield":
-                row = _hopfield_row(cfg, ds, x, ds.y_test[:batch], out_dir)
+            bcfg = replace(cfg, backend=name, lr=lr, beta=None, momentum=None, lr_decay=None, batch_size=None,
+                           nudging=None, tol=None, diode="ideal" if "shockley" not in registry.get(name).diodes
+                           else cfg.diode, diode_is=None if "shockley" not in registry.get(name).diodes
+                           else cfg.diode_is).resolve()
+            if backend_class(bcfg).family == "resistive":
+                row = _circuit_row(bcfg, net, x, y, beta_abs, ref, exact, capacitance, report)
             else:
-                row = _circuit_row(name, cfg, net, x, y, beta_abs, ref, exact, capacitance, out_dir, report)
+                row = _other_model_row(bcfg, ds, x, ds.y_test[:batch])
+            row["training"] = _train(bcfg, out_dir / "runs" / name)
         except Exception as exc:  # a backend that cannot run is reported, never silently skipped
             row = {"available": False, "reason": f"{type(exc).__name__}: {exc}".strip()[:400]}
         report["backends"][name] = row
@@ -63,8 +77,8 @@ def compare(out_dir, *, dataset="digits", data=None, hidden=(32,), epochs=3, n_t
     return report
 
 
-def _circuit_row(name, cfg, net, x, y, beta_abs, ref, exact, capacitance, out_dir, report) -> dict:
-    backend = make_backend(replace(cfg, backend=name), net.copy())
+def _circuit_row(cfg, net, x, y, beta_abs, ref, exact, capacitance, report) -> dict:
+    backend = make_backend(cfg, net.copy())
     try:
         t0 = time.perf_counter()
         eq = backend.settle(x)
@@ -76,58 +90,38 @@ def _circuit_row(name, cfg, net, x, y, beta_abs, ref, exact, capacitance, out_di
                "gradient_cosine": cosine(grad, exact), "gradient_relative_error": relative_error(grad, exact),
                "gradient_vs_beta": [{"beta_relative": r.beta_rel, "cosine": r.cosine,
                                      "relative_error": r.relative_error}
-                                    for r in fidelity({name: (backend, "")}, net, x, y, BETA_SWEEP, ("centered",),
-                                                      exact=exact)]}
-        report["equilibria"][name] = eq.voltages.tolist()
-        if name == "lava":
-            row["messages_per_inference"] = float(eq.info["messages_per_sample"])
-        if name == "spice":
-            row.update(_spice_physics(net, x[:1], capacitance))
+                                    for r in fidelity({cfg.backend: (backend, "")}, net, x, y, BETA_SWEEP,
+                                                      ("centered",), exact=exact)]}
+        report["equilibria"][cfg.backend] = eq.voltages.tolist()
+        row["physical"] = backend.physical_figures(x, capacitance=capacitance)
     finally:
-        if hasattr(backend, "close"):
-            backend.close()
-    row["training"] = _train(replace(cfg, backend=name), out_dir / "runs" / name)
+        backend.close()
     return row
 
 
-def _spice_physics(net, x1, capacitance) -> dict:
-    from eqprop.netlists import NgspiceCircuit
-    from eqprop.netlists.transient import settling
-
-    s = settling(NgspiceCircuit(net), x1, capacitance)
-    return {"static_power_w": s.static_power, "settling_time_s": s.settling_time, "energy_per_inference_j": s.energy}
-
-
 def _train(cfg, run_dir) -> dict:
-    import shutil
-
-    if run_dir.exists():
-        shutil.rmtree(run_dir)
+    clear_run(run_dir)  # only this compare's own earlier run files; anything else is refused, never deleted
     t0 = time.perf_counter()
     train(cfg, run_dir, progress=False, log=lambda *_: None)
     history = json.loads((run_dir / "metrics.json").read_text())
     return {"test_accuracy": [h["test_accuracy"] for h in history], "seconds": time.perf_counter() - t0,
-            "run_dir": str(run_dir)}
+            "run_dir": str(run_dir), "lr": list(cfg.lr) if cfg.lr else None}
 
 
-def _hopfield_row(cfg, ds, x, labels, out_dir) -> dict:
-    from .hopfield import HopfieldBackend, HopfieldNetwork, hopfield_exact_gradient, settle
-    from .hopfield_train import DEFAULT_BETA, DEFAULT_LR, one_hot
-
-    net = HopfieldNetwork.create([ds.n_features] + list(cfg.hidden) + [ds.n_classes], seed=cfg.seed)
-    backend = HopfieldBackend(net, tol=1e-10)
-    y = one_hot(labels, ds.n_classes)
+def _other_model_row(cfg, ds, x, labels) -> dict:
+    """A backend of another model family (the Hopfield reference): its own network, its own exact gradient."""
+    net = build_network(cfg, ds.n_features, ds.n_classes)
+    backend = make_backend(replace(cfg, tol=1e-12), net)
+    y = backend.targets(labels, ds.n_classes, cfg.target_amplitude)
     t0 = time.perf_counter()
-    free = settle(net, x, tol=1e-12)
+    free = backend.settle(x)
     seconds = (time.perf_counter() - t0) / len(x)
-    exact, _ = hopfield_exact_gradient(net, free, y)
+    exact, _ = backend.exact_gradient(free, y)
     grad = eqprop_gradient(backend, run_phases(backend, x, y, 1e-3, "centered"))  # units in [0, 1]
-    hcfg = replace(cfg, backend="hopfield", lr=DEFAULT_LR[:len(cfg.hidden) + 1], beta=DEFAULT_BETA, momentum=0.0,
-                   lr_decay=1.0, batch_size=20, nudging="random", tol=1e-7, diode="ideal", diode_is=None)
     return {"available": True, "seconds_per_equilibrium": seconds, "equilibrium_vs_native": None,
-            "note": "different model (hard-sigmoid Hopfield network): compared with its own exact gradient",
+            "note": f"different model ({backend.family}): compared with its own exact gradient",
             "gradient_cosine": cosine(grad, exact), "gradient_relative_error": relative_error(grad, exact),
-            "training": _train(hcfg, out_dir / "runs" / "hopfield")}
+            "physical": {}}
 
 
 def render(report) -> str:
@@ -136,7 +130,10 @@ def render(report) -> str:
              "",
              f"Shockley diodes (IS {c['diode_is']:g} A), rails {c['rails']}, gain {c['gain']}, seed {c['seed']}; "
              f"equilibria and gradients on {c['batch']} test samples; centered EqProp at beta = {c['beta_relative']:g} "
-             f"x the mean output conductance ({c['beta']:.3g} S); {c['epochs']} training epochs per backend.",
+             f"x the mean output conductance ({c['beta']:.3g} S); {c['epochs']} training epochs per backend on "
+             f"{c['n_train']} training images, tested on {c['n_test']}; learning rates per connection: "
+             + "; ".join(f"{k} {r['training'].get('lr')}" for k, r in report["backends"].items()
+                         if r.get("available")) + " (the backend's rule unless --lr is given).",
              "",
              "| backend | status | eq. max abs diff vs native (V), per layer | eq. mean abs diff (V) | gradient cosine "
              "| gradient rel. error | s / equilibrium | final test accuracy | training s |",
@@ -151,17 +148,16 @@ def render(report) -> str:
         tr = r["training"]
         lines.append(f"| {name} | ok | {mx} | {mn} | {r['gradient_cosine']:.6f} | {r['gradient_relative_error']:.2e} | "
                      f"{r['seconds_per_equilibrium']:.2e} | {tr['test_accuracy'][-1]:.4f} | {tr['seconds']:.1f} |")
-    physics = []
-    s = report["backends"].get("spice", {})
-    if s.get("available"):
-        physics.append(f"| ngspice | static power {s['static_power_w'] * 1e6:.2f} uW | settling time "
-                       f"{s['settling_time_s'] * 1e6:.3f} us (C = {c['capacitance']:g} F per node) | energy per inference "
-                       f"{s['energy_per_inference_j'] * 1e9:.4f} nJ |")
-    lv = report["backends"].get("lava", {})
-    if lv.get("available"):
-        physics.append(f"| Lava | graded messages per inference {lv['messages_per_inference']:.0f} | | |")
+    chance = 1.0 / c["n_classes"]
+    low = [k for k, r in report["backends"].items()
+           if r.get("available") and r["training"]["test_accuracy"][-1] < chance + CHANCE_MARGIN]
+    if low:
+        lines += ["", f"**Warning: {', '.join(low)} ended near chance ({chance:.2f}): the training did not learn "
+                      "(too few epochs or samples, or a learning rate too large; try --lr).**"]
+    physics = [f"| {name} | " + "; ".join(f"{k} {_fmt(v)}" for k, v in r["physical"].items()) + " |"
+               for name, r in report["backends"].items() if r.get("available") and r.get("physical")]
     if physics:
-        lines += ["", "## Physical figures", "", "| backend | | | |", "|---|---|---|---|"] + physics
+        lines += ["", "## Physical figures", "", "| backend | figures |", "|---|---|"] + physics
     sweeps = {k: r["gradient_vs_beta"] for k, r in report["backends"].items() if r.get("gradient_vs_beta")}
     if sweeps:
         lines += ["", "## Gradient cosine versus beta (centered)", "",
@@ -215,17 +211,21 @@ def _plots(report, out_dir: Path) -> None:
     fig.savefig(out_dir / "equilibria.png", dpi=120)
     plt.close(fig)
     fig, ax = plt.subplots(figsize=(5, 3.5))
-    from .runs import load_checkpoint
+    from eqprop.learning.runs import load_run
     for name, r in ok.items():
-        if name in ("hopfield",):
+        if r.get("equilibrium_vs_native") is None:  # another model family: no conductances
             continue
-        trained = load_checkpoint(r["training"]["run_dir"])[0]
+        trained = load_run(r["training"]["run_dir"])[2]
         ax.hist(trained.weights[0].ravel() * 1e9, bins=60, histtype="step", label=name)
     ax.set(xlabel="G (nS), first layer", ylabel="count", title="trained conductances")
     ax.legend()
     fig.tight_layout()
     fig.savefig(out_dir / "conductances.png", dpi=120)
     plt.close(fig)
+
+
+def _fmt(v) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
 def _jsonable(obj):

@@ -1,4 +1,4 @@
-"""How a physical device realises a requested conductance change.
+"""Programming non-idealities: how a physical device realises a requested conductance change.
 
 Every update the learning layer computes passes through a DeviceModel before it reaches a
 conductance: bounds [g_min, g_max], a finite number of levels, relative write noise, asymmetric
@@ -13,7 +13,7 @@ import numpy as np
 
 
 @dataclass(frozen=True)
-class DeviceModel:
+class ProgrammingModel:
     name: str = "ideal"
     g_min: float = 0.0  # siemens; conductances are clipped to [g_min, g_max]
     g_max: float = np.inf
@@ -66,19 +66,21 @@ class DeviceModel:
         return v if not self.read_noise else v + rng.normal(0.0, self.read_noise, v.shape)
 
 
-def preset(name: str, g_max: float) -> DeviceModel:
-    """Named device models; ``g_max`` (siemens) sets the range of the bounded ones."""
-    presets = {
-        "ideal": lambda: DeviceModel("ideal", g_min=0.0),
-        "bounded": lambda: DeviceModel("bounded", g_min=0.0, g_max=g_max),
-        "quantized": lambda: DeviceModel("quantized", g_min=0.0, g_max=g_max, levels=64),
-        "noisy": lambda: DeviceModel("noisy", g_min=0.0, g_max=g_max, write_noise=0.3),
-        "memristor": lambda: DeviceModel("memristor", g_min=0.01 * g_max, g_max=g_max, levels=128, write_noise=0.2,
-                                         potentiation=1.0, depression=0.7, soft_bounds=True, d2d_variation=0.1),
-    }
-    if name not in presets:
-        raise ValueError(f"unknown device model {name!r}; use one of {sorted(presets)}")
-    return presets[name]()
+# Named programming models; g_max (siemens) sets the range of the bounded ones.
+_PRESETS = {
+    "ideal": lambda g_max: ProgrammingModel("ideal", g_min=0.0),
+    "bounded": lambda g_max: ProgrammingModel("bounded", g_min=0.0, g_max=g_max),
+    "quantized": lambda g_max: ProgrammingModel("quantized", g_min=0.0, g_max=g_max, levels=64),
+    "noisy": lambda g_max: ProgrammingModel("noisy", g_min=0.0, g_max=g_max, write_noise=0.3),
+    "memristor": lambda g_max: ProgrammingModel("memristor", g_min=0.01 * g_max, g_max=g_max, levels=128,
+                                                write_noise=0.2, potentiation=1.0, depression=0.7, soft_bounds=True,
+                                                d2d_variation=0.1),
+}
+PRESETS = tuple(_PRESETS)
 
 
-PRESETS = ("ideal", "bounded", "quantized", "noisy", "memristor")
+def preset(name: str, g_max: float) -> ProgrammingModel:
+    """The named programming model with conductances up to ``g_max``."""
+    if name not in _PRESETS:
+        raise ValueError(f"unknown device model {name!r}; use one of {', '.join(PRESETS)}")
+    return _PRESETS[name](g_max)

@@ -17,9 +17,9 @@ import numpy as np
 
 from eqprop.circuits import solve
 
-from .eqprop import cosine, eqprop_gradient, relative_error, run_phases
-from .exact_gradient import resistive_exact_gradient
-from .native import NativeBackend
+from eqprop.backends.native import NativeBackend
+from eqprop.circuits.gradient import resistive_exact_gradient
+from eqprop.learning.eqprop import cosine, eqprop_gradient, relative_error, run_phases
 
 
 @dataclass
@@ -38,7 +38,7 @@ def onchip_rows(net, x, y, beta, nudgings=("positive", "centered"), steps=(1e-7,
                 timeout=900.0, log=print) -> list:
     from eqprop.neuromorphic import LavaSession
 
-    from .lava import LavaBackend
+    from eqprop.backends.lava import LavaBackend
 
     exact, _ = resistive_exact_gradient(net, solve(net, x, tol=1e-13), y)
     native = NativeBackend(net, tol=1e-13)
@@ -72,3 +72,23 @@ HEADER = ("| nudging | step | cosine vs host (Lava eq.) | cosine vs host (native
 def format_row(r: OnchipRow) -> str:
     return (f"| {r.nudging} | {r.step:g} | {r.cosine_lava_host:.7f} | {r.cosine_native_host:.7f} | "
             f"{r.cosine_exact:.5f} | {r.relative_error_lava_host:.1e} | {r.steps} | {r.seconds:.1f} |")
+
+
+def onchip_report(hidden=(100,), samples=16, beta=0.01, nudgings=("positive", "centered"), steps=(1e-7, 1e-4),
+                  seed=0, timeout=900.0, log=print) -> list:
+    """``eqprop onchip``: Lava's learning engine against host-side EqProp on one digits batch."""
+    from eqprop.backends.native import NativeBackend as Native
+    from eqprop.learning.data import load
+    from eqprop.learning.trainer import TrainConfig
+    from eqprop.neuromorphic.plastic_network import LEARNING_RULE  # imports Lava: only in this command
+
+    cfg = TrainConfig(hidden=list(hidden), seed=seed).resolve()
+    ds = load("digits", seed=seed)
+    net = Native.build_network(cfg, ds.n_features, ds.n_classes)
+    x = ds.x_train[:samples] * cfg.input_scale
+    y = Native.targets(ds.y_train[:samples], ds.n_classes, cfg.target_amplitude)
+    beta_abs = beta * Native(net).beta_unit()
+    log(f"on-chip (LearningDense, rule dw = {LEARNING_RULE}) vs host-side EqProp: digits, "
+        f"{'-'.join(map(str, net.sizes))} ideal diodes, batch {samples}, beta {beta:g} (relative)")
+    log(HEADER)
+    return onchip_rows(net, x, y, beta_abs, nudgings=nudgings, steps=steps, timeout=timeout, log=log)

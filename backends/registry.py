@@ -1,0 +1,64 @@
+"""The backend registry: one line per backend, the only list of backends in the toolkit.
+
+The CLI's choices, ``TrainConfig.validate``, the training loop and ``eqprop compare`` all read it. A
+backend's class is imported on first use (``BackendSpec.load``), so PySpice and Lava load only when a
+backend that needs them is asked for. Adding a backend: write its module (a class with the
+``eqprop.backends.base.Backend`` hooks, usually a ``ResistiveBackend`` subclass) and add its line below.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+
+class BackendError(ValueError):
+    """An unknown backend, or a backend asked for something it cannot do."""
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    name: str
+    target: str  # "module:Class"
+    summary: str
+    needs: tuple = ()  # what must be installed: "ngspice", "lava"
+    diodes: tuple = ("ideal", "shockley", "pwl")  # diode models it settles ("ideal" is the hard clamp)
+    fixed_point: bool = False  # has integer (Loihi bit-width) models: --fixed-point
+    cluster: bool = False  # can spread its work over Ray: --cluster
+    onchip: bool = False  # updates its own parameters (no host arithmetic)
+
+    def load(self):
+        module, _, cls = self.target.partition(":")
+        return getattr(importlib.import_module(module), cls)
+
+
+REGISTRY: dict = {}
+
+
+def register(spec: BackendSpec) -> BackendSpec:
+    if spec.name in REGISTRY:
+        raise BackendError(f"backend {spec.name!r} is registered twice")
+    REGISTRY[spec.name] = spec
+    return spec
+
+
+def names() -> tuple:
+    return tuple(REGISTRY)
+
+
+def get(name: str) -> BackendSpec:
+    if name not in REGISTRY:
+        raise BackendError(f"unknown backend {name!r}; use one of {', '.join(REGISTRY)}")
+    return REGISTRY[name]
+
+
+register(BackendSpec("native", "eqprop.backends.native:NativeBackend",
+                     "the native solver: exact block coordinate descent in numpy (the circuit's digital twin)"))
+register(BackendSpec("spice", "eqprop.backends.spice:SpiceBackend",
+                     "every phase an ngspice operating point (worker processes, or Ray actors with --cluster)",
+                     needs=("ngspice",), cluster=True))
+register(BackendSpec("lava", "eqprop.backends.lava:LavaBackend",
+                     "every phase a run of Lava processes on Lava's CPU simulator (float, or --fixed-point)",
+                     needs=("lava",), fixed_point=True))
+register(BackendSpec("hopfield", "eqprop.backends.hopfield:HopfieldBackend",
+                     "the digital reference: the continuous Hopfield network of Scellier & Bengio (2017)",
+                     diodes=("ideal",)))

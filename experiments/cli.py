@@ -1,0 +1,380 @@
+"""The ``eqprop`` command line: it parses and dispatches; each command's work lives in its own module.
+
+Commands: info, solve, train, evaluate, netlist, physics, gradcheck, sweep, onchip, nonideal, compare,
+demo (``eqprop COMMAND --help`` for each). User mistakes (bad paths, bad configs, bad inputs) end in one
+line naming the problem and exit code 2, not a traceback from inside a library.
+"""
+from __future__ import annotations
+
+import argparse
+import ctypes.util
+import importlib.metadata as md
+import os
+import platform
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+
+USER_ERRORS = (ValueError, FileNotFoundError, KeyError, OSError)
+
+
+def _user_errors():
+    """Errors that end in one line: user mistakes, and a simulator that is missing or fails."""
+    from eqprop.neuromorphic import LavaError  # light: Lava itself only loads in a session's own process
+
+    try:
+        from eqprop.netlists import SpiceError
+    except ImportError:  # PySpice missing: nothing of netlists can be raised then
+        return USER_ERRORS + (LavaError,)
+    return USER_ERRORS + (SpiceError, LavaError)
+
+
+def _version(pkg):
+    try:
+        return md.version(pkg)
+    except md.PackageNotFoundError:
+        return "not installed"
+
+
+def ngspice_status() -> tuple:
+    """(loads: bool, where it looked / what it found)."""
+    import ctypes
+
+    candidates = [ctypes.util.find_library("ngspice"), "libngspice.so.0", "libngspice.so", "libngspice.dylib"]
+    tried = []
+    for cand in [c for c in candidates if c]:
+        try:
+            ctypes.CDLL(cand)
+            return True, cand
+        except OSError as e:
+            tried.append(f"{cand} ({e})")
+    return False, "; ".join(tried) or "ctypes.util.find_library('ngspice') found nothing"
+
+
+def cmd_info(args) -> int:
+    from eqprop import backends
+    from eqprop.learning.data import DATASETS
+
+    ok, where = ngspice_status()
+    rows = [("eqprop-hw", _version("eqprop-hw")), ("python", platform.python_version()),
+            ("numpy", np.__version__), ("scipy", _version("scipy")), ("networkx", _version("networkx")),
+            ("PySpice", _version("PySpice")), ("lava-nc", _version("lava-nc")),
+            ("libngspice", f"loads: {where}" if ok else f"NOT loadable; looked for {where}. "
+                                                        "Install: apt-get install -y ngspice libngspice0-dev"),
+            ("cores", str(os.cpu_count()))]
+    for k, v in rows:
+        print(f"{k:<10} {v}")
+    print("backends:")
+    for spec in backends.REGISTRY.values():
+        print(f"  {spec.name:<9} {spec.summary}" + (f" (needs {', '.join(spec.needs)})" if spec.needs else ""))
+    print("datasets:")
+    for spec in DATASETS.values():
+        print(f"  {spec.name:<14} {spec.n_features} features, {spec.n_classes} classes; {spec.source}")
+    return 0
+
+
+def cmd_solve(args) -> int:
+    from .demo import show_example
+
+    show_example()
+    return 0
+
+
+TRAIN_FIELDS = ("dataset", "data", "backend", "hidden", "epochs", "batch_size", "lr", "lr_decay", "momentum", "beta",
+                "nudging", "target_amplitude", "input_scale", "diode", "diode_is", "rails", "gain", "device", "seed",
+                "n_train", "n_test", "workers", "fixed_point", "cluster", "checkpoint_every")
+RESUME_MAY_CHANGE = ("epochs", "workers", "cluster", "checkpoint_every")  # how long and where, not what
+
+
+def _config_from_args(args):
+    from eqprop.learning.trainer import TrainConfig
+
+    cfg = TrainConfig()
+    for key in TRAIN_FIELDS:
+        val = getattr(args, key, None)
+        if val is not None and val is not False:
+            setattr(cfg, key, tuple(val) if key == "rails" else list(val) if key in ("hidden", "lr") else val)
+    return cfg
+
+
+def cmd_train(args) -> int:
+    from eqprop.learning.rundir import load_config
+    from eqprop.learning.runs import train
+
+    if args.resume:
+        given = [k for k in TRAIN_FIELDS if getattr(args, k, None) not in (None, False)]
+        fixed = [k for k in given if k not in RESUME_MAY_CHANGE]
+        if fixed:
+            raise ValueError(f"--resume continues a run as it was started; it cannot change "
+                             f"{', '.join('--' + k.replace('_', '-') for k in fixed)} (only --epochs, to train "
+                             "further, and --workers/--cluster/--checkpoint-every); start a new --out instead")
+        cfg = load_config(args.resume)
+        for k in given:
+            setattr(cfg, k, getattr(args, k))
+        out = args.resume
+    else:
+        cfg = _config_from_args(args).validate()
+        out = args.out or f"runs/{cfg.dataset}-{cfg.backend}-seed{cfg.seed}"
+    print(f"training {cfg.backend} backend on {cfg.dataset}: hidden {cfg.hidden}, {cfg.epochs} epochs -> {out}")
+    try:
+        last = train(cfg, out, resume=bool(args.resume), progress=False if args.no_progress else None)
+    except KeyboardInterrupt:
+        ckpt = Path(out) / "checkpoint.npz"
+        where = f"its last checkpoint is {ckpt}" if ckpt.exists() else "no checkpoint was written yet"
+        print(f"\neqprop train: interrupted; {where}. Continue with: eqprop train --resume {out}", file=sys.stderr)
+        return 130
+    if last.get("test_accuracy") is not None:
+        print(f"test accuracy {last['test_accuracy']:.4f} (error {100 * (1 - last['test_accuracy']):.2f}%); "
+              f"run directory {out}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from eqprop.learning.runs import evaluate_run
+
+    r = evaluate_run(args.run, args.split)
+    print(f"{args.split} accuracy {r['accuracy']:.4f}  loss {r['loss']:.4e}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .demo import demo
+
+    demo(args.out, epochs=args.epochs, with_compare=not args.no_compare)
+    return 0
+
+
+def cmd_netlist(args) -> int:
+    from .export import export_netlist
+
+    export_netlist(args.run, args.out, args.split, args.sample, args.count, args.beta, args.nudge)
+    return 0
+
+
+def cmd_physics(args) -> int:
+    from .physics import parse_sizes, physics_rows
+
+    for s in args.sizes or []:
+        parse_sizes(s)  # a bad --sizes fails before ngspice starts
+    physics_rows(args.run or [], args.sizes or [], args.capacitance, args.samples)
+    return 0
+
+
+def cmd_gradcheck(args) -> int:
+    from .gradcheck import run_gradcheck
+
+    settings = []
+    for item in args.spice:
+        try:
+            settings.append(tuple(float(v) for v in item.split(":")))
+        except ValueError:
+            settings.append(())
+        if len(settings[-1]) != 2 or not all(v > 0 for v in settings[-1]):
+            raise ValueError(f"--spice {item!r}: give RELTOL:SETTLE_TOL pairs of positive numbers, e.g. 1e-6:1e-6")
+    print("EqProp estimate vs exact gradient (implicit differentiation), 32-16-10 Shockley network, batch 32")
+    run_gradcheck(args.out, with_spice=not args.no_spice, spice_settings=settings)
+    print(f"table, plot and JSON in {args.out}")
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    from .sweep import run_sweep
+
+    rows = run_sweep(args.file, out=args.out, cluster=args.cluster)
+    failed = [r for r in rows if r["status"] == "failed"]
+    out = args.out or "the [sweep] out directory"
+    print(f"{len(rows) - len(failed)} of {len(rows)} points done; summary.md, summary.csv and summary.json in {out}")
+    return 1 if failed else 0
+
+
+def cmd_onchip(args) -> int:
+    from .onchip import onchip_report
+
+    onchip_report(hidden=args.hidden, samples=args.samples, beta=args.beta, nudgings=args.nudging, steps=args.step,
+                  seed=args.seed, timeout=args.timeout)
+    return 0
+
+
+def cmd_nonideal(args) -> int:
+    from .nonideal import nonideal_rows
+
+    nonideal_rows(args.dataset, args.data, args.hidden, args.epochs, args.seed, args.devices)
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from .compare import compare
+
+    report = compare(args.out, dataset=args.dataset, data=args.data, hidden=args.hidden, epochs=args.epochs,
+                     n_train=args.n_train, n_test=args.n_test, seed=args.seed, backends=args.backends,
+                     workers=args.workers, lr=args.lr, log=print)
+    print((Path(args.out) / "report.md").read_text())
+    missing = [k for k, r in report["backends"].items() if not r.get("available")]
+    print(f"report: {Path(args.out) / 'report.md'}" + (f" (not available: {', '.join(missing)})" if missing else ""))
+    return 0
+
+
+# --- argument types: a bad value is a one-line argparse error naming the flag ------------------------------
+def _number(kind, low, inclusive=True, what=None):
+    def parse(text):
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+        if not np.isfinite(v) or (v < low if inclusive else v <= low):
+            raise argparse.ArgumentTypeError(what or f"must be {'>=' if inclusive else '>'} {low:g}, got {text}")
+        return v
+    return parse
+
+
+count = _number(int, 1)
+index = _number(int, 0)
+positive = _number(float, 0.0, inclusive=False)
+nonnegative = _number(float, 0.0)
+NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")  # -1, -.5, -1e-12: values, not flags
+
+
+class _Parser(argparse.ArgumentParser):
+    def __init__(self, *a, **k):
+        k.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
+        super().__init__(*a, **k)
+        self._negative_number_matcher = NEGATIVE_NUMBER
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from eqprop import backends
+    from eqprop.learning.data import DATASETS
+    from eqprop.learning.eqprop import NUDGINGS
+    from eqprop.learning.programming import PRESETS
+    from eqprop.learning.trainer import HELP
+
+    from eqprop.circuits import DIODE_MODELS
+
+    datasets, names = tuple(DATASETS), backends.names()
+    p = _Parser(prog="eqprop", description="Train physical networks with Equilibrium Propagation.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub.add_parser("info", help="versions, whether libngspice loads, backends and datasets").set_defaults(func=cmd_info)
+    sub.add_parser("solve", help="the example network's free and nudged equilibria").set_defaults(func=cmd_solve)
+    t = sub.add_parser("train", help="train a network with EqProp into a run directory",
+                       formatter_class=argparse.HelpFormatter,
+                       description="Flags left out take their defaults, some of which are the backend's own.")
+    t.add_argument("--backend", choices=names, help=HELP["backend"] + " (default native)")
+    t.add_argument("--dataset", choices=datasets, help=HELP["dataset"] + " (default digits)")
+    t.add_argument("--data", help=HELP["data"])
+    t.add_argument("--hidden", type=count, nargs="+", help=HELP["hidden"] + " (default 100)")
+    t.add_argument("--epochs", type=count, help=HELP["epochs"] + " (default 10; with --resume: train a run further)")
+    t.add_argument("--batch-size", dest="batch_size", type=count, help=HELP["batch_size"])
+    t.add_argument("--lr", type=nonnegative, nargs="+", help=HELP["lr"])
+    t.add_argument("--lr-decay", dest="lr_decay", type=positive, help=HELP["lr_decay"])
+    t.add_argument("--momentum", type=nonnegative, help=HELP["momentum"])
+    t.add_argument("--beta", type=positive, help=HELP["beta"])
+    t.add_argument("--nudging", choices=NUDGINGS, help=HELP["nudging"])
+    t.add_argument("--target-amplitude", dest="target_amplitude", type=positive, help=HELP["target_amplitude"] +
+                   " (default 0.05)")
+    t.add_argument("--input-scale", dest="input_scale", type=positive, help=HELP["input_scale"] + " (default 1)")
+    t.add_argument("--diode", choices=tuple(DIODE_MODELS), help=HELP["diode"] + " (default ideal)")
+    t.add_argument("--diode-is", dest="diode_is", type=positive, help=HELP["diode_is"])
+    t.add_argument("--rails", type=float, nargs=2, help=HELP["rails"] + " (default -0.05 0.05)")
+    t.add_argument("--gain", type=positive, help=HELP["gain"] + " (default 4)")
+    t.add_argument("--device", choices=PRESETS, help=HELP["device"] + " (default ideal)")
+    t.add_argument("--seed", type=index, help=HELP["seed"] + " (default 0)")
+    t.add_argument("--workers", type=count, help=HELP["workers"])
+    t.add_argument("--cluster", help=HELP["cluster"])
+    t.add_argument("--fixed-point", dest="fixed_point", action="store_true", default=None, help=HELP["fixed_point"])
+    t.add_argument("--n-train", dest="n_train", type=count, help=HELP["n_train"])
+    t.add_argument("--n-test", dest="n_test", type=count, help=HELP["n_test"])
+    t.add_argument("--out", help="run directory (default runs/DATASET-BACKEND-seedN); must be new or empty")
+    t.add_argument("--resume", metavar="RUN", help="continue a run from its last checkpoint (with --epochs N: train "
+                                                   "it further to N epochs)")
+    t.add_argument("--checkpoint-every", dest="checkpoint_every", type=nonnegative, metavar="SECONDS",
+                   help=HELP["checkpoint_every"] + " (default 600)")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar (none is shown when stderr is not a "
+                                                              "terminal)")
+    t.set_defaults(func=cmd_train)
+    e = sub.add_parser("evaluate", help="accuracy of a trained run")
+    e.add_argument("run", help="run directory")
+    e.add_argument("--split", choices=["test", "train"], default="test", help="which split to evaluate")
+    e.set_defaults(func=cmd_evaluate)
+    n = sub.add_parser("netlist", help="export a trained run as an ngspice netlist (ngspice -b runs it)")
+    n.add_argument("run", help="run directory of a circuit backend")
+    n.add_argument("--out", default="net.cir", help="netlist file to write")
+    n.add_argument("--split", choices=["test", "train"], default="test", help="where the samples come from")
+    n.add_argument("--sample", type=index, default=0, help="first sample at the inputs")
+    n.add_argument("--count", type=count, default=1, help="samples (more than 1: swept by .dc)")
+    n.add_argument("--beta", type=float, default=0.0, help="write the nudged phase (relative beta, as in train)")
+    n.add_argument("--nudge", choices=["current", "conductance"], default="current", help="how the nudge is written")
+    n.set_defaults(func=cmd_netlist)
+    ph = sub.add_parser("physics", help="static power, settling time and energy per inference (ngspice)")
+    ph.add_argument("run", nargs="*", help="run directories (default: two example networks)")
+    ph.add_argument("--sizes", nargs="+", help="layered networks to build, e.g. 64-32-10 1568-100-20")
+    ph.add_argument("--capacitance", type=positive, default=1e-12, help="farads from every free node to ground")
+    ph.add_argument("--samples", type=count, default=3, help="random inputs per network")
+    ph.set_defaults(func=cmd_physics)
+    gc = sub.add_parser("gradcheck", help="EqProp gradient vs exact gradient, vs beta, native and ngspice")
+    gc.add_argument("--out", default="reports/gradient", help="directory for the table, plot and JSON")
+    gc.add_argument("--no-spice", action="store_true", help="native backend only")
+    gc.add_argument("--spice", nargs="+", default=["1e-3:1e-3", "1e-6:1e-6", "1e-9:1e-9"],
+                    help="ngspice settings to compare, RELTOL:SETTLE_TOL (volts; see SpiceOptions.sweep_tol)")
+    gc.set_defaults(func=cmd_gradcheck)
+    sw = sub.add_parser("sweep", help="a grid of training runs from a TOML file: one run per point, one table")
+    sw.add_argument("file", help="sweep file with [sweep], [base] and [grid] tables (see docs/sweep.toml)")
+    sw.add_argument("--out", help="directory for the runs and the summary (default: [sweep] out)")
+    sw.add_argument("--cluster", help="run the points as Ray tasks: 'ray' (local) or a Ray address")
+    sw.set_defaults(func=cmd_sweep)
+    oc = sub.add_parser("onchip", help="Lava on-chip learning (LearningDense) vs host-side EqProp: cosine")
+    oc.add_argument("--hidden", type=count, nargs="+", default=[100], help="hidden layer sizes")
+    oc.add_argument("--samples", type=count, default=16, help="batch (digits training samples)")
+    oc.add_argument("--beta", type=positive, default=0.01, help="relative to the mean output-node conductance")
+    oc.add_argument("--nudging", nargs="+", choices=["positive", "centered"], default=["positive", "centered"],
+                    help="nudging forms to measure")
+    oc.add_argument("--step", type=positive, nargs="+", default=[1e-7, 1e-4],
+                    help="largest update per batch / largest conductance (the engine updates during the run)")
+    oc.add_argument("--seed", type=index, default=0, help="random seed")
+    oc.add_argument("--timeout", type=positive, default=900.0, help="seconds per Lava command")
+    oc.set_defaults(func=cmd_onchip)
+    ni = sub.add_parser("nonideal", help="accuracy under each programming model (bounds, levels, noise, asymmetry)")
+    ni.add_argument("--dataset", choices=datasets, default="digits", help=HELP["dataset"])
+    ni.add_argument("--data", help=HELP["data"])
+    ni.add_argument("--hidden", type=count, nargs="+", default=[100], help=HELP["hidden"])
+    ni.add_argument("--epochs", type=count, default=10, help=HELP["epochs"])
+    ni.add_argument("--seed", type=index, default=0, help=HELP["seed"])
+    ni.add_argument("--devices", nargs="+", choices=PRESETS, help="programming models to try (default: all)")
+    ni.set_defaults(func=cmd_nonideal)
+    cp = sub.add_parser("compare", help="every backend on one network and one initialisation: a report")
+    cp.add_argument("--dataset", choices=datasets, default="digits", help=HELP["dataset"])
+    cp.add_argument("--data", help=HELP["data"])
+    cp.add_argument("--hidden", type=count, nargs="+", default=[32], help=HELP["hidden"])
+    cp.add_argument("--epochs", type=count, default=3, help=HELP["epochs"])
+    cp.add_argument("--lr", type=nonnegative, nargs="+", help=HELP["lr"])
+    cp.add_argument("--n-train", dest="n_train", type=count, help=HELP["n_train"])
+    cp.add_argument("--n-test", dest="n_test", type=count, help=HELP["n_test"])
+    cp.add_argument("--seed", type=index, default=0, help=HELP["seed"])
+    cp.add_argument("--workers", type=count, default=1, help="ngspice processes")
+    cp.add_argument("--backends", nargs="+", default=list(names), choices=names, help="backends to compare")
+    cp.add_argument("--out", default="reports/compare", help="report directory")
+    cp.set_defaults(func=cmd_compare)
+    d = sub.add_parser("demo", help="solve the example network, train digits natively, then a short compare")
+    d.add_argument("--epochs", type=count, default=10, help=HELP["epochs"])
+    d.add_argument("--out", default="runs/demo", help="demo directory (new, empty, or an earlier demo's): "
+                                                      "OUT/run and OUT/compare")
+    d.add_argument("--no-compare", action="store_true", help="skip the closing compare of every backend")
+    d.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except _user_errors() as e:
+        print(f"eqprop {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\neqprop {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

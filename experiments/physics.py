@@ -1,0 +1,48 @@
+"""``eqprop physics``: static power, settling time and energy per inference of networks in ngspice."""
+from __future__ import annotations
+
+import numpy as np
+
+from eqprop.circuits import ShockleyDiode, layered
+from eqprop.learning.rundir import load_checkpoint
+
+
+def parse_sizes(text: str, flag: str = "--sizes") -> list:
+    """'64-32-10' -> [64, 32, 10]; anything else is a one-line error naming the flag."""
+    try:
+        sizes = [int(s) for s in str(text).split("-")]
+    except ValueError:
+        sizes = []
+    if len(sizes) < 3 or min(sizes) < 1 or sizes[0] % 2 or sizes[-1] % 2:
+        raise ValueError(f"{flag} {text!r}: give layer sizes joined by '-', at least input-hidden-output, each >= 1, "
+                         "input and output even (+x/-x sources, output pairs), e.g. 64-32-10")
+    return sizes
+
+
+def physics_rows(runs=(), sizes=(), capacitance=1e-12, samples=3, log=print) -> list:
+    if not capacitance > 0 or not np.isfinite(capacitance):
+        raise ValueError(f"--capacitance must be a positive number of farads, got {capacitance}")
+    if samples < 1:
+        raise ValueError(f"--samples must be >= 1, got {samples}")
+    from eqprop.netlists import NgspiceCircuit
+    from eqprop.netlists.transient import settling
+
+    nets = [(str(run), load_checkpoint(run)[0]) for run in runs]
+    for s in sizes or (["64-32-10", "128-100-20"] if not runs else []):
+        nets.append((s, layered(parse_sizes(s), diode=ShockleyDiode(i_s=1e-7), rails=(-0.05, 0.05), gain=4.0, seed=0)))
+    rng = np.random.default_rng(0)
+    log(f"node capacitance {capacitance:g} F; settling = outputs within 1% (of the largest output) of the operating "
+        f"point; {samples} random inputs in [0, 1] V per network, mean (max)")
+    log("| network | free nodes | static power (uW) | settling time (us) | energy per inference (nJ) |")
+    log("|---|---|---|---|---|")
+    rows = []
+    for name, net in nets:
+        circuit = NgspiceCircuit(net)
+        r = [settling(circuit, rng.uniform(0, 1, (1, net.n_features)), capacitance) for _ in range(samples)]
+        p = np.array([q.static_power for q in r]) * 1e6
+        t = np.array([q.settling_time for q in r]) * 1e6
+        e = np.array([q.energy for q in r]) * 1e9
+        rows.append({"network": name, "power_uw": p, "settling_us": t, "energy_nj": e})
+        log(f"| {name} | {sum(net.free_sizes)} | {p.mean():.2f} ({p.max():.2f}) | {t.mean():.3f} ({t.max():.3f}) "
+            f"| {e.mean():.4f} ({e.max():.4f}) |")
+    return rows

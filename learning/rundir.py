@@ -1,0 +1,322 @@
+"""Run directories: what is on disk, and nothing else. Atomic writes, a lock per directory, one
+checkpoint format for every backend (tied to its config by a hash and to its network by its shapes),
+metrics (CSV + JSON) and plots.
+
+Rules: a run directory holds only the files listed in ``RUN_FILES`` (and the lock); the toolkit never
+deletes a file it did not write; a second writer is refused while the first holds the lock.
+"""
+from __future__ import annotations
+
+import csv
+import errno
+import fcntl
+import hashlib
+import io
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from eqprop import backends
+
+CHECKPOINT = "checkpoint.npz"
+CONFIG = "config.json"
+LOCK = "run.lock"
+PLOTS = ("learning_curve.png", "conductances.png", "voltages.png")
+RUN_FILES = (CONFIG, CHECKPOINT, "metrics.json", "metrics.csv", LOCK) + PLOTS
+FORMAT = 2  # checkpoint format version
+TEMP_SUFFIX = ".tmp"
+# What atomic_write leaves when killed: the target's name, mkstemp's 8 random characters, .tmp.
+_STRAY_TEMP = re.compile(r"(checkpoint\.npz|config\.json|metrics\.json|metrics\.csv)\.[a-z0-9_]{8}\.tmp")
+_UMASK = os.umask(0o022)  # read once (there is no other way to read it), then put back
+os.umask(_UMASK)
+# Fields that do not change a run's numbers: where it runs, how often it checkpoints, how long it goes on.
+NOT_RESULT_FIELDS = ("workers", "cluster", "checkpoint_every", "epochs")
+
+
+class RunError(ValueError):
+    """A run directory is missing, incomplete, locked, or belongs to a different config."""
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write to a temp file in the same directory, fsync, then rename over the target.
+
+    A process killed mid-write leaves the old file intact and at most a stray NAME.XXXX.tmp, which
+    the next train/resume removes (check_run_dir).
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=TEMP_SUFFIX)
+    try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are meant to be shared like any file
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def writable_dir(run_dir: Path) -> Path:
+    """Creates run_dir (and parents) or says in one line why it cannot be used."""
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunError(f"--out {run_dir} is a file, not a directory; choose a directory path")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise RunError(f"cannot create run directory {run_dir}: {e.strerror}; choose another --out") from None
+    if not os.access(run_dir, os.W_OK | os.X_OK):
+        raise RunError(f"run directory {run_dir} is not writable by this user; choose another --out")
+    return run_dir
+
+
+class RunLock:
+    """An exclusive lock on a run directory (flock on run.lock, which records the holder's pid).
+
+    The kernel drops the lock when its process dies, however it dies, so a SIGKILLed run never leaves a
+    directory locked; a second writer while the first is alive gets a RunError naming the holder."""
+
+    def __init__(self, run_dir: Path):
+        self.path = Path(run_dir) / LOCK
+        self.fd = None
+
+    def acquire(self) -> "RunLock":
+        while True:
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666 & ~_UMASK)
+            except OSError as e:
+                raise RunError(f"cannot create {self.path}: {e.strerror}") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as e:
+                holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+                os.close(fd)
+                if e.errno in (errno.EAGAIN, errno.EACCES):
+                    raise RunError(f"{self.path.parent} is in use by another eqprop process (pid {holder}); wait for "
+                                   "it to finish or stop it, or choose another --out") from None
+                raise
+            try:  # the holder before us may have removed the file between our open and our lock
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self.fd = fd
+        return self
+
+    def release(self) -> None:
+        if self.fd is not None:
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
+            os.close(self.fd)  # closing drops the flock
+            self.fd = None
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+def foreign_files(run_dir: Path) -> list:
+    """Entries of run_dir that the toolkit did not write."""
+    return sorted(p.name for p in Path(run_dir).iterdir() if p.name not in RUN_FILES and not _STRAY_TEMP.fullmatch(p.name))
+
+
+def check_run_dir(run_dir: Path, resume: bool) -> None:
+    """Removes what a write killed half-way left (NAME.XXXX.tmp beside a file of the run), then refuses to
+    start a new run over a directory that holds anything else. Call it with the lock held."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        return
+    for p in run_dir.glob(f"*{TEMP_SUFFIX}"):
+        if _STRAY_TEMP.fullmatch(p.name) and p.is_file():
+            p.unlink()
+    if resume:
+        return
+    entries = [p.name for p in run_dir.iterdir() if p.name != LOCK]
+    if (run_dir / CONFIG).exists() or (run_dir / CHECKPOINT).exists():
+        raise RunError(f"{run_dir} already holds a run; continue it with eqprop train --resume {run_dir}, or "
+                       "choose a new --out")
+    if entries:
+        raise RunError(f"{run_dir} is not empty ({', '.join(sorted(entries)[:3])}{', ...' if len(entries) > 3 else ''});"
+                       " a run needs an empty or new directory: choose another --out")
+
+
+def clear_run(run_dir: Path) -> None:
+    """Removes a previous run's own files so the directory can take a new run. Refuses (and deletes
+    nothing) when the directory holds anything the toolkit did not write."""
+    run_dir = Path(run_dir)
+    if not run_dir.exists():
+        return
+    if not run_dir.is_dir():
+        raise RunError(f"{run_dir} is a file, not a run directory; choose another --out")
+    foreign = foreign_files(run_dir)
+    if foreign:
+        raise RunError(f"{run_dir} holds files eqprop did not write ({', '.join(foreign[:3])}"
+                       f"{', ...' if len(foreign) > 3 else ''}); nothing was deleted: choose another --out")
+    with RunLock(run_dir):
+        for p in run_dir.iterdir():
+            if p.name != LOCK and p.is_file():
+                p.unlink()
+
+
+def result_fields(cfg) -> dict:
+    """What decides a run's numbers (not where it runs, how often it checkpoints, or for how many epochs)."""
+    d = cfg.to_dict()
+    for key in NOT_RESULT_FIELDS:
+        d.pop(key, None)
+    return d
+
+
+def changed_fields(saved, cfg) -> list:
+    """Fields on which cfg asks for another run than the saved config; a field cfg leaves unset (None:
+    the default) takes the saved run's value, and data paths compare as absolute paths."""
+    a, b = result_fields(saved), result_fields(cfg)
+    if b.get("data"):
+        b["data"] = os.path.abspath(b["data"])
+    return sorted(k for k, v in b.items() if v is not None and a.get(k) != v)
+
+
+def config_hash(cfg) -> str:
+    return hashlib.sha256(json.dumps(result_fields(cfg), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def write_config(run_dir: Path, cfg) -> None:
+    atomic_write(Path(run_dir) / CONFIG, json.dumps(cfg.to_dict(), indent=1).encode())
+
+
+def load_config(run_dir: Path):
+    from .trainer import TrainConfig
+
+    path = Path(run_dir) / CONFIG
+    if not Path(run_dir).exists():
+        raise RunError(f"{run_dir}: no such run directory; give a directory written by 'eqprop train'")
+    if not Path(run_dir).is_dir():
+        raise RunError(f"{run_dir} is a file, not a run directory; give a directory written by 'eqprop train'")
+    if not path.exists():
+        raise RunError(f"{run_dir} has no {CONFIG}; is it a run directory written by 'eqprop train'?")
+    try:
+        d = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RunError(f"{path} is not valid JSON ({exc}); restore it or start a new run") from None
+    return TrainConfig.from_dict(d, where=str(path)).validate()
+
+
+def save_checkpoint(run_dir: Path, cfg, backend, trainer, history: list, position: dict | None = None) -> None:
+    """``position``: inside an epoch, the steps done, the running loss/correct counts and seconds so far."""
+    meta, arrays = type(backend).network_to_data(backend.network)
+    state = trainer.state()
+    for i, v in enumerate(state["velocity"]):
+        arrays[f"velocity_{i}"] = v
+    for i, d in enumerate(state["d2d"]):
+        if d is not None:
+            arrays[f"d2d_{i}"] = d
+    info = {"format": FORMAT, "backend": cfg.backend, "config_hash": config_hash(cfg),
+            "shapes": [list(p.shape) for p in backend.parameters()],
+            "network": meta, "epoch": state["epoch"], "rng": state["rng"], "g_ref": state["g_ref"],
+            "beta_abs": state["beta_abs"], "g_max": trainer.device.g_max if trainer.device else None,
+            "lr": trainer.lr[:len(trainer.lr) // 2], "history": history, "position": position}
+    arrays["info"] = np.frombuffer(json.dumps(info).encode(), dtype=np.uint8)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    atomic_write(Path(run_dir) / CHECKPOINT, buf.getvalue())
+
+
+def load_checkpoint(run_dir: Path, cfg=None):
+    """(network, trainer state, history) of a run; checked against its config (``cfg``: config.json's)."""
+    run_dir = Path(run_dir)
+    cfg = cfg if cfg is not None else load_config(run_dir)
+    path = run_dir / CHECKPOINT
+    if not path.exists():
+        raise RunError(f"{run_dir} has no {CHECKPOINT}; is it a run directory written by 'eqprop train'?")
+    try:
+        with np.load(path) as z:
+            arrays = {k: z[k] for k in z.files}
+        info = json.loads(arrays.pop("info").tobytes().decode())
+    except Exception as e:  # zip/pickle/JSON errors of a truncated or foreign file
+        raise RunError(f"{path} is not a readable eqprop checkpoint ({type(e).__name__}: {e}); restore it, or "
+                       "start a new run") from None
+    if not isinstance(info, dict) or info.get("format") != FORMAT:
+        raise RunError(f"{path} was written by another version of eqprop-hw (format {info.get('format')!r}, this "
+                       f"version reads {FORMAT}); retrain, or use the version that wrote it")
+    if info.get("backend") != cfg.backend or info.get("config_hash") != config_hash(cfg):
+        raise RunError(f"{path} does not belong to {run_dir / CONFIG} (the config was edited, or the checkpoint "
+                       "copied from another run); restore the run's own config.json or checkpoint.npz")
+    cls = backends.get(cfg.backend).load()
+    try:
+        net = cls.network_from_data(info["network"], arrays)
+        n_params = len(info["shapes"])
+        state = {"velocity": [arrays[f"velocity_{i}"] for i in range(n_params)],
+                 "d2d": [arrays.get(f"d2d_{i}") for i in range(n_params)],
+                 "epoch": info["epoch"], "rng": info["rng"], "g_ref": info["g_ref"], "beta_abs": info["beta_abs"],
+                 "g_max": info["g_max"], "position": info.get("position"), "lr": info["lr"]}
+    except (KeyError, TypeError, ValueError) as e:
+        raise RunError(f"{path} is incomplete or corrupt ({type(e).__name__}: {e}); restore it or start a new "
+                       "run") from None
+    shapes = [list(p.shape) for p in list(net.weights) + list(net.biases)]
+    if shapes != info["shapes"] or [list(v.shape) for v in state["velocity"]] != shapes:
+        raise RunError(f"{path} holds arrays of shapes {shapes} but records {info['shapes']}; it is corrupt")
+    return net, state, info["history"]
+
+
+def write_metrics(run_dir: Path, history: list) -> None:
+    atomic_write(Path(run_dir) / "metrics.json", json.dumps(history, indent=1).encode())
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(history[0]))
+    w.writeheader()
+    w.writerows(history)
+    atomic_write(Path(run_dir) / "metrics.csv", buf.getvalue().encode())
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def write_plots(run_dir: Path, backend, history, x_sample) -> None:
+    """Learning curve; for circuits also the conductance and free-phase voltage histograms."""
+    plt = _pyplot()
+    run_dir = Path(run_dir)
+    if history:
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        ep = [h["epoch"] for h in history]
+        ax.plot(ep, [1 - h["train_accuracy"] for h in history], "o-", label="train")
+        ax.plot(ep, [1 - h["test_accuracy"] for h in history], "s-", label="test")
+        ax.set(xlabel="epoch", ylabel="error rate", yscale="log", title="learning curve")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(run_dir / "learning_curve.png", dpi=120)
+        plt.close(fig)
+    weights = backend.parameters()[:len(backend.parameters()) // 2]
+    unit, label = (1.0, "weight") if backend.signed else (1e9, "G (nS)")
+    fig, axes = plt.subplots(1, len(weights), figsize=(4 * len(weights), 3))
+    for c, ax in enumerate(np.atleast_1d(axes)):
+        ax.hist(weights[c].ravel() * unit, bins=60)
+        ax.set(title=f"{label.split()[0]}s, connection {c}", xlabel=label)
+    fig.tight_layout()
+    fig.savefig(run_dir / "conductances.png", dpi=120)
+    plt.close(fig)
+    eq = backend.settle(x_sample)
+    fig, axes = plt.subplots(1, len(eq.layers), figsize=(4 * len(eq.layers), 3))
+    for c, (ax, v) in enumerate(zip(np.atleast_1d(axes), eq.layers)):
+        ax.hist(v.ravel(), bins=60)
+        ax.set(title=f"free-phase states, layer {c + 1}", xlabel="V" if not backend.signed else "unit")
+    fig.tight_layout()
+    fig.savefig(run_dir / "voltages.png", dpi=120)
+    plt.close(fig)
