@@ -18,7 +18,7 @@ Conventions (SI units throughout):
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import networkx as nx
 import numpy as np
@@ -66,7 +66,6 @@ class LayeredNetwork:
     bias_voltage: float = 1.0
     input_pairs: bool = True
     readout: str = "pairs"
-    meta: dict = field(default_factory=dict)
 
     def __post_init__(self):
         self.sizes = tuple(int(s) for s in self.sizes)
@@ -162,17 +161,6 @@ class LayeredNetwork:
         if y.shape[0] != batch:
             raise InputError(f"y has {y.shape[0]} samples but x has {batch}")
         return y
-
-    def node_names(self) -> list:
-        """Names of all nodes, sources first, in the order used by the graph and netlists."""
-        names = []
-        if self.input_pairs:
-            names += [f"in{k}p" for k in range(self.n_features)] + [f"in{k}n" for k in range(self.n_features)]
-        else:
-            names += [f"in{k}" for k in range(self.sizes[0])]
-        names += ["biasp", "biasn"]
-        names += self.free_node_names()
-        return names
 
     def free_node_names(self) -> list:
         names = []

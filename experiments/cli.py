@@ -243,6 +243,15 @@ class _Parser(argparse.ArgumentParser):
         self._negative_number_matcher = NEGATIVE_NUMBER
 
 
+def _experiment_flags(p, datasets, HELP, hidden, epochs) -> None:
+    """What every experiment that trains takes: the data, the network size, the epochs, the seed."""
+    p.add_argument("--dataset", choices=datasets, default="digits", help=HELP["dataset"])
+    p.add_argument("--data", help=HELP["data"])
+    p.add_argument("--hidden", type=count, nargs="+", default=hidden, help=HELP["hidden"])
+    p.add_argument("--epochs", type=count, default=epochs, help=HELP["epochs"])
+    p.add_argument("--seed", type=index, default=0, help=HELP["seed"])
+
+
 def build_parser() -> argparse.ArgumentParser:
     from eqprop import backends
     from eqprop.learning.data import DATASETS
@@ -335,22 +344,14 @@ def build_parser() -> argparse.ArgumentParser:
     oc.add_argument("--timeout", type=positive, default=900.0, help="seconds per Lava command")
     oc.set_defaults(func=cmd_onchip)
     ni = sub.add_parser("nonideal", help="accuracy under each programming model (bounds, levels, noise, asymmetry)")
-    ni.add_argument("--dataset", choices=datasets, default="digits", help=HELP["dataset"])
-    ni.add_argument("--data", help=HELP["data"])
-    ni.add_argument("--hidden", type=count, nargs="+", default=[100], help=HELP["hidden"])
-    ni.add_argument("--epochs", type=count, default=10, help=HELP["epochs"])
-    ni.add_argument("--seed", type=index, default=0, help=HELP["seed"])
+    _experiment_flags(ni, datasets, HELP, hidden=[100], epochs=10)
     ni.add_argument("--devices", nargs="+", choices=PRESETS, help="programming models to try (default: all)")
     ni.set_defaults(func=cmd_nonideal)
     cp = sub.add_parser("compare", help="every backend on one network and one initialisation: a report")
-    cp.add_argument("--dataset", choices=datasets, default="digits", help=HELP["dataset"])
-    cp.add_argument("--data", help=HELP["data"])
-    cp.add_argument("--hidden", type=count, nargs="+", default=[32], help=HELP["hidden"])
-    cp.add_argument("--epochs", type=count, default=3, help=HELP["epochs"])
+    _experiment_flags(cp, datasets, HELP, hidden=[32], epochs=3)
     cp.add_argument("--lr", type=nonnegative, nargs="+", help=HELP["lr"])
     cp.add_argument("--n-train", dest="n_train", type=count, help=HELP["n_train"])
     cp.add_argument("--n-test", dest="n_test", type=count, help=HELP["n_test"])
-    cp.add_argument("--seed", type=index, default=0, help=HELP["seed"])
     cp.add_argument("--workers", type=count, default=1, help="ngspice processes")
     cp.add_argument("--backends", nargs="+", default=list(names), choices=names, help="backends to compare")
     cp.add_argument("--out", default="reports/compare", help="report directory")

@@ -177,51 +177,54 @@ def _plots(report, out_dir: Path) -> None:
     import matplotlib.pyplot as plt
 
     ok = {k: r for k, r in report["backends"].items() if r.get("available")}
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    for name, r in ok.items():
-        acc = r["training"]["test_accuracy"]
-        ax.plot(range(1, len(acc) + 1), acc, "o-", label=name)
-    ax.set(xlabel="epoch", ylabel="test accuracy", title="training per backend")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out_dir / "accuracy.png", dpi=120)
-    plt.close(fig)
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    for name, r in ok.items():
-        sweep = r.get("gradient_vs_beta") or []
-        if sweep:
-            ax.plot([p["beta_relative"] for p in sweep], [max(1 - p["cosine"], 1e-16) for p in sweep], "o-", label=name)
-    ax.set(xscale="log", yscale="log", xlabel="beta / mean output conductance", ylabel="1 - cosine",
-           title="EqProp vs exact gradient (centered)")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out_dir / "gradient.png", dpi=120)
-    plt.close(fig)
+    with _figure(out_dir / "accuracy.png", (5, 3.5), plt) as ax:
+        for name, r in ok.items():
+            acc = r["training"]["test_accuracy"]
+            ax.plot(range(1, len(acc) + 1), acc, "o-", label=name)
+        ax.set(xlabel="epoch", ylabel="test accuracy", title="training per backend")
+    with _figure(out_dir / "gradient.png", (5, 3.5), plt) as ax:
+        for name, r in ok.items():
+            sweep = r.get("gradient_vs_beta") or []
+            if sweep:
+                ax.plot([p["beta_relative"] for p in sweep], [max(1 - p["cosine"], 1e-16) for p in sweep], "o-",
+                        label=name)
+        ax.set(xscale="log", yscale="log", xlabel="beta / mean output conductance", ylabel="1 - cosine",
+               title="EqProp vs exact gradient (centered)")
     eqs = report["equilibria"]
-    fig, ax = plt.subplots(figsize=(4.5, 4.5))
-    if "native" in eqs:
-        ref = np.asarray(eqs["native"]).ravel()
-        for name, v in eqs.items():
-            if name != "native":
-                ax.plot(ref, np.asarray(v).ravel(), ".", ms=2, label=name)
-        ax.plot([ref.min(), ref.max()], [ref.min(), ref.max()], "k-", lw=0.5)
-    ax.set(xlabel="native node voltage (V)", ylabel="backend node voltage (V)", title="equilibria vs native")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out_dir / "equilibria.png", dpi=120)
-    plt.close(fig)
-    fig, ax = plt.subplots(figsize=(5, 3.5))
+    with _figure(out_dir / "equilibria.png", (4.5, 4.5), plt) as ax:
+        if "native" in eqs:
+            ref = np.asarray(eqs["native"]).ravel()
+            for name, v in eqs.items():
+                if name != "native":
+                    ax.plot(ref, np.asarray(v).ravel(), ".", ms=2, label=name)
+            ax.plot([ref.min(), ref.max()], [ref.min(), ref.max()], "k-", lw=0.5)
+        ax.set(xlabel="native node voltage (V)", ylabel="backend node voltage (V)", title="equilibria vs native")
     from eqprop.learning.runs import load_run
-    for name, r in ok.items():
-        if r.get("equilibrium_vs_native") is None:  # another model family: no conductances
-            continue
-        trained = load_run(r["training"]["run_dir"])[2]
-        ax.hist(trained.weights[0].ravel() * 1e9, bins=60, histtype="step", label=name)
-    ax.set(xlabel="G (nS), first layer", ylabel="count", title="trained conductances")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out_dir / "conductances.png", dpi=120)
-    plt.close(fig)
+    with _figure(out_dir / "conductances.png", (5, 3.5), plt) as ax:
+        for name, r in ok.items():
+            if r.get("equilibrium_vs_native") is None:  # another model family: no conductances
+                continue
+            trained = load_run(r["training"]["run_dir"])[2]
+            ax.hist(trained.weights[0].ravel() * 1e9, bins=60, histtype="step", label=name)
+        ax.set(xlabel="G (nS), first layer", ylabel="count", title="trained conductances")
+
+
+class _figure:
+    """One axes, saved to ``path`` with a legend when the block ends."""
+
+    def __init__(self, path, size, plt):
+        self.path, self.plt = path, plt
+        self.fig, self.ax = plt.subplots(figsize=size)
+
+    def __enter__(self):
+        return self.ax
+
+    def __exit__(self, *exc):
+        if self.ax.get_legend_handles_labels()[0]:
+            self.ax.legend()
+        self.fig.tight_layout()
+        self.fig.savefig(self.path, dpi=120)
+        self.plt.close(self.fig)
 
 
 def _fmt(v) -> str:

@@ -22,6 +22,8 @@ from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 
+from eqprop.circuits.resource import Resource
+
 from .ngspice import NgspiceCircuit, SpiceError, make_equilibrium
 from .options import SpiceOptions
 
@@ -83,6 +85,28 @@ class ChunkedEquilibrium:
         return make_equilibrium(self.network, self.local.free_nodes, self.local.readout, x, y, beta, volts, rescues,
                                 power)
 
+    def _settle_all(self, x, y, beta):
+        """The one chunk scheduler of the local and the Ray pools: chunks spread over the workers, the chunks
+        of workers that died retried once on fresh ones (finished chunks are kept), a loss reported with its
+        samples, and workers recycled when ngspice's memory passes ``memory_limit_mb``."""
+        B = x.shape[0]
+        size = min(self.chunk, -(-B // self.workers))
+        starts = list(range(0, B, size))
+        results = {}
+        for attempt in range(2):
+            todo = [s for s in starts if s not in results]
+            if not todo:
+                break
+            self._run_chunks(todo, size, x, y, beta, results)
+            if attempt == 1 and len(results) < len(starts):
+                lost = [s for s in starts if s not in results]
+                raise SpiceError(f"{self.LOST}; samples {lost[0]}.. (chunks starting at {lost}) have no result",
+                                 sample=lost[0], analysis="op")
+        if max(results[s][3] for s in starts) > self.memory_limit_mb:
+            self._shutdown()  # fresh workers (and a fresh ngspice) for the next batch
+            self.recycled += 1
+        return tuple(np.concatenate([results[s][i] for s in starts]) for i in range(3))
+
 
 def worker_count(workers) -> int:
     """``workers`` checked (None: up to 2, one per core)."""
@@ -93,7 +117,7 @@ def worker_count(workers) -> int:
     return workers
 
 
-class SpicePool(ChunkedEquilibrium):
+class SpicePool(ChunkedEquilibrium, Resource):
     """Settles batches with ngspice, split over ``workers`` processes (recycled when ngspice's memory grows)."""
 
     def __init__(self, network, workers: int | None = None, options: SpiceOptions | None = None,
@@ -159,18 +183,6 @@ class SpicePool(ChunkedEquilibrium):
             else:  # waiting on a pool with a dead worker can block
                 self._discard_broken_pool(count=False)
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:  # interpreter shutdown: nothing left to clean
-            pass
-
     def _collect(self, futures, results, bar) -> None:
         """Waits for every chunk, watching the workers. A worker killed at an unlucky moment can leave the
         executor waiting instead of broken (one such hang showed in benchmarks/faults.py on Python 3.10), so
@@ -187,43 +199,25 @@ class SpicePool(ChunkedEquilibrium):
                 if time.monotonic() - dead_since > DEATH_GRACE_S:
                     raise BrokenProcessPool("a worker died and the pool did not recover")
 
-    def _settle_all(self, x, y, beta):
-        B = x.shape[0]
-        size = min(self.chunk, -(-B // self.workers))
-        starts = list(range(0, B, size))
-        results = {}
-        for attempt in range(2):
-            todo = [s for s in starts if s not in results]
-            if not todo:
-                break
-            bar = _bar(len(todo), self.progress and B >= 256)
-            futures = {}
-            try:  # submit too: a worker killed while idle breaks the pool before this batch is sent
-                pool = self._pool()
-                futures = {s: pool.submit(_settle_chunk, self.version, self.network, self.settings,
-                                          x[s:s + size], None if y is None else y[s:s + size], beta, s)
-                           for s in todo}
-                self._collect(futures, results, bar)
-            except BrokenProcessPool:
-                # A worker died (killed, out of memory): keep the chunks that finished, retry the rest on a new pool.
-                for s, fut in futures.items():
-                    if s not in results and fut.done() and not fut.cancelled() and fut.exception() is None:
-                        results[s] = fut.result()
-                self._discard_broken_pool()
-                if attempt == 1:
-                    lost = [s for s in starts if s not in results]
-                    raise SpiceError(f"ngspice worker processes died twice (killed, or out of memory: see dmesg); "
-                                     f"samples {lost[0]}.. (chunks starting at {lost}) have no result",
-                                     sample=lost[0], analysis="op") from None
-            finally:
-                bar.close()
-        volts = np.concatenate([results[s][0] for s in starts])
-        rescues = np.concatenate([results[s][1] for s in starts])
-        power = np.concatenate([results[s][2] for s in starts])
-        if max(results[s][3] for s in starts) > self.memory_limit_mb:
-            self._shutdown()  # fresh workers (and a fresh ngspice) for the next batch
-            self.recycled += 1
-        return volts, rescues, power
+    LOST = "ngspice worker processes died twice (killed, or out of memory: see dmesg)"
+
+    def _run_chunks(self, todo, size, x, y, beta, results) -> None:
+        bar = _bar(len(todo), self.progress and x.shape[0] >= 256)
+        futures = {}
+        try:  # submit too: a worker killed while idle breaks the pool before this batch is sent
+            pool = self._pool()
+            futures = {s: pool.submit(_settle_chunk, self.version, self.network, self.settings,
+                                      x[s:s + size], None if y is None else y[s:s + size], beta, s)
+                       for s in todo}
+            self._collect(futures, results, bar)
+        except BrokenProcessPool:
+            # A worker died (killed, out of memory): keep the chunks that finished; the rest go to a new pool.
+            for s, fut in futures.items():
+                if s not in results and fut.done() and not fut.cancelled() and fut.exception() is None:
+                    results[s] = fut.result()
+            self._discard_broken_pool()
+        finally:
+            bar.close()
 
 
 def _bar(total, enabled):

@@ -21,6 +21,8 @@ import os
 
 import numpy as np
 
+from eqprop.circuits.resource import Resource
+
 from .ngspice import NgspiceCircuit, SpiceError
 from .options import SpiceOptions
 from .pool import ChunkedEquilibrium, settle_chunk, worker_count
@@ -69,7 +71,7 @@ class _NgspiceActor:
         return os.getpid()
 
 
-class RaySpicePool(ChunkedEquilibrium):
+class RaySpicePool(ChunkedEquilibrium, Resource):
     """Settles batches with ngspice on ``workers`` Ray actors (one CPU each)."""
 
     def __init__(self, network, workers: int | None = None, options: SpiceOptions | None = None,
@@ -104,39 +106,25 @@ class RaySpicePool(ChunkedEquilibrium):
     def actor_pids(self) -> list:
         return self.ray.get([a.pid.remote() for a in self._ensure_actors()])
 
-    def _settle_all(self, x, y, beta):
+    LOST = "Ray ngspice actors died twice"
+
+    def _run_chunks(self, todo, size, x, y, beta, results) -> None:
         from ray.exceptions import RayActorError, RayTaskError
 
-        B = x.shape[0]
-        size = min(self.chunk, -(-B // self.workers))
-        starts = list(range(0, B, size))
-        results = {}
-        for attempt in range(2):
-            todo = [s for s in starts if s not in results]
-            if not todo:
-                break
-            actors = self._ensure_actors()
-            refs = {s: actors[i % len(actors)].settle.remote(self.version, self._network_ref, x[s:s + size],
-                                                             None if y is None else y[s:s + size], beta, s)
-                    for i, s in enumerate(todo)}
-            for s, ref in refs.items():
-                try:
-                    results[s] = self.ray.get(ref)
-                except RayTaskError as exc:  # ngspice failed on a sample: the same error as a local run
-                    if isinstance(getattr(exc, "cause", None), SpiceError):
-                        raise exc.cause from None
-                    raise
-                except RayActorError:  # the actor's process died: replace the dead ones, retry its chunks
-                    pass
-            self._replace_dead()
-            if attempt == 1 and len(results) < len(starts):
-                lost = [s for s in starts if s not in results]
-                raise SpiceError(f"Ray ngspice actors died twice; samples {lost[0]}.. (chunks starting at {lost}) "
-                                 "have no result", sample=lost[0], analysis="op")
-        if max(results[s][3] for s in starts) > self.memory_limit_mb:
-            self.close()
-            self.recycled += 1
-        return (np.concatenate([results[s][i] for s in starts]) for i in range(3))
+        actors = self._ensure_actors()
+        refs = {s: actors[i % len(actors)].settle.remote(self.version, self._network_ref, x[s:s + size],
+                                                         None if y is None else y[s:s + size], beta, s)
+                for i, s in enumerate(todo)}
+        for s, ref in refs.items():
+            try:
+                results[s] = self.ray.get(ref)
+            except RayTaskError as exc:  # ngspice failed on a sample: the same error as a local run
+                if isinstance(getattr(exc, "cause", None), SpiceError):
+                    raise exc.cause from None
+                raise
+            except RayActorError:  # the actor's process died: replace the dead ones, retry its chunks
+                pass
+        self._replace_dead()
 
     def _replace_dead(self) -> None:
         alive = []
@@ -149,7 +137,12 @@ class RaySpicePool(ChunkedEquilibrium):
         self._actors = alive
 
     def close(self) -> None:
+        """Stops the actors; the pool cannot be used afterwards."""
+        self._shutdown()
         self.closed = True
+
+    def _shutdown(self) -> None:
+        """Stops the actors; the next batch starts fresh ones."""
         for a in self._actors:
             try:
                 self.ray.kill(a)
@@ -157,8 +150,3 @@ class RaySpicePool(ChunkedEquilibrium):
                 pass
         self._actors = []
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()

@@ -65,6 +65,18 @@ class NeuronVars(PyLoihiProcessModel):
     targets: np.ndarray = LavaPyType(np.ndarray, float)
 
 
+def relax(model, drive) -> None:
+    """One float neuron step, shared by the plain and the plastic neurons: the nudging current
+    beta R^T (y - R v) from the layer's own voltages, then a step alpha towards the node's exact minimiser."""
+    beta = float(model.beta[0])
+    if beta != 0.0:
+        drive = drive + beta * (model.targets - model.v @ model.readout.T) @ model.readout
+    target = solve_nodes(model.clamp, model.conductance, drive, model.v)
+    new = model.v + model.alpha * (target - model.v)
+    model.change[0] = float(np.abs(new - model.v).max(initial=0.0))
+    model.v = new
+
+
 @implements(proc=EqPropNeurons, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("floating_pt")
@@ -78,14 +90,7 @@ class PyEqPropNeuronsFloat(NeuronVars):
         self.alpha = float(proc_params["alpha"])
 
     def run_spk(self):
-        drive = self.a_in.recv() + self.bias_current
-        beta = float(self.beta[0])
-        if beta != 0.0:  # nudging current beta R^T (y - R v), from this layer's own voltages
-            drive = drive + beta * (self.targets - self.v @ self.readout.T) @ self.readout
-        target = solve_nodes(self.clamp, self.conductance, drive, self.v)
-        new = self.v + self.alpha * (target - self.v)
-        self.change[0] = float(np.abs(new - self.v).max(initial=0.0))
-        self.v = new
+        relax(self, self.a_in.recv() + self.bias_current)
         delta = self.v - self.sent
         fire = np.abs(delta) > self.threshold[0]
         out = np.where(fire, delta, 0.0)

@@ -10,10 +10,10 @@ from lava.magma.core.model.py.type import LavaPyType
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
-from eqprop.circuits.node_solve import solve_nodes
 from eqprop.circuits.serialize import clamp_from_dict
 
 # absolute import: Lava loads this file on its own when it looks for ProcessModels
+from eqprop.neuromorphic.models import relax
 from eqprop.neuromorphic.plastic_process import PlasticNeurons, ValueSource
 
 
@@ -55,15 +55,9 @@ class PyPlasticNeuronsFloat(PyLoihiProcessModel):
         self.gain_out, self.kappa_out = float(proc_params["gain_out"]), float(proc_params["kappa_out"])
 
     def run_spk(self):
-        drive = self.a_in.recv()
-        beta = float(self.beta[0])
-        if beta != 0.0:
-            drive = drive + beta * (self.targets - self.readout @ self.v) @ self.readout
-        target = solve_nodes(self.clamp, self.conductance, drive, self.v)
         old = self.v
-        new = old + self.alpha * (target - old)
-        self.change[0] = float(np.abs(new - old).max(initial=0.0))
-        self.v = new
+        relax(self, self.a_in.recv())
+        new = self.v
         self.s_out.send(new)
         # Third factors. A conductance G between u (this layer's input side, amplified by a) and v learns
         #   dG = s kappa d[(a u - v)^2] = s kappa [a^2 d(u^2) + d(v^2) - 2 a (u dv + v du)]   (s = plasticity)

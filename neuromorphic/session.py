@@ -22,6 +22,7 @@ from multiprocessing.connection import Listener
 import numpy as np
 
 from eqprop.circuits.errors import InputError, NetworkError
+from eqprop.circuits.resource import Resource
 from eqprop.circuits.network import LayeredNetwork
 from eqprop.circuits.serialize import network_from_data, network_to_data
 
@@ -71,7 +72,7 @@ def _serve(conn, alpha, threshold, fixed=False):
             conn.send(("error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"))
 
 
-class LavaSession:
+class LavaSession(Resource):
     """One Lava network in a child process. ``timeout`` bounds every command (seconds)."""
 
     def __init__(self, alpha: float = 1.0, threshold: float = 0.0, timeout: float = 120.0, fixed: bool = False):
@@ -171,15 +172,6 @@ class LavaSession:
             pass
         self.kill()
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.kill()
-        except Exception:
-            pass
+    def release(self) -> None:  # at garbage collection: no message to a Lava process that may hang
+        self.kill()
 
