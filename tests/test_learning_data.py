@@ -89,3 +89,18 @@ def test_digits_default_and_targets():
     assert ds.x_train.shape[1] == 64 and 0 <= ds.x_train.min() and ds.x_train.max() <= 1
     t = targets(np.array([2, 0]), 3, 0.1)
     np.testing.assert_array_equal(t, [[-0.1, -0.1, 0.1], [0.1, -0.1, -0.1]])
+
+
+def test_fashion_mnist_from_debians_package_or_a_message_saying_where(monkeypatch):
+    from dataclasses import replace
+    from pathlib import Path
+
+    from eqprop.learning.data import DATASETS
+
+    spec = DATASETS["fashion-mnist"]
+    if Path(spec.default_path).exists():  # Debian's dataset-fashion-mnist is installed: no --data needed
+        ds = load("fashion-mnist", n_train=100, n_test=50)
+        assert ds.x_train.shape == (100, 784) and 0 <= ds.x_train.min() and ds.x_train.max() <= 1
+    monkeypatch.setitem(DATASETS, "fashion-mnist", replace(spec, default_path="/nonexistent"))
+    with pytest.raises(DataError, match="apt-get install dataset-fashion-mnist"):
+        load("fashion-mnist")
