@@ -44,13 +44,11 @@ def load_sweep(path) -> tuple:
     """(options, points): points are (name, TrainConfig), every one validated."""
     import tomli
 
+    from eqprop.learning.rundir import read_parsed
+
     path = Path(path)
-    if not path.is_file():
-        raise SweepError(f"sweep file {path} does not exist")
-    try:
-        doc = tomli.loads(path.read_text())
-    except (tomli.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise SweepError(f"{path} is not valid TOML: {exc}") from None
+    doc = read_parsed(path, tomli.loads, tomli.TOMLDecodeError, SweepError, missing=f"sweep file {path} does not exist",
+                      bad="{path} is not valid TOML: {exc}")
     unknown = sorted(set(doc) - set(SECTIONS))
     if unknown:
         raise SweepError(f"{path}: unknown table(s) {unknown}; a sweep file has [sweep], [base] and [grid]")

@@ -205,13 +205,22 @@ def load_config(run_dir: Path):
         raise RunError(f"{run_dir}: no such run directory; give a directory written by 'eqprop train'")
     if not Path(run_dir).is_dir():
         raise RunError(f"{run_dir} is a file, not a run directory; give a directory written by 'eqprop train'")
-    if not path.exists():
-        raise RunError(f"{run_dir} has no {CONFIG}; is it a run directory written by 'eqprop train'?")
-    try:
-        d = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise RunError(f"{path} is not valid JSON ({exc}); restore it or start a new run") from None
+    d = read_parsed(path, json.loads, json.JSONDecodeError, RunError,
+                    missing=f"{run_dir} has no {CONFIG}; is it a run directory written by 'eqprop train'?",
+                    bad="{path} is not valid JSON ({exc}); restore it or start a new run")
     return TrainConfig.from_dict(d, where=str(path)).validate()
+
+
+def read_parsed(path: Path, parse, parse_error, error, missing: str, bad: str):
+    """``parse`` of a text file's contents, or one ``error``: ``missing`` when there is no such file, ``bad``
+    (formatted with path and exc) when it does not parse."""
+    path = Path(path)
+    if not path.is_file():
+        raise error(missing)
+    try:
+        return parse(path.read_text())
+    except (parse_error, UnicodeDecodeError) as exc:
+        raise error(bad.format(path=path, exc=exc)) from None
 
 
 def save_checkpoint(run_dir: Path, cfg, backend, trainer, history: list, position: dict | None = None) -> None:

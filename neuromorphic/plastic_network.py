@@ -27,7 +27,8 @@ from eqprop.circuits.energy import node_conductance
 from eqprop.circuits.serialize import clamp_to_dict
 
 from eqprop.neuromorphic.network import assign, run_until_settled, warmup_steps
-from eqprop.neuromorphic.plastic_process import PlasticNeurons, ValueSource
+from eqprop.neuromorphic.neurons.process import PlasticNeurons
+from eqprop.neuromorphic.source.process import ValueSource
 
 LEARNING_RULE = "u0 * y1 - u0 * 2^2 * x1 * y2"
 # Traces that must not decay: every trace is overwritten each step (x1 by the graded payload, y1/y2 by the

@@ -1,0 +1,149 @@
+"""ProcessModels of the neuron layers: floating point (tag 'floating_pt') on one abstract base shared with
+the plastic variant, and fixed point (tag 'fixed_pt'; see ``eqprop.neuromorphic.quantize`` for the units).
+
+Connections are buffered one step, like Lava's own Dense: the currents a layer sees at step t come from
+its neighbours' messages of step t-1, which keeps the recurrent (bidirectional) graph free of deadlock
+and makes the network a delayed Jacobi iteration whose fixed points are the equilibria.
+"""
+from __future__ import annotations
+
+import numpy as np
+from lava.magma.core.decorator import implements, requires, tag
+from lava.magma.core.model.py.model import PyLoihiProcessModel
+from lava.magma.core.model.py.ports import PyInPort, PyOutPort
+from lava.magma.core.model.py.type import LavaPyType
+from lava.magma.core.resources import CPU
+from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
+
+from eqprop.circuits.node_solve import solve_nodes
+from eqprop.circuits.serialize import clamp_from_dict
+# absolute imports: Lava loads this file on its own (as module 'models') when it looks for ProcessModels
+from eqprop.neuromorphic.neurons.process import EqPropNeurons, PlasticNeurons
+from eqprop.neuromorphic.quantize import G_FRAC, I_FRAC, V_FRAC, V_MAX, to_volts_int
+
+
+class NeuronVars(PyLoihiProcessModel):
+    """The host-facing Vars of EqPropNeurons, in volts and siemens, shared by the float and fixed-point models."""
+
+    v: np.ndarray = LavaPyType(np.ndarray, float)
+    sent: np.ndarray = LavaPyType(np.ndarray, float)
+    conductance: np.ndarray = LavaPyType(np.ndarray, float)
+    bias_current: np.ndarray = LavaPyType(np.ndarray, float)
+    threshold: np.ndarray = LavaPyType(np.ndarray, float)
+    change: np.ndarray = LavaPyType(np.ndarray, float)
+    messages: np.ndarray = LavaPyType(np.ndarray, float)
+    readout: np.ndarray = LavaPyType(np.ndarray, float)
+    beta: np.ndarray = LavaPyType(np.ndarray, float)
+    targets: np.ndarray = LavaPyType(np.ndarray, float)
+
+
+class AbstractEqPropNeuronsFloat(NeuronVars):
+    """The float neuron step shared by the plain and the plastic neurons."""
+
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+
+    def __init__(self, proc_params):
+        super().__init__(proc_params)
+        self.clamp = clamp_from_dict(proc_params["clamp_params"])
+        self.alpha = float(proc_params["alpha"])
+
+    def relax(self, drive) -> None:
+        """The nudging current beta R^T (y - R v) from the layer's own voltages, then a step alpha towards the
+        node's exact minimiser."""
+        beta = float(self.beta[0])
+        if beta != 0.0:
+            drive = drive + beta * (self.targets - self.v @ self.readout.T) @ self.readout
+        target = solve_nodes(self.clamp, self.conductance, drive, self.v)
+        new = self.v + self.alpha * (target - self.v)
+        self.change[0] = float(np.abs(new - self.v).max(initial=0.0))
+        self.v = new
+
+
+@implements(proc=EqPropNeurons, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PyEqPropNeuronsFloat(AbstractEqPropNeuronsFloat):
+    def run_spk(self):
+        self.relax(self.a_in.recv() + self.bias_current)
+        delta = self.v - self.sent
+        fire = np.abs(delta) > self.threshold[0]
+        out = np.where(fire, delta, 0.0)
+        self.sent = self.sent + out
+        self.messages[0] += float(fire.sum())
+        self.s_out.send(out)
+
+
+@implements(proc=PlasticNeurons, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PyPlasticNeuronsFloat(AbstractEqPropNeuronsFloat):
+    bap: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, bool)
+    y1_forward: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    y2_forward: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    y1_backward: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    y2_backward: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    plasticity: np.ndarray = LavaPyType(np.ndarray, float)
+
+    def __init__(self, proc_params):
+        super().__init__(proc_params)
+        self.gain_in, self.kappa_in = float(proc_params["gain_in"]), float(proc_params["kappa_in"])
+        self.gain_out, self.kappa_out = float(proc_params["gain_out"]), float(proc_params["kappa_out"])
+
+    def run_spk(self):
+        old = self.v
+        self.relax(self.a_in.recv() + self.bias_current)
+        new = self.v
+        self.s_out.send(new)
+        # Third factors. A conductance G between u (this layer's input side, amplified by a) and v learns
+        #   dG = s kappa d[(a u - v)^2] = s kappa [a^2 d(u^2) + d(v^2) - 2 a (u dv + v du)]   (s = plasticity)
+        # The synapse into this layer (post = v) realises s kappa_in (d(v^2) - 2 a_in u dv) and the one out
+        # of it (post = u) s kappa_out (a_out^2 d(u^2) - 2 a_out v du), both as  y1 - 4 x1 y2  with x1 the
+        # presynaptic voltage / 2: the rule's constants stay plain powers of two, the scaling lives here.
+        s = float(self.plasticity[0])
+        dv, dsq = new - old, new * new - old * old
+        self.bap.send(np.full(new.shape, s != 0.0))
+        self.y1_forward.send(s * self.kappa_in * dsq)
+        self.y2_forward.send(s * self.kappa_in * self.gain_in * dv)
+        self.y1_backward.send(s * self.kappa_out * self.gain_out ** 2 * dsq)
+        self.y2_backward.send(s * self.kappa_out * self.gain_out * dv)
+
+
+@implements(proc=EqPropNeurons, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PyEqPropNeuronsFixed(NeuronVars):
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int64, precision=64)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int64, precision=24)
+
+    def __init__(self, proc_params):
+        super().__init__(proc_params)
+        clamp = proc_params["clamp_params"]
+        if clamp is not None and clamp["diode"] != "ideal":
+            raise ValueError("fixed-point neurons model ideal-diode clamps only")
+        self.rails = None if clamp is None else (int(to_volts_int(clamp["v_low"])), int(to_volts_int(clamp["v_high"])))
+        self.v_int = None
+
+    def run_spk(self):
+        if self.v_int is None:
+            self.v_int = to_volts_int(self.v)
+        drive = self.a_in.recv() + np.round(self.bias_current * 2.0**I_FRAC).astype(np.int64)
+        beta = int(round(float(self.beta[0]) * 2.0**G_FRAC))
+        if beta:
+            r = np.round(self.readout).astype(np.int64)  # +-1 entries
+            err = to_volts_int(self.targets) - self.v_int @ r.T
+            drive = drive + beta * (err @ r)
+        ohms = np.round(1.0 / self.conductance).astype(np.int64)  # the host-given reciprocal, in ohms
+        target = (drive * ohms) >> G_FRAC  # 2^-60 A x ohms = 2^-60 V, >> 40 -> 2^-20 V LSBs
+        if self.rails is not None:
+            target = np.clip(target, *self.rails)
+        target = np.clip(target, -V_MAX, V_MAX)
+        self.change[0] = float(np.abs(target - self.v_int).max(initial=0)) * 2.0**-V_FRAC
+        self.v_int = target
+        self.v = target * 2.0**-V_FRAC
+        delta = target - to_volts_int(self.sent)
+        fire = np.abs(delta) * 2.0**-V_FRAC > self.threshold[0]
+        out = np.where(fire, delta, 0)
+        self.sent = self.sent + out * 2.0**-V_FRAC
+        self.messages[0] += float(fire.sum())
+        self.s_out.send(out)

@@ -1,0 +1,1 @@
+"""Clamped voltage sources: inputs and bias rails."""

@@ -1,0 +1,23 @@
+"""Sources: ``ClampedSource`` (a batch of input voltages; sends the changes of its values) and
+``ValueSource`` (one sample's clamped voltages, sent every step as graded spikes, for the plastic path)."""
+from __future__ import annotations
+
+import numpy as np
+from lava.magma.core.process.ports.ports import InPort, OutPort
+from lava.magma.core.process.process import AbstractProcess
+from lava.magma.core.process.variable import Var
+
+
+class ClampedSource(AbstractProcess):
+    def __init__(self, *, values: np.ndarray, name: str | None = None):
+        super().__init__(values=values, name=name)
+        self.s_out = OutPort(shape=values.shape)
+        self.values = Var(shape=values.shape, init=values)
+        self.sent = Var(shape=values.shape, init=np.zeros(values.shape))
+
+
+class ValueSource(AbstractProcess):
+    def __init__(self, *, values: np.ndarray, name: str | None = None):
+        super().__init__(name=name)
+        self.s_out = OutPort(shape=values.shape)
+        self.values = Var(shape=values.shape, init=values)
