@@ -45,3 +45,16 @@ def test_report_numbers_match_the_backends(tmp_path, monkeypatch):
     assert saved["backends"]["native"]["training"]["test_accuracy"] == [h["test_accuracy"] for h in history]
     assert saved["backends"]["spice"]["physical"]["static_power_w"] > 0
     assert saved["config"]["n_train"] == 100 and saved["config"]["n_test"] == 50
+
+
+def test_report_warns_when_a_backend_ends_near_chance():
+    row = {"available": True, "equilibrium_vs_native": None, "gradient_cosine": 1.0, "gradient_relative_error": 0.0,
+           "seconds_per_equilibrium": 1e-3, "physical": {}, "training": {"test_accuracy": [0.1], "seconds": 1.0,
+                                                                          "lr": [1.0, 0.5]}}
+    good = dict(row, training=dict(row["training"], test_accuracy=[0.9]))
+    config = {"dataset": "digits", "sizes": [128, 32, 20], "diode_is": 1e-7, "rails": [-0.05, 0.05], "gain": 4.0,
+              "seed": 0, "batch": 8, "beta_relative": 0.01, "beta": 1e-9, "epochs": 1, "n_train": 600,
+              "n_test": 300, "n_classes": 10, "capacitance": 1e-12}
+    text = cmp.render({"config": config, "backends": {"a": row, "b": good}, "equilibria": {}})
+    assert "Warning: a ended near chance" in text and "600 training images, tested on 300" in text
+    assert "b ended" not in text and "a [1.0, 0.5]" in text
