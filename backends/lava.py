@@ -43,7 +43,11 @@ class LavaBackend(ResistiveBackend):
         sent = r["messages"] - before if r["messages"] >= before else r["messages"]  # rebuilt: counter restarted
         self.messages = r["messages"]
         layers = r["layers"]
-        res = kcl_residual(net, net.encode_inputs(x), layers, y, beta)
+        if self.fixed:
+            from eqprop.neuromorphic.quantize import snap_to_rails
+            res = kcl_residual(net, net.encode_inputs(x), snap_to_rails(net, layers), y, beta)
+        else:
+            res = kcl_residual(net, net.encode_inputs(x), layers, y, beta)
         residual = float(max(np.abs(v).max(initial=0.0) for v in res))
         info = {"steps": r["steps"], "messages": sent, "messages_per_sample": sent / x.shape[0]}
         if self.fixed:

@@ -36,6 +36,8 @@ def compare(out_dir, *, dataset="digits", data=None, hidden=(32,), epochs=3, n_t
             batch=32, beta=0.01, backends=None, capacitance=1e-12, workers=1, lr=None, log=print) -> dict:
     """``backends``: names from the registry (default: all of them)."""
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"--out {out_dir} is a file; give a directory for the report")
     backends = list(backends or registry.names())
     for name in backends:
         registry.get(name)  # an unknown name fails here, before anything runs

@@ -28,6 +28,10 @@ def physics_rows(runs=(), sizes=(), capacitance=1e-12, samples=3, log=print) -> 
     from eqprop.netlists.transient import settling
 
     nets = [(str(run), load_checkpoint(run)[0]) for run in runs]
+    for name, net in nets:
+        if not hasattr(net, "neurons"):
+            raise ValueError(f"{name} is a run of a digital model (no circuit to simulate); give a circuit run "
+                             "(native, spice, lava)")
     for s in sizes or (["64-32-10", "128-100-20"] if not runs else []):
         nets.append((s, layered(parse_sizes(s), diode=ShockleyDiode(i_s=1e-7), rails=(-0.05, 0.05), gain=4.0, seed=0)))
     rng = np.random.default_rng(0)

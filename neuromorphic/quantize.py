@@ -36,6 +36,25 @@ def to_volts_int(v) -> np.ndarray:
     return np.clip(np.round(np.asarray(v, dtype=float) * 2.0**V_FRAC), -V_MAX, V_MAX).astype(np.int64)
 
 
+def rails_to_int(v_low: float, v_high: float) -> tuple:
+    """The rails in voltage LSBs, rounded inward: a clamped state never lies outside the physical rails
+    (rounding to nearest put 0.05 V at 0.0500001907 V, outside, and the KCL check reported inf)."""
+    return int(np.ceil(v_low * 2.0**V_FRAC)), int(np.floor(v_high * 2.0**V_FRAC))
+
+
+def snap_to_rails(net, layers) -> list:
+    """Voltages within one LSB of a rail, put on it: the fixed-point state resolves a rail to one LSB, so
+    its KCL residual is judged at the rail it stands for."""
+    lsb = 2.0**-V_FRAC
+    out = []
+    for clamp, v in zip(net.neurons, layers):
+        if clamp is not None:
+            v = np.where(np.abs(v - clamp.v_high) <= lsb, clamp.v_high, v)
+            v = np.where(np.abs(v - clamp.v_low) <= lsb, clamp.v_low, v)
+        out.append(v)
+    return out
+
+
 def weight_errors(net) -> list:
     """Per connection: the largest 8-bit mapping error relative to its largest conductance."""
     return [weight_error(net.gains[c] * net.weights[c]) for c in range(net.n_connections)]

@@ -149,9 +149,14 @@ def _foreign_checkpoint_run(tmp: Path) -> Path:
     return dst
 
 
-def _float_npz(tmp: Path) -> Path:
-    rng = np.random.default_rng(0)
-    return _npz(tmp, "f.npz", x_train=rng.uniform(0, 1, (20, 8, 8)), x_test=rng.integers(0, 256, (10, 8, 8)))
+def _hopfield_run(tmp: Path) -> Path:
+    run = tmp / "hopfield"
+    if not (run / "checkpoint.npz").exists():
+        from eqprop.learning.runs import train
+        from eqprop.learning.trainer import TrainConfig
+        train(TrainConfig(backend="hopfield", hidden=[8], epochs=1, n_train=60, n_test=30), run, progress=False,
+              log=lambda *_: None)
+    return run
 
 
 def _sweep(tmp: Path, text: str) -> Path:
@@ -492,6 +497,13 @@ def cases() -> list:
           argv=lambda t: ["train", "--diode-is", "1e-7", "--out", str(t / "di")]),
         C("train --fixed-point with the native backend", "config", ("fixed-point", "native"),
           argv=lambda t: ["train", "--fixed-point", "--out", str(t / "fp")]),
+        C("physics on a Hopfield run", "runs", ("digital model",),
+          argv=lambda t: ["physics", str(_hopfield_run(t))]),
+        C("netlist of a Hopfield run", "runs", ("digital model",),
+          argv=lambda t: ["netlist", str(_hopfield_run(t)), "--out", str(t / "h.cir")]),
+        C("compare --out a file", "config", ("is a file",),
+          argv=lambda t: ["compare", "--out", str(_notes_dir(t) / "NOTES.txt")],
+          precious=lambda t: [t / "mine" / "NOTES.txt"]),
         C("train a network too big for memory", "config", ("gib", "smaller --hidden"),
           argv=lambda t: ["train", "--hidden", "2000000", "--out", str(t / "big")]),
         C("train --backend lava --fixed-point --diode shockley", "lava", ("ideal",),

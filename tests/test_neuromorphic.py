@@ -55,6 +55,11 @@ def test_fixed_point_equilibria_stay_within_the_documented_bound():
             ref = solve(net, x, y if beta else None, beta, tol=1e-13)
             assert np.abs(eq.voltages - ref.voltages).max() <= 0.05 * 0.1
             assert eq.method == "lava-fixed"
+            # rails round inward: no state outside the physical rails, and the KCL residual is finite
+            for clamp, v in zip(net.neurons, eq.layers):
+                if clamp is not None:
+                    assert clamp.v_low <= v.min() and v.max() <= clamp.v_high
+            assert np.isfinite(eq.residual) and eq.residual < 1e-6
             assert 0 < max(eq.info["weight_quantisation_error"]) < 0.01  # half an LSB of 127 levels: < 0.4%+
     finally:
         backend.close()

@@ -19,7 +19,7 @@ from eqprop.circuits.node_solve import solve_nodes
 from eqprop.circuits.serialize import clamp_from_dict
 # absolute imports: Lava loads this file on its own (as module 'models') when it looks for ProcessModels
 from eqprop.neuromorphic.neurons.process import EqPropNeurons, PlasticNeurons
-from eqprop.neuromorphic.quantize import G_FRAC, I_FRAC, V_FRAC, V_MAX, to_volts_int
+from eqprop.neuromorphic.quantize import G_FRAC, I_FRAC, V_FRAC, V_MAX, rails_to_int, to_volts_int
 
 
 class NeuronVars(PyLoihiProcessModel):
@@ -121,7 +121,7 @@ class PyEqPropNeuronsFixed(NeuronVars):
         clamp = proc_params["clamp_params"]
         if clamp is not None and clamp["diode"] != "ideal":
             raise ValueError("fixed-point neurons model ideal-diode clamps only")
-        self.rails = None if clamp is None else (int(to_volts_int(clamp["v_low"])), int(to_volts_int(clamp["v_high"])))
+        self.rails = None if clamp is None else rails_to_int(clamp["v_low"], clamp["v_high"])
         self.v_int = None
 
     def run_spk(self):
