@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from eqprop.circuits import layered, solve
-from eqprop.learning.rundir import RunError, clear_run
+from eqprop.learning.rundir import RUN_FILES, RunError, clear_run
 from eqprop.learning.runs import train
 from eqprop.learning.trainer import TrainConfig
 
@@ -37,10 +37,14 @@ def demo(out="runs/demo", epochs=10, with_compare=True, progress=None, log=print
     if out.exists():
         if not out.is_dir():
             raise RunError(f"--out {out} is a file; give a directory (new, empty, or an earlier demo's)")
-        foreign = sorted(p.name for p in out.iterdir() if p.name not in ("run", "compare"))
+        foreign = sorted(p.name for p in out.iterdir()
+                         if p.name not in ("run", "compare") and not (p.name in RUN_FILES and p.is_file()))
         if foreign:
             raise RunError(f"--out {out} holds files the demo did not write ({', '.join(foreign[:3])}); nothing was "
                            "deleted: give a new or empty directory")
+        for p in out.iterdir():  # an earlier version's demo wrote its run files here, not in OUT/run
+            if p.name in RUN_FILES and p.is_file():
+                p.unlink()
     run_dir, report_dir = out / "run", out / "compare"
     clear_run(run_dir)  # refuses (deleting nothing) if it holds files eqprop did not write
     log("== equilibrium of the example network (native solver) ==")

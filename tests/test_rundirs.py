@@ -206,3 +206,17 @@ def test_exported_ideal_netlist_gives_the_trained_predictions_and_exits_0(tmp_pa
     native = solve(net, load("digits").x_test[:40]).prediction
     assert (spice.argmax(1) == native.argmax(1)).all()
     assert np.abs(spice - native).max() < 1e-4  # the 1 S stand-in: microvolts at these currents
+
+
+def test_demo_replaces_its_own_earlier_files_and_nothing_else(tmp_path):
+    from eqprop.experiments.demo import demo
+
+    old = tmp_path / "demo"  # an earlier version's demo: run files directly in --out
+    train(small(), old, progress=False, log=lambda *_: None)
+    demo(old, epochs=1, with_compare=False, progress=False, log=lambda *_: None)
+    assert sorted(p.name for p in old.iterdir()) == ["run"] and (old / "run" / "checkpoint.npz").exists()
+    demo(old, epochs=1, with_compare=False, progress=False, log=lambda *_: None)  # and again over itself
+    (old / "NOTES.txt").write_text("mine")
+    with pytest.raises(RunError, match="NOTES.txt"):
+        demo(old, epochs=1, with_compare=False, progress=False, log=lambda *_: None)
+    assert (old / "NOTES.txt").read_text() == "mine" and (old / "run" / "checkpoint.npz").exists()
