@@ -1,0 +1,70 @@
+"""Training throughput of the native backend on the Kendall-size network (1568-100-20), and where the time goes.
+
+    python benchmarks/train_step.py [--mnist PATH] [--steps 20]
+
+A full training step is the free phase, the centered nudged phases (+beta and -beta, warm-started from
+the free state), the local statistics and the update through the programming model. Prints samples
+per second at batch 64 and 512, and the share of each part (the backend's settle is wrapped and timed;
+the rest of the step is the local statistics, the update and Python). Measured, never asserted.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from eqprop.backends.native import NativeBackend
+from eqprop.learning.programming import preset
+from eqprop.learning.runs import build_network, resolved
+from eqprop.learning.trainer import EqPropTrainer, TrainConfig
+
+DEFAULT_MNIST = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist" / "mnist.npz"
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--mnist", default=str(DEFAULT_MNIST))
+    p.add_argument("--steps", type=int, default=20)
+    args = p.parse_args(argv)
+    if Path(args.mnist).exists():
+        z = np.load(args.mnist)
+        x_all, y_all, source = z["x_train"][:512 * 4].reshape(-1, 784) / 255.0, z["y_train"][:512 * 4], "MNIST"
+    else:
+        rng = np.random.default_rng(0)
+        x_all, y_all, source = rng.uniform(0, 1, (2048, 784)), rng.integers(0, 10, 2048), "random inputs"
+    print(f"# native training step, 1568-100-20, ideal diodes, centered nudging, {source}")
+    print("| batch | samples / s | free phase | nudged phases (+beta, -beta) | statistics, update, Python |")
+    print("|---|---|---|---|---|")
+    for batch in (64, 512):
+        cfg = resolved(TrainConfig(dataset="mnist", hidden=[100], batch_size=batch, lr=[20.0, 5.0]), 784, 10)
+        net = build_network(cfg, 784, 10)
+        backend = NativeBackend(net, tol=cfg.tol)
+        trainer = EqPropTrainer(backend, cfg, preset("ideal", 2.0 * max(float(w.max()) for w in net.weights)), 10)
+        spent = defaultdict(float)
+        settle = backend.settle
+
+        def timed_settle(x, y=None, beta=0.0, init=None):
+            t0 = time.perf_counter()
+            try:
+                return settle(x, y, beta, init)
+            finally:
+                spent["nudged" if beta else "free"] += time.perf_counter() - t0
+
+        backend.settle = timed_settle
+        trainer.step(x_all[:batch], y_all[:batch])  # warm up
+        spent.clear()
+        t0 = time.perf_counter()
+        for s in range(args.steps):
+            i = (s * batch) % (len(x_all) - batch)
+            trainer.step(x_all[i:i + batch], y_all[i:i + batch])
+        total = time.perf_counter() - t0
+        rest = total - spent["free"] - spent["nudged"]
+        print(f"| {batch} | {args.steps * batch / total:,.0f} | {spent['free'] / total:.0%} | "
+              f"{spent['nudged'] / total:.0%} | {rest / total:.0%} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
