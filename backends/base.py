@@ -74,8 +74,8 @@ class Backend:
         raise NotImplementedError
 
     @classmethod
-    def default_lr(cls, sizes) -> list:
-        """Learning rate per connection for layer sizes ``sizes`` when the user gives none."""
+    def default_lr(cls, hidden) -> list:
+        """Learning rate per connection (hidden layers + 1, input side first) when the user gives none."""
         raise NotImplementedError
 
     @staticmethod
@@ -145,12 +145,12 @@ class ResistiveBackend(Backend):
     BASE_LR = (10.0, 5.0)
 
     @classmethod
-    def default_lr(cls, sizes) -> list:
+    def default_lr(cls, hidden) -> list:
         """The rate rule: (10, 5, 5, ...) times min(1, smallest hidden layer / 100). Below 100 hidden units
         the fixed rates overshoot (measured on digits: 16 hidden stays at chance with (10, 5), trains to 87%
         in 5 epochs with the rule); above, the rates hold (the units already scale with the fan-in)."""
-        scale = min(1.0, min(sizes[1:-1]) / 100.0)
-        return [cls.BASE_LR[0] * scale] + [cls.BASE_LR[1] * scale] * (len(sizes) - 2)
+        scale = min(1.0, min(hidden) / 100.0)
+        return [cls.BASE_LR[0] * scale] + [cls.BASE_LR[1] * scale] * len(hidden)
 
     def parameter_scales(self) -> list:
         """Each array's mean initial conductance times sqrt(fan_in / 100) (rates are quoted for 100 inputs)."""

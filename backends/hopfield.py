@@ -142,10 +142,9 @@ class HopfieldBackend(Backend):
         return HopfieldNetwork.create([n_features] + list(cfg.hidden) + [n_classes], seed=cfg.seed)
 
     @classmethod
-    def default_lr(cls, sizes) -> list:
+    def default_lr(cls, hidden) -> list:
         """The paper's rates for 1-3 hidden layers; deeper: each layer 4x below the one before it."""
-        n = len(sizes) - 1
-        return list(PAPER_LR.get(n - 1) or [0.128 / 4**k for k in range(n)])
+        return list(PAPER_LR.get(len(hidden)) or [0.128 / 4**k for k in range(len(hidden) + 1)])
 
     @classmethod
     def network_to_data(cls, network) -> tuple:

@@ -43,11 +43,11 @@ class LavaBackend(ResistiveBackend):
         sent = r["messages"] - before if r["messages"] >= before else r["messages"]  # rebuilt: counter restarted
         self.messages = r["messages"]
         layers = r["layers"]
-        if self.fixed:
+        judged = layers
+        if self.fixed:  # a rail is resolved to one LSB: judge KCL at the rail the state stands for
             from eqprop.neuromorphic.quantize import snap_to_rails
-            res = kcl_residual(net, net.encode_inputs(x), snap_to_rails(net, layers), y, beta)
-        else:
-            res = kcl_residual(net, net.encode_inputs(x), layers, y, beta)
+            judged = snap_to_rails(net, layers)
+        res = kcl_residual(net, net.encode_inputs(x), judged, y, beta)
         residual = float(max(np.abs(v).max(initial=0.0) for v in res))
         info = {"steps": r["steps"], "messages": sent, "messages_per_sample": sent / x.shape[0]}
         if self.fixed:

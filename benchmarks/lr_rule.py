@@ -23,7 +23,7 @@ def main():
     print("|---|---|---|---|")
     for hidden in ([8], [16], [32], [64], [100], [400], [16, 16], [100, 100]):
         fixed = [10.0] + [5.0] * len(hidden)
-        rule = ResistiveBackend.default_lr([128] + hidden + [20])
+        rule = ResistiveBackend.default_lr(hidden)
         out_only = [10.0] + [5.0 * min(1.0, n / 100) for n in hidden]
         row = [accuracy(hidden, lr) for lr in (fixed, rule, out_only)]
         print(f"| {'-'.join(map(str, hidden))} | " + " | ".join(f"{a:.4f}" for a in row) + " |", flush=True)

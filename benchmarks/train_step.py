@@ -39,7 +39,7 @@ def main(argv=None):
     print("| batch | samples / s | free phase | nudged phases (+beta, -beta) | statistics, update, Python |")
     print("|---|---|---|---|---|")
     for batch in (64, 512):
-        cfg = resolved(TrainConfig(dataset="mnist", hidden=[100], batch_size=batch, lr=[20.0, 5.0]), 784, 10)
+        cfg = resolved(TrainConfig(dataset="mnist", hidden=[100], batch_size=batch, lr=[20.0, 5.0]))
         net = build_network(cfg, 784, 10)
         backend = NativeBackend(net, tol=cfg.tol)
         trainer = EqPropTrainer(backend, cfg, preset("ideal", 2.0 * max(float(w.max()) for w in net.weights)), 10)

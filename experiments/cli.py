@@ -154,10 +154,8 @@ def cmd_netlist(args) -> int:
 
 
 def cmd_physics(args) -> int:
-    from .physics import parse_sizes, physics_rows
+    from .physics import physics_rows
 
-    for s in args.sizes or []:
-        parse_sizes(s)  # a bad --sizes fails before ngspice starts
     physics_rows(args.run or [], args.sizes or [], args.capacitance, args.samples)
     return 0
 

@@ -61,10 +61,11 @@ def compare(out_dir, *, dataset="digits", data=None, hidden=(32,), epochs=3, n_t
     for name in backends:
         log(f"compare: {name} ...")
         try:
+            # the backend's own defaults; a backend without Shockley diodes (the Hopfield reference) keeps its own
+            own_diode = cfg.diode in registry.get(name).diodes
             bcfg = replace(cfg, backend=name, lr=lr, beta=None, momentum=None, lr_decay=None, batch_size=None,
-                           nudging=None, tol=None, diode="ideal" if "shockley" not in registry.get(name).diodes
-                           else cfg.diode, diode_is=None if "shockley" not in registry.get(name).diodes
-                           else cfg.diode_is).resolve()
+                           nudging=None, tol=None, diode=cfg.diode if own_diode else "ideal",
+                           diode_is=cfg.diode_is if own_diode else None).resolve()
             if backend_class(bcfg).family == "resistive":
                 row = _circuit_row(bcfg, net, x, y, beta_abs, ref, exact, capacitance, report)
             else:

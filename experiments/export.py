@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from eqprop.backends import ResistiveBackend
 from eqprop.circuits import solve
 from eqprop.learning.data import load
 from eqprop.learning.rundir import load_checkpoint, load_config
@@ -37,7 +38,6 @@ def export_netlist(run, out, split="test", sample=0, count=1, beta=0.0, nudge="c
         raise ExportError(f"--sample {sample} --count {count} is past the {len(x_all)} {split} samples")
     idx = list(range(sample, sample + count))
     x = x_all[idx] * cfg.input_scale
-    from eqprop.backends import ResistiveBackend
     y = ResistiveBackend.targets(y_all[idx], ds.n_classes, cfg.target_amplitude)
     beta_abs = beta * state["beta_abs"] / cfg.beta if beta else 0.0
     deviation = measured_deviation(net, x, y if beta_abs else None, beta_abs)

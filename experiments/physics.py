@@ -24,6 +24,7 @@ def physics_rows(runs=(), sizes=(), capacitance=1e-12, samples=3, log=print) -> 
         raise ValueError(f"--capacitance must be a positive number of farads, got {capacitance}")
     if samples < 1:
         raise ValueError(f"--samples must be >= 1, got {samples}")
+    shapes = [(s, parse_sizes(s)) for s in sizes or (["64-32-10", "128-100-20"] if not runs else [])]
     from eqprop.netlists import NgspiceCircuit
     from eqprop.netlists.transient import settling
 
@@ -32,8 +33,8 @@ def physics_rows(runs=(), sizes=(), capacitance=1e-12, samples=3, log=print) -> 
         if not hasattr(net, "neurons"):
             raise ValueError(f"{name} is a run of a digital model (no circuit to simulate); give a circuit run "
                              "(native, spice, lava)")
-    for s in sizes or (["64-32-10", "128-100-20"] if not runs else []):
-        nets.append((s, layered(parse_sizes(s), diode=ShockleyDiode(i_s=1e-7), rails=(-0.05, 0.05), gain=4.0, seed=0)))
+    for s, shape in shapes:
+        nets.append((s, layered(shape, diode=ShockleyDiode(i_s=1e-7), rails=(-0.05, 0.05), gain=4.0, seed=0)))
     rng = np.random.default_rng(0)
     log(f"node capacitance {capacitance:g} F; settling = outputs within 1% (of the largest output) of the operating "
         f"point; {samples} random inputs in [0, 1] V per network, mean (max)")

@@ -233,7 +233,7 @@ def save_checkpoint(run_dir: Path, cfg, backend, trainer, history: list, positio
         if d is not None:
             arrays[f"d2d_{i}"] = d
     info = {"format": FORMAT, "backend": cfg.backend, "config_hash": config_hash(cfg),
-            "shapes": [list(p.shape) for p in backend.parameters()],
+            "shapes": parameter_shapes(backend.network),
             "network": meta, "epoch": state["epoch"], "rng": state["rng"], "g_ref": state["g_ref"],
             "beta_abs": state["beta_abs"], "g_max": trainer.device.g_max if trainer.device else None,
             "lr": trainer.lr[:len(trainer.lr) // 2], "history": history, "position": position}
@@ -274,10 +274,15 @@ def load_checkpoint(run_dir: Path, cfg=None):
     except (KeyError, TypeError, ValueError) as e:
         raise RunError(f"{path} is incomplete or corrupt ({type(e).__name__}: {e}); restore it or start a new "
                        "run") from None
-    shapes = [list(p.shape) for p in list(net.weights) + list(net.biases)]
+    shapes = parameter_shapes(net)
     if shapes != info["shapes"] or [list(v.shape) for v in state["velocity"]] != shapes:
         raise RunError(f"{path} holds arrays of shapes {shapes} but records {info['shapes']}; it is corrupt")
     return net, state, info["history"]
+
+
+def parameter_shapes(net) -> list:
+    """Shapes of a network's parameter arrays, weights then biases (circuits and the Hopfield reference)."""
+    return [list(p.shape) for p in list(net.weights) + list(net.biases)]
 
 
 def write_metrics(run_dir: Path, history: list) -> None:

@@ -18,7 +18,8 @@ from eqprop import backends
 from .data import load
 from .programming import preset
 from .rundir import (CHECKPOINT, CONFIG, RunError, RunLock, changed_fields, check_run_dir, load_checkpoint,
-                     load_config, save_checkpoint, write_config, write_metrics, write_plots, writable_dir)
+                     load_config, parameter_shapes, save_checkpoint, write_config, write_metrics, write_plots,
+                     writable_dir)
 from .trainer import ConfigError, EqPropTrainer, TrainConfig
 
 MEMORY_FRACTION = 0.8  # refuse a network whose arrays would need more than this share of the machine's memory
@@ -53,14 +54,12 @@ def check_memory(cfg: TrainConfig, n_features: int, n_classes: int) -> None:
                           "use smaller --hidden layers")
 
 
-def resolved(cfg: TrainConfig, n_features: int, n_classes: int) -> TrainConfig:
+def resolved(cfg: TrainConfig) -> TrainConfig:
     """The config as it will be recorded: defaults filled, the rate rule applied, the data path absolute."""
-    cfg.validate()
     if cfg.data is not None:
         cfg.data = os.path.abspath(cfg.data)
     if cfg.lr is None:
-        sizes = [2 * n_features if backend_class(cfg).family == "resistive" else n_features] + list(cfg.hidden)
-        cfg.lr = [float(v) for v in backend_class(cfg).default_lr(sizes + [n_classes])]
+        cfg.lr = [float(v) for v in backend_class(cfg).default_lr(cfg.hidden)]
     return cfg.validate()
 
 
@@ -73,27 +72,11 @@ def train(cfg: TrainConfig, run_dir, *, resume: bool = False, progress: bool | N
     run_dir = Path(run_dir)
     ds = load(cfg.dataset, cfg.data, n_train=cfg.n_train, n_test=cfg.n_test, seed=cfg.seed)
     check_memory(cfg, ds.n_features, ds.n_classes)
-    cfg = resolved(cfg, ds.n_features, ds.n_classes)
+    cfg = resolved(cfg)
     if resume and not run_dir.is_dir():
         raise RunError(f"--resume {run_dir}: no such run directory")
-    with RunLock(writable_dir(run_dir)) if resume or run_dir.is_dir() else _new_dir_lock(run_dir):
+    with RunLock(writable_dir(run_dir)):  # created only now, after everything above was validated
         return _train_locked(cfg, run_dir, ds, resume, progress, log, stop_after_steps)
-
-
-class _new_dir_lock:
-    """For a run directory that does not exist yet: create it only once everything has been validated."""
-
-    def __init__(self, run_dir):
-        self.run_dir = Path(run_dir)
-        self.lock = None
-
-    def __enter__(self):
-        writable_dir(self.run_dir)
-        self.lock = RunLock(self.run_dir).acquire()
-        return self.lock
-
-    def __exit__(self, *exc):
-        self.lock.release()
 
 
 def _train_locked(cfg, run_dir, ds, resume, progress, log, stop_after_steps) -> dict:
@@ -218,10 +201,6 @@ def evaluate_run(run_dir, split: str = "test") -> dict:
         return trainer.evaluate(x * cfg.input_scale, y)
     finally:
         backend.close()
-
-
-def parameter_shapes(net) -> list:
-    return [list(p.shape) for p in list(net.weights) + list(net.biases)]
 
 
 __all__ = ["CONFIG", "RunError", "build_network", "evaluate_run", "load_run", "make_backend", "train"]

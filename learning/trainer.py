@@ -228,8 +228,7 @@ class EqPropTrainer:
         n_conn = len(params) // 2
         self.g_ref = backend.parameter_scales()
         self.velocity = [np.zeros_like(p) for p in params]
-        lr = list(config.lr) if config.lr is not None else backend.default_lr(
-            [p.shape[0] for p in params[:n_conn]] + [params[n_conn - 1].shape[1]])
+        lr = list(config.lr) if config.lr is not None else backend.default_lr(config.hidden)
         if len(lr) == 1:
             lr = lr * n_conn
         if len(lr) != n_conn:

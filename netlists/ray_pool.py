@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
-
 from eqprop.circuits.resource import Resource
 
 from .ngspice import NgspiceCircuit, SpiceError

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from eqprop.circuits.devices import ShockleyDiode, spice_number, thermal_voltage
+from eqprop.circuits.devices import ShockleyDiode, spice_number
 from eqprop.circuits.errors import InputError, NetworkError
 from eqprop.circuits.network import GraphNetwork, LayeredNetwork
 
@@ -386,8 +386,3 @@ def _voltage_source(name, plus, minus, values) -> str:
 
 def _safe_name(name: str) -> bool:
     return name.replace("_", "").isalnum() and name.isascii() and name.lower() != "0"
-
-
-def _spice_vt(temp_c: float) -> float:
-    return thermal_voltage(temp_c + 273.15)
-
