@@ -62,7 +62,9 @@ class DiodeModel:
     - ``spice_lines``: its SPICE text (model card or behavioural source);
     - ``params`` / ``DIODE_MODELS[kind](**params)``: serialisation;
     - capabilities: ``hard`` (a constraint, not a current: solved by projection / active set),
-      ``integer_form`` (a fixed-point neuron exists), ``spice_native`` (ngspice simulates it as written).
+      ``integer_form`` (an integer neuron exists: ``integer_terms``), ``spice_native`` (ngspice simulates it as written);
+    - ``integer_terms``: what a division-free integer neuron (the Loihi path) needs to model it, in SI units,
+      or None with ``no_integer_form`` saying why.
     """
 
     kind: str = ""
@@ -104,6 +106,14 @@ class DiodeModel:
         """(subcircuit body lines, model lines, notes) of the neuron ``neuron{suffix} node hi lo``."""
         raise NotImplementedError
 
+    no_integer_form = "it has no integer form"
+
+    def integer_terms(self, clamp) -> dict | None:
+        """The clamp as an integer neuron sees it (SI units), or None. Keys: ``clip`` (v_low, v_high) for a
+        hard clamp; or ``g_mid``/``i_mid`` (conductance and current added between the knees) with ``g_on``,
+        ``i_high``/``i_low`` (added past the knees) and ``knee_high``/``knee_low`` (voltages)."""
+        return None
+
 
 @dataclass(frozen=True)
 class IdealDiode(DiodeModel):
@@ -113,6 +123,9 @@ class IdealDiode(DiodeModel):
     hard = True
     integer_form = True  # the clamp is a compare-and-select: Loihi's microcode has it
     spice_native = False
+
+    def integer_terms(self, clamp) -> dict:
+        return {"clip": (clamp.v_low, clamp.v_high)}
 
     def clamp_current(self, clamp, v):
         return np.zeros_like(v)
@@ -177,6 +190,8 @@ class ShockleyDiode(DiodeModel):
     gmin: float = SPICE_GMIN
     kind = "shockley"
     smooth = True
+    no_integer_form = ("its current is exp(v / n vt), which Loihi's neuron microcode (add, multiply, shift, "
+                       "compare) cannot evaluate; use --diode ideal or --diode pwl (a piecewise-linear diode)")
 
     def __post_init__(self):
         for name in ("i_s", "n", "vt"):
@@ -275,6 +290,13 @@ class PiecewiseLinearDiode(DiodeModel):
     v_on: float = 0.0
     g_off: float = 0.0
     kind = "pwl"
+    integer_form = True
+
+    def integer_terms(self, clamp) -> dict:
+        vl, vh = clamp.v_low, clamp.v_high
+        return {"g_mid": 2.0 * self.g_off, "i_mid": self.g_off * (vh + vl), "g_on": self.g_on,
+                "i_high": self.g_on * (vh + self.v_on), "i_low": self.g_on * (vl - self.v_on),
+                "knee_high": vh + self.v_on, "knee_low": vl - self.v_on}
 
     def __post_init__(self):
         if not np.isfinite(self.g_on) or self.g_on <= 0:

@@ -52,7 +52,7 @@ def run_until_settled(root, run_cfg, layers, tol, max_steps, chunk) -> tuple:
 class LavaEqPropNetwork:
     def __init__(self, net, batch: int, alpha: float = 1.0, threshold: float = 0.0, fixed: bool = False):
         self.net, self.batch = net, batch
-        if fixed and any(n is not None and not n.diode.integer_form for n in net.neurons):
+        if fixed and any(n is not None and not n.diode.hard for n in net.neurons):
             raise ValueError("the fixed-point models support ideal-diode clamps only; use float (fixed=False)")
         if fixed and alpha != 1.0:
             raise ValueError("the fixed-point models take the exact node update (alpha = 1)")

@@ -118,7 +118,7 @@ class LavaSession(Resource):
     def settle(self, net: LayeredNetwork, sources, targets, beta, tol, max_steps, chunk) -> dict:
         if not isinstance(net, LayeredNetwork):
             raise NetworkError(f"the Lava backend runs LayeredNetworks, got {type(net).__name__}")
-        if self.fixed and any(n is not None and not n.diode.integer_form for n in net.neurons):
+        if self.fixed and any(n is not None and not n.diode.hard for n in net.neurons):
             raise NetworkError("the fixed-point Lava models need diodes with an integer form (ideal clamps); use fixed=False")
         if not (np.isfinite(sources).all() and (targets is None or np.isfinite(targets).all())):
             raise InputError("inputs or targets hold NaN/inf")

@@ -1,0 +1,98 @@
+"""The Loihi path's equilibrium error, bounded from the weight mantissas, the voltage LSB and the threshold.
+
+At a silent state of the integer network (no node sends any more), every free node i that no rail holds
+satisfies, in volts and amperes,
+
+    (G_i + beta s_i) v_i = sum_j C_ij (v_j + eps_j) + b_i + beta (R^T y)_i + beta (partner) + e_i
+
+where C are the exact couplings (forward a G, backward G / a), eps_j the sender's unsent remainder
+(|eps| < max(theta, 1 LSB); input sources also round to 0.5 LSB), and e_i the arithmetic's own errors:
+
+  * weights:    sum_j |C~_ij - C_ij| (|v_j| + theta)    (8-bit mantissas; exact per synapse)
+  * Dense shift: K_d current units per Dense with a negative weight exponent (Lava floors the shifted
+    activation each step; K_d = steps in which that Dense had input)
+  * bias, nudge: half a current unit each; the reciprocal multiplier: |drive| / 2r of a voltage LSB;
+    the update's rounding: the integration stops within ceil(2048 / dv) LSB of its target.
+
+Subtracting the exact KCL equations leaves  M dv = e'  with M the linearised network at the exact
+equilibrium (node conductances plus conducting PWL diodes plus the nudge, minus the couplings between
+nodes no rail holds; a node held at a rail is off by at most one LSB, the rails being rounded inward).
+So  |dv| <= |M^-1| |e'|  elementwise: the bound below. It is first order in the sense that it assumes the
+integer and the exact equilibria clamp the same nodes (a node within the error of its rail may not).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from eqprop.circuits.energy import node_conductance
+
+
+def _couplings(program):
+    """Exact and mapped couplings into the free nodes: (C, C~) free x free and (Cin, Cin~) free x inputs."""
+    net = program.net
+    sizes = net.free_sizes
+    off = np.concatenate([[0], np.cumsum(sizes)])
+    n = off[-1]
+    C, Cq = np.zeros((n, n)), np.zeros((n, n))
+    Cin, Cinq = np.zeros((n, net.sizes[0])), np.zeros((n, net.sizes[0]))
+    for d in program.dense:
+        if d.role == "partner":
+            continue
+        rows = slice(off[d.dst], off[d.dst + 1])
+        exact, mapped = d.conductance, d.mantissa * d.scale
+        if d.src == "input":
+            Cin[rows], Cinq[rows] = exact, mapped
+        else:
+            cols = slice(off[d.src], off[d.src + 1])
+            C[rows, cols], Cq[rows, cols] = exact, mapped
+    return C, Cq, Cin, Cinq, off
+
+
+def error_bound(program, sources, exact_layers, beta: float = 0.0, active_steps=None) -> np.ndarray:
+    """Per sample, the largest |v_loihi - v_exact| (V) the derivation above allows, for the exact equilibria
+    ``exact_layers`` (list of (B, n) per free layer) at nudging ``beta`` (S); ``active_steps`` (per Dense,
+    from ``emulate``) bounds the shift's floor errors (None: no negative exponent is assumed active)."""
+    net = program.net
+    lsb = program.lsb
+    C, Cq, Cin, Cinq, off = _couplings(program)
+    G = np.concatenate(node_conductance(net))
+    theta = max(program.theta, 1) * lsb
+    unit = np.concatenate([np.full(s, 2.0 ** -f) for s, f in zip(net.free_sizes, program.current_frac)])
+    dv_stall = np.concatenate([np.full(s, np.ceil(2048 / p.dv)) for s, p in zip(net.free_sizes, program.layers)])
+    rs = np.concatenate([np.full(s, 2.0 ** p.rs) for s, p in zip(net.free_sizes, program.layers)])
+    # the Dense floors: K current units per Dense with a negative exponent, into its target layer
+    floor = np.zeros(len(G))
+    for i, d in enumerate(program.dense):
+        if d.weight_exp < 0 and active_steps is not None:
+            floor[off[d.dst]:off[d.dst + 1]] += float(np.max(active_steps[:, i])) * 2.0 ** -program.current_frac[d.dst]
+    V = np.hstack(exact_layers)
+    out = np.empty(V.shape[0])
+    for b in range(V.shape[0]):
+        v, s = V[b], np.asarray(sources[b], dtype=float)
+        held, g_extra = np.zeros(len(G), bool), np.zeros(len(G))
+        for c, clamp in enumerate(net.neurons):
+            if clamp is None:
+                continue
+            sl = slice(off[c], off[c + 1])
+            terms = clamp.diode.integer_terms(clamp)
+            if "clip" in terms:
+                held[sl] = (v[sl] >= clamp.v_high - 1e-12) | (v[sl] <= clamp.v_low + 1e-12)
+            else:
+                g_extra[sl] = terms["g_mid"] + terms["g_on"] * ((v[sl] > terms["knee_high"]) | (v[sl] < terms["knee_low"]))
+        e = (np.abs(Cq - C) @ (np.abs(v) + theta) + np.abs(Cinq - Cin) @ (np.abs(s) + theta)
+             + C @ np.full(len(G), theta) + Cin @ np.full(s.shape, theta + 0.5 * lsb)
+             + floor + unit)  # sends, weights, floors, bias + nudge rounding
+        e = e + C[:, held] @ np.full(held.sum(), lsb)  # rails rounded inward
+        drive = (G + g_extra) * np.abs(v) / unit  # current units
+        local = (dv_stall + 0.5 + 0.5 * drive / rs) * lsb  # update and multiplier rounding (V)
+        e = e + (G + g_extra) * local
+        free = ~held
+        M = np.diag(G + g_extra) - C
+        if beta:
+            o = slice(off[-2], off[-1])
+            RtR = net.readout_matrix.T @ net.readout_matrix
+            M[o, o] += beta * RtR
+        Mf = M[np.ix_(free, free)]
+        dv = np.abs(np.linalg.inv(Mf)) @ e[free]
+        out[b] = max(float(dv.max(initial=0.0)), lsb if held.any() else 0.0)
+    return out

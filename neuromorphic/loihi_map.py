@@ -1,0 +1,202 @@
+"""Host side of the Loihi path: a LayeredNetwork mapped once to integers (no Lava import).
+
+Units. Voltages (neuron state, graded payloads, rails, targets): 1 LSB = 2^-vf V in 24 signed bits; vf is
+20 unless the inputs need more headroom. Currents into free layer l: 1 unit = 2^-if_l A, with if_l the
+largest that keeps twice the layer's worst-case input current inside 24 bits (so the sigma-decoded
+current and any one step's change fit). Synapses: Lava's own Dense, 8-bit unsigned mantissas (every
+conductance is >= 0: sign mode excitatory) and a shared weight exponent per connection; the exponent
+also carries the change of units, so a Dense's output arrives in its target layer's current unit.
+
+Every connection c is two Dense processes, mapped explicitly: forward (layer c -> c+1) a_c G_c^T and,
+for free layers, backward (c+1 -> c) G_c / a_c. With a pairs readout the output layer has a third, the
+partner connection (weight 1: each output node hears its pair's voltage for the nudge).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from eqprop.circuits.energy import node_conductance
+from eqprop.circuits.errors import InputError, NetworkError
+
+from .microcode import STATE_MAX, LayerProgram
+
+MANTISSA_MAX = 255  # 8-bit unsigned weights (Lava Dense, sign mode excitatory)
+VF_DEFAULT = 20
+MULT_MAX = STATE_MAX  # multipliers are 24-bit operands too
+
+
+@dataclass
+class DenseMap:
+    """One Lava Dense: weights (n_out, n_in) as int mantissas, its weight exponent, where it reads and
+    writes (``src``: 'input' or a free-layer index; ``dst``: a free-layer index), and what it stands for."""
+
+    mantissa: np.ndarray
+    weight_exp: int
+    src: object
+    dst: int
+    role: str  # forward / backward / partner
+    conductance: np.ndarray  # the conductances it stands for (S), for the error bound
+    scale: float  # conductance per mantissa step (S)
+
+
+@dataclass
+class LoihiProgram:
+    net: object
+    vf: int
+    current_frac: list
+    layers: list
+    dense: list
+    theta: int
+    binary: bool
+    alpha: float
+    v_in_max: float
+    theta_volts: float
+
+    @property
+    def lsb(self) -> float:
+        return 2.0 ** -self.vf
+
+    def sources_int(self, sources) -> np.ndarray:
+        s = np.rint(np.asarray(sources, dtype=float) * 2.0**self.vf)
+        if np.abs(s).max(initial=0) > STATE_MAX:
+            raise InputError(f"input voltages up to {np.abs(sources).max():.3g} V do not fit the 24-bit state "
+                             f"mapped for {self.v_in_max:.3g} V; map the network for the inputs it will see")
+        return s.astype(np.int64)
+
+    def targets_int(self, y) -> np.ndarray:
+        """R^T y in LSBs: the voltage each output node is nudged towards (with its partner's help)."""
+        return np.rint(np.asarray(y, dtype=float) @ self.net.readout_matrix * 2.0**self.vf).astype(np.int64)
+
+    def volts(self, v_int) -> np.ndarray:
+        return np.asarray(v_int, dtype=float) * self.lsb
+
+    def set_betas(self, betas) -> None:
+        """Nudging conductance (S) of each phase, e.g. (0, +beta, -beta): the output layer's multipliers."""
+        out = self.layers[-1]
+        top = max(abs(float(b)) for b in betas)
+        unit = 2.0 ** (self.current_frac[-1] - self.vf)  # beta [S] * err [LSB] -> current units
+        shift = 0 if top == 0 else max(0, int(np.floor(np.log2(MULT_MAX / (top * unit)))))
+        out.beta = tuple(int(np.rint(float(b) * unit * 2.0**shift)) for b in betas)
+        out.beta_shift = shift
+
+    def synapses_out(self) -> list:
+        """Per free layer (and 'input' first): how many synapses one spike of a node of that layer reaches."""
+        fan = {"input": 0}
+        fan.update({i: 0 for i in range(len(self.layers))})
+        for d in self.dense:
+            fan[d.src] += d.mantissa.shape[0]
+        return [fan["input"]] + [fan[i] for i in range(len(self.layers))]
+
+
+def _quantize(w: np.ndarray) -> tuple:
+    top = float(w.max(initial=0.0))
+    if (w < 0).any():
+        raise NetworkError("the Loihi mapping takes conductances >= 0 (found a negative one)")
+    if top == 0.0:
+        return np.zeros(w.shape, dtype=np.int64), 0
+    q = int(np.ceil(np.log2(top / MANTISSA_MAX)))
+    return np.clip(np.rint(w / 2.0**q), 0, MANTISSA_MAX).astype(np.int64), q
+
+
+def _v_bound(clamp, v_in_max: float) -> float:
+    """Largest |voltage| a free node reaches (the mapping's headroom; the width check verifies it)."""
+    if clamp is None:
+        return 2.0 * v_in_max
+    terms = clamp.diode.integer_terms(clamp)
+    rail = max(abs(clamp.v_low), abs(clamp.v_high))
+    return rail if "clip" in terms else max(rail + abs(terms["knee_high"] - clamp.v_high) + 0.1, 2.0 * rail)
+
+
+def check_network(net) -> None:
+    """One line naming what the Loihi path cannot run, or nothing."""
+    for c, clamp in enumerate(net.neurons):
+        if clamp is not None and clamp.diode.integer_terms(clamp) is None:
+            raise NetworkError(f"the Loihi path cannot run layer {c + 1}'s {type(clamp.diode).__name__}: "
+                               f"{clamp.diode.no_integer_form}")
+    if net.readout not in ("pairs", "nodes"):
+        raise NetworkError(f"the Loihi path reads 'pairs' or 'nodes', got {net.readout!r}")
+
+
+def build_program(net, v_in_max: float, alpha: float = 1.0, threshold: float = 0.0, binary: bool = False,
+                  betas=(0.0,), vf: int | None = None) -> LoihiProgram:
+    """Maps ``net`` for inputs up to ``v_in_max`` volts; ``threshold`` (V) is the graded sigma-delta threshold
+    or, with ``binary``, the spike quantum (rounded to a power of two LSBs); ``betas``: nudging conductance
+    (S) per phase."""
+    check_network(net)
+    if not (np.isfinite(v_in_max) and v_in_max > 0):
+        raise InputError(f"v_in_max must be a positive voltage, got {v_in_max}")
+    if not 0 < alpha <= 1:
+        raise InputError(f"alpha (dt G / C) must be in (0, 1], got {alpha}")
+    if not (np.isfinite(threshold) and threshold >= 0):
+        raise InputError(f"threshold must be >= 0 volts, got {threshold}")
+    if vf is None:
+        vf = min(VF_DEFAULT, int(np.floor(np.log2(STATE_MAX / (4.0 * v_in_max)))))
+    L = net.n_connections
+    vmax = [v_in_max] + [_v_bound(net.neurons[c], v_in_max) for c in range(L)]
+    theta = int(np.rint(threshold * 2.0**vf))
+    if binary:
+        theta = 2 ** int(np.rint(np.log2(max(theta, 1))))
+    # the Dense connections (float conductances and where they go)
+    conns = []
+    for c in range(L):
+        conns.append(((net.gains[c] * net.weights[c]).T, "input" if c == 0 else c - 1, c, "forward", net.weights[c]))
+        if c > 0:
+            conns.append((net.weights[c] / net.gains[c], c, c - 1, "backward", net.weights[c]))
+    totals = node_conductance(net)
+    readout = net.readout_matrix
+    t_max = float(np.abs(readout).sum(0).max())  # |R^T y| <= this for |y| <= 1 V targets
+    layers, fracs = [], []
+    for c in range(L):
+        clamp = net.neurons[c]
+        terms = {} if clamp is None else clamp.diode.integer_terms(clamp)
+        bias = net.bias_voltage * (net.biases[c][0] - net.biases[c][1]) + terms.get("i_mid", 0.0)
+        g = totals[c] + terms.get("g_mid", 0.0)
+        worst = np.abs(bias).copy()
+        for w, src, dst, _, _ in conns:
+            if dst == c:
+                worst = worst + w @ np.full(w.shape[1], vmax[0] if src == "input" else vmax[src + 1])
+        if c == L - 1:
+            worst = worst + g.max() * (t_max + 2.0 * vmax[c + 1])  # a nudge of up to beta = node conductance
+        if "g_on" in terms:
+            worst = worst + terms["g_on"] * vmax[c + 1]
+        frac = int(np.floor(np.log2(STATE_MAX / (2.0 * float(worst.max())))))
+        unit = 2.0 ** (vf - frac)  # V per (current unit / S)
+        g_min = float(g.min())
+        if g_min <= 0:
+            raise NetworkError(f"layer {c + 1} has a node with no conductance; the Loihi path needs G > 0 at every node")
+        rs = int(np.floor(np.log2(MULT_MAX * g_min / unit)))
+        r = np.rint(2.0**rs * unit / g).astype(np.int64)  # target [LSB] = drive [unit] * r >> rs
+        cur = lambda i: int(np.rint(i * 2.0**frac))  # noqa: E731
+        prog = LayerProgram(r=r, rs=rs, bias=np.rint(bias * 2.0**frac).astype(np.int64),
+                            dv=int(np.rint(alpha * 4096)), theta=theta, binary=binary, output=c == L - 1,
+                            pairs=c == L - 1 and net.readout == "pairs")
+        if "clip" in terms:
+            lo, hi = terms["clip"]
+            prog.low, prog.high = int(np.ceil(lo * 2.0**vf)), int(np.floor(hi * 2.0**vf))  # inward
+        elif terms:
+            prog.pwl = {"r_on": np.rint(2.0**rs * unit / (g + terms["g_on"])).astype(np.int64),
+                        "i_high": cur(terms["i_high"]), "i_low": cur(terms["i_low"]),
+                        "knee_high": int(np.rint(terms["knee_high"] * 2.0**vf)),
+                        "knee_low": int(np.rint(terms["knee_low"] * 2.0**vf))}
+        layers.append(prog)
+        fracs.append(frac)
+    dense = []
+    for w, src, dst, role, g in conns:
+        m, q = _quantize(w)
+        wexp = q + fracs[dst] - vf  # mantissa x payload [2^q S x 2^-vf V] -> 2^-if A
+        if binary:
+            wexp += int(np.log2(theta))  # a binary spike stands for one quantum
+        dense.append(DenseMap(m, wexp, src, dst, role, w, 2.0**q))
+    if net.readout == "pairs":
+        half = net.sizes[-1] // 2
+        perm = np.zeros((net.sizes[-1], net.sizes[-1]), dtype=np.int64)
+        perm[np.arange(half), np.arange(half) + half] = 1
+        perm[np.arange(half) + half, np.arange(half)] = 1
+        dense.append(DenseMap(perm, int(np.log2(theta)) if binary else 0, L - 1, L - 1, "partner",
+                              perm.astype(float), 1.0))
+    program = LoihiProgram(net, vf, fracs, layers, dense, theta, binary, alpha, float(v_in_max),
+                           theta * 2.0**-vf)
+    program.set_betas(betas)
+    return program

@@ -1,0 +1,1 @@
+"""Loihi-style integer EqProp neurons (bit-accurate): ``process.py`` interface, ``models.py`` model."""

@@ -1,0 +1,166 @@
+"""The integer neuron of the Loihi path: one time step of an EqProp node as Loihi 2 neuron microcode would run
+it, with add, multiply, shift, compare and select only, on integer state of stated widths.
+
+No Lava import: the bit-accurate ProcessModel (``loihi_neurons/models.py``) calls ``step`` with one
+sample's state (shape (n,)), the batched emulator (``loihi_emulator.py``) with a batch (shape (B, n)); the
+two are the same integer program, so they agree bit for bit (tested against Lava runs).
+
+Per step, for a node with host-given constants (``LayerProgram``, made once per network by
+``loihi_map``):
+
+    i_acc  += a_in                                     sigma decoding of the synaptic input (24 bits)
+    drive   = i_acc + bias [+ (beta * (t - v + p)) >> beta_shift]      nudging current, output layer
+    target  = (drive * r + round) >> rs                resting voltage I / G: r = 2^rs / G (host-given)
+    target  = diode(target)                            ideal: clip to the rails; PWL: the on-branch
+    v      += ((target - v) * dv + 2^11) >> 12         leaky integration, dv = 4096 dt G / C
+    delta   = v - sent                                 sigma-delta encoding
+    graded: send delta where |delta| >= theta;  binary: one +-1 spike where |delta| >= quantum
+
+``v += alpha (I/G - v)`` is forward Euler of C dv/dt = I - G v with dt G / C = alpha: the node's own
+leaky integration, whose fixed points are the network's equilibria. Every product is of two operands of at
+most 24 bits, shifted right at once (a 48-bit intermediate, as the microcode's multiply-and-shift); every
+state (``i_acc``, ``p_acc``, ``drive``, ``v``, ``sent``, the payload) must fit 24 signed bits, which
+``Peaks`` records and ``check_widths`` enforces.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+STATE_BITS = 24
+STATE_MAX = 2 ** (STATE_BITS - 1) - 1
+DV_SHIFT = 12  # the leak's fraction: dv in units of 2^-12, as Loihi's decay constants
+WIDTHS = {"i_acc": STATE_BITS, "p_acc": STATE_BITS, "drive": STATE_BITS, "v": STATE_BITS, "sent": STATE_BITS,
+          "payload": STATE_BITS, "a_in": STATE_BITS}
+
+
+@dataclass
+class LayerProgram:
+    """A free layer's constants, all integers (host-computed when the network is built or a phase starts).
+
+    ``r``/``rs``: reciprocal node conductance as multiplier and shift; ``bias``: bias current; ``low``/
+    ``high``: ideal-clamp rails in voltage LSBs (None: no ideal clamp); ``pwl``: for piecewise-linear diodes
+    a dict of the three branches' (r, extra current) and the knees, in LSBs; ``dv``: alpha * 4096;
+    ``theta``: graded threshold (LSBs) or, with ``binary``, the spike quantum; ``beta``/``beta_shift``:
+    the nudging conductance per phase (output layer), ``pairs``: the nudge reads a partner node."""
+
+    r: np.ndarray
+    rs: int
+    bias: np.ndarray
+    dv: int
+    theta: int
+    binary: bool = False
+    low: int | None = None
+    high: int | None = None
+    pwl: dict | None = None
+    beta: tuple = (0,)
+    beta_shift: int = 0
+    output: bool = False
+    pairs: bool = False
+
+
+@dataclass
+class NeuronState:
+    v: np.ndarray
+    sent: np.ndarray
+    i_acc: np.ndarray
+    p_acc: np.ndarray
+
+    @classmethod
+    def zeros(cls, shape) -> "NeuronState":
+        z = lambda: np.zeros(shape, dtype=np.int64)  # noqa: E731
+        return cls(z(), z(), z(), z())
+
+
+@dataclass
+class Peaks:
+    """Largest magnitude each quantity reached (for the width check)."""
+
+    values: dict = field(default_factory=lambda: {k: 0 for k in WIDTHS})
+
+    def see(self, name: str, x) -> None:
+        if np.size(x):
+            m = int(np.abs(x).max())
+            if m > self.values[name]:
+                self.values[name] = m
+
+    def merge(self, other: dict) -> None:
+        for k, m in other.items():
+            self.values[k] = max(self.values.get(k, 0), int(m))
+
+
+def bits_needed(magnitude: int) -> int:
+    """Signed bits that hold +-magnitude."""
+    return int(magnitude).bit_length() + 1
+
+
+def check_widths(peaks: dict) -> None:
+    """Raises OverflowError naming every quantity whose peak does not fit its declared width."""
+    bad = [f"{k} needed {bits_needed(m)} bits (peak {m}) > {WIDTHS[k]}" for k, m in peaks.items()
+           if k in WIDTHS and bits_needed(m) > WIDTHS[k]]
+    if bad:
+        raise OverflowError("Loihi state overflow: " + "; ".join(bad))
+
+
+def mul_shift(x, m, shift: int):
+    """(x * m) >> shift, rounded to nearest (a half added before the arithmetic shift)."""
+    if shift <= 0:
+        return (x * m) << -shift
+    return (x * m + (1 << (shift - 1))) >> shift
+
+
+def _diode(p: LayerProgram, drive, target):
+    if p.pwl is not None:
+        w = p.pwl
+        upper = mul_shift(drive + w["i_high"], w["r_on"], p.rs)
+        lower = mul_shift(drive + w["i_low"], w["r_on"], p.rs)
+        target = np.where(target > w["knee_high"], upper, target)
+        target = np.where(target < w["knee_low"], lower, target)
+    if p.low is not None:
+        target = np.minimum(np.maximum(target, p.low), p.high)
+    return np.minimum(np.maximum(target, -STATE_MAX), STATE_MAX)  # saturating, as 24-bit microcode
+
+
+def step(p: LayerProgram, st: NeuronState, a_in, p_in, phase: int, targets, peaks: Peaks | None = None):
+    """One time step; updates ``st`` in place and returns the outgoing payload: graded (int, 0 = no spike)
+    or, with ``p.binary``, the signed spike (+1, -1, 0; a chip sends them on two binary ports)."""
+    st.i_acc += a_in
+    drive = st.i_acc + p.bias
+    if p.output:
+        if p.pairs:
+            st.p_acc += p_in
+        beta = p.beta[phase]
+        if beta:
+            err = targets - st.v + (st.p_acc if p.pairs else 0)
+            drive = drive + mul_shift(err, beta, p.beta_shift)
+    target = _diode(p, drive, mul_shift(drive, p.r, p.rs))
+    st.v += mul_shift(target - st.v, p.dv, DV_SHIFT)
+    out, st.sent = encode(st.v, st.sent, p.theta, p.binary)
+    if peaks is not None:
+        peaks.see("a_in", a_in)
+        peaks.see("i_acc", st.i_acc)
+        peaks.see("p_acc", st.p_acc)
+        peaks.see("drive", drive)
+        peaks.see("v", st.v)
+        peaks.see("sent", st.sent)
+        peaks.see("payload", out)
+    return out
+
+
+def schedule_slot(time_step: int, steps: int, phases: int) -> tuple:
+    """(sample, local step) of Lava time step ``time_step`` (from 1): each sample has one reset step (local
+    0) and then phases x steps steps."""
+    per = 1 + phases * steps
+    return (time_step - 1) // per, (time_step - 1) % per
+
+
+def encode(x, sent, theta: int, binary: bool):
+    """Sigma-delta encoder of voltages x given what was sent: (payload, new sent). Graded: the change where
+    it is at least max(theta, 1) LSB; binary: one signed spike of one quantum where the change is >= theta."""
+    delta = x - sent
+    if binary:
+        out = (delta >= theta).astype(np.int64) - (delta <= -theta).astype(np.int64)
+        return out, sent + out * theta
+    out = np.where(np.abs(delta) >= max(theta, 1), delta, 0)
+    return out, sent + out

@@ -1,0 +1,1 @@
+"""A source that plays a data set through the Loihi path, one sample per schedule slot."""

@@ -1,0 +1,47 @@
+"""Bit-accurate ProcessModel of ``SamplePlayer`` (tag ``bit_accurate_loihi``)."""
+from __future__ import annotations
+
+import numpy as np
+from lava.magma.core.decorator import implements, requires, tag
+from lava.magma.core.model.py.model import PyLoihiProcessModel
+from lava.magma.core.model.py.ports import PyOutPort
+from lava.magma.core.model.py.type import LavaPyType
+from lava.magma.core.resources import CPU
+from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
+
+# absolute imports: Lava loads this file on its own (as module 'models') when it looks for ProcessModels
+from eqprop.neuromorphic.microcode import encode, schedule_slot
+from eqprop.neuromorphic.player.process import SamplePlayer
+
+
+@implements(proc=SamplePlayer, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("bit_accurate_loihi")
+class PySamplePlayerBitAcc(PyLoihiProcessModel):
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int64, precision=24)
+    s_pos: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, bool, precision=1)
+    s_neg: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, bool, precision=1)
+    sent: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=24)
+    spikes: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=24)
+
+    def __init__(self, proc_params):
+        super().__init__(proc_params)
+        self.sources = np.asarray(proc_params["sources"], dtype=np.int64)
+        self.steps, self.phases = int(proc_params["steps"]), int(proc_params["phases"])
+        self.theta, self.binary = int(proc_params["theta"]), bool(proc_params["binary"])
+
+    def run_spk(self):
+        sample, local = schedule_slot(self.time_step, self.steps, self.phases)
+        if sample >= self.sources.shape[0]:
+            out = np.zeros(self.sources.shape[1], dtype=np.int64)
+        else:
+            if local == 0:
+                self.sent = np.zeros_like(self.sent)
+            out, self.sent = encode(self.sources[sample], self.sent, self.theta, self.binary)
+            slot = sample * self.phases + (max(local, 1) - 1) // self.steps
+            self.spikes[slot] += int(np.count_nonzero(out))
+        if self.binary:
+            self.s_pos.send(out > 0)
+            self.s_neg.send(out < 0)
+        else:
+            self.s_out.send(out)
