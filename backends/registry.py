@@ -25,6 +25,7 @@ class BackendSpec:
     fixed_point: bool = False  # has integer (Loihi bit-width) models: --fixed-point
     cluster: bool = False  # can spread its work over Ray: --cluster
     onchip: bool = False  # updates its own parameters (no host arithmetic)
+    spiking: bool = False  # spiking messages: --threshold, --spikes, --time-steps
 
     def load(self):
         module, _, cls = self.target.partition(":")
@@ -59,6 +60,10 @@ register(BackendSpec("spice", "eqprop.backends.spice:SpiceBackend",
 register(BackendSpec("lava", "eqprop.backends.lava:LavaBackend",
                      "every phase a run of Lava processes on Lava's CPU simulator (float, or --fixed-point)",
                      needs=("lava",), fixed_point=True))
+register(BackendSpec("loihi", "eqprop.backends.loihi:LoihiBackend",
+                     "the bit-accurate Loihi path: integer neurons and Lava's bit-accurate Dense, sigma-delta or "
+                     "binary spikes (batched emulator, checked bit for bit against the Lava run)",
+                     needs=("lava",), diodes=("ideal", "pwl"), spiking=True))
 register(BackendSpec("hopfield", "eqprop.backends.hopfield:HopfieldBackend",
                      "the digital reference: the continuous Hopfield network of Scellier & Bengio (2017)",
                      diodes=("ideal",)))

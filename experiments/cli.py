@@ -84,7 +84,8 @@ def cmd_solve(args) -> int:
 
 TRAIN_FIELDS = ("dataset", "data", "backend", "hidden", "epochs", "batch_size", "lr", "lr_decay", "momentum", "beta",
                 "nudging", "target_amplitude", "input_scale", "diode", "diode_is", "rails", "gain", "device", "seed",
-                "n_train", "n_test", "workers", "fixed_point", "cluster", "checkpoint_every")
+                "n_train", "n_test", "workers", "fixed_point", "threshold", "spikes", "time_steps", "cluster",
+                "checkpoint_every")
 RESUME_MAY_CHANGE = ("epochs", "workers", "cluster", "checkpoint_every")  # how long and where, not what
 
 
@@ -290,6 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--workers", type=count, help=HELP["workers"])
     t.add_argument("--cluster", help=HELP["cluster"])
     t.add_argument("--fixed-point", dest="fixed_point", action="store_true", default=None, help=HELP["fixed_point"])
+    t.add_argument("--threshold", type=nonnegative, help=HELP["threshold"])
+    t.add_argument("--spikes", choices=("graded", "binary"), help=HELP["spikes"] + " (default graded)")
+    t.add_argument("--time-steps", dest="time_steps", type=count, help=HELP["time_steps"])
     t.add_argument("--n-train", dest="n_train", type=count, help=HELP["n_train"])
     t.add_argument("--n-test", dest="n_test", type=count, help=HELP["n_test"])
     t.add_argument("--out", help="run directory (default runs/DATASET-BACKEND-seedN); must be new or empty")

@@ -56,6 +56,10 @@ HELP = {
     "tol": "settling tolerance in volts (default 1e-9; hopfield 1e-7)",
     "workers": "ngspice worker processes for the spice backend (default: up to 2)",
     "fixed_point": "backends with integer models (lava): use them (8-bit weights, 24-bit state)",
+    "threshold": "spiking backends (loihi): sigma-delta threshold in volts, or with --spikes binary the spike quantum "
+                 "(rounded to a power of two LSBs) (default 1e-4)",
+    "spikes": "spiking backends (loihi): graded payloads (sigma-delta) or binary spikes (one quantum each)",
+    "time_steps": "spiking backends (loihi): time steps per phase (default 64)",
     "cluster": "spice backend on Ray: 'ray' (a local Ray instance) or a cluster address ('auto', 'ray://HOST:10001')",
     "checkpoint_every": "also checkpoint inside an epoch this often, in seconds (0: after every step)",
 }
@@ -89,6 +93,9 @@ class TrainConfig:
     tol: float | None = None
     workers: int | None = None  # processes for the spice backend (default: up to 2)
     fixed_point: bool = False  # lava backend: the fixed-point (Loihi bit-width) models instead of float
+    threshold: float | None = None  # spiking backends: sigma-delta threshold / binary quantum (V)
+    spikes: str = "graded"  # spiking backends: graded or binary
+    time_steps: int | None = None  # spiking backends: time steps per phase
     cluster: str | None = None  # spice backend: 'ray' (local Ray) or a Ray address; None: local processes
     checkpoint_every: float | None = 600.0  # seconds between checkpoints inside an epoch (None: once per epoch)
 
@@ -128,8 +135,11 @@ class TrainConfig:
                 bad(name, getattr(self, name), f"use one of {', '.join(map(str, allowed))}")
         for name in ("epochs", "batch_size"):
             positive(name, integer=True)
-        for name in ("n_train", "n_test", "workers"):
+        for name in ("n_train", "n_test", "workers", "time_steps"):
             positive(name, integer=True, allow_none=True)
+        positive("threshold", allow_none=True, allow_zero=True, need="must be volts >= 0")
+        if self.spikes not in ("graded", "binary"):
+            bad("spikes", self.spikes, "use graded or binary")
         for name in ("beta", "target_amplitude", "input_scale", "gain", "tol", "lr_decay"):
             positive(name)
         positive("diode_is", allow_none=True)
@@ -183,6 +193,10 @@ class TrainConfig:
             with_fixed = [s.name for s in backends.REGISTRY.values() if s.fixed_point]
             raise ConfigError(f"--fixed-point: the {spec.name} backend has no fixed-point models (backends that "
                               f"do: {', '.join(with_fixed)})")
+        if not spec.spiking and (self.threshold is not None or self.time_steps is not None or self.spikes != "graded"):
+            spiking = [s.name for s in backends.REGISTRY.values() if s.spiking]
+            raise ConfigError(f"--threshold, --spikes and --time-steps set spiking messages; the {spec.name} backend "
+                              f"has none (backends that do: {', '.join(spiking)})")
         if self.cluster and not spec.cluster:
             raise ConfigError(f"--cluster spreads a backend's work over Ray; the {spec.name} backend does not use it "
                               "(use --backend spice, or eqprop sweep --cluster to spread whole runs)")

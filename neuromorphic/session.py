@@ -60,6 +60,9 @@ def _serve(conn, alpha, threshold, fixed=False):
                 result = plastic.learn(sources, targets, beta, eta, nudging, tol, max_steps, chunk)
                 plastic.stop()  # not after a failure: a wedged runtime can block stop(); close kills it
                 conn.send(("ok", result))
+            elif cmd == "loihi":  # the bit-accurate Loihi path: a whole data set in one Lava execution
+                from eqprop.neuromorphic.loihi_network import run_loihi
+                conn.send(("ok", run_loihi(*args)))
             elif cmd == "ping":
                 conn.send(("ok", os.getpid()))
             elif cmd == "sleep":  # for tests of the deadline
@@ -147,6 +150,22 @@ class LavaSession(Resource):
         meta, arrays = network_to_data(net)
         return self._call("plastic", (meta, arrays, sources, targets, float(beta), float(eta), nudging, tol,
                                       max_steps, chunk))
+
+    def loihi(self, program, sources_int, targets_int=None, steps: int = 64, phases: int = 1,
+              record_hidden: bool = True) -> dict:
+        """The Loihi path's Lava run (``loihi_network.run_loihi``): the samples one after another on Lava's
+        bit-accurate models; the same dict as ``loihi_emulator.emulate``."""
+        sources_int = np.asarray(sources_int)
+        if sources_int.ndim != 2 or sources_int.dtype.kind != "i":
+            raise InputError(f"sources must be a (samples, inputs) integer array (program.sources_int), got "
+                             f"{sources_int.dtype} {sources_int.shape}")
+        if targets_int is not None and np.shape(targets_int)[0] != sources_int.shape[0]:
+            raise InputError(f"{np.shape(targets_int)[0]} target rows for {sources_int.shape[0]} samples")
+        if not (isinstance(steps, (int, np.integer)) and steps > 0 and isinstance(phases, (int, np.integer))
+                and 0 < phases <= len(program.layers[-1].beta)):
+            raise InputError(f"steps must be a positive integer and phases 1..{len(program.layers[-1].beta)} (one "
+                             f"beta per phase), got steps={steps}, phases={phases}")
+        return self._call("loihi", (program, sources_int, targets_int, int(steps), int(phases), record_hidden))
 
     @property
     def pid(self):
