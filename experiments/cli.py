@@ -1,6 +1,6 @@
 """The ``eqprop`` command line: it parses and dispatches; each command's work lives in its own module.
 
-Commands: info, solve, train, evaluate, netlist, physics, gradcheck, sweep, onchip, nonideal, compare,
+Commands: info, solve, train, evaluate, netlist, physics, gradcheck, sweep, loihi, onchip, nonideal, compare,
 demo (``eqprop COMMAND --help`` for each). User mistakes (bad paths, bad configs, bad inputs) end in one
 line naming the problem and exit code 2, not a traceback from inside a library.
 """
@@ -188,6 +188,14 @@ def cmd_sweep(args) -> int:
     return 1 if failed else 0
 
 
+def cmd_loihi(args) -> int:
+    from .loihi import loihi_report
+
+    loihi_report(args.run, thresholds=args.threshold, binary=args.spikes == "binary", steps=args.time_steps,
+                 alpha=args.alpha, n_test=args.n_test, lava=args.lava, out=args.out)
+    return 0
+
+
 def cmd_onchip(args) -> int:
     from .onchip import onchip_report
 
@@ -334,6 +342,19 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--out", help="directory for the runs and the summary (default: [sweep] out)")
     sw.add_argument("--cluster", help="run the points as Ray tasks: 'ray' (local) or a Ray address")
     sw.set_defaults(func=cmd_sweep)
+    lo = sub.add_parser("loihi", help="a trained run on the bit-accurate Loihi path: accuracy, error bound, "
+                                      "spikes, synaptic ops, energy per inference")
+    lo.add_argument("run", help="run directory of a resistive backend (native, spice, lava, loihi)")
+    lo.add_argument("--threshold", type=nonnegative, nargs="+", default=[1e-4],
+                    help="sigma-delta threshold(s) in volts (binary: spike quantum); several make a sweep")
+    lo.add_argument("--spikes", choices=("graded", "binary"), default="graded", help="graded payloads or binary spikes")
+    lo.add_argument("--time-steps", dest="time_steps", type=count, default=64, help="time steps per inference")
+    lo.add_argument("--alpha", type=positive, default=0.5, help="dt G / C of the neurons' leaky integration, (0, 1]")
+    lo.add_argument("--n-test", dest="n_test", type=count, help="use only the first N test samples")
+    lo.add_argument("--lava", type=index, default=0, help="also run this many samples through the Lava processes "
+                                                         "(bit-exact check and Lava's throughput)")
+    lo.add_argument("--out", help="directory for loihi.json and, for several thresholds, loihi_thresholds.png")
+    lo.set_defaults(func=cmd_loihi)
     oc = sub.add_parser("onchip", help="Lava on-chip learning (LearningDense) vs host-side EqProp: cosine")
     oc.add_argument("--hidden", type=count, nargs="+", default=[100], help="hidden layer sizes")
     oc.add_argument("--samples", type=count, default=16, help="batch (digits training samples)")

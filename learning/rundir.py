@@ -189,8 +189,14 @@ def changed_fields(saved, cfg) -> list:
     return sorted(k for k, v in b.items() if v is not None and a.get(k) != v)
 
 
+# Fields added after checkpoint format 2, with their defaults: left out of the hash at the default, so a run
+# written before they existed keeps its hash (and stays loadable).
+LATER_FIELDS = {"threshold": None, "spikes": "graded", "time_steps": None}
+
+
 def config_hash(cfg) -> str:
-    return hashlib.sha256(json.dumps(result_fields(cfg), sort_keys=True).encode()).hexdigest()[:16]
+    d = {k: v for k, v in result_fields(cfg).items() if not (k in LATER_FIELDS and v == LATER_FIELDS[k])}
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def write_config(run_dir: Path, cfg) -> None:
