@@ -110,8 +110,8 @@ class DiodeModel:
 
     def integer_terms(self, clamp) -> dict | None:
         """The clamp as an integer neuron sees it (SI units), or None. Keys: ``clip`` (v_low, v_high) for a
-        hard clamp; or ``g_mid``/``i_mid`` (conductance and current added between the knees) with ``g_on``,
-        ``i_high``/``i_low`` (added past the knees) and ``knee_high``/``knee_low`` (voltages)."""
+        hard clamp; or ``g_mid``/``i_mid`` (conductance and current added between the knees) with ``g_on`` (the
+        conductance added past a knee) and ``knee_high``/``knee_low`` (the knee voltages)."""
         return None
 
 
@@ -295,7 +295,6 @@ class PiecewiseLinearDiode(DiodeModel):
     def integer_terms(self, clamp) -> dict:
         vl, vh = clamp.v_low, clamp.v_high
         return {"g_mid": 2.0 * self.g_off, "i_mid": self.g_off * (vh + vl), "g_on": self.g_on,
-                "i_high": self.g_on * (vh + self.v_on), "i_low": self.g_on * (vl - self.v_on),
                 "knee_high": vh + self.v_on, "knee_low": vl - self.v_on}
 
     def __post_init__(self):

@@ -73,13 +73,23 @@ class LoihiProgram:
         return np.asarray(v_int, dtype=float) * self.lsb
 
     def set_betas(self, betas) -> None:
-        """Nudging conductance (S) of each phase, e.g. (0, +beta, -beta): the output layer's multipliers."""
+        """Nudging conductance (S) of each phase, e.g. (0, +beta, -beta): the output layer's beta multipliers
+        and, per phase, its reciprocal conductances with the nudge's own conductance folded in (the -beta v
+        of beta (t - v + partner) is implicit, so a nudge up to the node conductance stays stable)."""
         out = self.layers[-1]
-        top = max(abs(float(b)) for b in betas)
-        unit = 2.0 ** (self.current_frac[-1] - self.vf)  # beta [S] * err [LSB] -> current units
+        g, terms, frac = self._out
+        betas = [float(b) for b in betas]
+        if min(betas) <= -float(g.min()):
+            raise InputError(f"a nudge of {min(betas):.3g} S would make an output node's conductance negative "
+                             f"(smallest {g.min():.3g} S); use a smaller beta")
+        top = max(abs(b) for b in betas)
+        unit = 2.0 ** (frac - self.vf)  # beta [S] * err [LSB] -> current units
         shift = 0 if top == 0 else max(0, int(np.floor(np.log2(MULT_MAX / (top * unit)))))
-        out.beta = tuple(int(np.rint(float(b) * unit * 2.0**shift)) for b in betas)
+        out.beta = tuple(int(np.rint(b * unit * 2.0**shift)) for b in betas)
         out.beta_shift = shift
+        out.rs = _rs(g + min(0.0, min(betas)), self.vf, frac)
+        out.r, out.pwl = _multipliers(g, terms, out.rs, self.vf, frac)
+        out.per_phase = [_multipliers(g + b, terms, out.rs, self.vf, frac) for b in betas]
 
     def synapses_out(self) -> list:
         """Per free layer (and 'input' first): how many synapses one spike of a node of that layer reaches."""
@@ -98,6 +108,25 @@ def _quantize(w: np.ndarray) -> tuple:
         return np.zeros(w.shape, dtype=np.int64), 0
     q = int(np.ceil(np.log2(top / MANTISSA_MAX)))
     return np.clip(np.rint(w / 2.0**q), 0, MANTISSA_MAX).astype(np.int64), q
+
+
+def _rs(g, vf: int, frac: int) -> int:
+    """The shift that makes the largest reciprocal 2^rs 2^(vf - frac) / g a 24-bit multiplier."""
+    return int(np.floor(np.log2(MULT_MAX * float(np.min(g)) / 2.0 ** (vf - frac))))
+
+
+def _multipliers(g, terms, rs: int, vf: int, frac: int) -> tuple:
+    """(r, pwl) of nodes with conductance g: target [LSB] = drive [2^-frac A] * r >> rs, and the PWL
+    on-branch: past a knee k, target = k + (drive - G k) * r_on >> rs."""
+    unit = 2.0 ** (vf - frac)
+    r = np.rint(2.0**rs * unit / g).astype(np.int64)
+    if "g_on" not in terms:
+        return r, None
+    knees = {name: int(np.rint(terms[name] * 2.0**vf)) for name in ("knee_high", "knee_low")}
+    cur = lambda i: np.rint(i * 2.0**frac).astype(np.int64)  # noqa: E731
+    return r, {"r_on": np.rint(2.0**rs * unit / (g + terms["g_on"])).astype(np.int64),
+               "gk_high": cur(g * knees["knee_high"] * 2.0**-vf), "gk_low": cur(g * knees["knee_low"] * 2.0**-vf),
+               **knees}
 
 
 def _v_bound(clamp, v_in_max: float) -> float:
@@ -159,28 +188,19 @@ def build_program(net, v_in_max: float, alpha: float = 1.0, threshold: float = 0
                 worst = worst + w @ np.full(w.shape[1], vmax[0] if src == "input" else vmax[src + 1])
         if c == L - 1:
             worst = worst + g.max() * (t_max + 2.0 * vmax[c + 1])  # a nudge of up to beta = node conductance
-        if "g_on" in terms:
-            worst = worst + terms["g_on"] * vmax[c + 1]
         frac = int(np.floor(np.log2(STATE_MAX / (2.0 * float(worst.max())))))
-        unit = 2.0 ** (vf - frac)  # V per (current unit / S)
-        g_min = float(g.min())
-        if g_min <= 0:
+        if float(g.min()) <= 0:
             raise NetworkError(f"layer {c + 1} has a node with no conductance; the Loihi path needs G > 0 at every node")
-        rs = int(np.floor(np.log2(MULT_MAX * g_min / unit)))
-        r = np.rint(2.0**rs * unit / g).astype(np.int64)  # target [LSB] = drive [unit] * r >> rs
-        cur = lambda i: int(np.rint(i * 2.0**frac))  # noqa: E731
-        prog = LayerProgram(r=r, rs=rs, bias=np.rint(bias * 2.0**frac).astype(np.int64),
+        rs = _rs(g, vf, frac)
+        r, pwl = _multipliers(g, terms, rs, vf, frac)
+        prog = LayerProgram(r=r, rs=rs, pwl=pwl, bias=np.rint(bias * 2.0**frac).astype(np.int64),
                             dv=int(np.rint(alpha * 4096)), theta=theta, binary=binary, output=c == L - 1,
                             pairs=c == L - 1 and net.readout == "pairs")
         if "clip" in terms:
             lo, hi = terms["clip"]
             prog.low, prog.high = int(np.ceil(lo * 2.0**vf)), int(np.floor(hi * 2.0**vf))  # inward
-        elif terms:
-            prog.pwl = {"r_on": np.rint(2.0**rs * unit / (g + terms["g_on"])).astype(np.int64),
-                        "i_high": cur(terms["i_high"]), "i_low": cur(terms["i_low"]),
-                        "knee_high": int(np.rint(terms["knee_high"] * 2.0**vf)),
-                        "knee_low": int(np.rint(terms["knee_low"] * 2.0**vf))}
         layers.append(prog)
+        out_consts = (g, terms, frac)  # the output layer's, after the loop (set_betas recomputes its multipliers)
         fracs.append(frac)
     dense = []
     for w, src, dst, role, g in conns:
@@ -198,5 +218,6 @@ def build_program(net, v_in_max: float, alpha: float = 1.0, threshold: float = 0
                               perm.astype(float), 1.0))
     program = LoihiProgram(net, vf, fracs, layers, dense, theta, binary, alpha, float(v_in_max),
                            theta * 2.0**-vf)
+    program._out = out_consts
     program.set_betas(betas)
     return program

@@ -9,8 +9,9 @@ Per step, for a node with host-given constants (``LayerProgram``, made once per 
 ``loihi_map``):
 
     i_acc  += a_in                                     sigma decoding of the synaptic input (24 bits)
-    drive   = i_acc + bias [+ (beta * (t - v + p)) >> beta_shift]      nudging current, output layer
-    target  = (drive * r + round) >> rs                resting voltage I / G: r = 2^rs / G (host-given)
+    drive   = i_acc + bias [+ (beta * (t + p)) >> beta_shift]  nudging current beta (t - v + p), output layer
+    target  = (drive * r + round) >> rs                resting voltage I / G: r = 2^rs / G (host-given; in a
+                                                       nudged phase r = 2^rs / (G + beta): the nudge's -beta v)
     target  = diode(target)                            ideal: clip to the rails; PWL: the on-branch
     v      += ((target - v) * dv + 2^11) >> 12         leaky integration, dv = 4096 dt G / C
     delta   = v - sent                                 sigma-delta encoding
@@ -41,7 +42,8 @@ class LayerProgram:
 
     ``r``/``rs``: reciprocal node conductance as multiplier and shift; ``bias``: bias current; ``low``/
     ``high``: ideal-clamp rails in voltage LSBs (None: no ideal clamp); ``pwl``: for piecewise-linear diodes
-    a dict of the three branches' (r, extra current) and the knees, in LSBs; ``dv``: alpha * 4096;
+    the knees (LSBs), G times each knee (current units) and the on-branch multiplier ``r_on``: past a knee
+    k the target is k + (drive - G k) r_on >> rs; ``dv``: alpha * 4096;
     ``theta``: graded threshold (LSBs) or, with ``binary``, the spike quantum; ``beta``/``beta_shift``:
     the nudging conductance per phase (output layer), ``pairs``: the nudge reads a partner node."""
 
@@ -58,6 +60,7 @@ class LayerProgram:
     beta_shift: int = 0
     output: bool = False
     pairs: bool = False
+    per_phase: list | None = None  # output layer: (r, pwl) per phase, the nudge's own conductance folded in
 
 
 @dataclass
@@ -110,11 +113,11 @@ def mul_shift(x, m, shift: int):
     return (x * m + (1 << (shift - 1))) >> shift
 
 
-def _diode(p: LayerProgram, drive, target):
-    if p.pwl is not None:
-        w = p.pwl
-        upper = mul_shift(drive + w["i_high"], w["r_on"], p.rs)
-        lower = mul_shift(drive + w["i_low"], w["r_on"], p.rs)
+def _diode(p: LayerProgram, pwl, drive, target):
+    if pwl is not None:
+        w = pwl
+        upper = w["knee_high"] + mul_shift(drive - w["gk_high"], w["r_on"], p.rs)
+        lower = w["knee_low"] + mul_shift(drive - w["gk_low"], w["r_on"], p.rs)
         target = np.where(target > w["knee_high"], upper, target)
         target = np.where(target < w["knee_low"], lower, target)
     if p.low is not None:
@@ -127,14 +130,15 @@ def step(p: LayerProgram, st: NeuronState, a_in, p_in, phase: int, targets, peak
     or, with ``p.binary``, the signed spike (+1, -1, 0; a chip sends them on two binary ports)."""
     st.i_acc += a_in
     drive = st.i_acc + p.bias
+    r, pwl = p.r, p.pwl
     if p.output:
         if p.pairs:
             st.p_acc += p_in
         beta = p.beta[phase]
-        if beta:
-            err = targets - st.v + (st.p_acc if p.pairs else 0)
-            drive = drive + mul_shift(err, beta, p.beta_shift)
-    target = _diode(p, drive, mul_shift(drive, p.r, p.rs))
+        if beta:  # beta (t - v + partner): the -beta v part is in this phase's multipliers
+            drive = drive + mul_shift(targets + st.p_acc if p.pairs else targets, beta, p.beta_shift)
+            r, pwl = p.per_phase[phase]
+    target = _diode(p, pwl, drive, mul_shift(drive, r, p.rs))
     st.v += mul_shift(target - st.v, p.dv, DV_SHIFT)
     out, st.sent = encode(st.v, st.sent, p.theta, p.binary)
     if peaks is not None:
