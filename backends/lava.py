@@ -1,5 +1,11 @@
 """The Lava backend: every phase a run of Lava processes (Loihi2SimCfg, floating point), behind the protocol.
 
+What it is: a fast CPU simulation of the network's message passing, a batch at a time. Each step a layer
+moves to its nodes' exact minimiser given the currents its neighbours' messages deliver (the native
+solver's per-node kernel), so with alpha = 1 it is a one-step-delayed Jacobi iteration of the native
+map and agrees with native by construction (tested to 1e-9 V). It is not a model of a chip: for that
+(integer neurons, Lava's bit-accurate synapses, spikes, energy) use the ``loihi`` backend.
+
 Phases are consecutive runs of the same Lava network: the nudged phase continues from the free state
 with the nudging switched on through a Var. The local statistics are the squared drops across each
 conductance, computed on the host from the voltages read back (host-side updates; weights are written
@@ -20,11 +26,10 @@ class LavaBackend(ResistiveBackend):
     name = "lava"
 
     def __init__(self, network: LayeredNetwork, tol: float = 1e-10, max_steps: int = 5000, chunk: int = 50,
-                 alpha: float = 1.0, threshold: float = 0.0, timeout: float = 300.0, fixed: bool = False):
+                 alpha: float = 1.0, threshold: float = 0.0, timeout: float = 300.0):
         self.network = network
         self.tol, self.max_steps, self.chunk = tol, max_steps, chunk
-        self.fixed = fixed
-        self.session = LavaSession(alpha=alpha, threshold=threshold, timeout=timeout, fixed=fixed)
+        self.session = LavaSession(alpha=alpha, threshold=threshold, timeout=timeout)
         self.messages = 0.0
         self.samples = 0
 
@@ -34,8 +39,7 @@ class LavaBackend(ResistiveBackend):
         if y is not None:
             y = net.check_targets(y, x.shape[0])
         before = self.messages
-        # fixed point: a state can toggle by its last bit forever; 2 LSBs is as settled as it gets
-        tol = max(self.tol, 2.0**-19) if self.fixed else self.tol
+        tol = self.tol
         r = self.session.settle(net, net.encode_inputs(x), y, beta, tol, self.max_steps, self.chunk)
         if r["change"] > tol:
             raise LavaError(f"the Lava network did not settle in {r['steps']} steps (last change {r['change']:.2e} V "
@@ -43,22 +47,15 @@ class LavaBackend(ResistiveBackend):
         sent = r["messages"] - before if r["messages"] >= before else r["messages"]  # rebuilt: counter restarted
         self.messages = r["messages"]
         layers = r["layers"]
-        judged = layers
-        if self.fixed:  # a rail is resolved to one LSB: judge KCL at the rail the state stands for
-            from eqprop.neuromorphic.quantize import snap_to_rails
-            judged = snap_to_rails(net, layers)
-        res = kcl_residual(net, net.encode_inputs(x), judged, y, beta)
+        res = kcl_residual(net, net.encode_inputs(x), layers, y, beta)
         residual = float(max(np.abs(v).max(initial=0.0) for v in res))
         info = {"steps": r["steps"], "messages": sent, "messages_per_sample": sent / x.shape[0]}
-        if self.fixed:
-            from eqprop.neuromorphic.quantize import weight_errors
-            info["weight_quantisation_error"] = weight_errors(net)
         return Equilibrium(np.hstack(layers), x, readout(net, layers[-1]), r["steps"], residual, beta, y,
-                           net.free_sizes, "lava-fixed" if self.fixed else "lava-float", info)
+                           net.free_sizes, "lava-float", info)
 
     @classmethod
     def from_config(cls, network, cfg) -> "LavaBackend":
-        return cls(network, tol=cfg.tol, fixed=cfg.fixed_point)
+        return cls(network, tol=cfg.tol)
 
     def close(self) -> None:  # the new conductances travel with the next settle: sync needs nothing more
         self.session.close()

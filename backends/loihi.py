@@ -113,6 +113,7 @@ class LoihiBackend(ResistiveBackend):
     def physical_figures(self, x, capacitance: float = 1e-12) -> dict:
         eq = self.settle(x)
         i = eq.info
-        return {"spikes_per_inference": i["spikes_per_inference"], "synops_per_inference": i["synops_per_inference"],
-                "time_steps": i["time_steps"], "loihi_energy_nj": i["loihi"]["energy_nj"],
-                "loihi_time_us_serial": i["loihi"]["time_us_serial"]}
+        return {"energy_per_inference_j": i["loihi"]["energy_nj"] * 1e-9,
+                "time_per_inference_s_one_core": i["loihi"]["time_us_serial"] * 1e-6,
+                "spikes_per_inference": i["spikes_per_inference"], "synops_per_inference": i["synops_per_inference"],
+                "time_steps": i["time_steps"], "silent_after_steps": i["silent_after_steps"]}

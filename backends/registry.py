@@ -22,7 +22,6 @@ class BackendSpec:
     summary: str
     needs: tuple = ()  # what must be installed: "ngspice", "lava"
     diodes: tuple = ("ideal", "shockley", "pwl")  # diode models it settles ("ideal" is the hard clamp)
-    fixed_point: bool = False  # has integer (Loihi bit-width) models: --fixed-point
     cluster: bool = False  # can spread its work over Ray: --cluster
     onchip: bool = False  # updates its own parameters (no host arithmetic)
     spiking: bool = False  # spiking messages: --threshold, --spikes, --time-steps
@@ -58,8 +57,9 @@ register(BackendSpec("spice", "eqprop.backends.spice:SpiceBackend",
                      "every phase an ngspice operating point (worker processes, or Ray actors with --cluster)",
                      needs=("ngspice",), cluster=True))
 register(BackendSpec("lava", "eqprop.backends.lava:LavaBackend",
-                     "every phase a run of Lava processes on Lava's CPU simulator (float, or --fixed-point)",
-                     needs=("lava",), fixed_point=True))
+                     "every phase a run of Lava processes on Lava's CPU simulator: float models, a fast simulation "
+                     "of the message passing (delayed Jacobi); for a chip's arithmetic use loihi",
+                     needs=("lava",)))
 register(BackendSpec("loihi", "eqprop.backends.loihi:LoihiBackend",
                      "the bit-accurate Loihi path: integer neurons and Lava's bit-accurate Dense, sigma-delta or "
                      "binary spikes (batched emulator, checked bit for bit against the Lava run)",

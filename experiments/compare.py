@@ -66,8 +66,16 @@ def compare(out_dir, *, dataset="digits", data=None, hidden=(32,), epochs=3, n_t
             bcfg = replace(cfg, backend=name, lr=lr, beta=None, momentum=None, lr_decay=None, batch_size=None,
                            nudging=None, tol=None, diode=cfg.diode if own_diode else "ideal",
                            diode_is=cfg.diode_is if own_diode else None).resolve()
-            if backend_class(bcfg).family == "resistive":
+            if backend_class(bcfg).family == "resistive" and own_diode:
                 row = _circuit_row(bcfg, net, x, y, beta_abs, ref, exact, capacitance, report)
+            elif backend_class(bcfg).family == "resistive":  # e.g. loihi: no Shockley form; the same network with
+                # its own diodes, against native on that network
+                net_b = _with_diode(net, bcfg)
+                ref_b = solve(net_b, x, tol=1e-13)
+                exact_b, _ = make_backend(replace(cfg, diode=bcfg.diode, diode_is=None), net_b).exact_gradient(ref_b, y)
+                row = _circuit_row(bcfg, net_b, x, y, beta_abs, ref_b, exact_b, capacitance, report)
+                row["note"] = (f"{bcfg.diode} diodes ({name} has no {cfg.diode} form): compared with native on the "
+                               f"same conductances with {bcfg.diode} diodes")
             else:
                 row = _other_model_row(bcfg, ds, x, ds.y_test[:batch])
             row["training"] = _train(bcfg, out_dir / "runs" / name)
@@ -78,6 +86,17 @@ def compare(out_dir, *, dataset="digits", data=None, hidden=(32,), epochs=3, n_t
     (out_dir / "report.md").write_text(render(report))
     _plots(report, out_dir)
     return report
+
+
+def _with_diode(net, cfg):
+    """``net`` with every clamp's diode replaced by cfg's (same conductances and rails)."""
+    from dataclasses import replace as dc_replace
+
+    from eqprop.backends.base import diode_from_config
+
+    other = net.copy()
+    other.neurons = [None if n is None else dc_replace(n, diode=diode_from_config(cfg)) for n in net.neurons]
+    return other
 
 
 def _circuit_row(cfg, net, x, y, beta_abs, ref, exact, capacitance, report) -> dict:
@@ -157,10 +176,20 @@ def render(report) -> str:
     if low:
         lines += ["", f"**Warning: {', '.join(low)} ended near chance ({chance:.2f}): the training did not learn "
                       "(too few epochs or samples, or a learning rate too large; try --lr).**"]
+    notes = [f"- {name}: {r['note']}" for name, r in report["backends"].items() if r.get("available") and r.get("note")]
+    if notes:
+        lines += [""] + notes
     physics = [f"| {name} | " + "; ".join(f"{k} {_fmt(v)}" for k, v in r["physical"].items()) + " |"
                for name, r in report["backends"].items() if r.get("available") and r.get("physical")]
     if physics:
         lines += ["", "## Physical figures", "", "| backend | figures |", "|---|---|"] + physics
+        energy = {name: r["physical"]["energy_per_inference_j"] for name, r in report["backends"].items()
+                  if r.get("available") and "energy_per_inference_j" in r.get("physical", {})}
+        if len(energy) > 1:
+            lines += ["", "Energy per inference: " + "; ".join(f"{k} {v:.3g} J" for k, v in energy.items()) +
+                      " (ngspice: the analog circuit's sources and amplifiers, measured in a transient; loihi: "
+                      "counted synaptic ops, neuron updates and spikes times Loihi's published per-op energies, "
+                      "Davies et al. 2018; the digital figure includes every time step of the schedule)."]
     sweeps = {k: r["gradient_vs_beta"] for k, r in report["backends"].items() if r.get("gradient_vs_beta")}
     if sweeps:
         lines += ["", "## Gradient cosine versus beta (centered)", "",

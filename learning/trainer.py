@@ -55,7 +55,7 @@ HELP = {
     "n_test": "use only the first N test samples",
     "tol": "settling tolerance in volts (default 1e-9; hopfield 1e-7)",
     "workers": "ngspice worker processes for the spice backend (default: up to 2)",
-    "fixed_point": "backends with integer models (lava): use them (8-bit weights, 24-bit state)",
+    "fixed_point": "replaced by --backend loihi (integer neurons, Lava's bit-accurate synapses); kept to say so",
     "threshold": "spiking backends (loihi): sigma-delta threshold in volts, or with --spikes binary the spike quantum "
                  "(rounded to a power of two LSBs) (default 1e-4)",
     "spikes": "spiking backends (loihi): graded payloads (sigma-delta) or binary spikes (one quantum each)",
@@ -92,7 +92,7 @@ class TrainConfig:
     n_test: int | None = None
     tol: float | None = None
     workers: int | None = None  # processes for the spice backend (default: up to 2)
-    fixed_point: bool = False  # lava backend: the fixed-point (Loihi bit-width) models instead of float
+    fixed_point: bool = False  # replaced by the loihi backend; true is refused with that advice
     threshold: float | None = None  # spiking backends: sigma-delta threshold / binary quantum (V)
     spikes: str = "graded"  # spiking backends: graded or binary
     time_steps: int | None = None  # spiking backends: time steps per phase
@@ -178,8 +178,9 @@ class TrainConfig:
         if self.diode_is is not None and self.diode != "shockley":
             bad("diode_is", self.diode_is, f"sets a Shockley diode's saturation current; the diode is {self.diode!r} "
                                            "(add --diode shockley, or drop --diode-is)")
-        if not isinstance(self.fixed_point, bool):
-            bad("fixed_point", self.fixed_point, "must be true or false")
+        if self.fixed_point is not False:
+            bad("fixed_point", self.fixed_point, "the Lava fixed-point models were replaced by the bit-accurate Loihi "
+                                                 "path: use --backend loihi (and drop --fixed-point)")
         self._check_backend_support()
         return self
 
@@ -189,10 +190,6 @@ class TrainConfig:
         if self.diode not in spec.diodes:
             raise ConfigError(f"the {spec.name} backend settles {', '.join(spec.diodes)} diodes only, not "
                               f"{self.diode!r}; use --diode {spec.diodes[0]} or another backend")
-        if self.fixed_point and not spec.fixed_point:
-            with_fixed = [s.name for s in backends.REGISTRY.values() if s.fixed_point]
-            raise ConfigError(f"--fixed-point: the {spec.name} backend has no fixed-point models (backends that "
-                              f"do: {', '.join(with_fixed)})")
         if not spec.spiking and (self.threshold is not None or self.time_steps is not None or self.spikes != "graded"):
             spiking = [s.name for s in backends.REGISTRY.values() if s.spiking]
             raise ConfigError(f"--threshold, --spikes and --time-steps set spiking messages; the {spec.name} backend "

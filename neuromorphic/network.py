@@ -50,12 +50,8 @@ def run_until_settled(root, run_cfg, layers, tol, max_steps, chunk) -> tuple:
 
 
 class LavaEqPropNetwork:
-    def __init__(self, net, batch: int, alpha: float = 1.0, threshold: float = 0.0, fixed: bool = False):
+    def __init__(self, net, batch: int, alpha: float = 1.0, threshold: float = 0.0):
         self.net, self.batch = net, batch
-        if fixed and any(n is not None and not n.diode.hard for n in net.neurons):
-            raise ValueError("the fixed-point models support ideal-diode clamps only; use float (fixed=False)")
-        if fixed and alpha != 1.0:
-            raise ValueError("the fixed-point models take the exact node update (alpha = 1)")
         L = net.n_connections
         self.source = ClampedSource(values=np.zeros((batch, net.sizes[0])), name="inputs")
         totals = node_conductance(net)
@@ -77,8 +73,7 @@ class LavaEqPropNetwork:
                 self.layers[c].s_out.connect(bwd.s_in)
                 bwd.a_out.connect(self.layers[c - 1].a_in)
                 self.backward.append(bwd)
-        self.run_cfg = Loihi2SimCfg(select_tag="fixed_pt" if fixed else "floating_pt")
-        self.fixed = fixed
+        self.run_cfg = Loihi2SimCfg(select_tag="floating_pt")
         self.steps = 0
         self.started = False
 

@@ -31,7 +31,7 @@ class LavaError(RuntimeError):
     """A Lava run failed or exceeded its deadline; names the command and the cause."""
 
 
-def _serve(conn, alpha, threshold, fixed=False):
+def _serve(conn, alpha, threshold):
     lava_net = None
     while True:
         cmd, args = conn.recv()
@@ -49,7 +49,7 @@ def _serve(conn, alpha, threshold, fixed=False):
                     lava_net = None
                 if lava_net is None:
                     from eqprop.neuromorphic.network import LavaEqPropNetwork
-                    lava_net = LavaEqPropNetwork(net, sources.shape[0], alpha, threshold, fixed)
+                    lava_net = LavaEqPropNetwork(net, sources.shape[0], alpha, threshold)
                 else:
                     lava_net.set_network(net)
                 conn.send(("ok", lava_net.settle(sources, targets, beta, tol, max_steps, chunk)))
@@ -78,7 +78,7 @@ def _serve(conn, alpha, threshold, fixed=False):
 class LavaSession(Resource):
     """One Lava network in a child process. ``timeout`` bounds every command (seconds)."""
 
-    def __init__(self, alpha: float = 1.0, threshold: float = 0.0, timeout: float = 120.0, fixed: bool = False):
+    def __init__(self, alpha: float = 1.0, threshold: float = 0.0, timeout: float = 120.0):
         if not 0 < alpha <= 1:
             raise InputError(f"alpha (dt / tau) must be in (0, 1], got {alpha}")
         if not (threshold >= 0 and np.isfinite(threshold)):
@@ -86,12 +86,11 @@ class LavaSession(Resource):
         if not timeout > 0:
             raise InputError(f"timeout must be positive seconds, got {timeout}")
         self.timeout = timeout
-        self.fixed = fixed
         key = secrets.token_bytes(16)
         listener = Listener(family="AF_UNIX", authkey=key)
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "eqprop.neuromorphic.session_main", listener.address, key.hex(), repr(alpha),
-             repr(threshold), str(os.getpid()), "fixed" if fixed else "float"], start_new_session=True)  # its own group: killpg takes Lava too
+             repr(threshold), str(os.getpid())], start_new_session=True)  # its own group: killpg takes Lava too
         accepted = []
         waiter = threading.Thread(target=lambda: accepted.append(listener.accept()), daemon=True)
         waiter.start()
@@ -121,8 +120,6 @@ class LavaSession(Resource):
     def settle(self, net: LayeredNetwork, sources, targets, beta, tol, max_steps, chunk) -> dict:
         if not isinstance(net, LayeredNetwork):
             raise NetworkError(f"the Lava backend runs LayeredNetworks, got {type(net).__name__}")
-        if self.fixed and any(n is not None and not n.diode.hard for n in net.neurons):
-            raise NetworkError("the fixed-point Lava models need diodes with an integer form (ideal clamps); use fixed=False")
         if not (np.isfinite(sources).all() and (targets is None or np.isfinite(targets).all())):
             raise InputError("inputs or targets hold NaN/inf")
         meta, arrays = network_to_data(net)
@@ -134,9 +131,6 @@ class LavaSession(Resource):
         accumulates over the batch, one sample per run (see ``plastic_network``)."""
         if not isinstance(net, LayeredNetwork):
             raise NetworkError(f"the Lava backend runs LayeredNetworks, got {type(net).__name__}")
-        if self.fixed:
-            raise InputError("the on-chip learning path runs the floating-point models; open the session with "
-                             "fixed=False")
         if nudging not in ("positive", "centered"):
             raise InputError(f"on-chip nudging is 'positive' or 'centered', got {nudging!r}")
         if not (np.isfinite(beta) and beta > 0 and np.isfinite(eta) and eta > 0):

@@ -16,7 +16,6 @@ def _watch_parent(parent: int) -> None:
 
 
 if __name__ == "__main__":  # Lava imports every module here when it looks for models: run nothing then
-    address, key_hex, alpha_text, threshold_text, parent_pid, mode = sys.argv[1:7]
+    address, key_hex, alpha_text, threshold_text, parent_pid = sys.argv[1:6]
     threading.Thread(target=_watch_parent, args=(int(parent_pid),), daemon=True).start()
-    _serve(Client(address, authkey=bytes.fromhex(key_hex)), float(alpha_text), float(threshold_text),
-           mode == "fixed")
+    _serve(Client(address, authkey=bytes.fromhex(key_hex)), float(alpha_text), float(threshold_text))

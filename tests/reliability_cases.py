@@ -495,7 +495,7 @@ def cases() -> list:
         C("train --lr 0", "config", ("lr", "nothing would train"), argv=lambda t: ["train", "--lr", "0", "--out", str(t / "z")]),
         C("train --diode-is with ideal diodes", "config", ("diode_is", "--diode shockley"),
           argv=lambda t: ["train", "--diode-is", "1e-7", "--out", str(t / "di")]),
-        C("train --fixed-point with the native backend", "config", ("fixed-point", "native"),
+        C("train --fixed-point (replaced by the loihi backend)", "config", ("fixed_point", "--backend loihi"),
           argv=lambda t: ["train", "--fixed-point", "--out", str(t / "fp")]),
         C("physics on a Hopfield run", "runs", ("digital model",),
           argv=lambda t: ["physics", str(_hopfield_run(t))]),
@@ -506,8 +506,8 @@ def cases() -> list:
           precious=lambda t: [t / "mine" / "NOTES.txt"]),
         C("train a network too big for memory", "config", ("gib", "smaller --hidden"),
           argv=lambda t: ["train", "--hidden", "2000000", "--out", str(t / "big")]),
-        C("train --backend lava --fixed-point --diode shockley", "lava", ("ideal",),
-          argv=lambda t: ["train", "--backend", "lava", "--fixed-point", "--diode", "shockley", "--epochs", "1",
+        C("train --backend loihi --diode shockley", "lava", ("ideal", "pwl"),
+          argv=lambda t: ["train", "--backend", "loihi", "--diode", "shockley", "--epochs", "1",
                           "--n-train", "20", "--n-test", "10", "--out", str(t / "r15")]),
     ]
 

@@ -28,11 +28,10 @@ def lava():
 
 def test_lava_equilibria_match_native_free_and_nudged(lava):
     net, x, y = case()
-    span = 0.1  # the rails span 0.1 V
-    for beta in (0.0, 1e-7, -1e-7):
+    for beta in (0.0, 1e-7, -1e-7):  # the float path is the native map, delayed: as tight as its tolerance
         eq = lava.settle(x, y if beta else None, beta)
         ref = solve(net, x, y if beta else None, beta, tol=1e-13)
-        assert np.abs(eq.voltages - ref.voltages).max() <= 1e-3 * span
+        assert np.abs(eq.voltages - ref.voltages).max() <= 1e-9
         assert eq.info["messages_per_sample"] > 0
     clamped = np.isclose(np.abs(eq.layers[0]), 0.05).mean()
     assert 0 < clamped < 1  # the diodes act
@@ -42,27 +41,7 @@ def test_eqprop_gradient_from_lava_matches_the_exact_gradient(lava):
     net, x, y = case()
     grad = eqprop_gradient(lava, run_phases(lava, x, y, 1e-8, "centered"))
     exact, _ = resistive_exact_gradient(net, solve(net, x, tol=1e-13), y)
-    assert cosine(grad, exact) >= 0.95
-
-
-def test_fixed_point_equilibria_stay_within_the_documented_bound():
-    """8-bit weights with a shared exponent and a 2^-20 V state: within 5% of the rail span (measured 1.9%)."""
-    net, x, y = case()
-    backend = LavaBackend(net, fixed=True, timeout=180)
-    try:
-        for beta in (0.0, 1e-7):
-            eq = backend.settle(x, y if beta else None, beta)
-            ref = solve(net, x, y if beta else None, beta, tol=1e-13)
-            assert np.abs(eq.voltages - ref.voltages).max() <= 0.05 * 0.1
-            assert eq.method == "lava-fixed"
-            # rails round inward: no state outside the physical rails, and the KCL residual is finite
-            for clamp, v in zip(net.neurons, eq.layers):
-                if clamp is not None:
-                    assert clamp.v_low <= v.min() and v.max() <= clamp.v_high
-            assert np.isfinite(eq.residual) and eq.residual < 1e-6
-            assert 0 < max(eq.info["weight_quantisation_error"]) < 0.01  # half an LSB of 127 levels: < 0.4%+
-    finally:
-        backend.close()
+    assert cosine(grad, exact) >= 0.999
 
 
 def test_a_run_past_its_deadline_is_stopped_and_leaves_no_process():
@@ -107,6 +86,3 @@ def test_on_chip_learning_refuses_bad_parameters_before_lava_runs():
             s.plastic_update(net, net.encode_inputs(x), y[:, :2], 1e-7, 1.0)
         with pytest.raises(InputError, match="nudging"):
             s.plastic_update(net, net.encode_inputs(x), y, 1e-7, 1.0, nudging="random")
-    with LavaSession(timeout=60, fixed=True) as s:
-        with pytest.raises(InputError, match="floating-point"):
-            s.plastic_update(net, net.encode_inputs(x), y, 1e-7, 1.0)

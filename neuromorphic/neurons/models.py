@@ -1,5 +1,5 @@
 """ProcessModels of the neuron layers: floating point (tag 'floating_pt') on one abstract base shared with
-the plastic variant, and fixed point (tag 'fixed_pt'; see ``eqprop.neuromorphic.quantize`` for the units).
+the plastic variant. (The integer, Loihi-faithful neurons are ``loihi_neurons``.)
 
 Connections are buffered one step, like Lava's own Dense: the currents a layer sees at step t come from
 its neighbours' messages of step t-1, which keeps the recurrent (bidirectional) graph free of deadlock
@@ -19,11 +19,10 @@ from eqprop.circuits.node_solve import solve_nodes
 from eqprop.circuits.serialize import clamp_from_dict
 # absolute imports: Lava loads this file on its own (as module 'models') when it looks for ProcessModels
 from eqprop.neuromorphic.neurons.process import EqPropNeurons, PlasticNeurons
-from eqprop.neuromorphic.quantize import G_FRAC, I_FRAC, V_FRAC, V_MAX, rails_to_int, to_volts_int
 
 
 class NeuronVars(PyLoihiProcessModel):
-    """The host-facing Vars of EqPropNeurons, in volts and siemens, shared by the float and fixed-point models."""
+    """The host-facing Vars of EqPropNeurons, in volts and siemens, shared by the plain and the plastic models."""
 
     v: np.ndarray = LavaPyType(np.ndarray, float)
     sent: np.ndarray = LavaPyType(np.ndarray, float)
@@ -107,43 +106,3 @@ class PyPlasticNeuronsFloat(AbstractEqPropNeuronsFloat):
         self.y2_forward.send(s * self.kappa_in * self.gain_in * dv)
         self.y1_backward.send(s * self.kappa_out * self.gain_out ** 2 * dsq)
         self.y2_backward.send(s * self.kappa_out * self.gain_out * dv)
-
-
-@implements(proc=EqPropNeurons, protocol=LoihiProtocol)
-@requires(CPU)
-@tag("fixed_pt")
-class PyEqPropNeuronsFixed(NeuronVars):
-    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int64, precision=64)
-    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int64, precision=24)
-
-    def __init__(self, proc_params):
-        super().__init__(proc_params)
-        clamp = proc_params["clamp_params"]
-        if clamp is not None and clamp["diode"] != "ideal":
-            raise ValueError("fixed-point neurons model ideal-diode clamps only")
-        self.rails = None if clamp is None else rails_to_int(clamp["v_low"], clamp["v_high"])
-        self.v_int = None
-
-    def run_spk(self):
-        if self.v_int is None:
-            self.v_int = to_volts_int(self.v)
-        drive = self.a_in.recv() + np.round(self.bias_current * 2.0**I_FRAC).astype(np.int64)
-        beta = int(round(float(self.beta[0]) * 2.0**G_FRAC))
-        if beta:
-            r = np.round(self.readout).astype(np.int64)  # +-1 entries
-            err = to_volts_int(self.targets) - self.v_int @ r.T
-            drive = drive + beta * (err @ r)
-        ohms = np.round(1.0 / self.conductance).astype(np.int64)  # the host-given reciprocal, in ohms
-        target = (drive * ohms) >> G_FRAC  # 2^-60 A x ohms = 2^-60 V, >> 40 -> 2^-20 V LSBs
-        if self.rails is not None:
-            target = np.clip(target, *self.rails)
-        target = np.clip(target, -V_MAX, V_MAX)
-        self.change[0] = float(np.abs(target - self.v_int).max(initial=0)) * 2.0**-V_FRAC
-        self.v_int = target
-        self.v = target * 2.0**-V_FRAC
-        delta = target - to_volts_int(self.sent)
-        fire = np.abs(delta) * 2.0**-V_FRAC > self.threshold[0]
-        out = np.where(fire, delta, 0)
-        self.sent = self.sent + out * 2.0**-V_FRAC
-        self.messages[0] += float(fire.sum())
-        self.s_out.send(out)

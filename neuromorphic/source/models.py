@@ -1,4 +1,4 @@
-"""ProcessModels of the sources: floating point (tag 'floating_pt') and fixed point (tag 'fixed_pt')."""
+"""ProcessModels of the sources: floating point (tag 'floating_pt')."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,7 +10,6 @@ from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
 # absolute imports: Lava loads this file on its own (as module 'models') when it looks for ProcessModels
-from eqprop.neuromorphic.quantize import V_FRAC, to_volts_int
 from eqprop.neuromorphic.source.process import ClampedSource, ValueSource
 
 
@@ -25,21 +24,6 @@ class PyClampedSourceFloat(PyLoihiProcessModel):
     def run_spk(self):
         delta = self.values - self.sent  # only a new batch (or new inputs) sends anything
         self.sent = self.values.copy()
-        self.s_out.send(delta)
-
-
-@implements(proc=ClampedSource, protocol=LoihiProtocol)
-@requires(CPU)
-@tag("fixed_pt")
-class PyClampedSourceFixed(PyLoihiProcessModel):
-    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int64, precision=24)
-    values: np.ndarray = LavaPyType(np.ndarray, float)
-    sent: np.ndarray = LavaPyType(np.ndarray, float)
-
-    def run_spk(self):
-        target = to_volts_int(self.values)
-        delta = target - to_volts_int(self.sent)
-        self.sent = target * 2.0**-V_FRAC
         self.s_out.send(delta)
 
 
