@@ -60,6 +60,10 @@ register(BackendSpec("lava", "eqprop.backends.lava:LavaBackend",
                      "every phase a run of Lava processes on Lava's CPU simulator: float models, a fast simulation "
                      "of the message passing (delayed Jacobi); for a chip's arithmetic use loihi",
                      needs=("lava",)))
+register(BackendSpec("lava-onchip", "eqprop.backends.lava_onchip:LavaOnchipBackend",
+                     "on-chip training on Lava: every conductance update made by the learning engine (LearningDense, "
+                     "tag-and-apply EqProp rule) during the phases; centered nudging, no momentum",
+                     needs=("lava",), onchip=True))
 register(BackendSpec("loihi", "eqprop.backends.loihi:LoihiBackend",
                      "the bit-accurate Loihi path: integer neurons and Lava's bit-accurate Dense, sigma-delta or "
                      "binary spikes (batched emulator, checked bit for bit against the Lava run)",

@@ -194,6 +194,10 @@ class TrainConfig:
             spiking = [s.name for s in backends.REGISTRY.values() if s.spiking]
             raise ConfigError(f"--threshold, --spikes and --time-steps set spiking messages; the {spec.name} backend "
                               f"has none (backends that do: {', '.join(spiking)})")
+        if spec.onchip and (self.momentum != 0 or self.nudging != "centered" or self.device != "ideal"):
+            raise ConfigError(f"the {spec.name} backend's synapses apply plain centered EqProp updates themselves: "
+                              f"use --momentum 0 (got {self.momentum}), --nudging centered (got {self.nudging!r}) "
+                              f"and --device ideal (got {self.device!r})")
         if self.cluster and not spec.cluster:
             raise ConfigError(f"--cluster spreads a backend's work over Ray; the {spec.name} backend does not use it "
                               "(use --backend spice, or eqprop sweep --cluster to spread whole runs)")
@@ -256,6 +260,13 @@ class EqPropTrainer:
     def step(self, x, labels) -> dict:
         cfg = self.config
         y = self.targets(labels)
+        if getattr(self.backend, "onchip", False):  # the backend's synapses update themselves
+            decay = cfg.lr_decay ** self.epoch
+            scales = [lr * decay * ref * ref / self.loss_unit / len(x) for lr, ref in zip(self.lr, self.g_ref)]
+            pred = self.backend.onchip_step(x, y, self.beta_abs, scales)
+            self.backend.sync()
+            return {"loss": float(0.5 * ((pred - y) ** 2).sum(1).mean()),
+                    "correct": int((pred.argmax(1) == labels).sum())}
         ph = run_phases(self.backend, x, y, self.beta_abs, cfg.nudging, self.rng)
         if self.device is not None and self.device.read_noise:
             for eq in (ph.free, ph.plus, ph.minus):

@@ -60,6 +60,10 @@ def _serve(conn, alpha, threshold):
                 result = plastic.learn(sources, targets, beta, eta, nudging, tol, max_steps, chunk)
                 plastic.stop()  # not after a failure: a wedged runtime can block stop(); close kills it
                 conn.send(("ok", result))
+            elif cmd == "onchip_train":  # on-chip training: a fresh plastic network per call
+                from eqprop.neuromorphic.onchip_network import OnchipTraining
+                meta, arrays, rest = args
+                conn.send(("ok", OnchipTraining(network_from_data(meta, arrays), *rest).run()))
             elif cmd == "loihi":  # the bit-accurate Loihi path: a whole data set in one Lava execution
                 from eqprop.neuromorphic.loihi_network import run_loihi
                 conn.send(("ok", run_loihi(*args)))
@@ -144,6 +148,26 @@ class LavaSession(Resource):
         meta, arrays = network_to_data(net)
         return self._call("plastic", (meta, arrays, sources, targets, float(beta), float(eta), nudging, tol,
                                       max_steps, chunk))
+
+    def onchip_train(self, net: LayeredNetwork, sources, targets, beta: float, scales, batch: int, steps: int = 40,
+                     alpha: float = 1.0) -> dict:
+        """On-chip training over ``sources`` (``onchip_network.OnchipTraining``): the conductances Lava's
+        learning engine leaves after every sample's phases and one update per ``batch`` samples."""
+        if not isinstance(net, LayeredNetwork):
+            raise NetworkError(f"the Lava backend runs LayeredNetworks, got {type(net).__name__}")
+        sources, targets = np.asarray(sources, float), np.asarray(targets, float)
+        if sources.ndim != 2 or targets.shape != (sources.shape[0], net.n_targets):
+            raise InputError(f"sources (samples, {net.sizes[0]}) and targets (samples, {net.n_targets}) expected, "
+                             f"got {sources.shape} and {targets.shape}")
+        if not (np.isfinite(sources).all() and np.isfinite(targets).all()):
+            raise InputError("inputs or targets hold NaN/inf")
+        if not (np.isfinite(beta) and beta > 0):
+            raise InputError(f"beta must be positive and finite, got {beta}")
+        if len(scales) != 2 * net.n_connections or not all(np.isfinite(s) and s >= 0 for s in scales):
+            raise InputError(f"scales: one rate >= 0 per parameter array ({2 * net.n_connections}), got {scales}")
+        meta, arrays = network_to_data(net)
+        return self._call("onchip_train", (meta, arrays, (sources, targets, float(beta), [float(s) for s in scales],
+                                                          int(batch), int(steps), float(alpha))))
 
     def loihi(self, program, sources_int, targets_int=None, steps: int = 64, phases: int = 1,
               record_hidden: bool = True) -> dict:

@@ -18,7 +18,8 @@ from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 from eqprop.circuits.node_solve import solve_nodes
 from eqprop.circuits.serialize import clamp_from_dict
 # absolute imports: Lava loads this file on its own (as module 'models') when it looks for ProcessModels
-from eqprop.neuromorphic.neurons.process import EqPropNeurons, PlasticNeurons
+from eqprop.neuromorphic.neurons.process import EqPropNeurons, PlasticNeurons, TaggedNeurons
+from eqprop.neuromorphic.source.models import spike_payload
 
 
 class NeuronVars(PyLoihiProcessModel):
@@ -106,3 +107,65 @@ class PyPlasticNeuronsFloat(AbstractEqPropNeuronsFloat):
         self.y2_forward.send(s * self.kappa_in * self.gain_in * dv)
         self.y1_backward.send(s * self.kappa_out * self.gain_out ** 2 * dsq)
         self.y2_backward.send(s * self.kappa_out * self.gain_out * dv)
+
+
+@implements(proc=TaggedNeurons, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PyTaggedNeuronsFloat(AbstractEqPropNeuronsFloat):
+    bap: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, bool)
+    y1_forward: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    y2_forward: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    y3_forward: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    y1_bias: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    y2_bias: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    y3_bias: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    y1_backward: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    y2_backward: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    y3_backward: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    coef: np.ndarray = LavaPyType(np.ndarray, float)
+    free_out: np.ndarray = LavaPyType(np.ndarray, float)
+
+    def __init__(self, proc_params):
+        super().__init__(proc_params)
+        self.samples, self.steps = int(proc_params["samples"]), int(proc_params["steps"])
+        self.batch_size = int(proc_params["batch_size"])
+        self.gain_in, self.gain_out = float(proc_params["gain_in"]), float(proc_params["gain_out"])
+        t = proc_params["schedule_targets"]
+        self.schedule_targets = None if t is None else np.asarray(t, dtype=float)
+        self.schedule_beta = float(proc_params["schedule_beta"])
+
+    def run_spk(self):
+        T = self.steps
+        k, local = divmod(self.time_step - 1, 3 * T + 1)
+        phase = min(local // T, 3)  # 0 free, 1 +beta, 2 -beta, 3 apply
+        self.beta[0] = (0.0, self.schedule_beta, -self.schedule_beta, 0.0)[phase]
+        if self.schedule_targets is not None and k < self.samples:
+            self.targets = self.schedule_targets[k]
+        self.relax(self.a_in.recv() + self.bias_current)
+        v = self.v
+        self.s_out.send(spike_payload(v))
+        if local == T - 1 and k < self.samples:
+            self.free_out[k] = v
+        s = {2 * T - 1: 1.0, 3 * T - 1: -1.0}.get(local, 0.0) if k < self.samples else 0.0
+        # the tag of a synapse of conductance G between u (input side, amplified by a) and v takes
+        #   k (a u - v)^2 = k v^2 - 2 a k u v + a^2 k u^2  =  y1 + x1 y2 + x1 x1 y3,
+        # with x1 the presynaptic voltage; k = s x (its copy's coefficient): forward copies store a G, so
+        # learn a dG; backward copies store G / a, so learn dG / a; the coefficients carry -eta and the unit
+        zero = np.zeros_like(v)
+        for side, pre_gain, post_gain, c in (("forward", self.gain_in, 1.0, self.coef[0]),
+                                             ("bias", self.gain_in, 1.0, self.coef[1]),
+                                             ("backward", 1.0, self.gain_out, self.coef[2])):
+            if s == 0.0 or c == 0.0:
+                y1 = y2 = y3 = zero
+            elif side == "backward":  # post is u (this layer), pre x1 is v
+                kk = s * c
+                y1, y2, y3 = kk * (post_gain * v) ** 2, -2.0 * post_gain * kk * v, np.full_like(v, kk)
+            else:  # post is v (this layer), pre x1 is u
+                kk = s * c
+                y1, y2, y3 = kk * v * v, -2.0 * pre_gain * kk * v, np.full_like(v, kk * pre_gain ** 2)
+            getattr(self, f"y1_{side}").send(y1)
+            getattr(self, f"y2_{side}").send(y2)
+            getattr(self, f"y3_{side}").send(y3)
+        end_of_batch = (k + 1) % self.batch_size == 0 or k + 1 == self.samples
+        self.bap.send(np.full(v.shape, phase == 3 and end_of_batch and k < self.samples))

@@ -59,3 +59,29 @@ class PlasticNeurons(EqPropNeurons):
         self.y1_backward = OutPort(shape=(n,))
         self.y2_backward = OutPort(shape=(n,))
         self.plasticity = Var(shape=(1,), init=np.zeros(1))
+
+
+class TaggedNeurons(EqPropNeurons):
+    """A free layer of the on-chip training path (one sample at a time, Lava's LearningDense synapses, a
+    schedule fixed at build time, see ``onchip_network``).
+
+    Per sample: ``steps`` free steps, ``steps`` at +beta, ``steps`` at -beta, then one apply step. At the
+    last step of each nudged phase it sends its synapses the third factors that make their tag take
+    s (a u - v)^2 (s = +1 at +beta, -1 at -beta), pre-scaled by each copy's learning coefficient and unit;
+    on the apply step that ends a batch it sends a back-propagating spike (bap), on which every synapse adds
+    its tag to its weight and clears it. ``coef`` holds the coefficients (forward, bias, backward; the
+    host scales them once per epoch for the rate decay); ``free_out`` records the free-phase voltages."""
+
+    def __init__(self, *, conductance: np.ndarray, clamp_params: dict, samples: int, steps: int, batch: int,
+                 gain_in: float, gain_out: float, coef: np.ndarray, targets=None, beta: float = 0.0,
+                 alpha: float = 1.0, readout: np.ndarray | None = None, name: str | None = None):
+        super().__init__(conductance=conductance, clamp_params=clamp_params, alpha=alpha, readout=readout,
+                         name=name, samples=samples, steps=steps, batch_size=batch, gain_in=gain_in,
+                         gain_out=gain_out, schedule_targets=targets, schedule_beta=beta)
+        n = conductance.shape[0]
+        self.bap = OutPort(shape=(n,))
+        for side in ("forward", "bias", "backward"):
+            for k in (1, 2, 3):
+                setattr(self, f"y{k}_{side}", OutPort(shape=(n,)))
+        self.coef = Var(shape=(3,), init=np.asarray(coef, dtype=float))
+        self.free_out = Var(shape=(samples, n), init=np.zeros((samples, n)))

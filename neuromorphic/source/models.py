@@ -10,7 +10,7 @@ from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
 # absolute imports: Lava loads this file on its own (as module 'models') when it looks for ProcessModels
-from eqprop.neuromorphic.source.process import ClampedSource, ValueSource
+from eqprop.neuromorphic.source.process import ClampedSource, SampleSource, ValueSource
 
 
 @implements(proc=ClampedSource, protocol=LoihiProtocol)
@@ -36,3 +36,30 @@ class PyValueSourceFloat(PyLoihiProcessModel):
 
     def run_spk(self):
         self.s_out.send(self.values.copy())
+
+
+ZERO_SPIKE = 1e-30  # volts: a spike whose payload is 0 (see spike_payload)
+
+
+def spike_payload(values: np.ndarray) -> np.ndarray:
+    """Graded payloads that are spikes even where the value is 0. Lava's float learning engine overwrites a
+    synapse's x1 trace only on a non-zero payload, so a 0 V input (a blank pixel) would leave x1 at the last
+    sample's value; a chip sends a spike of payload 0. 1e-30 V stands for it (its current is ~1e-37 A)."""
+    return np.where(values == 0.0, ZERO_SPIKE, values)
+
+
+@implements(proc=SampleSource, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PySampleSourceFloat(PyLoihiProcessModel):
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+
+    def __init__(self, proc_params):
+        super().__init__(proc_params)
+        self.sources = np.asarray(proc_params["sources"], dtype=float)
+        self.per_sample = int(proc_params["per_sample"])
+
+    def run_spk(self):
+        k = (self.time_step - 1) // self.per_sample
+        values = self.sources[k] if k < len(self.sources) else np.zeros(self.sources.shape[1])
+        self.s_out.send(spike_payload(values))

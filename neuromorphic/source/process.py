@@ -21,3 +21,12 @@ class ValueSource(AbstractProcess):
         super().__init__(name=name)
         self.s_out = OutPort(shape=values.shape)
         self.values = Var(shape=values.shape, init=values)
+
+
+class SampleSource(AbstractProcess):
+    """Plays samples on a schedule: sample k's voltages are sent, every step, during its ``per_sample`` steps
+    (graded payloads; the plastic synapses read them as their presynaptic trace)."""
+
+    def __init__(self, *, sources: np.ndarray, per_sample: int, name: str | None = None):
+        super().__init__(sources=sources, per_sample=per_sample, name=name)
+        self.s_out = OutPort(shape=(sources.shape[1],))

@@ -1,0 +1,116 @@
+"""On-chip EqProp training: every conductance update is made by Lava's learning engine during the phases
+(runs inside a LavaSession's child process; one sample after another, as on a chip).
+
+Each conductance G of connection c (between u, amplified by a_c, and v) has two plastic copies, Lava
+``LearningDense`` synapses: forward (u -> v) storing a_c G and, between free layers, backward (v -> u)
+storing G / a_c; bias conductances are forward synapses from the rails +-vb / a_c. Every synapse runs the
+same tag-and-apply rule (``TAG_RULE``):
+
+    dt = y1 + x1 y2 + x1 x1 y3 - y0 t        the tag takes k (a u - v)^2 when the third factors say so
+    dw = y0 t                                and is added to the weight on the bap that ends a batch
+
+x1 is the presynaptic voltage (the graded payload, GradedSpikeCfg.OVERWRITE); y1..y3 are third factors
+the postsynaptic ``TaggedNeurons`` send only at the last step of each nudged phase (k = +coef at +beta,
+-coef at -beta), and y0 is its back-propagating spike, sent on the apply step after a batch's last
+sample. So each copy accumulates  coef x sum over the batch of [(a u - v)^2 at +beta - at -beta]  and
+applies it once: the weights do not move while a phase settles. The coefficients are -eta a_c for the
+forward copy and -eta / a_c for the backward one, so the two copies receive the same dG in the units each
+stores and stay a_c G and G / a_c. The host loads the samples and targets, fixes beta and the schedule,
+and reads the weights back; it computes no update.
+"""
+from __future__ import annotations
+
+import numpy as np
+from lava.magma.core.learning.constants import GradedSpikeCfg
+from lava.magma.core.learning.learning_rule import Loihi3FLearningRule
+from lava.magma.core.run_conditions import RunSteps
+from lava.magma.core.run_configs import Loihi2SimCfg
+from lava.proc.dense.process import LearningDense
+from lava.utils.weightutils import SignMode
+
+from eqprop.circuits.energy import node_conductance
+from eqprop.circuits.serialize import clamp_to_dict
+
+from eqprop.neuromorphic.neurons.process import TaggedNeurons
+from eqprop.neuromorphic.source.process import SampleSource, ValueSource
+
+TAG_RULE = {"dt": "u0 * y1 + u0 * 2^1 * x1 * y2 + u0 * 2^2 * x1 * x1 * y3 - y0 * t", "dw": "y0 * t"}
+NO_DECAY = 2.0**40  # the traces are overwritten every step; Lava's float engine leaves tau 0 as NaN
+
+
+def _rule():
+    return Loihi3FLearningRule(dw=TAG_RULE["dw"], dt=TAG_RULE["dt"], t_epoch=1, x1_tau=NO_DECAY, x2_tau=NO_DECAY)
+
+
+def coefficients(net, scales, beta: float) -> list:
+    """Per free layer, (forward, bias, backward) coefficients: dG = -eta [(a u - v)^2_+beta - (.)^2_-beta] per
+    sample with eta = scale x kappa_c / (4 beta kappa_L) (centered EqProp, the trainer's units); forward copies
+    learn a dG, backward ones dG / a. ``scales``: per parameter array (weights, then biases), from the trainer."""
+    L = net.n_connections
+    kappa = net.energy_weights
+    eta = [scales[p] * kappa[p % L] / (4.0 * beta * kappa[-1]) for p in range(2 * L)]
+    out = []
+    for c in range(L):
+        backward = -eta[c + 1] / net.gains[c + 1] if c + 1 < L else 0.0
+        out.append(np.array([-eta[c] * net.gains[c], -eta[L + c] * net.gains[c], backward]))
+    return out
+
+
+class OnchipTraining:
+    def __init__(self, net, sources, targets, beta: float, scales, batch: int, steps: int = 40, alpha: float = 1.0):
+        self.net = net
+        S = sources.shape[0]
+        L = net.n_connections
+        self.S, self.steps = S, steps
+        coef = coefficients(net, scales, beta)
+        totals = node_conductance(net)
+        vb = net.bias_voltage
+        self.inputs = SampleSource(sources=sources, per_sample=3 * steps + 1, name="inputs")
+        self.layers = [TaggedNeurons(
+            conductance=totals[c], clamp_params=clamp_to_dict(net.neurons[c]), samples=S, steps=steps, batch=batch,
+            gain_in=net.gains[c], gain_out=net.gains[c + 1] if c + 1 < L else 0.0, coef=coef[c],
+            targets=targets if c == L - 1 else None, beta=beta if c == L - 1 else 0.0, alpha=alpha,
+            readout=net.readout_matrix if c == L - 1 else None, name=f"layer{c + 1}") for c in range(L)]
+
+        def synapse(weights, name, pre, post, side):
+            syn = LearningDense(weights=weights, learning_rule=_rule(), num_message_bits=24,
+                                graded_spike_cfg=GradedSpikeCfg.OVERWRITE, sign_mode=SignMode.EXCITATORY,
+                                name=name)  # conductances saturate at 0, as an excitatory synapse does
+            pre.s_out.connect(syn.s_in)
+            syn.a_out.connect(post.a_in)
+            post.bap.connect(syn.s_in_bap)
+            for k in (1, 2, 3):
+                getattr(post, f"y{k}_{side}").connect(getattr(syn, f"s_in_y{k}"))
+            return syn
+
+        self.forward, self.backward, self.bias, self.rails = [], [], [], []
+        for c in range(L):
+            a, post = net.gains[c], self.layers[c]
+            pre = self.inputs if c == 0 else self.layers[c - 1]
+            self.forward.append(synapse(a * net.weights[c].T, f"forward{c}", pre, post, "forward"))
+            self.rails.append(ValueSource(values=np.array([vb / a, -vb / a]), name=f"rails{c}"))
+            self.bias.append(synapse(a * net.biases[c].T, f"bias{c}", self.rails[c], post, "bias"))
+            if c > 0:
+                self.backward.append(synapse(net.weights[c] / a, f"backward{c}", post, pre, "backward"))
+
+    def run(self) -> dict:
+        """Every sample's phases; the conductances the learning engine left (weights from the forward copies,
+        and how far the backward copies are from them), and the free-phase outputs."""
+        net = self.net
+        try:
+            self.inputs.run(condition=RunSteps(num_steps=self.S * (3 * self.steps + 1)),
+                            run_cfg=Loihi2SimCfg(select_tag="floating_pt"))
+            fwd = [s.weights.get() for s in self.forward]
+            bwd = [s.weights.get() for s in self.backward]
+            bias = [s.weights.get() for s in self.bias]
+            free_out = self.layers[-1].free_out.get()
+        finally:
+            self.inputs.stop()
+        L = net.n_connections
+        weights = [fwd[c].T / net.gains[c] for c in range(L)]
+        mismatch = 0.0
+        for c in range(1, L):
+            other = bwd[c - 1] * net.gains[c]
+            mismatch = max(mismatch, float(np.abs(other - weights[c]).max() / max(np.abs(weights[c]).max(), 1e-300)))
+        return {"weights": weights, "biases": [bias[c].T / net.gains[c] for c in range(L)], "free_out": free_out,
+                "copy_mismatch": mismatch}
