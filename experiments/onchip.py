@@ -24,6 +24,7 @@ from eqprop.learning.eqprop import cosine, eqprop_gradient, relative_error, run_
 
 @dataclass
 class OnchipRow:
+    rule: str  # per-step (differential, applied every step) or gated (tag-and-apply)
     nudging: str
     step: float  # largest |update| / largest conductance
     cosine_lava_host: float  # vs host-side EqProp from the batched Lava equilibria
@@ -57,20 +58,34 @@ def onchip_rows(net, x, y, beta, nudgings=("positive", "centered"), steps=(1e-7,
                     r = session.plastic_update(net, net.encode_inputs(x), y, beta, eta, nudging)
                     seconds = time.perf_counter() - t0
                     est = [-u / eta for u in r["update"]]  # as an estimate of d(mean loss)/dG, like the host's
-                    rows.append(OnchipRow(nudging, step, cosine(est, host_lava), cosine(est, host_native),
+                    rows.append(OnchipRow("per-step", nudging, step, cosine(est, host_lava), cosine(est, host_native),
                                           cosine(est, exact), relative_error(est, host_lava), r["steps"], seconds))
                     log(format_row(rows[-1]))
+            # the tag-and-apply rule (centered): the update is held in the tags until the phases are over
+            host_native = eqprop_gradient(native, run_phases(native, x, y, beta, "centered"))
+            host_lava = eqprop_gradient(lava, run_phases(lava, x, y, beta, "centered"))
+            g_max = max(float(np.abs(w).max()) for w in net.weights)
+            scale = max(float(np.abs(g).max()) for g in host_lava)
+            for step in steps:
+                per = step * g_max / (scale * len(x))  # dG = -per x batch x estimate: the largest is step x g_max
+                t0 = time.perf_counter()
+                r = session.onchip_train(net, net.encode_inputs(x), y, beta, [per] * len(host_lava), len(x))
+                seconds = time.perf_counter() - t0
+                est = [-(a - b) / (per * len(x)) for a, b in zip(r["weights"] + r["biases"], net.weights + net.biases)]
+                rows.append(OnchipRow("gated", "centered", step, cosine(est, host_lava), cosine(est, host_native),
+                                      cosine(est, exact), relative_error(est, host_lava), 0, seconds))
+                log(format_row(rows[-1]))
     finally:
         lava.close()
     return rows
 
 
-HEADER = ("| nudging | step | cosine vs host (Lava eq.) | cosine vs host (native) | cosine vs exact | "
-          "rel. error vs host | Lava steps | s |\n|---|---|---|---|---|---|---|---|")
+HEADER = ("| rule | nudging | step | cosine vs host (Lava eq.) | cosine vs host (native) | cosine vs exact | "
+          "rel. error vs host | Lava steps | s |\n|---|---|---|---|---|---|---|---|---|")
 
 
 def format_row(r: OnchipRow) -> str:
-    return (f"| {r.nudging} | {r.step:g} | {r.cosine_lava_host:.7f} | {r.cosine_native_host:.7f} | "
+    return (f"| {r.rule} | {r.nudging} | {r.step:g} | {r.cosine_lava_host:.7f} | {r.cosine_native_host:.7f} | "
             f"{r.cosine_exact:.5f} | {r.relative_error_lava_host:.1e} | {r.steps} | {r.seconds:.1f} |")
 
 
