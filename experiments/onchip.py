@@ -37,7 +37,7 @@ class OnchipRow:
 
 def onchip_rows(net, x, y, beta, nudgings=("positive", "centered"), steps=(1e-7, 1e-4), alpha=1.0,
                 timeout=900.0, log=print) -> list:
-    from eqprop.neuromorphic import LavaSession
+    from eqprop.neuromorphic import LavaError, LavaSession
 
     from eqprop.backends.lava import LavaBackend
 
@@ -55,7 +55,13 @@ def onchip_rows(net, x, y, beta, nudgings=("positive", "centered"), steps=(1e-7,
                 for step in steps:
                     eta = step * g_max / scale
                     t0 = time.perf_counter()
-                    r = session.plastic_update(net, net.encode_inputs(x), y, beta, eta, nudging)
+                    try:
+                        r = session.plastic_update(net, net.encode_inputs(x), y, beta, eta, nudging)
+                    except LavaError as exc:  # the weights drifted so far in the phase that it did not settle
+                        rows.append(OnchipRow("per-step", nudging, step, float("nan"), float("nan"), float("nan"),
+                                              float("nan"), 0, time.perf_counter() - t0))
+                        log(format_row(rows[-1]) + f" did not settle: {str(exc).splitlines()[0][:120]}")
+                        continue
                     seconds = time.perf_counter() - t0
                     est = [-u / eta for u in r["update"]]  # as an estimate of d(mean loss)/dG, like the host's
                     rows.append(OnchipRow("per-step", nudging, step, cosine(est, host_lava), cosine(est, host_native),
