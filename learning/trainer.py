@@ -227,6 +227,11 @@ class TrainConfig:
         return d
 
 
+def _batch_metrics(pred, y, labels) -> dict:
+    """A training batch's mean loss and correct count, from its free-phase predictions."""
+    return {"loss": float(0.5 * ((pred - y) ** 2).sum(1).mean()), "correct": int((pred.argmax(1) == labels).sum())}
+
+
 class EqPropTrainer:
     """Trains any backend with EqProp. Holds the optimiser state so a checkpoint can restore it exactly.
 
@@ -265,8 +270,7 @@ class EqPropTrainer:
             scales = [lr * decay * ref * ref / self.loss_unit / len(x) for lr, ref in zip(self.lr, self.g_ref)]
             pred = self.backend.onchip_step(x, y, self.beta_abs, scales)
             self.backend.sync()
-            return {"loss": float(0.5 * ((pred - y) ** 2).sum(1).mean()),
-                    "correct": int((pred.argmax(1) == labels).sum())}
+            return _batch_metrics(pred, y, labels)
         ph = run_phases(self.backend, x, y, self.beta_abs, cfg.nudging, self.rng)
         if self.device is not None and self.device.read_noise:
             for eq in (ph.free, ph.plus, ph.minus):
@@ -284,9 +288,7 @@ class EqPropTrainer:
             else:
                 self.device.apply(p, delta, self.rng, gains)
         self.backend.sync()
-        pred = ph.free.prediction
-        return {"loss": float(0.5 * ((pred - y) ** 2).sum(1).mean()),
-                "correct": int((pred.argmax(1) == labels).sum())}
+        return _batch_metrics(ph.free.prediction, y, labels)
 
     def evaluate(self, x, labels, batch_size: int = 512) -> dict:
         y = self.targets(labels)

@@ -79,6 +79,17 @@ def _serve(conn, alpha, threshold):
             conn.send(("error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"))
 
 
+def _checked_samples(net, sources, targets) -> tuple:
+    """(sources, targets) as float arrays of one sample per row, or a one-line InputError."""
+    sources, targets = np.asarray(sources, float), np.asarray(targets, float)
+    if sources.ndim != 2 or targets.shape != (sources.shape[0], net.n_targets):
+        raise InputError(f"sources (samples, {net.sizes[0]}) and targets (samples, {net.n_targets}) expected, got "
+                         f"{sources.shape} and {targets.shape}")
+    if not (np.isfinite(sources).all() and np.isfinite(targets).all()):
+        raise InputError("inputs or targets hold NaN/inf")
+    return sources, targets
+
+
 class LavaSession(Resource):
     """One Lava network in a child process. ``timeout`` bounds every command (seconds)."""
 
@@ -139,12 +150,7 @@ class LavaSession(Resource):
             raise InputError(f"on-chip nudging is 'positive' or 'centered', got {nudging!r}")
         if not (np.isfinite(beta) and beta > 0 and np.isfinite(eta) and eta > 0):
             raise InputError(f"beta and eta must be positive and finite, got beta={beta}, eta={eta}")
-        sources, targets = np.asarray(sources, float), np.asarray(targets, float)
-        if sources.ndim != 2 or targets.shape != (sources.shape[0], net.n_targets):
-            raise InputError(f"sources (batch, {net.sizes[0]}) and targets (batch, {net.n_targets}) expected, got "
-                             f"{sources.shape} and {targets.shape}")
-        if not (np.isfinite(sources).all() and np.isfinite(targets).all()):
-            raise InputError("inputs or targets hold NaN/inf")
+        sources, targets = _checked_samples(net, sources, targets)
         meta, arrays = network_to_data(net)
         return self._call("plastic", (meta, arrays, sources, targets, float(beta), float(eta), nudging, tol,
                                       max_steps, chunk))
@@ -155,12 +161,7 @@ class LavaSession(Resource):
         learning engine leaves after every sample's phases and one update per ``batch`` samples."""
         if not isinstance(net, LayeredNetwork):
             raise NetworkError(f"the Lava backend runs LayeredNetworks, got {type(net).__name__}")
-        sources, targets = np.asarray(sources, float), np.asarray(targets, float)
-        if sources.ndim != 2 or targets.shape != (sources.shape[0], net.n_targets):
-            raise InputError(f"sources (samples, {net.sizes[0]}) and targets (samples, {net.n_targets}) expected, "
-                             f"got {sources.shape} and {targets.shape}")
-        if not (np.isfinite(sources).all() and np.isfinite(targets).all()):
-            raise InputError("inputs or targets hold NaN/inf")
+        sources, targets = _checked_samples(net, sources, targets)
         if not (np.isfinite(beta) and beta > 0):
             raise InputError(f"beta must be positive and finite, got {beta}")
         if len(scales) != 2 * net.n_connections or not all(np.isfinite(s) and s >= 0 for s in scales):
