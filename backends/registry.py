@@ -23,7 +23,8 @@ class BackendSpec:
     needs: tuple = ()  # what must be installed: "ngspice", "lava"
     diodes: tuple = ("ideal", "shockley", "pwl")  # diode models it settles ("ideal" is the hard clamp)
     cluster: bool = False  # can spread its work over Ray: --cluster
-    onchip: bool = False  # updates its own parameters (no host arithmetic)
+    onchip: bool = False  # computes its own updates (no host arithmetic)
+    programs: bool = False  # onchip, but requests changes that the host's device model programs (--device)
     spiking: bool = False  # spiking messages: --threshold, --spikes, --time-steps
 
     def load(self):
@@ -68,6 +69,10 @@ register(BackendSpec("loihi", "eqprop.backends.loihi:LoihiBackend",
                      "the bit-accurate Loihi path: integer neurons and Lava's bit-accurate Dense, sigma-delta or "
                      "binary spikes (batched emulator, checked bit for bit against the Lava run)",
                      needs=("lava",), diodes=("ideal", "pwl"), spiking=True))
+register(BackendSpec("cosim", "eqprop.backends.cosim:CosimBackend",
+                     "mixed-signal co-simulation: the analog core in ngspice (transients with node capacitances), "
+                     "its periphery in Lava (ADC, nudging DACs, integer nudging and learning controllers) in lockstep",
+                     needs=("ngspice", "lava"), onchip=True, programs=True))
 register(BackendSpec("hopfield", "eqprop.backends.hopfield:HopfieldBackend",
                      "the digital reference: the continuous Hopfield network of Scellier & Bengio (2017)",
                      diodes=("ideal",)))

@@ -194,7 +194,12 @@ class TrainConfig:
             spiking = [s.name for s in backends.REGISTRY.values() if s.spiking]
             raise ConfigError(f"--threshold, --spikes and --time-steps set spiking messages; the {spec.name} backend "
                               f"has none (backends that do: {', '.join(spiking)})")
-        if spec.onchip and (self.momentum != 0 or self.nudging != "centered" or self.device != "ideal"):
+        if spec.programs and (self.momentum != 0 or self.nudging == "random"):
+            raise ConfigError(f"the {spec.name} backend's learning controller keeps no velocity and sequences a fixed "
+                              f"phase order: use --momentum 0 (got {self.momentum}) and --nudging centered, positive "
+                              f"or negative (got {self.nudging!r})")
+        if spec.onchip and not spec.programs and (self.momentum != 0 or self.nudging != "centered"
+                                                  or self.device != "ideal"):
             raise ConfigError(f"the {spec.name} backend's synapses apply plain centered EqProp updates themselves: "
                               f"use --momentum 0 (got {self.momentum}), --nudging centered (got {self.nudging!r}) "
                               f"and --device ideal (got {self.device!r})")
@@ -268,7 +273,16 @@ class EqPropTrainer:
         if getattr(self.backend, "onchip", False):  # the backend's synapses update themselves
             decay = cfg.lr_decay ** self.epoch
             scales = [lr * decay * ref * ref / self.loss_unit / len(x) for lr, ref in zip(self.lr, self.g_ref)]
-            pred = self.backend.onchip_step(x, y, self.beta_abs, scales)
+            out = self.backend.onchip_step(x, y, self.beta_abs, scales)
+            if getattr(self.backend, "programs", False):  # its controller requested changes: program them
+                pred, deltas = out
+                for p, delta, gains in zip(self.backend.parameters(), deltas, self.d2d):
+                    if self.device is None:
+                        p += delta
+                    else:
+                        self.device.apply(p, delta, self.rng, gains)
+            else:
+                pred = out
             self.backend.sync()
             return _batch_metrics(pred, y, labels)
         ph = run_phases(self.backend, x, y, self.beta_abs, cfg.nudging, self.rng)

@@ -9,7 +9,7 @@ from .batch import parse_printout, run_file
 from .ngspice import NgspiceCircuit, SpiceError, SpiceUnavailable, ngspice_version
 from .options import SpiceOptions
 from .pool import SpicePool
-from .writer import NUDGE_FORMS, Netlist, Transient, to_netlist
+from .writer import NUDGE_FORMS, Drive, Netlist, Transient, target_pairs, to_netlist
 
 __all__ = ["parse_printout", "run_file", "NgspiceCircuit", "SpiceError", "SpiceUnavailable", "ngspice_version",
-           "SpiceOptions", "SpicePool", "NUDGE_FORMS", "Netlist", "Transient", "to_netlist"]
+           "SpiceOptions", "SpicePool", "NUDGE_FORMS", "Drive", "Netlist", "Transient", "target_pairs", "to_netlist"]

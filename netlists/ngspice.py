@@ -90,7 +90,28 @@ def ngspice_library():
 
         def __init__(self, *args, **kwargs):
             self.messages = collections.deque(maxlen=40)
+            self.external = None  # co-simulation: callable(source name, time) -> its value (EXTERNAL sources)
+            self.external_error = None  # what the callable raised (ngspice cannot take a Python exception)
             super().__init__(*args, **kwargs)
+
+        def _external_value(self, value, time, name):
+            if self.external_error is None:
+                try:
+                    if self.external is None:
+                        raise SpiceError(f"the netlist has an EXTERNAL source {name!r} but nothing drives it "
+                                         "(set the ngspice library's .external callable)")
+                    value[0] = float(self.external(name, time))
+                    return 0
+                except BaseException as exc:  # kept and raised by the caller once ngspice returns
+                    self.external_error = exc
+            value[0] = 0.0
+            return 0
+
+        def get_vsrc_data(self, voltage, time, node, ngspice_id):
+            return self._external_value(voltage, time, node)
+
+        def get_isrc_data(self, current, time, node, ngspice_id):
+            return self._external_value(current, time, node)
 
         def send_char(self, message, ngspice_id):
             self.messages.append(message)

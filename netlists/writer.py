@@ -53,6 +53,26 @@ class Transient:
 
 
 @dataclass
+class Drive:
+    """How a co-simulation drives a transient (``eqprop.cosim``): every input source follows a piecewise-linear
+    wave, every output pair (or single output) gets an EXTERNAL current source ``I_dac<k>`` whose value the
+    caller's callback gives (the nudging DAC), and a source with a corner at every ``sync`` time makes
+    ngspice place a time point exactly there (the converters' sampling instants)."""
+
+    times: np.ndarray  # (n,) s, increasing: corners of the input waves
+    inputs: np.ndarray  # (n, n_features): input values at those times
+    sync: np.ndarray  # (m,) s: period boundaries
+    max_step: float  # s: ngspice's largest time step (at most the period)
+
+    def __post_init__(self):
+        self.times, self.inputs, self.sync = (np.asarray(a, dtype=float) for a in (self.times, self.inputs, self.sync))
+        if self.times.ndim != 1 or self.inputs.shape[:1] != self.times.shape or np.any(np.diff(self.times) <= 0):
+            raise NetworkError("Drive.times must increase and give one row of Drive.inputs each")
+        if self.sync.ndim != 1 or np.any(np.diff(self.sync) <= 0) or not (self.max_step > 0):
+            raise NetworkError("Drive.sync must increase and Drive.max_step be positive")
+
+
+@dataclass
 class Netlist:
     """SPICE text plus the names a runner needs to drive it and read it back (all lower case, as ngspice)."""
 
@@ -79,7 +99,7 @@ _num = spice_number
 def to_netlist(network, x=None, y=None, beta: float = 0.0, *, nudge: str = "current",
                options: SpiceOptions | None = None, analysis: str = "op", transient: Transient | None = None,
                ideal_diode: ShockleyDiode | None = None, control: bool = True,
-               title: str | None = None) -> Netlist:
+               title: str | None = None, drive: Drive | None = None) -> Netlist:
     """The netlist of ``network`` with its inputs set from ``x`` (one sample, or zeros when omitted).
 
     A batch x (B > 1 samples) gives one netlist that solves them all: each input source becomes a
@@ -93,7 +113,8 @@ def to_netlist(network, x=None, y=None, beta: float = 0.0, *, nudge: str = "curr
     'conductance' (see the module docstring); analysis: 'op' or 'tran' (needs ``transient``);
     ideal_diode: the Shockley model that stands in for ideal diodes, which SPICE cannot simulate
     (the header says so); control: add the ``.control`` block that prints every free node voltage
-    when run as ``ngspice -b file.cir``.
+    when run as ``ngspice -b file.cir``; drive: a co-simulation's input waves, nudging DACs and period
+    boundaries (a transient only; x then only sets nothing but the shape, and beta must be 0).
     """
     if nudge not in NUDGE_FORMS:
         raise NetworkError(f"unknown nudge form {nudge!r}; use one of {NUDGE_FORMS}")
@@ -116,12 +137,18 @@ def to_netlist(network, x=None, y=None, beta: float = 0.0, *, nudge: str = "curr
                     f"{graph_net.graph.number_of_edges()} conductances"]
     else:
         raise NetworkError(f"to_netlist takes a LayeredNetwork or GraphNetwork, got {type(network).__name__}")
+    if drive is not None:
+        if analysis != "tran" or beta != 0.0:
+            raise NetworkError("a Drive belongs to a transient (analysis='tran') whose nudge is its DACs (beta=0)")
+        if drive.inputs.shape[1] != graph_net.n_features:
+            raise InputError(f"Drive.inputs has {drive.inputs.shape[1]} features; the network has "
+                             f"{graph_net.n_features}")
     x = np.zeros((1, graph_net.n_features)) if x is None else graph_net.check_inputs(x)
     if analysis == "tran" and x.shape[0] != 1:
         raise InputError(f"a transient netlist holds one sample; x has {x.shape[0]}")
     if beta != 0.0 or y is not None:
         y = np.zeros((x.shape[0], graph_net.n_targets)) if y is None else graph_net.check_targets(y, x.shape[0])
-    return _Writer(graph_net, options, ideal_diode).write(
+    return _Writer(graph_net, options, ideal_diode, drive).write(
         x, y, beta, nudge, analysis, transient, control, title, describe)
 
 
@@ -150,7 +177,8 @@ def _describe_layered(net: LayeredNetwork) -> list:
 
 
 class _Writer:
-    def __init__(self, net: GraphNetwork, options: SpiceOptions, ideal_diode):
+    def __init__(self, net: GraphNetwork, options: SpiceOptions, ideal_diode, drive: Drive | None = None):
+        self.drive = drive
         self.net = net
         self.g = net.graph
         self.options = options
@@ -202,6 +230,10 @@ class _Writer:
         body += ["", "* conductances as resistors (ohms = 1/G)"] + resistors
         if nudge_lines:
             body += ["", "* nudging: beta * (y - prediction) into the outputs"] + nudge_lines
+        if self.drive is not None:
+            body += ["", "* co-simulation: nudging DACs (EXTERNAL current sources) and the period boundaries"]
+            body += self._dacs() + [_pwl_source("V_sync", "sync", self.drive.sync, np.zeros(len(self.drive.sync))),
+                                    ".options method=gear"]
         if analysis == "tran":
             body += ["", f"* node capacitances for the transient ({_num(transient.capacitance)} F each)"]
             body += [f"C_{n} {n} 0 {_num(transient.capacitance)} IC=0" for n in free]
@@ -215,7 +247,8 @@ class _Writer:
                 body += [".control", "set numdgt=16", f"set width={26 * (len(free) + 2)}", command,
                          "print " + " ".join(f"v({n})" for n in free), "quit 0", ".endc"]
         else:
-            body.append(f".tran {_num(transient.t_step)} {_num(transient.t_stop)} uic")
+            tmax = f" 0 {_num(self.drive.max_step)}" if self.drive is not None else ""
+            body.append(f".tran {_num(transient.t_step)} {_num(transient.t_stop)}{tmax} uic")
             if control:
                 body += [".control", "set numdgt=16", "run", "quit 0", ".endc"]
         body.append(".end")
@@ -274,7 +307,10 @@ class _Writer:
             lines.append("V_sample sample 0 DC 0")
         for n in self.net.sources:
             d = self.g.nodes[n]
-            if d["role"] == "input" and batch > 1:
+            if d["role"] == "input" and self.drive is not None:
+                sources.append((f"V_{n}", n))
+                lines.append(_pwl_source(f"V_{n}", n, self.drive.times, d["sign"] * self.drive.inputs[:, d["feature"]]))
+            elif d["role"] == "input" and batch > 1:
                 sources.append((f"B_{n}", n))
                 lines.append(f"B_{n} {n} 0 V = {_table(d['sign'] * x[:, d['feature']])}")
             else:
@@ -353,6 +389,13 @@ class _Writer:
                 lines.append(_voltage_source(f"target{k}", f"target{k}", m, y[:, k]))
         return lines
 
+    def _dacs(self) -> list:
+        """``I_dac<k>``: the nudging DAC of target k, an EXTERNAL current pushed into its + node from its - node."""
+        lines = []
+        for k, (p, m) in enumerate(target_pairs(self.net)):
+            lines.append(f"I_dac{k} {m} {p} external")
+        return lines
+
     def _general_nudge(self, k, nodes, yk, beta, form) -> list:
         """Any signed combination of nodes: current into n is beta s_n (y_k - sum_m s_m V_m)."""
         if form != "current":
@@ -364,6 +407,30 @@ class _Writer:
             for m, t in nodes:
                 lines.append(f"G_nudge{k}_{n}_{m} {n} 0 {m} 0 {_num(beta * s * t)}")
         return lines
+
+
+def target_pairs(net: GraphNetwork) -> list:
+    """(+ node, - node or '0') of every target, in target order; NetworkError for other readouts."""
+    by_target = {}
+    for n in net.output_nodes:
+        k, s = net.graph.nodes[n]["readout"]
+        by_target.setdefault(int(k), []).append((str(n), float(s)))
+    pairs = []
+    for k in range(net.n_targets):
+        nodes = by_target.get(k, [])
+        signs = sorted(s for _, s in nodes)
+        if len(nodes) == 2 and signs == [-1.0, 1.0]:
+            pairs.append((next(n for n, s in nodes if s > 0), next(n for n, s in nodes if s < 0)))
+        elif len(nodes) == 1 and signs == [1.0]:
+            pairs.append((nodes[0][0], "0"))
+        else:
+            raise NetworkError(f"target {k} is read from nodes {nodes}; a nudging DAC drives an output pair "
+                               "(+1, -1) or a single output (+1)")
+    return pairs
+
+
+def _pwl_source(name, node, times, values) -> str:
+    return f"{name} {node} 0 PWL(" + " ".join(f"{_num(t)} {_num(v)}" for t, v in zip(times, values)) + ")"
 
 
 def _table(values) -> str:

@@ -1,0 +1,30 @@
+"""``Learner``: the learning controller of the co-simulation. At the period boundary that ends a phase it
+latches the settled ADC codes of every free node (and the sample's input codes); when a sample's phases are
+complete it accumulates, for every conductance, the difference of its EqProp statistic between two phases
+in 64-bit integers: for a weight, (a u - v)^2 at the nudged phase minus at the other (a the amplifier gain as
+a fixed-point a_m / 2^a_s), for a bias (v -+ v_bias)^2. On the boundary that ends a batch it turns each
+accumulator into programming commands, round(acc * m / 2^s) (the host's fixed-point multiplier per array:
+learning rate, kappa, LSB^2 and 1/(2 beta) folded in), sends them and clears. ``ops`` counts its integer
+operations; ``updates`` the synapse statistics it accumulated."""
+from __future__ import annotations
+
+import numpy as np
+from lava.magma.core.process.ports.ports import InPort, OutPort
+from lava.magma.core.process.process import AbstractProcess
+from lava.magma.core.process.variable import Var
+
+
+class Learner(AbstractProcess):
+    def __init__(self, *, layer_sizes: list, n_inputs: int, gains: list, bias_code: int, layout,
+                 name: str | None = None):
+        n_nodes = int(sum(layer_sizes))
+        shapes = [(u, v) for u, v in zip([n_inputs] + list(layer_sizes[:-1]), layer_sizes)]
+        shapes += [(2, v) for v in layer_sizes]
+        n_params = int(sum(a * b for a, b in shapes))
+        super().__init__(layer_sizes=list(layer_sizes), n_inputs=n_inputs, gains=list(gains), bias_code=bias_code,
+                         layout=layout, shapes=shapes, name=name)
+        self.adc_in = InPort(shape=(n_nodes,))
+        self.ctrl_in = InPort(shape=(layout.size,))
+        self.prog_out = OutPort(shape=(n_params,))
+        self.ops = Var(shape=(1,), init=np.zeros(1, dtype=np.int64))
+        self.updates = Var(shape=(1,), init=np.zeros(1, dtype=np.int64))

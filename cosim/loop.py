@@ -1,0 +1,351 @@
+"""Lockstep mixed-signal co-simulation: the analog core in ngspice, its digital periphery in Lava.
+
+Time is cut into periods of T seconds of circuit time; one Lava time step is one period. ngspice (this
+process, shared library) integrates the transient of the resistive network with its node capacitances. A
+voltage source with a corner at every period boundary makes ngspice place a time point exactly there (a
+breakpoint). The nudging DACs are EXTERNAL current sources: ngspice asks this process for their value at
+every evaluation (``NgSpiceShared.get_isrc_data``). The first time it asks for a time past boundary m, the
+point at mT has been accepted, so the bridge
+
+  1. reads every free node's voltage at mT (sample-and-hold) and converts it with the ADC,
+  2. sends the codes and the sequencer's control word into Lava (``Injector``s),
+  3. lets Lava run step m (``Nudger`` and ``Learner`` are integer ProcessModels), and
+  4. receives the DAC codes (``Extractor``), which hold for the whole next period (zero-order hold).
+
+So the loop has exactly one period of delay, as a clocked converter pair has. Why callbacks and not
+stop/alter/resume: the external source hands ngspice a value without a command (no netlist parse, no
+halt), and the breakpoint source pins the sampling instants, so one ``tran`` runs a whole batch.
+
+A batch is one transient: sample after sample, each with its phases (free, +beta, -beta) of P periods; the
+inputs are piecewise-linear sources that switch at sample boundaries (rise T/100); the network is not reset
+between samples (each phase starts from the last one's state, as a chip would). Conductances change only
+between batches, from the programming commands the ``Learner`` emits at the batch's last boundary.
+"""
+from __future__ import annotations
+
+import time as _time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from eqprop.circuits.energy import node_conductance
+from eqprop.circuits.errors import InputError, NetworkError
+from eqprop.circuits.network import LayeredNetwork
+from eqprop.netlists import Drive, NgspiceCircuit, SpiceError, SpiceOptions, Transient, target_pairs, to_netlist
+from eqprop.netlists.ngspice import source_power
+
+from .bounds import loop_limits, slowest_time_constant
+from .converters import ADC, DAC
+from .protocol import Layout, fixed_point
+
+PHASE_SIGNS = {"free": 0, "plus": 1, "minus": -1}
+SLOTS = {"free": 0, "plus": 1, "minus": 2}
+#: options for transients: Newton to 1e-9 V; LTE relative 1e-6 (reltol sets both in SPICE)
+TRANSIENT_OPTIONS = SpiceOptions(reltol=1e-6, vntol=1e-9, abstol=1e-15)
+
+
+class CosimError(RuntimeError):
+    """The co-simulation could not run as asked (an unstable loop, a boundary ngspice did not hit, ...)."""
+
+
+@dataclass
+class CosimResult:
+    phases: tuple  # phase names, in order
+    volts: dict  # phase -> (batch, n_free) V: node voltages at the end of the phase (ngspice's, not the ADC's)
+    codes: dict  # phase -> (batch, n_free) ADC codes at the end of the phase
+    settling_time: dict  # phase -> (batch,) s of circuit time (outputs inside 1% of their final value)
+    energy: dict  # phase -> (batch,) J drawn from every source, amplifier and DAC during the phase
+    commands: list | None  # per parameter array: integer programming commands (None without learning)
+    nudger_ops: int
+    learner_ops: int
+    learner_updates: int
+    wall_s: float
+    periods: int
+    period: float
+    trace: np.ndarray = field(repr=False, default=None)  # (periods + 1, n_free) V at every boundary
+
+
+class CoSimulation:
+    """One network, its ngspice transient and its Lava periphery; ``run`` co-simulates a batch.
+
+    capacitance: farads per free node; period: T in seconds (default a quarter of the fastest node's RC);
+    periods_per_phase: P (default: enough periods for the slowest mode to settle to ``settle_to`` volts);
+    adc/dac: converter models (the DAC range defaults to the largest nudge current at beta = beta_max
+    output conductances). ``allow_unstable``: run a period beyond the derived stability limit (to measure it)
+    instead of refusing."""
+
+    def __init__(self, network: LayeredNetwork, capacitance: float = 1e-12, period: float | None = None,
+                 periods_per_phase: int | None = None, adc: ADC | None = None, dac: DAC | None = None,
+                 beta_max: float = 1.0, settle_to: float = 1e-7, ideal_diode=None,
+                 options: SpiceOptions | None = None, seed: int = 0, allow_unstable: bool = False,
+                 timeout: float = 600.0):
+        if not isinstance(network, LayeredNetwork):
+            raise NetworkError(f"co-simulation takes a LayeredNetwork, got {type(network).__name__}")
+        if not (np.isfinite(capacitance) and capacitance > 0):
+            raise InputError(f"capacitance must be positive farads, got {capacitance!r}")
+        self.network = network
+        self.capacitance = float(capacitance)
+        self.adc = adc or ADC()
+        g_out = float(node_conductance(network)[-1].mean())
+        self.dac = dac or DAC(bits=self.adc.bits, i_range=beta_max * g_out * 2 * self.adc.v_range)
+        tau_node = capacitance / max(float(s.max()) for s in node_conductance(network))
+        self.period = float(period) if period is not None else tau_node / 4
+        if not (np.isfinite(self.period) and self.period > 0):
+            raise InputError(f"period must be positive seconds, got {period!r}")
+        self.tau_slow = slowest_time_constant(network, capacitance)
+        if periods_per_phase is None:
+            periods_per_phase = int(np.ceil(np.log(0.1 / settle_to) * self.tau_slow / self.period)) + 1
+        if isinstance(periods_per_phase, bool) or int(periods_per_phase) != periods_per_phase or periods_per_phase < 2:
+            raise InputError(f"periods_per_phase must be an integer >= 2, got {periods_per_phase!r}")
+        self.P = int(periods_per_phase)
+        self.allow_unstable = allow_unstable
+        self.options = options or TRANSIENT_OPTIONS
+        self.ideal_diode = ideal_diode
+        self.rng = np.random.default_rng(seed)
+        self.timeout = float(timeout)
+        self.pairs = target_pairs(network.to_graph())
+        self.circuit = NgspiceCircuit(network, self.options, ideal_diode)
+        free = self.circuit.free_nodes
+        index = {n.lower(): i for i, n in enumerate(free)}
+        self.pos = np.array([index[p.lower()] for p, _ in self.pairs])
+        self.neg = np.array([index[m.lower()] if m != "0" else -1 for _, m in self.pairs])
+        self.layout = Layout(network.sizes[0], network.n_targets, 2 * network.n_connections)
+        self._lava = None
+
+    # ---- the digital side ---------------------------------------------------------------------------
+    def _build_lava(self):
+        from lava.proc.io.extractor import Extractor
+        from lava.proc.io.injector import Injector
+
+        from .learner.process import Learner
+        from .nudger.process import Nudger
+
+        net = self.network
+        n_free = sum(net.free_sizes)
+        gains = [fixed_point_gain(g) for g in net.gains]
+        ctrl, adc = Injector(shape=(self.layout.size,)), Injector(shape=(n_free,))
+        nudger = Nudger(n_nodes=n_free, pos=self.pos, neg=self.neg, layout=self.layout)
+        learner = Learner(layer_sizes=list(net.free_sizes), n_inputs=net.sizes[0], gains=gains,
+                          bias_code=int(np.rint(net.bias_voltage / self.adc.lsb)), layout=self.layout)
+        ctrl.out_port.connect([nudger.ctrl_in, learner.ctrl_in])
+        adc.out_port.connect([nudger.adc_in, learner.adc_in])
+        dac_x = Extractor(shape=(net.n_targets,))
+        prog_x = Extractor(shape=learner.prog_out.shape)
+        nudger.dac_out.connect(dac_x.in_port)
+        learner.prog_out.connect(prog_x.in_port)
+        self._lava = {"ctrl": ctrl, "adc": adc, "nudger": nudger, "learner": learner, "dac": dac_x,
+                      "prog": prog_x, "started": False, "counted": (0, 0, 0)}
+        self._gains = gains
+
+    def _run_lava(self, steps: int):
+        from lava.magma.core.run_conditions import RunSteps
+        from lava.magma.core.run_configs import Loihi2SimCfg
+
+        from lava.proc.io.extractor import Extractor, PyLoihiExtractorModel
+        from lava.proc.io.injector import Injector, PyLoihiInjectorModel
+
+        lv = self._lava
+        cfg = Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map={Injector: PyLoihiInjectorModel,
+                                                                             Extractor: PyLoihiExtractorModel})
+        lv["nudger"].run(condition=RunSteps(num_steps=steps, blocking=False), run_cfg=cfg)
+        lv["started"] = True
+
+    def close(self) -> None:
+        if self._lava is not None and self._lava["started"]:
+            try:
+                self._lava["nudger"].stop()
+            except Exception:  # already stopped or never compiled
+                pass
+        self._lava = None
+
+    # ---- one batch ----------------------------------------------------------------------------------
+    def check_period(self, beta: float) -> dict:
+        """The derived loop limits at this beta; CosimError when T is beyond the stability limit."""
+        lim = loop_limits(self.network, self.capacitance, beta)
+        if self.period >= lim["t_unstable"] and not self.allow_unstable:
+            raise CosimError(f"period {self.period:.3g} s is beyond the nudging loop's stability limit "
+                             f"{lim['t_unstable']:.3g} s at beta = {beta:.3g} S (output node RC {lim['tau']:.3g} s, "
+                             f"loop gain {lim['loop_gain']:.3g}); use a shorter period or a smaller beta")
+        return lim
+
+    def run(self, x, y=None, beta: float = 0.0, phases=("free",), learn: tuple | None = None,
+            rates: list | None = None, record: bool = False) -> CosimResult:
+        """Co-simulates the samples x (with targets y) through ``phases`` (names from free/plus/minus).
+
+        learn: (hi, lo) phase names whose statistics difference the Learner accumulates per sample, or None;
+        rates: per parameter array, the factor that turns an accumulated code-statistic into siemens of
+        requested change divided by the programming quantum (the backend computes it); needed with learn."""
+        net = self.network
+        x = net.check_inputs(x)
+        B = x.shape[0]
+        phases = tuple(phases)
+        for ph in phases:
+            if ph not in PHASE_SIGNS:
+                raise InputError(f"unknown phase {ph!r}; use free, plus or minus")
+        if any(PHASE_SIGNS[p] for p in phases):
+            if y is None:
+                raise InputError("nudged phases need targets y")
+            y = net.check_targets(y, B)
+            if not (np.isfinite(beta) and beta > 0):
+                raise InputError(f"beta must be a positive conductance (S) for nudged phases, got {beta!r}")
+            self.check_period(beta)
+        if learn is not None and (learn[0] not in phases or learn[1] not in phases or rates is None):
+            raise InputError(f"learn={learn!r} needs two of the run's phases {phases} and rates")
+        if self._lava is None:
+            self._build_lava()
+        n_ph, P, T = len(phases), self.P, self.period
+        K = B * n_ph * P
+        t0 = _time.time()
+
+        # control words, one per boundary m = 1..K
+        src = net.encode_inputs(x) / self.adc.lsb
+        y_codes = np.zeros((B, net.n_targets)) if y is None else np.rint(y / self.adc.lsb)
+        beta_fp = fixed_point(beta * self.adc.lsb / self.dac.lsb) if beta else (0, 0)
+        rate_fp = np.zeros((2 * net.n_connections, 2))
+        if learn is not None:
+            rate_fp = np.array([fixed_point(r) for r in rates], dtype=float)
+
+        def word(m: int) -> np.ndarray:
+            s_next, s_prev = min(m // (n_ph * P), B - 1), (m - 1) // (n_ph * P)
+            sign = PHASE_SIGNS[phases[(m // P) % n_ph]] if m < K else 0
+            latch = SLOTS[phases[((m - 1) // P) % n_ph]] if m % P == 0 else -1
+            hi = lo = -1
+            if learn is not None and m % (n_ph * P) == 0:
+                hi, lo = SLOTS[learn[0]], SLOTS[learn[1]]
+            emit = int(learn is not None and m == K)
+            return self.layout.pack(sign, latch, hi, lo, emit, beta_fp, np.rint(src[s_prev]), y_codes[s_next],
+                                    rate_fp)
+
+        # the analog side: inputs switch at sample boundaries, a breakpoint at every period boundary
+        rise = T / 100
+        times, rows = [0.0], [x[0]]
+        for s in range(1, B):
+            ts = s * n_ph * P * T
+            times += [ts, ts + rise]
+            rows += [x[s - 1], x[s]]
+        t_stop = (K + 1) * T
+        times.append(t_stop)
+        rows.append(x[-1])
+        drive = Drive(np.array(times), np.array(rows), T * np.arange(0, K + 2), max_step=T / 2)
+        netlist = to_netlist(net, x[:1], analysis="tran", transient=Transient(self.capacitance, t_stop, T),
+                             options=self.options, ideal_diode=self.ideal_diode, control=False, drive=drive)
+        circ = self.circuit
+        circ._load_text(netlist.text)
+
+        lv = self._lava
+        self._run_lava(K)
+        free = netlist.free_nodes
+        dac_names = {f"i_dac{k}": k for k in range(net.n_targets)}
+        state = {"m": 0, "dac": np.zeros(net.n_targets), "plot": None}
+        trace = np.zeros((K + 1, len(free)))
+        codes_tr = np.zeros((K + 1, len(free)), dtype=np.int64)
+        dac_tr = np.zeros((K + 1, net.n_targets))
+        commands = None
+        lib = circ.lib
+        from PySpice.Spice.NgSpice.Shared import ffi
+
+        deadline = t0 + self.timeout
+
+        def boundary(m: int) -> None:
+            nonlocal commands
+            if state["plot"] is None:
+                state["plot"] = ffi.string(lib.ngSpice_CurPlot()).decode()
+            plot = state["plot"]
+            tinfo = lib.ngGet_Vec_Info(f"{plot}.time".encode())
+            t_last = tinfo.v_realdata[tinfo.v_length - 1]
+            if abs(t_last - m * T) > 1e-6 * T:
+                raise CosimError(f"ngspice's last time point before boundary {m} is at {t_last:.6g} s, not "
+                                 f"{m * T:.6g} s (the breakpoint source did not pin it)")
+            v = np.empty(len(free))
+            for i, n in enumerate(free):
+                info = lib.ngGet_Vec_Info(f"{plot}.{n}".encode())
+                v[i] = info.v_realdata[info.v_length - 1]
+            trace[m] = v
+            c = self.adc.convert(v, self.rng)
+            codes_tr[m] = c
+            lv["ctrl"].send(word(m))
+            lv["adc"].send(c.astype(float))
+            d = np.rint(lv["dac"].receive()).astype(np.int64)
+            prog = lv["prog"].receive()
+            if m == K and learn is not None:
+                commands = prog
+            state["dac"] = self.dac.amps(d)
+            dac_tr[m] = state["dac"]
+            if _time.time() > deadline:
+                raise CosimError(f"the co-simulation ran past its {self.timeout:g} s limit at period {m} of {K}")
+
+        def external(name: str, t: float) -> float:
+            while state["m"] < K and t > (state["m"] + 1) * T * (1 + 1e-12):
+                state["m"] += 1
+                boundary(state["m"])
+            return state["dac"][dac_names[name.lower()]]
+
+        ng = circ.ng
+        ng.external, ng.external_error = external, None
+        try:
+            ok = circ._run(f"tran {T!r} {t_stop!r} 0 {T / 2!r} uic")
+        finally:
+            ng.external = None
+            # Lava waits for every step's inputs: feed what ngspice did not reach, so that it finishes
+            for m in range(state["m"] + 1, K + 1):
+                lv["ctrl"].send(self.layout.pack())
+                lv["adc"].send(np.zeros(len(free)))
+                lv["dac"].receive()
+                lv["prog"].receive()
+            lv["nudger"].wait()
+        if ng.external_error is not None:
+            raise ng.external_error
+        if not ok or state["m"] < K:
+            raise SpiceError(f"the co-simulated transient stopped at period {state['m']} of {K}: "
+                             f"{circ._last_messages()}", analysis="tran")
+        plot = circ._current_plot()
+        tv = circ._vector(plot, "time")
+        power = source_power(lambda name: circ._vector(plot, name), netlist)
+        vols = {n: circ._vector(plot, n) for n in free}
+        period_of = np.clip(np.ceil(tv / T - 1e-9).astype(int) - 1, 0, K)  # DAC value held during (mT, (m+1)T]
+        for k, (p, mnode) in enumerate(self.pairs):
+            vd = vols[p] - (vols[mnode] if mnode != "0" else 0.0)
+            power = power + dac_tr[period_of, k] * vd
+        circ._command("destroy all", check=False)
+        wall = _time.time() - t0
+
+        out_idx = np.nonzero(np.abs(netlist.readout).sum(0) > 0)[0]
+        res = {k: {} for k in ("volts", "codes", "settling_time", "energy")}
+        for q, ph in enumerate(phases):
+            ends = np.array([(s * n_ph + q + 1) * P for s in range(B)])
+            starts = ends - P
+            res["volts"][ph] = trace[ends]
+            res["codes"][ph] = codes_tr[ends]
+            res["settling_time"][ph] = np.array([_settling(trace[a:b + 1, out_idx], T) for a, b in zip(starts, ends)])
+            res["energy"][ph] = np.array([_integrate(power, tv, a * T, b * T) for a, b in zip(starts, ends)])
+        if commands is not None:
+            shapes = [w.shape for w in net.weights] + [b.shape for b in net.biases]
+            cuts = np.cumsum([int(np.prod(s)) for s in shapes])[:-1]
+            commands = [c.reshape(s) for c, s in zip(np.split(commands, cuts), shapes)]
+        totals = (int(lv["nudger"].ops.get()[0]), int(lv["learner"].ops.get()[0]), int(lv["learner"].updates.get()[0]))
+        nud_ops, lrn_ops, lrn_upd = (a - b for a, b in zip(totals, lv["counted"]))
+        lv["counted"] = totals
+        return CosimResult(phases, res["volts"], res["codes"], res["settling_time"], res["energy"], commands,
+                           nud_ops, lrn_ops, lrn_upd, wall, K, T, trace if record else None)
+
+
+def fixed_point_gain(gain: float, bits: int = 8) -> tuple:
+    """(m, s) with gain = m / 2^s: exact for a dyadic gain (4, 2.5), else rounded to ``bits`` fraction bits."""
+    for s in range(bits + 1):
+        m = gain * 2 ** s
+        if m == int(m):
+            return int(m), s
+    return int(np.rint(gain * 2 ** bits)), bits
+
+
+def _settling(trace, T: float, band: float = 0.01) -> float:
+    """Circuit time from the phase's start until the outputs stay within ``band`` of their final value."""
+    final = trace[-1]
+    tol = band * max(float(np.abs(final).max()), 1e-12)
+    outside = np.abs(trace - final).max(axis=1) > tol
+    return float((np.nonzero(outside)[0].max() + 1) * T) if outside.any() else 0.0
+
+
+def _integrate(power, t, a: float, b: float) -> float:
+    sel = (t >= a) & (t <= b)
+    return float(np.trapz(power[sel], t[sel])) if sel.sum() > 1 else 0.0
