@@ -17,8 +17,8 @@ For b <= 1 (beta up to half an output node's conductance) no period makes it uns
 Converter error. With an ADC of step q_v (no noise) and a DAC of step q_i, the nudge current of target k is
 off by at most beta q_v (n_k + 1) / 2 + q_i / 2 (n_k nodes read, each rounded by half a step, the target's
 code by another half, the DAC by half a code). At the settled state the voltage error is then at most
-|| (-J_beta)^-1 P ||_inf times that, with J_beta = J - beta R^T R (the nudge's own conductance) and P
-the DAC's injection pattern; -J_beta is an M-matrix, so diodes (more diagonal) only shrink its inverse and
+|| (-J_beta)^-1 P ||_inf times that, with J_beta = J - beta R^T R (the nudge's own conductance, beta signed:
+the -beta phase is the slower and gets the larger bound) and P the DAC's injection pattern; -J_beta is an M-matrix, so diodes (more diagonal) only shrink its inverse and
 the bound holds whatever they conduct.
 """
 from __future__ import annotations
@@ -41,8 +41,18 @@ def jacobian(net) -> np.ndarray:
     return J
 
 
-def slowest_time_constant(net, capacitance: float) -> float:
-    eig = np.linalg.eigvals(jacobian(net)).real
+def nudge_jacobian(net, beta: float = 0.0) -> np.ndarray:
+    """J - beta R^T R: the Jacobian of a phase nudged with beta (S, signed), the nudge's conductance included."""
+    R = net.readout_matrix  # targets x output nodes
+    n_free = sum(net.free_sizes)
+    Rf = np.zeros((R.shape[0], n_free))
+    Rf[:, n_free - R.shape[1]:] = R
+    return jacobian(net) - beta * Rf.T @ Rf, Rf
+
+
+def slowest_time_constant(net, capacitance: float, beta: float = 0.0) -> float:
+    """C / min |eig|: the slowest mode of a phase nudged with beta (signed; a negative nudge slows it)."""
+    eig = np.linalg.eigvals(nudge_jacobian(net, beta)[0]).real
     return float(capacitance / np.abs(eig).min())
 
 
@@ -79,13 +89,11 @@ def multiplier(T: float, tau: float, b: float) -> float:
 
 
 def quantization_bound(net, beta: float, adc_lsb: float, dac_lsb: float) -> float:
-    """Largest settled voltage error (V) the converters can cause in a nudged phase (no ADC noise)."""
-    R = net.readout_matrix  # targets x output nodes
-    n_free = sum(net.free_sizes)
-    first = n_free - R.shape[1]
-    Rf = np.zeros((R.shape[0], n_free))
-    Rf[:, first:] = R
-    Jb = jacobian(net) - beta * Rf.T @ Rf
+    """Largest settled voltage error (V) the converters can cause in a phase nudged with beta (signed; the
+    -beta phase has less conductance at the outputs, so its bound is the larger; no ADC noise)."""
+    R = net.readout_matrix
+    Jb, Rf = nudge_jacobian(net, beta)
+    beta = abs(beta)
     per_target = beta * adc_lsb * (np.abs(R).sum(1) + 1) / 2 + dac_lsb / 2
     inv = np.linalg.inv(-Jb)
     return float((np.abs(inv @ Rf.T) @ per_target).max())

@@ -31,6 +31,7 @@ import numpy as np
 from eqprop.circuits.energy import node_conductance
 from eqprop.circuits.errors import InputError, NetworkError
 from eqprop.circuits.network import LayeredNetwork
+from eqprop.circuits.solver import _check_negative_beta
 from eqprop.netlists import Drive, NgspiceCircuit, SpiceError, SpiceOptions, Transient, target_pairs, to_netlist
 from eqprop.netlists.ngspice import source_power
 
@@ -56,6 +57,8 @@ class CosimResult:
     settling_time: dict  # phase -> (batch,) s of circuit time (outputs inside 1% of their final value)
     energy: dict  # phase -> (batch,) J drawn from every source, amplifier and DAC during the phase
     commands: list | None  # per parameter array: integer programming commands (None without learning)
+    adc_clipped: int  # conversions outside the ADC's range (clipped to its end codes)
+    dac_clipped: int  # DAC codes beyond its range (saturated)
     nudger_ops: int
     learner_ops: int
     learner_updates: int
@@ -68,7 +71,7 @@ class CosimResult:
 class CoSimulation:
     """One network, its ngspice transient and its Lava periphery; ``run`` co-simulates a batch.
 
-    capacitance: farads per free node; period: T in seconds (default a quarter of the fastest node's RC);
+    capacitance: farads per free node; period: T in seconds (default the fastest node's RC, C / its total conductance);
     periods_per_phase: P (default: enough periods for the slowest mode to settle to ``settle_to`` volts);
     adc/dac: converter models (the DAC range defaults to the largest nudge current at beta = beta_max
     output conductances). ``allow_unstable``: run a period beyond the derived stability limit (to measure it)
@@ -89,15 +92,18 @@ class CoSimulation:
         g_out = float(node_conductance(network)[-1].mean())
         self.dac = dac or DAC(bits=self.adc.bits, i_range=beta_max * g_out * 2 * self.adc.v_range)
         tau_node = capacitance / max(float(s.max()) for s in node_conductance(network))
-        self.period = float(period) if period is not None else tau_node / 4
+        self.period = float(period) if period is not None else tau_node
         if not (np.isfinite(self.period) and self.period > 0):
             raise InputError(f"period must be positive seconds, got {period!r}")
         self.tau_slow = slowest_time_constant(network, capacitance)
-        if periods_per_phase is None:
-            periods_per_phase = int(np.ceil(np.log(0.1 / settle_to) * self.tau_slow / self.period)) + 1
-        if isinstance(periods_per_phase, bool) or int(periods_per_phase) != periods_per_phase or periods_per_phase < 2:
+        if periods_per_phase is not None and (isinstance(periods_per_phase, bool) or periods_per_phase < 2
+                                              or int(periods_per_phase) != periods_per_phase):
             raise InputError(f"periods_per_phase must be an integer >= 2, got {periods_per_phase!r}")
-        self.P = int(periods_per_phase)
+        if not (np.isfinite(settle_to) and 0 < settle_to < 0.1):
+            raise InputError(f"settle_to must be a voltage in (0, 0.1) V, got {settle_to!r}")
+        self.settle_to = float(settle_to)
+        self.fixed_P = None if periods_per_phase is None else int(periods_per_phase)
+        self.P = self.fixed_P or self.periods_for(self.tau_slow)
         self.allow_unstable = allow_unstable
         self.options = options or TRANSIENT_OPTIONS
         self.ideal_diode = ideal_diode
@@ -111,6 +117,10 @@ class CoSimulation:
         self.neg = np.array([index[m.lower()] if m != "0" else -1 for _, m in self.pairs])
         self.layout = Layout(network.sizes[0], network.n_targets, 2 * network.n_connections)
         self._lava = None
+
+    def periods_for(self, tau: float) -> int:
+        """Periods for a mode of time constant tau to decay from 0.1 V to ``settle_to``."""
+        return int(np.ceil(np.log(0.1 / self.settle_to) * tau / self.period)) + 1
 
     # ---- the digital side ---------------------------------------------------------------------------
     def _build_lava(self):
@@ -189,10 +199,15 @@ class CoSimulation:
             if not (np.isfinite(beta) and beta > 0):
                 raise InputError(f"beta must be a positive conductance (S) for nudged phases, got {beta!r}")
             self.check_period(beta)
+            if "minus" in phases:
+                _check_negative_beta(net, -beta)
         if learn is not None and (learn[0] not in phases or learn[1] not in phases or rates is None):
             raise InputError(f"learn={learn!r} needs two of the run's phases {phases} and rates")
         if self._lava is None:
             self._build_lava()
+        if self.fixed_P is None:  # long enough for the slowest phase (a negative nudge slows the outputs)
+            taus = [slowest_time_constant(net, self.capacitance, PHASE_SIGNS[p] * beta) for p in set(phases)]
+            self.P = self.periods_for(max(taus))
         n_ph, P, T = len(phases), self.P, self.period
         K = B * n_ph * P
         t0 = _time.time()
@@ -226,7 +241,7 @@ class CoSimulation:
         t_stop = (K + 1) * T
         times.append(t_stop)
         rows.append(x[-1])
-        drive = Drive(np.array(times), np.array(rows), T * np.arange(0, K + 2), max_step=T / 2)
+        drive = Drive(np.array(times), np.array(rows), T * np.arange(0, K + 2), max_step=T)
         netlist = to_netlist(net, x[:1], analysis="tran", transient=Transient(self.capacitance, t_stop, T),
                              options=self.options, ideal_diode=self.ideal_diode, control=False, drive=drive)
         circ = self.circuit
@@ -245,6 +260,7 @@ class CoSimulation:
         from PySpice.Spice.NgSpice.Shared import ffi
 
         deadline = t0 + self.timeout
+        clipped = [0, 0]
 
         def boundary(m: int) -> None:
             nonlocal commands
@@ -262,10 +278,12 @@ class CoSimulation:
                 v[i] = info.v_realdata[info.v_length - 1]
             trace[m] = v
             c = self.adc.convert(v, self.rng)
+            clipped[0] += int((np.abs(v) > self.adc.v_range).sum())
             codes_tr[m] = c
             lv["ctrl"].send(word(m))
             lv["adc"].send(c.astype(float))
             d = np.rint(lv["dac"].receive()).astype(np.int64)
+            clipped[1] += int((np.abs(d) > self.dac.max_code).sum())
             prog = lv["prog"].receive()
             if m == K and learn is not None:
                 commands = prog
@@ -283,7 +301,7 @@ class CoSimulation:
         ng = circ.ng
         ng.external, ng.external_error = external, None
         try:
-            ok = circ._run(f"tran {T!r} {t_stop!r} 0 {T / 2!r} uic")
+            ok = circ._run(f"tran {T!r} {t_stop!r} 0 {T!r} uic")
         finally:
             ng.external = None
             # Lava waits for every step's inputs: feed what ngspice did not reach, so that it finishes
@@ -326,7 +344,7 @@ class CoSimulation:
         nud_ops, lrn_ops, lrn_upd = (a - b for a, b in zip(totals, lv["counted"]))
         lv["counted"] = totals
         return CosimResult(phases, res["volts"], res["codes"], res["settling_time"], res["energy"], commands,
-                           nud_ops, lrn_ops, lrn_upd, wall, K, T, trace if record else None)
+                           clipped[0], clipped[1], nud_ops, lrn_ops, lrn_upd, wall, K, T, trace if record else None)
 
 
 def fixed_point_gain(gain: float, bits: int = 8) -> tuple:

@@ -1,0 +1,158 @@
+"""Mixed-signal co-simulation (ngspice analog core + Lava periphery in lockstep): equilibria, gradients,
+converter bounds, loop stability, training and bad inputs."""
+import numpy as np
+import pytest
+
+pytest.importorskip("lava")
+from eqprop.netlists import ngspice_version  # noqa: E402
+
+if ngspice_version() is None:
+    pytest.skip("libngspice is not installed", allow_module_level=True)
+
+from eqprop.backends.cosim import CosimBackend  # noqa: E402
+from eqprop.circuits import solve  # noqa: E402
+from eqprop.circuits.energy import conductance_statistics, node_conductance  # noqa: E402
+from eqprop.circuits.errors import InputError  # noqa: E402
+from eqprop.circuits.gradient import resistive_exact_gradient  # noqa: E402
+from eqprop.cosim.bounds import loop_limits, multiplier, quantization_bound  # noqa: E402
+from eqprop.cosim.converters import ADC, DAC  # noqa: E402
+from eqprop.cosim.loop import CoSimulation, CosimError  # noqa: E402
+
+pytestmark = pytest.mark.timeout(300)
+
+
+@pytest.fixture(scope="module")
+def small():
+    from eqprop.backends.base import ResistiveBackend
+    from eqprop.learning.trainer import TrainConfig
+
+    # Kendall's circuit at a small size: rails +-50 mV, amplifiers of gain 4, output pairs
+    cfg = TrainConfig(hidden=[8], diode="shockley", diode_is=1e-7).resolve()
+    net = ResistiveBackend.build_network(cfg, 8, 2)
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, (3, 8))
+    y = np.array([[0.05, -0.05], [-0.05, 0.05], [0.05, -0.05]])
+    g_out = float(node_conductance(net)[-1].mean())
+    return net, x, y, g_out
+
+
+def native(net, x, y, beta):
+    return {p: solve(net, x, y if b else None, b, tol=1e-13).voltages
+            for p, b in (("free", 0.0), ("plus", beta), ("minus", -beta))}
+
+
+def test_ideal_converters_settle_to_the_native_equilibria(small):
+    net, x, y, g_out = small
+    beta = 0.1 * g_out
+    sim = CoSimulation(net, settle_to=1e-8)
+    try:
+        r = sim.run(x, y, beta, phases=("free", "plus", "minus"))
+    finally:
+        sim.close()
+    ref = native(net, x, y, beta)
+    for ph in ref:
+        assert np.abs(r.volts[ph] - ref[ph]).max() < 1e-6, ph
+    # the nudge moved the outputs: the co-simulated loop did something measurable
+    assert np.abs(r.volts["plus"] - r.volts["free"]).max() > 1e-4
+    assert r.nudger_ops > 0 and all(r.settling_time[p].min() > 0 for p in ref)
+    assert all((r.energy[p] > 0).all() for p in ref)
+
+
+def test_learner_commands_are_the_eqprop_update_and_follow_the_exact_gradient(small):
+    net, x, y, g_out = small
+    be = CosimBackend(net, settle_to=1e-8)
+    try:
+        for rel in (0.1, 0.003):
+            beta = rel * g_out
+            _, deltas = be.onchip_step(x, y, beta, [1.0] * 4)
+            ref = native(net, x, y, beta)
+            src = net.encode_inputs(x)
+            layers = lambda v: np.split(v, np.cumsum(net.free_sizes)[:-1], axis=1)  # noqa: E731
+            hi = conductance_statistics(net, src, layers(ref["plus"]))
+            lo = conductance_statistics(net, src, layers(ref["minus"]))
+            want = [-(a - b) / (2 * beta * be.cost_weight) for a, b in zip(hi, lo)]
+            fa = np.concatenate([d.ravel() for d in deltas])
+            fb = np.concatenate([w.ravel() for w in want])
+            assert np.linalg.norm(fa - fb) / np.linalg.norm(fb) < 2e-3, rel
+        # at the small beta the controller's update points along minus the exact gradient
+        grads, _ = resistive_exact_gradient(net, solve(net, x, tol=1e-13), y)
+        fg = -np.concatenate([g.ravel() for g in grads])
+        assert fa @ fg / (np.linalg.norm(fa) * np.linalg.norm(fg)) >= 0.999
+    finally:
+        be.close()
+
+
+def test_n_bit_converters_stay_inside_the_derived_bound(small):
+    net, x, y, g_out = small
+    beta = 0.3 * g_out
+    adc, dac = ADC(bits=10, v_range=1.0), DAC(bits=10, i_range=beta * 1.2)
+    sim = CoSimulation(net, adc=adc, dac=dac, settle_to=1e-8)
+    try:
+        r = sim.run(x, y, beta, phases=("plus", "minus"))
+    finally:
+        sim.close()
+    ref = native(net, x, y, beta)
+    assert r.adc_clipped == 0 and r.dac_clipped == 0
+    for phase, sign in (("plus", 1), ("minus", -1)):
+        bound = quantization_bound(net, sign * beta, adc.lsb, dac.lsb)
+        err = np.abs(r.volts[phase] - ref[phase]).max()
+        assert 0 < err <= bound, phase
+        assert bound < 10 * err, phase  # tight enough to mean something
+
+
+def test_the_loop_rings_and_goes_unstable_where_the_derivation_says(small):
+    net, x, y, g_out = small
+    beta = 1.5 * g_out  # loop gain b = 2 beta / G = 3 > 1: a stability limit exists
+    lim = loop_limits(net, 1e-12, beta)
+    assert lim["t_ring"] < lim["t_unstable"] < np.inf
+    assert multiplier(0.9 * lim["t_unstable"], lim["tau"], lim["loop_gain"]) > -1
+    assert multiplier(1.1 * lim["t_unstable"], lim["tau"], lim["loop_gain"]) < -1
+    dac = DAC(bits=24, i_range=beta * 0.5)
+    with pytest.raises(CosimError, match="stability limit"):
+        CoSimulation(net, period=1.2 * lim["t_unstable"], periods_per_phase=40, dac=dac).run(
+            x[:1], y[:1], beta, phases=("plus",))
+    amplitude = {}
+    for name, T in (("safe", 0.5 * lim["t_unstable"]), ("beyond", 1.3 * lim["t_unstable"])):
+        sim = CoSimulation(net, period=T, periods_per_phase=60, dac=dac, allow_unstable=True)
+        try:
+            r = sim.run(x[:1], y[:1], beta, phases=("plus",), record=True)
+        finally:
+            sim.close()
+        d = r.trace[:, sim.pos[0]] - r.trace[:, sim.neg[0]]
+        amplitude[name] = np.abs(np.diff(d[-6:])).max()
+        if name == "safe":
+            want = solve(net, x[:1], y[:1], beta, tol=1e-13).voltages
+            assert np.abs(r.volts["plus"] - want).max() < 1e-5
+    assert amplitude["safe"] < 1e-6 < 1e-2 < amplitude["beyond"]
+
+
+def test_bad_converter_and_loop_settings_say_what_is_wrong(small):
+    net, x, y, g_out = small
+    with pytest.raises(InputError, match="ADC bits"):
+        ADC(bits=1)
+    with pytest.raises(InputError, match="DAC range"):
+        DAC(i_range=-1.0)
+    with pytest.raises(InputError, match="period"):
+        CoSimulation(net, period=-1e-9)
+    with pytest.raises(InputError, match="periods_per_phase"):
+        CoSimulation(net, periods_per_phase=1)
+    sim = CoSimulation(net)
+    try:
+        with pytest.raises(InputError, match="unknown phase"):
+            sim.run(x, y, g_out, phases=("free", "sideways"))
+        with pytest.raises(InputError, match="targets"):
+            sim.run(x, None, g_out, phases=("plus",))
+    finally:
+        sim.close()
+
+
+def test_training_with_the_cosim_backend_programs_through_the_device_model(tmp_path):
+    from eqprop.learning.runs import train
+    from eqprop.learning.trainer import ConfigError, TrainConfig
+
+    with pytest.raises(ConfigError, match="momentum 0"):
+        TrainConfig(backend="cosim", momentum=0.9).resolve().validate()
+    cfg = TrainConfig(backend="cosim", hidden=[8], epochs=1, batch_size=4, n_train=8, n_test=8, diode="shockley",
+                      diode_is=1e-7, device="bounded")
+    last = train(cfg, tmp_path / "run", progress=False, log=lambda *_: None)
+    assert np.isfinite(last["train_loss"]) and 0 <= last["test_accuracy"] <= 1
