@@ -1,6 +1,6 @@
 """The ``eqprop`` command line: it parses and dispatches; each command's work lives in its own module.
 
-Commands: info, solve, train, evaluate, netlist, physics, gradcheck, sweep, loihi, onchip, nonideal, compare,
+Commands: info, solve, train, evaluate, netlist, physics, gradcheck, sweep, loihi, onchip, cosim, nonideal, compare,
 demo (``eqprop COMMAND --help`` for each). User mistakes (bad paths, bad configs, bad inputs) end in one
 line naming the problem and exit code 2, not a traceback from inside a library.
 """
@@ -204,6 +204,14 @@ def cmd_onchip(args) -> int:
     return 0
 
 
+def cmd_cosim(args) -> int:
+    from .cosim import cosim_report
+
+    cosim_report(run=args.run, hidden=args.hidden, samples=args.samples, beta=args.beta, bits=args.bits,
+                 ratios=args.ratios, seed=args.seed, out=args.out)
+    return 0
+
+
 def cmd_nonideal(args) -> int:
     from .nonideal import nonideal_rows
 
@@ -366,6 +374,18 @@ def build_parser() -> argparse.ArgumentParser:
     oc.add_argument("--seed", type=index, default=0, help="random seed")
     oc.add_argument("--timeout", type=positive, default=900.0, help="seconds per Lava command")
     oc.set_defaults(func=cmd_onchip)
+    co = sub.add_parser("cosim", help="mixed-signal co-simulation (ngspice core + Lava periphery): settling, "
+                                      "energy, digital ops, converter bounds, loop stability")
+    co.add_argument("--run", help="a run directory whose trained conductances to use (default: untrained digits)")
+    co.add_argument("--hidden", type=count, nargs="+", default=[100], help="hidden layer sizes (without --run)")
+    co.add_argument("--samples", type=count, default=4, help="digits test samples")
+    co.add_argument("--beta", type=positive, default=0.1, help="relative to the mean output-node conductance")
+    co.add_argument("--bits", type=count, nargs="+", default=[8, 10, 12, 16], help="converter resolutions to check")
+    co.add_argument("--ratios", type=positive, nargs="+", default=[0.5, 0.9, 1.1],
+                    help="periods to try, as multiples of the derived stability limit")
+    co.add_argument("--seed", type=index, default=0, help="random seed")
+    co.add_argument("--out", help="directory for cosim.json")
+    co.set_defaults(func=cmd_cosim)
     ni = sub.add_parser("nonideal", help="accuracy under each programming model (bounds, levels, noise, asymmetry)")
     _experiment_flags(ni, datasets, HELP, hidden=[100], epochs=10)
     ni.add_argument("--devices", nargs="+", choices=PRESETS, help="programming models to try (default: all)")
