@@ -110,5 +110,6 @@ class CosimBackend(ResistiveBackend):
     def physical_figures(self, x, capacitance: float = 1e-12) -> dict:
         r = self.sim.run(x[:1], phases=("free",))
         return {"settling_time_s": float(r.settling_time["free"][0]), "energy_per_inference_j": float(r.energy["free"][0]),
-                "digital_ops_per_inference": r.nudger_ops, "cosim_wall_s_per_sample": r.wall_s,
+                "digital_energy_per_inference_j": r.digital_energy()["energy_nj"] * 1e-9,
+                "cosim_wall_s_per_sample": r.wall_s,
                 "capacitance_f": self.sim.capacitance, "period_s": self.sim.period}

@@ -25,6 +25,8 @@ class BackendSpec:
     cluster: bool = False  # can spread its work over Ray: --cluster
     onchip: bool = False  # computes its own updates (no host arithmetic)
     programs: bool = False  # onchip, but requests changes that the host's device model programs (--device)
+    compare_samples: int = 0  # eqprop compare trains and tests it on this many images only (0: all): slow backends
+    in_demo: bool = True  # part of `eqprop demo`'s closing compare (minutes, not an hour)
     spiking: bool = False  # spiking messages: --threshold, --spikes, --time-steps
 
     def load(self):
@@ -72,7 +74,7 @@ register(BackendSpec("loihi", "eqprop.backends.loihi:LoihiBackend",
 register(BackendSpec("cosim", "eqprop.backends.cosim:CosimBackend",
                      "mixed-signal co-simulation: the analog core in ngspice (transients with node capacitances), "
                      "its periphery in Lava (ADC, nudging DACs, integer nudging and learning controllers) in lockstep",
-                     needs=("ngspice", "lava"), onchip=True, programs=True))
+                     needs=("ngspice", "lava"), onchip=True, programs=True, compare_samples=64, in_demo=False))
 register(BackendSpec("hopfield", "eqprop.backends.hopfield:HopfieldBackend",
                      "the digital reference: the continuous Hopfield network of Scellier & Bengio (2017)",
                      diodes=("ideal",)))

@@ -64,12 +64,10 @@ def _pair_conductances(net, pos, neg):
 def loop_limits(net, capacitance: float, beta: float, pos=None, neg=None) -> dict:
     """Ringing and stability limits (s) of the nudging loop at beta (S), from the output pairs' RC."""
     if pos is None:
-        n = net.free_sizes[-1]
         first = sum(net.free_sizes[:-1])
         R = net.readout_matrix
         pos = [first + int(np.nonzero(r > 0)[0][0]) for r in R]
         neg = [first + int(np.nonzero(r < 0)[0][0]) if (r < 0).any() else -1 for r in R]
-        del n
     G = _pair_conductances(net, pos, neg)
     factor = np.array([2.0 if m >= 0 else 1.0 for m in neg])
     b = factor * beta / G

@@ -34,6 +34,7 @@ from eqprop.circuits.network import LayeredNetwork
 from eqprop.circuits.solver import _check_negative_beta
 from eqprop.netlists import Drive, NgspiceCircuit, SpiceError, SpiceOptions, Transient, target_pairs, to_netlist
 from eqprop.netlists.ngspice import source_power
+from eqprop.neuromorphic.loihi_energy import per_inference
 
 from .bounds import loop_limits, slowest_time_constant
 from .converters import ADC, DAC
@@ -66,6 +67,15 @@ class CosimResult:
     periods: int
     period: float
     trace: np.ndarray = field(repr=False, default=None)  # (periods + 1, n_free) V at every boundary
+    n_free: int = 0
+    nudged_periods: int = 0  # periods whose nudging DACs were driven (one neuron update per target each)
+    n_targets: int = 0
+
+    def digital_energy(self) -> dict:
+        """Loihi-figure estimate of the digital side (``neuromorphic.loihi_energy``): every ADC word a message,
+        every Learner statistic a synaptic op, every nudging output of a nudged period a neuron update."""
+        return per_inference(spikes=self.periods * self.n_free, synops=self.learner_updates,
+                             neuron_updates=self.nudged_periods * self.n_targets)
 
 
 class CoSimulation:
@@ -344,7 +354,8 @@ class CoSimulation:
         nud_ops, lrn_ops, lrn_upd = (a - b for a, b in zip(totals, lv["counted"]))
         lv["counted"] = totals
         return CosimResult(phases, res["volts"], res["codes"], res["settling_time"], res["energy"], commands,
-                           clipped[0], clipped[1], nud_ops, lrn_ops, lrn_upd, wall, K, T, trace if record else None)
+                           clipped[0], clipped[1], nud_ops, lrn_ops, lrn_upd, wall, K, T, trace if record else None,
+                           len(free), B * P * sum(1 for p in phases if PHASE_SIGNS[p]), net.n_targets)
 
 
 def fixed_point_gain(gain: float, bits: int = 8) -> tuple:

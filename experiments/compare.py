@@ -78,6 +78,11 @@ def compare(out_dir, *, dataset="digits", data=None, hidden=(32,), epochs=3, n_t
                                f"same conductances with {bcfg.diode} diodes")
             else:
                 row = _other_model_row(bcfg, ds, x, ds.y_test[:batch])
+            cap = registry.get(name).compare_samples
+            if cap:  # a slow backend trains and tests on a stated subset
+                bcfg = replace(bcfg, n_train=min(cap, len(ds.x_train)), n_test=min(cap, len(ds.x_test)))
+                row["note"] = (row.get("note", "") + f" trained and tested on the first {bcfg.n_train} / "
+                               f"{bcfg.n_test} images (slow backend)").strip()
             row["training"] = _train(bcfg, out_dir / "runs" / name)
         except Exception as exc:  # a backend that cannot run is reported, never silently skipped
             row = {"available": False, "reason": f"{type(exc).__name__}: {exc}".strip()[:400]}

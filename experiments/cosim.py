@@ -19,7 +19,6 @@ from eqprop.circuits.energy import node_conductance
 from eqprop.cosim.bounds import loop_limits, quantization_bound
 from eqprop.cosim.converters import ADC, DAC
 from eqprop.cosim.loop import CoSimulation
-from eqprop.neuromorphic.loihi_energy import per_inference
 
 
 def _network(run, hidden, seed, diode_is):
@@ -39,12 +38,6 @@ def _network(run, hidden, seed, diode_is):
     return net, ds, cfg, "untrained (initial conductances)"
 
 
-def digital_energy(r, n_free: int, n_targets: int, nudged_periods: int) -> dict:
-    """Loihi-figure estimate: every ADC word a message, every Learner statistic a synaptic op, every nudging
-    output per nudged period a neuron update (``neuromorphic.loihi_energy``)."""
-    return per_inference(spikes=r.periods * n_free, synops=r.learner_updates, neuron_updates=nudged_periods * n_targets)
-
-
 def cosim_report(run=None, hidden=(100,), samples: int = 4, beta: float = 0.1, bits=(8, 10, 12, 16),
                  ratios=(0.5, 0.9, 1.1), seed: int = 0, diode_is: float = 1e-7, out=None, log=print) -> dict:
     net, ds, cfg, what = _network(run, hidden, seed, diode_is)
@@ -55,7 +48,6 @@ def cosim_report(run=None, hidden=(100,), samples: int = 4, beta: float = 0.1, b
     y = ResistiveBackend.targets(labels, ds.n_classes, cfg.target_amplitude)
     g_out = float(node_conductance(net)[-1].mean())
     b_abs = beta * g_out
-    n_free, n_t = sum(net.free_sizes), net.n_targets
     report = {"network": "-".join(map(str, net.sizes)), "conductances": what, "samples": samples, "beta": beta}
     log(f"co-simulation of {report['network']} ({what}), Shockley diodes, 1 pF per node, {samples} digits "
         f"test samples, beta {beta:g} x the mean output conductance ({b_abs:.3g} S)")
@@ -73,8 +65,7 @@ def cosim_report(run=None, hidden=(100,), samples: int = 4, beta: float = 0.1, b
            for p, s in (("free", 0), ("plus", 1), ("minus", -1))}
     err = {p: float(np.abs(step.volts[p] - ref[p]).max()) for p in ref}
     err_inf = float(np.abs(inf.volts["free"] - ref["free"]).max())
-    e_inf = digital_energy(inf, n_free, n_t, 0)
-    e_step = digital_energy(step, n_free, n_t, 2 * P_step * samples)
+    e_inf, e_step = inf.digital_energy(), step.digital_energy()
     report["period_s"] = sim.period
     report["slowest_mode_s"] = sim.tau_slow
     report["inference"] = {"periods": P_inf, "settling_time_s": float(inf.settling_time["free"].mean()),

@@ -57,7 +57,13 @@ def demo(out="runs/demo", epochs=10, with_compare=True, progress=None, log=print
         from .compare import compare
 
         log("\n== short compare of every backend on digits (32 hidden, 3 epochs, 600 training images) ==")
-        compare(report_dir, hidden=[32], epochs=3, n_train=600, n_test=300, log=lambda *_: None)
+        from eqprop.backends import registry
+
+        left_out = [n for n, spec in registry.REGISTRY.items() if not spec.in_demo]
+        if left_out:
+            log(f"(left out as too slow for a demo: {', '.join(left_out)}; `eqprop compare` includes them)")
+        compare(report_dir, hidden=[32], epochs=3, n_train=600, n_test=300, log=lambda *_: None,
+                backends=[n for n, spec in registry.REGISTRY.items() if spec.in_demo])
         log((report_dir / "report.md").read_text())
         log(f"report: {report_dir / 'report.md'}")
     return last
