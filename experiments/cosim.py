@@ -138,8 +138,14 @@ def cosim_report(run=None, hidden=(100,), samples: int = 4, beta: float = 0.1, b
             s.close()
         d = r.trace[:, s.pos[0]] - r.trace[:, s.neg[0]]
         ripple = float(np.abs(np.diff(d[-6:])).max())
+        earlier = float(np.abs(np.diff(d[-26:-20])).max())
         e = float(np.abs(r.volts["plus"] - want).max())
-        verdict = "settles" if ripple < 1e-5 else "oscillates (unstable)"
+        if ripple < 1e-6:
+            verdict = "settles"
+        elif ripple < 0.5 * earlier:
+            verdict = f"rings, decaying ({earlier:.1e} V twenty periods earlier)"
+        else:
+            verdict = "oscillates: unstable"
         report["stability"]["rows"].append({"ratio": ratio, "period_s": T, "ripple_v": ripple, "error_v": e,
                                             "verdict": verdict})
         log(f"| {ratio:g} | {T:.3g} s | {ripple:.2e} V | {e:.2e} V | {verdict} |")
