@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from eqprop.circuits import DIODE_MODELS, Equilibrium, LayeredNetwork, layered
-from eqprop.circuits.energy import conductance_statistics, node_conductance
+from eqprop.circuits.energy import conductance_statistics, node_conductance, statistics_difference
 from eqprop.circuits.gradient import resistive_exact_gradient
 from eqprop.circuits.serialize import network_from_data, network_to_data
 
@@ -38,6 +38,10 @@ class Backend:
 
     def local_statistics(self, eq: Equilibrium) -> list:
         raise NotImplementedError
+
+    def statistics_difference(self, hi: Equilibrium, lo: Equilibrium) -> list:
+        """local_statistics(hi) - local_statistics(lo): EqProp's numerator (a backend may compute it directly)."""
+        return [a - b for a, b in zip(self.local_statistics(hi), self.local_statistics(lo))]
 
     @property
     def cost_weight(self) -> float:
@@ -115,6 +119,11 @@ class ResistiveBackend(Backend):
 
     def local_statistics(self, eq: Equilibrium) -> list:
         return conductance_statistics(self.network, self.network.encode_inputs(eq.inputs), eq.layers)
+
+    def statistics_difference(self, hi: Equilibrium, lo: Equilibrium) -> list:
+        if hi.inputs.shape != lo.inputs.shape or not np.array_equal(hi.inputs, lo.inputs):
+            return super().statistics_difference(hi, lo)
+        return statistics_difference(self.network, self.network.encode_inputs(hi.inputs), hi.layers, lo.layers)
 
     def sync(self) -> None:
         self.network.validate()

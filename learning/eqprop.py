@@ -44,12 +44,12 @@ def eqprop_gradient(backend, phases: Phases) -> list:
     B = phases.free.batch
     k = backend.cost_weight
     if phases.plus is not None and phases.minus is not None:
-        hi, lo, span = backend.local_statistics(phases.plus), backend.local_statistics(phases.minus), 2 * beta
+        hi, lo, span = phases.plus, phases.minus, 2 * beta
     elif phases.plus is not None:
-        hi, lo, span = backend.local_statistics(phases.plus), backend.local_statistics(phases.free), beta
+        hi, lo, span = phases.plus, phases.free, beta
     else:
-        hi, lo, span = backend.local_statistics(phases.free), backend.local_statistics(phases.minus), beta
-    return [(a - b) / (span * k * B) for a, b in zip(hi, lo)]
+        hi, lo, span = phases.free, phases.minus, beta
+    return [d / (span * k * B) for d in backend.statistics_difference(hi, lo)]
 
 
 def cosine(a: list, b: list) -> float:

@@ -46,6 +46,11 @@ class ProgrammingModel:
 
     def apply(self, g: np.ndarray, delta: np.ndarray, rng, gains=None) -> None:
         """Adds the requested change ``delta`` to ``g`` in place, as the device would."""
+        if (self.potentiation == self.depression == 1.0 and not self.soft_bounds and gains is None
+                and not self.write_noise and not self.levels):  # plain bounded addition, no temporaries
+            g += delta
+            np.clip(g, self.g_min, self.g_max, out=g)
+            return
         d = np.where(delta > 0, self.potentiation * delta, self.depression * delta)
         if self.soft_bounds:
             span = self.g_max - self.g_min
