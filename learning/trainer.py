@@ -194,10 +194,12 @@ class TrainConfig:
             spiking = [s.name for s in backends.REGISTRY.values() if s.spiking]
             raise ConfigError(f"--threshold, --spikes and --time-steps set spiking messages; the {spec.name} backend "
                               f"has none (backends that do: {', '.join(spiking)})")
-        if spec.programs and (self.momentum != 0 or self.nudging == "random"):
-            raise ConfigError(f"the {spec.name} backend's learning controller keeps no velocity and sequences a fixed "
-                              f"phase order: use --momentum 0 (got {self.momentum}) and --nudging centered, positive "
-                              f"or negative (got {self.nudging!r})")
+        if spec.programs and self.momentum != 0:
+            raise ConfigError(f"the {spec.name} backend's learning controller keeps no velocity: use --momentum 0 "
+                              f"(got {self.momentum})")
+        if spec.programs and self.nudging == "random":
+            raise ConfigError(f"the {spec.name} backend's controller sequences a fixed phase order: use --nudging "
+                              "centered, positive or negative (got 'random')")
         if spec.onchip and not spec.programs and (self.momentum != 0 or self.nudging != "centered"
                                                   or self.device != "ideal"):
             raise ConfigError(f"the {spec.name} backend's synapses apply plain centered EqProp updates themselves: "
