@@ -19,11 +19,13 @@ import json
 import os
 import platform
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from eqprop.circuits import layered, solve
+from eqprop.circuits.devices import IdealDiode, ShockleyDiode
 
 DEFAULT_MNIST = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist" / "mnist.npz"
 
@@ -69,6 +71,9 @@ def main(argv=None):
     p.add_argument("--json")
     p.add_argument("--input-scale", type=float, nargs="+", default=[1.0],
                    help="volts per unit pixel; larger values put more hidden nodes on the rails")
+    p.add_argument("--trained", nargs="+", default=[],
+                   help="run directories of trained 1568-100-20 MNIST networks (e.g. the README's runs/mnist-kendall): "
+                        "rows on their conductances, ideal and Shockley (IS 1e-7 A) diodes")
     args = p.parse_args(argv)
     x_all, source = inputs(512, args.mnist)
     print(f"# native solver, network 1568-100-20, {os.cpu_count()} cores ({platform.processor() or platform.machine()})")
@@ -77,9 +82,16 @@ def main(argv=None):
           "| nudged / bound |")
     print("|---|---|---|---|---|---|---|---|---|")
     rows = []
-    for scale in args.input_scale:
-        for diode in ("ideal", "shockley"):
-            net = layered([1568, 100, 20], diode=diode, rails=(-0.05, 0.05), gain=4.0, seed=0)
+    networks = [(scale, "untrained", diode, layered([1568, 100, 20], diode=diode, rails=(-0.05, 0.05), gain=4.0,
+                                                     seed=0))
+                for scale in args.input_scale for diode in ("ideal", "shockley")]
+    for run in args.trained:
+        net = trained_network(run)
+        networks += [(1.0, f"trained ({run})", "ideal", with_diode(net, IdealDiode())),
+                     (1.0, f"trained ({run})", "shockley", with_diode(net, ShockleyDiode(i_s=1e-7)))]
+    for scale, which, diode, net in networks:
+        if True:
+            diode = f"{diode}, {which}" if which != "untrained" else diode
             for batch in (1, 64, 512):
                 x = x_all[:batch] * scale
                 y = np.zeros((batch, 10))
@@ -99,6 +111,22 @@ def main(argv=None):
                       flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(dict(cores=os.cpu_count(), inputs=source, rows=rows), indent=1))
+
+
+def trained_network(run):
+    from eqprop.learning.runs import load_run
+
+    cfg, _, net = load_run(run)
+    if tuple(net.sizes) != (1568, 100, 20):
+        raise SystemExit(f"{run}: a {'-'.join(map(str, net.sizes))} network; this benchmark compares 1568-100-20")
+    return net
+
+
+def with_diode(net, diode):
+    """``net`` with every clamp's diode replaced (same conductances and rails)."""
+    other = net.copy()
+    other.neurons = [None if n is None else replace(n, diode=diode) for n in net.neurons]
+    return other
 
 
 if __name__ == "__main__":
