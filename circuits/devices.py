@@ -99,6 +99,9 @@ class DiodeModel:
         """Nodes the clamp pins (they do not move with the parameters); None: none, it has a conductance."""
         return None
 
+    #: solve_clamp accepts ``out=`` and can write the answer over T (the sweeps then reuse their buffers)
+    solves_in_place = False
+
     def solve_clamp(self, clamp, S, T, v_prev=None, tol: float = 1e-14):
         raise NotImplementedError
 
@@ -152,9 +155,11 @@ class IdealDiode(DiodeModel):
     def frozen(self, clamp, v, tol):
         return (v >= clamp.v_high - tol) | (v <= clamp.v_low + tol)
 
-    def solve_clamp(self, clamp, S, T, v_prev=None, tol: float = 1e-14):
+    solves_in_place = True
+
+    def solve_clamp(self, clamp, S, T, v_prev=None, tol: float = 1e-14, out=None):
         # The quadratic's minimiser projected on the box [v_low, v_high]: exact for a 1-D convex QP.
-        v = np.divide(T, S)
+        v = np.divide(T, S, out=out)
         np.minimum(v, clamp.v_high, out=v)
         return np.maximum(v, clamp.v_low, out=v)
 
