@@ -128,6 +128,22 @@ class CoSimulation:
         self.layout = Layout(network.sizes[0], network.n_targets, 2 * network.n_connections)
         self._lava = None
 
+    def _check_accumulators(self, x, B: int) -> None:
+        """The Learner sums (D+ - D-)(D+ + D-) over a batch in int64: refuse converters that would overflow it."""
+        net = self.network
+        top = self.adc.max_code  # node codes are clipped by the ADC
+        inputs = float(np.abs(net.encode_inputs(x)).max()) / self.adc.lsb
+        drops = [net.bias_voltage / self.adc.lsb + top]  # bias statistics
+        for c, g in enumerate(net.gains):
+            m, s = fixed_point_gain(float(g))
+            drops.append(abs(m) * (inputs if c == 0 else top) + 2 ** s * top)
+        worst = max(drops)
+        codes = max(inputs, top)
+        if 4.0 * worst * worst * B >= 2.0 ** 63:  # |(D+ - D-)(D+ + D-)| <= 4 D^2 per sample
+            raise InputError(f"an ADC of {self.adc.bits} bits over +-{self.adc.v_range:g} V overflows the Learner's "
+                             f"64-bit accumulators at batch {B} (inputs up to {codes:.3g} codes); use fewer bits, "
+                             "a wider range or a smaller batch")
+
     def periods_for(self, tau: float) -> int:
         """Periods for a mode of time constant tau to decay from 0.1 V to ``settle_to``."""
         return int(np.ceil(np.log(0.1 / self.settle_to) * tau / self.period)) + 1
@@ -213,6 +229,8 @@ class CoSimulation:
                 _check_negative_beta(net, -beta)
         if learn is not None and (learn[0] not in phases or learn[1] not in phases or rates is None):
             raise InputError(f"learn={learn!r} needs two of the run's phases {phases} and rates")
+        if learn is not None:
+            self._check_accumulators(x, B)
         if self._lava is None:
             self._build_lava()
         if self.fixed_P is None:  # long enough for the slowest phase (a negative nudge slows the outputs)

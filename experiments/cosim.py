@@ -40,6 +40,7 @@ def _network(run, hidden, seed, diode_is):
 
 def cosim_report(run=None, hidden=(100,), samples: int = 4, beta: float = 0.1, bits=(8, 10, 12, 16),
                  ratios=(0.5, 0.9, 1.1), seed: int = 0, diode_is: float = 1e-7, out=None, log=print) -> dict:
+    converters = [(ADC(bits=n, v_range=1.0), n) for n in bits]  # bad resolutions fail here, before any run
     net, ds, cfg, what = _network(run, hidden, seed, diode_is)
     x = ds.x_test[:samples] * cfg.input_scale
     labels = ds.y_test[:samples]
@@ -103,8 +104,8 @@ def cosim_report(run=None, hidden=(100,), samples: int = 4, beta: float = 0.1, b
     log("| bits | ADC lsb | measured max error | derived bound | bound / measured |")
     log("|---|---|---|---|---|")
     report["bits"] = []
-    for n in bits:
-        adc, dac = ADC(bits=n, v_range=1.0), DAC(bits=n, i_range=1.2 * b_abs)
+    for adc, n in converters:
+        dac = DAC(bits=n, i_range=1.2 * b_abs)
         s = CoSimulation(net, adc=adc, dac=dac, settle_to=1e-7)
         try:
             r = s.run(x, y, b_abs, phases=("minus",))

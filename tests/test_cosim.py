@@ -156,3 +156,13 @@ def test_training_with_the_cosim_backend_programs_through_the_device_model(tmp_p
                       diode_is=1e-7, device="bounded")
     last = train(cfg, tmp_path / "run", progress=False, log=lambda *_: None)
     assert np.isfinite(last["train_loss"]) and 0 <= last["test_accuracy"] <= 1
+
+
+def test_a_learner_that_would_overflow_is_refused(small):
+    net, x, y, g_out = small
+    sim = CoSimulation(net, adc=ADC(bits=32, v_range=0.25))
+    try:
+        with pytest.raises(InputError, match="overflows the Learner's 64-bit accumulators"):
+            sim.run(x, y, 0.1 * g_out, phases=("free", "plus", "minus"), learn=("plus", "minus"), rates=[1.0] * 4)
+    finally:
+        sim.close()
