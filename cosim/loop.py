@@ -150,6 +150,7 @@ class CoSimulation:
 
     # ---- the digital side ---------------------------------------------------------------------------
     def _build_lava(self):
+        _prepare_lava_import()
         from lava.proc.io.extractor import Extractor
         from lava.proc.io.injector import Injector
 
@@ -374,6 +375,24 @@ class CoSimulation:
         return CosimResult(phases, res["volts"], res["codes"], res["settling_time"], res["energy"], commands,
                            clipped[0], clipped[1], nud_ops, lrn_ops, lrn_upd, wall, K, T, trace if record else None,
                            len(free), B * P * sum(1 for p in phases if PHASE_SIGNS[p]), net.n_targets)
+
+
+def _prepare_lava_import() -> None:
+    """Lava's runtime runs in this process here (ngspice's callbacks talk to it), and importing it calls
+    ``multiprocessing.set_start_method('fork')``, which raises once anything fixed the start method. An
+    earlier 'fork' (Linux's default) is released so Lava can set it again; another method is refused."""
+    import multiprocessing as mp
+    import sys
+
+    if "lava.magma.runtime.message_infrastructure.multiprocessing" in sys.modules:
+        return
+    current = mp.get_start_method(allow_none=True)
+    if current == "fork":
+        mp.set_start_method(None, force=True)
+    elif current is not None:
+        raise CosimError(f"this process's multiprocessing start method is {current!r}; Lava's runtime, which the "
+                         "co-simulation runs in this process, needs 'fork': run it in a process that does not set "
+                         "another method")
 
 
 def fixed_point_gain(gain: float, bits: int = 8) -> tuple:
