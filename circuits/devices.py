@@ -228,6 +228,33 @@ class ShockleyDiode(DiodeModel):
             np.copyto(g, (3.0 * self.i_s) * arg * r, where=rev)
         return i, g
 
+    def _reverse_tail(self, vd, i, g):
+        """Where vd < -3 N vt, SPICE's cubic tail replaces the exponential (in place in i and g)."""
+        nvt = self.nvt
+        rev = vd < -3.0 * nvt
+        if rev.any():
+            # Hot path (every Newton iteration of every node): one reciprocal and products, no float power.
+            r = 1.0 / np.minimum(vd, -3.0 * nvt)
+            q = (3.0 * nvt / np.e) * r
+            arg = q * q * q
+            np.copyto(i, -self.i_s * (1.0 + arg), where=rev)
+            np.copyto(g, (3.0 * self.i_s) * arg * r, where=rev)
+
+    def pair_terms(self, v, v_high: float, v_low: float):
+        """(i_up - i_down, g_up + g_down): the junctions from v to v_high and from v_low to v, without GMIN,
+        with one exponential: exp((v_low - v) / N vt) = exp((v_low - v_high) / N vt) / exp((v - v_high) / N vt)."""
+        nvt = self.nvt
+        a = (v - v_high) / nvt
+        ea = np.exp(np.clip(a, -700.0, 700.0))  # never 0 or inf: the quotient below stays finite
+        cap = np.exp(EXP_CAP)
+        e_dn = np.minimum(np.exp((v_low - v_high) / nvt) / ea, cap)
+        e_up = np.minimum(ea, cap)
+        i_up, g_up = self.i_s * (e_up - 1.0), (self.i_s / nvt) * e_up
+        i_dn, g_dn = self.i_s * (e_dn - 1.0), (self.i_s / nvt) * e_dn
+        self._reverse_tail(v - v_high, i_up, g_up)
+        self._reverse_tail(v_low - v, i_dn, g_dn)
+        return i_up - i_dn, g_up + g_dn
+
     def current(self, vd):
         return self.junction(vd)[0] + self.gmin * np.asarray(vd, dtype=float)
 
@@ -251,28 +278,41 @@ class ShockleyDiode(DiodeModel):
         exponential); the diodes add i_up - i_down + GMIN (2V - v_high - v_low).
         """
         vl, vh, gmin = clamp.v_low, clamp.v_high, self.gmin
-        S = np.broadcast_to(S, np.shape(T))
+        shape = np.shape(T)
+        S = np.broadcast_to(S, shape).ravel()
+        T = np.asarray(T, dtype=float).ravel()
         free = T / S
         lo = np.minimum(free, clamp.v_mid)
         hi = np.maximum(free, clamp.v_mid)
-        v = np.clip(free if v_prev is None else v_prev, lo, hi)
+        v = np.clip(free if v_prev is None else np.ravel(v_prev), lo, hi)
         scale = tol * max(1.0, abs(vh), abs(vl))
+        result, idx = None, None  # once most nodes have converged, iterate on the others only
         for _ in range(NEWTON_MAX_ITER):
-            i_up, g_up = self.junction(v - vh)
-            i_down, g_down = self.junction(vl - v)
-            f = S * v - T + (i_up - i_down) + gmin * (2.0 * v - vh - vl)
-            df = S + (g_up + g_down) + 2.0 * gmin
+            i_net, g_sum = self.pair_terms(v, vh, vl)
+            f = S * v - T + i_net + gmin * (2.0 * v - vh - vl)
+            df = S + g_sum + 2.0 * gmin
             pos = f > 0
             hi = np.where(pos, v, hi)
             lo = np.where(pos, lo, v)
             step = v - f / df
             # Bisect where Newton leaves the bracket (far up the exponential it overshoots).
             step = np.where((step < lo) | (step > hi), 0.5 * (lo + hi), step)
-            change = np.abs(step - v).max(initial=0.0)
+            moved = np.abs(step - v)
             v = step
-            if change <= scale:
+            if moved.max(initial=0.0) <= scale:
                 break
-        return v
+            active = moved > scale
+            if 2 * np.count_nonzero(active) < active.size:
+                if result is None:
+                    result, idx = v.copy(), np.nonzero(active)[0]
+                else:
+                    result[idx] = v
+                    idx = idx[active]
+                S, T, lo, hi, v = S[active], T[active], lo[active], hi[active], v[active]
+        if result is None:
+            return v.reshape(shape)
+        result[idx] = v
+        return result.reshape(shape)
 
     def spice_lines(self, suffix: str, options, stand_in=None) -> tuple:
         spice_vt = thermal_voltage(options.temp + 273.15)
