@@ -99,9 +99,6 @@ class DiodeModel:
         """Nodes the clamp pins (they do not move with the parameters); None: none, it has a conductance."""
         return None
 
-    #: solve_clamp accepts ``out=`` and can write the answer over T (the sweeps then reuse their buffers)
-    solves_in_place = False
-
     def solve_clamp(self, clamp, S, T, v_prev=None, tol: float = 1e-14):
         raise NotImplementedError
 
@@ -155,11 +152,9 @@ class IdealDiode(DiodeModel):
     def frozen(self, clamp, v, tol):
         return (v >= clamp.v_high - tol) | (v <= clamp.v_low + tol)
 
-    solves_in_place = True
-
-    def solve_clamp(self, clamp, S, T, v_prev=None, tol: float = 1e-14, out=None):
+    def solve_clamp(self, clamp, S, T, v_prev=None, tol: float = 1e-14):
         # The quadratic's minimiser projected on the box [v_low, v_high]: exact for a 1-D convex QP.
-        v = np.divide(T, S, out=out)
+        v = np.divide(T, S)
         np.minimum(v, clamp.v_high, out=v)
         return np.maximum(v, clamp.v_low, out=v)
 

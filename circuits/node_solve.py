@@ -14,12 +14,8 @@ from .devices import DiodeClamp
 NEWTON_TOL = 1e-14  # volts, relative to the rail magnitude: the final per-node precision
 
 
-def solve_nodes(clamp: DiodeClamp | None, S, T, v_prev=None, tol: float = NEWTON_TOL,
-                overwrite: bool = False) -> np.ndarray:
-    """V solving S V - T + I_clamp(V) = 0 elementwise (S, T broadcastable). ``overwrite``: T is the caller's
-    scratch array, and a closed-form minimiser may write the answer over it (no allocation)."""
+def solve_nodes(clamp: DiodeClamp | None, S, T, v_prev=None, tol: float = NEWTON_TOL) -> np.ndarray:
+    """V solving S V - T + I_clamp(V) = 0 elementwise (S, T broadcastable)."""
     if clamp is None:
-        return np.divide(T, S, out=T if overwrite else None)
-    if overwrite and clamp.diode.solves_in_place:
-        return clamp.diode.solve_clamp(clamp, S, T, v_prev, tol, out=T)
+        return T / S
     return clamp.solve(S, T, v_prev, tol)

@@ -94,45 +94,24 @@ def _drive(const, fwd, back, layers, c):
     return t
 
 
-def _drive_into(t, tmp, const, fwd, back, layers, c):
-    """_drive written into the buffer t (tmp: a second buffer of t's shape for the backward product)."""
-    if c == 0:
-        np.copyto(t, const[0])
-    else:
-        np.matmul(layers[c - 1], fwd[c], out=t)
-        t += const[c]
-    if c + 1 < len(layers):
-        np.matmul(layers[c + 1], back[c + 1], out=tmp)
-        t += tmp
-    return t
-
-
 def _sweeps(ops, const, layers, y):
-    """Block coordinate descent sweeps on one batch chunk. Every array is allocated once: each layer has a
-    drive buffer, and a layer's previous voltages become the next sweep's drive buffer (large temporaries
-    would each cost an mmap and page faults)."""
     net, totals, fwd, back, nudged, beta, tol, max_sweeps = ops
     L = len(layers)
-    drive = [np.empty_like(v) for v in layers]
-    tmp = [np.empty_like(v) for v in layers]
     change, sweep = np.inf, 0
     for sweep in range(1, max_sweeps + 1):
         # Inexact early sweeps: a per-node Newton solve need not be finer than the sweep's progress.
         inner_tol = max(NEWTON_TOL, min(1e-6, 1e-3 * change))
         change = 0.0
         for c in range(L):
-            t = _drive_into(drive[c], tmp[c], const, fwd, back, layers, c)
+            t = _drive(const, fwd, back, layers, c)
             old = layers[c]
             if c == L - 1 and nudged:
                 new = _solve_output_nudged(net, totals[c], t, old, y, beta, inner_tol)
             else:
-                new = solve_nodes(net.neurons[c], totals[c], t, old, inner_tol, overwrite=True)
+                new = solve_nodes(net.neurons[c], totals[c], t, old, inner_tol)
             np.subtract(new, old, out=old)  # old is ours (a copy or a fresh result): reuse its memory
-            np.abs(old, out=old)
-            change = max(change, float(old.max(initial=0.0)))
+            change = max(change, float(np.abs(old).max(initial=0.0)))
             layers[c] = new
-            if new is t:  # the answer took the drive buffer: the old voltages' memory is the next one
-                drive[c] = old
         if change <= tol:
             break
     return layers, sweep, change
