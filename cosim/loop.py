@@ -329,17 +329,21 @@ class CoSimulation:
 
         ng = circ.ng
         ng.external, ng.external_error = external, None
-        try:
-            ok = circ._run(f"tran {T!r} {t_stop!r} 0 {T!r} uic")
-        finally:
-            ng.external = None
-            # Lava waits for every step's inputs: feed what ngspice did not reach, so that it finishes
-            for m in range(state["m"] + 1, K + 1):
-                lv["ctrl"].send(self.layout.pack())
-                lv["adc"].send(np.zeros(len(free)))
-                lv["dac"].receive()
-                lv["prog"].receive()
-            lv["nudger"].wait()
+        with _deadline(self.timeout) as expired:
+            try:
+                ok = circ._run(f"tran {T!r} {t_stop!r} 0 {T!r} uic")
+            finally:
+                ng.external = None
+                if not expired() and not isinstance(ng.external_error, _Expired):
+                    # Lava waits for every step's inputs: feed what ngspice did not reach, so that it finishes
+                    for m in range(state["m"] + 1, K + 1):
+                        lv["ctrl"].send(self.layout.pack())
+                        lv["adc"].send(np.zeros(len(free)))
+                        lv["dac"].receive()
+                        lv["prog"].receive()
+                    lv["nudger"].wait()
+                else:  # a ProcessModel failed or hung in its subprocess: abandon this Lava network
+                    self._lava = None
         if ng.external_error is not None:
             raise ng.external_error
         if not ok or state["m"] < K:
@@ -375,6 +379,43 @@ class CoSimulation:
         return CosimResult(phases, res["volts"], res["codes"], res["settling_time"], res["energy"], commands,
                            clipped[0], clipped[1], nud_ops, lrn_ops, lrn_upd, wall, K, T, trace if record else None,
                            len(free), B * P * sum(1 for p in phases if PHASE_SIGNS[p]), net.n_targets)
+
+
+class _Expired(CosimError):
+    """The run's deadline passed (raised by SIGALRM, wherever the main thread was waiting)."""
+
+
+class _deadline:
+    """Bounds a run: after ``seconds`` a SIGALRM raises _Expired in the main thread, which also interrupts a
+    wait on a Lava channel whose far end died (Lava can hang instead of raising). Off the main thread it
+    bounds nothing (signals only reach the main thread); the per-boundary time check still applies."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.fired = False
+
+    def _raise(self, signum, frame):
+        self.fired = True
+        raise _Expired(f"the co-simulation got no answer within {self.seconds:g} s (a Lava ProcessModel failed or "
+                       "hung in its subprocess); its Lava network is abandoned")
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        self.armed = threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer")
+        if self.armed:
+            self.old = signal.signal(signal.SIGALRM, self._raise)
+            signal.setitimer(signal.ITIMER_REAL, self.seconds)
+        return lambda: self.fired
+
+    def __exit__(self, *exc):
+        if self.armed:
+            import signal
+
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self.old)
+        return False
 
 
 def _prepare_lava_import() -> None:

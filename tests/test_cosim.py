@@ -166,3 +166,27 @@ def test_a_learner_that_would_overflow_is_refused(small):
             sim.run(x, y, 0.1 * g_out, phases=("free", "plus", "minus"), learn=("plus", "minus"), rates=[1.0] * 4)
     finally:
         sim.close()
+
+
+def test_a_periphery_that_stops_answering_is_bounded(small, monkeypatch):
+    """Lava can hang instead of raising when a ProcessModel fails in its subprocess: the run's deadline
+    interrupts the wait on its channel and says so, instead of hanging."""
+    import time
+
+    net, x, y, g_out = small
+    sim = CoSimulation(net, timeout=3.0)
+    sim._build_lava()
+    real = sim._lava["dac"].receive
+    calls = []
+
+    def stuck():
+        calls.append(1)
+        if len(calls) > 5:
+            time.sleep(60)  # a dead far end: nothing ever arrives
+        return real()
+
+    monkeypatch.setattr(sim._lava["dac"], "receive", stuck)
+    t0 = time.time()
+    with pytest.raises(CosimError, match="no answer within 3 s"):
+        sim.run(x[:1], phases=("free",))
+    assert time.time() - t0 < 30 and sim._lava is None
