@@ -23,6 +23,7 @@ between batches, from the programming commands the ``Learner`` emits at the batc
 """
 from __future__ import annotations
 
+import multiprocessing
 import time as _time
 from dataclasses import dataclass, field
 
@@ -184,8 +185,17 @@ class CoSimulation:
         lv = self._lava
         cfg = Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map={Injector: PyLoihiInjectorModel,
                                                                              Extractor: PyLoihiExtractorModel})
+        before = set(multiprocessing.active_children())
         lv["nudger"].run(condition=RunSteps(num_steps=steps, blocking=False), run_cfg=cfg)
+        if not lv["started"]:
+            lv["children"] = set(multiprocessing.active_children()) - before  # Lava's processes
         lv["started"] = True
+
+    def _abandon_lava(self) -> None:
+        """A Lava network that stopped answering: terminate its processes (they would hold pipes open)."""
+        for p in (self._lava or {}).get("children", ()):
+            p.terminate()
+        self._lava = None
 
     def close(self) -> None:
         if self._lava is not None and self._lava["started"]:
@@ -343,7 +353,7 @@ class CoSimulation:
                         lv["prog"].receive()
                     lv["nudger"].wait()
                 else:  # a ProcessModel failed or hung in its subprocess: abandon this Lava network
-                    self._lava = None
+                    self._abandon_lava()
         if ng.external_error is not None:
             raise ng.external_error
         if not ok or state["m"] < K:
