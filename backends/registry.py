@@ -67,6 +67,10 @@ register(BackendSpec("lava-onchip", "eqprop.backends.lava_onchip:LavaOnchipBacke
                      "on-chip training on Lava: every conductance update made by the learning engine (LearningDense, "
                      "tag-and-apply EqProp rule) during the phases; centered nudging, no momentum",
                      needs=("lava",), onchip=True))
+register(BackendSpec("lava-onchip-int", "eqprop.backends.lava_onchip_int:LavaOnchipIntBackend",
+                     "on-chip training on Lava's bit-approximate learning engine: 8-bit weights, 7-bit traces and "
+                     "third factors, stochastic rounding; integer EqProp rule, copies bit-identical; power-of-two gains",
+                     needs=("lava",), onchip=True))
 register(BackendSpec("loihi", "eqprop.backends.loihi:LoihiBackend",
                      "the bit-accurate Loihi path: integer neurons and Lava's bit-accurate Dense, sigma-delta or "
                      "binary spikes (batched emulator, checked bit for bit against the Lava run)",

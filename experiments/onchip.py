@@ -96,7 +96,7 @@ def format_row(r: OnchipRow) -> str:
 
 
 def onchip_report(hidden=(100,), samples=16, beta=0.01, nudgings=("positive", "centered"), steps=(1e-7, 1e-4),
-                  seed=0, timeout=900.0, log=print) -> list:
+                  seed=0, timeout=900.0, int_steps=(1e-2,), repeats=3, log=print) -> list:
     """``eqprop onchip``: Lava's learning engine against host-side EqProp on one digits batch."""
     from eqprop.backends.native import NativeBackend as Native
     from eqprop.learning.data import load
@@ -112,4 +112,63 @@ def onchip_report(hidden=(100,), samples=16, beta=0.01, nudgings=("positive", "c
     log(f"on-chip (LearningDense, rule dw = {LEARNING_RULE}) vs host-side EqProp: digits, "
         f"{'-'.join(map(str, net.sizes))} ideal diodes, batch {samples}, beta {beta:g} (relative)")
     log(HEADER)
-    return onchip_rows(net, x, y, beta_abs, nudgings=nudgings, steps=steps, timeout=timeout, log=log)
+    rows = onchip_rows(net, x, y, beta_abs, nudgings=nudgings, steps=steps, timeout=timeout, log=log)
+    if int_steps:
+        log("")
+        log(f"bit-approximate engine (lava-onchip-int: 8-bit weights, 7-bit traces, stochastic rounding), the "
+            "network programmed to 8 bits:")
+        log(BITAPPROX_HEADER.replace("{R}", str(repeats)))
+        rows += bitapprox_rows(net, x, y, beta_abs, steps=int_steps, repeats=repeats, timeout=timeout, log=log)
+    return rows
+
+
+BITAPPROX_HEADER = ("| step | cosine vs host (mean of {R} runs) | host update stochastically rounded to 1 LSB, vs host | cosine vs "
+                    "float engine | tags before rounding into the weights, vs host | norm vs host | s per run |\n"
+                    "|---|---|---|---|---|---|---|")
+
+
+def bitapprox_rows(net, x, y, beta, steps=(1e-2,), repeats=8, timeout=900.0, log=print) -> list:
+    """Lava's bit-approximate engine (``lava-onchip-int``) on one batch, against host-side centered EqProp and
+    the float engine on the same 8-bit-programmed network, at each ``step`` (largest update / largest
+    conductance). One run's update carries the stochastic rounding of sub-LSB updates; ``floor`` is what
+    rounding the host's own update that way gives (independent draws per synapse; the engine draws one number
+    per step for all); ``held``: the tags of a run that never applies them, the integer rule's update before
+    it is rounded into 8-bit weights."""
+    from eqprop.neuromorphic import LavaSession
+
+    from eqprop.backends.lava_onchip_int import program_network
+
+    qnet = net.copy()
+    m = program_network(qnet, x, y, beta)
+    native = NativeBackend(qnet, tol=1e-13)
+    host = eqprop_gradient(native, run_phases(native, x, y, beta, "centered"))
+    g_max = max(float(np.abs(w).max()) for w in qnet.weights)
+    scale = max(float(np.abs(g).max()) for g in host)
+    rng = np.random.default_rng(0)
+    lsb = [2.0**q / float(a) for q, a in zip(m.q, qnet.gains)] + [2.0**q / float(a) for q, a in zip(m.q_bias, qnet.gains)]
+    rows = []
+    with LavaSession(timeout=timeout) as session:
+        src = qnet.encode_inputs(x)
+        for step in steps:
+            per = step * g_max / (scale * len(x))
+            want = [-per * len(x) * g for g in host]
+            floor = [np.floor(w / u + rng.random(w.shape)) * u for w, u in zip(want, lsb)]
+            fl = session.onchip_train(qnet, src, y, beta, [per] * len(host), len(x))
+            flt = [a - b for a, b in zip(fl["weights"] + fl["biases"], qnet.weights + qnet.biases)]
+            runs, t0 = [], time.perf_counter()
+            for r in range(repeats):
+                out = session.onchip_train(qnet, src, y, beta, [per] * len(host), len(x), int_map=m, seed=r)
+                if out["copy_mismatch"] != 0:
+                    raise AssertionError(f"the two copies differ by {out['copy_mismatch']:g} LSB")
+                runs.append([a - b for a, b in zip(out["weights"] + out["biases"], qnet.weights + qnet.biases)])
+            seconds = (time.perf_counter() - t0) / repeats
+            held = session.onchip_train(qnet, src, y, beta, [per] * len(host), len(x), int_map=m, hold=True)["held"]
+            norm = float(np.sqrt(sum(float((g ** 2).sum()) for g in runs[0])) /
+                         np.sqrt(sum(float((g ** 2).sum()) for g in want)))
+            row = {"step": step, "cosine": float(np.mean([cosine(r, want) for r in runs])), "floor": cosine(floor, want),
+                   "vs_float": cosine(runs[0], flt), "held": cosine(held, want), "norm": norm, "seconds": seconds,
+                   "repeats": repeats}
+            rows.append(row)
+            log(f"| {step:g} | {row['cosine']:.4f} | {row['floor']:.4f} | {row['vs_float']:.4f} | {row['held']:.4f} | "
+                f"{norm:.3f} | {seconds:.1f} |")
+    return rows

@@ -129,7 +129,7 @@ def _multipliers(g, terms, rs: int, vf: int, frac: int) -> tuple:
                **knees}
 
 
-def _v_bound(clamp, v_in_max: float) -> float:
+def v_bound(clamp, v_in_max: float) -> float:
     """Largest |voltage| a free node reaches (the mapping's headroom; the width check verifies it)."""
     if clamp is None:
         return 2.0 * v_in_max
@@ -163,7 +163,7 @@ def build_program(net, v_in_max: float, alpha: float = 1.0, threshold: float = 0
     if vf is None:
         vf = min(VF_DEFAULT, int(np.floor(np.log2(STATE_MAX / (4.0 * v_in_max)))))
     L = net.n_connections
-    vmax = [v_in_max] + [_v_bound(net.neurons[c], v_in_max) for c in range(L)]
+    vmax = [v_in_max] + [v_bound(net.neurons[c], v_in_max) for c in range(L)]
     theta = int(np.rint(threshold * 2.0**vf))
     if binary:
         theta = 2 ** int(np.rint(np.log2(max(theta, 1))))

@@ -42,6 +42,20 @@ def _rule():
     return Loihi3FLearningRule(dw=TAG_RULE["dw"], dt=TAG_RULE["dt"], t_epoch=1, x1_tau=NO_DECAY, x2_tau=NO_DECAY)
 
 
+def hold_tags(training) -> bool:
+    return training.map is not None and training.hold
+
+
+def _int_rule(e: int, s: int):
+    """The bit-approximate engine's rule (``onchip_map.rule_strings``). x1 must hold its payload for the
+    step's rule: Lava's engine clears a trace with tau 0 at the end of each epoch and decays a finite tau
+    stochastically, so tau is 2^40 (a drop of one code has probability ~1e-10 per step)."""
+    from eqprop.neuromorphic.onchip_map import rule_strings
+
+    r = rule_strings(e, s)
+    return Loihi3FLearningRule(dw=r["dw"], dt=r["dt"], t_epoch=1, x1_tau=NO_DECAY, x2_tau=NO_DECAY)
+
+
 def coefficients(net, scales, beta: float) -> list:
     """Per free layer, (forward, bias, backward) coefficients: dG = -eta [(a u - v)^2_+beta - (.)^2_-beta] per
     sample with eta = scale x kappa_c / (4 beta kappa_L) (centered EqProp, the trainer's units); forward copies
@@ -57,25 +71,64 @@ def coefficients(net, scales, beta: float) -> list:
 
 
 class OnchipTraining:
-    def __init__(self, net, sources, targets, beta: float, scales, batch: int, steps: int = 40, alpha: float = 1.0):
-        self.net = net
+    """``int_map`` (an ``onchip_map.IntOnchipMap``): run the bit-approximate engine (Lava's
+    ``PyLearningDenseModelBitApproximate``: 8-bit weights, 7-bit traces, stochastic rounding) with the
+    integer rule of ``onchip_map``; None: the float engine with ``TAG_RULE``."""
+
+    def __init__(self, net, sources, targets, beta: float, scales, batch: int, steps: int = 40, alpha: float = 1.0,
+                 int_map=None, seed: int = 0, hold: bool = False):
+        self.net, self.map, self.hold = net, int_map, bool(hold)
         S = sources.shape[0]
         L = net.n_connections
         self.S, self.steps = S, steps
         coef = coefficients(net, scales, beta)
         totals = node_conductance(net)
         vb = net.bias_voltage
-        self.inputs = SampleSource(sources=sources, per_sample=3 * steps + 1, name="inputs")
+        m = int_map
+        if m is not None:
+            from eqprop.neuromorphic.onchip_map import set_rates
+
+            set_rates(m, net, coef)
+            if any(e is None for e in m.exps + m.bias_exps):
+                raise ValueError("the bit-approximate engine needs a positive rate for every parameter array")
+            self.epilogue = 3 * min(L, 2)
+            mant = m.mantissas(net)
+        else:
+            self.epilogue = 0
+        per_sample = 3 * steps + self.epilogue + 1
+        self.per_sample = per_sample
+
+        def fixed(**kw):
+            if m is None:
+                return None
+            return {"vf": m.vf, "steps": steps, "epilogue": self.epilogue, "seed": seed * 1000 + len(used),
+                    "hold": bool(hold), **kw}
+
+        used = []
+
+        def layer_fixed(c):
+            used.append(c)
+            o = None if c + 1 >= L else {"sd": m.s_delta[c + 1], "ss": m.s_sigma[c + 1]}
+            return fixed(frac=m.fracs[c], index=c, out=o, **{"in": {"sd": m.s_delta[c], "ss": m.s_sigma[c],
+                                                                      "bsd": m.bias_s_delta[c], "bss": m.bias_s_sigma[c]}})
+
+        self.inputs = SampleSource(sources=sources, per_sample=per_sample, name="inputs",
+                                   fixed=fixed(group=0, gain=float(net.gains[0]), ss=m.s_sigma[0]) if m else None)
+        used.append("inputs")
         self.layers = [TaggedNeurons(
             conductance=totals[c], clamp_params=clamp_to_dict(net.neurons[c]), samples=S, steps=steps, batch=batch,
             gain_in=net.gains[c], gain_out=net.gains[c + 1] if c + 1 < L else 0.0, coef=coef[c],
             targets=targets if c == L - 1 else None, beta=beta if c == L - 1 else 0.0, alpha=alpha,
-            readout=net.readout_matrix if c == L - 1 else None, name=f"layer{c + 1}") for c in range(L)]
+            readout=net.readout_matrix if c == L - 1 else None, fixed=layer_fixed(c) if m else None,
+            name=f"layer{c + 1}") for c in range(L)]
 
-        def synapse(weights, name, pre, post, side):
-            syn = LearningDense(weights=weights, learning_rule=_rule(), num_message_bits=24,
-                                graded_spike_cfg=GradedSpikeCfg.OVERWRITE, sign_mode=SignMode.EXCITATORY,
-                                name=name)  # conductances saturate at 0, as an excitatory synapse does
+        def synapse(weights, name, pre, post, side, e=None, weight_exp=0, bits=0):
+            if m is None:
+                kw = {"learning_rule": _rule()}
+            else:
+                kw = {"learning_rule": _int_rule(e, bits), "weight_exp": int(weight_exp), "num_weight_bits": 8}
+            syn = LearningDense(weights=weights, num_message_bits=24, graded_spike_cfg=GradedSpikeCfg.OVERWRITE,
+                                sign_mode=SignMode.EXCITATORY, name=name, **kw)  # conductances saturate at 0
             pre.s_out.connect(syn.s_in)
             syn.a_out.connect(post.a_in)
             post.bap.connect(syn.s_in_bap)
@@ -87,26 +140,54 @@ class OnchipTraining:
         for c in range(L):
             a, post = net.gains[c], self.layers[c]
             pre = self.inputs if c == 0 else self.layers[c - 1]
-            self.forward.append(synapse(a * net.weights[c].T, f"forward{c}", pre, post, "forward"))
-            self.rails.append(ValueSource(values=np.array([vb / a, -vb / a]), name=f"rails{c}"))
-            self.bias.append(synapse(a * net.biases[c].T, f"bias{c}", self.rails[c], post, "bias"))
+            rails = np.array([vb / a, -vb / a])
+            if m is None:
+                self.forward.append(synapse(a * net.weights[c].T, f"forward{c}", pre, post, "forward"))
+                self.rails.append(ValueSource(values=rails, name=f"rails{c}"))
+                self.bias.append(synapse(a * net.biases[c].T, f"bias{c}", self.rails[c], post, "bias"))
+                if c > 0:
+                    self.backward.append(synapse(net.weights[c] / a, f"backward{c}", post, pre, "backward"))
+                continue
+            used.append(f"rails{c}")
+            self.forward.append(synapse(mant["forward"][c][0], f"forward{c}", pre, post, "forward", m.exps[c],
+                                        mant["forward"][c][1], m.tag_bits[c][0]))
+            self.rails.append(ValueSource(values=rails, name=f"rails{c}",
+                                          fixed=fixed(group=c % 2, gain=float(a), ss=m.bias_s_sigma[c])))
+            self.bias.append(synapse(mant["bias"][c][0], f"bias{c}", self.rails[c], post, "bias", m.bias_exps[c],
+                                     mant["bias"][c][1], m.tag_bits[c][1]))
             if c > 0:
-                self.backward.append(synapse(net.weights[c] / a, f"backward{c}", post, pre, "backward"))
+                self.backward.append(synapse(mant["backward"][c - 1][0], f"backward{c}", post, pre, "backward",
+                                             m.exps[c], mant["backward"][c - 1][1], m.tag_bits[c][0]))
 
     def run(self) -> dict:
         """Every sample's phases; the conductances the learning engine left (weights from the forward copies,
         and how far the backward copies are from them), and the free-phase outputs."""
         net = self.net
+        tag = "floating_pt" if self.map is None else "fixed_pt"
         try:
-            self.inputs.run(condition=RunSteps(num_steps=self.S * (3 * self.steps + 1)),
-                            run_cfg=Loihi2SimCfg(select_tag="floating_pt"))
+            self.inputs.run(condition=RunSteps(num_steps=self.S * self.per_sample), run_cfg=Loihi2SimCfg(select_tag=tag))
             fwd = [s.weights.get() for s in self.forward]
             bwd = [s.weights.get() for s in self.backward]
             bias = [s.weights.get() for s in self.bias]
+            tags = [s.tag_1.get() for s in self.forward + self.bias] if hold_tags(self) else None
             free_out = self.layers[-1].free_out.get()
         finally:
             self.inputs.stop()
         L = net.n_connections
+        if self.map is not None:
+            fwd = [np.rint(f).astype(np.int64) for f in fwd]
+            bwd = [np.rint(b).astype(np.int64) for b in bwd]
+            bias = [np.rint(b).astype(np.int64) for b in bias]
+            weights, biases = self.map.conductances(net, fwd, bias)
+            mismatch = max([int(np.abs(bwd[c - 1] - fwd[c].T).max()) for c in range(1, L)], default=0)
+            out = {"weights": weights, "biases": biases, "free_out": free_out, "copy_mismatch": float(mismatch),
+                   "mantissas": {"forward": fwd, "backward": bwd, "bias": bias}}
+            if tags is not None:  # the update held in the tags (never applied), in conductance
+                bits = [b[0] for b in self.map.tag_bits] + [b[1] for b in self.map.tag_bits]
+                qs = self.map.q + self.map.q_bias
+                gains = list(net.gains) * 2
+                out["held"] = [t.T * 2.0 ** (q - b) / a for t, q, b, a in zip(tags, qs, bits, gains)]
+            return out
         weights = [fwd[c].T / net.gains[c] for c in range(L)]
         mismatch = 0.0
         for c in range(1, L):

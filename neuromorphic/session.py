@@ -156,9 +156,11 @@ class LavaSession(Resource):
                                       max_steps, chunk))
 
     def onchip_train(self, net: LayeredNetwork, sources, targets, beta: float, scales, batch: int, steps: int = 40,
-                     alpha: float = 1.0) -> dict:
+                     alpha: float = 1.0, int_map=None, seed: int = 0, hold: bool = False) -> dict:
         """On-chip training over ``sources`` (``onchip_network.OnchipTraining``): the conductances Lava's
-        learning engine leaves after every sample's phases and one update per ``batch`` samples."""
+        learning engine leaves after every sample's phases and one update per ``batch`` samples. With
+        ``int_map`` (``onchip_map.build_map``), Lava's bit-approximate engine on that integer mapping;
+        ``hold``: its tags are never applied and come back as ``held`` (the update before weight rounding)."""
         if not isinstance(net, LayeredNetwork):
             raise NetworkError(f"the Lava backend runs LayeredNetworks, got {type(net).__name__}")
         sources, targets = _checked_samples(net, sources, targets)
@@ -168,7 +170,8 @@ class LavaSession(Resource):
             raise InputError(f"scales: one rate >= 0 per parameter array ({2 * net.n_connections}), got {scales}")
         meta, arrays = network_to_data(net)
         return self._call("onchip_train", (meta, arrays, (sources, targets, float(beta), [float(s) for s in scales],
-                                                          int(batch), int(steps), float(alpha))))
+                                                          int(batch), int(steps), float(alpha), int_map, int(seed),
+                                                          bool(hold))))
 
     def loihi(self, program, sources_int, targets_int=None, steps: int = 64, phases: int = 1,
               record_hidden: bool = True) -> dict:

@@ -53,3 +53,94 @@ def test_onchip_backend_refuses_what_its_rule_does_not_do():
     with pytest.raises(ConfigError, match="--nudging centered"):
         TrainConfig(backend="lava-onchip", nudging="positive").validate()
     TrainConfig(backend="lava-onchip").validate()  # its defaults are what the rule does
+
+
+# --- the bit-approximate engine (lava-onchip-int) ---
+
+def int_case():
+    net = layered([12, 8, 6, 4], diode="ideal", rails=(-0.05, 0.05), gain=4.0, seed=1)
+    rng = np.random.default_rng(1)
+    return net, rng.uniform(0, 1, (6, 6)), rng.uniform(-0.05, 0.05, (6, 2))
+
+
+def test_bit_approximate_engine_follows_host_eqprop_and_keeps_copies_identical():
+    """Lava's PyLearningDenseModelBitApproximate with the integer rule, one batch of 6 at a step of 5% of the
+    largest conductance: the tags (the update before it is rounded into 8-bit weights) point along host-side
+    centered EqProp on the same 8-bit network (cosine above 0.999), the applied update still does after
+    the weights' stochastic rounding (measured 0.962); the forward (a G) and backward (G / a) copies hold
+    identical mantissas after two more batches."""
+    from eqprop.backends.lava_onchip_int import program_network
+
+    net, x, y = int_case()
+    beta = 0.1 * NativeBackend(net).beta_unit()
+    m = program_network(net, x, y, beta)
+    native = NativeBackend(net.copy(), tol=1e-13)
+    g = eqprop_gradient(native, run_phases(native, x, y, beta, "centered"))
+    per = 0.05 * max(float(w.max()) for w in net.weights) / (6 * max(float(np.abs(t).max()) for t in g))
+    want = [-per * 6 * t for t in g]
+    with LavaSession(timeout=300) as session:
+        held = session.onchip_train(net, net.encode_inputs(x), y, beta, [per] * 6, 6, 20, int_map=m, hold=True)
+        assert cosine(held["held"], want) >= 0.999
+        whole = session.onchip_train(net, net.encode_inputs(x), y, beta, [per] * 6, 6, 20, int_map=m)
+        got = [a - b for a, b in zip(whole["weights"] + whole["biases"], net.weights + net.biases)]
+        assert cosine(got, want) >= 0.96
+        chip = net.copy()
+        for half in (slice(0, 3), slice(3, 6)):
+            r = session.onchip_train(chip, chip.encode_inputs(x[half]), y[half], beta, [per] * 6, 3, 20, int_map=m)
+            assert r["copy_mismatch"] == 0
+            fwd, bwd = r["mantissas"]["forward"], r["mantissas"]["backward"]
+            assert all(np.array_equal(bwd[c - 1], fwd[c].T) for c in range(1, len(fwd)))
+            chip.weights, chip.biases = r["weights"], r["biases"]
+    assert max(float(np.abs(a - b).max()) for a, b in zip(chip.weights, net.weights)) > 0
+
+
+def test_bit_approximate_mapping_units_and_refusals():
+    from eqprop.circuits.errors import NetworkError
+    from eqprop.neuromorphic.onchip_map import CODE_MAX, build_map, codes, rule_strings, set_rates
+
+    rng = np.random.default_rng(0)
+    c = codes(np.full(200000, 0.3), 1.0, rng)  # stochastic rounding: unbiased, saturating at +-63
+    assert set(np.unique(c)) == {0, 1} and abs(c.mean() - 0.3) < 0.005
+    assert codes(np.array([1e3, -1e3]), 1.0, rng).tolist() == [CODE_MAX, -CODE_MAX]
+    assert rule_strings(-3, 2) == {"dt": "u0 * 2^-1 * (x1 - 64) * y2 + u0 * 2^-1 * y1 * y3 - y0 * t",
+                                   "dw": "2^-2 * y0 * t"}
+    net, x, y = int_case()
+    m = build_map(net, 1.0, [0.05, 0.05, 1.0], [(1e-4, 1e-4)] * 3, [(0.4, 0.1)] * 3, [(1e-6, 1e-6)] * 3)
+    coefs = [np.array([-3e-3, -1e-3, 0.0])] * 3
+    set_rates(m, net, coefs)
+    for k in range(3):  # 2^e = 8 |coef| s_d s_s / LSB exactly: the rate is not rounded
+        assert 2.0 ** m.exps[k] == pytest.approx(8 * 3e-3 / 2.0 ** m.q[k] * m.s_delta[k] * m.s_sigma[k], rel=1e-12)
+        assert m.s_sigma[k] >= 0.4 / CODE_MAX
+    mant = m.mantissas(net)
+    for k in range(1, 3):  # both copies of a conductance store the same mantissa
+        assert np.array_equal(mant["backward"][k - 1][0], mant["forward"][k][0].T)
+    with pytest.raises(NetworkError, match="power-of-two gains"):
+        build_map(layered([12, 8, 6, 4], gain=3.0, seed=1), 1.0, [0.05, 0.05, 1.0], [(1, 1)] * 3, [(1, 1)] * 3)
+
+
+def test_bit_approximate_backend_trains_an_epoch_with_identical_copies():
+    """An epoch of the training loop (digits, 24 images, batch 8) on lava-onchip-int: every batch's copies
+    are compared (the backend refuses to go on if they differ); after it, the network's conductances are
+    what the forward copies' mantissas hold, and they moved."""
+    from eqprop.backends.lava_onchip_int import LavaOnchipIntBackend
+    from eqprop.learning.data import load
+    from eqprop.learning.trainer import EqPropTrainer, TrainConfig
+
+    cfg = TrainConfig(backend="lava-onchip-int", hidden=[8], seed=0).resolve()
+    ds = load("digits", seed=0)
+    net = LavaOnchipIntBackend.build_network(cfg, ds.n_features, ds.n_classes)
+    backend = LavaOnchipIntBackend(net, tol=cfg.tol, timeout=300)
+    try:
+        trainer = EqPropTrainer(backend, cfg, None, ds.n_classes)
+        for k in range(3):
+            if k == 1:
+                start = [p.copy() for p in backend.parameters()]
+            trainer.step(ds.x_train[8 * k:8 * k + 8], ds.y_train[8 * k:8 * k + 8])
+        assert backend.batches == 3 and backend.copy_mismatch == 0
+        m = backend.map
+        for c, (w, a) in enumerate(zip(net.weights, net.gains)):
+            mant = w * a / 2.0 ** m.q[c]
+            assert np.array_equal(mant, np.rint(mant)) and mant.max() <= 255
+        assert max(float(np.abs(p - s).max()) for p, s in zip(backend.parameters(), start)) > 0
+    finally:
+        backend.close()

@@ -109,10 +109,9 @@ class PyPlasticNeuronsFloat(AbstractEqPropNeuronsFloat):
         self.y2_backward.send(s * self.kappa_out * self.gain_out * dv)
 
 
-@implements(proc=TaggedNeurons, protocol=LoihiProtocol)
-@requires(CPU)
-@tag("floating_pt")
-class PyTaggedNeuronsFloat(AbstractEqPropNeuronsFloat):
+class AbstractTaggedNeurons(AbstractEqPropNeuronsFloat):
+    """The schedule and Vars of ``TaggedNeurons``, shared by the float and the fixed-point models."""
+
     bap: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, bool)
     y1_forward: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
     y2_forward: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
@@ -169,3 +168,124 @@ class PyTaggedNeuronsFloat(AbstractEqPropNeuronsFloat):
             getattr(self, f"y3_{side}").send(y3)
         end_of_batch = (k + 1) % self.batch_size == 0 or k + 1 == self.samples
         self.bap.send(np.full(v.shape, phase == 3 and end_of_batch and k < self.samples))
+
+
+@implements(proc=TaggedNeurons, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PyTaggedNeuronsFloat(AbstractTaggedNeurons):
+    pass
+
+
+@implements(proc=TaggedNeurons, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PyTaggedNeuronsFixed(AbstractTaggedNeurons):
+    """The integer interface the bit-approximate learning engine needs (``onchip_map``): integer currents
+    in (2^-frac A), integer voltage payloads out (2^-vf V), 7-bit third factors. The node update itself
+    is the float one on the decoded current (the Loihi path's integer microcode is ``loihi_neurons``).
+
+    After the -beta phase, a learning epilogue of 3 slots per connection parity: the layer sends its coded
+    phase differences and sums as payloads 2 (64 + X) (the engine keeps x1 = payload / 2) and as third
+    factors, each code drawn once per sample (stochastic rounding) and used by both copies of a conductance,
+    so both copies see the same products (see ``onchip_map``)."""
+
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int64, precision=24)
+    y1_forward: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=7)
+    y2_forward: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=7)
+    y3_forward: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=7)
+    y1_bias: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=7)
+    y2_bias: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=7)
+    y3_bias: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=7)
+    y1_backward: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=7)
+    y2_backward: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=7)
+    y3_backward: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=7)
+
+    def __init__(self, proc_params):
+        super().__init__(proc_params)
+        f = proc_params["fixed"]
+        self.fx = f
+        self.epilogue = int(f["epilogue"])
+        self.rng = np.random.default_rng(int(f["seed"]))
+        self.plus = None
+        self.codes = None
+        self.clipped = 0
+
+    def _code(self, x, lsb):
+        from eqprop.neuromorphic.onchip_map import CODE_MAX, codes
+        c = codes(x, lsb, self.rng)
+        self.clipped += int(np.count_nonzero(np.abs(c) == CODE_MAX))
+        return c
+
+    def _encode(self, plus, minus) -> dict:
+        """This sample's codes: as the upper layer v of connection i (forward and bias copies) and as the
+        lower layer u~ = a u of connection i+1."""
+        f = self.fx
+        d, s = plus - minus, plus + minus
+        i = f["in"]
+        out = {"v": (self._code(s, i["ss"]), self._code(d, i["sd"]), self._code(d * s, 64 * i["sd"] * i["ss"])),
+               "bias": (self._code(d, i["bsd"]), self._code(d * s, 64 * i["bsd"] * i["bss"]))}
+        o = f["out"]
+        if o is not None:
+            a = self.gain_out
+            du, su = a * d, a * s
+            out["u"] = (self._code(du, o["sd"]), self._code(su, o["ss"]), self._code(du * su, 64 * o["sd"] * o["ss"]))
+        return out
+
+    def run_spk(self):
+        T, E = self.steps, self.epilogue
+        f = self.fx
+        k, local = divmod(self.time_step - 1, 3 * T + E + 1)
+        phase = min(local // T, 3)  # 0 free, 1 +beta, 2 -beta, 3 epilogue and apply
+        self.beta[0] = (0.0, self.schedule_beta, -self.schedule_beta, 0.0)[phase]
+        if self.schedule_targets is not None and k < self.samples:
+            self.targets = self.schedule_targets[k]
+        current = self.a_in.recv().astype(float) * 2.0 ** -f["frac"]
+        if phase < 3:
+            self.relax(current)
+        v = self.v
+        n = v.shape[0]
+        zero = np.zeros(n, dtype=np.int64)
+        ys = {side: [zero, zero, zero] for side in ("forward", "bias", "backward")}
+        payload = np.rint(v * 2.0 ** f["vf"]).astype(np.int64)
+        if k < self.samples:
+            if local == T - 1:
+                self.free_out[k] = v
+            elif local == 2 * T - 1:
+                self.plus = v.copy()
+            elif local == 3 * T - 1:
+                self.codes = self._encode(self.plus, v)
+            elif 3 * T <= local < 3 * T + E:
+                g, slot = divmod(local - 3 * T, 3)
+                payload, ys = self._slot(g, slot, k, n, ys)
+        for side, (y1, y2, y3) in ys.items():
+            getattr(self, f"y1_{side}").send(y1)
+            getattr(self, f"y2_{side}").send(y2)
+            getattr(self, f"y3_{side}").send(y3)
+        self.s_out.send(payload)
+        end_of_batch = (k + 1) % self.batch_size == 0 or k + 1 == self.samples
+        apply = local == 3 * T + E and end_of_batch and k < self.samples and not f.get("hold", False)
+        self.bap.send(np.full(n, apply))
+
+    def _slot(self, g, slot, k, n, ys):
+        """Payload and third factors of epilogue slot ``slot`` (A, B, C) of parity group ``g``."""
+        i = int(self.fx["index"])
+        c = self.codes
+        full = lambda value: np.full(n, value, dtype=np.int64)  # noqa: E731
+        x = np.zeros(n, dtype=np.int64)
+        if i % 2 == g:  # this layer is v, the upper end, of connection i
+            sv, dv, pv = c["v"]
+            x = (sv, dv, pv)[slot]
+            # one floored product per sample on the input connection and the rails (their differences are 0):
+            # the mean-restoring +1 every other sample; two on the others: +1 every sample
+            comp = full(1) if (i > 0 or k % 2 == 1) else full(0)
+            ys["forward"] = [(comp, sv, full(8)), (full(0), dv, full(0)), (pv, full(-64), full(-64))][slot]
+            bd, bp = c["bias"]
+            comp_b = full(1) if k % 2 == 1 else full(0)
+            ys["bias"] = [(comp_b, full(0), full(8)), (full(0), bd, full(0)), (bp, full(-64), full(-64))][slot]
+        elif "u" in c and (i + 1) % 2 == g:  # this layer is u, the lower end, of connection i+1
+            du, su, pu = c["u"]
+            x = (du, su, pu)[slot]
+            ys["backward"] = [(full(1), du, full(8)), (full(0), su, full(0)), (pu, full(-64), full(-64))][slot]
+        return 2 * (64 + x), ys

@@ -70,14 +70,19 @@ class TaggedNeurons(EqPropNeurons):
     s (a u - v)^2 (s = +1 at +beta, -1 at -beta), pre-scaled by each copy's learning coefficient and unit;
     on the apply step that ends a batch it sends a back-propagating spike (bap), on which every synapse adds
     its tag to its weight and clears it. ``coef`` holds the coefficients (forward, bias, backward; the
-    host scales them once per epoch for the rate decay); ``free_out`` records the free-phase voltages."""
+    host scales them once per epoch for the rate decay); ``free_out`` records the free-phase voltages.
+
+    ``fixed`` (the bit-approximate engine's integer interface, ``onchip_map``): integer currents in and
+    payloads out, 7-bit third factors, and a learning epilogue of coded phase differences after each
+    sample's -beta phase (model tag 'fixed_pt'); None for the float engine."""
 
     def __init__(self, *, conductance: np.ndarray, clamp_params: dict, samples: int, steps: int, batch: int,
                  gain_in: float, gain_out: float, coef: np.ndarray, targets=None, beta: float = 0.0,
-                 alpha: float = 1.0, readout: np.ndarray | None = None, name: str | None = None):
+                 alpha: float = 1.0, readout: np.ndarray | None = None, fixed: dict | None = None,
+                 name: str | None = None):
         super().__init__(conductance=conductance, clamp_params=clamp_params, alpha=alpha, readout=readout,
                          name=name, samples=samples, steps=steps, batch_size=batch, gain_in=gain_in,
-                         gain_out=gain_out, schedule_targets=targets, schedule_beta=beta)
+                         gain_out=gain_out, schedule_targets=targets, schedule_beta=beta, fixed=fixed)
         n = conductance.shape[0]
         self.bap = OutPort(shape=(n,))
         for side in ("forward", "bias", "backward"):

@@ -63,3 +63,59 @@ class PySampleSourceFloat(PyLoihiProcessModel):
         k = (self.time_step - 1) // self.per_sample
         values = self.sources[k] if k < len(self.sources) else np.zeros(self.sources.shape[1])
         self.s_out.send(spike_payload(values))
+
+
+class AbstractFixedSource(PyLoihiProcessModel):
+    """Integer payloads (2^-vf V) and, in the learning epilogue of its connection's parity group, the codes
+    of twice its (amplified) values in slot B, 0 in slots A and C: a clamped source does not move between
+    the phases (``onchip_map``)."""
+
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int64, precision=24)
+
+    def __init__(self, proc_params):
+        super().__init__(proc_params)
+        from eqprop.neuromorphic.onchip_map import codes
+
+        self._codes = codes
+        f = proc_params["fixed"]
+        self.fx = f
+        self.rng = np.random.default_rng(int(f["seed"]))
+
+    def payload(self, values, local):
+        f = self.fx
+        T, E = int(f["steps"]), int(f["epilogue"])
+        j = local - 3 * T
+        if 0 <= j < E:
+            g, slot = divmod(j, 3)
+            x = np.zeros(values.shape, dtype=np.int64)
+            if g == int(f["group"]) and slot == 1:
+                x = self._codes(2.0 * f["gain"] * values, f["ss"], self.rng)
+            return 2 * (64 + x)
+        return np.rint(values * 2.0 ** f["vf"]).astype(np.int64)
+
+
+@implements(proc=ValueSource, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PyValueSourceFixed(AbstractFixedSource):
+    values: np.ndarray = LavaPyType(np.ndarray, float)
+
+    def run_spk(self):
+        f = self.fx
+        local = (self.time_step - 1) % (3 * int(f["steps"]) + int(f["epilogue"]) + 1)
+        self.s_out.send(self.payload(np.asarray(self.values, dtype=float), local))
+
+
+@implements(proc=SampleSource, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PySampleSourceFixed(AbstractFixedSource):
+    def __init__(self, proc_params):
+        super().__init__(proc_params)
+        self.sources = np.asarray(proc_params["sources"], dtype=float)
+        self.per_sample = int(proc_params["per_sample"])
+
+    def run_spk(self):
+        k, local = divmod(self.time_step - 1, self.per_sample)
+        values = self.sources[k] if k < len(self.sources) else np.zeros(self.sources.shape[1])
+        self.s_out.send(self.payload(values, local))

@@ -17,16 +17,20 @@ class ClampedSource(AbstractProcess):
 
 
 class ValueSource(AbstractProcess):
-    def __init__(self, *, values: np.ndarray, name: str | None = None):
-        super().__init__(name=name)
+    """``fixed``: the bit-approximate engine's schedule (``onchip_map``; model tag 'fixed_pt'): the values
+    as integer payloads, and in the learning epilogue the codes of their sums (rails: constant values)."""
+
+    def __init__(self, *, values: np.ndarray, fixed: dict | None = None, name: str | None = None):
+        super().__init__(fixed=fixed, name=name)
         self.s_out = OutPort(shape=values.shape)
         self.values = Var(shape=values.shape, init=values)
 
 
 class SampleSource(AbstractProcess):
     """Plays samples on a schedule: sample k's voltages are sent, every step, during its ``per_sample`` steps
-    (graded payloads; the plastic synapses read them as their presynaptic trace)."""
+    (graded payloads; the plastic synapses read them as their presynaptic trace). ``fixed``: as for
+    ``ValueSource``."""
 
-    def __init__(self, *, sources: np.ndarray, per_sample: int, name: str | None = None):
-        super().__init__(sources=sources, per_sample=per_sample, name=name)
+    def __init__(self, *, sources: np.ndarray, per_sample: int, fixed: dict | None = None, name: str | None = None):
+        super().__init__(sources=sources, per_sample=per_sample, fixed=fixed, name=name)
         self.s_out = OutPort(shape=(sources.shape[1],))

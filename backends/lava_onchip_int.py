@@ -1,0 +1,67 @@
+"""On-chip training on Lava's bit-approximate learning engine (``PyLearningDenseModelBitApproximate``):
+8-bit synaptic mantissas with per-copy exponents, 7-bit traces and third factors, the tag accumulated
+with 7 fractional bits and stochastically rounded, the integer rule and epilogue of
+``neuromorphic.onchip_map``. The host programs the conductances once (the first batch fixes the integer
+mapping: exponents, current units and code LSBs, the latter from that batch's native phase differences,
+as one would set a converter's range) and afterwards only loads samples, fixes beta and reads the
+mantissas back; it computes no update. Both copies of a conductance stay bit-identical (checked)."""
+from __future__ import annotations
+
+import numpy as np
+
+from eqprop.circuits.energy import readout
+
+from .lava_onchip import LavaOnchipBackend
+from .native import NativeBackend
+
+
+def program_network(net, x, y, beta: float):
+    """The integer mapping (``onchip_map.IntOnchipMap``) from the network as it is and one batch's native
+    phases; the network's conductances (in place) become what the 8-bit mantissas hold."""
+    from eqprop.neuromorphic.loihi_map import v_bound
+    from eqprop.neuromorphic.onchip_map import build_map, check_network, ranges_from_phases
+
+    check_network(net)
+    sources = net.encode_inputs(x)
+    native = NativeBackend(net.copy(), tol=1e-10)
+    free = native.settle(x)
+    plus, minus = (native.settle(x, y, b, init=free) for b in (beta, -beta))
+    delta, sigma, stat = ranges_from_phases(net, sources, plus.layers, minus.layers)
+    v_in = max(float(np.abs(sources).max(initial=0.0)), 1.0)
+    m = build_map(net, v_in, [v_bound(c, v_in) for c in net.neurons], delta, sigma, stat)
+    mant = m.mantissas(net)
+    w, b = m.conductances(net, [f[0] for f in mant["forward"]], [f[0] for f in mant["bias"]])
+    for p, new in zip(net.weights + net.biases, w + b):
+        p[...] = new
+    return m
+
+
+class LavaOnchipIntBackend(LavaOnchipBackend):
+    name = "lava-onchip-int"
+
+    def __init__(self, network, steps: int = 20, seed: int = 0, **kw):
+        super().__init__(network, steps=steps, **kw)
+        self.map = None
+        self.seed = int(seed)
+        self.batches = 0
+
+    def onchip_step(self, x, y, beta: float, scales) -> np.ndarray:
+        net = self.network
+        x = net.check_inputs(x)
+        y = net.check_targets(y, x.shape[0])
+        if self.map is None:
+            self.map = program_network(net, x, y, beta)
+        r = self.session.onchip_train(net, net.encode_inputs(x), y, beta, scales, x.shape[0], self.steps,
+                                      int_map=self.map, seed=self.seed * 100003 + self.batches)
+        self.batches += 1
+        if r["copy_mismatch"] != 0:
+            raise RuntimeError(f"the forward and backward copies of a conductance differ by {r['copy_mismatch']:g} "
+                               f"LSB after batch {self.batches}: the integer rule lost their symmetry")
+        for p, new in zip(net.weights + net.biases, r["weights"] + r["biases"]):
+            p[...] = new
+        self.copy_mismatch = max(self.copy_mismatch, r["copy_mismatch"])
+        return readout(net, r["free_out"])
+
+    @classmethod
+    def from_config(cls, network, cfg) -> "LavaOnchipIntBackend":
+        return cls(network, tol=cfg.tol, seed=cfg.seed)
