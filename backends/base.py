@@ -61,6 +61,10 @@ class Backend:
 
     # --- hooks for the training loop ----------------------------------------------------------------
     @classmethod
+    def check_config(cls, cfg) -> None:
+        """Raises ValueError naming a config this backend cannot run (before any file is written)."""
+
+    @classmethod
     def from_config(cls, network, cfg) -> "Backend":
         raise NotImplementedError
 

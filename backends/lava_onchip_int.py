@@ -63,5 +63,12 @@ class LavaOnchipIntBackend(LavaOnchipBackend):
         return readout(net, r["free_out"])
 
     @classmethod
+    def check_config(cls, cfg) -> None:
+        k = np.log2(cfg.gain) if cfg.gain > 0 else 0.5
+        if k != np.rint(k) and len(cfg.hidden) >= 1:
+            raise ValueError(f"the {cls.name} backend keeps two integer copies of each conductance (a G and G / a) "
+                             f"equal only for power-of-two gains; got --gain {cfg.gain:g}: use --gain 2, 4 or 8")
+
+    @classmethod
     def from_config(cls, network, cfg) -> "LavaOnchipIntBackend":
         return cls(network, tol=cfg.tol, seed=cfg.seed)

@@ -208,6 +208,10 @@ class TrainConfig:
         if self.cluster and not spec.cluster:
             raise ConfigError(f"--cluster spreads a backend's work over Ray; the {spec.name} backend does not use it "
                               "(use --backend spice, or eqprop sweep --cluster to spread whole runs)")
+        try:
+            spec.load().check_config(self)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         if spec.load().signed and self.device != "ideal":
             raise ConfigError(f"the {spec.name} backend has signed weights, not programmed conductances; "
                               f"--device {self.device} does not apply (leave it out)")

@@ -116,6 +116,11 @@ def test_bit_approximate_mapping_units_and_refusals():
         assert np.array_equal(mant["backward"][k - 1][0], mant["forward"][k][0].T)
     with pytest.raises(NetworkError, match="power-of-two gains"):
         build_map(layered([12, 8, 6, 4], gain=3.0, seed=1), 1.0, [0.05, 0.05, 1.0], [(1, 1)] * 3, [(1, 1)] * 3)
+    from eqprop.learning.trainer import ConfigError, TrainConfig
+
+    with pytest.raises(ConfigError, match="--gain 3: use --gain 2, 4 or 8"):  # refused before a run directory exists
+        TrainConfig(backend="lava-onchip-int", gain=3.0).resolve().validate()
+    TrainConfig(backend="lava-onchip-int", gain=8.0).resolve().validate()
 
 
 def test_bit_approximate_backend_trains_an_epoch_with_identical_copies():
