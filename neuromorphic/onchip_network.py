@@ -28,10 +28,10 @@ from lava.magma.core.run_configs import Loihi2SimCfg
 from lava.proc.dense.process import LearningDense
 from lava.utils.weightutils import SignMode
 
-from eqprop.circuits.energy import node_conductance
 from eqprop.circuits.serialize import clamp_to_dict
 
 from eqprop.neuromorphic.neurons.process import TaggedNeurons
+from eqprop.neuromorphic.source.models import CAL_STEPS
 from eqprop.neuromorphic.source.process import SampleSource, ValueSource
 
 TAG_RULE = {"dt": "u0 * y1 + u0 * 2^1 * x1 * y2 + u0 * 2^2 * x1 * x1 * y3 - y0 * t", "dw": "y0 * t"}
@@ -82,7 +82,6 @@ class OnchipTraining:
         L = net.n_connections
         self.S, self.steps = S, steps
         coef = coefficients(net, scales, beta)
-        totals = node_conductance(net)
         vb = net.bias_voltage
         m = int_map
         if m is not None:
@@ -95,7 +94,7 @@ class OnchipTraining:
             mant = m.mantissas(net)
         else:
             self.epilogue = 0
-        per_sample = 3 * steps + self.epilogue + 1
+        per_sample = CAL_STEPS + 3 * steps + self.epilogue + 1
         self.per_sample = per_sample
 
         def fixed(**kw):
@@ -113,10 +112,10 @@ class OnchipTraining:
                                                                       "bsd": m.bias_s_delta[c], "bss": m.bias_s_sigma[c]}})
 
         self.inputs = SampleSource(sources=sources, per_sample=per_sample, name="inputs",
-                                   fixed=fixed(group=0, gain=float(net.gains[0]), ss=m.s_sigma[0]) if m else None)
+                                   fixed=fixed(group=0, gain=float(net.gains[0]), ss=m.s_sigma[0], level=0) if m else None)
         used.append("inputs")
         self.layers = [TaggedNeurons(
-            conductance=totals[c], clamp_params=clamp_to_dict(net.neurons[c]), samples=S, steps=steps, batch=batch,
+            conductance=np.zeros(net.sizes[c + 1]), index=c, clamp_params=clamp_to_dict(net.neurons[c]), samples=S, steps=steps, batch=batch,
             gain_in=net.gains[c], gain_out=net.gains[c + 1] if c + 1 < L else 0.0, coef=coef[c],
             targets=targets if c == L - 1 else None, beta=beta if c == L - 1 else 0.0, alpha=alpha,
             readout=net.readout_matrix if c == L - 1 else None, fixed=layer_fixed(c) if m else None,
@@ -143,7 +142,7 @@ class OnchipTraining:
             rails = np.array([vb / a, -vb / a])
             if m is None:
                 self.forward.append(synapse(a * net.weights[c].T, f"forward{c}", pre, post, "forward"))
-                self.rails.append(ValueSource(values=rails, name=f"rails{c}"))
+                self.rails.append(ValueSource(values=rails, per_sample=per_sample, level=c, name=f"rails{c}"))
                 self.bias.append(synapse(a * net.biases[c].T, f"bias{c}", self.rails[c], post, "bias"))
                 if c > 0:
                     self.backward.append(synapse(net.weights[c] / a, f"backward{c}", post, pre, "backward"))
@@ -151,8 +150,8 @@ class OnchipTraining:
             used.append(f"rails{c}")
             self.forward.append(synapse(mant["forward"][c][0], f"forward{c}", pre, post, "forward", m.exps[c],
                                         mant["forward"][c][1], m.tag_bits[c][0]))
-            self.rails.append(ValueSource(values=rails, name=f"rails{c}",
-                                          fixed=fixed(group=c % 2, gain=float(a), ss=m.bias_s_sigma[c])))
+            self.rails.append(ValueSource(values=rails, name=f"rails{c}", per_sample=per_sample, level=c,
+                                          fixed=fixed(group=c % 2, gain=float(a), ss=m.bias_s_sigma[c], level=c)))
             self.bias.append(synapse(mant["bias"][c][0], f"bias{c}", self.rails[c], post, "bias", m.bias_exps[c],
                                      mant["bias"][c][1], m.tag_bits[c][1]))
             if c > 0:

@@ -19,7 +19,7 @@ from eqprop.circuits.node_solve import solve_nodes
 from eqprop.circuits.serialize import clamp_from_dict
 # absolute imports: Lava loads this file on its own (as module 'models') when it looks for ProcessModels
 from eqprop.neuromorphic.neurons.process import EqPropNeurons, PlasticNeurons, TaggedNeurons
-from eqprop.neuromorphic.source.models import spike_payload
+from eqprop.neuromorphic.source.models import CAL_STEPS, calibration_value, measured_leak, spike_payload
 
 
 class NeuronVars(PyLoihiProcessModel):
@@ -133,15 +133,38 @@ class AbstractTaggedNeurons(AbstractEqPropNeuronsFloat):
         t = proc_params["schedule_targets"]
         self.schedule_targets = None if t is None else np.asarray(t, dtype=float)
         self.schedule_beta = float(proc_params["schedule_beta"])
+        self.index = int(proc_params["index"])
+        self._i1 = None
+
+    def calibrate(self, local: int, current) -> tuple:
+        """Steps 0-2 of a sample (see ``source.models``): this layer's calibration payload (None in step 2),
+        and the node's leak measured from the currents that arrive in steps 1 and 2 (the host never sets it)."""
+        if local == 1:
+            self._i1 = current
+        elif local == 2:
+            self.conductance = measured_leak(self._i1, current, self.index, self.gain_in, self.gain_out)
+        return calibration_value(self.index + 1, local)
 
     def run_spk(self):
         T = self.steps
-        k, local = divmod(self.time_step - 1, 3 * T + 1)
+        k, local = divmod(self.time_step - 1, CAL_STEPS + 3 * T + 1)
+        current = self.a_in.recv() + self.bias_current
+        if local < CAL_STEPS:
+            cal = self.calibrate(local, current)
+            self.s_out.send(spike_payload(self.v) if cal is None else np.full(self.v.shape, cal))
+            zero = np.zeros_like(self.v)
+            for side in ("forward", "bias", "backward"):
+                for j in (1, 2, 3):
+                    getattr(self, f"y{j}_{side}").send(zero)
+            self.bap.send(np.zeros(self.v.shape, dtype=bool))
+            return
+        local -= CAL_STEPS
         phase = min(local // T, 3)  # 0 free, 1 +beta, 2 -beta, 3 apply
         self.beta[0] = (0.0, self.schedule_beta, -self.schedule_beta, 0.0)[phase]
         if self.schedule_targets is not None and k < self.samples:
             self.targets = self.schedule_targets[k]
-        self.relax(self.a_in.recv() + self.bias_current)
+        if phase < 3:
+            self.relax(current)
         v = self.v
         self.s_out.send(spike_payload(v))
         if local == T - 1 and k < self.samples:
@@ -236,20 +259,25 @@ class PyTaggedNeuronsFixed(AbstractTaggedNeurons):
     def run_spk(self):
         T, E = self.steps, self.epilogue
         f = self.fx
-        k, local = divmod(self.time_step - 1, 3 * T + E + 1)
-        phase = min(local // T, 3)  # 0 free, 1 +beta, 2 -beta, 3 epilogue and apply
-        self.beta[0] = (0.0, self.schedule_beta, -self.schedule_beta, 0.0)[phase]
-        if self.schedule_targets is not None and k < self.samples:
-            self.targets = self.schedule_targets[k]
+        k, local = divmod(self.time_step - 1, CAL_STEPS + 3 * T + E + 1)
         current = self.a_in.recv().astype(float) * 2.0 ** -f["frac"]
-        if phase < 3:
-            self.relax(current)
         v = self.v
         n = v.shape[0]
         zero = np.zeros(n, dtype=np.int64)
         ys = {side: [zero, zero, zero] for side in ("forward", "bias", "backward")}
+        cal = self.calibrate(local, current) if local < CAL_STEPS else None
+        local -= CAL_STEPS
+        phase = min(local // T, 3) if local >= 0 else -1  # -1 calibration, 0 free, 1 +beta, 2 -beta, 3 epilogue
+        self.beta[0] = (0.0, self.schedule_beta, -self.schedule_beta, 0.0)[phase] if phase >= 0 else 0.0
+        if self.schedule_targets is not None and k < self.samples:
+            self.targets = self.schedule_targets[k]
+        if 0 <= phase < 3:
+            self.relax(current)
+        v = self.v
         payload = np.rint(v * 2.0 ** f["vf"]).astype(np.int64)
-        if k < self.samples:
+        if cal is not None:
+            payload = np.full(n, int(np.rint(cal * 2.0 ** f["vf"])), dtype=np.int64)
+        if k < self.samples and local >= 0:
             if local == T - 1:
                 self.free_out[k] = v
             elif local == 2 * T - 1:
@@ -270,7 +298,7 @@ class PyTaggedNeuronsFixed(AbstractTaggedNeurons):
 
     def _slot(self, g, slot, k, n, ys):
         """Payload and third factors of epilogue slot ``slot`` (A, B, C) of parity group ``g``."""
-        i = int(self.fx["index"])
+        i = self.index
         c = self.codes
         full = lambda value: np.full(n, value, dtype=np.int64)  # noqa: E731
         x = np.zeros(n, dtype=np.int64)

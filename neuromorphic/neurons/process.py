@@ -65,7 +65,9 @@ class TaggedNeurons(EqPropNeurons):
     """A free layer of the on-chip training path (one sample at a time, Lava's LearningDense synapses, a
     schedule fixed at build time, see ``onchip_network``).
 
-    Per sample: ``steps`` free steps, ``steps`` at +beta, ``steps`` at -beta, then one apply step. At the
+    Per sample: three calibration steps in which it measures its nodes' leak (total conductance) from the
+    currents of known payloads (``source.models.measured_leak``; ``conductance`` is only its shape), then
+    ``steps`` free steps, ``steps`` at +beta, ``steps`` at -beta, then one apply step. At the
     last step of each nudged phase it sends its synapses the third factors that make their tag take
     s (a u - v)^2 (s = +1 at +beta, -1 at -beta), pre-scaled by each copy's learning coefficient and unit;
     on the apply step that ends a batch it sends a back-propagating spike (bap), on which every synapse adds
@@ -79,10 +81,10 @@ class TaggedNeurons(EqPropNeurons):
     def __init__(self, *, conductance: np.ndarray, clamp_params: dict, samples: int, steps: int, batch: int,
                  gain_in: float, gain_out: float, coef: np.ndarray, targets=None, beta: float = 0.0,
                  alpha: float = 1.0, readout: np.ndarray | None = None, fixed: dict | None = None,
-                 name: str | None = None):
+                 index: int = 0, name: str | None = None):
         super().__init__(conductance=conductance, clamp_params=clamp_params, alpha=alpha, readout=readout,
                          name=name, samples=samples, steps=steps, batch_size=batch, gain_in=gain_in,
-                         gain_out=gain_out, schedule_targets=targets, schedule_beta=beta, fixed=fixed)
+                         gain_out=gain_out, schedule_targets=targets, schedule_beta=beta, fixed=fixed, index=index)
         n = conductance.shape[0]
         self.bap = OutPort(shape=(n,))
         for side in ("forward", "bias", "backward"):

@@ -35,10 +35,36 @@ class PyValueSourceFloat(PyLoihiProcessModel):
     values: np.ndarray = LavaPyType(np.ndarray, float)
 
     def run_spk(self):
-        self.s_out.send(self.values.copy())
+        per = self.proc_params.get("per_sample")
+        cal = None if per is None else calibration_value(self.proc_params["level"], (self.time_step - 1) % per)
+        self.s_out.send(self.values.copy() if cal is None else np.full(self.values.shape, cal))
 
 
 ZERO_SPIKE = 1e-30  # volts: a spike whose payload is 0 (see spike_payload)
+
+# On-chip training measures each node's leak (its total conductance) on chip at the start of every sample:
+# in calibration steps 0 and 1 every sender at level j (sources 0, the rails of connection c: c, free layer
+# i: i + 1) sends CAL_VOLTS x (1, j + 1); a node reads both currents one step later and solves for the sums
+# of the synapses from below and from above (``measured_leak``); step 2 sends the voltages again.
+CAL_STEPS = 3
+CAL_VOLTS = 2.0**-5
+
+
+def calibration_value(level: int, local: int):
+    """The calibration payload (volts) of a sender at ``level`` in step ``local`` of a sample, or None."""
+    return CAL_VOLTS * (1.0, float(level + 1))[local] if local < 2 else None
+
+
+def measured_leak(i1, i2, index: int, gain_in: float, gain_out: float) -> np.ndarray:
+    """Node conductance of free layer ``index`` from the two calibration currents (amperes): from below,
+    synapses storing a_in G (forward and bias copies) sent CAL_VOLTS x (1, index + 1); from above, synapses
+    storing G / a_out sent CAL_VOLTS x (1, index + 3)."""
+    i1, i2 = np.asarray(i1, dtype=float) / CAL_VOLTS, np.asarray(i2, dtype=float) / CAL_VOLTS
+    if gain_out == 0.0:  # the output layer: nothing above
+        return i1 / gain_in
+    lo, up = index + 1.0, index + 3.0
+    above = (i2 - lo * i1) / (up - lo)
+    return (i1 - above) / gain_in + above * gain_out
 
 
 def spike_payload(values: np.ndarray) -> np.ndarray:
@@ -60,9 +86,10 @@ class PySampleSourceFloat(PyLoihiProcessModel):
         self.per_sample = int(proc_params["per_sample"])
 
     def run_spk(self):
-        k = (self.time_step - 1) // self.per_sample
+        k, local = divmod(self.time_step - 1, self.per_sample)
         values = self.sources[k] if k < len(self.sources) else np.zeros(self.sources.shape[1])
-        self.s_out.send(spike_payload(values))
+        cal = calibration_value(0, local)
+        self.s_out.send(spike_payload(values) if cal is None else np.full(values.shape, cal))
 
 
 class AbstractFixedSource(PyLoihiProcessModel):
@@ -84,7 +111,10 @@ class AbstractFixedSource(PyLoihiProcessModel):
     def payload(self, values, local):
         f = self.fx
         T, E = int(f["steps"]), int(f["epilogue"])
-        j = local - 3 * T
+        cal = calibration_value(int(f["level"]), local)
+        if cal is not None:
+            return np.full(values.shape, int(np.rint(cal * 2.0 ** f["vf"])), dtype=np.int64)
+        j = local - CAL_STEPS - 3 * T
         if 0 <= j < E:
             g, slot = divmod(j, 3)
             x = np.zeros(values.shape, dtype=np.int64)
@@ -102,7 +132,7 @@ class PyValueSourceFixed(AbstractFixedSource):
 
     def run_spk(self):
         f = self.fx
-        local = (self.time_step - 1) % (3 * int(f["steps"]) + int(f["epilogue"]) + 1)
+        local = (self.time_step - 1) % (CAL_STEPS + 3 * int(f["steps"]) + int(f["epilogue"]) + 1)
         self.s_out.send(self.payload(np.asarray(self.values, dtype=float), local))
 
 

@@ -17,11 +17,13 @@ class ClampedSource(AbstractProcess):
 
 
 class ValueSource(AbstractProcess):
-    """``fixed``: the bit-approximate engine's schedule (``onchip_map``; model tag 'fixed_pt'): the values
+    """``per_sample``/``level``: the on-chip training schedule's calibration steps (``source.models``);
+    ``fixed``: the bit-approximate engine's schedule (``onchip_map``; model tag 'fixed_pt'): the values
     as integer payloads, and in the learning epilogue the codes of their sums (rails: constant values)."""
 
-    def __init__(self, *, values: np.ndarray, fixed: dict | None = None, name: str | None = None):
-        super().__init__(fixed=fixed, name=name)
+    def __init__(self, *, values: np.ndarray, fixed: dict | None = None, per_sample: int | None = None, level: int = 0,
+                 name: str | None = None):
+        super().__init__(fixed=fixed, per_sample=per_sample, level=level, name=name)
         self.s_out = OutPort(shape=values.shape)
         self.values = Var(shape=values.shape, init=values)
 
