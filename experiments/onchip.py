@@ -115,7 +115,7 @@ def onchip_report(hidden=(100,), samples=16, beta=0.01, nudgings=("positive", "c
     rows = onchip_rows(net, x, y, beta_abs, nudgings=nudgings, steps=steps, timeout=timeout, log=log)
     if int_steps:
         log("")
-        log(f"bit-approximate engine (lava-onchip-int: 8-bit weights, 7-bit traces, stochastic rounding), the "
+        log("bit-approximate engine (lava-onchip-int: 8-bit weights, 7-bit traces, stochastic rounding), the "
             "network programmed to 8 bits:")
         log(BITAPPROX_HEADER.replace("{R}", str(repeats)))
         rows += bitapprox_rows(net, x, y, beta_abs, steps=int_steps, repeats=repeats, timeout=timeout, log=log)
