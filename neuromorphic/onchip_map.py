@@ -19,10 +19,11 @@ layer, amplified by a: u~ = a u) and v must take  coef (D+ - D-)(D+ + D-)  with 
 
 Each quantity is sent as a 7-bit signed code (stochastically rounded by the neuron): as the presynaptic
 payload 2 (64 + X) (the engine keeps x1 = payload / 2) or as a third factor y. Slot A: X = du~, y2 = sv;
-slot B: X = su~, y2 = dv; slot C: X = P(u~)/64U, y2 = -64 and y1 = P(v)/64U, y3 = -64 (U = s_d s_s).
+slot B: X = su~, y2 = dv; slot C1: X = P(u~)/64U, y2 = -64; slot C2: y1 = P(v)/64U, y3 = -64 (U = s_d s_s);
+one product per slot that can saturate the tag, so both copies saturate alike.
 The rule  dt = 2^e (x1 - 64) y2 + 2^e y1 y3 - y0 t  sums them (the engine floors each product to 1/8;
 y1 = 1, y3 = 8 once per floored pair puts the mean back), and 2^e = 8 |coef| s_d s_s fixes the units.
-Connections of even and odd index take turns (a layer sends one payload per step): 3 slots per parity.
+Connections of even and odd index take turns (a layer sends one payload per step): 4 slots per parity.
 """
 from __future__ import annotations
 

@@ -90,7 +90,7 @@ class OnchipTraining:
             set_rates(m, net, coef)
             if any(e is None for e in m.exps + m.bias_exps):
                 raise ValueError("the bit-approximate engine needs a positive rate for every parameter array")
-            self.epilogue = 3 * min(L, 2)
+            self.epilogue = 4 * min(L, 2)
             mant = m.mantissas(net)
         else:
             self.epilogue = 0

@@ -285,7 +285,7 @@ class PyTaggedNeuronsFixed(AbstractTaggedNeurons):
             elif local == 3 * T - 1:
                 self.codes = self._encode(self.plus, v)
             elif 3 * T <= local < 3 * T + E:
-                g, slot = divmod(local - 3 * T, 3)
+                g, slot = divmod(local - 3 * T, 4)
                 payload, ys = self._slot(g, slot, k, n, ys)
         for side, (y1, y2, y3) in ys.items():
             getattr(self, f"y1_{side}").send(y1)
@@ -297,23 +297,26 @@ class PyTaggedNeuronsFixed(AbstractTaggedNeurons):
         self.bap.send(np.full(n, apply))
 
     def _slot(self, g, slot, k, n, ys):
-        """Payload and third factors of epilogue slot ``slot`` (A, B, C) of parity group ``g``."""
+        """Payload and third factors of epilogue slot ``slot`` (A, B, C1, C2) of parity group ``g``. In every
+        slot both copies of a conductance get their non-zero products in the same order of the rule's
+        terms, so even a saturating tag stays the same in both (C1 and C2 apart: each has one product)."""
         i = self.index
         c = self.codes
         full = lambda value: np.full(n, value, dtype=np.int64)  # noqa: E731
         x = np.zeros(n, dtype=np.int64)
+        z = full(0)
         if i % 2 == g:  # this layer is v, the upper end, of connection i
             sv, dv, pv = c["v"]
-            x = (sv, dv, pv)[slot]
+            x = (sv, dv, z, pv)[slot]
             # one floored product per sample on the input connection and the rails (their differences are 0):
             # the mean-restoring +1 every other sample; two on the others: +1 every sample
-            comp = full(1) if (i > 0 or k % 2 == 1) else full(0)
-            ys["forward"] = [(comp, sv, full(8)), (full(0), dv, full(0)), (pv, full(-64), full(-64))][slot]
+            comp = full(1) if (i > 0 or k % 2 == 1) else z
+            ys["forward"] = [(comp, sv, full(8)), (z, dv, z), (z, full(-64), z), (pv, z, full(-64))][slot]
             bd, bp = c["bias"]
-            comp_b = full(1) if k % 2 == 1 else full(0)
-            ys["bias"] = [(comp_b, full(0), full(8)), (full(0), bd, full(0)), (bp, full(-64), full(-64))][slot]
+            comp_b = full(1) if k % 2 == 1 else z
+            ys["bias"] = [(comp_b, z, full(8)), (z, bd, z), (z, z, z), (bp, z, full(-64))][slot]
         elif "u" in c and (i + 1) % 2 == g:  # this layer is u, the lower end, of connection i+1
             du, su, pu = c["u"]
-            x = (du, su, pu)[slot]
-            ys["backward"] = [(full(1), du, full(8)), (full(0), su, full(0)), (pu, full(-64), full(-64))][slot]
+            x = (du, su, pu, z)[slot]
+            ys["backward"] = [(full(1), du, full(8)), (z, su, z), (pu, z, full(-64)), (z, full(-64), z)][slot]
         return 2 * (64 + x), ys

@@ -116,7 +116,7 @@ class AbstractFixedSource(PyLoihiProcessModel):
             return np.full(values.shape, int(np.rint(cal * 2.0 ** f["vf"])), dtype=np.int64)
         j = local - CAL_STEPS - 3 * T
         if 0 <= j < E:
-            g, slot = divmod(j, 3)
+            g, slot = divmod(j, 4)
             x = np.zeros(values.shape, dtype=np.int64)
             if g == int(f["group"]) and slot == 1:
                 x = self._codes(2.0 * f["gain"] * values, f["ss"], self.rng)
