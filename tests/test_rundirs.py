@@ -35,7 +35,9 @@ def test_lock_refuses_a_second_writer_and_names_the_holder(tmp_path):
 
 def test_two_concurrent_writers_one_refused_the_other_intact(tmp_path):
     out = tmp_path / "run"
-    args = ["train", "--hidden", "16", "--epochs", "3", "--out", out, "--no-progress"]
+    # long enough (about 10 s) that the first writer still holds the lock while the other two calls start,
+    # even on a loaded machine (with 3 epochs it could finish first and the --resume below succeeded)
+    args = ["train", "--hidden", "16", "--epochs", "30", "--out", out, "--no-progress"]
     first = subprocess.Popen([*CLI, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60
     while not (out / "run.lock").exists() and time.time() < deadline:
@@ -48,7 +50,7 @@ def test_two_concurrent_writers_one_refused_the_other_intact(tmp_path):
     assert first.wait(timeout=300) == 0, first.stderr.read()
     cfg = json.loads((out / "config.json").read_text())
     net, state, history = load_checkpoint(out)
-    assert cfg["hidden"] == [16] and net.sizes[1] == 16 and len(history) == 3 == state["epoch"]
+    assert cfg["hidden"] == [16] and net.sizes[1] == 16 and len(history) == 30 == state["epoch"]
     assert json.loads((out / "metrics.json").read_text()) == history
     assert cli("evaluate", out).returncode == 0
 
