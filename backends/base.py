@@ -136,8 +136,8 @@ class ResistiveBackend(Backend):
     def build_network(cls, cfg, n_features: int, n_classes: int) -> LayeredNetwork:
         """Kendall et al. (2020): +x/-x sources, hidden layers of diode-clamped nodes, output pairs."""
         sizes = [2 * n_features] + list(cfg.hidden) + [2 * n_classes]
-        return layered(sizes, diode=diode_from_config(cfg), rails=cfg.rails, gain=cfg.gain, g_range=cfg.g_range,
-                       seed=cfg.seed)
+        return layered(sizes, diode=diode_from_config(cfg), rails=cfg.rails, gain=cfg.gains(), g_range=cfg.g_range,
+                       hidden_pairs=bool(cfg.hidden_pairs), seed=cfg.seed)
 
     @classmethod
     def network_to_data(cls, network) -> tuple:

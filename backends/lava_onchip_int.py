@@ -64,10 +64,11 @@ class LavaOnchipIntBackend(LavaOnchipBackend):
 
     @classmethod
     def check_config(cls, cfg) -> None:
-        k = np.log2(cfg.gain) if cfg.gain > 0 else 0.5
-        if k != np.rint(k) and len(cfg.hidden) >= 1:
-            raise ValueError(f"the {cls.name} backend keeps two integer copies of each conductance (a G and G / a) "
-                             f"equal only for power-of-two gains; got --gain {cfg.gain:g}: use --gain 2, 4 or 8")
+        for a in cfg.gains():
+            k = np.log2(a) if a > 0 else 0.5
+            if k != np.rint(k):
+                raise ValueError(f"the {cls.name} backend keeps two integer copies of each conductance (a G and G / a) "
+                                 f"equal only for power-of-two gains; got --gain {a:g}: use --gain 2, 4 or 8")
 
     @classmethod
     def from_config(cls, network, cfg) -> "LavaOnchipIntBackend":

@@ -28,6 +28,7 @@ class BackendSpec:
     compare_samples: int = 0  # eqprop compare trains and tests it on this many images only (0: all): slow backends
     in_demo: bool = True  # part of `eqprop demo`'s closing compare (minutes, not an hour)
     spiking: bool = False  # spiking messages: --threshold, --spikes, --time-steps
+    hidden_pairs: bool = False  # settles differential hidden layers (--hidden-pairs; the default for deep networks)
 
     def load(self):
         module, _, cls = self.target.partition(":")
@@ -55,7 +56,8 @@ def get(name: str) -> BackendSpec:
 
 
 register(BackendSpec("native", "eqprop.backends.native:NativeBackend",
-                     "the native solver: exact block coordinate descent in numpy (the circuit's digital twin)"))
+                     "the native solver: exact block coordinate descent in numpy (the circuit's digital twin)",
+                     hidden_pairs=True))
 register(BackendSpec("spice", "eqprop.backends.spice:SpiceBackend",
                      "every phase an ngspice operating point (worker processes, or Ray actors with --cluster)",
                      needs=("ngspice",), cluster=True))

@@ -34,7 +34,7 @@ def balanced(cls, cfg, n_features, n_classes):
 
 def accuracy(hidden) -> float:
     with tempfile.TemporaryDirectory() as d:
-        return train(TrainConfig(hidden=hidden, epochs=5), Path(d) / "run", progress=False,
+        return train(TrainConfig(hidden=hidden, epochs=5, hidden_pairs=False), Path(d) / "run", progress=False,
                      log=lambda *_: None)["test_accuracy"]
 
 
@@ -51,11 +51,12 @@ def rails_table():
           "| after 15 batches |")
     print("|---|---|---|---|---|")
     for hidden in ([16, 16], [32, 32, 32], [100, 100, 100]):
-        for gain in (4.0, 2.0, 1.0):
-            cfg = resolved(TrainConfig(hidden=hidden, gain=gain).validate())
+        for gain in (4.0, 2.0, 1.0, None):  # None: differential hidden layers, default gains
+            cfg = resolved(TrainConfig(hidden=hidden, gain=gain, hidden_pairs=gain is None).validate())
             net = ResistiveBackend.build_network(cfg, ds.n_features, ds.n_classes)
             S = node_conductance(net)
-            cm = [float(np.mean(net.gains[c] * net.weights[c].sum(0) / S[c])) for c in range(1, len(hidden))]
+            # common mode through connection c: a (G+ - G-) summed over the driving nodes, over S
+            cm = [float(np.mean(net.gains[c] * net.signed_weights(c).sum(0) / S[c])) for c in range(1, len(hidden))]
             lo, hi = cfg.rails
 
             def on_rails():
@@ -68,7 +69,8 @@ def rails_table():
                                     ds.n_classes)
             for i in range(0, 15 * cfg.batch_size, cfg.batch_size):
                 trainer.step(ds.x_train[i:i + cfg.batch_size], ds.y_train[i:i + cfg.batch_size])
-            print(f"| {'-'.join(map(str, hidden))} | {gain:g} | {', '.join(f'{g:.2f}' for g in cm)} | {before} | "
+            what = f"{gain:g}" if gain is not None else "differential, " + ", ".join(f"{a:g}" for a in cfg.gains())
+            print(f"| {'-'.join(map(str, hidden))} | {what} | {', '.join(f'{g:.2f}' for g in cm)} | {before} | "
                   f"{on_rails()} |")
 
 

@@ -16,9 +16,13 @@ from .network import LayeredNetwork
 
 
 def _pre(net: LayeredNetwork, sources, layers, c):
-    """Voltage that connection c's conductances see on their driving side: a_c * V_c."""
-    u = sources if c == 0 else layers[c - 1]
-    return net.gains[c] * u
+    """Voltage that connection c's conductances see on their driving side: a_c * V_c (or a_c [V_c, -V_c])."""
+    return net.gains[c] * _driving(net, sources, layers, c)
+
+
+def _driving(net: LayeredNetwork, sources, layers, c):
+    """Connection c's driving-side voltages before the gain: the sources, or layer c (both signs if paired)."""
+    return sources if c == 0 else net.driven(c, layers[c - 1])
 
 
 def squared_drops(u: np.ndarray, v: np.ndarray, a: float = 1.0) -> np.ndarray:
@@ -34,7 +38,7 @@ def conductance_statistics(net: LayeredNetwork, sources, layers) -> list:
     vb = net.bias_voltage
     weights, biases = [], []
     for c in range(net.n_connections):
-        u = sources if c == 0 else layers[c - 1]
+        u = _driving(net, sources, layers, c)
         v = layers[c]
         weights.append(0.5 * kappa[c] * squared_drops(u, v, net.gains[c]))
         biases.append(0.5 * kappa[c] * np.stack([((v - vb) ** 2).sum(0), ((v + vb) ** 2).sum(0)]))
@@ -59,7 +63,7 @@ def statistics_difference(net: LayeredNetwork, sources, layers_hi, layers_lo) ->
             cross = sources.T @ dv
             w = -2.0 * a * cross + sq_v[None, :]
         else:
-            uh, ul = layers_hi[c - 1], layers_lo[c - 1]
+            uh, ul = net.driven(c, layers_hi[c - 1]), net.driven(c, layers_lo[c - 1])
             sq_u = ((uh - ul) * (uh + ul)).sum(0)
             w = (a * a) * sq_u[:, None] - 2.0 * a * (uh.T @ vh - ul.T @ vl) + sq_v[None, :]
         weights.append(0.5 * kappa[c] * w)
@@ -75,7 +79,7 @@ def node_conductance(net: LayeredNetwork) -> list:
     for c in range(L):
         s = net.weights[c].sum(0) + net.biases[c].sum(0)
         if c + 1 < L:
-            s = s + net.weights[c + 1].sum(1)
+            s = s + net.row_conductance(c + 1)
         totals.append(s)
     return totals
 
@@ -90,7 +94,7 @@ def node_drive(net: LayeredNetwork, sources, layers, c) -> np.ndarray:
     vb = net.bias_voltage
     t = _pre(net, sources, layers, c) @ net.weights[c] + vb * (net.biases[c][0] - net.biases[c][1])
     if c + 1 < L:
-        t = t + (layers[c + 1] @ net.weights[c + 1].T) / net.gains[c + 1]
+        t = t + (layers[c + 1] @ net.signed_weights(c + 1).T) / net.gains[c + 1]
     return t
 
 

@@ -42,7 +42,7 @@ def resistive_exact_gradient(net: LayeredNetwork, free_eq, y) -> tuple:
         idx = np.arange(offs[c], offs[c + 1])
         H[:, idx, idx] = kappa[c] * d
         if c >= 1:
-            block = -kappa[c] * net.gains[c] * net.weights[c]
+            block = -kappa[c] * net.gains[c] * net.signed_weights(c)
             H[:, offs[c - 1]:offs[c], sl] = block
             H[:, sl, offs[c - 1]:offs[c]] = block.T
     out = layers[-1]
@@ -61,8 +61,8 @@ def resistive_exact_gradient(net: LayeredNetwork, free_eq, y) -> tuple:
     grads_w, grads_b = [], []
     for c in range(net.n_connections):
         a = net.gains[c]
-        u = src if c == 0 else layers[c - 1]
-        lu = np.zeros_like(u) if c == 0 else lams[c - 1]
+        u = src if c == 0 else net.driven(c, layers[c - 1])
+        lu = np.zeros_like(u) if c == 0 else net.driven(c, lams[c - 1])
         v, lv = layers[c], lams[c]
         gw = (a * a) * (lu * u).sum(0)[:, None] - a * (lu.T @ v) - a * (u.T @ lv) + (lv * v).sum(0)[None, :]
         grads_w.append(-kappa[c] * gw / B)

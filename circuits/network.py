@@ -12,6 +12,11 @@ Conventions (SI units throughout):
 - ``weights[c]`` (shape ``sizes[c] x sizes[c+1]``) joins layer c to layer c+1; ``gains[c]`` is the gain
   of the bidirectional amplifier that drives connection c from layer c (``gains[0]`` is 1: sources
   need no amplifier);
+- with ``hidden_pairs`` every amplifier after the first connection is differential: it drives +a V and
+  -a V, so ``weights[c]`` (c >= 1) has ``2 sizes[c]`` rows (the +a V rows first) and a hidden layer, like
+  the input layer, feeds the next one signed weights G+ - G-. A single-ended layer passes its common mode
+  on with gain a G_forward / S (about a / 2), which drives deep networks onto the rails; a differential
+  one cancels it;
 - ``neurons[c]`` is the nonlinearity on every node of layer c+1 (a DiodeClamp, or None for linear);
 - outputs are node pairs read as V+ - V- (``readout='pairs'``) or single nodes (``readout='nodes'``).
 """
@@ -66,6 +71,7 @@ class LayeredNetwork:
     bias_voltage: float = 1.0
     input_pairs: bool = True
     readout: str = "pairs"
+    hidden_pairs: bool = False
 
     def __post_init__(self):
         self.sizes = tuple(int(s) for s in self.sizes)
@@ -90,6 +96,31 @@ class LayeredNetwork:
     @property
     def free_sizes(self) -> tuple:
         return self.sizes[1:]
+
+    def rows(self, c: int) -> int:
+        """Conductance rows of connection c: its driving layer's nodes, twice over for a differential one."""
+        return 2 * self.sizes[c] if c > 0 and self.hidden_pairs else self.sizes[c]
+
+    def driven(self, c: int, u: np.ndarray) -> np.ndarray:
+        """What connection c's conductances see on their driving side, before the gain: u, or [u, -u]."""
+        return np.hstack([u, -u]) if c > 0 and self.hidden_pairs else u
+
+    def signed_weights(self, c: int) -> np.ndarray:
+        """Connection c as one signed matrix over its driving layer's nodes: G+ - G- for a differential
+        amplifier (the drive it gives either way), the conductances themselves otherwise."""
+        w = self.weights[c]
+        if c > 0 and self.hidden_pairs:
+            n = self.sizes[c]
+            return w[:n] - w[n:]
+        return w
+
+    def row_conductance(self, c: int) -> np.ndarray:
+        """Conductance from each node of layer c into connection c (both halves of a differential pair)."""
+        s = self.weights[c].sum(1)
+        if c > 0 and self.hidden_pairs:
+            n = self.sizes[c]
+            return s[:n] + s[n:]
+        return s
 
     @property
     def energy_weights(self) -> np.ndarray:
@@ -118,7 +149,8 @@ class LayeredNetwork:
             if len(seq) != L:
                 raise NetworkError(f"{name} needs one entry per connection ({L}), got {len(seq)}")
         for c in range(L):
-            for name, arr, shape in (("weights", self.weights[c], (s[c], s[c + 1])), ("biases", self.biases[c], (2, s[c + 1]))):
+            for name, arr, shape in (("weights", self.weights[c], (self.rows(c), s[c + 1])),
+                                     ("biases", self.biases[c], (2, s[c + 1]))):
                 if arr.shape != shape:
                     raise NetworkError(f"{name}[{c}] must have shape {shape}, got {arr.shape}")
                 if not np.isfinite(arr).all():
@@ -137,7 +169,7 @@ class LayeredNetwork:
         for c in range(L):
             total = self.weights[c].sum(0) + self.biases[c].sum(0)
             if c + 1 < L:
-                total = total + self.weights[c + 1].sum(1)
+                total = total + self.row_conductance(c + 1)
             if (total <= 0).any():
                 j = int(np.argmin(total))
                 raise NetworkError(f"node {j} of layer {c + 1} is floating: all its conductances are zero; "
@@ -175,6 +207,9 @@ class LayeredNetwork:
 
     def to_graph(self) -> "GraphNetwork":
         """The same circuit as a graph (used by the generic solver, the netlist writer and plots)."""
+        if self.hidden_pairs:
+            raise NetworkError("a network with differential hidden layers (hidden_pairs) has no graph form yet: "
+                               "its inverting amplifier outputs are not graph nodes; use the layered solver")
         g = nx.Graph()
         s = self.sizes
         src = []
@@ -233,6 +268,7 @@ def layered(
     bias_voltage: float = 1.0,
     input_pairs: bool = True,
     readout: str = "pairs",
+    hidden_pairs: bool = False,
     seed=0,
 ) -> LayeredNetwork:
     """A Kendall-style layered resistive network.
@@ -242,7 +278,8 @@ def layered(
     diode model instance or None (linear); ``rails`` are the clamp voltages of the hidden nodes;
     ``gain`` is one amplifier gain for every hidden layer or a list (one per hidden layer);
     ``g_range`` (siemens) bounds the uniform initial conductances, by default
-    ``(0, 2e-6 * 2 / fan_in)`` per layer so every node sees about the same total conductance.
+    ``(0, 2e-6 * 2 / fan_in)`` per layer so every node sees about the same total conductance;
+    ``hidden_pairs`` makes every amplifier after the first connection differential (see the module notes).
     """
     sizes = tuple(int(s) for s in sizes)
     if len(sizes) < 2:
@@ -260,13 +297,14 @@ def layered(
         gains = (1.0,) + gain
     weights, biases = [], []
     for c in range(L):
-        lo, hi = g_range if g_range is not None else (0.0, 4e-6 / sizes[c])
+        rows = 2 * sizes[c] if c > 0 and hidden_pairs else sizes[c]
+        lo, hi = g_range if g_range is not None else (0.0, 4e-6 / rows)
         if not (0 <= lo < hi):
             raise NetworkError(f"g_range must satisfy 0 <= low < high (siemens), got {(lo, hi)}")
-        weights.append(rng.uniform(lo, hi, size=(sizes[c], sizes[c + 1])))
+        weights.append(rng.uniform(lo, hi, size=(rows, sizes[c + 1])))
         biases.append(rng.uniform(lo, hi, size=(2, sizes[c + 1])))
     return LayeredNetwork(sizes, weights, biases, neurons, gains, bias_voltage=bias_voltage,
-                          input_pairs=input_pairs, readout=readout)
+                          input_pairs=input_pairs, readout=readout, hidden_pairs=bool(hidden_pairs))
 
 
 class GraphNetwork:

@@ -19,7 +19,7 @@ def clamp_from_dict(spec):
 def network_to_data(net: LayeredNetwork) -> tuple:
     """(meta dict, arrays dict) describing the network completely."""
     meta = {"sizes": list(net.sizes), "gains": list(net.gains), "bias_voltage": net.bias_voltage,
-            "input_pairs": net.input_pairs, "readout": net.readout,
+            "input_pairs": net.input_pairs, "readout": net.readout, "hidden_pairs": net.hidden_pairs,
             "neurons": [clamp_to_dict(c) for c in net.neurons]}
     arrays = {f"weights_{c}": w for c, w in enumerate(net.weights)}
     arrays.update({f"biases_{c}": b for c, b in enumerate(net.biases)})
@@ -34,4 +34,5 @@ def network_from_data(meta: dict, arrays) -> LayeredNetwork:
     except KeyError as e:
         raise NetworkError(f"saved network lacks array {e}") from None
     return LayeredNetwork(meta["sizes"], weights, biases, [clamp_from_dict(c) for c in meta["neurons"]],
-                          meta["gains"], meta["bias_voltage"], meta["input_pairs"], meta["readout"])
+                          meta["gains"], meta["bias_voltage"], meta["input_pairs"], meta["readout"],
+                          bool(meta.get("hidden_pairs", False)))  # runs saved before differential layers

@@ -53,8 +53,9 @@ def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps):
         layers = [np.array(v, dtype=float, copy=True) for v in init]
     nudged = beta != 0.0 and y is not None
     # Amplifier gains folded into the matrices: forward a*W, backward W^T / a.
-    fwd = [None] + [net.gains[c] * net.weights[c] for c in range(1, L)]
-    back = [None] + [np.ascontiguousarray(net.weights[c].T) / net.gains[c] for c in range(1, L)]
+    # Differential amplifiers (hidden_pairs) drive +aV and -aV: their matrices are G+ - G-.
+    fwd = [None] + [net.gains[c] * net.signed_weights(c) for c in range(1, L)]
+    back = [None] + [np.ascontiguousarray(net.signed_weights(c).T) / net.gains[c] for c in range(1, L)]
     ops = (net, totals, fwd, back, nudged, beta, tol, max_sweeps)
 
     def run(bounds):

@@ -85,7 +85,7 @@ def cmd_solve(args) -> int:
 TRAIN_FIELDS = ("dataset", "data", "backend", "hidden", "epochs", "batch_size", "lr", "lr_decay", "momentum", "beta",
                 "nudging", "target_amplitude", "input_scale", "diode", "diode_is", "rails", "gain", "device", "seed",
                 "n_train", "n_test", "workers", "fixed_point", "threshold", "spikes", "time_steps", "cluster",
-                "checkpoint_every")
+                "checkpoint_every", "hidden_pairs")
 RESUME_MAY_CHANGE = ("epochs", "workers", "cluster", "checkpoint_every")  # how long and where, not what
 
 
@@ -95,7 +95,11 @@ def _config_from_args(args):
     cfg = TrainConfig()
     for key in TRAIN_FIELDS:
         val = getattr(args, key, None)
-        if val is not None and val is not False:
+        if key == "hidden_pairs" and val is not None:
+            val = val == "on"
+        elif key == "gain" and val is not None:
+            val = val[0] if len(val) == 1 else list(val)
+        if val is not None and (val is not False or key == "hidden_pairs"):
             setattr(cfg, key, tuple(val) if key == "rails" else list(val) if key in ("hidden", "lr") else val)
     return cfg
 
@@ -301,7 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--diode", choices=tuple(DIODE_MODELS), help=HELP["diode"] + " (default ideal)")
     t.add_argument("--diode-is", dest="diode_is", type=positive, help=HELP["diode_is"])
     t.add_argument("--rails", type=float, nargs=2, help=HELP["rails"] + " (default -0.05 0.05)")
-    t.add_argument("--gain", type=positive, help=HELP["gain"] + " (default 4)")
+    t.add_argument("--gain", type=positive, nargs="+", help=HELP["gain"])
+    t.add_argument("--hidden-pairs", dest="hidden_pairs", choices=("on", "off"), help=HELP["hidden_pairs"])
     t.add_argument("--device", choices=PRESETS, help=HELP["device"] + " (default ideal)")
     t.add_argument("--seed", type=index, help=HELP["seed"] + " (default 0)")
     t.add_argument("--workers", type=count, help=HELP["workers"])

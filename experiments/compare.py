@@ -41,8 +41,10 @@ def compare(out_dir, *, dataset="digits", data=None, hidden=(32,), epochs=3, n_t
     backends = list(backends or registry.names())
     for name in backends:
         registry.get(name)  # an unknown name fails here, before anything runs
+    # One circuit for every backend: differential hidden layers only if every compared backend settles them.
+    pairs = len(hidden) >= 2 and all(registry.get(name).hidden_pairs for name in backends)
     cfg = TrainConfig(dataset=dataset, data=data, hidden=list(hidden), epochs=epochs, n_train=n_train, n_test=n_test,
-                      seed=seed, diode="shockley", diode_is=1e-7, workers=workers, lr=lr).validate()
+                      seed=seed, diode="shockley", diode_is=1e-7, workers=workers, lr=lr, hidden_pairs=pairs).validate()
     ds = load(dataset, data, n_train=n_train, n_test=n_test, seed=seed)
     if cfg.data is not None:
         cfg.data = str(Path(cfg.data).resolve())

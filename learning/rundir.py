@@ -214,6 +214,8 @@ def load_config(run_dir: Path):
     d = read_parsed(path, json.loads, json.JSONDecodeError, RunError,
                     missing=f"{run_dir} has no {CONFIG}; is it a run directory written by 'eqprop train'?",
                     bad="{path} is not valid JSON ({exc}); restore it or start a new run")
+    if isinstance(d, dict) and "hidden_pairs" not in d:
+        d["hidden_pairs"] = False  # written before differential hidden layers existed: single-ended
     return TrainConfig.from_dict(d, where=str(path)).validate()
 
 

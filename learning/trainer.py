@@ -47,7 +47,11 @@ HELP = {
     "diode": "diode model of the neuron clamps",
     "diode_is": "Shockley saturation current in amperes, e.g. 1e-7 (only with --diode shockley)",
     "rails": "diode rail voltages, low high",
-    "gain": "amplifier gain between layers",
+    "gain": "amplifier gain between layers: one value, or one per hidden layer (input side first); default 4, and "
+            "sqrt(2 n) for a differential amplifier driven by n hidden nodes into another hidden layer",
+    "hidden_pairs": "differential hidden amplifiers (+aV and -aV into the next layer, like the +x/-x inputs): 'on' or "
+                    "'off'; default on for two or more hidden layers where the backend has them (README: Deep "
+                    "networks)",
     "g_range": "initial conductance range in siemens, low high (default: Kendall-style, from the fan-in)",
     "device": "programming model of the conductances (bounds, levels, write noise, asymmetry)",
     "seed": "random seed (initialisation, data order, noise)",
@@ -63,6 +67,19 @@ HELP = {
     "cluster": "spice backend on Ray: 'ray' (a local Ray instance) or a cluster address ('auto', 'ray://HOST:10001')",
     "checkpoint_every": "also checkpoint inside an epoch this often, in seconds (0: after every step)",
 }
+
+
+SINGLE_ENDED_GAIN = 4.0
+
+
+def default_gains(hidden, pairs: bool):
+    """The gain rule: 4 for every amplifier of a single-ended network (Kendall's networks); with differential
+    hidden layers, sqrt(2 n) for the amplifier that n hidden nodes drive into the next hidden layer (the signed
+    sum over 2 n random conductances grows as sqrt(n) while the node's total conductance grows as n, so this
+    keeps the signal from shrinking or growing layer after layer) and 4 for the one that drives the outputs."""
+    if not pairs:
+        return SINGLE_ENDED_GAIN
+    return [round(float(np.sqrt(2.0 * n)), 4) for n in hidden[:-1]] + [SINGLE_ENDED_GAIN]
 
 
 @dataclass
@@ -84,7 +101,8 @@ class TrainConfig:
     diode_is: float | None = None  # Shockley saturation current (A); None: 1e-14. ~1e-7 (Schottky-like)
     # puts the knee near the rail at these nA currents, which is what makes the clamp a nonlinearity
     rails: tuple = (-0.05, 0.05)
-    gain: float = 4.0
+    gain: float | list | None = None  # None: 4, or the differential rule (default_gains)
+    hidden_pairs: bool | None = None  # None: on for 2+ hidden layers where the backend settles them
     g_range: tuple | None = None
     device: str = "ideal"
     seed: int = 0
@@ -108,6 +126,11 @@ class TrainConfig:
         for name, value in {**DEFAULTS, **own}.items():
             if getattr(self, name) is None:
                 setattr(self, name, value)
+        hidden = self.hidden if isinstance(self.hidden, (list, tuple)) else []
+        if self.hidden_pairs is None and isinstance(self.backend, str) and self.backend in backends.names():
+            self.hidden_pairs = bool(backends.get(self.backend).hidden_pairs and len(hidden) >= 2)
+        if self.gain is None and isinstance(self.hidden_pairs, bool):
+            self.gain = default_gains(list(hidden), self.hidden_pairs)
         return self
 
     def validate(self) -> "TrainConfig":
@@ -140,7 +163,7 @@ class TrainConfig:
         positive("threshold", allow_none=True, allow_zero=True, need="must be volts >= 0")
         if self.spikes not in ("graded", "binary"):
             bad("spikes", self.spikes, "use graded or binary")
-        for name in ("beta", "target_amplitude", "input_scale", "gain", "tol", "lr_decay"):
+        for name in ("beta", "target_amplitude", "input_scale", "tol", "lr_decay"):
             positive(name)
         positive("diode_is", allow_none=True)
         positive("checkpoint_every", allow_none=True, allow_zero=True,
@@ -162,6 +185,7 @@ class TrainConfig:
                                    "(input side first)")
             if not any(lr):
                 bad("lr", self.lr, "all rates are 0, so nothing would train; leave --lr out for the default rule")
+        self._check_gain(hidden)
         rails = list(self.rails) if isinstance(self.rails, (list, tuple)) else []
         if len(rails) != 2 or not all(isinstance(v, (int, float)) and np.isfinite(v) for v in rails) \
                 or not rails[0] < rails[1]:
@@ -183,6 +207,30 @@ class TrainConfig:
                                                  "path: use --backend loihi (and drop --fixed-point)")
         self._check_backend_support()
         return self
+
+    def _check_gain(self, hidden) -> None:
+        """Differential hidden layers and the amplifier gains: filled in from the rules when left out."""
+        spec = backends.get(self.backend)
+        if not isinstance(self.hidden_pairs, (bool, np.bool_)):
+            raise ConfigError(f"config field 'hidden_pairs' = {self.hidden_pairs!r}: must be true, false or null")
+        self.hidden_pairs = bool(self.hidden_pairs)
+        if self.hidden_pairs and not spec.hidden_pairs:
+            have = [s.name for s in backends.REGISTRY.values() if s.hidden_pairs]
+            raise ConfigError(f"the {spec.name} backend has single-ended hidden layers only: drop --hidden-pairs on "
+                              f"(backends with differential ones: {', '.join(have)})")
+        g = self.gain
+        values = list(g) if isinstance(g, (list, tuple)) else [g]
+        if (not values or any(isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating))
+                              or not np.isfinite(v) or v <= 0 for v in values)):
+            raise ConfigError(f"config field 'gain' = {g!r}: must be a positive number, or one per hidden layer")
+        if isinstance(g, (list, tuple)) and len(values) != len(hidden):
+            raise ConfigError(f"config field 'gain' = {g!r}: needs one value, or one per hidden layer ({len(hidden)} "
+                              f"for hidden {hidden})")
+        self.gain = [float(v) for v in values] if isinstance(g, (list, tuple)) else float(g)
+
+    def gains(self) -> list:
+        """One gain per hidden layer's amplifier (input side first)."""
+        return list(self.gain) if isinstance(self.gain, list) else [float(self.gain)] * len(self.hidden)
 
     def _check_backend_support(self) -> None:
         """What the chosen backend can do, from its registry line."""

@@ -38,22 +38,33 @@ TAG_RULE = {"dt": "u0 * y1 + u0 * 2^1 * x1 * y2 + u0 * 2^2 * x1 * x1 * y3 - y0 *
 NO_DECAY = 2.0**40  # the traces are overwritten every step; Lava's float engine leaves tau 0 as NaN
 
 
-def _rule():
-    return Loihi3FLearningRule(dw=TAG_RULE["dw"], dt=TAG_RULE["dt"], t_epoch=1, x1_tau=NO_DECAY, x2_tau=NO_DECAY)
+def rule_seed(seed: int) -> int:
+    """One seed for the trace random streams of every learning rule of a run. Left out, Lava draws each rule's
+    from numpy's global random state when the rule is built, so the forward and backward copies of a
+    conductance got different streams, a session's later runs differed from its first, and the two copies of
+    the bit-approximate engine came 1 LSB apart after a few to a few dozen batches (replayed: the same batch,
+    the same inputs, a mismatch or not depending on the calls before it in the session)."""
+    return 1 + int(seed) % 2_000_000_000
+
+
+def _rule(seed: int = 0):
+    return Loihi3FLearningRule(dw=TAG_RULE["dw"], dt=TAG_RULE["dt"], t_epoch=1, x1_tau=NO_DECAY, x2_tau=NO_DECAY,
+                               rng_seed=rule_seed(seed))
 
 
 def hold_tags(training) -> bool:
     return training.map is not None and training.hold
 
 
-def _int_rule(e: int, s: int):
+def _int_rule(e: int, s: int, seed: int = 0):
     """The bit-approximate engine's rule (``onchip_map.rule_strings``). x1 must hold its payload for the
     step's rule: Lava's engine clears a trace with tau 0 at the end of each epoch and decays a finite tau
     stochastically, so tau is 2^40 (a drop of one code has probability ~1e-10 per step)."""
     from eqprop.neuromorphic.onchip_map import rule_strings
 
     r = rule_strings(e, s)
-    return Loihi3FLearningRule(dw=r["dw"], dt=r["dt"], t_epoch=1, x1_tau=NO_DECAY, x2_tau=NO_DECAY)
+    return Loihi3FLearningRule(dw=r["dw"], dt=r["dt"], t_epoch=1, x1_tau=NO_DECAY, x2_tau=NO_DECAY,
+                               rng_seed=rule_seed(seed))
 
 
 def coefficients(net, scales, beta: float) -> list:
@@ -123,9 +134,9 @@ class OnchipTraining:
 
         def synapse(weights, name, pre, post, side, e=None, weight_exp=0, bits=0):
             if m is None:
-                kw = {"learning_rule": _rule()}
+                kw = {"learning_rule": _rule(seed)}
             else:
-                kw = {"learning_rule": _int_rule(e, bits), "weight_exp": int(weight_exp), "num_weight_bits": 8}
+                kw = {"learning_rule": _int_rule(e, bits, seed), "weight_exp": int(weight_exp), "num_weight_bits": 8}
             syn = LearningDense(weights=weights, num_message_bits=24, graded_spike_cfg=GradedSpikeCfg.OVERWRITE,
                                 sign_mode=SignMode.EXCITATORY, name=name, **kw)  # conductances saturate at 0
             pre.s_out.connect(syn.s_in)

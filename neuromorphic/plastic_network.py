@@ -38,7 +38,9 @@ NO_DECAY = 2.0**40
 
 def _rule():
     # u0: the products apply at every epoch (decimation 2^0); t_epoch 1: an epoch is one time step
-    return Loihi3FLearningRule(dw=LEARNING_RULE, t_epoch=1, x1_tau=NO_DECAY, x2_tau=NO_DECAY)
+    from .onchip_network import rule_seed
+
+    return Loihi3FLearningRule(dw=LEARNING_RULE, t_epoch=1, x1_tau=NO_DECAY, x2_tau=NO_DECAY, rng_seed=rule_seed(0))
 
 
 class PlasticEqPropNetwork:

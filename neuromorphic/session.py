@@ -81,6 +81,9 @@ def _serve(conn, alpha, threshold):
 
 def _checked_samples(net, sources, targets) -> tuple:
     """(sources, targets) as float arrays of one sample per row, or a one-line InputError."""
+    if getattr(net, "hidden_pairs", False):
+        raise NetworkError("the Lava processes model single-ended hidden layers only; this network has differential "
+                           "ones (hidden_pairs): settle it with the native backend")
     sources, targets = np.asarray(sources, float), np.asarray(targets, float)
     if sources.ndim != 2 or targets.shape != (sources.shape[0], net.n_targets):
         raise InputError(f"sources (samples, {net.sizes[0]}) and targets (samples, {net.n_targets}) expected, got "
