@@ -2,7 +2,8 @@
 
 Prints test accuracy per hidden size for (a) the fixed rates (10, 5), (b) the rule (10, 5) x
 min(1, smallest hidden layer / 100) (the default, ``ResistiveBackend.default_lr``) and (c) only the
-output connection scaled by its fan-in. About 2 minutes on 2 cores.
+output connection scaled by its fan-in. Networks of two or more hidden layers have differential hidden
+layers and the gain rule (the defaults). About 3 minutes on 2 cores.
 """
 import tempfile
 from pathlib import Path
@@ -21,7 +22,7 @@ def accuracy(hidden, lr) -> float:
 def main():
     print("| hidden | fixed (10, 5) | rule (default) | output connection scaled by fan-in |")
     print("|---|---|---|---|")
-    for hidden in ([8], [16], [32], [64], [100], [400], [16, 16], [100, 100]):
+    for hidden in ([8], [16], [32], [64], [100], [400], [16, 16], [100, 100], [32, 32, 32], [100, 100, 100]):
         fixed = [10.0] + [5.0] * len(hidden)
         rule = ResistiveBackend.default_lr(hidden)
         out_only = [10.0] + [5.0 * min(1.0, n / 100) for n in hidden]

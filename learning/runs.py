@@ -42,7 +42,8 @@ def check_memory(cfg: TrainConfig, n_features: int, n_classes: int) -> None:
     """Refuses, before allocating, a network whose parameters, optimiser state and per-batch states would not
     fit in memory (the solver holds about 6 arrays of the parameters' size and 10 of the batch's states)."""
     sizes = [2 * n_features] + list(cfg.hidden) + [2 * n_classes]
-    params = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    rows = [s * (2 if c > 0 and cfg.hidden_pairs else 1) for c, s in enumerate(sizes[:-1])]  # differential: twice
+    params = sum(a * b for a, b in zip(rows, sizes[1:]))
     need = 8 * (6 * params + 10 * 512 * sum(sizes))
     try:
         have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
