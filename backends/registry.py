@@ -64,7 +64,7 @@ register(BackendSpec("spice", "eqprop.backends.spice:SpiceBackend",
 register(BackendSpec("lava", "eqprop.backends.lava:LavaBackend",
                      "every phase a run of Lava processes on Lava's CPU simulator: float models, a fast simulation "
                      "of the message passing (delayed Jacobi); for a chip's arithmetic use loihi",
-                     needs=("lava",)))
+                     needs=("lava",), hidden_pairs=True))
 register(BackendSpec("lava-onchip", "eqprop.backends.lava_onchip:LavaOnchipBackend",
                      "on-chip training on Lava: every conductance update made by the learning engine (LearningDense, "
                      "tag-and-apply EqProp rule) during the phases; centered nudging, no momentum",

@@ -142,7 +142,7 @@ def check_network(net) -> None:
     """One line naming what the Loihi path cannot run, or nothing."""
     if getattr(net, "hidden_pairs", False):
         raise NetworkError("the Loihi path maps single-ended hidden layers only; this network has differential ones "
-                           "(hidden_pairs): settle it with the native backend")
+                           "(hidden_pairs): settle it with the native or lava backend")
     for c, clamp in enumerate(net.neurons):
         if clamp is not None and clamp.diode.integer_terms(clamp) is None:
             raise NetworkError(f"the Loihi path cannot run layer {c + 1}'s {type(clamp.diode).__name__}: "

@@ -64,12 +64,13 @@ class LavaEqPropNetwork:
                 name=f"layer{c + 1}"))
         self.forward, self.backward = [], []
         for c in range(L):
-            fwd = BatchDense(weights=(net.gains[c] * net.weights[c]).T, batch=batch, name=f"forward{c}")
+            # signed_weights: G+ - G- for a differential amplifier (hidden_pairs), the conductances otherwise
+            fwd = BatchDense(weights=(net.gains[c] * net.signed_weights(c)).T, batch=batch, name=f"forward{c}")
             (self.source if c == 0 else self.layers[c - 1]).s_out.connect(fwd.s_in)
             fwd.a_out.connect(self.layers[c].a_in)
             self.forward.append(fwd)
             if c > 0:
-                bwd = BatchDense(weights=net.weights[c] / net.gains[c], batch=batch, name=f"backward{c}")
+                bwd = BatchDense(weights=net.signed_weights(c) / net.gains[c], batch=batch, name=f"backward{c}")
                 self.layers[c].s_out.connect(bwd.s_in)
                 bwd.a_out.connect(self.layers[c - 1].a_in)
                 self.backward.append(bwd)
@@ -85,9 +86,9 @@ class LavaEqPropNetwork:
         self.net = net
         totals = node_conductance(net)
         for c in range(net.n_connections):
-            self._assign(self.forward[c].weights, (net.gains[c] * net.weights[c]).T)
+            self._assign(self.forward[c].weights, (net.gains[c] * net.signed_weights(c)).T)
             if c > 0:
-                self._assign(self.backward[c - 1].weights, net.weights[c] / net.gains[c])
+                self._assign(self.backward[c - 1].weights, net.signed_weights(c) / net.gains[c])
             self._assign(self.layers[c].conductance, totals[c])
             self._assign(self.layers[c].bias_current, net.bias_voltage * (net.biases[c][0] - net.biases[c][1]))
 

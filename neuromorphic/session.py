@@ -82,8 +82,8 @@ def _serve(conn, alpha, threshold):
 def _checked_samples(net, sources, targets) -> tuple:
     """(sources, targets) as float arrays of one sample per row, or a one-line InputError."""
     if getattr(net, "hidden_pairs", False):
-        raise NetworkError("the Lava processes model single-ended hidden layers only; this network has differential "
-                           "ones (hidden_pairs): settle it with the native backend")
+        raise NetworkError("Lava's on-chip learning models single-ended hidden layers only; this network has "
+                           "differential ones (hidden_pairs): train it with the native or lava backend")
     sources, targets = np.asarray(sources, float), np.asarray(targets, float)
     if sources.ndim != 2 or targets.shape != (sources.shape[0], net.n_targets):
         raise InputError(f"sources (samples, {net.sizes[0]}) and targets (samples, {net.n_targets}) expected, got "

@@ -106,11 +106,12 @@ def test_the_config_rule():
     assert TrainConfig(hidden=[100]).validate().hidden_pairs is False
     deep = TrainConfig(hidden=[32, 50, 32]).validate()
     assert deep.hidden_pairs is True and deep.gain == [22.6274, 28.2843, 4.0] == default_gains([32, 50, 32], True)
-    assert TrainConfig(hidden=[32, 32], backend="lava").validate().hidden_pairs is False  # auto: where it exists
+    assert TrainConfig(hidden=[32, 32], backend="loihi").validate().hidden_pairs is False  # auto: where it exists
+    assert TrainConfig(hidden=[32, 32], backend="lava").validate().hidden_pairs is True
     assert TrainConfig(hidden=[32, 32], hidden_pairs=False).validate().gain == 4.0
     assert TrainConfig(hidden=[32, 32], gain=2.0).validate().gains() == [2.0, 2.0]
     with pytest.raises(ConfigError, match="single-ended hidden layers only"):
-        TrainConfig(hidden=[32, 32], backend="lava", hidden_pairs=True).validate()
+        TrainConfig(hidden=[32, 32], backend="loihi", hidden_pairs=True).validate()
     with pytest.raises(ConfigError, match="one per hidden layer"):
         TrainConfig(hidden=[32, 32], gain=[2.0, 3.0, 4.0]).validate()
     with pytest.raises(ConfigError, match="'gain'"):
