@@ -100,6 +100,16 @@ def _finished_run(tmp: Path) -> Path:
     return run
 
 
+def _differential_run(tmp: Path) -> Path:
+    """A tiny run with differential hidden layers (the default for two hidden layers)."""
+    run = tmp / "pairs"
+    if not (run / "checkpoint.npz").exists():
+        from eqprop.learning.runs import train
+        from eqprop.learning.trainer import TrainConfig
+        train(TrainConfig(hidden=[6, 6], epochs=1, n_train=60, n_test=30), run, progress=False, log=lambda *_: None)
+    return run
+
+
 def _corrupt_config_run(tmp: Path) -> Path:
     run = tmp / "corrupt"
     run.mkdir(exist_ok=True)
@@ -386,6 +396,16 @@ def cases() -> list:
         C("train into an existing run", "config", ("already holds a run",),
           argv=lambda t: ["train", "--epochs", "1", "--hidden", "8", "--out", str(run(t))],
           precious=lambda t: [run(t) / "checkpoint.npz", run(t) / "config.json", run(t) / "metrics.json"]),
+        C("train --gain, one too many", "config", ("gain", "one per hidden layer"),
+          argv=lambda t: ["train", "--hidden", "8", "8", "--gain", "2", "3", "4", "--out", str(t / "r17")]),
+        C("train --hidden-pairs on where the backend has none", "config", ("single-ended", "hidden-pairs"),
+          argv=lambda t: ["train", "--backend", "loihi", "--hidden", "8", "8", "--hidden-pairs", "on",
+                          "--out", str(t / "r18")]),
+        C("sweep: hidden_pairs not a boolean", "config", ("hidden_pairs", "true, false"),
+          argv=lambda t: ["sweep", str(_sweep(t, "[base]\nhidden = [8, 8]\n[grid]\nhidden_pairs = ['yes']\n"))]),
+        C("netlist of a run with differential hidden layers", "config", ("differential", "graph form"),
+          argv=lambda t: ["netlist", str(_differential_run(t)), "--out", str(t / "pairs.cir")],
+          precious=lambda t: [_differential_run(t) / "checkpoint.npz"]),
         C("sweep: not TOML", "config", ("not valid toml",), argv=lambda t: ["sweep", str(_sweep(t, "[grid\nbeta = 1"))]),
         C("sweep: unknown field", "config", ("unknown field", "hiden"),
           argv=lambda t: ["sweep", str(_sweep(t, "[base]\nhiden = [3]\n[grid]\nbeta = [0.1]\n"))]),
