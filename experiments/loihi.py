@@ -22,7 +22,7 @@ from eqprop.learning.runs import load_run
 from eqprop.neuromorphic.loihi_bound import error_bound
 from eqprop.neuromorphic.loihi_emulator import emulate
 from eqprop.neuromorphic.loihi_energy import per_inference
-from eqprop.neuromorphic.loihi_map import build_program
+from eqprop.neuromorphic.loihi_map import build_program, check_network
 from eqprop.neuromorphic.microcode import bits_needed, check_widths
 
 
@@ -107,6 +107,8 @@ def lava_check(net, x, threshold, binary, steps, alpha, samples, timeout=1800.0)
 def loihi_report(run_dir, thresholds=(1e-4,), binary=False, steps=64, alpha=0.5, n_test=None, lava=0, out=None,
                  log=print) -> dict:
     cfg, _, net = load_run(run_dir)
+    if hasattr(net, "neurons"):
+        check_network(net)  # what the Loihi path cannot map is refused before anything is printed or loaded
     ds = load(cfg.dataset, cfg.data, n_test=n_test, seed=cfg.seed)
     x, labels = ds.x_test * cfg.input_scale, ds.y_test
     log(f"{run_dir}: {cfg.dataset} {'-'.join(map(str, net.sizes))}, {len(x)} test samples, "
