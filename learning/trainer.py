@@ -127,12 +127,18 @@ class TrainConfig:
         for name, value in {**DEFAULTS, **own}.items():
             if getattr(self, name) is None:
                 setattr(self, name, value)
-        hidden = self.hidden if isinstance(self.hidden, (list, tuple)) else []
         if self.hidden_pairs is None and isinstance(self.backend, str) and self.backend in backends.names():
-            self.hidden_pairs = bool(backends.get(self.backend).hidden_pairs and len(hidden) >= 2)
-        if self.gain is None and isinstance(self.hidden_pairs, bool):
-            self.gain = default_gains(list(hidden), self.hidden_pairs)
+            self.hidden_pairs = self.differential()
+        if self.gain is None and isinstance(self.hidden_pairs, bool) and isinstance(self.hidden, (list, tuple)):
+            self.gain = default_gains(list(self.hidden), self.hidden_pairs)  # 4 (a scalar) when single-ended
         return self
+
+    def differential(self) -> bool:
+        """hidden_pairs, or the rule when it is left out: on for 2+ hidden layers where the backend has them."""
+        if self.hidden_pairs is not None:
+            return bool(self.hidden_pairs)
+        hidden = self.hidden if isinstance(self.hidden, (list, tuple)) else []
+        return bool(backends.get(self.backend).hidden_pairs and len(hidden) >= 2)
 
     def validate(self) -> "TrainConfig":
         """Every field checked before anything runs: a bad value fails here, naming the field and the fix."""
@@ -230,8 +236,9 @@ class TrainConfig:
         self.gain = [float(v) for v in values] if isinstance(g, (list, tuple)) else float(g)
 
     def gains(self) -> list:
-        """One gain per hidden layer's amplifier (input side first)."""
-        return list(self.gain) if isinstance(self.gain, list) else [float(self.gain)] * len(self.hidden)
+        """One gain per hidden layer's amplifier (input side first); the rule when ``gain`` is left out."""
+        g = default_gains(list(self.hidden), self.differential()) if self.gain is None else self.gain
+        return [float(v) for v in g] if isinstance(g, (list, tuple)) else [float(g)] * len(self.hidden)
 
     def _check_backend_support(self) -> None:
         """What the chosen backend can do, from its registry line."""

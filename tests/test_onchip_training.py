@@ -104,15 +104,23 @@ def test_bit_approximate_engine_follows_host_eqprop_and_keeps_copies_identical()
 def test_every_learning_rule_of_a_run_gets_the_same_trace_seed():
     """Lava draws a rule's trace random seed from numpy's global state unless given one: the two copies of a
     conductance then drew different streams and came 1 LSB apart after a few to a few dozen batches of the
-    320-image run. Now the seed follows the run's seed only."""
-    from eqprop.neuromorphic.onchip_network import _int_rule, _rule
+    320-image run. Now the seed follows the run's seed only. (In a child process: importing Lava here would
+    set this process's multiprocessing start method.)"""
+    import subprocess
+    import sys
 
-    seeds = set()
-    for state in (0, 1):
-        np.random.seed(state)
-        seeds |= {_int_rule(0, 3, seed=7).rng_seed, _int_rule(-2, 5, seed=7).rng_seed, _rule(seed=7).rng_seed}
-    assert len(seeds) == 1
-    assert _int_rule(0, 3, seed=8).rng_seed not in seeds
+    code = """
+import numpy as np
+from eqprop.neuromorphic.onchip_network import _int_rule, _rule
+seeds = set()
+for state in (0, 1):
+    np.random.seed(state)
+    seeds |= {_int_rule(0, 3, seed=7).rng_seed, _int_rule(-2, 5, seed=7).rng_seed, _rule(seed=7).rng_seed}
+print(len(seeds), _int_rule(0, 3, seed=8).rng_seed in seeds)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["1", "False"]
 
 
 def test_bit_approximate_runs_are_reproducible_within_a_session():
