@@ -1,6 +1,6 @@
 """Equilibria per second of the native solver on the Kendall-size network (1568-100-20).
 
-    python benchmarks/solver.py [--mnist PATH] [--seconds 2] [--json out.json]
+    python benchmarks/solver.py [--mnist PATH] [--seconds 2] [--json out.json] [--sizes 1568 256 256 20]
 
 Measures free and nudged (warm-started from the free state) phases, ideal and Shockley diodes, at
 batch sizes 1, 64 and 512, with the default tolerance. Inputs are MNIST test images when the npz is
@@ -8,8 +8,9 @@ found (pixel / 255 as volts), random uniform [0, 1] otherwise; the source is pri
 the best of several timed repeats of at least ``--seconds`` / 4 each. Measured, never asserted.
 
 Each row is also given as a fraction of the compute bound of its own arithmetic, timed in the same
-run: the GEMMs of the same shapes (the input product once per batch, then per sweep the forward and
-backward products between the layers), at the sweep counts the solver took. ``--input-scale 4`` (volts
+run: the GEMMs the solver performs, of the same shapes (the input product once per batch, over the
+features, as the solver folds each +x/-x pair into one signed weight G+ - G-; then per sweep the
+forward and backward products between the layers), at the sweep counts the solver took. ``--input-scale 4`` (volts
 per unit pixel) gives rows in which a realistic share of hidden nodes sits on the rails (printed).
 """
 from __future__ import annotations
@@ -53,14 +54,26 @@ def rate(fn, batch, seconds):
 
 
 def gemm_bound(net, x, sweeps, seconds):
-    """Equilibria/s if the solver did nothing but its GEMMs: B / (input product + sweeps x layer products)."""
+    """Equilibria/s if the solver did nothing but its GEMMs: B / (input product + sweeps x layer products).
+
+    The shapes are the solver's (``circuits.solve_layered``): x (B, features) @ (G+ - G-) once, then per
+    sweep, for every connection between free layers, layer c @ (a W) forward and layer c+1 @ (W^T / a)
+    backward, contiguous as the solver holds them."""
+    from eqprop.circuits.solve_layered import source_drive
+
     B = x.shape[0]
-    src = np.hstack([x, -x])
-    w0, w1 = net.weights[0], net.weights[1]
-    h = np.zeros((B, w0.shape[1]))
-    o = np.zeros((B, w1.shape[1]))
-    t_in = B / rate(lambda: src @ w0, B, seconds / 2)
-    t_sweep = B / rate(lambda: (h @ w1, o @ w1.T), B, seconds / 2)
+    L = net.n_connections
+    fwd = [net.gains[c] * net.signed_weights(c) for c in range(1, L)]
+    back = [np.ascontiguousarray(net.signed_weights(c).T) / net.gains[c] for c in range(1, L)]
+    layers = [np.zeros((B, n)) for n in net.free_sizes]
+
+    def sweep():
+        for c in range(1, L):
+            layers[c - 1] @ fwd[c - 1]
+            layers[c] @ back[c - 1]
+
+    t_in = B / rate(lambda: source_drive(net, x), B, seconds / 2)
+    t_sweep = B / rate(sweep, B, seconds / 2)
     return B / (t_in + sweeps * t_sweep)
 
 
@@ -71,18 +84,24 @@ def main(argv=None):
     p.add_argument("--json")
     p.add_argument("--input-scale", type=float, nargs="+", default=[1.0],
                    help="volts per unit pixel; larger values put more hidden nodes on the rails")
+    p.add_argument("--sizes", type=int, nargs="+", default=[1568, 100, 20],
+                   help="layer sizes of the untrained networks (inputs: 2 x 784 sources, outputs: 2 x 10)")
     p.add_argument("--trained", nargs="+", default=[],
                    help="run directories of trained 1568-100-20 MNIST networks (e.g. the README's runs/mnist-kendall): "
                         "rows on their conductances, ideal and Shockley (IS 1e-7 A) diodes")
     args = p.parse_args(argv)
     x_all, source = inputs(512, args.mnist)
-    print(f"# native solver, network 1568-100-20, {os.cpu_count()} cores ({platform.processor() or platform.machine()})")
+    if args.sizes[0] != 1568 or args.sizes[-1] != 20 or len(args.sizes) < 3:
+        raise SystemExit(f"--sizes must start with 1568 (784 MNIST pixels as +x/-x pairs) and end with 20 (10 output "
+                         f"pairs), with at least one hidden layer between; got {args.sizes}")
+    name = "-".join(map(str, args.sizes))
+    print(f"# native solver, network {name}, {os.cpu_count()} cores ({platform.processor() or platform.machine()})")
     print(f"# inputs: {source}; tol 1e-10 V; nudged phase warm-started from the free equilibrium")
     print("| diode | V/pixel | hidden on rails | batch | free eq/s | nudged eq/s | sweeps free/nudged | free / bound "
           "| nudged / bound |")
     print("|---|---|---|---|---|---|---|---|---|")
     rows = []
-    networks = [(scale, "untrained", diode, layered([1568, 100, 20], diode=diode, rails=(-0.05, 0.05), gain=4.0,
+    networks = [(scale, "untrained", diode, layered(args.sizes, diode=diode, rails=(-0.05, 0.05), gain=4.0,
                                                      seed=0))
                 for scale in args.input_scale for diode in ("ideal", "shockley")]
     for run in args.trained:

@@ -58,7 +58,8 @@ class DiodeModel:
       neuron's two antiparallel diodes to the rails (``clamp_*``);
     - ``solve_clamp``: the exact per-node minimiser used by block coordinate descent and by Lava's float
       neurons; ``clamp_residual``: its KCL residual rule; ``frozen``: which nodes it pins (for implicit
-      differentiation);
+      differentiation); ``box``: the interval when the node's energy is a quadratic on a box (its
+      minimiser is T/S projected on it), which lets the solver over-relax (projected SOR);
     - ``spice_lines``: its SPICE text (model card or behavioural source);
     - ``params`` / ``DIODE_MODELS[kind](**params)``: serialisation;
     - capabilities: ``hard`` (a constraint, not a current: solved by projection / active set),
@@ -102,6 +103,12 @@ class DiodeModel:
     def solve_clamp(self, clamp, S, T, v_prev=None, tol: float = 1e-14):
         raise NotImplementedError
 
+    def box(self, clamp) -> tuple | None:
+        """(lo, hi) when the clamp adds no current inside [lo, hi] and forbids the outside: the node's energy
+        is then a quadratic on a box, ``solve_clamp`` is T/S projected on it, and an over-relaxed step
+        projected back on the box still lowers the energy (projected SOR). None for any other model."""
+        return None
+
     def spice_lines(self, suffix: str, options, stand_in=None) -> tuple:
         """(subcircuit body lines, model lines, notes) of the neuron ``neuron{suffix} node hi lo``."""
         raise NotImplementedError
@@ -126,6 +133,9 @@ class IdealDiode(DiodeModel):
 
     def integer_terms(self, clamp) -> dict:
         return {"clip": (clamp.v_low, clamp.v_high)}
+
+    def box(self, clamp) -> tuple:
+        return (clamp.v_low, clamp.v_high)
 
     def clamp_current(self, clamp, v):
         return np.zeros_like(v)
@@ -223,32 +233,33 @@ class ShockleyDiode(DiodeModel):
             np.copyto(g, (3.0 * self.i_s) * arg * r, where=rev)
         return i, g
 
-    def _reverse_tail(self, vd, i, g):
-        """Where vd < -3 N vt, SPICE's cubic tail replaces the exponential (in place in i and g)."""
-        nvt = self.nvt
-        rev = vd < -3.0 * nvt
-        if rev.any():
-            # Hot path (every Newton iteration of every node): one reciprocal and products, no float power.
-            r = 1.0 / np.minimum(vd, -3.0 * nvt)
-            q = (3.0 * nvt / np.e) * r
-            arg = q * q * q
-            np.copyto(i, -self.i_s * (1.0 + arg), where=rev)
-            np.copyto(g, (3.0 * self.i_s) * arg * r, where=rev)
-
     def pair_terms(self, v, v_high: float, v_low: float):
         """(i_up - i_down, g_up + g_down): the junctions from v to v_high and from v_low to v, without GMIN,
-        with one exponential: exp((v_low - v) / N vt) = exp((v_low - v_high) / N vt) / exp((v - v_high) / N vt)."""
-        nvt = self.nvt
-        a = (v - v_high) / nvt
-        ea = np.exp(np.clip(a, -700.0, 700.0))  # never 0 or inf: the quotient below stays finite
+        with one exponential: exp((v_low - v) / N vt) = exp((v_low - v_high) / N vt) / exp((v - v_high) / N vt).
+
+        The -IS terms of the two currents cancel in the difference; SPICE's cubic reverse tail (vd < -3 N vt)
+        is applied as a correction on the nodes that have it only."""
+        shape = np.shape(v)
+        v = np.ravel(v)
+        nvt, i_s = self.nvt, self.i_s
+        ea = np.exp(np.clip((v - v_high) * (1.0 / nvt), -700.0, 700.0))  # never 0 or inf: the quotient stays finite
         cap = np.exp(EXP_CAP)
         e_dn = np.minimum(np.exp((v_low - v_high) / nvt) / ea, cap)
-        e_up = np.minimum(ea, cap)
-        i_up, g_up = self.i_s * (e_up - 1.0), (self.i_s / nvt) * e_up
-        i_dn, g_dn = self.i_s * (e_dn - 1.0), (self.i_s / nvt) * e_dn
-        self._reverse_tail(v - v_high, i_up, g_up)
-        self._reverse_tail(v_low - v, i_dn, g_dn)
-        return i_up - i_dn, g_up + g_dn
+        e_up = np.minimum(ea, cap, out=ea)
+        i_net = i_s * (e_up - e_dn)
+        g_sum = e_up + e_dn
+        g_sum *= i_s / nvt
+        knee = 3.0 * nvt
+        for sign, rail, e in ((1.0, v_high, e_up), (-1.0, v_low, e_dn)):
+            rev = np.nonzero(sign * (v - rail) < -knee)[0]  # this junction's vd = sign (v - rail) is on its tail
+            if rev.size:
+                r = 1.0 / (sign * (v[rev] - rail))
+                q = (knee / np.e) * r
+                arg = q * q * q
+                # the tail's -IS (1 + arg) and 3 IS arg / vd replace IS (e - 1) and IS e / N vt
+                i_net[rev] += sign * (-i_s * (1.0 + arg) - i_s * (e[rev] - 1.0))
+                g_sum[rev] += (3.0 * i_s) * arg * r - (i_s / nvt) * e[rev]
+        return i_net.reshape(shape), g_sum.reshape(shape)
 
     def current(self, vd):
         return self.junction(vd)[0] + self.gmin * np.asarray(vd, dtype=float)
@@ -281,6 +292,11 @@ class ShockleyDiode(DiodeModel):
         hi = np.maximum(free, clamp.v_mid)
         v = np.clip(free if v_prev is None else np.ravel(v_prev), lo, hi)
         scale = tol * max(1.0, abs(vh), abs(vl))
+        # Newton's error after a step s is |f''| / (2 f') s^2 <= 0.67 s^2 / (N vt): f' >= g (the junctions'
+        # conductance), |f''| <= g / (N vt) on the exponential and 4 g / |vd| <= 1.34 g / (N vt) on the cubic
+        # tail. So a Newton step below `quadratic` leaves the node within `scale` of its root: it is
+        # accepted without another evaluation (late sweeps then take one Newton iteration, not two).
+        quadratic = max(scale, np.sqrt(scale * self.nvt / 0.75))
         result, idx = None, None  # once most nodes have converged, iterate on the others only
         for _ in range(NEWTON_MAX_ITER):
             i_net, g_sum = self.pair_terms(v, vh, vl)
@@ -291,12 +307,13 @@ class ShockleyDiode(DiodeModel):
             lo = np.where(pos, lo, v)
             step = v - f / df
             # Bisect where Newton leaves the bracket (far up the exponential it overshoots).
-            step = np.where((step < lo) | (step > hi), 0.5 * (lo + hi), step)
+            outside = (step < lo) | (step > hi)
+            step = np.where(outside, 0.5 * (lo + hi), step)
             moved = np.abs(step - v)
             v = step
-            if moved.max(initial=0.0) <= scale:
+            active = (moved > quadratic) | (outside & (moved > scale))
+            if not active.any():
                 break
-            active = moved > scale
             if 2 * np.count_nonzero(active) < active.size:
                 if result is None:
                     result, idx = v.copy(), np.nonzero(active)[0]
@@ -435,6 +452,11 @@ class DiodeClamp:
 
     def residual(self, v, r):
         return self.diode.clamp_residual(self, v, r)
+
+    @property
+    def box(self) -> tuple | None:
+        """The diode model's box (``DiodeModel.box``), or None."""
+        return self.diode.box(self)
 
     def to_data(self) -> dict:
         return {**diode_to_data(self.diode), "v_low": self.v_low, "v_high": self.v_high}

@@ -13,7 +13,9 @@ class Equilibrium:
     ``voltages`` is (batch, n_free): free nodes in layer order for layered networks (the order of
     ``LayeredNetwork.free_node_names()``), in ``GraphNetwork.free_nodes`` order otherwise.
     ``inputs`` are the input features the sources were set from (``network.encode_inputs`` gives the
-    source voltages). ``residual`` is the largest KCL residual in amperes over every node and sample.
+    source voltages). ``residual`` is the largest KCL residual in amperes over every node and sample;
+    a solver may pass a function instead, evaluated on first access (checking costs about a sweep, and
+    training never reads it).
     """
 
     voltages: np.ndarray
@@ -41,3 +43,27 @@ class Equilibrium:
     @property
     def outputs(self) -> np.ndarray:
         return self.layers[-1]
+
+
+def _residual(self) -> float:
+    r = self.__dict__["_residual"]
+    if callable(r):
+        r = self.__dict__["_residual"] = float(r())
+    return r
+
+
+def _set_residual(self, value) -> None:
+    self.__dict__["_residual"] = value
+
+
+Equilibrium.residual = property(_residual, _set_residual, doc="largest KCL residual (A) over every node and sample")
+
+
+def _getstate(self) -> dict:
+    """Pickled (worker processes, Ray) with the residual evaluated: a solver's function does not travel."""
+    state = dict(self.__dict__)
+    state["_residual"] = self.residual
+    return state
+
+
+Equilibrium.__getstate__ = _getstate

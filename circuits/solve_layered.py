@@ -34,12 +34,29 @@ def source_drive(net: LayeredNetwork, x) -> np.ndarray:
     return x @ w
 
 
-def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps):
-    """Returns (layers, sweeps, last_change, residual per layer). ``x`` holds the input features.
+OMEGA_MAX = 1.9  # projected SOR converges for any omega in (0, 2); stay clear of 2
+
+
+def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | None = None):
+    """Returns (layers, sweeps, last_change, residual, omega). ``x`` holds the input features; ``residual``
+    is a function giving the KCL residual per layer (computed on demand: it costs about a sweep);
+    ``omega`` is the over-relaxation factor the sweeps ended with (1: plain block coordinate descent).
 
     The source projection runs once on the whole batch (BLAS uses every core); the sweeps then run
     on batch chunks in threads: they are many small array operations that numpy runs without the
     GIL, and one thread cannot keep both cores busy with them.
+
+    Where every layer's energy is quadratic on a box (linear nodes, ideal diodes: ``DiodeModel.box``),
+    the sweeps are projected SOR: each layer moves omega times its exact block step and is projected
+    back on its box, which lowers the energy for any omega in (0, 2). A layered network is block
+    tridiagonal, hence consistently ordered, so Young's theory gives the best factor from the plain
+    sweeps' contraction rate rho: omega = 2 / (1 + sqrt(1 - rho)), with rate omega - 1 instead of rho
+    (measured free phases at tol 1e-10 V: 1568-100-20 11 sweeps -> 9, 1568-256-256-20 30 -> 16,
+    1568-64-64-64-20 74 -> 26). With ``omega`` None, rho is measured once the plain sweeps' contraction
+    has settled; a number fixes omega (1.0: plain block coordinate descent); networks without boxes
+    always sweep plainly. A warm start does not reuse the free phase's omega: its error starts in the
+    fast modes, which plain sweeps remove at once and SOR only at the rate omega - 1 (a nudged 1568-256-256-20 took 10
+    sweeps with it, 8 without, 7 plain).
     """
     L = net.n_connections
     B = x.shape[0]
@@ -56,12 +73,18 @@ def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps):
     # Differential amplifiers (hidden_pairs) drive +aV and -aV: their matrices are G+ - G-.
     fwd = [None] + [net.gains[c] * net.signed_weights(c) for c in range(1, L)]
     back = [None] + [np.ascontiguousarray(net.signed_weights(c).T) / net.gains[c] for c in range(1, L)]
-    ops = (net, totals, fwd, back, nudged, beta, tol, max_sweeps)
+    boxes = _boxes(net, nudged)
+    estimate = boxes is not None and omega is None
+    omega = 1.0 if boxes is None or omega is None else float(omega)
+    # Box layers take T/S from matrices with 1/S folded in (one array pass less per layer and sweep).
+    scaled = None if boxes is None else _scaled(totals, const, fwd, back)
+    ops = (net, totals, fwd, back, nudged, beta, tol, max_sweeps, boxes, omega, estimate)
 
     def run(bounds):
         lo, hi = bounds
         part = [v[lo:hi] for v in layers]
-        return _sweeps(ops, [const[0][lo:hi]] + const[1:], part, None if y is None else y[lo:hi])
+        sc = None if scaled is None else ([scaled[0][0][lo:hi]] + scaled[0][1:], scaled[1], scaled[2])
+        return _sweeps(ops, [const[0][lo:hi]] + const[1:], part, None if y is None else y[lo:hi], sc)
 
     chunks = _chunks(B)
     results = [run(chunks[0])] if len(chunks) == 1 else list(_pool().map(run, chunks))
@@ -71,7 +94,47 @@ def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps):
         layers = [np.concatenate([r[0][c] for r in results]) for c in range(L)]
     sweeps = max(r[1] for r in results)
     change = max(r[2] for r in results)
-    return layers, sweeps, change, _residual(net, totals, const, fwd, back, layers, y, beta)
+    omega = max(r[3] for r in results)
+    return layers, sweeps, change, lambda: _residual(net, totals, const, fwd, back, layers, y, beta), omega
+
+
+def _boxes(net: LayeredNetwork, nudged: bool):
+    """Per layer the box its nodes live in ((-inf, inf) for linear nodes), or None when some layer's step
+    is not an exact minimisation of a quadratic on a box (smooth or piecewise diodes; clamped output pairs
+    under a nudge, which are solved half by half): those networks are swept without over-relaxation."""
+    boxes = []
+    for c, clamp in enumerate(net.neurons):
+        box = (-np.inf, np.inf) if clamp is None else clamp.box
+        if box is None or (nudged and c == net.n_connections - 1 and net.readout == "pairs" and clamp is not None):
+            return None
+        boxes.append(box)
+    return boxes
+
+
+def _scaled(totals, const, fwd, back):
+    """(const, fwd, back) with every term of layer c's drive divided by its nodes' total conductance S_c."""
+    inv = [1.0 / s for s in totals]
+    L = len(totals)
+    return ([const[c] * inv[c] for c in range(L)], [None] + [fwd[c] * inv[c] for c in range(1, L)],
+            [None] + [back[c] * inv[c - 1] for c in range(1, L)])
+
+
+def _box_solve(scaled, layers, c, box):
+    """Exact minimiser of a box layer given its neighbours: T/S (from the scaled matrices) clipped to the box."""
+    const, fwd, back = scaled
+    if c + 1 < len(layers):
+        v = layers[c + 1] @ back[c + 1]
+        if c > 0:
+            v += layers[c - 1] @ fwd[c]
+        v += const[c]
+    elif c > 0:
+        v = layers[c - 1] @ fwd[c]
+        v += const[c]
+    else:
+        v = const[c].copy()
+    if np.isfinite(box[0]) or np.isfinite(box[1]):
+        np.clip(v, box[0], box[1], out=v)
+    return v
 
 
 def _pool():
@@ -95,27 +158,52 @@ def _drive(const, fwd, back, layers, c):
     return t
 
 
-def _sweeps(ops, const, layers, y):
-    net, totals, fwd, back, nudged, beta, tol, max_sweeps = ops
+def _sweeps(ops, const, layers, y, scaled=None):
+    net, totals, fwd, back, nudged, beta, tol, max_sweeps, boxes, omega, estimate = ops
     L = len(layers)
-    change, sweep = np.inf, 0
+    change, sweep, rate = np.inf, 0, None
     for sweep in range(1, max_sweeps + 1):
         # Inexact early sweeps: a per-node Newton solve need not be finer than the sweep's progress.
         inner_tol = max(NEWTON_TOL, min(1e-6, 1e-3 * change))
-        change = 0.0
+        last, change = change, 0.0
         for c in range(L):
-            t = _drive(const, fwd, back, layers, c)
             old = layers[c]
             if c == L - 1 and nudged:
-                new = _solve_output_nudged(net, totals[c], t, old, y, beta, inner_tol)
+                new = _solve_output_nudged(net, totals[c], _drive(const, fwd, back, layers, c), old, y, beta,
+                                           inner_tol)
+            elif scaled is not None:
+                new = _box_solve(scaled, layers, c, boxes[c])
             else:
-                new = solve_nodes(net.neurons[c], totals[c], t, old, inner_tol)
-            np.subtract(new, old, out=old)  # old is ours (a copy or a fresh result): reuse its memory
-            change = max(change, float(np.abs(old).max(initial=0.0)))
+                new = solve_nodes(net.neurons[c], totals[c], _drive(const, fwd, back, layers, c), old, inner_tol)
+            d = np.subtract(new, old, out=old)  # old is ours (a copy or a fresh result): reuse its memory
+            step = max(float(d.max(initial=0.0)), -float(d.min(initial=0.0)))
+            if omega != 1.0:
+                d *= omega - 1.0
+                new += d  # old + omega * (exact block step)
+                lo, hi = boxes[c]
+                if np.isfinite(lo) or np.isfinite(hi):
+                    np.clip(new, lo, hi, out=new)
+                step *= omega
+            change = max(change, step)
             layers[c] = new
         if change <= tol:
             break
-    return layers, sweep, change
+        if estimate and 0.0 < change < last < np.inf:
+            r = change / last
+            if rate is not None and abs(r - rate) <= 0.05 * r:  # the contraction has settled at rate r
+                # Young: an SOR rate r at omega means Jacobi's mu^2 = (r + omega - 1)^2 / (r omega^2)
+                # (at omega 1: mu^2 = r, the plain sweeps' rate). While r > omega - 1 omega is below the
+                # optimum, which the first, early estimate usually is: refine it once more.
+                mu2 = min((r + omega - 1.0) ** 2 / (r * omega**2), 0.99)
+                better = min(2.0 / (1.0 + np.sqrt(1.0 - mu2)), OMEGA_MAX)
+                refined = omega > 1.0
+                if better > omega and r > omega - 1.0:
+                    omega, rate = better, None
+                    estimate = not refined
+                    continue
+                estimate = False
+            rate = r
+    return layers, sweep, change, omega
 
 
 def _residual(net, totals, const, fwd, back, layers, y, beta):
