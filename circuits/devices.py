@@ -297,21 +297,31 @@ class ShockleyDiode(DiodeModel):
         # tail. So a Newton step below `quadratic` leaves the node within `scale` of its root: it is
         # accepted without another evaluation (late sweeps then take one Newton iteration, not two).
         quadratic = max(scale, np.sqrt(scale * self.nvt / 0.75))
+        # f = S v - T + i_up - i_down + GMIN (2 v - v_high - v_low) = S2 v - T2 + i_net
+        S2 = S + 2.0 * gmin
+        T2 = T + gmin * (vh + vl)
         result, idx = None, None  # once most nodes have converged, iterate on the others only
         for _ in range(NEWTON_MAX_ITER):
-            i_net, g_sum = self.pair_terms(v, vh, vl)
-            f = S * v - T + i_net + gmin * (2.0 * v - vh - vl)
-            df = S + g_sum + 2.0 * gmin
+            i_net, df = self.pair_terms(v, vh, vl)
+            f = S2 * v
+            f -= T2
+            f += i_net
+            df += S2
             pos = f > 0
             hi = np.where(pos, v, hi)
             lo = np.where(pos, lo, v)
-            step = v - f / df
+            f /= df
+            step = v - f
             # Bisect where Newton leaves the bracket (far up the exponential it overshoots).
             outside = (step < lo) | (step > hi)
-            step = np.where(outside, 0.5 * (lo + hi), step)
+            bisected = outside.any()
+            if bisected:
+                np.copyto(step, 0.5 * (lo + hi), where=outside)
             moved = np.abs(step - v)
             v = step
-            active = (moved > quadratic) | (outside & (moved > scale))
+            active = moved > quadratic
+            if bisected:
+                active |= outside & (moved > scale)
             if not active.any():
                 break
             if 2 * np.count_nonzero(active) < active.size:
@@ -320,7 +330,7 @@ class ShockleyDiode(DiodeModel):
                 else:
                     result[idx] = v
                     idx = idx[active]
-                S, T, lo, hi, v = S[active], T[active], lo[active], hi[active], v[active]
+                S2, T2, lo, hi, v = S2[active], T2[active], lo[active], hi[active], v[active]
         if result is None:
             return v.reshape(shape)
         result[idx] = v
