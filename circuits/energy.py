@@ -50,7 +50,8 @@ def statistics_difference(net: LayeredNetwork, sources, layers_hi, layers_lo) ->
 
     For the input connection the sources cancel exactly: a^2 u^2 drops out and u^T v_hi - u^T v_lo is one
     product u^T (v_hi - v_lo). Besides halving that (largest) GEMM, this avoids subtracting two large
-    sums of squares whose difference is of order beta: the estimate keeps its digits at small beta."""
+    sums of squares whose difference is of order beta: the estimate keeps its digits at small beta. With
+    +x/-x input pairs the product runs over the features only (the -x rows are the +x rows negated)."""
     kappa = net.energy_weights
     vb = net.bias_voltage
     weights, biases = [], []
@@ -60,7 +61,11 @@ def statistics_difference(net: LayeredNetwork, sources, layers_hi, layers_lo) ->
         dv = vh - vl
         sq_v = (dv * (vh + vl)).sum(0)  # sum vh^2 - vl^2, as a product of a difference
         if c == 0:
-            cross = sources.T @ dv
+            if net.input_pairs:  # sources [x, -x]: the -x rows are the +x rows negated, one GEMM over the features
+                half = sources[:, :net.n_features].T @ dv
+                cross = np.concatenate([half, -half])
+            else:
+                cross = sources.T @ dv
             w = -2.0 * a * cross + sq_v[None, :]
         else:
             uh, ul = net.driven(c, layers_hi[c - 1]), net.driven(c, layers_lo[c - 1])
