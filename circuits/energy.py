@@ -57,23 +57,31 @@ def statistics_difference(net: LayeredNetwork, sources, layers_hi, layers_lo) ->
     weights, biases = [], []
     for c in range(net.n_connections):
         a = net.gains[c]
+        k = 0.5 * kappa[c]
         vh, vl = layers_hi[c], layers_lo[c]
         dv = vh - vl
         sq_v = (dv * (vh + vl)).sum(0)  # sum vh^2 - vl^2, as a product of a difference
+        # w is built in place: temporaries of an input layer's size cost page faults on every step
         if c == 0:
             if net.input_pairs:  # sources [x, -x]: the -x rows are the +x rows negated, one GEMM over the features
-                half = sources[:, :net.n_features].T @ dv
-                cross = np.concatenate([half, -half])
+                n = net.n_features
+                w = np.empty((2 * n, dv.shape[1]))
+                np.matmul(sources[:, :n].T, dv, out=w[:n])
+                np.negative(w[:n], out=w[n:])
             else:
-                cross = sources.T @ dv
-            w = -2.0 * a * cross + sq_v[None, :]
+                w = sources.T @ dv
+            w *= -2.0 * a * k
         else:
             uh, ul = net.driven(c, layers_hi[c - 1]), net.driven(c, layers_lo[c - 1])
             sq_u = ((uh - ul) * (uh + ul)).sum(0)
-            w = (a * a) * sq_u[:, None] - 2.0 * a * (uh.T @ vh - ul.T @ vl) + sq_v[None, :]
-        weights.append(0.5 * kappa[c] * w)
+            w = uh.T @ vh
+            w -= ul.T @ vl
+            w *= -2.0 * a * k
+            w += (k * a * a) * sq_u[:, None]
+        w += k * sq_v[None, :]
+        weights.append(w)
         s_v = dv.sum(0)
-        biases.append(0.5 * kappa[c] * np.stack([sq_v - 2 * vb * s_v, sq_v + 2 * vb * s_v]))
+        biases.append(k * np.stack([sq_v - 2 * vb * s_v, sq_v + 2 * vb * s_v]))
     return weights + biases
 
 

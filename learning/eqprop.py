@@ -49,7 +49,13 @@ def eqprop_gradient(backend, phases: Phases) -> list:
         hi, lo, span = phases.plus, phases.free, beta
     else:
         hi, lo, span = phases.free, phases.minus, beta
-    return [d / (span * k * B) for d in backend.statistics_difference(hi, lo)]
+    scale = 1.0 / (span * k * B)
+    out = []
+    for d in backend.statistics_difference(hi, lo):
+        d = np.asarray(d, dtype=float)
+        d *= scale  # in place: the statistics are this call's own arrays
+        out.append(d)
+    return out
 
 
 def cosine(a: list, b: list) -> float:

@@ -357,8 +357,9 @@ class EqPropTrainer:
         for p, g, v, ref, lr, gains in zip(self.backend.parameters(), grads, self.velocity, self.g_ref, self.lr,
                                            self.d2d):
             v *= cfg.momentum
-            v += (ref / self.loss_unit) * g  # dimensionless: p = G / g_ref, loss in its unit
-            delta = -(lr * decay * ref) * v
+            g *= ref / self.loss_unit  # dimensionless: p = G / g_ref, loss in its unit (g is this step's own)
+            v += g
+            delta = np.multiply(v, -(lr * decay * ref), out=g)
             if self.device is None:
                 p += delta
             else:
