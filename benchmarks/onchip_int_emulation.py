@@ -8,7 +8,8 @@ The training is ``eqprop train --dataset digits --momentum 0 --n-train 320`` (th
 - ``rounding``: the update enters 8-bit mantissas (0..255, LSB = the array's largest conductance / 128 at
   the start, the network first programmed to them, as ``program_network`` does): ``shared`` stochastic
   rounding with one random number per array and batch (Lava's ``ConnVarRandom`` draws one per step for a
-  whole synapse array), ``independent`` (one per synapse), ``nearest``, or ``float`` (no mantissas);
+  whole synapse array), ``shared-all`` (one number per batch for every array: Lava seeds every synapse
+  process alike), ``independent`` (one per synapse), ``nearest``, or ``float`` (no mantissas);
 - ``codes``: each sample's phase differences and sums, and the products P = d s, reach the statistics as
   7-bit stochastic codes the way the integer rule's epilogue sends them (``onchip_map``), with code LSBs
   fixed from the first batch (``fixed``, as on chip), recalibrated every batch (``recal``), or ``float``.
@@ -32,8 +33,8 @@ from eqprop.learning.trainer import TrainConfig
 
 CODE_MAX = 63
 MANTISSA_START, MANTISSA_MAX = 128, 255
-ROWS = [("float", "float"), ("float", "shared"), ("float", "independent"), ("float", "nearest"),
-        ("fixed", "shared"), ("recal", "shared")]
+ROWS = [("float", "float"), ("float", "shared"), ("float", "shared-all"), ("float", "independent"),
+        ("float", "nearest"), ("fixed", "shared"), ("recal", "shared")]
 
 
 def _lsb(top: float) -> float:
@@ -87,6 +88,7 @@ def coded_statistics(codes: str, rng):
 def mantissa_apply(rounding: str):
     """ProgrammingModel.apply for 8-bit mantissas (the first call on an array programs it to them)."""
     lsb = {}
+    draw = {}
 
     def apply(self, g, delta, rng, gains=None):
         if rounding == "float":
@@ -101,6 +103,10 @@ def mantissa_apply(rounding: str):
         m = (g + delta) / q
         if rounding == "shared":
             m = np.floor(m + rng.random())
+        elif rounding == "shared-all":  # a new number when the step reaches its first array again
+            if draw.setdefault("first", id(g)) == id(g):
+                draw["r"] = rng.random()
+            m = np.floor(m + draw["r"])
         elif rounding == "independent":
             m = np.floor(m + rng.random(m.shape))
         else:
