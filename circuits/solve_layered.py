@@ -55,8 +55,9 @@ def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | N
     1568-64-64-64-20 74 -> 26). With ``omega`` None, rho is measured once the plain sweeps' contraction
     has settled; a number fixes omega (1.0: plain block coordinate descent); networks without boxes
     always sweep plainly. A warm start does not reuse the free phase's omega: its error starts in the
-    fast modes, which plain sweeps remove at once and SOR only at the rate omega - 1 (a nudged 1568-256-256-20 took 10
-    sweeps with it, 8 without, 7 plain).
+    fast modes, which plain sweeps remove at once and SOR only at the rate omega - 1 (a nudged
+    1568-256-256-20 took 10 sweeps with it, 8 without, 7 plain); and the switch is made only where it
+    saves two sweeps or more of those still to go (a small nudge has few left).
     """
     L = net.n_connections
     B = x.shape[0]
@@ -197,13 +198,23 @@ def _sweeps(ops, const, layers, y, scaled=None):
                 mu2 = min((r + omega - 1.0) ** 2 / (r * omega**2), 0.99)
                 better = min(2.0 / (1.0 + np.sqrt(1.0 - mu2)), OMEGA_MAX)
                 refined = omega > 1.0
-                if better > omega and r > omega - 1.0:
+                # Switching costs about a sweep (the fast modes the plain sweeps had removed come back at
+                # the rate omega - 1): switch only where it saves two or more of the sweeps still to go.
+                if better > omega and r > omega - 1.0 and _sweeps_saved(change, tol, r, better - 1.0) >= 2.0:
                     omega, rate = better, None
                     estimate = not refined
                     continue
                 estimate = False
             rate = r
     return layers, sweep, change, omega
+
+
+def _sweeps_saved(change, tol, rate, new_rate) -> float:
+    """Sweeps from ``change`` down to ``tol`` at the current contraction ``rate`` minus those at ``new_rate``."""
+    if change <= tol:
+        return 0.0
+    decades = np.log(tol / change)
+    return decades / np.log(rate) - decades / np.log(max(new_rate, 1e-3))
 
 
 def _residual(net, totals, const, fwd, back, layers, y, beta):
