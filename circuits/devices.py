@@ -109,6 +109,16 @@ class DiodeModel:
         projected back on the box still lowers the energy (projected SOR). None for any other model."""
         return None
 
+    #: whether ``relax`` can over-relax this model's nodes (a model without a box needs a curvature bound)
+    relaxable = False
+
+    def relax(self, clamp, S, v_old, v_star, omega: float):
+        """v_old + omega (v_star - v_old) where that cannot raise the node's energy, v_star elsewhere.
+
+        v_star is the node's minimiser (``solve_clamp``) and S its resistive conductance. Only models with
+        ``relaxable`` implement it."""
+        raise NotImplementedError
+
     def spice_lines(self, suffix: str, options, stand_in=None) -> tuple:
         """(subcircuit body lines, model lines, notes) of the neuron ``neuron{suffix} node hi lo``."""
         raise NotImplementedError
@@ -335,6 +345,27 @@ class ShockleyDiode(DiodeModel):
             return v.reshape(shape)
         result[idx] = v
         return result.reshape(shape)
+
+    relaxable = True
+
+    def relax(self, clamp, S, v_old, v_star, omega: float):
+        """Over-relaxed where a curvature bound guarantees descent, v_star elsewhere.
+
+        The node's energy has curvature S2 + g(v) (S2 = S + 2 GMIN, g the junctions' conductance). From v_old
+        to v_star it falls by at least S2 d^2 / 2 (d = v_star - v_old); past v_star to the relaxed point it
+        rises by at most (S2 + g_max) (omega - 1)^2 d^2 / 2, with g_max the largest conductance on that
+        segment. So the step is taken where (omega - 1)^2 (S2 + g_max) <= S2. g_up grows with v and g_down
+        falls, so g_max <= g_up(right end) + g_down(left end), and each junction's g is at most
+        IS / N vt max(exp(vd / N vt), e^-3) (the cubic tail stays below its value at the knee)."""
+        nvt, i_s = self.nvt, self.i_s
+        new = v_star + (omega - 1.0) * (v_star - v_old)
+        right, left = np.maximum(new, v_star), np.minimum(new, v_star)
+        floor = np.exp(-3.0)
+        g_up = np.maximum(np.exp(np.minimum((right - clamp.v_high) / nvt, EXP_CAP)), floor)
+        g_dn = np.maximum(np.exp(np.minimum((clamp.v_low - left) / nvt, EXP_CAP)), floor)
+        s2 = S + 2.0 * self.gmin
+        safe = (omega - 1.0) ** 2 * (s2 + (i_s / nvt) * (g_up + g_dn)) <= s2
+        return np.where(safe, new, v_star)
 
     def spice_lines(self, suffix: str, options, stand_in=None) -> tuple:
         spice_vt = thermal_voltage(options.temp + 273.15)

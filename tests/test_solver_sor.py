@@ -6,7 +6,7 @@ import pickle
 import numpy as np
 import pytest
 
-from eqprop.circuits import InputError, energy, kcl_residual, layered, solve
+from eqprop.circuits import DiodeClamp, InputError, ShockleyDiode, energy, kcl_residual, layered, solve
 from eqprop.circuits.solve_layered import bcd
 
 
@@ -71,13 +71,53 @@ def test_energy_never_rises_from_sweep_to_sweep(omega):
             last = e
 
 
-def test_smooth_diodes_sweep_plainly():
-    """A Shockley layer's step is a Newton solve of an exponential, not a projection: no over-relaxation."""
-    net, x, _ = _case([32, 24, 24, 10], diode="shockley")
-    eq = solve(net, x)
-    assert eq.info["omega"] == 1.0
+def test_piecewise_diodes_sweep_plainly():
+    """A piecewise-linear diode's node energy has no box and no relaxation bound: no over-relaxation."""
     net, x, _ = _case([32, 24, 24, 10], diode="pwl")
     assert solve(net, x).info["omega"] == 1.0
+
+
+def _shockley_case(sizes, scale):
+    net = layered(sizes, diode=ShockleyDiode(i_s=1e-7), rails=(-0.05, 0.05), gain=4.0, seed=3)
+    rng = np.random.default_rng(3)
+    return net, rng.uniform(0, scale, (16, net.n_features)), rng.uniform(-0.05, 0.05, (16, net.n_targets))
+
+
+@pytest.mark.parametrize("scale", [1.0, 8.0])  # 8 V/pixel: junctions far into conduction
+def test_shockley_layers_relax_where_the_curvature_bound_allows(scale):
+    """Relaxed steps are taken only where (omega - 1)^2 (S + g_max) <= S: the energy still never rises, the
+    equilibrium is the plain sweeps', and fewer sweeps are needed (measured here: 31 -> 20 at 1 V/pixel,
+    27 -> 19 at 8 V/pixel; conducting junctions already speed the plain sweeps up)."""
+    net, x, y = _shockley_case([32, 24, 24, 24, 10], scale)
+    src = net.encode_inputs(x)
+    ref = solve(net, x, tol=1e-13, max_iter=50_000, omega=1.0)
+    sor = solve(net, x, tol=1e-13, max_iter=50_000)
+    assert sor.info["omega"] > 1.0
+    assert np.abs(sor.voltages - ref.voltages).max() < 1e-11
+    assert sor.iterations <= 0.75 * ref.iterations, (sor.iterations, ref.iterations)
+    for omega in (None, 1.9):
+        last = None
+        for k in range(1, 30):
+            e = energy(net, src, bcd(net, x, None, 0.0, None, 1e-300, k, omega)[0])
+            if last is not None:
+                assert np.all(e <= last + 1e-12 * np.abs(last)), (omega, k)
+            last = e
+    b = float(net.weights[-1].mean())
+    nudged = solve(net, x, y, beta=b, init=sor, tol=1e-13, max_iter=50_000)
+    ref_n = solve(net, x, y, beta=b, init=ref, tol=1e-13, max_iter=50_000, omega=1.0)
+    assert np.abs(nudged.voltages - ref_n.voltages).max() < 1e-11
+
+
+def test_shockley_relaxation_refuses_unsafe_steps():
+    """Far up a junction's exponential the bound fails and the node takes its exact step."""
+    d = ShockleyDiode(i_s=1e-7)
+    clamp = DiodeClamp(d, -0.05, 0.05)
+    S = np.full(3, 1e-6)
+    v_old = np.array([0.0, 0.0, 0.0])
+    v_star = np.array([0.01, 0.2, -0.3])  # inside the rails; past the upper rail; past the lower one
+    out = d.relax(clamp, S, v_old, v_star, 1.5)
+    assert out[0] == pytest.approx(0.015)
+    assert out[1] == v_star[1] and out[2] == v_star[2]
 
 
 def test_omega_outside_the_convergent_range_is_refused():
