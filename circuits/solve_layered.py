@@ -46,7 +46,7 @@ def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | N
     on batch chunks in threads: they are many small array operations that numpy runs without the
     GIL, and one thread cannot keep both cores busy with them.
 
-    Where every layer's energy is quadratic on a box (linear nodes, ideal diodes: ``DiodeModel.box``),
+    Where a layer's energy is quadratic on a box (linear nodes, ideal diodes: ``DiodeModel.box``),
     the sweeps are projected SOR: each layer moves omega times its exact block step and is projected
     back on its box, which lowers the energy for any omega in (0, 2). Shockley layers
     (``DiodeModel.relaxable``) take the relaxed step on the nodes where the model's curvature bound
@@ -55,8 +55,8 @@ def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | N
     sweeps' contraction rate rho: omega = 2 / (1 + sqrt(1 - rho)), with rate omega - 1 instead of rho
     (measured free phases at tol 1e-10 V: 1568-100-20 11 sweeps -> 9, 1568-256-256-20 30 -> 16,
     1568-64-64-64-20 74 -> 26). With ``omega`` None, rho is measured once the plain sweeps' contraction
-    has settled; a number fixes omega (1.0: plain block coordinate descent); networks without boxes
-    always sweep plainly. A warm start does not reuse the free phase's omega: its error starts in the
+    has settled; a number fixes omega (1.0: plain block coordinate descent); a network with a layer of
+    neither kind (piecewise-linear diodes) always sweeps plainly. A warm start does not reuse the free phase's omega: its error starts in the
     fast modes, which plain sweeps remove at once and SOR only at the rate omega - 1 (a nudged
     1568-256-256-20 took 10 sweeps with it, 8 without, 7 plain); and the switch is made only where it
     saves two sweeps or more of those still to go (a small nudge has few left).
