@@ -55,8 +55,12 @@ class LavaOnchipIntBackend(LavaOnchipBackend):
                                       int_map=self.map, seed=self.seed * 100003 + self.batches)
         self.batches += 1
         if r["copy_mismatch"] != 0:
-            raise RuntimeError(f"the forward and backward copies of a conductance differ by {r['copy_mismatch']:g} "
-                               f"LSB after batch {self.batches}: the integer rule lost their symmetry")
+            from eqprop.neuromorphic import LavaError
+
+            raise LavaError(f"the forward and backward copies of a conductance differ by {r['copy_mismatch']:g} LSB "
+                            f"after batch {self.batches} of this backend: the bit-approximate engine lost their "
+                            "symmetry, so training stops here (a known, intermittent fault; see the README's "
+                            "lava-onchip-int section)")
         for p, new in zip(net.weights + net.biases, r["weights"] + r["biases"]):
             p[...] = new
         self.copy_mismatch = max(self.copy_mismatch, r["copy_mismatch"])

@@ -31,6 +31,11 @@ def _user_errors():
     return USER_ERRORS + (SpiceError, LavaError)
 
 
+def _simulator_errors():
+    """The errors of a simulator that fails during a run (ngspice, Lava), as opposed to a user's mistake."""
+    return tuple(e for e in _user_errors() if e not in USER_ERRORS)
+
+
 def _version(pkg):
     try:
         return md.version(pkg)
@@ -130,6 +135,11 @@ def cmd_train(args) -> int:
         where = f"its last checkpoint is {ckpt}" if ckpt.exists() else "no checkpoint was written yet"
         print(f"\neqprop train: interrupted; {where}. Continue with: eqprop train --resume {out}", file=sys.stderr)
         return 130
+    except _simulator_errors() as e:  # a simulator failed mid-run: say what is kept
+        ckpt = Path(out) / "checkpoint.npz"
+        where = f"the run's last checkpoint is {ckpt}" if ckpt.exists() else "no checkpoint was written yet"
+        print(f"eqprop train: error: {e}; {where}", file=sys.stderr)
+        return 2
     if last.get("test_accuracy") is not None:
         print(f"test accuracy {last['test_accuracy']:.4f} (error {100 * (1 - last['test_accuracy']):.2f}%); "
               f"run directory {out}")

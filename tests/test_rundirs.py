@@ -224,3 +224,29 @@ def test_demo_replaces_its_own_earlier_files_and_nothing_else(tmp_path):
     with pytest.raises(RunError, match="NOTES.txt"):
         demo(old, epochs=1, with_compare=False, progress=False, log=lambda *_: None)
     assert (old / "NOTES.txt").read_text() == "mine" and (old / "run" / "checkpoint.npz").exists()
+
+
+def test_a_simulator_failing_mid_run_ends_in_one_line_naming_the_checkpoint(tmp_path, monkeypatch, capsys):
+    """A Lava or ngspice failure during training (the bit-approximate engine's copy check, a model that
+    stops answering) is one line on stderr with the run's last checkpoint, not a traceback."""
+    from eqprop.backends.native import NativeBackend
+    from eqprop.experiments import cli
+    from eqprop.neuromorphic import LavaError
+
+    calls = {"n": 0}
+    settle = NativeBackend.settle
+
+    def failing(self, *a, **k):
+        calls["n"] += 1
+        if calls["n"] > 80:  # digits, 200 images, batch 32: 7 steps (21 settles) and an evaluation per epoch
+            raise LavaError("the model stopped answering")
+        return settle(self, *a, **k)
+
+    monkeypatch.setattr(NativeBackend, "settle", failing)
+    out = tmp_path / "run"
+    rc = cli.main(["train", "--hidden", "8", "--n-train", "200", "--n-test", "50", "--epochs", "20", "--out", str(out),
+                   "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2
+    assert err == [f"eqprop train: error: the model stopped answering; the run's last checkpoint is {out / 'checkpoint.npz'}"]
+    assert (out / "checkpoint.npz").exists()
