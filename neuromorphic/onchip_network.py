@@ -175,7 +175,13 @@ class OnchipTraining:
         net = self.net
         tag = "floating_pt" if self.map is None else "fixed_pt"
         try:
-            self.inputs.run(condition=RunSteps(num_steps=self.S * self.per_sample), run_cfg=Loihi2SimCfg(select_tag=tag))
+            if self.map is None:
+                cfg = Loihi2SimCfg(select_tag=tag)
+            else:  # Lava's model, its rounding stream seeded per run (dense.models.seeded_rounding_model)
+                from eqprop.neuromorphic.dense.models import seeded_rounding_model
+
+                cfg = Loihi2SimCfg(select_tag=tag, exception_proc_model_map={LearningDense: seeded_rounding_model()})
+            self.inputs.run(condition=RunSteps(num_steps=self.S * self.per_sample), run_cfg=cfg)
             fwd = [s.weights.get() for s in self.forward]
             bwd = [s.weights.get() for s in self.backward]
             bias = [s.weights.get() for s in self.bias]
