@@ -1,6 +1,7 @@
 """Which part of the bit-approximate engine's arithmetic costs accuracy? Host EqProp with one part at a time.
 
     python benchmarks/onchip_int_emulation.py [--seeds 0 1 2 3 4 5] [--epochs 10] [--n-train 320]
+                                              [--fixed-r 0.1 0.5 0.9]
 
 The training is ``eqprop train --dataset digits --momentum 0 --n-train 320`` (the runs the README compares
 ``--backend lava-onchip-int`` with), with two pieces of the integer path emulated on the host, each on or off:
@@ -9,7 +10,9 @@ The training is ``eqprop train --dataset digits --momentum 0 --n-train 320`` (th
   the start, the network first programmed to them, as ``program_network`` does): ``shared`` stochastic
   rounding with one random number per array and batch (Lava's ``ConnVarRandom`` draws one per step for a
   whole synapse array), ``shared-all`` (one number per batch for every array: Lava seeds every synapse
-  process alike), ``independent`` (one per synapse), ``nearest``, or ``float`` (no mantissas);
+  process alike), ``independent`` (one per synapse), ``nearest``, ``fixed-R`` (the same number R in every
+  batch: what Lava 0.10 did, whose rounding stream restarts from seed 2 in every run, and each batch is
+  a run; ``--fixed-r``), or ``float`` (no mantissas);
 - ``codes``: each sample's phase differences and sums, and the products P = d s, reach the statistics as
   7-bit stochastic codes the way the integer rule's epilogue sends them (``onchip_map``), with code LSBs
   fixed from the first batch (``fixed``, as on chip), recalibrated every batch (``recal``), or ``float``.
@@ -103,6 +106,8 @@ def mantissa_apply(rounding: str):
         m = (g + delta) / q
         if rounding == "shared":
             m = np.floor(m + rng.random())
+        elif rounding.startswith("fixed-"):
+            m = np.floor(m + float(rounding[6:]))
         elif rounding == "shared-all":  # a new number when the step reaches its first array again
             if draw.setdefault("first", id(g)) == id(g):
                 draw["r"] = rng.random()
@@ -141,11 +146,16 @@ def main(argv=None):
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4, 5])
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--n-train", type=int, default=320)
+    p.add_argument("--fixed-r", type=float, nargs="*", default=[],
+                   help="rows with the same rounding number R in every batch (R in [0, 1)), instead of the default rows")
     args = p.parse_args(argv)
+    if any(not 0.0 <= r < 1.0 for r in args.fixed_r):
+        raise SystemExit(f"--fixed-r takes numbers in [0, 1), got {args.fixed_r}")
+    rows = [("float", f"fixed-{r:g}") for r in args.fixed_r] or ROWS
     print(f"# digits 128-100-20, first {args.n_train} training images, {args.epochs} epochs, momentum 0, seeds {args.seeds}")
     print("| codes | rounding | test accuracy, last epoch (mean) | mean of the last 3 epochs | per seed, last epoch |")
     print("|---|---|---|---|---|")
-    for codes, rounding in ROWS:
+    for codes, rounding in rows:
         curves = [run(codes, rounding, s, args.epochs, args.n_train) for s in args.seeds]
         last = [c[-1] for c in curves]
         tail = [np.mean(c[-3:]) for c in curves]
