@@ -129,19 +129,14 @@ def _scaled(totals, const, fwd, back):
 
 def _box_solve(scaled, layers, c, box):
     """Exact minimiser of a box layer given its neighbours: T/S (from the scaled matrices) clipped to the box."""
-    const, fwd, back = scaled
-    if c + 1 < len(layers):
-        v = layers[c + 1] @ back[c + 1]
-        if c > 0:
-            v += layers[c - 1] @ fwd[c]
-        v += const[c]
-    elif c > 0:
-        v = layers[c - 1] @ fwd[c]
-        v += const[c]
-    else:
-        v = const[c].copy()
-    if np.isfinite(box[0]) or np.isfinite(box[1]):
-        np.clip(v, box[0], box[1], out=v)
+    return _clip(_drive(*scaled, layers, c), box)
+
+
+def _clip(v, box):
+    """v projected on the box (lo, hi) in place; a box of (-inf, inf) leaves it untouched."""
+    lo, hi = box
+    if np.isfinite(lo) or np.isfinite(hi):
+        np.clip(v, lo, hi, out=v)
     return v
 
 
@@ -159,10 +154,17 @@ def _chunks(B):
 
 
 def _drive(const, fwd, back, layers, c):
-    """T of layer c+1: sources/previous layer forward, next layer backward (gains folded in)."""
-    t = const[c] if c == 0 else layers[c - 1] @ fwd[c] + const[c]
+    """T of layer c+1: sources/previous layer forward, next layer backward (gains folded in). A fresh
+    array, summed in place (a layer-sized temporary per term costs page faults in every sweep)."""
     if c + 1 < len(layers):
-        t = layers[c + 1] @ back[c + 1] + t
+        t = layers[c + 1] @ back[c + 1]
+        if c > 0:
+            t += layers[c - 1] @ fwd[c]
+    elif c > 0:
+        t = layers[c - 1] @ fwd[c]
+    else:
+        return const[c].copy()
+    t += const[c]
     return t
 
 
@@ -194,9 +196,7 @@ def _sweeps(ops, const, layers, y, scaled=None):
             if omega != 1.0:
                 d *= omega - 1.0
                 new += d  # old + omega * (exact block step)
-                lo, hi = boxes[c]
-                if np.isfinite(lo) or np.isfinite(hi):
-                    np.clip(new, lo, hi, out=new)
+                _clip(new, boxes[c])
                 step *= omega
             change = max(change, step)
             layers[c] = new

@@ -27,7 +27,8 @@ def solve(network, x, y=None, beta: float = 0.0, init=None, *, tol: float = 1e-1
     init: an Equilibrium or (batch, n_free) voltages to warm-start from (the nudged phase starts from
     the free one); tol: voltage change (V) at which the solve stops; max_iter: sweeps / iterations
     before a ConvergenceError naming the worst sample; omega: over-relaxation of the layered sweeps where
-    every layer is linear or ideal-diode clamped (projected SOR): None measures the best factor on the
+    every layer's diode model allows it (linear and ideal-diode layers: projected SOR; Shockley layers
+    node by node where a curvature bound guarantees descent): None measures the best factor on the
     first sweeps, 1.0 gives plain block coordinate descent, a number in (0, 2) fixes it. The factor used
     is in ``Equilibrium.info['omega']``.
     """
