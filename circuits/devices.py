@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import kernels
 from .errors import NetworkError
 
 # ngspice's constants (CODATA 2014), not the 2019 SI values: vt differs by 3e-7 relative, which moves a
@@ -118,6 +119,19 @@ class DiodeModel:
         v_star is the node's minimiser (``solve_clamp``) and S its resistive conductance. Only models with
         ``relaxable`` implement it."""
         raise NotImplementedError
+
+    def layer_update(self, clamp):
+        """A compiled update of a whole layer of these neurons for the layered solver (``circuits.kernels``),
+        or None where its numpy path serves (numba missing, or no kernel for this model). The function takes
+        (ta, tb, k, v, terms, S, inv_s, omega, tol): the drive T = k + ta + tb (``terms`` of ta, tb given), the
+        nodes' resistive conductance S and 1/S, and moves v in place to the nodes' minimisers, over-relaxed by
+        omega where ``relax`` (or the box) allows; it returns the step the sweeps' stopping test reads (the
+        numpy path's: omega x the largest exact step on a box, the largest move otherwise). A model with a
+        box needs nothing more: the box kernel serves it."""
+        box = self.box(clamp)
+        if box is None or not kernels.available():
+            return None
+        return kernels.box_layer(*box)
 
     def spice_lines(self, suffix: str, options, stand_in=None) -> tuple:
         """(subcircuit body lines, model lines, notes) of the neuron ``neuron{suffix} node hi lo``."""
@@ -271,6 +285,36 @@ class ShockleyDiode(DiodeModel):
                 g_sum[rev] += (3.0 * i_s) * arg * r - (i_s / nvt) * e[rev]
         return i_net.reshape(shape), g_sum.reshape(shape)
 
+    @property
+    def vcrit(self) -> float:
+        """SPICE's critical junction voltage N vt ln(N vt / (sqrt(2) IS)), where the exponential's curvature
+        makes a plain Newton step unreliable (``limit``)."""
+        return self.nvt * np.log(self.nvt / (np.sqrt(2.0) * self.i_s))
+
+    def limit(self, v, new, v_high: float, v_low: float):
+        """SPICE's junction limiting (pnjlim) of a Newton step from v to new, in place on new.
+
+        A step that drives a junction forward past vcrit by more than 2 N vt lands far up the exponential,
+        from where Newton crawls back about N vt per iteration (a node driven to T/S = -6 V from 0 V was
+        still 1.2 V past its rail after 100 iterations). Such a step is shortened to the junction voltage
+        vd_old + N vt ln(1 + (vd_new - vd_old) / N vt) (from a forward-biased start), or N vt ln(vd_new / N vt)
+        (from a reverse-biased one). Only forward steps are limited: from above its root Newton does not
+        overshoot."""
+        nvt, crit = self.nvt, self.vcrit
+        for sign, rail in ((1.0, v_high), (-1.0, v_low)):
+            od, nd = sign * (v - rail), sign * (new - rail)
+            lim = np.nonzero((nd > crit) & (nd - od > 2.0 * nvt))[0] if np.ndim(new) else None
+            if lim is None:
+                if nd > crit and nd - od > 2.0 * nvt:
+                    nd = od + nvt * np.log1p((nd - od) / nvt) if od > 0 else nvt * np.log(nd / nvt)
+                    new = rail + sign * nd
+                continue
+            if lim.size:
+                o, n = od[lim], nd[lim]
+                n = np.where(o > 0, o + nvt * np.log1p((n - o) / nvt), nvt * np.log(n / nvt))
+                new[lim] = rail + sign * n
+        return new
+
     def current(self, vd):
         return self.junction(vd)[0] + self.gmin * np.asarray(vd, dtype=float)
 
@@ -288,7 +332,8 @@ class ShockleyDiode(DiodeModel):
         return np.where(vd < v0, reverse, forward(vd)) + 0.5 * self.gmin * vd**2
 
     def solve_clamp(self, clamp, S, T, v_prev=None, tol: float = 1e-14):
-        """Safeguarded Newton: the root lies between the rails' midpoint and T/S (f is increasing).
+        """Safeguarded Newton: the root lies between the rails' midpoint and T/S (f is increasing), and within
+        the junction's forward bound past a rail; steps are limited as SPICE limits them (``limit``).
 
         Each junction's current and conductance come from one evaluation per iteration (shared
         exponential); the diodes add i_up - i_down + GMIN (2V - v_high - v_low).
@@ -300,6 +345,10 @@ class ShockleyDiode(DiodeModel):
         free = T / S
         lo = np.minimum(free, clamp.v_mid)
         hi = np.maximum(free, clamp.v_mid)
+        # Past a rail the root's junction carries at most the drive's excess, T - S v_high (or S v_low - T):
+        # that bounds its voltage, and the bracket, to N vt ln(1 + excess / IS) past the rail.
+        np.minimum(hi, vh + self.nvt * np.log1p(np.maximum(T - S * vh, 0.0) / self.i_s), out=hi)
+        np.maximum(lo, vl - self.nvt * np.log1p(np.maximum(S * vl - T, 0.0) / self.i_s), out=lo)
         v = np.clip(free if v_prev is None else np.ravel(v_prev), lo, hi)
         scale = tol * max(1.0, abs(vh), abs(vl))
         # Newton's error after a step s is |f''| / (2 f') s^2 <= 0.67 s^2 / (N vt): f' >= g (the junctions'
@@ -321,8 +370,8 @@ class ShockleyDiode(DiodeModel):
             hi = np.where(pos, v, hi)
             lo = np.where(pos, lo, v)
             f /= df
-            step = v - f
-            # Bisect where Newton leaves the bracket (far up the exponential it overshoots).
+            step = self.limit(v, v - f, vh, vl)
+            # Bisect where Newton leaves the bracket.
             outside = (step < lo) | (step > hi)
             bisected = outside.any()
             if bisected:
@@ -366,6 +415,17 @@ class ShockleyDiode(DiodeModel):
         s2 = S + 2.0 * self.gmin
         safe = (omega - 1.0) ** 2 * (s2 + (i_s / nvt) * (g_up + g_dn)) <= s2
         return np.where(safe, new, v_star)
+
+    def layer_update(self, clamp):
+        """``solve_clamp`` and ``relax`` node by node in one compiled loop (``kernels.shockley_update``)."""
+        if not kernels.available():
+            return None
+        params = (clamp.v_low, clamp.v_high, self.i_s, self.nvt, self.gmin, EXP_CAP, self.vcrit)
+
+        def update(ta, tb, k, v, terms, S, inv_s, omega, tol):
+            return kernels.shockley_update(ta, tb, k, v, terms, S, *params, tol, omega, NEWTON_MAX_ITER)
+
+        return update
 
     def spice_lines(self, suffix: str, options, stand_in=None) -> tuple:
         spice_vt = thermal_voltage(options.temp + 273.15)

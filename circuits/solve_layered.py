@@ -80,9 +80,10 @@ def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | N
     estimate = boxes is not None and omega is None
     omega = 1.0 if boxes is None or omega is None else float(omega)
     # Box layers take T/S from matrices with 1/S folded in (one array pass less per layer and sweep).
+    updates = _layer_updates(net, totals, nudged, beta)
     all_boxes = boxes is not None and all(isinstance(b, tuple) for b in boxes)
-    scaled = _scaled(totals, const, fwd, back) if all_boxes else None
-    ops = (net, totals, fwd, back, nudged, beta, tol, max_sweeps, boxes, omega, estimate)
+    scaled = _scaled(totals, const, fwd, back) if all_boxes and not any(updates) else None
+    ops = (net, totals, fwd, back, nudged, beta, tol, max_sweeps, boxes, omega, estimate, updates)
 
     def run(bounds):
         lo, hi = bounds
@@ -100,6 +101,57 @@ def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | N
     change = max(r[2] for r in results)
     omega = max(r[3] for r in results)
     return layers, sweeps, change, lambda: _residual(net, totals, const, fwd, back, layers, y, beta), omega
+
+
+def _layer_updates(net: LayeredNetwork, totals, nudged: bool, beta: float):
+    """Per layer (update, S, 1/S) with its compiled update (``DiodeModel.layer_update``; linear nodes: the
+    unbounded box), or None where the numpy path serves: numba missing, a model without a kernel, or the
+    output pairs of a nudged phase (the pair cost couples V+ and V-). A nudged output layer of single nodes
+    is a layer of conductance S + beta driven by T + beta y (``_fused``)."""
+    from . import kernels
+
+    if not kernels.available():
+        return [None] * net.n_connections
+    out = []
+    for c, clamp in enumerate(net.neurons):
+        last_nudged = nudged and c == net.n_connections - 1
+        if last_nudged and net.readout != "nodes":
+            out.append(None)
+            continue
+        update = kernels.box_layer(-np.inf, np.inf) if clamp is None else clamp.diode.layer_update(clamp)
+        S = np.ascontiguousarray(totals[c] + beta if last_nudged else totals[c], dtype=float)
+        out.append(None if update is None else (update, S, 1.0 / S))
+    return out
+
+
+def _fused(ops, const, layers, y):
+    """Per layer a function (layers, omega, tol) -> step running its compiled update, or None. Each keeps
+    buffers for its GEMMs (the drive from the layer above and from the one below), written in place."""
+    net, totals, fwd, back, nudged, beta = ops[:6]
+    updates = ops[-1]
+    L = len(layers)
+    B = layers[0].shape[0]
+    steps = []
+    for c, spec in enumerate(updates):
+        if spec is None:
+            steps.append(None)
+            continue
+        update, S, inv_s = spec
+        n = layers[c].shape[1]
+        k = const[c]
+        if nudged and c == L - 1:
+            k = k + beta * y
+        k = k if np.ndim(k) == 2 else np.broadcast_to(k, (B, n))
+        products = ([(c + 1, back[c + 1])] if c + 1 < L else []) + ([(c - 1, fwd[c])] if c > 0 else [])
+        bufs = [np.empty((B, n)) for _ in products]
+
+        def step(layers, omega, tol, c=c, update=update, S=S, inv_s=inv_s, k=k, products=products, bufs=bufs):
+            t = [np.matmul(layers[src], w, out=buf) for (src, w), buf in zip(products, bufs)]
+            ta = t[0] if t else k
+            return update(ta, t[-1] if t else k, k, layers[c], len(t), S, inv_s, omega, tol)
+
+        steps.append(step)
+    return steps
 
 
 def _boxes(net: LayeredNetwork, nudged: bool):
@@ -169,14 +221,18 @@ def _drive(const, fwd, back, layers, c):
 
 
 def _sweeps(ops, const, layers, y, scaled=None):
-    net, totals, fwd, back, nudged, beta, tol, max_sweeps, boxes, omega, estimate = ops
+    net, totals, fwd, back, nudged, beta, tol, max_sweeps, boxes, omega, estimate, _ = ops
     L = len(layers)
+    fused = _fused(ops, const, layers, y)
     change, sweep, rate = np.inf, 0, None
     for sweep in range(1, max_sweeps + 1):
         # Inexact early sweeps: a per-node Newton solve need not be finer than the sweep's progress.
         inner_tol = max(NEWTON_TOL, min(1e-6, 1e-3 * change))
         last, change = change, 0.0
         for c in range(L):
+            if fused[c] is not None:  # one compiled pass over the layer, in place
+                change = max(change, fused[c](layers, omega, inner_tol))
+                continue
             old = layers[c]
             if c == L - 1 and nudged:
                 new = _solve_output_nudged(net, totals[c], _drive(const, fwd, back, layers, c), old, y, beta,

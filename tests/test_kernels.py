@@ -1,0 +1,113 @@
+"""The layered solver's compiled per-layer updates (circuits/kernels.py) against its numpy path: the same
+equilibrium, sweep for sweep, on every kind of layer the kernels serve, and the numpy path wherever they do not."""
+import numpy as np
+import pytest
+
+from eqprop.circuits import PiecewiseLinearDiode, ShockleyDiode, kernels, layered, solve
+from eqprop.circuits import solve_layered
+
+pytestmark = pytest.mark.skipif(not kernels.available(), reason="numba is not installed")
+
+
+def _case(sizes, diode, seed=0, scale=4.0, B=40, **kw):
+    net = layered(sizes, diode=diode, rails=(-0.05, 0.05), gain=4.0, seed=seed, **kw)
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0, scale, (B, net.n_features))
+    y = rng.uniform(-0.05, 0.05, (B, net.n_targets))
+    return net, x, y
+
+
+def _both(monkeypatch, fn):
+    monkeypatch.setenv("EQPROP_KERNELS", "numpy")
+    ref = fn()
+    monkeypatch.setenv("EQPROP_KERNELS", "")
+    return ref, fn()
+
+
+CASES = [
+    ([48, 30, 10], "ideal", {}),
+    ([48, 24, 24, 24, 10], "ideal", {}),
+    ([48, 30, 10], ShockleyDiode(i_s=1e-7), {}),
+    ([48, 24, 24, 10], ShockleyDiode(i_s=1e-9, n=1.5), {}),
+    ([48, 30, 10], ShockleyDiode(i_s=1e-7), {"output_diodes": True, "readout": "nodes"}),
+    ([48, 30, 10], "ideal", {"output_diodes": True, "readout": "nodes"}),
+    ([48, 20, 20, 10], "ideal", {"hidden_pairs": True}),
+    ([48, 30, 10], None, {}),
+]
+
+
+@pytest.mark.parametrize("sizes,diode,kw", CASES)
+def test_kernels_give_the_numpy_equilibrium(monkeypatch, sizes, diode, kw):
+    net, x, y = _case(sizes, diode, **kw)
+    b = float(net.weights[-1].mean())
+
+    def phases():
+        free = solve(net, x, tol=1e-12, max_iter=20_000)
+        return [free] + [solve(net, x, y, beta=s * b, init=free, tol=1e-12, max_iter=20_000) for s in (1, -1)]
+
+    ref, fused = _both(monkeypatch, phases)
+    for r, f in zip(ref, fused):
+        assert np.abs(r.voltages - f.voltages).max() < 1e-11
+        assert abs(r.iterations - f.iterations) <= 1
+        assert f.residual < 1e-15 and np.isfinite(f.info["omega"])
+
+
+def test_kernels_serve_the_layers_they_can_and_numpy_the_rest(monkeypatch):
+    from eqprop.circuits.energy import node_conductance
+
+    net, _, _ = _case([48, 30, 30, 10], ShockleyDiode(i_s=1e-7))
+    totals = node_conductance(net)
+    free = solve_layered._layer_updates(net, totals, nudged=False, beta=0.0)
+    assert all(u is not None for u in free)
+    nudged = solve_layered._layer_updates(net, totals, nudged=True, beta=1e-7)
+    assert nudged[-1] is None and all(u is not None for u in nudged[:-1])  # output pairs: the numpy 2x2 solve
+    pwl, _, _ = _case([48, 30, 10], PiecewiseLinearDiode())
+    assert solve_layered._layer_updates(pwl, node_conductance(pwl), False, 0.0)[0] is None  # no kernel
+    monkeypatch.setenv("EQPROP_KERNELS", "numpy")
+    assert not kernels.available()
+    assert all(u is None for u in solve_layered._layer_updates(net, totals, False, 0.0))
+
+
+def test_a_warm_start_is_not_written_in_place():
+    """The kernels move the layers in place: on the solver's own copy, never on the caller's arrays."""
+    net, x, y = _case([48, 30, 10], "ideal")
+    free = solve(net, x)
+    before = free.voltages.copy()
+    init = free.voltages.copy()
+    solve(net, x, y, beta=1e-7, init=free)
+    solve(net, x, y, beta=1e-7, init=init)
+    assert np.array_equal(free.voltages, before) and np.array_equal(init, before)
+
+
+def test_box_kernel_is_one_projected_sor_step():
+    """The kernel against the formula it implements, on a hand-sized layer: x = clip(T/S), v + omega (x - v)
+    clipped, and omega max |x - v| returned."""
+    rng = np.random.default_rng(1)
+    ta, tb = rng.normal(size=(5, 4)), rng.normal(size=(5, 4))
+    k = np.broadcast_to(rng.normal(size=4), (5, 4))
+    S = rng.uniform(1, 3, 4)
+    v = rng.uniform(-0.5, 0.5, (5, 4))
+    exact = np.clip((ta + tb + k) / S, -0.4, 0.4)
+    want = np.clip(v + 1.5 * (exact - v), -0.4, 0.4)
+    step = kernels.box_update(ta, tb, k, v0 := v.copy(), 2, 1.0 / S, -0.4, 0.4, 1.5)
+    assert np.allclose(v0, want, atol=1e-15) and step == pytest.approx(1.5 * np.abs(exact - v).max(), rel=1e-14)
+    one = v.copy()
+    kernels.box_update(ta, tb, k, one, 1, 1.0 / S, -0.4, 0.4, 1.0)  # one term: tb ignored
+    assert np.allclose(one, np.clip((ta + k) / S, -0.4, 0.4), atol=1e-15)
+
+
+def test_shockley_kernel_solves_each_node():
+    """Each node's KCL S V - T + I_clamp(V) = 0 holds after one call at omega 1, from any start."""
+    from eqprop.circuits import DiodeClamp
+
+    diode = ShockleyDiode(i_s=1e-7)
+    clamp = DiodeClamp(diode, -0.05, 0.05)
+    rng = np.random.default_rng(2)
+    S = rng.uniform(1e-6, 3e-6, 6)
+    T = rng.normal(0, 3e-7, (7, 6)) + rng.choice([-1, 1], (7, 6)) * 1e-5  # a share far forward-biased
+    v = rng.uniform(-0.3, 0.3, (7, 6))
+    update = diode.layer_update(clamp)
+    update(T, T, np.zeros((7, 6)), v, 1, S, 1.0 / S, 1.0, 1e-14)
+    kcl = S * v - T + clamp.current(v)
+    assert np.abs(kcl).max() < 1e-16
+    assert np.allclose(v, clamp.solve(S, T), atol=1e-13)
