@@ -64,7 +64,7 @@ def gemm_calls(net, x):
 
     The shapes are the solver's (``circuits.solve_layered``): x (B, features) @ (G+ - G-) once, then per
     sweep, for every connection between free layers, layer c @ (a W) forward and layer c+1 @ (W^T / a)
-    backward, contiguous as the solver holds them."""
+    backward, contiguous as the solver holds them, each written into a kept buffer."""
     from eqprop.circuits.solve_layered import source_drive
 
     B = x.shape[0]
@@ -72,11 +72,13 @@ def gemm_calls(net, x):
     fwd = [net.gains[c] * net.signed_weights(c) for c in range(1, L)]
     back = [np.ascontiguousarray(net.signed_weights(c).T) / net.gains[c] for c in range(1, L)]
     layers = [np.zeros((B, n)) for n in net.free_sizes]
+    out_f = [np.empty((B, net.free_sizes[c])) for c in range(1, L)]
+    out_b = [np.empty((B, net.free_sizes[c - 1])) for c in range(1, L)]
 
-    def sweep():
+    def sweep():  # into kept buffers, as the solver's compiled path does: no allocation in the bound
         for c in range(1, L):
-            layers[c - 1] @ fwd[c - 1]
-            layers[c] @ back[c - 1]
+            np.matmul(layers[c - 1], fwd[c - 1], out=out_f[c - 1])
+            np.matmul(layers[c], back[c - 1], out=out_b[c - 1])
 
     return (lambda: source_drive(net, x)), sweep
 

@@ -138,8 +138,10 @@ def shockley_update(ta, tb, k, v, terms, S, vl, vh, i_s, nvt, gmin, exp_cap, vcr
             free = t / s
             lo = min(free, mid)
             hi = max(free, mid)
-            hi = min(hi, vh + nvt * math.log1p(max(t - s * vh, 0.0) / i_s))  # the junctions' forward bound
-            lo = max(lo, vl - nvt * math.log1p(max(s * vl - t, 0.0) / i_s))
+            if t > s * vh:  # driven past a rail: the junction's forward bound (``ShockleyDiode.solve_clamp``)
+                hi = min(hi, vh + nvt * math.log1p((t - s * vh) / i_s))
+            elif t < s * vl:
+                lo = max(lo, vl - nvt * math.log1p((s * vl - t) / i_s))
             old = v[i, j]
             x = min(max(old, lo), hi)
             t2 = t + gmin * (vh + vl)

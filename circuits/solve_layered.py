@@ -44,7 +44,11 @@ def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | N
 
     The source projection runs once on the whole batch (BLAS uses every core); the sweeps then run
     on batch chunks in threads: they are many small array operations that numpy runs without the
-    GIL, and one thread cannot keep both cores busy with them.
+    GIL, and one thread cannot keep both cores busy with them. Each layer's update is its two GEMMs, written
+    into buffers kept for the solve, then one compiled pass over the layer (``DiodeModel.layer_update``,
+    ``circuits/kernels.py``: drive, node solve, over-relaxation, projection and stopping test together);
+    layers without a kernel (piecewise-linear diodes, nudged output pairs) and installs without numba take
+    the numpy path, which gives the same equilibrium to the tolerance.
 
     Where a layer's energy is quadratic on a box (linear nodes, ideal diodes: ``DiodeModel.box``),
     the sweeps are projected SOR: each layer moves omega times its exact block step and is projected
