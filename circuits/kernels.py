@@ -44,23 +44,36 @@ def box_update(ta, tb, k, v, terms, inv_s, lo, hi, omega):
                 x += ta[i, j]
             if terms > 1:
                 x += tb[i, j]
-            x *= inv_s[j]
-            if x < lo:
-                x = lo
-            elif x > hi:
-                x = hi
+            x = min(max(x * inv_s[j], lo), hi)  # branch-free: a trained layer has most nodes on a rail
             old = v[i, j]
             d = x - old
-            a = abs(d)
-            if a > step:
-                step = a
+            step = max(step, abs(d))
             if relax:
-                x = old + omega * d
-                if x < lo:
-                    x = lo
-                elif x > hi:
-                    x = hi
+                x = min(max(old + omega * d, lo), hi)
             v[i, j] = x
+    return step * omega
+
+
+@_compile
+def pairs_update(ta, k, v, S, beta, y, omega):
+    """Nudged linear output pairs, in place on v (B, 2h): each pair (V+, V-) solves its 2x2 system exactly
+    (the pair cost beta (y - V+ + V-)^2 / 2 couples them: ``solve_layered._solve_output_nudged``), then moves
+    omega times that step; returns omega max |exact step|. T = ta + k (k may be a row broadcast)."""
+    B, n = v.shape
+    h = n // 2
+    step = 0.0
+    for i in range(B):
+        for j in range(h):
+            s1 = S[j] + beta
+            s2 = S[j + h] + beta
+            r1 = ta[i, j] + k[i, j] + beta * y[i, j]
+            r2 = ta[i, j + h] + k[i, j + h] - beta * y[i, j]
+            det = s1 * s2 - beta * beta
+            for jj, x in ((j, (s2 * r1 + beta * r2) / det), (j + h, (beta * r1 + s1 * r2) / det)):
+                old = v[i, jj]
+                d = x - old
+                step = max(step, abs(d))
+                v[i, jj] = old + omega * d if omega != 1.0 else x
     return step * omega
 
 

@@ -109,8 +109,9 @@ def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | N
 
 def _layer_updates(net: LayeredNetwork, totals, nudged: bool, beta: float):
     """Per layer (update, S, 1/S) with its compiled update (``DiodeModel.layer_update``; linear nodes: the
-    unbounded box), or None where the numpy path serves: numba missing, a model without a kernel, or the
-    output pairs of a nudged phase (the pair cost couples V+ and V-). A nudged output layer of single nodes
+    unbounded box; linear output pairs of a nudged phase: "pairs", their 2x2 solves), or None where the
+    numpy path serves: numba missing, a model without a kernel, or clamped output pairs of a nudged phase
+    (solved half by half). A nudged output layer of single nodes
     is a layer of conductance S + beta driven by T + beta y (``_fused``)."""
     from . import kernels
 
@@ -120,7 +121,8 @@ def _layer_updates(net: LayeredNetwork, totals, nudged: bool, beta: float):
     for c, clamp in enumerate(net.neurons):
         last_nudged = nudged and c == net.n_connections - 1
         if last_nudged and net.readout != "nodes":
-            out.append(None)
+            # linear output pairs: their 2x2 solves in one pass; clamped pairs take the numpy path
+            out.append(("pairs", np.ascontiguousarray(totals[c], dtype=float), None) if clamp is None else None)
             continue
         update = kernels.box_layer(-np.inf, np.inf) if clamp is None else clamp.diode.layer_update(clamp)
         S = np.ascontiguousarray(totals[c] + beta if last_nudged else totals[c], dtype=float)
@@ -143,11 +145,14 @@ def _fused(ops, const, layers, y):
         update, S, inv_s = spec
         n = layers[c].shape[1]
         k = const[c]
+        products = ([(c + 1, back[c + 1])] if c + 1 < L else []) + ([(c - 1, fwd[c])] if c > 0 else [])
+        bufs = [np.empty((B, n)) for _ in products]
+        if update == "pairs":
+            steps.append(_pairs_step(c, S, np.broadcast_to(k, (B, n)), products, bufs, beta, y))
+            continue
         if nudged and c == L - 1:
             k = k + beta * y
         k = k if np.ndim(k) == 2 else np.broadcast_to(k, (B, n))
-        products = ([(c + 1, back[c + 1])] if c + 1 < L else []) + ([(c - 1, fwd[c])] if c > 0 else [])
-        bufs = [np.empty((B, n)) for _ in products]
 
         def step(layers, omega, tol, c=c, update=update, S=S, inv_s=inv_s, k=k, products=products, bufs=bufs):
             t = [np.matmul(layers[src], w, out=buf) for (src, w), buf in zip(products, bufs)]
@@ -156,6 +161,19 @@ def _fused(ops, const, layers, y):
 
         steps.append(step)
     return steps
+
+
+def _pairs_step(c, S, k, products, bufs, beta, y):
+    from .kernels import pairs_update
+
+    y = np.ascontiguousarray(y, dtype=float)
+    zero = np.zeros_like(k) if not products else None
+
+    def step(layers, omega, tol):
+        t = [np.matmul(layers[src], w, out=buf) for (src, w), buf in zip(products, bufs)]
+        return pairs_update(t[0] if t else zero, k, layers[c], S, float(beta), y, omega)
+
+    return step
 
 
 def _boxes(net: LayeredNetwork, nudged: bool):

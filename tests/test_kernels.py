@@ -33,6 +33,8 @@ CASES = [
     ([48, 30, 10], "ideal", {"output_diodes": True, "readout": "nodes"}),
     ([48, 20, 20, 10], "ideal", {"hidden_pairs": True}),
     ([48, 30, 10], None, {}),
+    ([48, 30, 10], "ideal", {"output_diodes": True}),  # clamped output pairs: numpy under a nudge
+    ([48, 10], "ideal", {}),  # no hidden layer: the outputs' drive is the sources alone
 ]
 
 
@@ -60,7 +62,9 @@ def test_kernels_serve_the_layers_they_can_and_numpy_the_rest(monkeypatch):
     free = solve_layered._layer_updates(net, totals, nudged=False, beta=0.0)
     assert all(u is not None for u in free)
     nudged = solve_layered._layer_updates(net, totals, nudged=True, beta=1e-7)
-    assert nudged[-1] is None and all(u is not None for u in nudged[:-1])  # output pairs: the numpy 2x2 solve
+    assert nudged[-1][0] == "pairs" and all(u is not None for u in nudged[:-1])  # linear pairs: 2x2 kernel
+    clamped, _, _ = _case([48, 30, 10], "ideal", output_diodes=True)  # clamped pairs: solved half by half
+    assert solve_layered._layer_updates(clamped, node_conductance(clamped), True, 1e-7)[-1] is None
     pwl, _, _ = _case([48, 30, 10], PiecewiseLinearDiode())
     assert solve_layered._layer_updates(pwl, node_conductance(pwl), False, 0.0)[0] is None  # no kernel
     monkeypatch.setenv("EQPROP_KERNELS", "numpy")
