@@ -54,6 +54,14 @@ class Backend:
     def close(self) -> None:
         """Releases simulators and processes; the backend cannot be used afterwards."""
 
+    def state(self) -> dict:
+        """What the backend itself must carry over a resume to continue as an uninterrupted run would (JSON
+        types; saved in the checkpoint): {} for a backend whose state is its network."""
+        return {}
+
+    def load_state(self, state: dict) -> None:
+        """Restores ``state()`` from a checkpoint; ``state`` is {} for checkpoints that hold none."""
+
     def physical_figures(self, x, capacitance: float = 1e-12) -> dict:
         """Figures only this backend can give for inputs x (power, energy, messages; ``capacitance``: farads
         per node where settling time matters); {} if none."""

@@ -66,6 +66,19 @@ class LavaOnchipIntBackend(LavaOnchipBackend):
         self.copy_mismatch = max(self.copy_mismatch, r["copy_mismatch"])
         return readout(net, r["free_out"])
 
+    def state(self) -> dict:
+        """The integer mapping fixed by the run's first batch and the batch count (each batch's rounding seed
+        derives from it): a resumed run keeps both, as a chip keeps its converters' ranges."""
+        from dataclasses import asdict
+
+        return {"batches": self.batches, "map": None if self.map is None else _plain(asdict(self.map))}
+
+    def load_state(self, state: dict) -> None:
+        from eqprop.neuromorphic.onchip_map import IntOnchipMap
+
+        self.batches = int(state.get("batches", 0))
+        self.map = IntOnchipMap(**state["map"]) if state.get("map") else None
+
     @classmethod
     def check_config(cls, cfg) -> None:
         for a in cfg.gains():
@@ -77,3 +90,16 @@ class LavaOnchipIntBackend(LavaOnchipBackend):
     @classmethod
     def from_config(cls, network, cfg) -> "LavaOnchipIntBackend":
         return cls(network, tol=cfg.tol, seed=cfg.seed)
+
+
+def _plain(value):
+    """numpy scalars and tuples as JSON's ints, floats and lists."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    return value

@@ -89,7 +89,8 @@ def box_layer(lo: float, hi: float):
 
 @_compile
 def _pair(v, vh, vl, i_s, nvt, knee, e_gap, cap, tail):
-    """(i_up - i_down, g_up + g_down) of a node's two junctions (``ShockleyDiode.pair_terms``, one node)."""
+    """(i_up - i_down, g_up + g_down, e_up, e_dn) of a node's two junctions (``ShockleyDiode.pair_terms``,
+    one node), with the junctions' exponentials (capped) for ``shockley_update``'s relaxation test."""
     z = (v - vh) / nvt
     if z > 700.0:
         z = 700.0
@@ -116,7 +117,7 @@ def _pair(v, vh, vl, i_s, nvt, knee, e_gap, cap, tail):
         arg = q * q * q
         i_net -= -i_s * (1.0 + arg) - i_s * (e_dn - 1.0)
         g += 3.0 * i_s * arg * r - (i_s / nvt) * e_dn
-    return i_net, g
+    return i_net, g, e_up, e_dn
 
 
 @_compile
@@ -125,9 +126,10 @@ def shockley_update(ta, tb, k, v, terms, S, vl, vh, i_s, nvt, gmin, exp_cap, vcr
     returns max |new - old|. Unscaled drive T = ta + tb + k; S[j] is node j's resistive conductance.
 
     Node by node the same safeguarded Newton as ``ShockleyDiode.solve_clamp`` (bracket between the rails'
-    midpoint and T/S and within the forward bound, SPICE's junction limiting, bisection where Newton leaves the bracket, a step below the
-    quadratic bound accepted) and the
-    same curvature test as ``ShockleyDiode.relax``."""
+    midpoint and T/S and within the forward bound, SPICE's junction limiting, bisection where Newton
+    leaves the bracket, a step below the
+    quadratic bound accepted) and ``ShockleyDiode.relax``'s curvature test, with the junctions' exponentials
+    bounded from the last Newton evaluation instead of evaluated again."""
     B, n = v.shape
     mid = 0.5 * (vl + vh)
     scale = tol * max(1.0, abs(vh), abs(vl))
@@ -158,8 +160,10 @@ def shockley_update(ta, tb, k, v, terms, S, vl, vh, i_s, nvt, gmin, exp_cap, vcr
             old = v[i, j]
             x = min(max(old, lo), hi)
             t2 = t + gmin * (vh + vl)
+            xe, e_up, e_dn = x, 1.0, 1.0
             for _ in range(max_iter):
-                i_net, g = _pair(x, vh, vl, i_s, nvt, knee, e_gap, cap, tail)
+                i_net, g, e_up, e_dn = _pair(x, vh, vl, i_s, nvt, knee, e_gap, cap, tail)
+                xe = x
                 f = s2 * x - t2 + i_net
                 if f > 0:
                     hi = x
@@ -186,8 +190,19 @@ def shockley_update(ta, tb, k, v, terms, S, vl, vh, i_s, nvt, gmin, exp_cap, vcr
                 new = x + w1 * (x - old)
                 right = max(new, x)
                 left = min(new, x)
-                g_up = max(math.exp(min((right - vh) / nvt, exp_cap)), floor)
-                g_dn = max(math.exp(min((vl - left) / nvt, exp_cap)), floor)
+                # The exponentials at the segment's ends from those of the last Newton evaluation at xe:
+                # exp(t) <= 1 + 2t on [0, 1.25], an upper bound, so the test stays safe (it may refuse a
+                # step the exact test takes) and late sweeps need no exponential for it.
+                du = max((right - xe) / nvt, 0.0)
+                dd = max((xe - left) / nvt, 0.0)
+                if du <= 1.0:
+                    g_up = max(e_up * (1.0 + 2.0 * du), floor)
+                else:
+                    g_up = max(math.exp(min((right - vh) / nvt, exp_cap)), floor)
+                if dd <= 1.0:
+                    g_dn = max(e_dn * (1.0 + 2.0 * dd), floor)
+                else:
+                    g_dn = max(math.exp(min((vl - left) / nvt, exp_cap)), floor)
                 if w1 * w1 * (s2 + (i_s / nvt) * (g_up + g_dn)) <= s2:
                     x = new
             a = abs(x - old)

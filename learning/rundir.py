@@ -244,7 +244,8 @@ def save_checkpoint(run_dir: Path, cfg, backend, trainer, history: list, positio
             "shapes": parameter_shapes(backend.network),
             "network": meta, "epoch": state["epoch"], "rng": state["rng"], "g_ref": state["g_ref"],
             "beta_abs": state["beta_abs"], "g_max": trainer.device.g_max if trainer.device else None,
-            "lr": trainer.lr[:len(trainer.lr) // 2], "history": history, "position": position}
+            "lr": trainer.lr[:len(trainer.lr) // 2], "history": history, "position": position,
+            "backend_state": backend.state()}
     arrays["info"] = np.frombuffer(json.dumps(info).encode(), dtype=np.uint8)
     buf = io.BytesIO()
     np.savez(buf, **arrays)
@@ -278,7 +279,8 @@ def load_checkpoint(run_dir: Path, cfg=None):
         state = {"velocity": [arrays[f"velocity_{i}"] for i in range(n_params)],
                  "d2d": [arrays.get(f"d2d_{i}") for i in range(n_params)],
                  "epoch": info["epoch"], "rng": info["rng"], "g_ref": info["g_ref"], "beta_abs": info["beta_abs"],
-                 "g_max": info["g_max"], "position": info.get("position"), "lr": info["lr"]}
+                 "g_max": info["g_max"], "position": info.get("position"), "lr": info["lr"],
+                 "backend_state": info.get("backend_state") or {}}
     except (KeyError, TypeError, ValueError) as e:
         raise RunError(f"{path} is incomplete or corrupt ({type(e).__name__}: {e}); restore it or start a new "
                        "run") from None

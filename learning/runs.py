@@ -118,6 +118,7 @@ def _loop(cfg, run_dir, ds, x_train, x_test, backend, state, history, progress, 
     position = state.get("position") if state else None  # a checkpoint from inside an epoch
     if state is not None:
         trainer.load_state(state)
+        backend.load_state(state["backend_state"])
         if history:  # killed between the checkpoint and the metrics files: bring them level with the checkpoint
             write_metrics(run_dir, history)
         where = f"epoch {trainer.epoch + 1}, step {position['steps'] + 1}" if position else f"epoch {trainer.epoch + 1}"

@@ -198,3 +198,25 @@ def test_bit_approximate_backend_trains_an_epoch_with_identical_copies():
         assert max(float(np.abs(p - s).max()) for p, s in zip(backend.parameters(), start)) > 0
     finally:
         backend.close()
+
+
+def test_bit_approximate_run_resumes_as_an_uninterrupted_run(tmp_path):
+    """The integer mapping is fixed by a run's first batch and every batch's rounding seed by its count: a
+    resumed run keeps both (``LavaOnchipIntBackend.state``), so it ends with the conductances of a run that
+    was never stopped. Before, a resume mapped the network again and restarted the seeds."""
+    from eqprop.learning.rundir import load_checkpoint
+    from eqprop.learning.runs import train
+    from eqprop.learning.trainer import TrainConfig
+
+    cfg = TrainConfig(backend="lava-onchip-int", dataset="digits", hidden=[8], epochs=2, n_train=16, n_test=16,
+                      batch_size=8, seed=0)
+    quiet = dict(progress=False, log=lambda *_: None)
+    train(cfg, tmp_path / "full", **quiet)
+    assert train(cfg, tmp_path / "cut", stop_after_steps=3, **quiet) == {"stopped": True}  # inside epoch 2
+    train(cfg, tmp_path / "cut", resume=True, **quiet)
+    full, state, _ = load_checkpoint(tmp_path / "full")
+    cut, cut_state, _ = load_checkpoint(tmp_path / "cut")
+    assert state["backend_state"]["batches"] == 4 == cut_state["backend_state"]["batches"]
+    assert state["backend_state"]["map"] == cut_state["backend_state"]["map"]
+    for a, b in zip(full.weights + full.biases, cut.weights + cut.biases):
+        np.testing.assert_array_equal(a, b)
