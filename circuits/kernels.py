@@ -14,6 +14,8 @@ from __future__ import annotations
 import math
 import os
 
+import numpy as np
+
 try:  # numba is a dependency; the numpy path remains for a broken or missing install
     from numba import njit
 except ImportError:  # pragma: no cover - exercised only without numba
@@ -37,13 +39,11 @@ def box_update(ta, tb, k, v, terms, inv_s, lo, hi, omega):
     B, n = v.shape
     step = 0.0
     relax = omega != 1.0
+    ca = 1.0 if terms > 0 else 0.0  # weights, not branches: a conditional load stops the loop's vectorisation
+    cb = 1.0 if terms > 1 else 0.0
     for i in range(B):
         for j in range(n):
-            x = k[i, j]
-            if terms > 0:
-                x += ta[i, j]
-            if terms > 1:
-                x += tb[i, j]
+            x = k[i, j] + ca * ta[i, j] + cb * tb[i, j]
             x = min(max(x * inv_s[j], lo), hi)  # branch-free: a trained layer has most nodes on a rail
             old = v[i, j]
             d = x - old
@@ -121,15 +121,89 @@ def _pair(v, vh, vl, i_s, nvt, knee, e_gap, cap, tail):
 
 
 @_compile
+def _shockley_node(t, s, old, vl, vh, i_s, nvt, gmin, exp_cap, vcrit, tol, w1, max_iter):
+    """One node: ``ShockleyDiode.solve_clamp``'s safeguarded Newton from ``old`` (bracket between the rails'
+    midpoint and T/S and within the junction's forward bound, SPICE's junction limiting, bisection where
+    Newton leaves the bracket, a step below the quadratic bound accepted), then ``ShockleyDiode.relax``'s
+    curvature test with the junctions' exponentials bounded from the last Newton evaluation."""
+    mid = 0.5 * (vl + vh)
+    scale = tol * max(1.0, abs(vh), abs(vl))
+    quadratic = max(scale, math.sqrt(scale * nvt / 0.75))
+    cap = math.exp(exp_cap)
+    e_gap = math.exp((vl - vh) / nvt)
+    knee = 3.0 * nvt
+    tail = knee / math.e
+    floor = math.exp(-3.0)
+    s2 = s + 2.0 * gmin
+    free = t / s
+    lo = min(free, mid)
+    hi = max(free, mid)
+    if t > s * vh:  # driven past a rail: the junction's forward bound (``ShockleyDiode.solve_clamp``)
+        hi = min(hi, vh + nvt * math.log1p((t - s * vh) / i_s))
+    elif t < s * vl:
+        lo = max(lo, vl - nvt * math.log1p((s * vl - t) / i_s))
+    x = min(max(old, lo), hi)
+    t2 = t + gmin * (vh + vl)
+    xe, e_up, e_dn = x, 1.0, 1.0
+    for _ in range(max_iter):
+        i_net, g, e_up, e_dn = _pair(x, vh, vl, i_s, nvt, knee, e_gap, cap, tail)
+        xe = x
+        f = s2 * x - t2 + i_net
+        if f > 0:
+            hi = x
+        else:
+            lo = x
+        nxt = x - f / (g + s2)
+        # SPICE's junction limiting (``ShockleyDiode.limit``) on both junctions
+        od, nd = x - vh, nxt - vh
+        if nd > vcrit and nd - od > 2.0 * nvt:
+            nd = od + nvt * math.log1p((nd - od) / nvt) if od > 0 else nvt * math.log(nd / nvt)
+            nxt = vh + nd
+        od, nd = vl - x, vl - nxt
+        if nd > vcrit and nd - od > 2.0 * nvt:
+            nd = od + nvt * math.log1p((nd - od) / nvt) if od > 0 else nvt * math.log(nd / nvt)
+            nxt = vl - nd
+        outside = nxt < lo or nxt > hi
+        if outside:
+            nxt = 0.5 * (lo + hi)
+        moved = abs(nxt - x)
+        x = nxt
+        if moved <= quadratic and not (outside and moved > scale):
+            break
+    if w1 != 0.0:  # over-relax where the curvature bound guarantees descent
+        new = x + w1 * (x - old)
+        right = max(new, x)
+        left = min(new, x)
+        # The exponentials at the segment's ends from those of the last Newton evaluation at xe:
+        # exp(t) <= 1 + 2t on [0, 1.25], an upper bound, so the test stays safe (it may refuse a
+        # step the exact test takes) and late sweeps need no exponential for it.
+        du = max((right - xe) / nvt, 0.0)
+        dd = max((xe - left) / nvt, 0.0)
+        if du <= 1.0:
+            g_up = max(e_up * (1.0 + 2.0 * du), floor)
+        else:
+            g_up = max(math.exp(min((right - vh) / nvt, exp_cap)), floor)
+        if dd <= 1.0:
+            g_dn = max(e_dn * (1.0 + 2.0 * dd), floor)
+        else:
+            g_dn = max(math.exp(min((vl - left) / nvt, exp_cap)), floor)
+        if w1 * w1 * (s2 + (i_s / nvt) * (g_up + g_dn)) <= s2:
+            x = new
+    return x
+
+
+@_compile
 def shockley_update(ta, tb, k, v, terms, S, vl, vh, i_s, nvt, gmin, exp_cap, vcrit, tol, omega, max_iter):
     """Exact (Newton) minimiser of every node of a Shockley layer, over-relaxed where safe, in place on v;
     returns max |new - old|. Unscaled drive T = ta + tb + k; S[j] is node j's resistive conductance.
 
-    Node by node the same safeguarded Newton as ``ShockleyDiode.solve_clamp`` (bracket between the rails'
-    midpoint and T/S and within the forward bound, SPICE's junction limiting, bisection where Newton
-    leaves the bracket, a step below the
-    quadratic bound accepted) and ``ShockleyDiode.relax``'s curvature test, with the junctions' exponentials
-    bounded from the last Newton evaluation instead of evaluated again."""
+    Row by row, a fast pass first takes one Newton step of every node from its start (the reverse tails and
+    the relaxation test as selects, not branches) and keeps it where it stays in the bracket and moves less
+    than the quadratic-convergence bound: the node is then within tolerance of its root, as ``solve_clamp``
+    would accept it. The other nodes (early sweeps, nodes far from their root) take the whole algorithm
+    (``_shockley_node``) from their start; while the fast pass keeps fewer than half of a row's nodes it is
+    skipped, and retried every 8 rows. (The loops do not vectorise: numba gives LLVM no aliasing facts for
+    this many arrays; a vectorised exponential is what would close the gap to ideal diodes.)"""
     B, n = v.shape
     mid = 0.5 * (vl + vh)
     scale = tol * max(1.0, abs(vh), abs(vl))
@@ -139,74 +213,78 @@ def shockley_update(ta, tb, k, v, terms, S, vl, vh, i_s, nvt, gmin, exp_cap, vcr
     knee = 3.0 * nvt
     tail = knee / math.e
     floor = math.exp(-3.0)
+    inv_nvt = 1.0 / nvt
+    g_unit = i_s / nvt
     w1 = omega - 1.0
+    tbuf = np.empty(n)
+    xbuf = np.empty(n)
+    ebuf = np.empty(n)
+    res = np.empty(n)
+    done = np.empty(n)
     step = 0.0
+    ca = 1.0 if terms > 0 else 0.0  # weights, not branches: cheaper than a test per node
+    cb = 1.0 if terms > 1 else 0.0
+    fast = True  # the fast pass pays where most nodes are near their root (late sweeps, warm starts)
     for i in range(B):
         for j in range(n):
-            s = S[j]
-            s2 = s + 2.0 * gmin
-            t = k[i, j]
-            if terms > 0:
-                t += ta[i, j]
-            if terms > 1:
-                t += tb[i, j]
-            free = t / s
-            lo = min(free, mid)
-            hi = max(free, mid)
-            if t > s * vh:  # driven past a rail: the junction's forward bound (``ShockleyDiode.solve_clamp``)
-                hi = min(hi, vh + nvt * math.log1p((t - s * vh) / i_s))
-            elif t < s * vl:
-                lo = max(lo, vl - nvt * math.log1p((s * vl - t) / i_s))
-            old = v[i, j]
-            x = min(max(old, lo), hi)
-            t2 = t + gmin * (vh + vl)
-            xe, e_up, e_dn = x, 1.0, 1.0
-            for _ in range(max_iter):
-                i_net, g, e_up, e_dn = _pair(x, vh, vl, i_s, nvt, knee, e_gap, cap, tail)
-                xe = x
-                f = s2 * x - t2 + i_net
-                if f > 0:
-                    hi = x
-                else:
-                    lo = x
+            t = k[i, j] + ca * ta[i, j] + cb * tb[i, j]
+            tbuf[j] = t
+            done[j] = 0.0
+        if fast or i % 8 == 0:  # off while it fails on most nodes; retried every 8 rows
+            accepted = 0.0
+            for j in range(n):  # the start and its exponential
+                t = tbuf[j]
+                free = t / S[j]
+                x = min(max(v[i, j], min(free, mid)), max(free, mid))
+                xbuf[j] = x
+                ebuf[j] = math.exp(min(max((x - vh) * inv_nvt, -700.0), 700.0))
+            for j in range(n):  # one Newton step and the relaxation test, as selects
+                t, x, s = tbuf[j], xbuf[j], S[j]
+                s2 = s + 2.0 * gmin
+                ea = ebuf[j]
+                e_up = min(ea, cap)
+                e_dn = min(e_gap / ea, cap)
+                i_net = i_s * (e_up - e_dn)
+                g = (e_up + e_dn) * g_unit
+                vd = min(x - vh, -knee)  # the upper junction's cubic reverse tail, where it applies
+                r = 1.0 / vd
+                q = tail * r
+                arg = q * q * q
+                on = 1.0 if x - vh < -knee else 0.0
+                i_net += on * (-i_s * (1.0 + arg) - i_s * (e_up - 1.0))
+                g += on * (3.0 * i_s * arg * r - g_unit * e_up)
+                vd = min(vl - x, -knee)  # the lower one's
+                r = 1.0 / vd
+                q = tail * r
+                arg = q * q * q
+                on = 1.0 if vl - x < -knee else 0.0
+                i_net -= on * (-i_s * (1.0 + arg) - i_s * (e_dn - 1.0))
+                g += on * (3.0 * i_s * arg * r - g_unit * e_dn)
+                f = s2 * x - (t + gmin * (vh + vl)) + i_net
+                free = t / s
+                lo = min(free, mid)
+                hi = max(free, mid)
+                hi = x if f > 0 else hi
+                lo = lo if f > 0 else x
                 nxt = x - f / (g + s2)
-                # SPICE's junction limiting (``ShockleyDiode.limit``) on both junctions
-                od, nd = x - vh, nxt - vh
-                if nd > vcrit and nd - od > 2.0 * nvt:
-                    nd = od + nvt * math.log1p((nd - od) / nvt) if od > 0 else nvt * math.log(nd / nvt)
-                    nxt = vh + nd
-                od, nd = vl - x, vl - nxt
-                if nd > vcrit and nd - od > 2.0 * nvt:
-                    nd = od + nvt * math.log1p((nd - od) / nvt) if od > 0 else nvt * math.log(nd / nvt)
-                    nxt = vl - nd
-                outside = nxt < lo or nxt > hi
-                if outside:
-                    nxt = 0.5 * (lo + hi)
-                moved = abs(nxt - x)
-                x = nxt
-                if moved <= quadratic and not (outside and moved > scale):
-                    break
-            if w1 != 0.0:  # over-relax where the curvature bound guarantees descent
-                new = x + w1 * (x - old)
-                right = max(new, x)
-                left = min(new, x)
-                # The exponentials at the segment's ends from those of the last Newton evaluation at xe:
-                # exp(t) <= 1 + 2t on [0, 1.25], an upper bound, so the test stays safe (it may refuse a
-                # step the exact test takes) and late sweeps need no exponential for it.
-                du = max((right - xe) / nvt, 0.0)
-                dd = max((xe - left) / nvt, 0.0)
-                if du <= 1.0:
-                    g_up = max(e_up * (1.0 + 2.0 * du), floor)
-                else:
-                    g_up = max(math.exp(min((right - vh) / nvt, exp_cap)), floor)
-                if dd <= 1.0:
-                    g_dn = max(e_dn * (1.0 + 2.0 * dd), floor)
-                else:
-                    g_dn = max(math.exp(min((vl - left) / nvt, exp_cap)), floor)
-                if w1 * w1 * (s2 + (i_s / nvt) * (g_up + g_dn)) <= s2:
-                    x = new
-            a = abs(x - old)
-            if a > step:
-                step = a
+                ok = (nxt >= lo) & (nxt <= hi) & (abs(nxt - x) <= quadratic)
+                old = v[i, j]
+                new = nxt + w1 * (nxt - old)
+                du = max((max(new, nxt) - x) * inv_nvt, 0.0)
+                dd = max((x - min(new, nxt)) * inv_nvt, 0.0)
+                g_up = max(e_up * (1.0 + 2.0 * du), floor)
+                g_dn = max(e_dn * (1.0 + 2.0 * dd), floor)
+                safe = (du <= 1.0) & (dd <= 1.0) & (w1 * w1 * (s2 + g_unit * (g_up + g_dn)) <= s2)
+                res[j] = new if safe else nxt
+                done[j] = 1.0 if ok else 0.0
+                accepted += done[j]
+            fast = accepted >= 0.5 * n
+        for j in range(n):  # the rest take the whole algorithm
+            old = v[i, j]
+            if done[j] != 0.0:
+                x = res[j]
+            else:
+                x = _shockley_node(tbuf[j], S[j], old, vl, vh, i_s, nvt, gmin, exp_cap, vcrit, tol, w1, max_iter)
+            step = max(step, abs(x - old))
             v[i, j] = x
     return step
