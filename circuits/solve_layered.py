@@ -47,8 +47,8 @@ def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | N
     GIL, and one thread cannot keep both cores busy with them. Each layer's update is its two GEMMs, written
     into buffers kept for the solve, then one compiled pass over the layer (``DiodeModel.layer_update``,
     ``circuits/kernels.py``: drive, node solve, over-relaxation, projection and stopping test together);
-    layers without a kernel (piecewise-linear diodes, nudged output pairs) and installs without numba take
-    the numpy path, which gives the same equilibrium to the tolerance.
+    layers without a kernel (piecewise-linear diodes, clamped output pairs under a nudge) and installs
+    without numba take the numpy path, which gives the same equilibrium to the tolerance.
 
     Where a layer's energy is quadratic on a box (linear nodes, ideal diodes: ``DiodeModel.box``),
     the sweeps are projected SOR: each layer moves omega times its exact block step and is projected
@@ -111,8 +111,8 @@ def _layer_updates(net: LayeredNetwork, totals, nudged: bool, beta: float):
     """Per layer (update, S, 1/S) with its compiled update (``DiodeModel.layer_update``; linear nodes: the
     unbounded box; linear output pairs of a nudged phase: "pairs", their 2x2 solves), or None where the
     numpy path serves: numba missing, a model without a kernel, or clamped output pairs of a nudged phase
-    (solved half by half). A nudged output layer of single nodes
-    is a layer of conductance S + beta driven by T + beta y (``_fused``)."""
+    (solved half by half). A nudged output layer of single nodes is a layer of conductance S + beta driven
+    by T + beta y (``_fused``)."""
     from . import kernels
 
     if not kernels.available():
