@@ -27,7 +27,10 @@ def available() -> bool:
 
 
 def _compile(fn):
-    return fn if njit is None else njit(nogil=True, cache=True, fastmath=False)(fn)
+    # error_model="numpy": a division by zero gives inf or nan, as in numpy (the solver checks the result for
+    # finiteness), instead of Python's check and exception before every division, which stops LLVM from
+    # vectorising a loop.
+    return fn if njit is None else njit(nogil=True, cache=True, fastmath=False, error_model="numpy")(fn)
 
 
 @_compile
@@ -120,6 +123,31 @@ def _pair(v, vh, vl, i_s, nvt, knee, e_gap, cap, tail):
     return i_net, g, e_up, e_dn
 
 
+FAST_ITERATIONS = 4  # Newton steps the fast pass takes before leaving a node to the whole algorithm
+LOG2E = 1.4426950408889634
+LN2_HI = 6.93147180369123816490e-01  # ln 2 in two parts (fdlibm): k ln 2 is exact in the high part
+LN2_LO = 1.90821492927058770002e-10
+# 1 / m!: exp's Taylor polynomial to degree 13 on |r| <= ln 2 / 2, within 2e-16 relative
+_F2, _F3, _F4, _F5, _F6, _F7, _F8, _F9, _F10, _F11, _F12, _F13 = (1.0 / math.factorial(m) for m in range(2, 14))
+
+
+@_compile
+def _exp_rows(work, bits):
+    """work[2] = exp(work[2]) for |work[2]| <= 700 without libm: exp(z) = p(r) 2^k, z = k ln 2 + r, with 2^k
+    built in its float64 bits. Plain arithmetic, so the loops vectorise (a libm call does not)."""
+    n = work.shape[1]
+    for j in range(n):
+        z = work[2, j]
+        k = math.floor(z * LOG2E + 0.5)
+        r = (z - k * LN2_HI) - k * LN2_LO
+        work[2, j] = (((((((((((((_F13 * r + _F12) * r + _F11) * r + _F10) * r + _F9) * r + _F8) * r + _F7) * r
+                              + _F6) * r + _F5) * r + _F4) * r + _F3) * r + _F2) * r + 1.0) * r + 1.0)
+        bits[j] = (np.int64(k) + 1023) << 52
+    pow2 = bits.view(np.float64)
+    for j in range(n):
+        work[2, j] *= pow2[j]
+
+
 @_compile
 def _shockley_node(t, s, old, vl, vh, i_s, nvt, gmin, exp_cap, vcrit, tol, w1, max_iter):
     """One node: ``ShockleyDiode.solve_clamp``'s safeguarded Newton from ``old`` (bracket between the rails'
@@ -193,17 +221,67 @@ def _shockley_node(t, s, old, vl, vh, i_s, nvt, gmin, exp_cap, vcrit, tol, w1, m
 
 
 @_compile
+def _newton_step(work, out, vl, vh, i_s, gmin, mid, quadratic, cap, e_gap, knee, tail, floor, inv_nvt, g_unit, w1,
+                 vcrit, nvt):
+    """``shockley_update``'s fast pass over one row: a Newton step of every node and the relaxation test, with
+    the tails and tests as selects (no branches, no calls, two arrays: the loop vectorises). out[0]: the
+    relaxed result where out[1] = 1 (accepted); out[2]: where to evaluate next, the Newton point where the
+    step stayed in the bracket and needed no junction limiting, else the node's start (left to the whole
+    algorithm)."""
+    for j in range(work.shape[1]):
+        t, x, ea, s, old = work[0, j], work[1, j], work[2, j], work[3, j], work[4, j]
+        s2 = s + 2.0 * gmin
+        e_up = min(ea, cap)
+        e_dn = min(e_gap / ea, cap)
+        i_net = i_s * (e_up - e_dn)
+        g = (e_up + e_dn) * g_unit
+        vd = min(x - vh, -knee)  # the upper junction's cubic reverse tail, where it applies
+        r = 1.0 / vd
+        q = tail * r
+        arg = q * q * q
+        on = 1.0 if x - vh < -knee else 0.0
+        i_net += on * (-i_s * (1.0 + arg) - i_s * (e_up - 1.0))
+        g += on * (3.0 * i_s * arg * r - g_unit * e_up)
+        vd = min(vl - x, -knee)  # the lower one's
+        r = 1.0 / vd
+        q = tail * r
+        arg = q * q * q
+        on = 1.0 if vl - x < -knee else 0.0
+        i_net -= on * (-i_s * (1.0 + arg) - i_s * (e_dn - 1.0))
+        g += on * (3.0 * i_s * arg * r - g_unit * e_dn)
+        f = s2 * x - (t + gmin * (vh + vl)) + i_net
+        free = t / s
+        lo = min(free, mid)
+        hi = max(free, mid)
+        hi = x if f > 0 else hi
+        lo = lo if f > 0 else x
+        nxt = x - f / (g + s2)
+        ok = (nxt >= lo) & (nxt <= hi) & (abs(nxt - x) <= quadratic)
+        new = nxt + w1 * (nxt - old)
+        du = max((max(new, nxt) - x) * inv_nvt, 0.0)
+        dd = max((x - min(new, nxt)) * inv_nvt, 0.0)
+        g_up = max(e_up * (1.0 + 2.0 * du), floor)
+        g_dn = max(e_dn * (1.0 + 2.0 * dd), floor)
+        safe = (du <= 1.0) & (dd <= 1.0) & (w1 * w1 * (s2 + g_unit * (g_up + g_dn)) <= s2)
+        out[0, j] = new if safe else nxt
+        out[1, j] = 1.0 if ok else 0.0
+        plain = (nxt >= lo) & (nxt <= hi) & ~((nxt - vh > vcrit) & (nxt - x > 2.0 * nvt)) \
+            & ~((vl - nxt > vcrit) & (x - nxt > 2.0 * nvt))
+        out[2, j] = nxt if plain else x
+
+
+@_compile
 def shockley_update(ta, tb, k, v, terms, S, vl, vh, i_s, nvt, gmin, exp_cap, vcrit, tol, omega, max_iter):
     """Exact (Newton) minimiser of every node of a Shockley layer, over-relaxed where safe, in place on v;
     returns max |new - old|. Unscaled drive T = ta + tb + k; S[j] is node j's resistive conductance.
 
-    Row by row, a fast pass first takes one Newton step of every node from its start (the reverse tails and
-    the relaxation test as selects, not branches) and keeps it where it stays in the bracket and moves less
-    than the quadratic-convergence bound: the node is then within tolerance of its root, as ``solve_clamp``
-    would accept it. The other nodes (early sweeps, nodes far from their root) take the whole algorithm
-    (``_shockley_node``) from their start; while the fast pass keeps fewer than half of a row's nodes it is
-    skipped, and retried every 8 rows. (The loops do not vectorise: numba gives LLVM no aliasing facts for
-    this many arrays; a vectorised exponential is what would close the gap to ideal diodes.)"""
+    Row by row, a fast pass first takes up to FAST_ITERATIONS Newton steps of the whole row at once
+    (vectorised: the exponential from ``_exp_rows``, the reverse tails and the tests as selects, few arrays)
+    and keeps each node once its step stays in the bracket and moves less than the quadratic-convergence
+    bound: the node is then within tolerance of its root, as ``solve_clamp`` would accept it. A node whose
+    step leaves the bracket or would need junction limiting, or that has not converged by then, takes the
+    whole algorithm (``_shockley_node``) from its start. While the fast pass keeps fewer than half of a
+    row's nodes it is skipped, and retried every 8 rows."""
     B, n = v.shape
     mid = 0.5 * (vl + vh)
     scale = tol * max(1.0, abs(vh), abs(vl))
@@ -216,75 +294,44 @@ def shockley_update(ta, tb, k, v, terms, S, vl, vh, i_s, nvt, gmin, exp_cap, vcr
     inv_nvt = 1.0 / nvt
     g_unit = i_s / nvt
     w1 = omega - 1.0
-    tbuf = np.empty(n)
-    xbuf = np.empty(n)
-    ebuf = np.empty(n)
-    res = np.empty(n)
-    done = np.empty(n)
+    # Per row: work[0..4] = T, start, exp((start - v_high) / N vt), S, v_old; out[0..1] = result, accepted.
+    # Few arrays, so LLVM can check them for overlap and vectorise the Newton step's loop.
+    work = np.empty((5, n))
+    out = np.empty((3, n))
+    bits = np.empty(n, np.int64)
+    work[3, :] = S
     step = 0.0
     ca = 1.0 if terms > 0 else 0.0  # weights, not branches: cheaper than a test per node
     cb = 1.0 if terms > 1 else 0.0
     fast = True  # the fast pass pays where most nodes are near their root (late sweeps, warm starts)
     for i in range(B):
         for j in range(n):
-            t = k[i, j] + ca * ta[i, j] + cb * tb[i, j]
-            tbuf[j] = t
-            done[j] = 0.0
+            work[0, j] = k[i, j] + ca * ta[i, j] + cb * tb[i, j]
+            work[4, j] = v[i, j]
+            out[1, j] = 0.0
         if fast or i % 8 == 0:  # off while it fails on most nodes; retried every 8 rows
-            accepted = 0.0
-            for j in range(n):  # the start and its exponential
-                t = tbuf[j]
-                free = t / S[j]
-                x = min(max(v[i, j], min(free, mid)), max(free, mid))
-                xbuf[j] = x
-                ebuf[j] = math.exp(min(max((x - vh) * inv_nvt, -700.0), 700.0))
-            for j in range(n):  # one Newton step and the relaxation test, as selects
-                t, x, s = tbuf[j], xbuf[j], S[j]
-                s2 = s + 2.0 * gmin
-                ea = ebuf[j]
-                e_up = min(ea, cap)
-                e_dn = min(e_gap / ea, cap)
-                i_net = i_s * (e_up - e_dn)
-                g = (e_up + e_dn) * g_unit
-                vd = min(x - vh, -knee)  # the upper junction's cubic reverse tail, where it applies
-                r = 1.0 / vd
-                q = tail * r
-                arg = q * q * q
-                on = 1.0 if x - vh < -knee else 0.0
-                i_net += on * (-i_s * (1.0 + arg) - i_s * (e_up - 1.0))
-                g += on * (3.0 * i_s * arg * r - g_unit * e_up)
-                vd = min(vl - x, -knee)  # the lower one's
-                r = 1.0 / vd
-                q = tail * r
-                arg = q * q * q
-                on = 1.0 if vl - x < -knee else 0.0
-                i_net -= on * (-i_s * (1.0 + arg) - i_s * (e_dn - 1.0))
-                g += on * (3.0 * i_s * arg * r - g_unit * e_dn)
-                f = s2 * x - (t + gmin * (vh + vl)) + i_net
-                free = t / s
-                lo = min(free, mid)
-                hi = max(free, mid)
-                hi = x if f > 0 else hi
-                lo = lo if f > 0 else x
-                nxt = x - f / (g + s2)
-                ok = (nxt >= lo) & (nxt <= hi) & (abs(nxt - x) <= quadratic)
-                old = v[i, j]
-                new = nxt + w1 * (nxt - old)
-                du = max((max(new, nxt) - x) * inv_nvt, 0.0)
-                dd = max((x - min(new, nxt)) * inv_nvt, 0.0)
-                g_up = max(e_up * (1.0 + 2.0 * du), floor)
-                g_dn = max(e_dn * (1.0 + 2.0 * dd), floor)
-                safe = (du <= 1.0) & (dd <= 1.0) & (w1 * w1 * (s2 + g_unit * (g_up + g_dn)) <= s2)
-                res[j] = new if safe else nxt
-                done[j] = 1.0 if ok else 0.0
-                accepted += done[j]
+            for j in range(n):  # the start
+                free = work[0, j] / work[3, j]
+                work[1, j] = min(max(work[4, j], min(free, mid)), max(free, mid))
+            for _ in range(FAST_ITERATIONS):  # Newton steps of the whole row, vectorised
+                for j in range(n):
+                    work[2, j] = min(max((work[1, j] - vh) * inv_nvt, -700.0), 700.0)
+                _exp_rows(work, bits)
+                _newton_step(work, out, vl, vh, i_s, gmin, mid, quadratic, cap, e_gap, knee, tail, floor, inv_nvt,
+                             g_unit, w1, vcrit, nvt)
+                accepted = out[1].sum()
+                if accepted == n:
+                    break
+                for j in range(n):
+                    work[1, j] = out[2, j]
             fast = accepted >= 0.5 * n
         for j in range(n):  # the rest take the whole algorithm
-            old = v[i, j]
-            if done[j] != 0.0:
-                x = res[j]
+            old = work[4, j]
+            if out[1, j] != 0.0:
+                x = out[0, j]
             else:
-                x = _shockley_node(tbuf[j], S[j], old, vl, vh, i_s, nvt, gmin, exp_cap, vcrit, tol, w1, max_iter)
+                x = _shockley_node(work[0, j], work[3, j], old, vl, vh, i_s, nvt, gmin, exp_cap, vcrit, tol, w1,
+                                   max_iter)
             step = max(step, abs(x - old))
             v[i, j] = x
     return step
