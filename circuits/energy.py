@@ -87,14 +87,7 @@ def statistics_difference(net: LayeredNetwork, sources, layers_hi, layers_lo) ->
 
 def node_conductance(net: LayeredNetwork) -> list:
     """Total conductance at every free node (sum of all its resistors), one array per free layer."""
-    L = net.n_connections
-    totals = []
-    for c in range(L):
-        s = net.weights[c].sum(0) + net.biases[c].sum(0)
-        if c + 1 < L:
-            s = s + net.row_conductance(c + 1)
-        totals.append(s)
-    return totals
+    return net.node_totals()
 
 
 def node_drive(net: LayeredNetwork, sources, layers, c) -> np.ndarray:

@@ -134,7 +134,10 @@ class LayeredNetwork:
     def readout_matrix(self) -> np.ndarray:
         return _readout_matrix(self.readout, self.sizes[-1])
 
-    def validate(self) -> None:
+    def validate(self) -> list:
+        """Raises NetworkError naming what is wrong; returns each free layer's total node conductance
+        (``node_totals``), computed on the way: the solver reuses it. Two passes over each conductance
+        array (its minimum, its sums); the element-by-element checks run only to name a fault."""
         s = self.sizes
         if len(s) < 2 or min(s) < 1:
             raise NetworkError(f"sizes must list at least an input and an output layer of >= 1 node, got {s}")
@@ -153,6 +156,8 @@ class LayeredNetwork:
                                      ("biases", self.biases[c], (2, s[c + 1]))):
                 if arr.shape != shape:
                     raise NetworkError(f"{name}[{c}] must have shape {shape}, got {arr.shape}")
+                if arr.min(initial=0.0) >= 0.0:  # NaN and -inf fail this; +inf shows in the node totals below
+                    continue
                 if not np.isfinite(arr).all():
                     raise NetworkError(f"{name}[{c}] holds NaN/inf conductances")
                 if (arr < 0).any():
@@ -166,14 +171,33 @@ class LayeredNetwork:
         if self.gains[0] != 1.0:
             raise NetworkError("gains[0] must be 1: inputs are ideal sources (scale the inputs instead)")
         # A free node needs a resistive path to a source; in a layered net that means a nonzero column.
-        for c in range(L):
-            total = self.weights[c].sum(0) + self.biases[c].sum(0)
-            if c + 1 < L:
-                total = total + self.row_conductance(c + 1)
+        with np.errstate(over="ignore"):  # sums past the float range are reported below
+            totals = self.node_totals()
+        for c, total in enumerate(totals):
+            if not np.isfinite(total).all():  # an inf conductance (NaN and negatives were caught above)
+                bad = next(((n, k) for k in range(L) for n, a in (("weights", self.weights[k]),
+                                                                  ("biases", self.biases[k]))
+                            if not np.isfinite(a).all()), None)
+                if bad is None:
+                    raise NetworkError(f"the conductances at layer {c + 1} sum past the float range (inf): scale "
+                                       "them down (they are in siemens)")
+                raise NetworkError(f"{bad[0]}[{bad[1]}] holds NaN/inf conductances")
             if (total <= 0).any():
                 j = int(np.argmin(total))
                 raise NetworkError(f"node {j} of layer {c + 1} is floating: all its conductances are zero; "
                                    "give it a conductance to a neighbour or a bias source")
+        return totals
+
+    def node_totals(self) -> list:
+        """Total conductance at every free node (the sum of all its resistors), one array per free layer."""
+        L = self.n_connections
+        totals = []
+        for c in range(L):
+            total = self.weights[c].sum(0) + self.biases[c].sum(0)
+            if c + 1 < L:
+                total += self.row_conductance(c + 1)
+            totals.append(total)
+        return totals
 
     def copy(self) -> "LayeredNetwork":
         return copy.deepcopy(self)

@@ -37,7 +37,7 @@ def source_drive(net: LayeredNetwork, x) -> np.ndarray:
 OMEGA_MAX = 1.9  # projected SOR converges for any omega in (0, 2); stay clear of 2
 
 
-def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | None = None):
+def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | None = None, totals=None):
     """Returns (layers, sweeps, last_change, residual, omega). ``x`` holds the input features; ``residual``
     is a function giving the KCL residual per layer (computed on demand: it costs about a sweep);
     ``omega`` is the over-relaxation factor the sweeps ended with (1: plain block coordinate descent).
@@ -67,7 +67,7 @@ def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | N
     """
     L = net.n_connections
     B = x.shape[0]
-    totals = node_conductance(net)
+    totals = node_conductance(net) if totals is None else totals  # ``totals``: from ``net.validate()``
     vb = net.bias_voltage
     const = [vb * (net.biases[c][0] - net.biases[c][1]) for c in range(L)]
     const[0] = const[0] + source_drive(net, x)

@@ -41,11 +41,12 @@ def solve(network, x, y=None, beta: float = 0.0, init=None, *, tol: float = 1e-1
     if omega is not None and not 0.0 < omega < 2.0:
         raise InputError(f"omega must lie in (0, 2), where over-relaxed sweeps converge, got {omega}; "
                          "leave it out to have it measured")
+    totals = None
     if isinstance(network, (LayeredNetwork, GraphNetwork)):
-        network.validate()  # conductances may have been edited in place since the network was built
+        totals = network.validate()  # conductances may have been edited in place since the network was built
     if isinstance(network, LayeredNetwork):
         if method in ("auto", "bcd"):
-            return _solve_layered(network, x, y, beta, init, tol, max_iter, omega)
+            return _solve_layered(network, x, y, beta, init, tol, max_iter, omega, totals)
         return _solve_graph(network.to_graph(), x, y, beta, init, tol, max_iter, layer_sizes=network.free_sizes)
     if isinstance(network, GraphNetwork):
         if method == "bcd":
@@ -72,13 +73,13 @@ def _prepare(network, x, y, beta, init, n_free):
     return x, y, init
 
 
-def _solve_layered(net: LayeredNetwork, x, y, beta, init, tol, max_iter, omega=None) -> Equilibrium:
+def _solve_layered(net: LayeredNetwork, x, y, beta, init, tol, max_iter, omega=None, totals=None) -> Equilibrium:
     n_free = sum(net.free_sizes)
     x, y, init = _prepare(net, x, y, beta, init, n_free)
     if beta < 0:
         _check_negative_beta(net, beta)
     init_layers = None if init is None else np.split(init, np.cumsum(net.free_sizes)[:-1], axis=1)
-    layers, sweeps, change, residual, omega = bcd(net, x, y, beta, init_layers, tol, max_iter, omega)
+    layers, sweeps, change, residual, omega = bcd(net, x, y, beta, init_layers, tol, max_iter, omega, totals)
     if change > tol:
         res = residual()
         totals = node_conductance(net)

@@ -152,3 +152,27 @@ def test_amplifier_loop_without_energy_is_refused():
     g.add_edge("o", "a", g=1e-6)  # loop a -> b -> o -> a with gain product 2
     with pytest.raises(NetworkError, match="no energy function"):
         GraphNetwork(g, 1, readout="nodes")
+
+
+@pytest.mark.parametrize("value,match", [(np.nan, r"weights\[1\] holds NaN/inf"), (np.inf, r"weights\[1\] holds NaN/inf"),
+                                         (-np.inf, r"weights\[1\] holds NaN/inf"), (-1e-6, r"weights\[1\]\[0, 0\] = -1e-06 S is negative"),
+                                         (1.7e308, "sum past the float range")])
+def test_bad_conductances_are_named_before_a_solve(value, match):
+    """validate() checks each conductance array in two passes (its minimum, its sums) and names the fault;
+    +inf shows only in the sums, and finite values whose sum overflows get their own message."""
+    from eqprop.circuits import NetworkError, layered, solve
+
+    net = layered([8, 6, 4], seed=0)
+    net.weights[1][0, 0] = value
+    net.weights[1][1, 0] = value if value == 1.7e308 else net.weights[1][1, 0]
+    with pytest.raises(NetworkError, match=match):
+        solve(net, np.ones((2, 4)))
+
+
+def test_validate_returns_the_node_totals_the_solver_uses():
+    from eqprop.circuits import layered
+    from eqprop.circuits.energy import node_conductance
+
+    net = layered([8, 6, 6, 4], seed=1, hidden_pairs=True)
+    for a, b in zip(net.validate(), node_conductance(net)):
+        np.testing.assert_array_equal(a, b)
