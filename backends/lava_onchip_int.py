@@ -4,8 +4,11 @@ with 7 fractional bits and stochastically rounded, the integer rule and epilogue
 ``neuromorphic.onchip_map``. The host programs the conductances once (the first batch fixes the integer
 mapping: exponents, current units and code LSBs, the latter from that batch's native phase differences,
 as one would set a converter's range) and afterwards only loads samples, fixes beta and reads the
-mantissas back; it computes no update. Both copies of a conductance stay bit-identical (checked)."""
+mantissas back; it computes no update. Both copies of a conductance stay bit-identical, or within
+``COPY_TOLERANCE`` (checked after every batch; see that constant)."""
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 
@@ -13,6 +16,11 @@ from eqprop.circuits.energy import readout
 
 from .lava_onchip import LavaOnchipBackend
 from .native import NativeBackend
+
+# The two copies of a conductance may end a batch this many mantissa LSBs apart (issue 16: "equal to within
+# one weight LSB"). Both are programmed from the forward copy's mantissas at the start of every batch (each
+# batch is one Lava run), so a difference is one batch's applied update, never accumulated.
+COPY_TOLERANCE = 1
 
 
 def program_network(net, x, y, beta: float):
@@ -44,6 +52,7 @@ class LavaOnchipIntBackend(LavaOnchipBackend):
         self.map = None
         self.seed = int(seed)
         self.batches = 0
+        self.mismatched_batches = 0  # batches whose two copies came COPY_TOLERANCE LSB apart or less
 
     def onchip_step(self, x, y, beta: float, scales) -> np.ndarray:
         net = self.network
@@ -54,13 +63,19 @@ class LavaOnchipIntBackend(LavaOnchipBackend):
         r = self.session.onchip_train(net, net.encode_inputs(x), y, beta, scales, x.shape[0], self.steps,
                                       int_map=self.map, seed=self.seed * 100003 + self.batches)
         self.batches += 1
-        if r["copy_mismatch"] != 0:
+        if r["copy_mismatch"] > COPY_TOLERANCE:
             from eqprop.neuromorphic import LavaError
 
             raise LavaError(f"the forward and backward copies of a conductance differ by {r['copy_mismatch']:g} LSB "
-                            f"after batch {self.batches} of this backend: the bit-approximate engine lost their "
-                            "symmetry, so training stops here (a known, intermittent fault; see the README's "
-                            "lava-onchip-int section)")
+                            f"after batch {self.batches} of this backend, more than the {COPY_TOLERANCE} LSB allowed: "
+                            "the bit-approximate engine lost their symmetry, so training stops here (see the "
+                            "README's lava-onchip-int section)")
+        if r["copy_mismatch"]:
+            self.mismatched_batches += 1
+            warnings.warn(f"lava-onchip-int batch {self.batches}: the two copies of a conductance came "
+                          f"{r['copy_mismatch']:g} LSB apart in this batch's applied update (within the "
+                          f"{COPY_TOLERANCE} LSB allowed); the next batch programs both from the forward copy",
+                          stacklevel=2)
         for p, new in zip(net.weights + net.biases, r["weights"] + r["biases"]):
             p[...] = new
         self.copy_mismatch = max(self.copy_mismatch, r["copy_mismatch"])
@@ -71,12 +86,14 @@ class LavaOnchipIntBackend(LavaOnchipBackend):
         derives from it): a resumed run keeps both, as a chip keeps its converters' ranges."""
         from dataclasses import asdict
 
-        return {"batches": self.batches, "map": None if self.map is None else _plain(asdict(self.map))}
+        return {"batches": self.batches, "mismatched_batches": self.mismatched_batches,
+                "map": None if self.map is None else _plain(asdict(self.map))}
 
     def load_state(self, state: dict) -> None:
         from eqprop.neuromorphic.onchip_map import IntOnchipMap
 
         self.batches = int(state.get("batches", 0))
+        self.mismatched_batches = int(state.get("mismatched_batches", 0))
         self.map = IntOnchipMap(**state["map"]) if state.get("map") else None
 
     @classmethod
