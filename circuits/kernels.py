@@ -3,8 +3,9 @@
 A sweep of block coordinate descent does two GEMMs per layer (the drive from the layers below and above,
 written into buffers the solver keeps) and then elementwise work: add the terms, solve each node, over-relax,
 project on the rails, measure the step. In numpy each of those is a pass over the layer with its own
-temporary; here it is one loop (numba, compiled on first use and cached on disk). The arithmetic is the
-numpy path's, node by node, so both give the same equilibrium to the solver's tolerance (tested).
+temporary; here it is one loop (numba, compiled on first use and cached on disk). Each node gets the numpy
+path's minimiser to its tolerance (the Shockley layer takes vectorised Newton steps first, with an exponential
+of its own: ``shockley_update``), so both paths give the same equilibrium to the solver's tolerance (tested).
 
 ``available()`` says whether numba is installed; without it the solver uses its numpy path, which stays
 the reference (``EQPROP_KERNELS=numpy`` forces it).
