@@ -36,12 +36,14 @@ SOURCE_ROLES = ("input", "bias")
 READOUTS = ("pairs", "nodes")
 
 
-def _check_inputs(x, n_features: int, what: str = "x") -> np.ndarray:
+def _check_inputs(x, n_features: int, what: str = "x", finite: bool = True) -> np.ndarray:
     x = np.asarray(x, dtype=float)
     if x.ndim == 1:
         x = x[None, :]
     if x.ndim != 2 or x.shape[1] != n_features:
         raise InputError(f"{what} must have shape (batch, {n_features}) or ({n_features},), got {np.shape(x)}")
+    if not finite:  # the caller checks a product of x instead (NaN and inf always reach it)
+        return x
     with np.errstate(over="ignore", invalid="ignore"):  # huge values overflow, inf - inf is NaN: both checked below
         total = x.sum()
     if not np.isfinite(total):  # one reduction; locate the culprit only when something is off
@@ -203,9 +205,10 @@ class LayeredNetwork:
         return copy.deepcopy(self)
 
     # ---- inputs and outputs ------------------------------------------------------------------
-    def check_inputs(self, x) -> np.ndarray:
-        """x as a float (batch, n_features) array; raises InputError naming a wrong shape or a NaN."""
-        return _check_inputs(x, self.n_features)
+    def check_inputs(self, x, finite: bool = True) -> np.ndarray:
+        """x as a float (batch, n_features) array; raises InputError naming a wrong shape or a NaN.
+        ``finite=False`` checks the shape only: for a caller that checks a smaller product of x."""
+        return _check_inputs(x, self.n_features, finite=finite)
 
     def encode_inputs(self, x) -> np.ndarray:
         """Source voltages (batch, sizes[0]) for features x: [+x, -x] with input pairs."""

@@ -37,7 +37,8 @@ def source_drive(net: LayeredNetwork, x) -> np.ndarray:
 OMEGA_MAX = 1.9  # projected SOR converges for any omega in (0, 2); stay clear of 2
 
 
-def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | None = None, totals=None):
+def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | None = None, totals=None,
+        check_drive: bool = False):
     """Returns (layers, sweeps, last_change, residual, omega). ``x`` holds the input features; ``residual``
     is a function giving the KCL residual per layer (computed on demand: it costs about a sweep);
     ``omega`` is the over-relaxation factor the sweeps ended with (1: plain block coordinate descent).
@@ -70,7 +71,12 @@ def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | N
     totals = node_conductance(net) if totals is None else totals  # ``totals``: from ``net.validate()``
     vb = net.bias_voltage
     const = [vb * (net.biases[c][0] - net.biases[c][1]) for c in range(L)]
-    const[0] = const[0] + source_drive(net, x)
+    with np.errstate(over="ignore", invalid="ignore"):  # NaN/inf in x (0 x inf) are checked just below
+        const[0] = const[0] + source_drive(net, x)
+        total = const[0].sum() if check_drive else 0.0
+    if check_drive:  # x was checked for its shape only (``solver._solve_layered``)
+        if not np.isfinite(total):
+            net.check_inputs(x)  # raises naming the first NaN/inf of x; finite inputs go on, as they did before
     if init is None:
         layers = [np.zeros((B, n)) for n in net.free_sizes]
     else:

@@ -55,8 +55,8 @@ def solve(network, x, y=None, beta: float = 0.0, init=None, *, tol: float = 1e-1
     raise NetworkError(f"solve() takes a LayeredNetwork or GraphNetwork, got {type(network).__name__}")
 
 
-def _prepare(network, x, y, beta, init, n_free):
-    x = network.check_inputs(x)
+def _prepare(network, x, y, beta, init, n_free, check_x: bool = True):
+    x = network.check_inputs(x) if check_x else network.check_inputs(x, finite=False)
     B = x.shape[0]
     if beta != 0.0:
         if y is None:
@@ -75,11 +75,16 @@ def _prepare(network, x, y, beta, init, n_free):
 
 def _solve_layered(net: LayeredNetwork, x, y, beta, init, tol, max_iter, omega=None, totals=None) -> Equilibrium:
     n_free = sum(net.free_sizes)
-    x, y, init = _prepare(net, x, y, beta, init, n_free)
+    # NaN and inf in x always reach the source drive (x @ (G+ - G-), the conductances checked finite), so
+    # where the first layer is narrower than x, bcd checks that product instead of x: a pass over a smaller
+    # array; on a hit it runs the check of x, whose message names the sample and column.
+    on_drive = net.free_sizes[0] < net.n_features
+    x, y, init = _prepare(net, x, y, beta, init, n_free, check_x=not on_drive)
     if beta < 0:
         _check_negative_beta(net, beta)
     init_layers = None if init is None else np.split(init, np.cumsum(net.free_sizes)[:-1], axis=1)
-    layers, sweeps, change, residual, omega = bcd(net, x, y, beta, init_layers, tol, max_iter, omega, totals)
+    layers, sweeps, change, residual, omega = bcd(net, x, y, beta, init_layers, tol, max_iter, omega, totals,
+                                                  check_drive=on_drive)
     if change > tol:
         res = residual()
         totals = node_conductance(net)

@@ -176,3 +176,19 @@ def test_validate_returns_the_node_totals_the_solver_uses():
     net = layered([8, 6, 6, 4], seed=1, hidden_pairs=True)
     for a, b in zip(net.validate(), node_conductance(net)):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_bad_inputs_are_named_through_the_drive_check(value):
+    """A first layer narrower than x: the solver checks x @ (G+ - G-) instead of x, and a NaN/inf still gets
+    the message naming its sample and column, also where the feature's two conductances cancel (0 x inf)."""
+    from eqprop.circuits import layered, solve
+
+    net = layered([40, 6, 4], seed=0)
+    assert net.free_sizes[0] < net.n_features
+    net.weights[0][20:, 3] = net.weights[0][:20, 3]  # feature 3's signed weight is 0 for every node
+    for col in (3, 7):
+        x = np.ones((4, 20))
+        x[2, col] = value
+        with pytest.raises(InputError, match=rf"NaN/inf \(first at sample 2, column {col}\)"):
+            solve(net, x)
