@@ -60,6 +60,7 @@ class LavaOnchipIntBackend(LavaOnchipBackend):
         y = net.check_targets(y, x.shape[0])
         if self.map is None:
             self.map = program_network(net, x, y, beta)
+        before = self.map.mantissas(net) if hasattr(self.map, "mantissas") else None
         r = self.session.onchip_train(net, net.encode_inputs(x), y, beta, scales, x.shape[0], self.steps,
                                       int_map=self.map, seed=self.seed * 100003 + self.batches)
         self.batches += 1
@@ -74,8 +75,8 @@ class LavaOnchipIntBackend(LavaOnchipBackend):
             self.mismatched_batches += 1
             warnings.warn(f"lava-onchip-int batch {self.batches}: the two copies of a conductance came "
                           f"{r['copy_mismatch']:g} LSB apart in this batch's applied update (within the "
-                          f"{COPY_TOLERANCE} LSB allowed); the next batch programs both from the forward copy",
-                          stacklevel=2)
+                          f"{COPY_TOLERANCE} LSB allowed); the next batch programs both from the forward copy"
+                          f"{_where(r, before)}", stacklevel=2)
         for p, new in zip(net.weights + net.biases, r["weights"] + r["biases"]):
             p[...] = new
         self.copy_mismatch = max(self.copy_mismatch, r["copy_mismatch"])
@@ -120,3 +121,17 @@ def _plain(value):
     if isinstance(value, np.floating):
         return float(value)
     return value
+
+
+def _where(r, before) -> str:
+    """Which synapses the copies disagree on, with both mantissas and the one they started the batch from."""
+    mant = r.get("mantissas")
+    if not mant or before is None:
+        return ""
+    out = []
+    for c in range(1, len(mant["forward"])):
+        fwd, bwd, start = mant["forward"][c], mant["backward"][c - 1].T, before["forward"][c][0]
+        for post, pre in np.argwhere(fwd != bwd)[:3]:
+            out.append(f"connection {c}, pre {pre} -> post {post}: forward {fwd[post, pre]}, backward "
+                       f"{bwd[post, pre]}, both {start[post, pre]} before the batch")
+    return " (" + "; ".join(out) + ")" if out else ""
