@@ -60,7 +60,7 @@ class LavaOnchipIntBackend(LavaOnchipBackend):
         y = net.check_targets(y, x.shape[0])
         if self.map is None:
             self.map = program_network(net, x, y, beta)
-        before = self.map.mantissas(net) if hasattr(self.map, "mantissas") else None
+        before = self.map.mantissas(net)  # for the copy warning: the mantissas this batch starts from
         r = self.session.onchip_train(net, net.encode_inputs(x), y, beta, scales, x.shape[0], self.steps,
                                       int_map=self.map, seed=self.seed * 100003 + self.batches)
         self.batches += 1
@@ -126,7 +126,7 @@ def _plain(value):
 def _where(r, before) -> str:
     """Which synapses the copies disagree on, with both mantissas and the one they started the batch from."""
     mant = r.get("mantissas")
-    if not mant or before is None:
+    if not mant:
         return ""
     out = []
     for c in range(1, len(mant["forward"])):

@@ -299,16 +299,11 @@ class ShockleyDiode(DiodeModel):
         still 1.2 V past its rail after 100 iterations). Such a step is shortened to the junction voltage
         vd_old + N vt ln(1 + (vd_new - vd_old) / N vt) (from a forward-biased start), or N vt ln(vd_new / N vt)
         (from a reverse-biased one). Only forward steps are limited: from above its root Newton does not
-        overshoot."""
+        overshoot. v and new are 1-D (``solve_clamp`` works on raveled nodes)."""
         nvt, crit = self.nvt, self.vcrit
         for sign, rail in ((1.0, v_high), (-1.0, v_low)):
             od, nd = sign * (v - rail), sign * (new - rail)
-            lim = np.nonzero((nd > crit) & (nd - od > 2.0 * nvt))[0] if np.ndim(new) else None
-            if lim is None:
-                if nd > crit and nd - od > 2.0 * nvt:
-                    nd = od + nvt * np.log1p((nd - od) / nvt) if od > 0 else nvt * np.log(nd / nvt)
-                    new = rail + sign * nd
-                continue
+            lim = np.nonzero((nd > crit) & (nd - od > 2.0 * nvt))[0]
             if lim.size:
                 o, n = od[lim], nd[lim]
                 n = np.where(o > 0, o + nvt * np.log1p((n - o) / nvt), nvt * np.log(n / nvt))

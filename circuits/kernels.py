@@ -150,19 +150,31 @@ def _exp_rows(work, bits):
 
 
 @_compile
-def _shockley_node(t, s, old, vl, vh, i_s, nvt, gmin, exp_cap, vcrit, tol, w1, max_iter):
+def _shockley_constants(vl, vh, nvt, tol, exp_cap):
+    """The per-layer constants of the Shockley Newton: (rails' midpoint, tolerance scale, quadratic-acceptance
+    step, exponential cap, exp((v_low - v_high) / N vt), reverse-tail knee, tail constant, curvature floor)."""
+    scale = tol * max(1.0, abs(vh), abs(vl))
+    knee = 3.0 * nvt
+    return (0.5 * (vl + vh), scale, max(scale, math.sqrt(scale * nvt / 0.75)), math.exp(exp_cap),
+            math.exp((vl - vh) / nvt), knee, knee / math.e, math.exp(-3.0))
+
+
+@_compile
+def _pnjlim(od, nd, vcrit, nvt):
+    """SPICE's junction limiting (``ShockleyDiode.limit``) of one junction stepping from od to nd volts."""
+    if nd > vcrit and nd - od > 2.0 * nvt:
+        return od + nvt * math.log1p((nd - od) / nvt) if od > 0 else nvt * math.log(nd / nvt)
+    return nd
+
+
+@_compile
+def _shockley_node(t, s, old, vl, vh, i_s, nvt, gmin, exp_cap, vcrit, consts, w1, max_iter):
     """One node: ``ShockleyDiode.solve_clamp``'s safeguarded Newton from ``old`` (bracket between the rails'
     midpoint and T/S and within the junction's forward bound, SPICE's junction limiting, bisection where
     Newton leaves the bracket, a step below the quadratic bound accepted), then ``ShockleyDiode.relax``'s
-    curvature test with the junctions' exponentials bounded from the last Newton evaluation."""
-    mid = 0.5 * (vl + vh)
-    scale = tol * max(1.0, abs(vh), abs(vl))
-    quadratic = max(scale, math.sqrt(scale * nvt / 0.75))
-    cap = math.exp(exp_cap)
-    e_gap = math.exp((vl - vh) / nvt)
-    knee = 3.0 * nvt
-    tail = knee / math.e
-    floor = math.exp(-3.0)
+    curvature test with the junctions' exponentials bounded from the last Newton evaluation. ``consts``:
+    ``_shockley_constants``, computed once per layer."""
+    mid, scale, quadratic, cap, e_gap, knee, tail, floor = consts
     s2 = s + 2.0 * gmin
     free = t / s
     lo = min(free, mid)
@@ -183,15 +195,9 @@ def _shockley_node(t, s, old, vl, vh, i_s, nvt, gmin, exp_cap, vcrit, tol, w1, m
         else:
             lo = x
         nxt = x - f / (g + s2)
-        # SPICE's junction limiting (``ShockleyDiode.limit``) on both junctions
-        od, nd = x - vh, nxt - vh
-        if nd > vcrit and nd - od > 2.0 * nvt:
-            nd = od + nvt * math.log1p((nd - od) / nvt) if od > 0 else nvt * math.log(nd / nvt)
-            nxt = vh + nd
-        od, nd = vl - x, vl - nxt
-        if nd > vcrit and nd - od > 2.0 * nvt:
-            nd = od + nvt * math.log1p((nd - od) / nvt) if od > 0 else nvt * math.log(nd / nvt)
-            nxt = vl - nd
+        # SPICE's junction limiting on both junctions
+        nxt = vh + _pnjlim(x - vh, nxt - vh, vcrit, nvt)
+        nxt = vl - _pnjlim(vl - x, vl - nxt, vcrit, nvt)
         outside = nxt < lo or nxt > hi
         if outside:
             nxt = 0.5 * (lo + hi)
@@ -284,14 +290,8 @@ def shockley_update(ta, tb, k, v, terms, S, vl, vh, i_s, nvt, gmin, exp_cap, vcr
     whole algorithm (``_shockley_node``) from its start. While the fast pass keeps fewer than half of a
     row's nodes it is skipped, and retried every 8 rows."""
     B, n = v.shape
-    mid = 0.5 * (vl + vh)
-    scale = tol * max(1.0, abs(vh), abs(vl))
-    quadratic = max(scale, math.sqrt(scale * nvt / 0.75))
-    cap = math.exp(exp_cap)
-    e_gap = math.exp((vl - vh) / nvt)
-    knee = 3.0 * nvt
-    tail = knee / math.e
-    floor = math.exp(-3.0)
+    consts = _shockley_constants(vl, vh, nvt, tol, exp_cap)
+    mid, scale, quadratic, cap, e_gap, knee, tail, floor = consts
     inv_nvt = 1.0 / nvt
     g_unit = i_s / nvt
     w1 = omega - 1.0
@@ -331,7 +331,7 @@ def shockley_update(ta, tb, k, v, terms, S, vl, vh, i_s, nvt, gmin, exp_cap, vcr
             if out[1, j] != 0.0:
                 x = out[0, j]
             else:
-                x = _shockley_node(work[0, j], work[3, j], old, vl, vh, i_s, nvt, gmin, exp_cap, vcrit, tol, w1,
+                x = _shockley_node(work[0, j], work[3, j], old, vl, vh, i_s, nvt, gmin, exp_cap, vcrit, consts, w1,
                                    max_iter)
             step = max(step, abs(x - old))
             v[i, j] = x

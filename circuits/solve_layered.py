@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from . import kernels
 from .energy import clamp_residual, node_conductance, nudge_current
 from .network import LayeredNetwork
 from .node_solve import NEWTON_TOL, solve_nodes
@@ -119,8 +120,6 @@ def _layer_updates(net: LayeredNetwork, totals, nudged: bool, beta: float):
     numpy path serves: numba missing, a model without a kernel, or clamped output pairs of a nudged phase
     (solved half by half). A nudged output layer of single nodes is a layer of conductance S + beta driven
     by T + beta y (``_fused``)."""
-    from . import kernels
-
     if not kernels.available():
         return [None] * net.n_connections
     out = []
@@ -170,14 +169,12 @@ def _fused(ops, const, layers, y):
 
 
 def _pairs_step(c, S, k, products, bufs, beta, y):
-    from .kernels import pairs_update
-
     y = np.ascontiguousarray(y, dtype=float)
     zero = np.zeros_like(k) if not products else None
 
     def step(layers, omega, tol):
         t = [np.matmul(layers[src], w, out=buf) for (src, w), buf in zip(products, bufs)]
-        return pairs_update(t[0] if t else zero, k, layers[c], S, float(beta), y, omega)
+        return kernels.pairs_update(t[0] if t else zero, k, layers[c], S, float(beta), y, omega)
 
     return step
 
