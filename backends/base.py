@@ -9,6 +9,8 @@ that settles a resistive ``LayeredNetwork`` (native, ngspice, Lava).
 """
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 from eqprop.circuits import DIODE_MODELS, Equilibrium, LayeredNetwork, layered
@@ -50,6 +52,11 @@ class Backend:
 
     def sync(self) -> None:
         """Called after the parameters changed (a simulator reloads them)."""
+
+    def unchanged(self):
+        """Context for a block in which the parameters are not edited (the phases of a training step): a
+        backend may check them and derive what its solves need once for the block. Default: nothing."""
+        return contextlib.nullcontext()
 
     def close(self) -> None:
         """Releases simulators and processes; the backend cannot be used afterwards."""
@@ -139,6 +146,9 @@ class ResistiveBackend(Backend):
 
     def sync(self) -> None:
         self.network.validate()
+
+    def unchanged(self):
+        return self.network.unchanged()
 
     @classmethod
     def build_network(cls, cfg, n_features: int, n_classes: int) -> LayeredNetwork:

@@ -18,5 +18,9 @@ class NativeBackend(ResistiveBackend):
     def from_config(cls, network, cfg) -> "NativeBackend":
         return cls(network, tol=cfg.tol)
 
+    def sync(self) -> None:
+        """Nothing to reload: every solve validates the conductances it reads (once per ``unchanged()``
+        block), so a fault an update left is reported by the next solve, before anything uses it."""
+
     def settle(self, x, y=None, beta=0.0, init=None) -> Equilibrium:
         return solve(self.network, x, y, beta, init, tol=self.tol, max_iter=self.max_iter)

@@ -50,7 +50,8 @@ def statistics_difference(net: LayeredNetwork, sources, layers_hi, layers_lo) ->
 
     For the input connection the sources cancel exactly: a^2 u^2 drops out and u^T v_hi - u^T v_lo is one
     product u^T (v_hi - v_lo). Besides halving that (largest) GEMM, this avoids subtracting two large
-    sums of squares whose difference is of order beta: the estimate keeps its digits at small beta. With
+    sums of squares whose difference is of order beta: the estimate keeps its digits at small beta. Later
+    connections use u_hi^T v_hi - u_lo^T v_lo = u_hi^T (v_hi - v_lo) + (u_hi - u_lo)^T v_lo for the same reason. With
     +x/-x input pairs the product runs over the features only (the -x rows are the +x rows negated)."""
     kappa = net.energy_weights
     vb = net.bias_voltage
@@ -61,24 +62,26 @@ def statistics_difference(net: LayeredNetwork, sources, layers_hi, layers_lo) ->
         vh, vl = layers_hi[c], layers_lo[c]
         dv = vh - vl
         sq_v = (dv * (vh + vl)).sum(0)  # sum vh^2 - vl^2, as a product of a difference
-        # w is built in place: temporaries of an input layer's size cost page faults on every step
+        # Each w is written by one GEMM (the rank-one terms ride along as an extra row of ones): temporaries
+        # and passes over an input layer's size cost more than the product at small batches.
+        ones = np.ones((1, dv.shape[1]))
         if c == 0:
+            d = np.vstack([dv * (-2.0 * a * k), k * sq_v[None, :]])
             if net.input_pairs:  # sources [x, -x]: the -x rows are the +x rows negated, one GEMM over the features
                 n = net.n_features
                 w = np.empty((2 * n, dv.shape[1]))
-                np.matmul(sources[:, :n].T, dv, out=w[:n])
-                np.negative(w[:n], out=w[n:])
+                x1 = np.vstack([sources[:, :n], np.ones((1, n))])
+                np.matmul(x1.T, d, out=w[:n])  # -2ak x^T dv + k sq_v
+                np.subtract(2.0 * k * sq_v, w[:n], out=w[n:])  # +2ak x^T dv + k sq_v
             else:
-                w = sources.T @ dv
-            w *= -2.0 * a * k
+                w = np.vstack([sources, np.ones((1, sources.shape[1]))]).T @ d
         else:
             uh, ul = net.driven(c, layers_hi[c - 1]), net.driven(c, layers_lo[c - 1])
             sq_u = ((uh - ul) * (uh + ul)).sum(0)
-            w = uh.T @ vh
-            w -= ul.T @ vl
-            w *= -2.0 * a * k
-            w += (k * a * a) * sq_u[:, None]
-        w += k * sq_v[None, :]
+            # uh^T vh - ul^T vl = uh^T (vh - vl) + (uh - ul)^T vl: products of differences, no cancellation
+            left = np.vstack([uh, uh - ul, sq_u[None, :], np.ones((1, uh.shape[1]))])
+            right = np.vstack([dv * (-2.0 * a * k), vl * (-2.0 * a * k), (k * a * a) * ones, k * sq_v[None, :]])
+            w = left.T @ right
         weights.append(w)
         s_v = dv.sum(0)
         biases.append(k * np.stack([sq_v - 2 * vb * s_v, sq_v + 2 * vb * s_v]))

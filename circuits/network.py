@@ -23,7 +23,8 @@ Conventions (SI units throughout):
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import networkx as nx
 import numpy as np
@@ -74,6 +75,8 @@ class LayeredNetwork:
     input_pairs: bool = True
     readout: str = "pairs"
     hidden_pairs: bool = False
+    #: set inside ``unchanged()``: the totals validated on entry and arrays derived from the conductances
+    _fixed: dict | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self):
         self.sizes = tuple(int(s) for s in self.sizes)
@@ -136,10 +139,39 @@ class LayeredNetwork:
     def readout_matrix(self) -> np.ndarray:
         return _readout_matrix(self.readout, self.sizes[-1])
 
+    @contextmanager
+    def unchanged(self):
+        """A block in which the conductances are not edited (the phases of one training step): the network
+        is validated once on entry, and what the solver derives from the conductances (node totals, the
+        signed input and amplifier matrices) is computed once and reused by every solve in the block
+        instead of again per solve. Nested blocks share the outer one's. Editing conductances inside the
+        block would leave those arrays stale: the trainer updates only after the block has closed."""
+        if self._fixed is not None:
+            yield self
+            return
+        totals = self.validate()
+        self._fixed = {"totals": totals}
+        try:
+            yield self
+        finally:
+            self._fixed = None
+
+    def derived(self, key, make):
+        """``make()``, computed once per ``unchanged()`` block under ``key``; outside a block, every call."""
+        fixed = self._fixed
+        if fixed is None:
+            return make()
+        if key not in fixed:
+            fixed[key] = make()
+        return fixed[key]
+
     def validate(self) -> list:
         """Raises NetworkError naming what is wrong; returns each free layer's total node conductance
         (``node_totals``), computed on the way: the solver reuses it. Two passes over each conductance
-        array (its minimum, its sums); the element-by-element checks run only to name a fault."""
+        array (its minimum, its sums); the element-by-element checks run only to name a fault. Inside
+        ``unchanged()`` the block's entry check stands and its totals are returned."""
+        if self._fixed is not None:
+            return self._fixed["totals"]
         s = self.sizes
         if len(s) < 2 or min(s) < 1:
             raise NetworkError(f"sizes must list at least an input and an output layer of >= 1 node, got {s}")
@@ -202,7 +234,9 @@ class LayeredNetwork:
         return totals
 
     def copy(self) -> "LayeredNetwork":
-        return copy.deepcopy(self)
+        twin = copy.deepcopy(self)
+        twin._fixed = None  # a copy may be edited: it does not inherit the block's cache
+        return twin
 
     # ---- inputs and outputs ------------------------------------------------------------------
     def check_inputs(self, x, finite: bool = True) -> np.ndarray:

@@ -31,7 +31,7 @@ def source_drive(net: LayeredNetwork, x) -> np.ndarray:
     w = net.weights[0]
     if net.input_pairs:
         n = net.n_features
-        w = w[:n] - w[n:]
+        w = net.derived("source_weights", lambda: w[:n] - w[n:])
     return x @ w
 
 
@@ -85,8 +85,7 @@ def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | N
     nudged = beta != 0.0 and y is not None
     # Amplifier gains folded into the matrices: forward a*W, backward W^T / a.
     # Differential amplifiers (hidden_pairs) drive +aV and -aV: their matrices are G+ - G-.
-    fwd = [None] + [net.gains[c] * net.signed_weights(c) for c in range(1, L)]
-    back = [None] + [np.ascontiguousarray(net.signed_weights(c).T) / net.gains[c] for c in range(1, L)]
+    fwd, back = net.derived("amplifier_matrices", lambda: _amplifier_matrices(net))
     boxes = _boxes(net, nudged)
     estimate = boxes is not None and omega is None
     omega = 1.0 if boxes is None or omega is None else float(omega)
@@ -112,6 +111,14 @@ def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | N
     change = max(r[2] for r in results)
     omega = max(r[3] for r in results)
     return layers, sweeps, change, lambda: _residual(net, totals, const, fwd, back, layers, y, beta), omega
+
+
+def _amplifier_matrices(net: LayeredNetwork):
+    """Per connection after the first, the forward matrix a W and the backward one W^T / a (None for c = 0)."""
+    L = net.n_connections
+    fwd = [None] + [net.gains[c] * net.signed_weights(c) for c in range(1, L)]
+    back = [None] + [np.ascontiguousarray(net.signed_weights(c).T) / net.gains[c] for c in range(1, L)]
+    return fwd, back
 
 
 def _layer_updates(net: LayeredNetwork, totals, nudged: bool, beta: float):

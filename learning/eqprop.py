@@ -25,37 +25,42 @@ class Phases:
 
 
 def run_phases(backend, x, y, beta: float, nudging: str = "centered", rng=None) -> Phases:
-    """Free phase, then the nudged phase(s), each warm-started from the free equilibrium."""
+    """Free phase, then the nudged phase(s), each warm-started from the free equilibrium. The parameters
+    do not change between the phases, so the backend may validate them and derive what its solves need
+    once for all of them (``Backend.unchanged``)."""
     if nudging not in NUDGINGS:
         raise ValueError(f"unknown nudging {nudging!r}; use one of {NUDGINGS}")
     if not beta > 0:
         raise ValueError(f"beta must be positive (the sign is chosen by the nudging), got {beta}")
-    free = backend.settle(x)
-    if nudging == "random":
-        nudging = "positive" if (rng or np.random.default_rng()).random() < 0.5 else "negative"
-    plus = backend.settle(x, y, beta, init=free) if nudging in ("centered", "positive") else None
-    minus = backend.settle(x, y, -beta, init=free) if nudging in ("centered", "negative") else None
+    with backend.unchanged():
+        free = backend.settle(x)
+        if nudging == "random":
+            nudging = "positive" if (rng or np.random.default_rng()).random() < 0.5 else "negative"
+        plus = backend.settle(x, y, beta, init=free) if nudging in ("centered", "positive") else None
+        minus = backend.settle(x, y, -beta, init=free) if nudging in ("centered", "negative") else None
     return Phases(free, plus, minus, beta)
 
 
-def eqprop_gradient(backend, phases: Phases) -> list:
-    """Estimate of d(mean loss)/d(parameter) for every parameter, from local statistics only."""
+def eqprop_statistics(backend, phases: Phases) -> tuple:
+    """(statistics differences, scale): the gradient estimate of every parameter is difference * scale.
+    The differences are this call's own arrays (a caller may scale or overwrite them in place)."""
     beta = phases.beta
-    B = phases.free.batch
-    k = backend.cost_weight
     if phases.plus is not None and phases.minus is not None:
         hi, lo, span = phases.plus, phases.minus, 2 * beta
     elif phases.plus is not None:
         hi, lo, span = phases.plus, phases.free, beta
     else:
         hi, lo, span = phases.free, phases.minus, beta
-    scale = 1.0 / (span * k * B)
-    out = []
-    for d in backend.statistics_difference(hi, lo):
-        d = np.asarray(d, dtype=float)
+    scale = 1.0 / (span * backend.cost_weight * phases.free.batch)
+    return [np.asarray(d, dtype=float) for d in backend.statistics_difference(hi, lo)], scale
+
+
+def eqprop_gradient(backend, phases: Phases) -> list:
+    """Estimate of d(mean loss)/d(parameter) for every parameter, from local statistics only."""
+    stats, scale = eqprop_statistics(backend, phases)
+    for d in stats:
         d *= scale  # in place: the statistics are this call's own arrays
-        out.append(d)
-    return out
+    return stats
 
 
 def cosine(a: list, b: list) -> float:

@@ -44,10 +44,16 @@ class ProgrammingModel:
             return None
         return np.clip(rng.normal(1.0, self.d2d_variation, shape), 0.1, None)
 
+    @property
+    def bounded_addition(self) -> bool:
+        """The device adds a requested change exactly and clips to [g_min, g_max] (for devices without
+        device-to-device gains): no asymmetry, soft bounds, write noise or levels."""
+        return (self.potentiation == self.depression == 1.0 and not self.soft_bounds and not self.write_noise
+                and not self.levels)
+
     def apply(self, g: np.ndarray, delta: np.ndarray, rng, gains=None) -> None:
         """Adds the requested change ``delta`` to ``g`` in place, as the device would."""
-        if (self.potentiation == self.depression == 1.0 and not self.soft_bounds and gains is None
-                and not self.write_noise and not self.levels):  # plain bounded addition, no temporaries
+        if gains is None and self.bounded_addition:  # plain bounded addition, no temporaries
             g += delta
             np.clip(g, self.g_min, self.g_max, out=g)
             return

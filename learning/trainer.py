@@ -18,8 +18,9 @@ import numpy as np
 
 from eqprop import backends
 
-from .eqprop import NUDGINGS, eqprop_gradient, run_phases
+from .eqprop import NUDGINGS, eqprop_statistics, run_phases
 from .programming import PRESETS, ProgrammingModel
+from .update import sgd_step
 
 
 class ConfigError(ValueError):
@@ -352,18 +353,13 @@ class EqPropTrainer:
             for eq in (ph.free, ph.plus, ph.minus):
                 if eq is not None:
                     eq.voltages = self.device.read(eq.voltages, self.rng)
-        grads = eqprop_gradient(self.backend, ph)
+        stats, scale = eqprop_statistics(self.backend, ph)
         decay = cfg.lr_decay ** self.epoch
-        for p, g, v, ref, lr, gains in zip(self.backend.parameters(), grads, self.velocity, self.g_ref, self.lr,
+        for p, g, v, ref, lr, gains in zip(self.backend.parameters(), stats, self.velocity, self.g_ref, self.lr,
                                            self.d2d):
-            v *= cfg.momentum
-            g *= ref / self.loss_unit  # dimensionless: p = G / g_ref, loss in its unit (g is this step's own)
-            v += g
-            delta = np.multiply(v, -(lr * decay * ref), out=g)
-            if self.device is None:
-                p += delta
-            else:
-                self.device.apply(p, delta, self.rng, gains)
+            # dimensionless: p = G / g_ref, loss in its unit; g is this step's own array (overwritten)
+            sgd_step(p, g, v, cfg.momentum, scale * ref / self.loss_unit, lr * decay * ref, self.device,
+                     self.rng, gains)
         self.backend.sync()
         return _batch_metrics(ph.free.prediction, y, labels)
 

@@ -1,0 +1,84 @@
+"""The training step's update: the compiled one-pass path against the numpy path, and the phases'
+unchanged-parameters block (one validation, derived arrays reused, nothing stale after it)."""
+import numpy as np
+import pytest
+
+from eqprop.circuits import layered, solve
+from eqprop.circuits.errors import NetworkError
+from eqprop.learning import NativeBackend, run_phases
+from eqprop.learning import update
+from eqprop.learning.programming import preset
+
+pytestmark = pytest.mark.skipif(update.njit is None, reason="numba not installed")
+
+
+def _arrays(seed, shape=(300, 257)):
+    rng = np.random.default_rng(seed)
+    p = rng.uniform(0.0, 1e-6, shape)
+    return p, rng.normal(0.0, 1e-3, shape), rng.normal(0.0, 1e-3, shape)
+
+
+@pytest.mark.parametrize("device", [None, "ideal", "bounded"])
+def test_fused_update_equals_the_numpy_path(device, monkeypatch):
+    """Momentum, scaling, step and the device's clipping in one compiled pass give the numpy path's result
+    (bounded: g_max inside the range, so the upper clip acts; ideal: the lower one acts)."""
+    model = None if device is None else preset(device, 6e-7)
+    results = []
+    for kernels in ("", "numpy"):
+        monkeypatch.setenv("EQPROP_KERNELS", kernels)
+        p, g, v = _arrays(0)
+        for s in range(3):
+            g2 = g * (s + 1)
+            update.sgd_step(p, g2, v, 0.9, 0.7, 3e-4, model, np.random.default_rng(0))
+        results.append((p, v))
+    (p1, v1), (p0, v0) = results
+    np.testing.assert_allclose(v1, v0, rtol=1e-14, atol=0)
+    np.testing.assert_allclose(p1, p0, rtol=1e-13, atol=1e-22)
+    if model is not None:
+        assert p1.min() >= model.g_min and p1.max() <= model.g_max
+        assert (p1 == model.g_min).any() or (p1 == model.g_max).any()  # the clip was exercised
+
+
+def test_device_models_with_more_than_bounds_take_the_device_path(monkeypatch):
+    """A device with levels (quantized) must not be reduced to a clip: the result lies on its levels."""
+    model = preset("quantized", 1e-6)
+    p, g, v = _arrays(1)
+    update.sgd_step(p, g, v, 0.9, 1.0, 1e-4, model, np.random.default_rng(0))
+    step = (model.g_max - model.g_min) / (model.levels - 1)
+    np.testing.assert_allclose(p / step, np.round(p / step), atol=1e-9)
+
+
+def test_unchanged_block_validates_once_and_solves_the_same():
+    net = layered([1568 // 8, 40, 30, 20], seed=4, gain=3.0, rails=(-0.05, 0.05), hidden_pairs=True)
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(0, 1, (7, 98)), rng.uniform(-0.05, 0.05, (7, 10))
+    outside = [solve(net, x), solve(net, x, y, 1e-7)]
+    with net.unchanged():
+        inside = [solve(net, x), solve(net, x, y, 1e-7)]
+        assert set(net._fixed) >= {"totals", "source_weights", "amplifier_matrices"}  # derived once, reused
+        with net.unchanged():  # nested: shares the outer block
+            assert "source_weights" in net._fixed
+        assert net.copy()._fixed is None
+    assert net._fixed is None
+    for a, b in zip(outside, inside):
+        np.testing.assert_array_equal(a.voltages, b.voltages)
+
+
+def test_a_fault_left_by_an_update_is_reported_by_the_next_phases():
+    """The native backend's sync no longer validates: the next step's block must still catch the fault."""
+    net = layered([16, 10, 6], seed=2, rails=(-0.05, 0.05))
+    backend = NativeBackend(net)
+    x, y = np.ones((2, 8)), np.zeros((2, 3))
+    run_phases(backend, x, y, 1e-7)
+    net.weights[0][3, 4] = np.nan
+    backend.sync()
+    with pytest.raises(NetworkError, match="NaN"):
+        run_phases(backend, x, y, 1e-7)
+    net.weights[0][3, 4] = 1e-7
+    with backend.unchanged():  # after the block a solve sees an edit made in between
+        backend.settle(x)
+    net.weights[0][:, 4] = 0.0
+    net.biases[0][:, 4] = 0.0
+    net.weights[1][4, :] = 0.0
+    with pytest.raises(NetworkError, match="floating"):
+        backend.settle(x)
