@@ -336,3 +336,33 @@ def shockley_update(ta, tb, k, v, terms, S, vl, vh, i_s, nvt, gmin, exp_cap, vcr
             step = max(step, abs(x - old))
             v[i, j] = x
     return step
+
+
+def _sums_loop(w, cols, rows):  # pragma: no cover - compiled
+    n, m = w.shape
+    bad = 0
+    for i in range(n):
+        r = 0.0
+        for j in range(m):
+            x = w[i, j]
+            bad += not (x >= 0.0)  # NaN fails this; no branch, so the loop vectorises
+            cols[j] += x
+            r += x
+        rows[i] = r
+    return bad == 0
+
+
+# Reassociation lets LLVM vectorise the row sums (their rounding differs from numpy's pairwise sums by
+# ulps); no other fast-math flag: NaN must stay NaN for the check.
+_sums_kernel = _sums_loop if njit is None else njit(nogil=True, cache=True, error_model="numpy",
+                                                    fastmath={"reassoc"})(_sums_loop)
+
+
+def conductance_sums(w: np.ndarray):
+    """(all entries >= 0 and not NaN, column sums, row sums) of a conductance matrix in one pass (numpy's
+    min, sum(0) and sum(1) are three), or None where the numpy path serves (no numba, not C-contiguous
+    float64). The column sums add the rows in order, as numpy's sum(0) does."""
+    if not available() or w.dtype != np.float64 or not w.flags.c_contiguous or w.ndim != 2:
+        return None
+    cols, rows = np.zeros(w.shape[1]), np.empty(w.shape[0])
+    return _sums_kernel(w, cols, rows), cols, rows

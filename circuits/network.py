@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import networkx as nx
 import numpy as np
 
+from . import kernels
 from .devices import DiodeClamp, diode_model
 from .errors import InputError, NetworkError
 
@@ -119,9 +120,10 @@ class LayeredNetwork:
             return w[:n] - w[n:]
         return w
 
-    def row_conductance(self, c: int) -> np.ndarray:
-        """Conductance from each node of layer c into connection c (both halves of a differential pair)."""
-        s = self.weights[c].sum(1)
+    def row_conductance(self, c: int, rows=None) -> np.ndarray:
+        """Conductance from each node of layer c into connection c (both halves of a differential pair);
+        ``rows``: the weights' row sums where already computed."""
+        s = self.weights[c].sum(1) if rows is None else rows
         if c > 0 and self.hidden_pairs:
             n = self.sizes[c]
             return s[:n] + s[n:]
@@ -185,12 +187,18 @@ class LayeredNetwork:
         for name, seq in (("weights", self.weights), ("biases", self.biases), ("neurons", self.neurons), ("gains", self.gains)):
             if len(seq) != L:
                 raise NetworkError(f"{name} needs one entry per connection ({L}), got {len(seq)}")
+        sums = {}  # connection -> (column sums, row sums) of its weights, where one compiled pass gave them
         for c in range(L):
             for name, arr, shape in (("weights", self.weights[c], (self.rows(c), s[c + 1])),
                                      ("biases", self.biases[c], (2, s[c + 1]))):
                 if arr.shape != shape:
                     raise NetworkError(f"{name}[{c}] must have shape {shape}, got {arr.shape}")
-                if arr.min(initial=0.0) >= 0.0:  # NaN and -inf fail this; +inf shows in the node totals below
+                got = kernels.conductance_sums(arr) if name == "weights" else None
+                if got is not None:
+                    sums[c] = got[1:]
+                    if got[0]:  # every entry >= 0 (NaN and -inf fail); +inf shows in the node totals below
+                        continue
+                elif arr.min(initial=0.0) >= 0.0:  # NaN and -inf fail this; +inf shows in the node totals below
                     continue
                 if not np.isfinite(arr).all():
                     raise NetworkError(f"{name}[{c}] holds NaN/inf conductances")
@@ -206,7 +214,7 @@ class LayeredNetwork:
             raise NetworkError("gains[0] must be 1: inputs are ideal sources (scale the inputs instead)")
         # A free node needs a resistive path to a source; in a layered net that means a nonzero column.
         with np.errstate(over="ignore"):  # sums past the float range are reported below
-            totals = self.node_totals()
+            totals = self.node_totals(sums)
         for c, total in enumerate(totals):
             if not np.isfinite(total).all():  # an inf conductance (NaN and negatives were caught above)
                 bad = next(((n, k) for k in range(L) for n, a in (("weights", self.weights[k]),
@@ -222,14 +230,17 @@ class LayeredNetwork:
                                    "give it a conductance to a neighbour or a bias source")
         return totals
 
-    def node_totals(self) -> list:
-        """Total conductance at every free node (the sum of all its resistors), one array per free layer."""
+    def node_totals(self, sums=None) -> list:
+        """Total conductance at every free node (the sum of all its resistors), one array per free layer.
+        ``sums``: {connection: (column sums, row sums) of its weights} already computed (``validate``)."""
         L = self.n_connections
+        sums = sums or {}
         totals = []
         for c in range(L):
-            total = self.weights[c].sum(0) + self.biases[c].sum(0)
+            cols = sums[c][0] if c in sums else self.weights[c].sum(0)
+            total = cols + self.biases[c].sum(0)
             if c + 1 < L:
-                total += self.row_conductance(c + 1)
+                total += self.row_conductance(c + 1, sums[c + 1][1] if c + 1 in sums else None)
             totals.append(total)
         return totals
 

@@ -114,10 +114,14 @@ def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | N
 
 
 def _amplifier_matrices(net: LayeredNetwork):
-    """Per connection after the first, the forward matrix a W and the backward one W^T / a (None for c = 0)."""
-    L = net.n_connections
-    fwd = [None] + [net.gains[c] * net.signed_weights(c) for c in range(1, L)]
-    back = [None] + [np.ascontiguousarray(net.signed_weights(c).T) / net.gains[c] for c in range(1, L)]
+    """Per connection after the first, the forward matrix a W and the backward one W^T / a (None for c = 0).
+    The backward matrix is a transposed view (BLAS reads either order at the same speed; a transposed
+    copy of a 1024 x 1024 matrix costs more than the sweeps' products at small batches)."""
+    fwd, back = [None], [None]
+    for c in range(1, net.n_connections):
+        w = net.signed_weights(c)
+        fwd.append(net.gains[c] * w)
+        back.append((w / net.gains[c]).T)
     return fwd, back
 
 

@@ -130,3 +130,18 @@ def test_the_fast_pass_exponential_is_exp_to_the_last_bits():
     work[2] = z
     kernels._exp_rows(work, np.empty(z.size, np.int64))
     assert np.abs(work[2] / np.exp(z) - 1).max() < 5e-16
+
+
+@pytest.mark.parametrize("bad,ok", [(None, True), (np.nan, False), (-1e-12, False), (-np.inf, False), (np.inf, True)])
+def test_conductance_sums_flag_and_sums(bad, ok):
+    """validate()'s one pass: the flag fails on NaN and negatives (+inf passes: the totals report it), the
+    column and row sums are numpy's to rounding."""
+    w = np.random.default_rng(0).uniform(0, 1e-6, (203, 77))
+    if bad is not None:
+        w[150, 40] = bad
+    got = kernels.conductance_sums(w)
+    assert got[0] is ok
+    if bad is None:
+        np.testing.assert_allclose(got[1], w.sum(0), rtol=1e-14)
+        np.testing.assert_allclose(got[2], w.sum(1), rtol=1e-14)
+    assert kernels.conductance_sums(np.asfortranarray(w)) is None  # not C-contiguous: the numpy path
