@@ -64,6 +64,23 @@ def test_unchanged_block_validates_once_and_solves_the_same():
         np.testing.assert_array_equal(a.voltages, b.voltages)
 
 
+def test_the_kept_source_drive_follows_x_by_value():
+    """The phases reuse the free phase's input product; an x edited in place inside the block must not."""
+    net = layered([16, 10, 6], seed=2, rails=(-0.05, 0.05))
+    rng = np.random.default_rng(1)
+    x = rng.uniform(0, 1, (4, 8))
+    with net.unchanged():
+        first = solve(net, x)
+        kept = net._fixed["source_drive"][1]
+        assert solve(net, x).voltages.tobytes() == first.voltages.tobytes()
+        assert net._fixed["source_drive"][1] is kept  # a hit
+        x[2, 5] += 0.5
+        edited = solve(net, x)
+        assert net._fixed["source_drive"][1] is not kept
+    np.testing.assert_array_equal(edited.voltages, solve(net, x).voltages)
+    assert not np.allclose(edited.voltages[2], first.voltages[2])
+
+
 def test_a_fault_left_by_an_update_is_reported_by_the_next_phases():
     """The native backend's sync no longer validates: the next step's block must still catch the fault."""
     net = layered([16, 10, 6], seed=2, rails=(-0.05, 0.05))
