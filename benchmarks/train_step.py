@@ -1,6 +1,6 @@
-"""Training throughput of the native backend on the Kendall-size network (1568-100-20), and where the time goes.
+"""Training throughput of the native backend (default the Kendall-size network 1568-100-20), and where the time goes.
 
-    python benchmarks/train_step.py [--mnist PATH] [--steps 20]
+    python benchmarks/train_step.py [--mnist PATH] [--steps 20] [--hidden 1024 [1024]] [--batch 16 64]
 
 A full training step is the free phase, the centered nudged phases (+beta and -beta, warm-started from
 the free state), the local statistics and the update through the programming model. Prints samples
@@ -28,6 +28,9 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--mnist", default=str(DEFAULT_MNIST))
     p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--hidden", type=int, nargs="+", default=[100], help="hidden layer sizes (default 100)")
+    p.add_argument("--batch", type=int, nargs="+", default=[64, 512], help="batch sizes (default 64 512)")
+    p.add_argument("--input-scale", type=float, default=1.0)
     args = p.parse_args(argv)
     if Path(args.mnist).exists():
         z = np.load(args.mnist)
@@ -35,11 +38,14 @@ def main(argv=None):
     else:
         rng = np.random.default_rng(0)
         x_all, y_all, source = rng.uniform(0, 1, (2048, 784)), rng.integers(0, 10, 2048), "random inputs"
-    print(f"# native training step, 1568-100-20, ideal diodes, centered nudging, {source}")
+    x_all = x_all * args.input_scale
+    sizes = "-".join(str(n) for n in [1568] + args.hidden + [20])
+    print(f"# native training step, {sizes}, ideal diodes, centered nudging, input scale {args.input_scale:g}, {source}")
     print("| batch | samples / s | free phase | nudged phases (+beta, -beta) | statistics, update, Python |")
     print("|---|---|---|---|---|")
-    for batch in (64, 512):
-        cfg = resolved(TrainConfig(dataset="mnist", hidden=[100], batch_size=batch, lr=[20.0, 5.0]))
+    for batch in args.batch:
+        cfg = resolved(TrainConfig(dataset="mnist", hidden=list(args.hidden), batch_size=batch,
+                                   input_scale=args.input_scale))
         net = build_network(cfg, 784, 10)
         backend = NativeBackend(net, tol=cfg.tol)
         trainer = EqPropTrainer(backend, cfg, preset("ideal", 2.0 * max(float(w.max()) for w in net.weights)), 10)
