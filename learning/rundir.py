@@ -191,7 +191,7 @@ def changed_fields(saved, cfg) -> list:
 
 # Fields added after checkpoint format 2, with their defaults: left out of the hash at the default, so a run
 # written before they existed keeps its hash (and stays loadable).
-LATER_FIELDS = {"threshold": None, "spikes": "graded", "time_steps": None}
+LATER_FIELDS = {"threshold": None, "spikes": "graded", "time_steps": None, "warmup": 0.0}
 
 
 def config_hash(cfg) -> str:
@@ -242,7 +242,7 @@ def save_checkpoint(run_dir: Path, cfg, backend, trainer, history: list, positio
             arrays[f"d2d_{i}"] = d
     info = {"format": FORMAT, "backend": cfg.backend, "config_hash": config_hash(cfg),
             "shapes": parameter_shapes(backend.network),
-            "network": meta, "epoch": state["epoch"], "rng": state["rng"], "g_ref": state["g_ref"],
+            "network": meta, "epoch": state["epoch"], "steps": state["steps"], "rng": state["rng"], "g_ref": state["g_ref"],
             "beta_abs": state["beta_abs"], "g_max": trainer.device.g_max if trainer.device else None,
             "lr": trainer.lr[:len(trainer.lr) // 2], "history": history, "position": position,
             "backend_state": backend.state()}
@@ -278,7 +278,8 @@ def load_checkpoint(run_dir: Path, cfg=None):
         n_params = len(info["shapes"])
         state = {"velocity": [arrays[f"velocity_{i}"] for i in range(n_params)],
                  "d2d": [arrays.get(f"d2d_{i}") for i in range(n_params)],
-                 "epoch": info["epoch"], "rng": info["rng"], "g_ref": info["g_ref"], "beta_abs": info["beta_abs"],
+                 "epoch": info["epoch"], "steps": info.get("steps", 0), "rng": info["rng"], "g_ref": info["g_ref"],
+                 "beta_abs": info["beta_abs"],
                  "g_max": info["g_max"], "position": info.get("position"), "lr": info["lr"],
                  "backend_state": info.get("backend_state") or {}}
     except (KeyError, TypeError, ValueError) as e:

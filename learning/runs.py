@@ -125,6 +125,7 @@ def _loop(cfg, run_dir, ds, x_train, x_test, backend, state, history, progress, 
         log(f"resuming {run_dir} at {where} (its last checkpoint)" if trainer.epoch < cfg.epochs
             else f"{run_dir} has finished its {cfg.epochs} epochs; writing its plots")
     last = history[-1] if history else {}
+    trainer.warmup_steps = int(np.ceil(cfg.warmup * -(-len(x_train) // cfg.batch_size)))
     steps = 0
     show = progress if progress is not None else _is_terminal()
     for epoch in range(trainer.epoch, cfg.epochs):

@@ -40,6 +40,8 @@ HELP = {
     "lr": "learning rate per connection, input side first (one value, or one per connection = hidden layers + 1); "
           "default: the backend's rule (README: Learning rates)",
     "lr_decay": "factor applied to every rate after each epoch (default 0.99; hopfield 1)",
+    "warmup": "epochs (a fraction allowed) over which every rate ramps up linearly from its first step to its "
+              "full value; 0: none (default 0)",
     "momentum": "SGD momentum in [0, 1) (default 0.9; hopfield 0)",
     "beta": "nudging strength relative to an output node's conductance (default 0.1; hopfield 0.5, absolute)",
     "nudging": "centered (+beta and -beta), positive, negative, or random sign (default centered; hopfield random)",
@@ -94,6 +96,7 @@ class TrainConfig:
     batch_size: int | None = None
     lr: list | None = None  # per connection (weights and biases of connection c); None: the backend's rule
     lr_decay: float | None = None  # multiplied into every lr after each epoch
+    warmup: float = 0.0  # epochs of linear warm-up of every lr (0: none)
     momentum: float | None = None
     beta: float | None = None  # relative to the mean output-node conductance
     nudging: str | None = None
@@ -174,6 +177,7 @@ class TrainConfig:
         for name in ("beta", "target_amplitude", "input_scale", "tol", "lr_decay"):
             positive(name)
         positive("diode_is", allow_none=True)
+        positive("warmup", allow_zero=True, need="must be epochs >= 0 (0: no warm-up)")
         positive("checkpoint_every", allow_none=True, allow_zero=True,
                  need="must be seconds >= 0 (0: after every step) or null")
         if not isinstance(self.momentum, (int, float)) or isinstance(self.momentum, bool) or not 0 <= self.momentum < 1:
@@ -326,6 +330,18 @@ class EqPropTrainer:
         self.loss_unit = backend.loss_unit(config)
         self.d2d = [programming.device_gains(p.shape, self.rng) if programming else None for p in params]
         self.epoch = 0
+        self.steps = 0  # updates made (the warm-up counts them)
+        #: steps over which the rates ramp up: config.warmup epochs, in steps (the training loop sets it from
+        #: its batches per epoch; 0: no warm-up)
+        self.warmup_steps = 0
+
+    def rate_factor(self) -> float:
+        """What multiplies every learning rate at the next step: the per-epoch decay times the warm-up ramp
+        ((steps + 1) / warmup_steps until it reaches 1)."""
+        factor = self.config.lr_decay ** self.epoch
+        if self.warmup_steps and self.steps < self.warmup_steps:
+            factor *= (self.steps + 1) / self.warmup_steps
+        return factor
 
     def targets(self, labels) -> np.ndarray:
         return self.backend.targets(labels, self.n_classes, self.config.target_amplitude)
@@ -334,7 +350,8 @@ class EqPropTrainer:
         cfg = self.config
         y = self.targets(labels)
         if getattr(self.backend, "onchip", False):  # the backend's synapses update themselves
-            decay = cfg.lr_decay ** self.epoch
+            decay = self.rate_factor()
+            self.steps += 1
             scales = [lr * decay * ref * ref / self.loss_unit / len(x) for lr, ref in zip(self.lr, self.g_ref)]
             out = self.backend.onchip_step(x, y, self.beta_abs, scales)
             if getattr(self.backend, "programs", False):  # its controller requested changes: program them
@@ -354,7 +371,8 @@ class EqPropTrainer:
                 if eq is not None:
                     eq.voltages = self.device.read(eq.voltages, self.rng)
         stats, scale = eqprop_statistics(self.backend, ph)
-        decay = cfg.lr_decay ** self.epoch
+        decay = self.rate_factor()
+        self.steps += 1
         for p, g, v, ref, lr, gains in zip(self.backend.parameters(), stats, self.velocity, self.g_ref, self.lr,
                                            self.d2d):
             # dimensionless: p = G / g_ref, loss in its unit; g is this step's own array (overwritten)
@@ -373,12 +391,13 @@ class EqPropTrainer:
         return {"loss": loss / len(x), "accuracy": correct / len(x)}
 
     def state(self) -> dict:
-        return {"velocity": self.velocity, "epoch": self.epoch, "rng": self.rng.bit_generator.state,
+        return {"velocity": self.velocity, "epoch": self.epoch, "steps": self.steps, "rng": self.rng.bit_generator.state,
                 "g_ref": self.g_ref, "d2d": self.d2d, "beta_abs": self.beta_abs}
 
     def load_state(self, state: dict) -> None:
         self.velocity = [np.array(v) for v in state["velocity"]]
         self.epoch = int(state["epoch"])
+        self.steps = int(state.get("steps", 0))  # checkpoints from before the warm-up did not count steps
         self.rng.bit_generator.state = state["rng"]
         self.g_ref = list(state["g_ref"])
         self.d2d = state["d2d"]

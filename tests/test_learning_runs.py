@@ -23,9 +23,11 @@ def test_training_learns_digits(tmp_path):
         assert (tmp_path / "run" / f).stat().st_size > 0
 
 
-@pytest.mark.parametrize("device", ["ideal", "memristor"])
-def test_killed_run_resumes_to_identical_conductances(tmp_path, device):
-    cfg = TrainConfig(**SMALL, device=device)
+@pytest.mark.parametrize("device,warmup", [("ideal", 0.0), ("memristor", 0.0), ("ideal", 2.0)])
+def test_killed_run_resumes_to_identical_conductances(tmp_path, device, warmup):
+    """Also with a warm-up the cut falls inside (a checkpoint after every step there, so the resume starts
+    mid-ramp): the resumed run continues the ramp from its step count."""
+    cfg = TrainConfig(**SMALL, device=device, warmup=warmup, checkpoint_every=0.0 if warmup else 600.0)
     train(cfg, tmp_path / "full", progress=False, log=lambda *_: None)
     # Stop in the middle of epoch 2 (after the epoch-1 checkpoint), then resume.
     out = train(cfg, tmp_path / "cut", progress=False, log=lambda *_: None, stop_after_steps=30)

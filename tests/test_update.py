@@ -99,3 +99,26 @@ def test_a_fault_left_by_an_update_is_reported_by_the_next_phases():
     net.weights[1][4, :] = 0.0
     with pytest.raises(NetworkError, match="floating"):
         backend.settle(x)
+
+
+def test_warmup_ramps_every_rate_linearly_then_holds():
+    from eqprop.learning.trainer import EqPropTrainer, TrainConfig
+    from eqprop.learning.runs import build_network, resolved
+
+    rng = np.random.default_rng(0)
+    x, labels = rng.uniform(0, 1, (8, 64)), rng.integers(0, 10, 8)
+    deltas = []
+    for warmup_steps in (0, 4):
+        cfg = resolved(TrainConfig(hidden=[12], momentum=0.0, lr_decay=0.5))
+        net = build_network(cfg, 64, 10)
+        before = [w.copy() for w in net.weights]
+        trainer = EqPropTrainer(NativeBackend(net), cfg, None, 10)
+        trainer.warmup_steps = warmup_steps
+        trainer.step(x, labels)
+        deltas.append([w - b for w, b in zip(net.weights, before)])
+        if warmup_steps:
+            assert trainer.rate_factor() == pytest.approx(2 / 4)
+            trainer.steps, trainer.epoch = 10, 1
+            assert trainer.rate_factor() == pytest.approx(0.5)  # ramp done: the decay alone
+    for full, ramped in zip(*deltas):
+        np.testing.assert_allclose(ramped, full / 4, rtol=1e-9, atol=1e-30)
