@@ -122,3 +122,17 @@ def test_warmup_ramps_every_rate_linearly_then_holds():
             assert trainer.rate_factor() == pytest.approx(0.5)  # ramp done: the decay alone
     for full, ramped in zip(*deltas):
         np.testing.assert_allclose(ramped, full / 4, rtol=1e-9, atol=1e-30)
+
+
+@pytest.mark.parametrize("kernels", ["", "numpy"])
+def test_velocities_never_become_subnormal(kernels, monkeypatch):
+    """A velocity whose gradient stays zero decays by the momentum each step; it must reach zero before the
+    subnormal floats (arithmetic on them is ~100x slower), on both paths."""
+    monkeypatch.setenv("EQPROP_KERNELS", kernels)
+    p, g, v = _arrays(2)
+    v[:] = 1e-290
+    for _ in range(400):  # 0.9^400 * 1e-290 would be 5e-309: subnormal
+        update.sgd_step(p, np.zeros_like(g), v, 0.9, 1.0, 1e-3, None)
+    tiny = np.finfo(float).tiny
+    assert not ((v != 0) & (np.abs(v) < tiny)).any()
+    assert (v == 0).all()
