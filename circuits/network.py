@@ -245,9 +245,11 @@ class LayeredNetwork:
         return totals
 
     def copy(self) -> "LayeredNetwork":
-        twin = copy.deepcopy(self)
-        twin._fixed = None  # a copy may be edited: it does not inherit the block's cache
-        return twin
+        return copy.deepcopy(self)
+
+    def __getstate__(self):
+        # a copy or a pickled network (a worker's) may be edited: it does not inherit an unchanged() block
+        return {**self.__dict__, "_fixed": None}
 
     # ---- inputs and outputs ------------------------------------------------------------------
     def check_inputs(self, x, finite: bool = True) -> np.ndarray:

@@ -1,5 +1,7 @@
 """The training step's update: the compiled one-pass path against the numpy path, and the phases'
 unchanged-parameters block (one validation, derived arrays reused, nothing stale after it)."""
+import pickle
+
 import numpy as np
 import pytest
 
@@ -59,6 +61,7 @@ def test_unchanged_block_validates_once_and_solves_the_same():
         with net.unchanged():  # nested: shares the outer block
             assert "source_weights" in net._fixed
         assert net.copy()._fixed is None
+        assert pickle.loads(pickle.dumps(net))._fixed is None  # a worker's copy is not inside the block
     assert net._fixed is None
     for a, b in zip(outside, inside):
         np.testing.assert_array_equal(a.voltages, b.voltages)
