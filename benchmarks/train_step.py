@@ -1,6 +1,11 @@
 """Training throughput of the native backend (default the Kendall-size network 1568-100-20), and where the time goes.
 
     python benchmarks/train_step.py [--mnist PATH] [--steps 20] [--hidden 1024 [1024]] [--batch 16 64]
+                                    [--input-scale 1] [--from-run RUN]
+
+``--from-run RUN`` starts from a native MNIST run's last checkpoint (its network, velocities, rates and
+input scale; ``--hidden`` and ``--input-scale`` are then the run's): a trained network and optimiser state,
+which a fresh network does not show (dead hidden nodes, decayed velocities).
 
 A full training step is the free phase, the centered nudged phases (+beta and -beta, warm-started from
 the free state), the local statistics and the update through the programming model. Prints samples
@@ -18,6 +23,7 @@ import numpy as np
 
 from eqprop.backends.native import NativeBackend
 from eqprop.learning.programming import preset
+from eqprop.learning.rundir import load_checkpoint, load_config
 from eqprop.learning.runs import build_network, resolved
 from eqprop.learning.trainer import EqPropTrainer, TrainConfig
 
@@ -31,7 +37,13 @@ def main(argv=None):
     p.add_argument("--hidden", type=int, nargs="+", default=[100], help="hidden layer sizes (default 100)")
     p.add_argument("--batch", type=int, nargs="+", default=[64, 512], help="batch sizes (default 64 512)")
     p.add_argument("--input-scale", type=float, default=1.0)
+    p.add_argument("--from-run", help="a native MNIST run directory to start from (its last checkpoint)")
     args = p.parse_args(argv)
+    run = None
+    if args.from_run:
+        run_cfg = load_config(args.from_run)
+        run = load_checkpoint(args.from_run, run_cfg)
+        args.hidden, args.input_scale = list(run_cfg.hidden), run_cfg.input_scale
     if Path(args.mnist).exists():
         z = np.load(args.mnist)
         x_all, y_all, source = z["x_train"][:512 * 4].reshape(-1, 784) / 255.0, z["y_train"][:512 * 4], "MNIST"
@@ -39,16 +51,23 @@ def main(argv=None):
         rng = np.random.default_rng(0)
         x_all, y_all, source = rng.uniform(0, 1, (2048, 784)), rng.integers(0, 10, 2048), "random inputs"
     x_all = x_all * args.input_scale
-    sizes = "-".join(str(n) for n in [1568] + args.hidden + [20])
+    sizes = "-".join(str(n) for n in [1568] + args.hidden + [20]) + (f" from {args.from_run}" if run else "")
     print(f"# native training step, {sizes}, ideal diodes, centered nudging, input scale {args.input_scale:g}, {source}")
     print("| batch | samples / s | free phase | nudged phases (+beta, -beta) | statistics, update, Python |")
     print("|---|---|---|---|---|")
     for batch in args.batch:
-        cfg = resolved(TrainConfig(dataset="mnist", hidden=list(args.hidden), batch_size=batch,
-                                   input_scale=args.input_scale))
-        net = build_network(cfg, 784, 10)
+        if run is None:
+            cfg = resolved(TrainConfig(dataset="mnist", hidden=list(args.hidden), batch_size=batch,
+                                       input_scale=args.input_scale))
+            net = build_network(cfg, 784, 10)
+            g_max = 2.0 * max(float(w.max()) for w in net.weights)
+        else:
+            cfg, (net, state, _) = resolved(load_config(args.from_run)), run
+            net, g_max = net.copy(), state["g_max"]
         backend = NativeBackend(net, tol=cfg.tol)
-        trainer = EqPropTrainer(backend, cfg, preset("ideal", 2.0 * max(float(w.max()) for w in net.weights)), 10)
+        trainer = EqPropTrainer(backend, cfg, preset(cfg.device, g_max), 10)
+        if run is not None:
+            trainer.load_state({**state, "velocity": [v.copy() for v in state["velocity"]]})
         spent = defaultdict(float)
         settle = backend.settle
 
