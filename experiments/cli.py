@@ -87,7 +87,7 @@ def cmd_solve(args) -> int:
     return 0
 
 
-TRAIN_FIELDS = ("dataset", "data", "backend", "hidden", "epochs", "batch_size", "lr", "lr_decay", "warmup", "momentum", "beta",
+TRAIN_FIELDS = ("dataset", "data", "backend", "hidden", "epochs", "batch_size", "lr", "lr_decay", "warmup", "shift", "momentum", "beta",
                 "nudging", "target_amplitude", "input_scale", "diode", "diode_is", "rails", "gain", "device", "seed",
                 "n_train", "n_test", "workers", "fixed_point", "threshold", "spikes", "time_steps", "cluster",
                 "checkpoint_every", "hidden_pairs")
@@ -307,6 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=nonnegative, nargs="+", help=HELP["lr"])
     t.add_argument("--lr-decay", dest="lr_decay", type=positive, help=HELP["lr_decay"])
     t.add_argument("--warmup", type=nonnegative, help=HELP["warmup"])
+    t.add_argument("--shift", type=index, help=HELP["shift"])
     t.add_argument("--momentum", type=nonnegative, help=HELP["momentum"])
     t.add_argument("--beta", type=positive, help=HELP["beta"])
     t.add_argument("--nudging", choices=NUDGINGS, help=HELP["nudging"])

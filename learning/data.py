@@ -33,6 +33,7 @@ class Dataset:
     x_test: np.ndarray
     y_test: np.ndarray
     n_classes: int
+    image_shape: tuple | None = None  # (height, width) of a flattened sample, where it is an image
 
     @property
     def n_features(self) -> int:
@@ -97,7 +98,7 @@ def _digits(path, seed) -> Dataset:
     d = load_digits()
     x = d.data / 16.0
     xtr, xte, ytr, yte = train_test_split(x, d.target, test_size=0.2, random_state=seed, stratify=d.target)
-    return Dataset("digits", xtr, ytr, xte, yte, 10)
+    return Dataset("digits", xtr, ytr, xte, yte, 10, (8, 8))
 
 
 def _images(path, seed, n_classes: int = 10) -> Dataset:
@@ -105,7 +106,35 @@ def _images(path, seed, n_classes: int = 10) -> Dataset:
     arrays = load_arrays(path, n_classes)
     scale = pixel_scale(arrays, path)
     return Dataset("", _flatten(arrays["x_train"]) / scale, arrays["y_train"].astype(int),
-                   _flatten(arrays["x_test"]) / scale, arrays["y_test"].astype(int), n_classes)
+                   _flatten(arrays["x_test"]) / scale, arrays["y_test"].astype(int), n_classes,
+                   _image_shape(arrays["x_train"]))
+
+
+def _image_shape(x) -> tuple | None:
+    """(height, width) of stored images: their own shape, or a square side for flattened ones; None otherwise."""
+    if x.ndim == 3:
+        return tuple(int(n) for n in x.shape[1:])
+    if x.ndim == 2:
+        side = math.isqrt(x.shape[1])
+        if side * side == x.shape[1]:
+            return side, side
+    return None
+
+
+def shifted(x: np.ndarray, image_shape, shifts: np.ndarray) -> np.ndarray:
+    """Each flattened image of x moved by its (rows, columns) in ``shifts`` (integers, + down/right), the
+    uncovered border filled with 0 (the background of MNIST-like images); a new array, x untouched."""
+    h, w = image_shape
+    n = len(x)
+    pad = int(np.abs(shifts).max(initial=0))
+    if pad == 0:
+        return x.copy()
+    framed = np.zeros((n, h + 2 * pad, w + 2 * pad), dtype=x.dtype)
+    framed[:, pad:pad + h, pad:pad + w] = x.reshape(n, h, w)
+    out = np.empty((n, h, w), dtype=x.dtype)
+    for i, (dy, dx) in enumerate(np.asarray(shifts, dtype=int)):
+        out[i] = framed[i, pad - dy:pad - dy + h, pad - dx:pad - dx + w]
+    return out.reshape(n, h * w)
 
 
 def pixel_scale(arrays: dict, path) -> float:

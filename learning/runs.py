@@ -15,7 +15,7 @@ import numpy as np
 
 from eqprop import backends
 
-from .data import load
+from .data import load, shifted
 from .programming import preset
 from .rundir import (CHECKPOINT, CONFIG, RunError, RunLock, changed_fields, check_run_dir, load_checkpoint,
                      load_config, parameter_shapes, save_checkpoint, write_config, write_metrics, write_plots,
@@ -73,11 +73,24 @@ def train(cfg: TrainConfig, run_dir, *, resume: bool = False, progress: bool | N
     run_dir = Path(run_dir)
     ds = load(cfg.dataset, cfg.data, n_train=cfg.n_train, n_test=cfg.n_test, seed=cfg.seed)
     check_memory(cfg, ds.n_features, ds.n_classes)
+    check_shift(cfg, ds)
     cfg = resolved(cfg)
     if resume and not run_dir.is_dir():
         raise RunError(f"--resume {run_dir}: no such run directory")
     with RunLock(writable_dir(run_dir)):  # created only now, after everything above was validated
         return _train_locked(cfg, run_dir, ds, resume, progress, log, stop_after_steps)
+
+
+def check_shift(cfg, ds) -> None:
+    """--shift needs images, and a move smaller than them."""
+    if not cfg.shift:
+        return
+    if ds.image_shape is None:
+        raise RunError(f"--shift {cfg.shift}: the {ds.name} samples ({ds.n_features} features) are not images of a "
+                       "known height and width; store them as (N, H, W) arrays, or leave --shift out")
+    if cfg.shift >= min(ds.image_shape):
+        raise RunError(f"--shift {cfg.shift} would move the {ds.image_shape[0]}x{ds.image_shape[1]} {ds.name} images "
+                       f"off themselves; give fewer pixels than {min(ds.image_shape)} (1 or 2 is usual)")
 
 
 def _train_locked(cfg, run_dir, ds, resume, progress, log, stop_after_steps) -> dict:
@@ -131,6 +144,8 @@ def _loop(cfg, run_dir, ds, x_train, x_test, backend, state, history, progress, 
     for epoch in range(trainer.epoch, cfg.epochs):
         t0 = t_saved = time.perf_counter()
         order = np.random.default_rng([cfg.seed, epoch]).permutation(len(x_train))
+        # fixed by (seed, epoch) like the order, so a resumed run moves the images an uninterrupted one does
+        moves = np.random.default_rng([cfg.seed, epoch, 1]).integers(-cfg.shift, cfg.shift + 1, (len(order), 2))
         batches = range(0, len(order), cfg.batch_size)
         done, loss_sum, correct, before = 0, 0.0, 0, 0.0
         if position:  # the data order is fixed by (seed, epoch): skip what the checkpoint already holds
@@ -140,7 +155,8 @@ def _loop(cfg, run_dir, ds, x_train, x_test, backend, state, history, progress, 
         bar = _progress(batches[done:], show, f"epoch {epoch + 1}/{cfg.epochs}")
         for n_done, i in enumerate(bar, start=done + 1):
             idx = order[i:i + cfg.batch_size]
-            r = trainer.step(x_train[idx], ds.y_train[idx])
+            xb = shifted(x_train[idx], ds.image_shape, moves[i:i + cfg.batch_size]) if cfg.shift else x_train[idx]
+            r = trainer.step(xb, ds.y_train[idx])
             loss_sum += r["loss"] * len(idx)
             correct += r["correct"]
             seen = min(i + cfg.batch_size, len(order))

@@ -42,6 +42,9 @@ HELP = {
     "lr_decay": "factor applied to every rate after each epoch (default 0.99; hopfield 1)",
     "warmup": "epochs (a fraction allowed) over which every rate ramps up linearly from its first step to its "
               "full value; 0: none (default 0)",
+    "shift": "data augmentation: each training image moved by a random whole number of pixels, up to this many in "
+             "each direction (rows and columns drawn apart, new each epoch, the border filled with 0); 0: none "
+             "(default 0). Test images are never moved",
     "momentum": "SGD momentum in [0, 1) (default 0.9; hopfield 0)",
     "beta": "nudging strength relative to an output node's conductance (default 0.1; hopfield 0.5, absolute)",
     "nudging": "centered (+beta and -beta), positive, negative, or random sign (default centered; hopfield random)",
@@ -97,6 +100,7 @@ class TrainConfig:
     lr: list | None = None  # per connection (weights and biases of connection c); None: the backend's rule
     lr_decay: float | None = None  # multiplied into every lr after each epoch
     warmup: float = 0.0  # epochs of linear warm-up of every lr (0: none)
+    shift: int = 0  # augmentation: random translations of training images by up to this many pixels (0: none)
     momentum: float | None = None
     beta: float | None = None  # relative to the mean output-node conductance
     nudging: str | None = None
@@ -178,6 +182,7 @@ class TrainConfig:
             positive(name)
         positive("diode_is", allow_none=True)
         positive("warmup", allow_zero=True, need="must be epochs >= 0 (0: no warm-up)")
+        positive("shift", integer=True, allow_zero=True, need="must be a whole number of pixels >= 0 (0: none)")
         positive("checkpoint_every", allow_none=True, allow_zero=True,
                  need="must be seconds >= 0 (0: after every step) or null")
         if not isinstance(self.momentum, (int, float)) or isinstance(self.momentum, bool) or not 0 <= self.momentum < 1:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from eqprop.backends import ResistiveBackend
-from eqprop.learning.data import DataError, load, load_arrays, read_idx
+from eqprop.learning.data import DataError, load, load_arrays, read_idx, shifted
 
 targets = ResistiveBackend.targets
 
@@ -104,3 +104,30 @@ def test_fashion_mnist_from_debians_package_or_a_message_saying_where(monkeypatc
     monkeypatch.setitem(DATASETS, "fashion-mnist", replace(spec, default_path="/nonexistent"))
     with pytest.raises(DataError, match="apt-get install dataset-fashion-mnist"):
         load("fashion-mnist")
+
+
+def test_shifted_moves_each_image_by_its_own_offset_and_fills_the_border_with_zero():
+    rng = np.random.default_rng(0)
+    images = rng.random((5, 6, 7)) + 1.0  # no zeros of their own: a zero below is the filled border
+    x = images.reshape(5, -1)
+    before = x.copy()
+    moves = np.array([[0, 0], [1, 0], [0, -2], [-1, 3], [2, 2]])
+    out = shifted(x, (6, 7), moves).reshape(5, 6, 7)
+    np.testing.assert_array_equal(x, before)  # the dataset is never written
+    for img, moved, (dy, dx) in zip(images, out, moves):
+        expect = np.zeros_like(img)
+        expect[max(dy, 0):6 + min(dy, 0), max(dx, 0):7 + min(dx, 0)] = img[max(-dy, 0):6 - max(dy, 0),
+                                                                           max(-dx, 0):7 - max(dx, 0)]
+        np.testing.assert_array_equal(moved, expect)
+    assert out[1][0].sum() == 0 and out[1][1:].tolist() == images[1][:-1].tolist()  # down by one row
+
+
+def test_image_shape_from_stored_images_or_a_square_side(tmp_path):
+    assert load("digits").image_shape == (8, 8)
+    p = tmp_path / "m.npz"
+    np.savez(p, x_train=np.zeros((3, 4, 5), np.uint8), y_train=np.array([0, 1, 2]),
+             x_test=np.zeros((2, 4, 5), np.uint8), y_test=np.array([3, 4]))
+    assert load("mnist", str(p)).image_shape == (4, 5)
+    np.savez(p, x_train=np.zeros((3, 20), np.uint8), y_train=np.array([0, 1, 2]),
+             x_test=np.zeros((2, 20), np.uint8), y_test=np.array([3, 4]))
+    assert load("mnist", str(p)).image_shape is None  # 20 features: no square; --shift refuses it

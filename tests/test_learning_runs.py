@@ -23,11 +23,14 @@ def test_training_learns_digits(tmp_path):
         assert (tmp_path / "run" / f).stat().st_size > 0
 
 
-@pytest.mark.parametrize("device,warmup", [("ideal", 0.0), ("memristor", 0.0), ("ideal", 2.0)])
-def test_killed_run_resumes_to_identical_conductances(tmp_path, device, warmup):
+@pytest.mark.parametrize("device,warmup,shift", [("ideal", 0.0, 0), ("memristor", 0.0, 0), ("ideal", 2.0, 0),
+                                                 ("ideal", 0.0, 1)])
+def test_killed_run_resumes_to_identical_conductances(tmp_path, device, warmup, shift):
     """Also with a warm-up the cut falls inside (a checkpoint after every step there, so the resume starts
-    mid-ramp): the resumed run continues the ramp from its step count."""
-    cfg = TrainConfig(**SMALL, device=device, warmup=warmup, checkpoint_every=0.0 if warmup else 600.0)
+    mid-ramp): the resumed run continues the ramp from its step count. With --shift it moves the images
+    as the uninterrupted run did."""
+    cfg = TrainConfig(**SMALL, device=device, warmup=warmup, shift=shift,
+                      checkpoint_every=0.0 if warmup else 600.0)
     train(cfg, tmp_path / "full", progress=False, log=lambda *_: None)
     # Stop in the middle of epoch 2 (after the epoch-1 checkpoint), then resume.
     out = train(cfg, tmp_path / "cut", progress=False, log=lambda *_: None, stop_after_steps=30)
@@ -38,6 +41,42 @@ def test_killed_run_resumes_to_identical_conductances(tmp_path, device, warmup):
     for a, b in zip(full.weights + full.biases, cut.weights + cut.biases):
         np.testing.assert_array_equal(a, b)
     assert [h["test_accuracy"] for h in hist_full] == [h["test_accuracy"] for h in hist_cut]
+
+
+def test_shift_trains_on_moved_images_and_never_on_moved_test_images(tmp_path, monkeypatch):
+    from eqprop.learning import runs
+    from eqprop.learning.data import load
+    from eqprop.learning.trainer import EqPropTrainer
+
+    seen, evaluated = [], []
+    step, evaluate = EqPropTrainer.step, EqPropTrainer.evaluate
+    monkeypatch.setattr(EqPropTrainer, "step", lambda self, x, y: seen.append(x.copy()) or step(self, x, y))
+    monkeypatch.setattr(EqPropTrainer, "evaluate", lambda self, x, y: evaluated.append(x.copy()) or evaluate(self, x, y))
+    cfg = TrainConfig(**{**SMALL, "epochs": 1, "shift": 1})
+    train(cfg, tmp_path / "r", progress=False, log=lambda *_: None)
+    ds = load("digits", n_test=SMALL["n_test"])
+    order = np.random.default_rng([0, 0]).permutation(len(ds.x_train))
+    moves = np.random.default_rng([0, 0, 1]).integers(-1, 2, (len(order), 2))
+    first = order[:SMALL["batch_size"]]
+    np.testing.assert_array_equal(seen[0], runs.shifted(ds.x_train[first], (8, 8), moves[:SMALL["batch_size"]]))
+    assert not np.array_equal(seen[0], ds.x_train[first])  # some image was moved
+    assert 0.4 < np.mean(np.any(moves != 0, axis=1)) < 1  # 8 of the 9 offsets move an image
+    np.testing.assert_array_equal(evaluated[0], ds.x_test)  # input_scale 1: the test images as stored
+
+
+@pytest.mark.parametrize("shift,data,match", [(8, None, "off themselves"), (1, "flat", "not images")])
+def test_shift_it_cannot_apply_is_refused_before_a_run_exists(tmp_path, shift, data, match):
+    if data == "flat":
+        data = tmp_path / "flat.npz"
+        rng = np.random.default_rng(0)
+        np.savez(data, x_train=rng.integers(0, 255, (30, 20)), y_train=rng.integers(0, 10, 30),
+                 x_test=rng.integers(0, 255, (10, 20)), y_test=rng.integers(0, 10, 10))
+        cfg = TrainConfig(dataset="mnist", data=str(data), hidden=[8], epochs=1, shift=shift)
+    else:
+        cfg = TrainConfig(**{**SMALL, "shift": shift})
+    with pytest.raises(RunError, match=match):
+        train(cfg, tmp_path / "r", progress=False, log=lambda *_: None)
+    assert not (tmp_path / "r").exists()
 
 
 def test_existing_run_is_not_overwritten(tmp_path):
