@@ -64,7 +64,6 @@ def statistics_difference(net: LayeredNetwork, sources, layers_hi, layers_lo) ->
         sq_v = (dv * (vh + vl)).sum(0)  # sum vh^2 - vl^2, as a product of a difference
         # Each w is written by one GEMM (the rank-one terms ride along as an extra row of ones): temporaries
         # and passes over an input layer's size cost more than the product at small batches.
-        ones = np.ones((1, dv.shape[1]))
         if c == 0:
             d = np.vstack([dv * (-2.0 * a * k), k * sq_v[None, :]])
             if net.input_pairs:  # sources [x, -x]: the -x rows are the +x rows negated, one GEMM over the features
@@ -80,7 +79,8 @@ def statistics_difference(net: LayeredNetwork, sources, layers_hi, layers_lo) ->
             sq_u = ((uh - ul) * (uh + ul)).sum(0)
             # uh^T vh - ul^T vl = uh^T (vh - vl) + (uh - ul)^T vl: products of differences, no cancellation
             left = np.vstack([uh, uh - ul, sq_u[None, :], np.ones((1, uh.shape[1]))])
-            right = np.vstack([dv * (-2.0 * a * k), vl * (-2.0 * a * k), (k * a * a) * ones, k * sq_v[None, :]])
+            right = np.vstack([dv * (-2.0 * a * k), vl * (-2.0 * a * k), np.full((1, dv.shape[1]), k * a * a),
+                               k * sq_v[None, :]])
             w = left.T @ right
         weights.append(w)
         s_v = dv.sum(0)
