@@ -355,10 +355,22 @@ def layered(
     ``(0, 2e-6 * 2 / fan_in)`` per layer so every node sees about the same total conductance;
     ``hidden_pairs`` makes every amplifier after the first connection differential (see the module notes).
     """
+    try:
+        sizes = tuple(sizes)
+    except TypeError:
+        raise NetworkError(f"sizes must be a list of layer sizes, e.g. [8, 6, 4], got {sizes!r}") from None
+    if any(isinstance(s, (bool, np.bool_)) or not isinstance(s, (int, np.integer)) or s < 1 for s in sizes):
+        raise NetworkError(f"sizes must be positive whole numbers of nodes, got {list(sizes)}")
     sizes = tuple(int(s) for s in sizes)
     if len(sizes) < 2:
         raise NetworkError(f"sizes needs at least input and output layers, got {sizes}")
     L = len(sizes) - 1
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise NetworkError(f"seed must be a non-negative whole number, got {seed!r}")
+    for name, v in (("bias_voltage", bias_voltage), ("rails", rails[0] if diode is not None else 0.0),
+                    ("rails", rails[1] if diode is not None else 0.0)):
+        if not np.isfinite(float(v)):
+            raise NetworkError(f"{name} must be finite volts, got {v!r}")
     rng = np.random.default_rng(seed)
     clamp = None if diode is None else DiodeClamp(diode_model(diode), float(rails[0]), float(rails[1]))
     neurons = [clamp] * (L - 1) + [clamp if output_diodes else None]

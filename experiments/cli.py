@@ -1,7 +1,7 @@
 """The ``eqprop`` command line: it parses and dispatches; each command's work lives in its own module.
 
-Commands: info, solve, train, evaluate, netlist, physics, gradcheck, sweep, loihi, onchip, cosim, nonideal, compare,
-demo (``eqprop COMMAND --help`` for each). User mistakes (bad paths, bad configs, bad inputs) end in one
+Commands: info, solve, train, evaluate, report, netlist, physics, gradcheck, sweep, loihi, onchip, cosim, nonideal,
+compare, demo (``eqprop COMMAND --help`` for each). User mistakes (bad paths, bad configs, bad inputs) end in one
 line naming the problem and exit code 2, not a traceback from inside a library.
 """
 from __future__ import annotations
@@ -89,47 +89,79 @@ def cmd_solve(args) -> int:
 
 TRAIN_FIELDS = ("dataset", "data", "backend", "hidden", "epochs", "batch_size", "lr", "lr_decay", "warmup", "shift", "momentum", "beta",
                 "nudging", "target_amplitude", "input_scale", "diode", "diode_is", "rails", "gain", "device", "seed",
-                "n_train", "n_test", "workers", "fixed_point", "threshold", "spikes", "time_steps", "cluster",
+                "n_train", "n_test", "pixel_max", "workers", "fixed_point", "threshold", "spikes", "time_steps", "cluster",
                 "checkpoint_every", "hidden_pairs")
 RESUME_MAY_CHANGE = ("epochs", "workers", "cluster", "checkpoint_every")  # how long and where, not what
+
+
+def _given(args) -> dict:
+    """The TrainConfig fields set on the command line, as TrainConfig holds them."""
+    given = {}
+    for key in TRAIN_FIELDS:
+        val = getattr(args, key, None)
+        if val is None or (val is False and key != "hidden_pairs"):
+            continue
+        if key == "hidden_pairs":
+            val = val == "on"
+        elif key == "gain":
+            val = val[0] if len(val) == 1 else list(val)
+        elif key == "rails":
+            val = tuple(val)
+        elif key in ("hidden", "lr"):
+            val = list(val)
+        given[key] = val
+    return given
 
 
 def _config_from_args(args):
     from eqprop.learning.trainer import TrainConfig
 
     cfg = TrainConfig()
-    for key in TRAIN_FIELDS:
-        val = getattr(args, key, None)
-        if key == "hidden_pairs" and val is not None:
-            val = val == "on"
-        elif key == "gain" and val is not None:
-            val = val[0] if len(val) == 1 else list(val)
-        if val is not None and (val is not False or key == "hidden_pairs"):
-            setattr(cfg, key, tuple(val) if key == "rails" else list(val) if key in ("hidden", "lr") else val)
+    for key, val in _given(args).items():
+        setattr(cfg, key, val)
     return cfg
+
+
+def _nonempty(flag, value) -> None:
+    if value is not None and not str(value).strip():
+        raise ValueError(f"{flag} is empty (an unset shell variable?); give a run directory")
 
 
 def cmd_train(args) -> int:
     from eqprop.learning.rundir import load_config
     from eqprop.learning.runs import train
 
+    _nonempty("--resume", args.resume)
+    _nonempty("--out", args.out)
+    recipe = None
     if args.resume:
-        given = [k for k in TRAIN_FIELDS if getattr(args, k, None) not in (None, False)]
-        fixed = [k for k in given if k not in RESUME_MAY_CHANGE]
+        if args.config:
+            raise ValueError("--resume continues a run with its own config.json; drop --config")
+        if args.out and os.path.abspath(args.out) != os.path.abspath(args.resume):
+            raise ValueError(f"--resume {args.resume} trains that run in place; --out {args.out} names another "
+                             "directory: drop --out (or copy the run there first and resume the copy)")
+        cfg = load_config(args.resume)
+        given = _given(args)
+        fixed = [k for k, v in given.items() if k not in RESUME_MAY_CHANGE and getattr(cfg, k) != v]
         if fixed:
             raise ValueError(f"--resume continues a run as it was started; it cannot change "
                              f"{', '.join('--' + k.replace('_', '-') for k in fixed)} (only --epochs, to train "
                              "further, and --workers/--cluster/--checkpoint-every); start a new --out instead")
-        cfg = load_config(args.resume)
-        for k in given:
-            setattr(cfg, k, getattr(args, k))
+        for k, v in given.items():
+            setattr(cfg, k, v)
         out = args.resume
+    elif args.config:
+        from .recipes import load_recipe
+
+        recipe = load_recipe(args.config)
+        cfg = recipe.config(**_given(args))
+        out = args.out or recipe.out or f"runs/{recipe.name}"
     else:
         cfg = _config_from_args(args).validate()
         out = args.out or f"runs/{cfg.dataset}-{cfg.backend}-seed{cfg.seed}"
-    print(f"training {cfg.backend} backend on {cfg.dataset}: hidden {cfg.hidden}, {cfg.epochs} epochs -> {out}")
     try:
-        last = train(cfg, out, resume=bool(args.resume), progress=False if args.no_progress else None)
+        last = train(cfg, out, resume=bool(args.resume), progress=False if args.no_progress else None,
+                     recipe=recipe.path if recipe else None)
     except KeyboardInterrupt:
         ckpt = Path(out) / "checkpoint.npz"
         where = f"its last checkpoint is {ckpt}" if ckpt.exists() else "no checkpoint was written yet"
@@ -164,7 +196,7 @@ def cmd_demo(args) -> int:
 def cmd_netlist(args) -> int:
     from .export import export_netlist
 
-    export_netlist(args.run, args.out, args.split, args.sample, args.count, args.beta, args.nudge)
+    export_netlist(args.run, args.out, args.split, args.sample, args.count, args.beta, args.nudge, force=args.force)
     return 0
 
 
@@ -233,6 +265,13 @@ def cmd_nonideal(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from .report import report
+
+    report(args.run, out=args.out)
+    return 0
+
+
 def cmd_compare(args) -> int:
     from .compare import compare
 
@@ -298,6 +337,8 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a network with EqProp into a run directory",
                        formatter_class=argparse.HelpFormatter,
                        description="Flags left out take their defaults, some of which are the backend's own.")
+    t.add_argument("--config", metavar="RECIPE.toml", help="a recipe: the run's fields in a TOML file (recipes/ holds "
+                                                           "the README's); flags given beside it override it")
     t.add_argument("--backend", choices=names, help=HELP["backend"] + " (default native)")
     t.add_argument("--dataset", choices=datasets, help=HELP["dataset"] + " (default digits)")
     t.add_argument("--data", help=HELP["data"])
@@ -329,6 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--time-steps", dest="time_steps", type=count, help=HELP["time_steps"])
     t.add_argument("--n-train", dest="n_train", type=count, help=HELP["n_train"])
     t.add_argument("--n-test", dest="n_test", type=count, help=HELP["n_test"])
+    t.add_argument("--pixel-max", dest="pixel_max", type=positive, help=HELP["pixel_max"])
     t.add_argument("--out", help="run directory (default runs/DATASET-BACKEND-seedN); must be new or empty")
     t.add_argument("--resume", metavar="RUN", help="continue a run from its last checkpoint (with --epochs N: train "
                                                    "it further to N epochs)")
@@ -343,7 +385,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=cmd_evaluate)
     n = sub.add_parser("netlist", help="export a trained run as an ngspice netlist (ngspice -b runs it)")
     n.add_argument("run", help="run directory of a circuit backend")
-    n.add_argument("--out", default="net.cir", help="netlist file to write")
+    n.add_argument("--out", default="net.cir", help="netlist file to write (an existing one only with --force)")
+    n.add_argument("--force", action="store_true", help="replace the --out file if it exists")
     n.add_argument("--split", choices=["test", "train"], default="test", help="where the samples come from")
     n.add_argument("--sample", type=index, default=0, help="first sample at the inputs")
     n.add_argument("--count", type=count, default=1, help="samples (more than 1: swept by .dc)")
@@ -419,6 +462,11 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--backends", nargs="+", default=list(names), choices=names, help="backends to compare")
     cp.add_argument("--out", default="reports/compare", help="report directory")
     cp.set_defaults(func=cmd_compare)
+    rp = sub.add_parser("report", help="the results table of run directories (markdown and JSON), from their own "
+                                       "metrics, configs and provenance")
+    rp.add_argument("run", nargs="+", help="run directories")
+    rp.add_argument("--out", help="directory for results.md and results.json (default: print only)")
+    rp.set_defaults(func=cmd_report)
     d = sub.add_parser("demo", help="solve the example network, train digits natively, then a short compare")
     d.add_argument("--epochs", type=count, default=10, help=HELP["epochs"])
     d.add_argument("--out", default="runs/demo", help="demo directory (new, empty, or an earlier demo's): "

@@ -22,6 +22,7 @@ from eqprop import backends as registry
 from eqprop.circuits import solve
 from eqprop.learning.data import load
 from eqprop.learning.eqprop import cosine, eqprop_gradient, relative_error, run_phases
+from eqprop.learning.outputs import OutputDir
 from eqprop.learning.rundir import clear_run
 from eqprop.learning.runs import backend_class, build_network, make_backend, train
 from eqprop.learning.trainer import TrainConfig
@@ -29,15 +30,15 @@ from eqprop.learning.trainer import TrainConfig
 from .gradcheck import fidelity
 
 BETA_SWEEP = (1e-3, 1e-2, 1e-1)  # relative to the mean output-node conductance
+PLOTS = ("accuracy.png", "gradient.png", "equilibria.png", "conductances.png")
+COMPARE_FILES = ("report.json", "report.md", "runs") + PLOTS
 CHANCE_MARGIN = 0.15  # a final test accuracy below chance + this is flagged in the report
 
 
 def compare(out_dir, *, dataset="digits", data=None, hidden=(32,), epochs=3, n_train=None, n_test=None, seed=0,
             batch=32, beta=0.01, backends=None, capacitance=1e-12, workers=1, lr=None, log=print) -> dict:
     """``backends``: names from the registry (default: all of them)."""
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ValueError(f"--out {out_dir} is a file; give a directory for the report")
+    output = OutputDir(out_dir, "compare", COMPARE_FILES).check()  # refused before anything runs
     backends = list(backends or registry.names())
     for name in backends:
         registry.get(name)  # an unknown name fails here, before anything runs
@@ -48,50 +49,50 @@ def compare(out_dir, *, dataset="digits", data=None, hidden=(32,), epochs=3, n_t
     ds = load(dataset, data, n_train=n_train, n_test=n_test, seed=seed)
     if cfg.data is not None:
         cfg.data = str(Path(cfg.data).resolve())
-    out_dir.mkdir(parents=True, exist_ok=True)
-    net = build_network(cfg, ds.n_features, ds.n_classes)
-    ref_backend = make_backend(cfg, net.copy())
-    x = ds.x_test[:batch] * cfg.input_scale
-    y = ref_backend.targets(ds.y_test[:batch], ds.n_classes, cfg.target_amplitude)
-    beta_abs = beta * ref_backend.beta_unit()
-    ref = solve(net, x, tol=1e-13)
-    exact, _ = ref_backend.exact_gradient(ref, y)
-    report = {"config": {**cfg.to_dict(), "batch": batch, "beta_relative": beta, "beta": beta_abs,
-                         "capacitance": capacitance, "sizes": list(net.sizes), "n_train": len(ds.x_train),
-                         "n_test": len(ds.x_test), "n_classes": ds.n_classes},
-              "backends": {}, "equilibria": {}}
-    for name in backends:
-        log(f"compare: {name} ...")
-        try:
-            # the backend's own defaults; a backend without Shockley diodes (the Hopfield reference) keeps its own
-            own_diode = cfg.diode in registry.get(name).diodes
-            bcfg = replace(cfg, backend=name, lr=lr, beta=None, momentum=None, lr_decay=None, batch_size=None,
-                           nudging=None, tol=None, diode=cfg.diode if own_diode else "ideal",
-                           diode_is=cfg.diode_is if own_diode else None).resolve()
-            if backend_class(bcfg).family == "resistive" and own_diode:
-                row = _circuit_row(bcfg, net, x, y, beta_abs, ref, exact, capacitance, report)
-            elif backend_class(bcfg).family == "resistive":  # e.g. loihi: no Shockley form; the same network with
-                # its own diodes, against native on that network
-                net_b = _with_diode(net, bcfg)
-                ref_b = solve(net_b, x, tol=1e-13)
-                exact_b, _ = make_backend(replace(cfg, diode=bcfg.diode, diode_is=None), net_b).exact_gradient(ref_b, y)
-                row = _circuit_row(bcfg, net_b, x, y, beta_abs, ref_b, exact_b, capacitance, report)
-                row["note"] = (f"{bcfg.diode} diodes ({name} has no {cfg.diode} form): compared with native on the "
-                               f"same conductances with {bcfg.diode} diodes")
-            else:
-                row = _other_model_row(bcfg, ds, x, ds.y_test[:batch])
-            cap = registry.get(name).compare_samples
-            if cap:  # a slow backend trains and tests on a stated subset
-                bcfg = replace(bcfg, n_train=min(cap, len(ds.x_train)), n_test=min(cap, len(ds.x_test)))
-                row["note"] = (row.get("note", "") + f" trained and tested on the first {bcfg.n_train} / "
-                               f"{bcfg.n_test} images (slow backend)").strip()
-            row["training"] = _train(bcfg, out_dir / "runs" / name)
-        except Exception as exc:  # a backend that cannot run is reported, never silently skipped
-            row = {"available": False, "reason": f"{type(exc).__name__}: {exc}".strip()[:400]}
-        report["backends"][name] = row
-    (out_dir / "report.json").write_text(json.dumps(_jsonable(report), indent=1))
-    (out_dir / "report.md").write_text(render(report))
-    _plots(report, out_dir)
+    with output:  # the lock is held while the backends train into OUT/runs
+        net = build_network(cfg, ds.n_features, ds.n_classes)
+        ref_backend = make_backend(cfg, net.copy())
+        x = ds.x_test[:batch] * cfg.input_scale
+        y = ref_backend.targets(ds.y_test[:batch], ds.n_classes, cfg.target_amplitude)
+        beta_abs = beta * ref_backend.beta_unit()
+        ref = solve(net, x, tol=1e-13)
+        exact, _ = ref_backend.exact_gradient(ref, y)
+        report = {"config": {**cfg.to_dict(), "batch": batch, "beta_relative": beta, "beta": beta_abs,
+                             "capacitance": capacitance, "sizes": list(net.sizes), "n_train": len(ds.x_train),
+                             "n_test": len(ds.x_test), "n_classes": ds.n_classes},
+                  "backends": {}, "equilibria": {}}
+        for name in backends:
+            log(f"compare: {name} ...")
+            try:
+                # the backend's own defaults; a backend without Shockley diodes (the Hopfield reference) keeps its own
+                own_diode = cfg.diode in registry.get(name).diodes
+                bcfg = replace(cfg, backend=name, lr=lr, beta=None, momentum=None, lr_decay=None, batch_size=None,
+                               nudging=None, tol=None, diode=cfg.diode if own_diode else "ideal",
+                               diode_is=cfg.diode_is if own_diode else None).resolve()
+                if backend_class(bcfg).family == "resistive" and own_diode:
+                    row = _circuit_row(bcfg, net, x, y, beta_abs, ref, exact, capacitance, report)
+                elif backend_class(bcfg).family == "resistive":  # e.g. loihi: no Shockley form; the same network with
+                    # its own diodes, against native on that network
+                    net_b = _with_diode(net, bcfg)
+                    ref_b = solve(net_b, x, tol=1e-13)
+                    exact_b, _ = make_backend(replace(cfg, diode=bcfg.diode, diode_is=None), net_b).exact_gradient(ref_b, y)
+                    row = _circuit_row(bcfg, net_b, x, y, beta_abs, ref_b, exact_b, capacitance, report)
+                    row["note"] = (f"{bcfg.diode} diodes ({name} has no {cfg.diode} form): compared with native on the "
+                                   f"same conductances with {bcfg.diode} diodes")
+                else:
+                    row = _other_model_row(bcfg, ds, x, ds.y_test[:batch])
+                cap = registry.get(name).compare_samples
+                if cap:  # a slow backend trains and tests on a stated subset
+                    bcfg = replace(bcfg, n_train=min(cap, len(ds.x_train)), n_test=min(cap, len(ds.x_test)))
+                    row["note"] = (row.get("note", "") + f" trained and tested on the first {bcfg.n_train} / "
+                                   f"{bcfg.n_test} images (slow backend)").strip()
+                row["training"] = _train(bcfg, output / "runs" / name)
+            except Exception as exc:  # a backend that cannot run is reported, never silently skipped
+                row = {"available": False, "reason": f"{type(exc).__name__}: {exc}".strip()[:400]}
+            report["backends"][name] = row
+        output.write_text("report.json", json.dumps(_jsonable(report), indent=1))
+        output.write_text("report.md", render(report))
+        _plots(report, output)
     return report
 
 
@@ -209,19 +210,19 @@ def render(report) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _plots(report, out_dir: Path) -> None:
+def _plots(report, output) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     ok = {k: r for k, r in report["backends"].items() if r.get("available")}
-    with _figure(out_dir / "accuracy.png", (5, 3.5), plt) as ax:
+    with _figure(output, "accuracy.png", (5, 3.5), plt) as ax:
         for name, r in ok.items():
             acc = r["training"]["test_accuracy"]
             ax.plot(range(1, len(acc) + 1), acc, "o-", label=name)
         ax.set(xlabel="epoch", ylabel="test accuracy", title="training per backend")
-    with _figure(out_dir / "gradient.png", (5, 3.5), plt) as ax:
+    with _figure(output, "gradient.png", (5, 3.5), plt) as ax:
         for name, r in ok.items():
             sweep = r.get("gradient_vs_beta") or []
             if sweep:
@@ -230,7 +231,7 @@ def _plots(report, out_dir: Path) -> None:
         ax.set(xscale="log", yscale="log", xlabel="beta / mean output conductance", ylabel="1 - cosine",
                title="EqProp vs exact gradient (centered)")
     eqs = report["equilibria"]
-    with _figure(out_dir / "equilibria.png", (4.5, 4.5), plt) as ax:
+    with _figure(output, "equilibria.png", (4.5, 4.5), plt) as ax:
         if "native" in eqs:
             ref = np.asarray(eqs["native"]).ravel()
             for name, v in eqs.items():
@@ -239,7 +240,7 @@ def _plots(report, out_dir: Path) -> None:
             ax.plot([ref.min(), ref.max()], [ref.min(), ref.max()], "k-", lw=0.5)
         ax.set(xlabel="native node voltage (V)", ylabel="backend node voltage (V)", title="equilibria vs native")
     from eqprop.learning.runs import load_run
-    with _figure(out_dir / "conductances.png", (5, 3.5), plt) as ax:
+    with _figure(output, "conductances.png", (5, 3.5), plt) as ax:
         for name, r in ok.items():
             if r.get("equilibrium_vs_native") is None:  # another model family: no conductances
                 continue
@@ -251,8 +252,8 @@ def _plots(report, out_dir: Path) -> None:
 class _figure:
     """One axes, saved to ``path`` with a legend when the block ends."""
 
-    def __init__(self, path, size, plt):
-        self.path, self.plt = path, plt
+    def __init__(self, output, name, size, plt):
+        self.output, self.name, self.plt = output, name, plt
         self.fig, self.ax = plt.subplots(figsize=size)
 
     def __enter__(self):
@@ -262,7 +263,7 @@ class _figure:
         if self.ax.get_legend_handles_labels()[0]:
             self.ax.legend()
         self.fig.tight_layout()
-        self.fig.savefig(self.path, dpi=120)
+        self.output.savefig(self.name, self.fig, dpi=120)
         self.plt.close(self.fig)
 
 

@@ -10,7 +10,6 @@ nudging loop's stability, derived and measured, as the period grows.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 
@@ -23,14 +22,14 @@ from eqprop.cosim.loop import CoSimulation
 
 def _network(run, hidden, seed, diode_is):
     from eqprop.backends.base import ResistiveBackend
-    from eqprop.learning.data import load
+    from eqprop.learning.data import load, load_for
     from eqprop.learning.trainer import TrainConfig
 
     if run:
         from eqprop.learning.runs import load_run
 
         cfg, _, net = load_run(run)
-        ds = load(cfg.dataset, cfg.data, seed=cfg.seed)
+        ds = load_for(cfg, n_train=None, n_test=None)
         return net, ds, cfg, f"run {run}"
     cfg = TrainConfig(hidden=list(hidden), diode="shockley", diode_is=diode_is, seed=seed).resolve()
     ds = load("digits", seed=seed)
@@ -40,6 +39,9 @@ def _network(run, hidden, seed, diode_is):
 
 def cosim_report(run=None, hidden=(100,), samples: int = 4, beta: float = 0.1, bits=(8, 10, 12, 16),
                  ratios=(0.5, 0.9, 1.1), seed: int = 0, diode_is: float = 1e-7, out=None, log=print) -> dict:
+    from eqprop.learning.outputs import OutputDir
+
+    output = OutputDir(out, "cosim", ("cosim.json",)).check() if out is not None else None
     converters = [(ADC(bits=n, v_range=1.0), n) for n in bits]  # bad resolutions fail here, before any run
     net, ds, cfg, what = _network(run, hidden, seed, diode_is)
     x = ds.x_test[:samples] * cfg.input_scale
@@ -150,8 +152,7 @@ def cosim_report(run=None, hidden=(100,), samples: int = 4, beta: float = 0.1, b
         report["stability"]["rows"].append({"ratio": ratio, "period_s": T, "ripple_v": ripple, "error_v": e,
                                             "verdict": verdict})
         log(f"| {ratio:g} | {T:.3g} s | {ripple:.2e} V | {e:.2e} V | {verdict} |")
-    if out:
-        Path(out).mkdir(parents=True, exist_ok=True)
-        (Path(out) / "cosim.json").write_text(json.dumps(report, indent=1))
-        log(f"wrote {Path(out) / 'cosim.json'}")
+    if output is not None:
+        with output:
+            log(f"wrote {output.write_text('cosim.json', json.dumps(report, indent=1))}")
     return report

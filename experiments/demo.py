@@ -1,12 +1,12 @@
 """``eqprop solve`` and ``eqprop demo``: the example network's equilibria, then digits training and a compare."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 
 from eqprop.circuits import layered, solve
-from eqprop.learning.rundir import RUN_FILES, RunError, clear_run
+from eqprop.learning.outputs import OutputDir
+from eqprop.learning.rundir import clear_run
 from eqprop.learning.runs import train
 from eqprop.learning.trainer import TrainConfig
 
@@ -31,22 +31,16 @@ def show_example(log=print) -> None:
 
 
 def demo(out="runs/demo", epochs=10, with_compare=True, progress=None, log=print) -> dict:
-    """Writes the training run to OUT/run and the compare to OUT/compare. A previous demo's own files there
-    are replaced; a directory holding anything else is refused and nothing in it is touched."""
-    out = Path(out)
-    if out.exists():
-        if not out.is_dir():
-            raise RunError(f"--out {out} is a file; give a directory (new, empty, or an earlier demo's)")
-        foreign = sorted(p.name for p in out.iterdir()
-                         if p.name not in ("run", "compare") and not (p.name in RUN_FILES and p.is_file()))
-        if foreign:
-            raise RunError(f"--out {out} holds files the demo did not write ({', '.join(foreign[:3])}); nothing was "
-                           "deleted: give a new or empty directory")
-        for p in out.iterdir():  # an earlier version's demo wrote its run files here, not in OUT/run
-            if p.name in RUN_FILES and p.is_file():
-                p.unlink()
-    run_dir, report_dir = out / "run", out / "compare"
-    clear_run(run_dir)  # refuses (deleting nothing) if it holds files eqprop did not write
+    """Writes the training run to OUT/run and the compare to OUT/compare (outputs.OutputDir's rules: an earlier
+    demo's own run and compare are replaced; a training run, another command's output, or a user's OUT/run or
+    OUT/compare is refused, and nothing is touched)."""
+    with OutputDir(out, "demo", ("run", "compare")) as output:
+        return _demo(output, epochs, with_compare, progress, log)
+
+
+def _demo(output, epochs, with_compare, progress, log) -> dict:
+    run_dir, report_dir = output / "run", output / "compare"
+    clear_run(run_dir)  # the earlier demo's run; refuses (deleting nothing) files eqprop did not write
     log("== equilibrium of the example network (native solver) ==")
     show_example(log)
     cfg = TrainConfig(dataset="digits", hidden=[100], epochs=epochs)

@@ -6,24 +6,24 @@ as their stand-in (``IdealDiode.spice_stand_in``).
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 
 from eqprop.backends import ResistiveBackend
 from eqprop.circuits import solve
-from eqprop.learning.data import load
-from eqprop.learning.rundir import load_checkpoint, load_config
+from eqprop.learning.data import load_for
+from eqprop.learning.outputs import claim_file
+from eqprop.learning.rundir import atomic_write, load_checkpoint, load_config
 
 
 class ExportError(ValueError):
     """A netlist that cannot be written as asked."""
 
 
-def export_netlist(run, out, split="test", sample=0, count=1, beta=0.0, nudge="current", log=print) -> dict:
-    out = Path(out)
-    if out.is_dir():
-        raise ExportError(f"--out {out} is a directory; give a file name such as {out / 'net.cir'}")
+def export_netlist(run, out, split="test", sample=0, count=1, beta=0.0, nudge="current", log=print,
+                   force=False) -> dict:
+    """``force``: replace an existing file at ``out`` (refused otherwise, before anything is loaded)."""
+    out = claim_file(out, force=force)
     if count < 1 or sample < 0:
         raise ExportError(f"--sample must be >= 0 and --count >= 1, got --sample {sample} --count {count}")
     cfg = load_config(run)
@@ -31,7 +31,7 @@ def export_netlist(run, out, split="test", sample=0, count=1, beta=0.0, nudge="c
     if not hasattr(net, "neurons"):
         raise ExportError(f"{run} is a {cfg.backend} run: a digital model, not a circuit; export a circuit run "
                           "(native, spice, lava)")
-    ds = load(cfg.dataset, cfg.data, n_train=cfg.n_train, n_test=cfg.n_test, seed=cfg.seed)
+    ds = load_for(cfg)
     x_all = ds.x_test if split == "test" else ds.x_train
     y_all = ds.y_test if split == "test" else ds.y_train
     if sample + count > len(x_all):
@@ -47,7 +47,7 @@ def export_netlist(run, out, split="test", sample=0, count=1, beta=0.0, nudge="c
              + deviation["text"])
     text = to_netlist(net, x, y if beta_abs else None, beta_abs, nudge=nudge, title=title)
     try:
-        text.write(out)
+        atomic_write(claim_file(out, force=force), text.text.encode())  # checked again: it may have appeared since
     except OSError as e:
         raise ExportError(f"cannot write {out}: {e.strerror}") from None
     log(f"wrote {out}: {len(text.free_nodes)} free nodes, {text.text.count(chr(10) + 'R_')} resistors, "

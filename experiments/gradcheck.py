@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -63,8 +62,14 @@ def fidelity(backends: dict, net, x, y, betas=DEFAULT_BETAS, nudgings=("positive
 SPICE_SETTINGS = ((1e-3, 1e-3), (1e-6, 1e-6), (1e-9, 1e-9))  # (reltol, sweep_tol V): loose to the default
 
 
+GRADCHECK_FILES = ("gradient_fidelity.json", "gradient_fidelity.png", "gradient_fidelity.md")
+
+
 def run_gradcheck(out_dir, with_spice: bool = True, spice_settings=SPICE_SETTINGS, betas=DEFAULT_BETAS,
                   log=print) -> list:
+    from eqprop.learning.outputs import OutputDir
+
+    output = OutputDir(out_dir, "gradcheck", GRADCHECK_FILES).check()  # refused before anything runs
     net, x, y = check_network()
     backends = {"native": (NativeBackend(net, tol=1e-13), "tol 1e-13 V")}
     if with_spice:
@@ -76,12 +81,11 @@ def run_gradcheck(out_dir, with_spice: bool = True, spice_settings=SPICE_SETTING
             backends[f"ngspice reltol={reltol:g} settle={sweep_tol:g}V"] = (
                 SpiceBackend(net, options=options, workers=1), f"reltol {reltol:g}, sweep_tol {sweep_tol:g} V")
     rows = fidelity(backends, net, x, y, betas)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "gradient_fidelity.json").write_text(json.dumps([asdict(r) for r in rows], indent=1))
-    _plot(rows, out_dir / "gradient_fidelity.png")
     table = format_table(rows)
-    (out_dir / "gradient_fidelity.md").write_text(table + "\n")
+    with output:
+        output.write_text("gradient_fidelity.json", json.dumps([asdict(r) for r in rows], indent=1))
+        _plot(rows, output, "gradient_fidelity.png")
+        output.write_text("gradient_fidelity.md", table + "\n")
     log(table)
     return rows
 
@@ -103,7 +107,7 @@ def format_table(rows) -> str:
     return "\n".join(lines)
 
 
-def _plot(rows, path) -> None:
+def _plot(rows, output, name) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -122,5 +126,5 @@ def _plot(rows, path) -> None:
     axes[1].set(xscale="log", yscale="log", xlabel="beta / mean output conductance", ylabel="relative error")
     axes[1].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    output.savefig(name, fig, dpi=120)
     plt.close(fig)

@@ -10,14 +10,12 @@ equal the emulator bit for bit, and their wall time gives Lava's throughput.
 from __future__ import annotations
 
 import json
-import os
 import time
 
 import numpy as np
 
 from eqprop.backends.native import NativeBackend
-from eqprop.learning.data import load
-from eqprop.learning.rundir import atomic_write
+from eqprop.learning.data import load_for
 from eqprop.learning.runs import load_run
 from eqprop.neuromorphic.loihi_bound import error_bound
 from eqprop.neuromorphic.loihi_emulator import emulate
@@ -106,10 +104,13 @@ def lava_check(net, x, threshold, binary, steps, alpha, samples, timeout=1800.0)
 
 def loihi_report(run_dir, thresholds=(1e-4,), binary=False, steps=64, alpha=0.5, n_test=None, lava=0, out=None,
                  log=print) -> dict:
+    from eqprop.learning.outputs import OutputDir
+
+    output = OutputDir(out, "loihi", ("loihi.json", "loihi_thresholds.png")).check() if out is not None else None
     cfg, _, net = load_run(run_dir)
     if hasattr(net, "neurons"):
         check_network(net)  # what the Loihi path cannot map is refused before anything is printed or loaded
-    ds = load(cfg.dataset, cfg.data, n_test=n_test, seed=cfg.seed)
+    ds = load_for(cfg, n_train=None, n_test=n_test)
     x, labels = ds.x_test * cfg.input_scale, ds.y_test
     log(f"{run_dir}: {cfg.dataset} {'-'.join(map(str, net.sizes))}, {len(x)} test samples, "
         f"{'binary' if binary else 'graded'} spikes, {steps} steps, alpha {alpha}")
@@ -123,15 +124,15 @@ def loihi_report(run_dir, thresholds=(1e-4,), binary=False, steps=64, alpha=0.5,
             f"{lv['lava_samples_per_s']:.2f} samples/s ({lv['lava_seconds']:.1f} s)")
         if not lv["bit_exact"]:
             raise RuntimeError("the Lava run and the emulator differ: the emulator's figures do not stand for Lava")
-    if out:
-        os.makedirs(out, exist_ok=True)
-        atomic_write(os.path.join(out, "loihi.json"), json.dumps(report, indent=1).encode())
-        if len(rows) > 1:
-            _plot(rows, os.path.join(out, "loihi_thresholds.png"))
+    if output is not None:
+        with output:
+            output.write_text("loihi.json", json.dumps(report, indent=1))
+            if len(rows) > 1:
+                _plot(rows, output, "loihi_thresholds.png")
     return report
 
 
-def _plot(rows, path) -> None:
+def _plot(rows, output, name) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -150,7 +151,5 @@ def _plot(rows, path) -> None:
     for r in rows:
         ax[1].annotate(f"{r['threshold_v']:.0e} V", (r["spikes_per_inference"], r["max_error_v"]), fontsize=7)
     fig.tight_layout()
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=120)
+    output.savefig(name, fig, dpi=120)
     plt.close(fig)
-    os.replace(tmp, path)

@@ -47,15 +47,22 @@ def load_sweep(path) -> tuple:
     from eqprop.learning.rundir import read_parsed
 
     path = Path(path)
+    if path.is_dir():
+        raise SweepError(f"sweep file {path} is a directory; give a TOML file (see docs/sweep.toml)")
     doc = read_parsed(path, tomli.loads, tomli.TOMLDecodeError, SweepError, missing=f"sweep file {path} does not exist",
                       bad="{path} is not valid TOML: {exc}")
     unknown = sorted(set(doc) - set(SECTIONS))
     if unknown:
         raise SweepError(f"{path}: unknown table(s) {unknown}; a sweep file has [sweep], [base] and [grid]")
     options = doc.get("sweep", {})
+    if not isinstance(options, dict):
+        raise SweepError(f"{path}: [sweep] must be a table (out = ..., cluster = ...)")
     bad = sorted(set(options) - set(SWEEP_KEYS))
     if bad:
         raise SweepError(f"{path}: unknown [sweep] key(s) {bad}; known: {list(SWEEP_KEYS)}")
+    for key in SWEEP_KEYS:
+        if key in options and (not isinstance(options[key], str) or not options[key].strip()):
+            raise SweepError(f"{path}: [sweep] {key} must be a non-empty string, got {options[key]!r}")
     base, grid = doc.get("base", {}), doc.get("grid", {})
     if not grid:
         raise SweepError(f"{path}: [grid] is empty; give at least one field with a list of values, e.g. beta = [0.05, 0.1]")
@@ -72,25 +79,51 @@ def load_sweep(path) -> tuple:
         except (ConfigError, TypeError) as exc:
             raise SweepError(f"{path}, point {name}: {exc}") from None
         points.append((name, cfg))
+    names = [n for n, _ in points]
+    twins = sorted({n for n in names if names.count(n) > 1})
+    if twins:
+        raise SweepError(f"{path}: two grid points would share the directory {twins[0]!r}; make the grid's values "
+                         "differ in how they print (e.g. not 0.1 and 0.10000000000000001)")
+    for name, cfg in points:
+        _check_data(path, name, cfg)
     return options, points
 
 
+def _check_data(path, name, cfg) -> None:
+    """A point's data is found before any point trains (not after the others have)."""
+    from eqprop.learning.data import dataset_spec
+
+    spec = dataset_spec(cfg.dataset)
+    if not spec.takes_path:
+        return
+    where = cfg.data or spec.default_path
+    if where is None or not Path(where).exists():
+        raise SweepError(f"{path}, point {name}: the {cfg.dataset} data " + (f"{cfg.data} does not exist" if cfg.data
+                         else "needs data = \"PATH\" in [base] or [grid]") + f"; {spec.source}")
+
+
 def _label(v) -> str:
+    """A grid value as part of a directory name: floats to 15 significant digits (0.1 and 0.1000001 apart),
+    path separators replaced (a data path names one directory, not a tree)."""
     if isinstance(v, list):
         return "-".join(_label(u) for u in v)
-    return f"{v:g}" if isinstance(v, float) else str(v)
+    text = f"{v:.15g}" if isinstance(v, float) else str(v)
+    return text.replace("/", "%").replace("\\", "%")
 
 
 def _finished(run_dir: Path, cfg: TrainConfig):
     metrics = run_dir / "metrics.json"
     if not metrics.exists():
         return None
-    from eqprop.learning.rundir import RunError, changed_fields, load_config
+    from eqprop.learning.rundir import RunError, changed_fields, load_config, read_parsed
 
     if changed_fields(load_config(run_dir), cfg):
         raise RunError(f"{run_dir} holds a run with a different config (the sweep file changed?); move it away "
                        "or choose a new [sweep] out")
-    history = json.loads(metrics.read_text())
+    history = read_parsed(metrics, json.loads, json.JSONDecodeError, RunError, missing="",
+                          bad="{path} is not valid JSON ({exc}); restore it, or move the point's directory away")
+    if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
+        raise RunError(f"{metrics} is not a list of epochs; restore it, or move the point's directory away")
     return history[-1] if history and history[-1].get("epoch") == cfg.epochs else None
 
 
@@ -115,10 +148,22 @@ def run_point(name: str, cfg_dict: dict, run_dir: str) -> dict:
 
 
 def run_sweep(path, out=None, cluster=None, log=print) -> list:
+    from eqprop.learning.outputs import OutputDir
+
     options, points = load_sweep(path)
-    out = Path(out or options.get("out") or "runs/sweep")
-    cluster = cluster or options.get("cluster")
-    out.mkdir(parents=True, exist_ok=True)
+    if out is not None and not str(out).strip():
+        raise SweepError("--out is empty (an unset shell variable?); give a directory")
+    output = OutputDir(out or options.get("out") or "runs/sweep", "sweep",
+                       [name for name, _ in points] + list(SUMMARY_FILES)).check()
+    with output:
+        return _run(path, output, points, cluster or options.get("cluster"), log)
+
+
+SUMMARY_FILES = ("summary.csv", "summary.json", "summary.md")
+
+
+def _run(path, output, points, cluster, log) -> list:
+    out = output.path
     log(f"sweep {path}: {len(points)} points into {out}" + (f" on Ray ({cluster})" if cluster else ""))
     jobs = [(name, cfg.to_dict(), str(out / name)) for name, cfg in points]
     rows = []
@@ -138,7 +183,7 @@ def run_sweep(path, out=None, cluster=None, log=print) -> list:
     grid_keys = _grid_keys(points)
     for row, (name, cfg) in zip(rows, points):
         row.update({k: cfg.to_dict()[k] for k in grid_keys})
-    _write_summary(out, rows, grid_keys)
+    _write_summary(output, rows, grid_keys)
     return rows
 
 
@@ -153,9 +198,7 @@ def _line(row) -> str:
     return f"  {row['point']}: test accuracy {row['test_accuracy']:.4f} ({row['status']}, {row['wall_seconds']:.1f} s)"
 
 
-def _write_summary(out: Path, rows, grid_keys) -> None:
-    from eqprop.learning.rundir import atomic_write
-
+def _write_summary(out, rows, grid_keys) -> None:
     cols = ["point", "status", *grid_keys, "test_accuracy", "train_accuracy", "test_loss", "epoch", "wall_seconds",
             "error"]
     buf = io.StringIO()
@@ -163,12 +206,12 @@ def _write_summary(out: Path, rows, grid_keys) -> None:
     w.writeheader()
     for r in rows:
         w.writerow({k: json.dumps(r[k]) if isinstance(r.get(k), list) else r.get(k, "") for k in cols})
-    atomic_write(out / "summary.csv", buf.getvalue().encode())
-    atomic_write(out / "summary.json", json.dumps(rows, indent=1).encode())
+    out.write_text("summary.csv", buf.getvalue())
+    out.write_text("summary.json", json.dumps(rows, indent=1))
     lines = ["| point | " + " | ".join(grid_keys) + " | test accuracy | status |",
              "|---|" + "---|" * len(grid_keys) + "---|---|"]
     for r in sorted(rows, key=lambda r: -r.get("test_accuracy", -1)):
         acc = f"{r['test_accuracy']:.4f}" if "test_accuracy" in r else "-"
         status = r["status"] if r["status"] != "failed" else f"failed: {r['error']}"
         lines.append(f"| {r['point']} | " + " | ".join(str(r.get(k)) for k in grid_keys) + f" | {acc} | {status} |")
-    atomic_write(out / "summary.md", ("\n".join(lines) + "\n").encode())
+    out.write_text("summary.md", "\n".join(lines) + "\n")

@@ -45,7 +45,7 @@ class DatasetSpec:
     """A registered dataset: how to load it, its shape, and where its files come from."""
 
     name: str
-    loader: object  # loader(path or None, seed) -> Dataset
+    loader: object  # loader(path or None, seed, pixel_max) -> Dataset
     n_classes: int
     n_features: int  # of the standard files (a file of other-size images is accepted)
     source: str  # where the files come from (shown when --data is missing)
@@ -68,17 +68,28 @@ def dataset_spec(name: str) -> DatasetSpec:
 
 
 def load(name: str = "digits", path: str | None = None, *, n_train: int | None = None,
-         n_test: int | None = None, seed: int = 0) -> Dataset:
+         n_test: int | None = None, seed: int = 0, pixel_max: float | None = None) -> Dataset:
+    """``pixel_max``: the stored value of full intensity (None: the rule of ``pixel_scale``)."""
     spec = dataset_spec(name)
+    for what, v in (("n_train", n_train), ("n_test", n_test)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1):
+            raise DataError(f"{what} = {v!r}: give a positive whole number of samples, or leave it out for all")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
+        raise DataError(f"seed = {seed!r}: give a whole number from 0 to 2**32 - 1")
+    if pixel_max is not None and (isinstance(pixel_max, bool) or not isinstance(pixel_max, (int, float, np.number))
+                                  or not np.isfinite(pixel_max) or pixel_max <= 0):
+        raise DataError(f"pixel_max = {pixel_max!r}: give the stored value of full intensity (> 0), e.g. 255")
     if not spec.takes_path:
         if path is not None:
             raise DataError(f"the {name} dataset is {spec.source} and takes no --data path")
+        if pixel_max is not None:
+            raise DataError(f"the {name} dataset is {spec.source}, scaled to [0, 1] already; drop --pixel-max")
     elif path is None:
         if spec.default_path is None or not Path(spec.default_path).exists():
             raise DataError(f"{name} needs --data PATH: an .npz with x_train/y_train/x_test/y_test or a directory "
                             f"of IDX files (train-images-idx3-ubyte[.gz], ...); {spec.source}. Nothing is downloaded")
         path = spec.default_path
-    ds = spec.loader(path, seed)
+    ds = spec.loader(path, seed, pixel_max)
     ds.name = name
     for split, x in (("train", ds.x_train), ("test", ds.x_test)):
         if x.shape[1] != ds.n_features:
@@ -91,7 +102,13 @@ def load(name: str = "digits", path: str | None = None, *, n_train: int | None =
     return ds
 
 
-def _digits(path, seed) -> Dataset:
+def load_for(cfg, **override) -> Dataset:
+    """The data a training config names (its dataset, path, sample counts, seed and pixel scale)."""
+    kw = {"n_train": cfg.n_train, "n_test": cfg.n_test, "seed": cfg.seed, "pixel_max": getattr(cfg, "pixel_max", None)}
+    return load(cfg.dataset, cfg.data, **{**kw, **override})
+
+
+def _digits(path, seed, pixel_max=None) -> Dataset:
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
@@ -101,10 +118,13 @@ def _digits(path, seed) -> Dataset:
     return Dataset("digits", xtr, ytr, xte, yte, 10, (8, 8))
 
 
-def _images(path, seed, n_classes: int = 10) -> Dataset:
+def _images(path, seed, pixel_max=None, n_classes: int = 10) -> Dataset:
     """Images from an .npz or an IDX directory, pixels scaled to [0, 1]."""
     arrays = load_arrays(path, n_classes)
-    scale = pixel_scale(arrays, path)
+    for split in ("train", "test"):
+        if arrays[f"x_{split}"].size == 0:
+            raise DataError(f"{path}: x_{split} holds no images; a dataset needs training and test samples")
+    scale = pixel_scale(arrays, path, pixel_max)
     return Dataset("", _flatten(arrays["x_train"]) / scale, arrays["y_train"].astype(int),
                    _flatten(arrays["x_test"]) / scale, arrays["y_test"].astype(int), n_classes,
                    _image_shape(arrays["x_train"]))
@@ -137,16 +157,46 @@ def shifted(x: np.ndarray, image_shape, shifts: np.ndarray) -> np.ndarray:
     return out.reshape(n, h * w)
 
 
-def pixel_scale(arrays: dict, path) -> float:
-    """255 for 0..255 intensities; 1 for float images already in [0, 1] (dividing those again would leave
-    every input near 0 V and train at chance). Both splits must be stored the same way."""
-    unit = {split: bool(np.issubdtype(arrays[f"x_{split}"].dtype, np.floating)
-                        and float(arrays[f"x_{split}"].max(initial=0)) <= 1.0) for split in ("train", "test")}
-    if unit["train"] != unit["test"]:
-        floats, ints = ("train", "test") if unit["train"] else ("test", "train")
-        raise DataError(f"{path}: x_{floats} holds float pixels in [0, 1] but x_{ints} intensities 0..255; store both "
-                        "splits the same way")
-    return 1.0 if unit["train"] else 255.0
+SMALL_INTEGER_RANGE = 128  # integer images whose largest value is below this are not 8-bit intensities
+
+
+def pixel_scale(arrays: dict, path, pixel_max=None) -> float:
+    """The stored value of full intensity, by a stated rule (or ``pixel_max``, --pixel-max, when given):
+
+    - integer images are 8-bit intensities 0..255 (divided by 255); integer images whose largest value is below
+      128 (e.g. scikit-learn's raw digits, 0..16) are refused as ambiguous;
+    - float images in [0, 1] are used as they are; float images of whole numbers 0..255 reaching 128 or more
+      are 8-bit intensities stored as floats (divided by 255); any other float image above 1 is refused;
+    - both splits must follow the same rule.
+    A refusal names the split, its range and --pixel-max, the flag that states the scale."""
+    kinds, ranges = {}, {}
+    for split in ("train", "test"):
+        x = arrays[f"x_{split}"]
+        lo, hi = float(x.min(initial=0)), float(x.max(initial=0))
+        ranges[split] = f"{'integer' if np.issubdtype(x.dtype, np.integer) else 'float'} pixels {lo:g}..{hi:g}"
+        if pixel_max is not None:
+            if hi > pixel_max:
+                raise DataError(f"{path}: x_{split} reaches {hi:g}, above --pixel-max {pixel_max:g}; give the value "
+                                "of full intensity (at least the largest pixel)")
+            continue
+        if np.issubdtype(x.dtype, np.integer):
+            kinds[split] = "0..255" if hi >= SMALL_INTEGER_RANGE or hi == 0 else None
+        elif hi <= 1.0:
+            kinds[split] = "0..1"
+        elif hi >= SMALL_INTEGER_RANGE and hi <= 255 and np.array_equal(x, np.rint(x)):
+            kinds[split] = "0..255"
+        else:
+            kinds[split] = None
+        if kinds[split] is None:
+            raise DataError(f"{path}: x_{split} holds {ranges[split]}, neither 8-bit intensities (0..255) nor "
+                            f"[0, 1]; state the value of full intensity with --pixel-max (e.g. --pixel-max {hi:g})")
+    if pixel_max is not None:
+        return float(pixel_max)
+    if kinds["train"] != kinds["test"]:
+        raise DataError(f"{path}: x_train holds {ranges['train']} (read as {kinds['train']}) but x_test "
+                        f"{ranges['test']} (read as {kinds['test']}); store both splits the same way, or state the "
+                        "scale with --pixel-max")
+    return 1.0 if kinds["train"] == "0..1" else 255.0
 
 
 register(DatasetSpec("digits", _digits, 10, 64, "bundled with scikit-learn (8x8 digits, 1,797 images)",
@@ -195,6 +245,20 @@ def load_arrays(path, n_classes: int = 10) -> dict:
         if len(ys) and (ys.min() < 0 or ys.max() >= n_classes):
             raise DataError(f"{p}: y_{split} labels must lie in 0..{n_classes - 1}, found {ys.min()}..{ys.max()}")
     return arrays
+
+
+def content_hash(path) -> str:
+    """sha256 of a data file (an .npz), or of the four IDX files of a directory, in a fixed order."""
+    import hashlib
+
+    p = Path(path)
+    files = [p] if p.is_file() else [_find_idx(p, names) for names in IDX_NAMES.values()]
+    h = hashlib.sha256()
+    for f in files:
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
 
 
 def _find_idx(directory: Path, names) -> Path:

@@ -26,11 +26,12 @@ CHECKPOINT = "checkpoint.npz"
 CONFIG = "config.json"
 LOCK = "run.lock"
 PLOTS = ("learning_curve.png", "conductances.png", "voltages.png")
-RUN_FILES = (CONFIG, CHECKPOINT, "metrics.json", "metrics.csv", LOCK) + PLOTS
+PROVENANCE = "provenance.json"
+RUN_FILES = (CONFIG, CHECKPOINT, "metrics.json", "metrics.csv", PROVENANCE, LOCK) + PLOTS
 FORMAT = 2  # checkpoint format version
 TEMP_SUFFIX = ".tmp"
 # What atomic_write leaves when killed: the target's name, mkstemp's 8 random characters, .tmp.
-_STRAY_TEMP = re.compile(r"(checkpoint\.npz|config\.json|metrics\.json|metrics\.csv)\.[a-z0-9_]{8}\.tmp")
+_STRAY_TEMP = re.compile(r"(checkpoint\.npz|config\.json|metrics\.json|metrics\.csv|provenance\.json)\.[a-z0-9_]{8}\.tmp")
 _UMASK = os.umask(0o022)  # read once (there is no other way to read it), then put back
 os.umask(_UMASK)
 # Fields that do not change a run's numbers: where it runs, how often it checkpoints, how long it goes on.
@@ -191,12 +192,94 @@ def changed_fields(saved, cfg) -> list:
 
 # Fields added after checkpoint format 2, with their defaults: left out of the hash at the default, so a run
 # written before they existed keeps its hash (and stays loadable).
-LATER_FIELDS = {"threshold": None, "spikes": "graded", "time_steps": None, "warmup": 0.0, "shift": 0}
+LATER_FIELDS = {"threshold": None, "spikes": "graded", "time_steps": None, "warmup": 0.0, "shift": 0,
+                "pixel_max": None}
 
 
 def config_hash(cfg) -> str:
     d = {k: v for k, v in result_fields(cfg).items() if not (k in LATER_FIELDS and v == LATER_FIELDS[k])}
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def provenance(cfg, recipe=None) -> dict:
+    """Where and from what a run (or its resumption) was started: code, machine, data, recipe."""
+    import datetime
+    import platform
+    import sys
+
+    from .data import content_hash
+
+    return {"started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "code": code_version(), "machine": machine(), "python": platform.python_version(),
+            "numpy": np.__version__, "recipe": recipe, "argv": sys.argv[1:],
+            "data": cfg.data, "data_sha256": content_hash(cfg.data) if cfg.data else None}
+
+
+def code_version() -> dict:
+    """The package version and, for a git checkout, its commit and whether it had uncommitted changes."""
+    import importlib.metadata as md
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    try:
+        version = md.version("eqprop-hw")
+    except md.PackageNotFoundError:
+        version = None
+    out = {"version": version, "commit": None, "dirty": None}
+    try:
+        run = lambda *a: subprocess.run(["git", "-C", str(root), *a], capture_output=True, text=True, timeout=10)
+        head = run("rev-parse", "HEAD")
+        if head.returncode == 0:
+            out["commit"] = head.stdout.strip()
+            out["dirty"] = bool(run("status", "--porcelain", "--untracked-files=no").stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return out
+
+
+def machine() -> dict:
+    import platform
+
+    cpu = platform.processor() or ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return {"host": platform.node(), "cpu": cpu, "cores": os.cpu_count(), "os": platform.platform()}
+
+
+def record_provenance(run_dir: Path, entry: dict) -> None:
+    """Appends one start (or resumption) to the run's provenance.json."""
+    path = Path(run_dir) / PROVENANCE
+    entries = read_provenance(run_dir)
+    atomic_write(path, json.dumps(entries + [entry], indent=1).encode())
+
+
+def read_provenance(run_dir: Path) -> list:
+    path = Path(run_dir) / PROVENANCE
+    if not path.is_file():
+        return []
+    entries = read_parsed(path, json.loads, json.JSONDecodeError, RunError, missing="",
+                          bad="{path} is not valid JSON ({exc}); restore it or move it away")
+    if not isinstance(entries, list):
+        raise RunError(f"{path} is not a list of run starts; restore it or move it away")
+    return entries
+
+
+def check_data(run_dir: Path, cfg) -> None:
+    """Refuses data that is not what the run was trained on (its recorded sha256), naming the file."""
+    recorded = [e.get("data_sha256") for e in read_provenance(run_dir) if isinstance(e, dict) and e.get("data_sha256")]
+    if not recorded or not cfg.data:
+        return
+    from .data import content_hash
+
+    if not Path(cfg.data).exists():
+        return  # the loader says so, in its own words
+    now = content_hash(cfg.data)
+    if now != recorded[-1]:
+        raise RunError(f"{cfg.data} is not the data {run_dir} was trained on (sha256 {recorded[-1][:12]}... recorded, "
+                       f"{now[:12]}... now); restore the original file")
 
 
 def write_config(run_dir: Path, cfg) -> None:

@@ -15,11 +15,11 @@ import numpy as np
 
 from eqprop import backends
 
-from .data import load, shifted
+from .data import load_for, shifted
 from .programming import preset
-from .rundir import (CHECKPOINT, CONFIG, RunError, RunLock, changed_fields, check_run_dir, load_checkpoint,
-                     load_config, parameter_shapes, save_checkpoint, write_config, write_metrics, write_plots,
-                     writable_dir)
+from .rundir import (CHECKPOINT, CONFIG, RunError, RunLock, changed_fields, check_data, check_run_dir,
+                     load_checkpoint, load_config, parameter_shapes, provenance, record_provenance, save_checkpoint,
+                     write_config, write_metrics, write_plots, writable_dir)
 from .trainer import ConfigError, EqPropTrainer, TrainConfig
 
 MEMORY_FRACTION = 0.8  # refuse a network whose arrays would need more than this share of the machine's memory
@@ -65,20 +65,31 @@ def resolved(cfg: TrainConfig) -> TrainConfig:
 
 
 def train(cfg: TrainConfig, run_dir, *, resume: bool = False, progress: bool | None = None, log=print,
-          stop_after_steps: int | None = None) -> dict:
+          stop_after_steps: int | None = None, recipe: str | None = None) -> dict:
     """Trains per cfg into run_dir; returns the last epoch's metrics. ``resume`` continues a killed run
     (or, with a larger ``cfg.epochs``, trains a finished one further). ``progress``: None shows a bar only
     on a terminal."""
     cfg.validate()
     run_dir = Path(run_dir)
-    ds = load(cfg.dataset, cfg.data, n_train=cfg.n_train, n_test=cfg.n_test, seed=cfg.seed)
+    ds = load_for(cfg)
     check_memory(cfg, ds.n_features, ds.n_classes)
     check_shift(cfg, ds)
     cfg = resolved(cfg)
     if resume and not run_dir.is_dir():
         raise RunError(f"--resume {run_dir}: no such run directory")
+    if resume:
+        check_data(run_dir, cfg)
+    log(f"training {cfg.backend} backend on {cfg.dataset}: {'-'.join(map(str, _sizes(cfg, ds)))}, {cfg.epochs} epochs "
+        f"-> {run_dir}")
     with RunLock(writable_dir(run_dir)):  # created only now, after everything above was validated
-        return _train_locked(cfg, run_dir, ds, resume, progress, log, stop_after_steps)
+        return _train_locked(cfg, run_dir, ds, resume, progress, log, stop_after_steps, recipe)
+
+
+def _sizes(cfg, ds) -> list:
+    """The layer sizes as the circuit has them: +x/-x input sources, hidden layers, output pairs."""
+    if backends.get(cfg.backend).load().signed:
+        return [ds.n_features, *cfg.hidden, ds.n_classes]
+    return [2 * ds.n_features, *cfg.hidden, 2 * ds.n_classes]
 
 
 def check_shift(cfg, ds) -> None:
@@ -93,7 +104,7 @@ def check_shift(cfg, ds) -> None:
                        f"off themselves; give fewer pixels than {min(ds.image_shape)} (1 or 2 is usual)")
 
 
-def _train_locked(cfg, run_dir, ds, resume, progress, log, stop_after_steps) -> dict:
+def _train_locked(cfg, run_dir, ds, resume, progress, log, stop_after_steps, recipe=None) -> dict:
     x_train, x_test = ds.x_train * cfg.input_scale, ds.x_test * cfg.input_scale
     check_run_dir(run_dir, resume)
     history: list = []
@@ -110,12 +121,17 @@ def _train_locked(cfg, run_dir, ds, resume, progress, log, stop_after_steps) -> 
             raise RunError(f"{run_dir} has already trained {state['epoch']} epochs; --epochs {cfg.epochs} would undo "
                            f"them: give --epochs {state['epoch']} or more to train it further")
     else:
+        done = (run_dir / "metrics.json").exists() and (run_dir / "metrics.json").stat().st_size > 2
+        if resume and done:
+            raise RunError(f"{run_dir} has metrics.json but no {CHECKPOINT}: the checkpoint was lost or moved; "
+                           f"nothing was changed: restore {run_dir / CHECKPOINT}, or start a new --out")
         if resume:
             log(f"{run_dir} has no checkpoint yet (killed in its first epoch): starting from the beginning")
         net = build_network(cfg, ds.n_features, ds.n_classes)
     backend = make_backend(cfg, net)  # before anything is written: a backend that cannot start leaves no run behind
     try:
         write_config(run_dir, cfg)  # a new run, or a resumed one whose --epochs was raised
+        record_provenance(run_dir, provenance(cfg, recipe))
         return _loop(cfg, run_dir, ds, x_train, x_test, backend, state, history, progress, log, stop_after_steps)
     finally:
         backend.close()
@@ -208,7 +224,8 @@ def load_run(run_dir):
 
 def evaluate_run(run_dir, split: str = "test") -> dict:
     cfg, cls, net = load_run(run_dir)
-    ds = load(cfg.dataset, cfg.data, n_train=cfg.n_train, n_test=cfg.n_test, seed=cfg.seed)
+    check_data(run_dir, cfg)
+    ds = load_for(cfg)
     expected = cls.build_network(cfg, ds.n_features, ds.n_classes)
     if parameter_shapes(net) != parameter_shapes(expected):
         raise RunError(f"{run_dir}: its checkpoint's network {parameter_shapes(net)} does not fit its dataset "

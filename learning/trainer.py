@@ -63,6 +63,8 @@ HELP = {
     "seed": "random seed (initialisation, data order, noise)",
     "n_train": "use only the first N training samples",
     "n_test": "use only the first N test samples",
+    "pixel_max": "the stored pixel value of full intensity (e.g. 255 or 16); default: the rule, 0..255 integers or "
+                 "[0, 1] floats, anything else refused",
     "tol": "settling tolerance in volts (default 1e-9; hopfield 1e-7)",
     "workers": "ngspice worker processes for the spice backend (default: up to 2)",
     "fixed_point": "replaced by --backend loihi (integer neurons, Lava's bit-accurate synapses); kept to say so",
@@ -117,6 +119,7 @@ class TrainConfig:
     seed: int = 0
     n_train: int | None = None
     n_test: int | None = None
+    pixel_max: float | None = None  # the stored value of full intensity; None: the rule (data.pixel_scale)
     tol: float | None = None
     workers: int | None = None  # processes for the spice backend (default: up to 2)
     fixed_point: bool = False  # replaced by the loihi backend; true is refused with that advice
@@ -181,6 +184,7 @@ class TrainConfig:
         for name in ("beta", "target_amplitude", "input_scale", "tol", "lr_decay"):
             positive(name)
         positive("diode_is", allow_none=True)
+        positive("pixel_max", allow_none=True)
         positive("warmup", allow_zero=True, need="must be epochs >= 0 (0: no warm-up)")
         positive("shift", integer=True, allow_zero=True, need="must be a whole number of pixels >= 0 (0: none)")
         positive("checkpoint_every", allow_none=True, allow_zero=True,

@@ -146,8 +146,13 @@ def to_netlist(network, x=None, y=None, beta: float = 0.0, *, nudge: str = "curr
     x = np.zeros((1, graph_net.n_features)) if x is None else graph_net.check_inputs(x)
     if analysis == "tran" and x.shape[0] != 1:
         raise InputError(f"a transient netlist holds one sample; x has {x.shape[0]}")
+    if beta != 0.0 and y is None:
+        raise InputError(f"beta = {beta:g} nudges the outputs towards targets; give y (one row of targets per sample), "
+                         "or beta = 0 for the free phase")
+    if x.shape[0] == 0:
+        raise InputError("x holds no samples; give at least one row of inputs")
     if beta != 0.0 or y is not None:
-        y = np.zeros((x.shape[0], graph_net.n_targets)) if y is None else graph_net.check_targets(y, x.shape[0])
+        y = graph_net.check_targets(y, x.shape[0])
     return _Writer(graph_net, options, ideal_diode, drive).write(
         x, y, beta, nudge, analysis, transient, control, title, describe)
 

@@ -215,15 +215,22 @@ def test_exported_ideal_netlist_gives_the_trained_predictions_and_exits_0(tmp_pa
 def test_demo_replaces_its_own_earlier_files_and_nothing_else(tmp_path):
     from eqprop.experiments.demo import demo
 
-    old = tmp_path / "demo"  # an earlier version's demo: run files directly in --out
-    train(small(), old, progress=False, log=lambda *_: None)
+    run = tmp_path / "trained"  # a finished training run is never a demo's to replace
+    train(small(), run, progress=False, log=lambda *_: None)
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    with pytest.raises(RunError, match="training run"):
+        demo(run, epochs=1, with_compare=False, progress=False, log=lambda *_: None)
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+    old = tmp_path / "demo"
     demo(old, epochs=1, with_compare=False, progress=False, log=lambda *_: None)
-    assert sorted(p.name for p in old.iterdir()) == ["run"] and (old / "run" / "checkpoint.npz").exists()
-    demo(old, epochs=1, with_compare=False, progress=False, log=lambda *_: None)  # and again over itself
+    assert (old / "run" / "checkpoint.npz").exists()
     (old / "NOTES.txt").write_text("mine")
-    with pytest.raises(RunError, match="NOTES.txt"):
-        demo(old, epochs=1, with_compare=False, progress=False, log=lambda *_: None)
+    demo(old, epochs=1, with_compare=False, progress=False, log=lambda *_: None)  # and again over itself
     assert (old / "NOTES.txt").read_text() == "mine" and (old / "run" / "checkpoint.npz").exists()
+    (old / "run" / "NOTES.txt").write_text("mine too")
+    with pytest.raises(RunError, match="NOTES.txt"):  # a user's file inside the demo's run
+        demo(old, epochs=1, with_compare=False, progress=False, log=lambda *_: None)
+    assert (old / "run" / "NOTES.txt").read_text() == "mine too" and (old / "run" / "checkpoint.npz").exists()
 
 
 def test_a_simulator_failing_mid_run_ends_in_one_line_naming_the_checkpoint(tmp_path, monkeypatch, capsys):

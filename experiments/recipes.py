@@ -1,0 +1,84 @@
+"""Recipes: a training run written down as a TOML file, so a result is one command, not a line of flags.
+
+A recipe has a ``[train]`` table of ``TrainConfig`` fields (the names of ``eqprop train``'s flags, with ``_`` for
+``-``) and an optional ``[recipe]`` table about it::
+
+    [recipe]
+    about = "MNIST 1568-100-20 (Kendall et al. 2020's size), 10 epochs"
+    out = "runs/mnist-kendall"      # the run directory when --out is not given
+    needs = "--data PATH to MNIST"  # what the command line must add (said when it is missing)
+
+    [train]
+    dataset = "mnist"
+    hidden = [100]
+    lr = [20, 5]
+
+``eqprop train --config recipes/mnist-kendall.toml --data mnist.npz`` trains it; flags given beside
+``--config`` override the recipe's values. The recipes of the README's results live in ``recipes/``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from eqprop.learning.trainer import ConfigError, TrainConfig
+
+RECIPE_KEYS = ("about", "out", "needs", "reference")
+
+
+class RecipeError(ConfigError):
+    """A recipe file that cannot be read or does not describe a training run."""
+
+
+@dataclass
+class Recipe:
+    path: str
+    train: dict  # TrainConfig fields
+    about: str = ""
+    out: str | None = None
+    needs: str = ""
+    reference: str = ""
+
+    @property
+    def name(self) -> str:
+        return Path(self.path).stem
+
+    def config(self, **override) -> TrainConfig:
+        """The recipe's config with ``override`` (flags given beside --config) on top, validated."""
+        try:
+            return TrainConfig.from_dict({**self.train, **override}, where=f"{self.path} [train]").validate()
+        except TypeError as exc:
+            raise RecipeError(f"{self.path}: {exc}") from None
+
+
+def load_recipe(path) -> Recipe:
+    import tomli
+
+    from eqprop.learning.rundir import read_parsed
+
+    path = Path(path)
+    if str(path).strip() in ("", "."):
+        raise RecipeError("--config is empty; give a recipe file such as recipes/digits.toml")
+    if path.is_dir():
+        raise RecipeError(f"--config {path} is a directory; give a recipe file such as recipes/digits.toml")
+    doc = read_parsed(path, tomli.loads, tomli.TOMLDecodeError, RecipeError,
+                      missing=f"recipe {path} does not exist; the recipes of the README are in recipes/",
+                      bad="{path} is not valid TOML: {exc}")
+    unknown = sorted(set(doc) - {"recipe", "train"})
+    if unknown:
+        raise RecipeError(f"{path}: unknown table(s) {unknown}; a recipe has [train] (TrainConfig fields) and "
+                          "optionally [recipe]")
+    train, meta = doc.get("train"), doc.get("recipe", {})
+    if not isinstance(train, dict) or not train:
+        raise RecipeError(f"{path}: no [train] table; give the run's fields there, e.g. hidden = [100]")
+    if not isinstance(meta, dict):
+        raise RecipeError(f"{path}: [recipe] must be a table")
+    bad = sorted(set(meta) - set(RECIPE_KEYS))
+    if bad:
+        raise RecipeError(f"{path}: unknown [recipe] key(s) {bad}; known: {list(RECIPE_KEYS)}")
+    for key in RECIPE_KEYS:
+        if key in meta and not isinstance(meta[key], str):
+            raise RecipeError(f"{path}: [recipe] {key} must be a string, got {meta[key]!r}")
+    recipe = Recipe(str(path), dict(train), **{k: meta[k] for k in RECIPE_KEYS if k in meta})
+    TrainConfig.from_dict(recipe.train, where=f"{path} [train]")  # unknown fields fail here, by name
+    return recipe
