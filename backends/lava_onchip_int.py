@@ -70,7 +70,7 @@ class LavaOnchipIntBackend(LavaOnchipBackend):
             raise LavaError(f"the forward and backward copies of a conductance differ by {r['copy_mismatch']:g} LSB "
                             f"after batch {self.batches} of this backend, more than the {COPY_TOLERANCE} LSB allowed: "
                             "the bit-approximate engine lost their symmetry, so training stops here (see the "
-                            "README's lava-onchip-int section)")
+                            "docs/onchip.md, the bit-approximate engine)")
         if r["copy_mismatch"]:
             self.mismatched_batches += 1
             warnings.warn(f"lava-onchip-int batch {self.batches}: the two copies of a conductance came "

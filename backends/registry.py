@@ -68,7 +68,7 @@ register(BackendSpec("lava", "eqprop.backends.lava:LavaBackend",
 register(BackendSpec("lava-onchip", "eqprop.backends.lava_onchip:LavaOnchipBackend",
                      "on-chip training on Lava: every conductance update made by the learning engine (LearningDense, "
                      "tag-and-apply EqProp rule) during the phases; centered nudging, no momentum",
-                     needs=("lava",), onchip=True))
+                     needs=("lava",), onchip=True, in_demo=False))
 register(BackendSpec("lava-onchip-int", "eqprop.backends.lava_onchip_int:LavaOnchipIntBackend",
                      "on-chip training on Lava's bit-approximate learning engine: 8-bit weights, 7-bit traces and "
                      "third factors, stochastic rounding; integer EqProp rule, copies bit-identical; power-of-two gains",

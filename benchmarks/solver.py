@@ -93,7 +93,7 @@ def main(argv=None):
     p.add_argument("--sizes", type=int, nargs="+", default=[1568, 100, 20],
                    help="layer sizes of the untrained networks (inputs: 2 x 784 sources, outputs: 2 x 10)")
     p.add_argument("--trained", nargs="+", default=[],
-                   help="run directories of trained 1568-100-20 MNIST networks (e.g. the README's runs/mnist-kendall): "
+                   help="run directories of trained 1568-100-20 MNIST networks (e.g. a run of recipes/mnist-kendall.toml): "
                         "rows on their conductances, ideal and Shockley (IS 1e-7 A) diodes")
     args = p.parse_args(argv)
     x_all, source = inputs(512, args.mnist)

@@ -189,7 +189,7 @@ def cmd_evaluate(args) -> int:
 def cmd_demo(args) -> int:
     from .demo import demo
 
-    demo(args.out, epochs=args.epochs, with_compare=not args.no_compare)
+    demo(args.out, epochs=args.epochs, with_compare=not args.no_compare, with_hardware=not args.no_hardware)
     return 0
 
 
@@ -277,7 +277,7 @@ def cmd_compare(args) -> int:
 
     report = compare(args.out, dataset=args.dataset, data=args.data, hidden=args.hidden, epochs=args.epochs,
                      n_train=args.n_train, n_test=args.n_test, seed=args.seed, backends=args.backends,
-                     workers=args.workers, lr=args.lr, log=print)
+                     workers=args.workers, lr=args.lr, batch_size=args.batch_size, log=print)
     print((Path(args.out) / "report.md").read_text())
     missing = [k for k, r in report["backends"].items() if not r.get("available")]
     print(f"report: {Path(args.out) / 'report.md'}" + (f" (not available: {', '.join(missing)})" if missing else ""))
@@ -304,9 +304,20 @@ nonnegative = _number(float, 0.0)
 NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")  # -1, -.5, -1e-12: values, not flags
 
 
+class _Formatter(argparse.HelpFormatter):
+    """Says a flag's default once: not where the help already says it, and not for flags without one."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if ("default" in text or any(action.default is v for v in (None, False, argparse.SUPPRESS))
+                or action.option_strings == [] and action.nargs in ("*", "+")):
+            return text
+        return text + " (default: %(default)s)"
+
+
 class _Parser(argparse.ArgumentParser):
     def __init__(self, *a, **k):
-        k.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
+        k.setdefault("formatter_class", _Formatter)
         super().__init__(*a, **k)
         self._negative_number_matcher = NEGATIVE_NUMBER
 
@@ -335,7 +346,6 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("info", help="versions, whether libngspice loads, backends and datasets").set_defaults(func=cmd_info)
     sub.add_parser("solve", help="the example network's free and nudged equilibria").set_defaults(func=cmd_solve)
     t = sub.add_parser("train", help="train a network with EqProp into a run directory",
-                       formatter_class=argparse.HelpFormatter,
                        description="Flags left out take their defaults, some of which are the backend's own.")
     t.add_argument("--config", metavar="RECIPE.toml", help="a recipe: the run's fields in a TOML file (recipes/ holds "
                                                            "the README's); flags given beside it override it")
@@ -458,6 +468,8 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--lr", type=nonnegative, nargs="+", help=HELP["lr"])
     cp.add_argument("--n-train", dest="n_train", type=count, help=HELP["n_train"])
     cp.add_argument("--n-test", dest="n_test", type=count, help=HELP["n_test"])
+    cp.add_argument("--batch-size", dest="batch_size", type=count, help="samples per update of the training runs "
+                                                                       "(default: each backend's own)")
     cp.add_argument("--workers", type=count, default=1, help="ngspice processes")
     cp.add_argument("--backends", nargs="+", default=list(names), choices=names, help="backends to compare")
     cp.add_argument("--out", default="reports/compare", help="report directory")
@@ -467,11 +479,13 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("run", nargs="+", help="run directories")
     rp.add_argument("--out", help="directory for results.md and results.json (default: print only)")
     rp.set_defaults(func=cmd_report)
-    d = sub.add_parser("demo", help="solve the example network, train digits natively, then a short compare")
+    d = sub.add_parser("demo", help="every part in about two minutes: the example network, digits training, the "
+                                    "trained network in ngspice, on the Loihi path and Lava, a short compare")
     d.add_argument("--epochs", type=count, default=10, help=HELP["epochs"])
     d.add_argument("--out", default="runs/demo", help="demo directory (new, empty, or an earlier demo's): "
-                                                      "OUT/run and OUT/compare")
+                                                      "OUT/run, OUT/net.cir and OUT/compare")
     d.add_argument("--no-compare", action="store_true", help="skip the closing compare of every backend")
+    d.add_argument("--no-hardware", action="store_true", help="skip the ngspice netlist and the Loihi/Lava stages")
     d.set_defaults(func=cmd_demo)
     return p
 

@@ -36,8 +36,10 @@ CHANCE_MARGIN = 0.15  # a final test accuracy below chance + this is flagged in 
 
 
 def compare(out_dir, *, dataset="digits", data=None, hidden=(32,), epochs=3, n_train=None, n_test=None, seed=0,
-            batch=32, beta=0.01, backends=None, capacitance=1e-12, workers=1, lr=None, log=print) -> dict:
-    """``backends``: names from the registry (default: all of them)."""
+            batch=32, beta=0.01, backends=None, capacitance=1e-12, workers=1, lr=None, batch_size=None,
+            log=print) -> dict:
+    """``backends``: names from the registry (default: all of them); ``batch_size``: of the training runs (default:
+    each backend's own)."""
     output = OutputDir(out_dir, "compare", COMPARE_FILES).check()  # refused before anything runs
     backends = list(backends or registry.names())
     for name in backends:
@@ -66,7 +68,7 @@ def compare(out_dir, *, dataset="digits", data=None, hidden=(32,), epochs=3, n_t
             try:
                 # the backend's own defaults; a backend without Shockley diodes (the Hopfield reference) keeps its own
                 own_diode = cfg.diode in registry.get(name).diodes
-                bcfg = replace(cfg, backend=name, lr=lr, beta=None, momentum=None, lr_decay=None, batch_size=None,
+                bcfg = replace(cfg, backend=name, lr=lr, beta=None, momentum=None, lr_decay=None, batch_size=batch_size,
                                nudging=None, tol=None, diode=cfg.diode if own_diode else "ideal",
                                diode_is=cfg.diode_is if own_diode else None).resolve()
                 if backend_class(bcfg).family == "resistive" and own_diode:
@@ -135,7 +137,7 @@ def _train(cfg, run_dir) -> dict:
     train(cfg, run_dir, progress=False, log=lambda *_: None)
     history = json.loads((run_dir / "metrics.json").read_text())
     return {"test_accuracy": [h["test_accuracy"] for h in history], "seconds": time.perf_counter() - t0,
-            "run_dir": str(run_dir), "lr": list(cfg.lr) if cfg.lr else None}
+            "run_dir": str(run_dir), "lr": list(cfg.lr) if cfg.lr else None, "batch_size": cfg.batch_size}
 
 
 def _other_model_row(cfg, ds, x, labels) -> dict:
@@ -162,8 +164,9 @@ def render(report) -> str:
              f"equilibria and gradients on {c['batch']} test samples; centered EqProp at beta = {c['beta_relative']:g} "
              f"x the mean output conductance ({c['beta']:.3g} S); {c['epochs']} training epochs per backend on "
              f"{c['n_train']} training images, tested on {c['n_test']}; learning rates per connection: "
-             + "; ".join(f"{k} {r['training'].get('lr')}" for k, r in report["backends"].items()
-                         if r.get("available")) + " (the backend's rule unless --lr is given).",
+             + "; ".join(f"{k} {r['training'].get('lr')}, batch {r['training'].get('batch_size')}"
+                         for k, r in report["backends"].items() if r.get("available"))
+             + " (the backend's rules unless --lr and --batch-size are given).",
              "",
              "| backend | status | eq. max abs diff vs native (V), per layer | eq. mean abs diff (V) | gradient cosine "
              "| gradient rel. error | s / equilibrium | final test accuracy | training s |",

@@ -38,7 +38,7 @@ HELP = {
     "epochs": "training epochs",
     "batch_size": "samples per update (default 32; hopfield 20)",
     "lr": "learning rate per connection, input side first (one value, or one per connection = hidden layers + 1); "
-          "default: the backend's rule (README: Learning rates)",
+          "default: the backend's rule (docs/physics.md: Learning rates)",
     "lr_decay": "factor applied to every rate after each epoch (default 0.99; hopfield 1)",
     "warmup": "epochs (a fraction allowed) over which every rate ramps up linearly from its first step to its "
               "full value; 0: none (default 0)",
@@ -56,7 +56,7 @@ HELP = {
     "gain": "amplifier gain between layers: one value, or one per hidden layer (input side first); default 4, and "
             "4 sqrt(n) for a differential amplifier driven by n hidden nodes into another hidden layer",
     "hidden_pairs": "differential hidden amplifiers (+aV and -aV into the next layer, like the +x/-x inputs): 'on' or "
-                    "'off'; default on for two or more hidden layers where the backend has them (README: Deep "
+                    "'off'; default on for two or more hidden layers where the backend has them (docs/physics.md: Deep "
                     "networks)",
     "g_range": "initial conductance range in siemens, low high (default: Kendall-style, from the fan-in)",
     "device": "programming model of the conductances (bounds, levels, write noise, asymmetry)",
@@ -85,7 +85,7 @@ def default_gains(hidden, pairs: bool):
     hidden layers, 4 sqrt(n) for the amplifier that n hidden nodes drive into the next hidden layer (its signal
     is a signed sum over 2 n random conductances, which grows as sqrt(n) while the node's total conductance
     grows as n: sqrt(n) makes that up) and 4 for the one that drives the outputs. Measured on digits against
-    sqrt(c n) for c = 2, 4, 8, 16 (README: Deep networks)."""
+    sqrt(c n) for c = 2, 4, 8, 16 (docs/physics.md: Deep networks)."""
     if not pairs:
         return SINGLE_ENDED_GAIN
     return [round(SINGLE_ENDED_GAIN * float(np.sqrt(n)), 4) for n in hidden[:-1]] + [SINGLE_ENDED_GAIN]

@@ -219,17 +219,17 @@ def test_demo_replaces_its_own_earlier_files_and_nothing_else(tmp_path):
     train(small(), run, progress=False, log=lambda *_: None)
     before = {p.name: p.read_bytes() for p in run.iterdir()}
     with pytest.raises(RunError, match="training run"):
-        demo(run, epochs=1, with_compare=False, progress=False, log=lambda *_: None)
+        demo(run, epochs=1, with_compare=False, with_hardware=False, progress=False, log=lambda *_: None)
     assert {p.name: p.read_bytes() for p in run.iterdir()} == before
     old = tmp_path / "demo"
-    demo(old, epochs=1, with_compare=False, progress=False, log=lambda *_: None)
+    demo(old, epochs=1, with_compare=False, with_hardware=False, progress=False, log=lambda *_: None)
     assert (old / "run" / "checkpoint.npz").exists()
     (old / "NOTES.txt").write_text("mine")
-    demo(old, epochs=1, with_compare=False, progress=False, log=lambda *_: None)  # and again over itself
+    demo(old, epochs=1, with_compare=False, with_hardware=False, progress=False, log=lambda *_: None)  # and again over itself
     assert (old / "NOTES.txt").read_text() == "mine" and (old / "run" / "checkpoint.npz").exists()
     (old / "run" / "NOTES.txt").write_text("mine too")
     with pytest.raises(RunError, match="NOTES.txt"):  # a user's file inside the demo's run
-        demo(old, epochs=1, with_compare=False, progress=False, log=lambda *_: None)
+        demo(old, epochs=1, with_compare=False, with_hardware=False, progress=False, log=lambda *_: None)
     assert (old / "run" / "NOTES.txt").read_text() == "mine too" and (old / "run" / "checkpoint.npz").exists()
 
 
