@@ -1,12 +1,13 @@
 """Equilibria per second of the native solver on the Kendall-size network (1568-100-20).
 
-    python benchmarks/solver.py [--mnist PATH] [--seconds 2] [--json out.json] [--sizes 1568 256 256 20]
+    python benchmarks/solver.py [--mnist PATH | --random] [--calls 60] [--json out.json] [--sizes 1568 256 256 20]
 
 Measures free and nudged (warm-started from the free state) phases, ideal and Shockley diodes, at
-batch sizes 1, 64 and 512, with the default tolerance. Inputs are MNIST test images when the npz is
-found (pixel / 255 as volts), random uniform [0, 1] otherwise; the source is printed. Each figure is
-the fastest of the calls made in ``--seconds`` per row, the solves and the bound's GEMMs called in
-turn. Measured, never asserted.
+batch sizes 1, 64 and 512, with the default tolerance and the default threads (``circuits/threads.py``, printed).
+Inputs are MNIST test images (pixel / 255 as volts; a missing file is refused, ``--random`` asks for random
+uniform [0, 1] inputs instead). The solves and the bound's GEMMs are called in turn, ``--calls`` times each;
+each figure is the median call, with the fastest beside it and the spread (slowest / median). Measured, never
+asserted.
 
 Each row is also given as a fraction of the compute bound of its own arithmetic, timed in the same
 run: the GEMMs the solver performs, of the same shapes (the input product once per batch, over the
@@ -32,31 +33,36 @@ from eqprop.circuits.devices import IdealDiode, ShockleyDiode
 DEFAULT_MNIST = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist" / "mnist.npz"
 
 
-def inputs(n, mnist_path):
-    if mnist_path and Path(mnist_path).exists():
-        x = np.load(mnist_path)["x_test"][:n].reshape(n, -1) / 255.0
-        return x, f"MNIST test images ({mnist_path})"
-    return np.random.default_rng(0).uniform(0, 1, (n, 784)), "random uniform [0, 1]"
+def inputs(n, mnist_path, random=False):
+    if random:
+        return np.random.default_rng(0).uniform(0, 1, (n, 784)), "random uniform [0, 1] (--random)"
+    if not Path(mnist_path).is_file():
+        raise SystemExit(f"solver.py: no MNIST file at {mnist_path}; give --mnist PATH (an .npz with x_test), or "
+                         "--random for random inputs")
+    x = np.load(mnist_path)["x_test"][:n].reshape(n, -1) / 255.0
+    return x, f"MNIST test images ({mnist_path})"
 
 
-def fastest(fns, seconds):
-    """Each function's fastest call (seconds), the functions called in turn until ``seconds`` have passed.
+def timed(fns, calls):
+    """Each function's call times (seconds, sorted), the functions called in turn ``calls`` times.
 
-    Interleaving puts the solver and its bound under the same load, and the fastest call of each is the
-    figure least disturbed by the other jobs and the VM's neighbours on this 2-core machine (window averages
-    moved the bound by 2x between two runs)."""
-    best = [np.inf] * len(fns)
+    Interleaving puts the solver and its bound under the same load; the median is what a user gets, the
+    fastest call the figure least disturbed by other work, and slowest / median the spread."""
     for f in fns:
         f()  # warm caches and the thread pool
-    t_end = time.perf_counter() + seconds
-    rounds = 0
-    while rounds < 5 or time.perf_counter() < t_end:
+    times = [[] for _ in fns]
+    for _ in range(calls):
         for i, f in enumerate(fns):
             t0 = time.perf_counter()
             f()
-            best[i] = min(best[i], time.perf_counter() - t0)
-        rounds += 1
-    return best
+            times[i].append(time.perf_counter() - t0)
+    return [np.sort(t) for t in times]
+
+
+def summary(t) -> dict:
+    """median, best and slowest / median of sorted call times."""
+    med = float(np.median(t))
+    return {"median": med, "best": float(t[0]), "spread": float(t[-1]) / med}
 
 
 def gemm_calls(net, x):
@@ -85,8 +91,9 @@ def gemm_calls(net, x):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--mnist", default=str(DEFAULT_MNIST))
-    p.add_argument("--seconds", type=float, default=2.0)
+    p.add_argument("--mnist", default=str(DEFAULT_MNIST), help="MNIST .npz (default: the project's shared copy)")
+    p.add_argument("--random", action="store_true", help="random uniform inputs instead of MNIST images")
+    p.add_argument("--calls", type=int, default=60, help="calls of each solve and bound per row")
     p.add_argument("--json")
     p.add_argument("--input-scale", type=float, nargs="+", default=[1.0],
                    help="volts per unit pixel; larger values put more hidden nodes on the rails")
@@ -96,16 +103,20 @@ def main(argv=None):
                    help="run directories of trained 1568-100-20 MNIST networks (e.g. a run of recipes/mnist-kendall.toml): "
                         "rows on their conductances, ideal and Shockley (IS 1e-7 A) diodes")
     args = p.parse_args(argv)
-    x_all, source = inputs(512, args.mnist)
+    x_all, source = inputs(512, args.mnist, args.random)
     if args.sizes[0] != 1568 or args.sizes[-1] != 20 or len(args.sizes) < 3:
         raise SystemExit(f"--sizes must start with 1568 (784 MNIST pixels as +x/-x pairs) and end with 20 (10 output "
                          f"pairs), with at least one hidden layer between; got {args.sizes}")
     name = "-".join(map(str, args.sizes))
+    from eqprop.circuits import threads
+
     print(f"# native solver, network {name}, {os.cpu_count()} cores ({platform.processor() or platform.machine()})")
-    print(f"# inputs: {source}; tol 1e-10 V; nudged phase warm-started from the free equilibrium")
-    print("| diode | V/pixel | hidden on rails | batch | free eq/s | nudged eq/s | sweeps free/nudged | free / bound "
-          "| nudged / bound |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print(f"# threads: {threads.describe()}")
+    print(f"# inputs: {source}; tol 1e-10 V; nudged phase warm-started from the free equilibrium; {args.calls} calls "
+          "each: median eq/s (best), slowest / median; bound fractions from the medians")
+    print("| diode | V/pixel | hidden on rails | batch | free eq/s | nudged eq/s | spread free/nudged | sweeps "
+          "free/nudged | free / bound | nudged / bound |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     rows = []
     networks = [(scale, "untrained", diode, layered(args.sizes, diode=diode, rails=(-0.05, 0.05), gain=4.0,
                                                      seed=0))
@@ -124,21 +135,25 @@ def main(argv=None):
                 free = solve(net, x)
                 nudged = solve(net, x, y, beta=1e-7, init=free)
                 rails = float(np.mean(np.abs(free.layers[0]) >= 0.05 - 1e-9))
-                t_free, t_nudged, t_in, t_sweep = fastest(
+                s_free, s_nudged, s_in, s_sweep = (summary(t) for t in timed(
                     [lambda: solve(net, x), lambda: solve(net, x, y, beta=1e-7, init=free), *gemm_calls(net, x)],
-                    args.seconds)
-                r_free, r_nudged = batch / t_free, batch / t_nudged
+                    args.calls))
+                r_free, r_nudged = batch / s_free["median"], batch / s_nudged["median"]
                 # the bound: equilibria/s if the solver did nothing but its GEMMs
-                b_free = batch / (t_in + free.iterations * t_sweep)
-                b_nudged = batch / (t_in + nudged.iterations * t_sweep)
+                b_free = batch / (s_in["median"] + free.iterations * s_sweep["median"])
+                b_nudged = batch / (s_in["median"] + nudged.iterations * s_sweep["median"])
                 rows.append(dict(diode=diode, input_scale=scale, on_rails=rails, batch=batch, free_per_s=r_free,
-                                 nudged_per_s=r_nudged, sweeps_free=free.iterations, sweeps_nudged=nudged.iterations,
-                                 bound_free=b_free, bound_nudged=b_nudged))
-                print(f"| {diode} | {scale:g} | {rails:.0%} | {batch} | {r_free:,.0f} | {r_nudged:,.0f} | "
-                      f"{free.iterations}/{nudged.iterations} | {r_free / b_free:.0%} | {r_nudged / b_nudged:.0%} |",
-                      flush=True)
+                                 nudged_per_s=r_nudged, free_best_per_s=batch / s_free["best"],
+                                 nudged_best_per_s=batch / s_nudged["best"], spread_free=s_free["spread"],
+                                 spread_nudged=s_nudged["spread"], sweeps_free=free.iterations,
+                                 sweeps_nudged=nudged.iterations, bound_free=b_free, bound_nudged=b_nudged))
+                print(f"| {diode} | {scale:g} | {rails:.0%} | {batch} | {r_free:,.0f} ({batch / s_free['best']:,.0f}) | "
+                      f"{r_nudged:,.0f} ({batch / s_nudged['best']:,.0f}) | {s_free['spread']:.2f} / "
+                      f"{s_nudged['spread']:.2f} | {free.iterations}/{nudged.iterations} | {r_free / b_free:.0%} | "
+                      f"{r_nudged / b_nudged:.0%} |", flush=True)
     if args.json:
-        Path(args.json).write_text(json.dumps(dict(cores=os.cpu_count(), inputs=source, rows=rows), indent=1))
+        Path(args.json).write_text(json.dumps(dict(cores=os.cpu_count(), threads=threads.describe(), inputs=source,
+                                                   rows=rows), indent=1))
 
 
 def trained_network(run):

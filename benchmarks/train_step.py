@@ -1,6 +1,6 @@
 """Training throughput of the native backend (default the Kendall-size network 1568-100-20), and where the time goes.
 
-    python benchmarks/train_step.py [--mnist PATH] [--steps 20] [--hidden 1024 [1024]] [--batch 16 64]
+    python benchmarks/train_step.py [--mnist PATH | --random] [--steps 20] [--hidden 1024 [1024]] [--batch 16 64]
                                     [--input-scale 1] [--from-run RUN]
 
 ``--from-run RUN`` starts from a native MNIST run's last checkpoint (its network, velocities, rates and
@@ -10,7 +10,9 @@ which a fresh network does not show (dead hidden nodes, decayed velocities).
 A full training step is the free phase, the centered nudged phases (+beta and -beta, warm-started from
 the free state), the local statistics and the update through the programming model. Prints samples
 per second at batch 64 and 512, and the share of each part (the backend's settle is wrapped and timed;
-the rest of the step is the local statistics, the update and Python). Measured, never asserted.
+the rest of the step is the local statistics, the update and Python), with the default threads
+(``circuits/threads.py``, printed). A missing MNIST file is refused; ``--random`` asks for random inputs.
+Measured, never asserted.
 """
 from __future__ import annotations
 
@@ -32,7 +34,8 @@ DEFAULT_MNIST = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" /
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--mnist", default=str(DEFAULT_MNIST))
+    p.add_argument("--mnist", default=str(DEFAULT_MNIST), help="MNIST .npz (default: the project's shared copy)")
+    p.add_argument("--random", action="store_true", help="random uniform inputs instead of MNIST images")
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--hidden", type=int, nargs="+", default=[100], help="hidden layer sizes (default 100)")
     p.add_argument("--batch", type=int, nargs="+", default=[64, 512], help="batch sizes (default 64 512)")
@@ -44,15 +47,20 @@ def main(argv=None):
         run_cfg = load_config(args.from_run)
         run = load_checkpoint(args.from_run, run_cfg)
         args.hidden, args.input_scale = list(run_cfg.hidden), run_cfg.input_scale
-    if Path(args.mnist).exists():
-        z = np.load(args.mnist)
-        x_all, y_all, source = z["x_train"][:512 * 4].reshape(-1, 784) / 255.0, z["y_train"][:512 * 4], "MNIST"
-    else:
+    if args.random:
         rng = np.random.default_rng(0)
         x_all, y_all, source = rng.uniform(0, 1, (2048, 784)), rng.integers(0, 10, 2048), "random inputs"
+    elif not Path(args.mnist).is_file():
+        raise SystemExit(f"train_step.py: no MNIST file at {args.mnist}; give --mnist PATH, or --random")
+    else:
+        z = np.load(args.mnist)
+        x_all, y_all, source = z["x_train"][:512 * 4].reshape(-1, 784) / 255.0, z["y_train"][:512 * 4], "MNIST"
     x_all = x_all * args.input_scale
     sizes = "-".join(str(n) for n in [1568] + args.hidden + [20]) + (f" from {args.from_run}" if run else "")
+    from eqprop.circuits import threads
+
     print(f"# native training step, {sizes}, ideal diodes, centered nudging, input scale {args.input_scale:g}, {source}")
+    print(f"# threads: {threads.describe()}")
     print("| batch | samples / s | free phase | nudged phases (+beta, -beta) | statistics, update, Python |")
     print("|---|---|---|---|---|")
     for batch in args.batch:

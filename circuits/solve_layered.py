@@ -8,17 +8,15 @@ the whole batch at once.
 """
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from . import kernels
+from . import kernels, threads
 from .energy import clamp_residual, node_conductance, nudge_current
 from .network import LayeredNetwork
 from .node_solve import NEWTON_TOL, solve_nodes
 
-MIN_CHUNK = 128  # batch rows per thread below which a thread costs more than it saves
 _POOL = None
 
 
@@ -39,7 +37,7 @@ def source_drive(net: LayeredNetwork, x) -> np.ndarray:
     if net.input_pairs:
         n = net.n_features
         w = net.derived("source_weights", lambda: w[:n] - w[n:])
-    drive = x @ w
+    drive = _product(x, w)
     if fixed is not None:  # compared by value, not identity: an x edited in place is not a hit
         drive.setflags(write=False)
         fixed["source_drive"] = (np.array(x, copy=True), drive)
@@ -113,7 +111,11 @@ def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | N
         return _sweeps(ops, [const[0][lo:hi]] + const[1:], part, None if y is None else y[lo:hi], sc)
 
     chunks = _chunks(B)
-    results = [run(chunks[0])] if len(chunks) == 1 else list(_pool().map(run, chunks))
+    if len(chunks) == 1:
+        results = [run(chunks[0])]
+    else:
+        with threads.blas_threads(len(chunks)):  # chunk threads x BLAS threads never exceed the cores
+            results = list(_pool().map(run, chunks))
     if len(results) == 1:
         layers = results[0][0]
     else:
@@ -242,12 +244,25 @@ def _clip(v, box):
 def _pool():
     global _POOL
     if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1), thread_name_prefix="eqprop-bcd")
+        _POOL = ThreadPoolExecutor(max_workers=threads.cores(), thread_name_prefix="eqprop-bcd")
     return _POOL
 
 
+def _product(x, w):
+    """x @ w, split over the solver's chunk threads as its sweeps are (``threads``: each thread's BLAS gets its
+    share of the cores), so a large batch's costliest product neither idles a core nor leaves BLAS threads
+    spinning beside the sweeps."""
+    chunks = _chunks(len(x))
+    if len(chunks) == 1:
+        return x @ w
+    out = np.empty((len(x), w.shape[1]), dtype=np.result_type(x, w))
+    with threads.blas_threads(len(chunks)):
+        list(_pool().map(lambda b: np.matmul(x[b[0]:b[1]], w, out=out[b[0]:b[1]]), chunks))
+    return out
+
+
 def _chunks(B):
-    n = max(1, min(os.cpu_count() or 1, B // MIN_CHUNK))
+    n = threads.chunks(B)
     edges = np.linspace(0, B, n + 1).astype(int)
     return list(zip(edges[:-1], edges[1:]))
 

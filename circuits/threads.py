@@ -1,0 +1,81 @@
+"""One threading policy for the toolkit: threads never exceed cores.
+
+The layered solver runs a large batch's sweeps as chunks in threads (numpy and the compiled kernels release the
+GIL); each chunk's GEMMs call BLAS, which by default starts a thread per core of its own. Two chunks on two
+cores, each with a two-thread BLAS, is four busy threads on two cores: the solves then take 1.5-4x longer and
+vary from call to call. So the two are chosen together here:
+
+- ``cores()``: the cores this process may use (its CPU affinity), or ``EQPROP_THREADS`` when set (the override
+  for users who want another split, e.g. several runs side by side: ``EQPROP_THREADS=1``).
+- ``chunks(B)``: how many threads a batch of B samples is split over: one per ``MIN_CHUNK`` samples, at most
+  ``cores()``.
+- ``blas_threads(n_chunks)``: inside the chunked sweeps BLAS gets ``cores() // n_chunks`` threads (at least 1),
+  set with threadpoolctl (the standard way to limit OpenBLAS, MKL and BLIS at run time) and put back after.
+
+Every entry point goes through the solver, so the CLI, the Python API, pool workers, Ray actors and Lava's
+child processes all follow it; ``describe()`` states the settings (benchmarks print it).
+"""
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+
+MIN_CHUNK = 128  # batch rows per thread below which a thread costs more than it saves
+ENV = "EQPROP_THREADS"
+
+_controller = None
+
+
+def cores() -> int:
+    """Threads the toolkit may keep busy: ``EQPROP_THREADS`` if set, else the cores of this process's affinity."""
+    value = os.environ.get(ENV, "").strip()
+    if value:
+        try:
+            n = int(value)
+        except ValueError:
+            raise ValueError(f"{ENV}={value!r}: give a whole number of threads >= 1, or unset it") from None
+        if n < 1:
+            raise ValueError(f"{ENV}={value!r}: give a whole number of threads >= 1, or unset it")
+        return n
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def chunks(batch: int) -> int:
+    """Threads a batch's sweeps are split over."""
+    return max(1, min(cores(), batch // MIN_CHUNK))
+
+
+def _blas():
+    global _controller
+    if _controller is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+
+            _controller = ThreadpoolController()
+        except ImportError:  # pragma: no cover - threadpoolctl is a dependency; without it BLAS keeps its threads
+            _controller = False
+    return _controller
+
+
+@contextmanager
+def blas_threads(n_chunks: int):
+    """BLAS limited to ``cores() // n_chunks`` threads while ``n_chunks`` threads call it."""
+    controller = _blas()
+    if n_chunks <= 1 or not controller:
+        yield
+        return
+    with controller.limit(limits=max(1, cores() // n_chunks), user_api="blas"):
+        yield
+
+
+def describe() -> str:
+    """The settings in one line: cores, the split rule, the BLAS libraries and their current threads."""
+    controller = _blas()
+    libs = ", ".join(f"{i['internal_api']} {i['num_threads']} threads" for i in controller.info()
+                     if i["user_api"] == "blas") if controller else "threadpoolctl missing"
+    src = f"{ENV}={os.environ[ENV]}" if os.environ.get(ENV, "").strip() else "affinity"
+    return (f"{cores()} cores ({src}); a batch is split over one thread per {MIN_CHUNK} samples, at most "
+            f"{cores()}, and BLAS gets cores / threads inside the split; BLAS: {libs or 'none found'}")
