@@ -1,10 +1,10 @@
-# Two commands do everything on a fresh machine: `make demo` and `make test`.
+# Two commands do everything on a fresh machine: `make demo` and `make test` (`make test-all` adds the slow checks).
 VENV      := .venv
 PY        := $(VENV)/bin/python
 STAMP     := $(VENV)/.installed
 PYTEST    := $(PY) -m pytest
 
-.PHONY: setup demo test test-slow bench bench-spice bench-lava bench-cluster reliability compare clean
+.PHONY: setup demo test test-all test-slow bench bench-spice bench-lava bench-cluster reliability compare clean
 setup: $(STAMP)
 
 # Re-runs only when pyproject.toml changes (or the venv is gone): quick when already done.
@@ -20,6 +20,10 @@ demo: setup
 
 test: setup
 	$(PYTEST) -q
+
+# Everything: the suite above and the slow checks (long trainings, the heaviest Lava and kill trials).
+test-all: setup
+	$(PYTEST) -q -m "" --timeout=7200
 
 test-slow: setup
 	$(PYTEST) -q -m slow --timeout=7200

@@ -490,8 +490,45 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class _Stdout:
+    """stdout that a closed pipe (``eqprop train ... | head -2``) cannot stop: after the reader goes, output is
+    dropped and the command goes on (a run keeps training and checkpointing)."""
+
+    def __init__(self, stream):
+        self.stream, self.closed_pipe = stream, False
+
+    def write(self, text):
+        if not self.closed_pipe:
+            try:
+                return self.stream.write(text)
+            except BrokenPipeError:
+                self.closed_pipe = True
+        return len(text)
+
+    def flush(self):
+        if not self.closed_pipe:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                self.closed_pipe = True
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
+def _stop_on_signal(signum, frame):
+    raise KeyboardInterrupt  # SIGTERM and SIGHUP end a command as Ctrl-C does: locks released, resume hint
+
+
 def main(argv=None) -> int:
+    import signal
+
     args = build_parser().parse_args(argv)
+    if threading_main():
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, _stop_on_signal)
+    if not isinstance(sys.stdout, _Stdout):
+        sys.stdout = _Stdout(sys.stdout)
     try:
         return args.func(args)
     except _user_errors() as e:
@@ -500,6 +537,12 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print(f"\neqprop {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def threading_main() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
 
 
 if __name__ == "__main__":

@@ -280,3 +280,42 @@ def test_to_netlist_refuses_a_nudge_without_targets_and_an_empty_batch():
         to_netlist(net, np.ones((1, 4)), None, 1e-7)
     with pytest.raises(InputError, match="no samples"):
         to_netlist(net, np.ones((0, 4)))
+
+
+# --- signals and pipes ------------------------------------------------------------------------------------
+def _wait_for(path: Path, proc, seconds=120):
+    import time
+
+    t0 = time.time()
+    while not path.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.time() - t0 < seconds, f"{path} never appeared"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP"])
+def test_a_terminated_run_releases_its_lock_and_says_how_to_resume(tmp_path, sig):
+    import signal
+
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "eqprop.experiments.cli", "train", "--hidden", "16", "--epochs",
+                             "500", "--out", str(run), "--no-progress"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    _wait_for(run / "metrics.json", proc)
+    proc.send_signal(getattr(signal, sig))
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and f"eqprop train --resume {run}" in err and "Traceback" not in err, err
+    assert not (run / "run.lock").exists() and not list(run.glob("*.tmp"))
+    assert cli("train", "--resume", str(run), "--epochs", "2", "--no-progress").returncode == 0
+
+
+def test_a_closed_stdout_does_not_stop_training(tmp_path):
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "eqprop.experiments.cli", "train", "--hidden", "16", "--epochs",
+                             "3", "--out", str(run), "--no-progress"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    proc.stdout.readline()  # the first line, then the reader goes away, as `| head -1` does
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 0 and "Broken pipe" not in err, err
+    assert len(json.loads((run / "metrics.json").read_text())) == 3
