@@ -7,6 +7,11 @@ from eqprop.circuits import ShockleyDiode, layered
 from eqprop.learning.rundir import load_checkpoint
 
 
+# Node capacitances a circuit on a chip has: from 1 aF (a minimal wire) to 1 nF (far beyond any node). The
+# transient's settling takes about 5 node time constants C / G with G in nS to uS, so 1 F would mean hours.
+CAPACITANCE_RANGE = (1e-18, 1e-9)
+
+
 def parse_sizes(text: str, flag: str = "--sizes") -> list:
     """'64-32-10' -> [64, 32, 10]; anything else is a one-line error naming the flag."""
     try:
@@ -22,6 +27,10 @@ def parse_sizes(text: str, flag: str = "--sizes") -> list:
 def physics_rows(runs=(), sizes=(), capacitance=1e-12, samples=3, log=print) -> list:
     if not capacitance > 0 or not np.isfinite(capacitance):
         raise ValueError(f"--capacitance must be a positive number of farads, got {capacitance}")
+    if not CAPACITANCE_RANGE[0] <= capacitance <= CAPACITANCE_RANGE[1]:
+        raise ValueError(f"--capacitance {capacitance:g} F is outside {CAPACITANCE_RANGE[0]:g}..{CAPACITANCE_RANGE[1]:g} "
+                         "F, the range of on-chip node capacitances; the transient would run for hours (its time "
+                         "constants grow with C): give e.g. 1e-12 (1 pF)")
     if samples < 1:
         raise ValueError(f"--samples must be >= 1, got {samples}")
     shapes = [(s, parse_sizes(s)) for s in sizes or (["64-32-10", "128-100-20"] if not runs else [])]

@@ -545,20 +545,60 @@ def _alarm(signum, frame):
     raise _Deadline()
 
 
-def check(case: Case, tmp: Path) -> Outcome:
+def _cli_in_process(argv, tmp: Path, seconds: float):
+    """``eqprop ARGV`` run by ``cli.main`` in this process (no interpreter start-up and imports per case): its
+    exit code and stderr, an escaping exception printed as the traceback a user would see. Signal handlers,
+    stdout and the working directory are put back afterwards."""
+    import contextlib
+    import io
+
+    from eqprop.experiments import cli
+
+    err, handlers, cwd = io.StringIO(), {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}, os.getcwd()
+    previous = signal.signal(signal.SIGALRM, _alarm)
+    signal.alarm(int(seconds))
+    try:
+        os.chdir(tmp)
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+            try:
+                code = cli.main(argv)
+            except SystemExit as exc:  # argparse's own errors
+                code = exc.code if isinstance(exc.code, int) else 1
+            except _Deadline:
+                raise
+            except BaseException:
+                traceback.print_exc(file=err)
+                code = 1
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+        for s, h in handlers.items():
+            signal.signal(s, h)
+        os.chdir(cwd)
+    return code, err.getvalue()
+
+
+def check(case: Case, tmp: Path, in_process: bool = False) -> Outcome:
+    """``in_process``: run a CLI case by ``cli.main`` here when it sets no environment (the test suite does, to
+    save an interpreter start per case); the benchmark runs every case as its own ``eqprop`` process."""
     tmp.mkdir(parents=True, exist_ok=True)
     argv = case.argv(tmp) if case.argv else None  # may write the files the case needs
     precious = case.precious(tmp) if case.precious else []
     before = _digest(precious)
     t0 = time.perf_counter()
     if argv:
-        env = {**os.environ, **case.env}
         try:
-            p = subprocess.run([sys.executable, "-m", "eqprop.experiments.cli", *argv], capture_output=True, text=True,
-                               timeout=case.timeout, env=env, cwd=tmp)
-        except subprocess.TimeoutExpired:
+            if in_process and not case.env:
+                returncode, stderr = _cli_in_process(argv, tmp, case.timeout)
+            else:
+                env = {**os.environ, **case.env}
+                p = subprocess.run([sys.executable, "-m", "eqprop.experiments.cli", *argv], capture_output=True,
+                                   text=True, timeout=case.timeout, env=env, cwd=tmp)
+                returncode, stderr = p.returncode, p.stderr
+        except (subprocess.TimeoutExpired, _Deadline):
             return Outcome(case.name, "cli", case.category, "hang", f"no answer in {case.timeout:g} s",
                            time.perf_counter() - t0)
+        p = subprocess.CompletedProcess(argv, returncode, "", stderr)
         message = p.stderr.strip().splitlines()[-1] if p.stderr.strip() else ""
         if "Traceback" in p.stderr:
             status = "traceback"

@@ -61,6 +61,8 @@ def test_parameters_are_checked_before_lava_runs():
         LavaSession(timeout=0)
 
 
+@pytest.mark.slow  # make test: the float engine against host EqProp in test_onchip_training.py (centered, two
+# batches); this one adds positive nudging and the `eqprop onchip` path
 def test_on_chip_learning_engine_update_matches_host_side_eqprop():
     """LearningDense's three-factor rule, summed over the nudged phase, against the host's EqProp update."""
     from eqprop.experiments.onchip import onchip_rows

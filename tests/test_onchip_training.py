@@ -123,6 +123,7 @@ print(len(seeds), _int_rule(0, 3, seed=8).rng_seed in seeds)
     assert out.stdout.split() == ["1", "False"]
 
 
+@pytest.mark.slow  # make test checks the cause (the trace-seed test above) and cross-run equality (the resume test)
 def test_bit_approximate_runs_are_reproducible_within_a_session():
     """The same batch three times in one session (the first after an unrelated call) leaves the same mantissas:
     before the rules' seeds were fixed, a session's later runs could differ from its first."""
@@ -172,6 +173,7 @@ def test_bit_approximate_mapping_units_and_refusals():
     TrainConfig(backend="lava-onchip-int", gain=8.0).resolve().validate()
 
 
+@pytest.mark.slow  # make test checks the same on the runs of the resume test below
 def test_bit_approximate_backend_trains_an_epoch_with_identical_copies():
     """An epoch of the training loop (digits, 24 images, batch 8) on lava-onchip-int: every batch's copies
     are compared (the backend refuses to go on if they differ); after it, the network's conductances are
@@ -220,6 +222,17 @@ def test_bit_approximate_run_resumes_as_an_uninterrupted_run(tmp_path):
     assert state["backend_state"]["map"] == cut_state["backend_state"]["map"]
     for a, b in zip(full.weights + full.biases, cut.weights + cut.biases):
         np.testing.assert_array_equal(a, b)
+    # every batch's copies were bit-identical, and the conductances are what 8-bit mantissas hold, and moved
+    assert state["backend_state"]["mismatched_batches"] == 0 == cut_state["backend_state"]["mismatched_batches"]
+    from eqprop.backends.lava_onchip_int import LavaOnchipIntBackend
+
+    backend = object.__new__(LavaOnchipIntBackend)
+    backend.load_state(state["backend_state"])
+    start = LavaOnchipIntBackend.build_network(cfg.resolve(), 64, 10)
+    for c, (w, a) in enumerate(zip(full.weights, full.gains)):
+        mant = w * a / 2.0 ** backend.map.q[c]
+        assert np.array_equal(mant, np.rint(mant)) and mant.max() <= 255
+    assert max(float(np.abs(w - s).max()) for w, s in zip(full.weights, start.weights)) > 0
 
 
 def test_copies_one_lsb_apart_are_counted_and_more_is_refused():

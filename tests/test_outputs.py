@@ -177,11 +177,14 @@ def test_each_recipe_runs_its_first_steps(recipe, tmp_path):
         if not ngspice_status()[0]:
             pytest.skip("libngspice is not installed")
     extra = {"data": str(_mnist_like(tmp_path / "mnist.npz"))} if r.train.get("dataset") == "mnist" else {}
-    cfg = r.config(**extra, n_train=64 if not extra else None)
+    one_worker = {"workers": 1} if "workers" in r.train else {}  # one ngspice process is enough for two steps
+    cfg = r.config(**extra, **one_worker, n_train=64 if not extra else None)
     out = train(cfg, tmp_path / "run", progress=False, log=lambda *_: None, stop_after_steps=2, recipe=str(recipe))
     assert out == {"stopped": True}
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     for key, value in r.train.items():
+        if key in one_worker:
+            continue
         assert saved[key] == (list(value) if isinstance(value, tuple) else value), key
 
 
@@ -319,3 +322,9 @@ def test_a_closed_stdout_does_not_stop_training(tmp_path):
     err = proc.stderr.read()
     assert proc.wait(timeout=120) == 0 and "Broken pipe" not in err, err
     assert len(json.loads((run / "metrics.json").read_text())) == 3
+
+
+@pytest.mark.parametrize("value", ["1", "1e3", "1e-21"])
+def test_physics_refuses_capacitances_that_would_run_for_hours(value):
+    done = cli("physics", "--sizes", "8-6-4", "--capacitance", value)
+    assert done.returncode == 2 and "outside" in done.stderr and "Traceback" not in done.stderr, done.stderr

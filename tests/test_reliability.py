@@ -8,5 +8,5 @@ CASES = cases()
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_bad_input_ends_in_a_clear_error(case, tmp_path):
-    outcome = check(case, tmp_path)
+    outcome = check(case, tmp_path, in_process=True)
     assert outcome.status == "clear", f"{outcome.status}: {outcome.message}"
