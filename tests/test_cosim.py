@@ -152,7 +152,7 @@ def test_training_with_the_cosim_backend_programs_through_the_device_model(tmp_p
 
     with pytest.raises(ConfigError, match="momentum 0"):
         TrainConfig(backend="cosim", momentum=0.9).resolve().validate()
-    cfg = TrainConfig(backend="cosim", hidden=[8], epochs=1, batch_size=4, n_train=8, n_test=8, diode="shockley",
+    cfg = TrainConfig(backend="cosim", hidden=[8], epochs=1, batch_size=4, n_train=4, n_test=4, diode="shockley",
                       diode_is=1e-7, device="bounded")
     last = train(cfg, tmp_path / "run", progress=False, log=lambda *_: None)
     assert np.isfinite(last["train_loss"]) and 0 <= last["test_accuracy"] <= 1

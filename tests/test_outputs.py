@@ -161,7 +161,7 @@ def _mnist_like(path: Path, n=48):
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=[p.stem for p in RECIPES])
 def test_each_recipe_runs_its_first_steps(recipe, tmp_path):
-    """The recipe as written (sizes, rates, augmentation, backend), its first two steps, on its own data shape:
+    """The recipe as written (sizes, rates, augmentation, backend), its first step, on its own data shape:
     MNIST recipes on a 48-image file of MNIST's format, so the test needs no download."""
     from eqprop.backends import registry
     from eqprop.experiments.recipes import load_recipe
@@ -178,8 +178,8 @@ def test_each_recipe_runs_its_first_steps(recipe, tmp_path):
             pytest.skip("libngspice is not installed")
     extra = {"data": str(_mnist_like(tmp_path / "mnist.npz"))} if r.train.get("dataset") == "mnist" else {}
     one_worker = {"workers": 1} if "workers" in r.train else {}  # one ngspice process is enough for two steps
-    cfg = r.config(**extra, **one_worker, n_train=64 if not extra else None)
-    out = train(cfg, tmp_path / "run", progress=False, log=lambda *_: None, stop_after_steps=2, recipe=str(recipe))
+    cfg = r.config(**extra, **one_worker, n_train=16 if not extra else None)
+    out = train(cfg, tmp_path / "run", progress=False, log=lambda *_: None, stop_after_steps=1, recipe=str(recipe))
     assert out == {"stopped": True}
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     for key, value in r.train.items():
@@ -296,7 +296,7 @@ def _wait_for(path: Path, proc, seconds=120):
         time.sleep(0.05)
 
 
-@pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP"])
+@pytest.mark.parametrize("sig", ["SIGTERM", pytest.param("SIGHUP", marks=pytest.mark.slow)])  # one handler for both
 def test_a_terminated_run_releases_its_lock_and_says_how_to_resume(tmp_path, sig):
     import signal
 
