@@ -72,7 +72,7 @@ register(BackendSpec("lava-onchip", "eqprop.backends.lava_onchip:LavaOnchipBacke
 register(BackendSpec("lava-onchip-int", "eqprop.backends.lava_onchip_int:LavaOnchipIntBackend",
                      "on-chip training on Lava's bit-approximate learning engine: 8-bit weights, 7-bit traces and "
                      "third factors, stochastic rounding; integer EqProp rule, copies bit-identical; power-of-two gains",
-                     needs=("lava",), onchip=True, compare_samples=160, in_demo=False))
+                     needs=("lava",), diodes=("ideal", "pwl"), onchip=True, compare_samples=160, in_demo=False))
 register(BackendSpec("loihi", "eqprop.backends.loihi:LoihiBackend",
                      "the bit-accurate Loihi path: integer neurons and Lava's bit-accurate Dense, sigma-delta or "
                      "binary spikes (batched emulator, checked bit for bit against the Lava run)",

@@ -171,6 +171,8 @@ def test_bit_approximate_mapping_units_and_refusals():
     with pytest.raises(ConfigError, match="--gain 3: use --gain 2, 4 or 8"):  # refused before a run directory exists
         TrainConfig(backend="lava-onchip-int", gain=3.0).resolve().validate()
     TrainConfig(backend="lava-onchip-int", gain=8.0).resolve().validate()
+    with pytest.raises(ConfigError, match="ideal, pwl diodes only"):  # its integer map has no Shockley form
+        TrainConfig(backend="lava-onchip-int", diode="shockley").resolve().validate()
 
 
 @pytest.mark.slow  # make test checks the same on the runs of the resume test below
