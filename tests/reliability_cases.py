@@ -545,21 +545,30 @@ def _alarm(signum, frame):
     raise _Deadline()
 
 
-def _cli_in_process(argv, tmp: Path, seconds: float):
+def run_cli(*argv, cwd=None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """``eqprop ARGV`` in this process, as ``subprocess.run(..., capture_output=True, text=True)`` would report it
+    (the tests' way to run a command without an interpreter start per call)."""
+    argv = [str(a) for a in argv]
+    code, out, err = _cli_in_process(argv, Path(cwd) if cwd else Path.cwd(), timeout, with_stdout=True)
+    return subprocess.CompletedProcess(argv, code, out, err)
+
+
+def _cli_in_process(argv, tmp: Path, seconds: float, with_stdout: bool = False):
     """``eqprop ARGV`` run by ``cli.main`` in this process (no interpreter start-up and imports per case): its
-    exit code and stderr, an escaping exception printed as the traceback a user would see. Signal handlers,
-    stdout and the working directory are put back afterwards."""
+    exit code and stderr (and stdout), an escaping exception printed as the traceback a user would see. Signal
+    handlers, stdout and the working directory are put back afterwards."""
     import contextlib
     import io
 
     from eqprop.experiments import cli
 
-    err, handlers, cwd = io.StringIO(), {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}, os.getcwd()
+    err, out = io.StringIO(), io.StringIO()
+    handlers, cwd = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}, os.getcwd()
     previous = signal.signal(signal.SIGALRM, _alarm)
     signal.alarm(int(seconds))
     try:
         os.chdir(tmp)
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
                 code = cli.main(argv)
             except SystemExit as exc:  # argparse's own errors
@@ -575,7 +584,7 @@ def _cli_in_process(argv, tmp: Path, seconds: float):
         for s, h in handlers.items():
             signal.signal(s, h)
         os.chdir(cwd)
-    return code, err.getvalue()
+    return (code, out.getvalue(), err.getvalue()) if with_stdout else (code, err.getvalue())
 
 
 def check(case: Case, tmp: Path, in_process: bool = False) -> Outcome:

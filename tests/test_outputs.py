@@ -23,8 +23,9 @@ RECIPES = sorted((ROOT / "recipes").glob("*.toml"))
 
 
 def cli(*argv, cwd=None):
-    return subprocess.run([sys.executable, "-m", "eqprop.experiments.cli", *argv], capture_output=True, text=True,
-                          cwd=cwd, timeout=300)
+    from reliability_cases import run_cli
+
+    return run_cli(*argv, cwd=cwd)
 
 
 def small(**kw):

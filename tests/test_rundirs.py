@@ -18,7 +18,9 @@ CLI = [sys.executable, "-m", "eqprop.experiments.cli"]
 
 
 def cli(*args, cwd=None, timeout=300):
-    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=timeout, cwd=cwd)
+    from reliability_cases import run_cli
+
+    return run_cli(*args, cwd=cwd, timeout=timeout)
 
 
 def small(**kw):
