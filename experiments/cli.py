@@ -128,7 +128,7 @@ def _nonempty(flag, value) -> None:
 
 
 def cmd_train(args) -> int:
-    from eqprop.learning.rundir import load_config
+    from eqprop.learning.rundir import load_config, refuse_if_in_use
     from eqprop.learning.runs import train
 
     _nonempty("--resume", args.resume)
@@ -140,6 +140,7 @@ def cmd_train(args) -> int:
         if args.out and os.path.abspath(args.out) != os.path.abspath(args.resume):
             raise ValueError(f"--resume {args.resume} trains that run in place; --out {args.out} names another "
                              "directory: drop --out (or copy the run there first and resume the copy)")
+        refuse_if_in_use(args.resume)  # a run still starting holds its lock before its config.json exists
         cfg = load_config(args.resume)
         given = _given(args)
         fixed = [k for k, v in given.items() if k not in RESUME_MAY_CHANGE and getattr(cfg, k) != v]

@@ -99,8 +99,7 @@ class RunLock:
                 holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
                 os.close(fd)
                 if e.errno in (errno.EAGAIN, errno.EACCES):
-                    raise RunError(f"{self.path.parent} is in use by another eqprop process (pid {holder}); wait for "
-                                   "it to finish or stop it, or choose another --out") from None
+                    raise RunError(_in_use(self.path.parent, holder)) from None
                 raise
             try:  # the holder before us may have removed the file between our open and our lock
                 same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
@@ -128,6 +127,29 @@ class RunLock:
 
     def __exit__(self, *exc):
         self.release()
+
+
+def _in_use(run_dir, holder) -> str:
+    return (f"{run_dir} is in use by another eqprop process (pid {holder}); wait for it to finish or stop it, or "
+            "choose another --out")
+
+
+def refuse_if_in_use(run_dir: Path) -> None:
+    """A RunError naming the holder when another process holds run_dir's lock (checked without taking it: a run
+    that is starting holds the lock before its config.json exists)."""
+    try:
+        fd = os.open(Path(run_dir) / LOCK, os.O_RDONLY)
+    except OSError:
+        return  # no lock file: nobody holds it
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # conflicts with the holder's exclusive lock
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    except OSError as e:
+        if e.errno not in (errno.EAGAIN, errno.EACCES):
+            raise
+        raise RunError(_in_use(run_dir, os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown")) from None
+    finally:
+        os.close(fd)
 
 
 def foreign_files(run_dir: Path) -> list:
