@@ -51,6 +51,19 @@ class Recipe:
             raise RecipeError(f"{self.path}: {exc}") from None
 
 
+def string_table(path, name: str, table, keys, error, nonempty: bool = False) -> None:
+    """A TOML table ``[name]`` of string values under the given keys only, or one ``error`` naming the problem."""
+    if not isinstance(table, dict):
+        raise error(f"{path}: [{name}] must be a table ({', '.join(f'{k} = ...' for k in keys)})")
+    bad = sorted(set(table) - set(keys))
+    if bad:
+        raise error(f"{path}: unknown [{name}] key(s) {bad}; known: {list(keys)}")
+    for key in keys:
+        if key in table and (not isinstance(table[key], str) or (nonempty and not table[key].strip())):
+            raise error(f"{path}: [{name}] {key} must be a {'non-empty ' if nonempty else ''}string, got "
+                        f"{table[key]!r}")
+
+
 def load_recipe(path) -> Recipe:
     import tomli
 
@@ -71,14 +84,7 @@ def load_recipe(path) -> Recipe:
     train, meta = doc.get("train"), doc.get("recipe", {})
     if not isinstance(train, dict) or not train:
         raise RecipeError(f"{path}: no [train] table; give the run's fields there, e.g. hidden = [100]")
-    if not isinstance(meta, dict):
-        raise RecipeError(f"{path}: [recipe] must be a table")
-    bad = sorted(set(meta) - set(RECIPE_KEYS))
-    if bad:
-        raise RecipeError(f"{path}: unknown [recipe] key(s) {bad}; known: {list(RECIPE_KEYS)}")
-    for key in RECIPE_KEYS:
-        if key in meta and not isinstance(meta[key], str):
-            raise RecipeError(f"{path}: [recipe] {key} must be a string, got {meta[key]!r}")
+    string_table(path, "recipe", meta, RECIPE_KEYS, RecipeError)
     recipe = Recipe(str(path), dict(train), **{k: meta[k] for k in RECIPE_KEYS if k in meta})
     TrainConfig.from_dict(recipe.train, where=f"{path} [train]")  # unknown fields fail here, by name
     return recipe

@@ -32,6 +32,8 @@ from pathlib import Path
 
 from eqprop.learning.trainer import ConfigError, TrainConfig
 
+from .recipes import string_table
+
 SECTIONS = ("sweep", "base", "grid")
 SWEEP_KEYS = ("out", "cluster")
 
@@ -55,14 +57,7 @@ def load_sweep(path) -> tuple:
     if unknown:
         raise SweepError(f"{path}: unknown table(s) {unknown}; a sweep file has [sweep], [base] and [grid]")
     options = doc.get("sweep", {})
-    if not isinstance(options, dict):
-        raise SweepError(f"{path}: [sweep] must be a table (out = ..., cluster = ...)")
-    bad = sorted(set(options) - set(SWEEP_KEYS))
-    if bad:
-        raise SweepError(f"{path}: unknown [sweep] key(s) {bad}; known: {list(SWEEP_KEYS)}")
-    for key in SWEEP_KEYS:
-        if key in options and (not isinstance(options[key], str) or not options[key].strip()):
-            raise SweepError(f"{path}: [sweep] {key} must be a non-empty string, got {options[key]!r}")
+    string_table(path, "sweep", options, SWEEP_KEYS, SweepError, nonempty=True)
     base, grid = doc.get("base", {}), doc.get("grid", {})
     if not grid:
         raise SweepError(f"{path}: [grid] is empty; give at least one field with a list of values, e.g. beta = [0.05, 0.1]")
