@@ -135,13 +135,14 @@ class HopfieldBackend(Backend):
 
     # Circuit fields a Hopfield network has no use for, with the values that leave them unset: a config that sets
     # one is refused rather than recorded and ignored.
-    CIRCUIT_FIELDS = {"gain": (None, 4.0), "rails": (None, (-0.05, 0.05), [-0.05, 0.05]), "target_amplitude": (0.05,),
+    CIRCUIT_FIELDS = {"gain": (None, 4.0), "rails": (None, [-0.05, 0.05]), "target_amplitude": (0.05,),
                       "g_range": (None,), "diode_is": (None,)}
 
     @classmethod
     def check_config(cls, cfg) -> None:
+        as_set = lambda v: list(v) if isinstance(v, tuple) else v  # noqa: E731 - config.json gives lists, flags tuples
         flags = [f"--{k.replace('_', '-')}" for k, unset in cls.CIRCUIT_FIELDS.items()
-                 if getattr(cfg, k, None) not in unset and not (k == "rails" and list(cfg.rails) == [-0.05, 0.05])]
+                 if as_set(getattr(cfg, k, None)) not in unset]
         if flags:
             raise ValueError(f"the {cls.name} backend is a digital network (units in [0, 1], signed weights): "
                              f"{', '.join(flags)} set{'s' if len(flags) == 1 else ''} a circuit's values, which it does "

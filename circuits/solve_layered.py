@@ -110,12 +110,7 @@ def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | N
         sc = None if scaled is None else ([scaled[0][0][lo:hi]] + scaled[0][1:], scaled[1], scaled[2])
         return _sweeps(ops, [const[0][lo:hi]] + const[1:], part, None if y is None else y[lo:hi], sc)
 
-    chunks = _chunks(B)
-    if len(chunks) == 1:
-        results = [run(chunks[0])]
-    else:
-        with threads.blas_threads(len(chunks)):  # chunk threads x BLAS threads never exceed the cores
-            results = list(_pool().map(run, chunks))
+    results = _over_chunks(B, run)
     if len(results) == 1:
         layers = results[0][0]
     else:
@@ -252,13 +247,21 @@ def _product(x, w):
     """x @ w, split over the solver's chunk threads as its sweeps are (``threads``: each thread's BLAS gets its
     share of the cores), so a large batch's costliest product neither idles a core nor leaves BLAS threads
     spinning beside the sweeps."""
-    chunks = _chunks(len(x))
-    if len(chunks) == 1:
+    if len(_chunks(len(x))) == 1:
         return x @ w
     out = np.empty((len(x), w.shape[1]), dtype=np.result_type(x, w))
-    with threads.blas_threads(len(chunks)):
-        list(_pool().map(lambda b: np.matmul(x[b[0]:b[1]], w, out=out[b[0]:b[1]]), chunks))
+    _over_chunks(len(x), lambda b: np.matmul(x[b[0]:b[1]], w, out=out[b[0]:b[1]]))
     return out
+
+
+def _over_chunks(B, fn) -> list:
+    """[fn((lo, hi)) for each chunk of a batch of B rows]: in this thread for one chunk, else in the pool, with
+    each thread's BLAS given its share of the cores (``threads``: chunk threads x BLAS threads <= cores)."""
+    chunks = _chunks(B)
+    if len(chunks) == 1:
+        return [fn(chunks[0])]
+    with threads.blas_threads(len(chunks)):
+        return list(_pool().map(fn, chunks))
 
 
 def _chunks(B):

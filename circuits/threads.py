@@ -12,8 +12,9 @@ vary from call to call. So the two are chosen together here:
 - ``blas_threads(n_chunks)``: inside the chunked sweeps BLAS gets ``cores() // n_chunks`` threads (at least 1),
   set with threadpoolctl (the standard way to limit OpenBLAS, MKL and BLIS at run time) and put back after.
 
-Every entry point goes through the solver, so the CLI, the Python API, pool workers, Ray actors and Lava's
-child processes all follow it; ``describe()`` states the settings (benchmarks print it).
+Every native solve goes through it, so the CLI, the Python API, pool workers and Ray actors follow it (Lava's
+child processes run their own models and are not limited here); ``describe()`` states the settings
+(benchmarks print it).
 """
 from __future__ import annotations
 

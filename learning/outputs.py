@@ -20,7 +20,7 @@ import json
 import os
 from pathlib import Path
 
-from .rundir import CHECKPOINT, CONFIG, LOCK, RunError, RunLock, atomic_write
+from .rundir import CHECKPOINT, CONFIG, LOCK, RunError, RunLock, atomic_write, writable_dir
 
 MANIFEST = ".eqprop-output.json"
 
@@ -104,13 +104,7 @@ class OutputDir:
 
     def __enter__(self) -> "OutputDir":
         self.check()
-        try:
-            self.path.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise OutputError(f"cannot create {self.flag} {self.path}: {e.strerror}; choose another {self.flag}") \
-                from None
-        if not os.access(self.path, os.W_OK | os.X_OK):
-            raise OutputError(f"{self.flag} {self.path} is not writable by this user; choose another {self.flag}")
+        writable_dir(self.path, f"the eqprop {self.kind} directory", OutputError)
         self._lock = RunLock(self.path).acquire()
         try:
             self.check()  # again under the lock: another process may have written meanwhile

@@ -63,17 +63,17 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
-def writable_dir(run_dir: Path) -> Path:
-    """Creates run_dir (and parents) or says in one line why it cannot be used."""
-    run_dir = Path(run_dir)
+def writable_dir(run_dir: Path, what: str = "run directory", error=None) -> Path:
+    """Creates run_dir (and parents) or says in one line (``error``, default RunError) why it cannot be used."""
+    run_dir, error = Path(run_dir), error or RunError
     if run_dir.exists() and not run_dir.is_dir():
-        raise RunError(f"--out {run_dir} is a file, not a directory; choose a directory path")
+        raise error(f"--out {run_dir} is a file, not a directory; choose a directory path")
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise RunError(f"cannot create run directory {run_dir}: {e.strerror}; choose another --out") from None
+        raise error(f"cannot create {what} {run_dir}: {e.strerror}; choose another --out") from None
     if not os.access(run_dir, os.W_OK | os.X_OK):
-        raise RunError(f"run directory {run_dir} is not writable by this user; choose another --out")
+        raise error(f"{what} {run_dir} is not writable by this user; choose another --out")
     return run_dir
 
 
