@@ -1,0 +1,55 @@
+"""The threading policy side by side with no BLAS limit: 1568-100-20, ideal diodes, MNIST test images, batch 512.
+
+    python benchmarks/threads_ab.py [--mnist PATH] [--calls 60] [--rounds 2]
+
+Each round times ``--calls`` free-phase solves with the policy (``circuits/threads.py``) and then with its BLAS
+limit switched off (each chunk thread's BLAS keeps all its threads), in one process. Prints the median, the
+fastest call and slowest / median of each. Measured, never asserted.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import time
+from pathlib import Path
+
+import numpy as np
+
+from eqprop.circuits import layered, solve, threads
+
+DEFAULT_MNIST = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist" / "mnist.npz"
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--mnist", default=str(DEFAULT_MNIST), help="MNIST .npz (default: the project's shared copy)")
+    p.add_argument("--calls", type=int, default=60)
+    p.add_argument("--rounds", type=int, default=2)
+    args = p.parse_args(argv)
+    if not Path(args.mnist).is_file():
+        raise SystemExit(f"threads_ab.py: no MNIST file at {args.mnist}; give --mnist PATH")
+    x = np.load(args.mnist)["x_test"][:512].reshape(512, -1) / 255.0
+    net = layered([1568, 100, 20], diode="ideal", rails=(-0.05, 0.05), gain=4.0, seed=0)
+    policy = threads.blas_threads
+    print(f"# threads: {threads.describe()}")
+    print("| round | BLAS | median (ms) | fastest (ms) | slowest / median |")
+    print("|---|---|---|---|---|")
+    for r in range(args.rounds):
+        for label, limit in (("policy", policy), ("no limit", lambda n: contextlib.nullcontext())):
+            threads.blas_threads = limit
+            try:
+                solve(net, x)
+                t = []
+                for _ in range(args.calls):
+                    t0 = time.perf_counter()
+                    solve(net, x)
+                    t.append(time.perf_counter() - t0)
+            finally:
+                threads.blas_threads = policy
+            t = np.sort(t)
+            med = float(np.median(t))
+            print(f"| {r + 1} | {label} | {1e3 * med:.2f} | {1e3 * t[0]:.2f} | {t[-1] / med:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
