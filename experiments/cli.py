@@ -128,7 +128,7 @@ def _nonempty(flag, value) -> None:
 
 
 def cmd_train(args) -> int:
-    from eqprop.learning.rundir import load_config, refuse_if_in_use
+    from eqprop.learning.rundir import load_config, refuse_if_in_use, relocate_data
     from eqprop.learning.runs import train
 
     _nonempty("--resume", args.resume)
@@ -143,6 +143,9 @@ def cmd_train(args) -> int:
         refuse_if_in_use(args.resume)  # a run still starting holds its lock before its config.json exists
         cfg = load_config(args.resume)
         given = _given(args)
+        data = given.pop("data", None)
+        if data is not None and os.path.abspath(data) != cfg.data:
+            relocate_data(args.resume, cfg, data)  # a moved or copied data file, checked by its sha256
         fixed = [k for k, v in given.items() if k not in RESUME_MAY_CHANGE and getattr(cfg, k) != v]
         if fixed:
             raise ValueError(f"--resume continues a run as it was started; it cannot change "
@@ -182,7 +185,7 @@ def cmd_train(args) -> int:
 def cmd_evaluate(args) -> int:
     from eqprop.learning.runs import evaluate_run
 
-    r = evaluate_run(args.run, args.split)
+    r = evaluate_run(args.run, args.split, data=args.data)
     print(f"{args.split} accuracy {r['accuracy']:.4f}  loss {r['loss']:.4e}")
     return 0
 
@@ -393,6 +396,8 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="accuracy of a trained run")
     e.add_argument("run", help="run directory")
     e.add_argument("--split", choices=["test", "train"], default="test", help="which split to evaluate")
+    e.add_argument("--data", metavar="PATH", help="the run's data file where it was moved or copied (checked against "
+                                                  "the sha256 the run recorded)")
     e.set_defaults(func=cmd_evaluate)
     n = sub.add_parser("netlist", help="export a trained run as an ngspice netlist (ngspice -b runs it)")
     n.add_argument("run", help="run directory of a circuit backend")

@@ -289,19 +289,47 @@ def read_provenance(run_dir: Path) -> list:
     return entries
 
 
+def recorded_data_hashes(run_dir: Path) -> list:
+    """The sha256 of the data file at each start of the run (``provenance.json``), oldest first."""
+    return [e.get("data_sha256") for e in read_provenance(run_dir) if isinstance(e, dict) and e.get("data_sha256")]
+
+
 def check_data(run_dir: Path, cfg) -> None:
     """Refuses data that is not what the run was trained on (its recorded sha256), naming the file."""
-    recorded = [e.get("data_sha256") for e in read_provenance(run_dir) if isinstance(e, dict) and e.get("data_sha256")]
+    recorded = recorded_data_hashes(run_dir)
     if not recorded or not cfg.data:
         return
     from .data import content_hash
 
     if not Path(cfg.data).exists():
-        return  # the loader says so, in its own words
+        raise RunError(f"{cfg.data}, the data {run_dir} was trained on, is gone; if it was moved or copied, give its "
+                       "new path with --data PATH (checked against the sha256 the run recorded)")
     now = content_hash(cfg.data)
     if now != recorded[-1]:
         raise RunError(f"{cfg.data} is not the data {run_dir} was trained on (sha256 {recorded[-1][:12]}... recorded, "
                        f"{now[:12]}... now); restore the original file")
+
+
+def relocate_data(run_dir: Path, cfg, path) -> None:
+    """Points cfg at ``path``, a moved or copied data file, after checking it is the run's data: its sha256
+    must equal the one recorded when the run was started (``provenance.json``). Refuses by name otherwise."""
+    from .data import content_hash
+
+    path = os.path.abspath(path)
+    if not Path(path).is_file():
+        raise RunError(f"--data {path}: no such file; give the moved or copied data file of {run_dir}")
+    if not cfg.data:
+        raise RunError(f"--data {path}: {run_dir} was trained on the built-in {cfg.dataset} data, not on a file; "
+                       "drop --data")
+    recorded = recorded_data_hashes(run_dir)
+    if not recorded:
+        raise RunError(f"--data {path}: {run_dir} recorded no sha256 of its data (provenance.json is missing), so "
+                       f"the file cannot be checked; copy it back to {cfg.data}")
+    now = content_hash(path)
+    if now != recorded[-1]:
+        raise RunError(f"--data {path} is not the data {run_dir} was trained on (sha256 {recorded[-1][:12]}... "
+                       f"recorded, {now[:12]}... in this file); give the run's own data file")
+    cfg.data = path
 
 
 def write_config(run_dir: Path, cfg) -> None:
@@ -410,43 +438,41 @@ def write_metrics(run_dir: Path, history: list) -> None:
     atomic_write(Path(run_dir) / "metrics.csv", buf.getvalue().encode())
 
 
-def _pyplot():
-    import matplotlib
+def _figure(width: float, height: float, n: int = 1):
+    """A figure of n side-by-side axes drawn by Agg, without pyplot (whose import and global state a run does
+    not need) and with fixed margins (tight_layout measured every label and took a third of the plotting)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    fig = Figure(figsize=(width, height))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, n, squeeze=False)[0]
+    fig.subplots_adjust(left=0.6 / width, right=1 - 0.15 / width, bottom=0.55 / height, top=1 - 0.35 / height,
+                        wspace=0.3)
+    return fig, axes
 
 
 def write_plots(run_dir: Path, backend, history, x_sample) -> None:
     """Learning curve; for circuits also the conductance and free-phase voltage histograms."""
-    plt = _pyplot()
     run_dir = Path(run_dir)
     if history:
-        fig, ax = plt.subplots(figsize=(5, 3.5))
+        fig, (ax,) = _figure(5, 3.5)
         ep = [h["epoch"] for h in history]
         ax.plot(ep, [1 - h["train_accuracy"] for h in history], "o-", label="train")
         ax.plot(ep, [1 - h["test_accuracy"] for h in history], "s-", label="test")
         ax.set(xlabel="epoch", ylabel="error rate", yscale="log", title="learning curve")
         ax.legend()
-        fig.tight_layout()
         fig.savefig(run_dir / "learning_curve.png", dpi=120)
-        plt.close(fig)
     weights = backend.parameters()[:len(backend.parameters()) // 2]
     unit, label = (1.0, "weight") if backend.signed else (1e9, "G (nS)")
-    fig, axes = plt.subplots(1, len(weights), figsize=(4 * len(weights), 3))
-    for c, ax in enumerate(np.atleast_1d(axes)):
-        ax.hist(weights[c].ravel() * unit, bins=60)
+    fig, axes = _figure(4 * len(weights), 3, len(weights))
+    for c, ax in enumerate(axes):
+        ax.hist(weights[c].ravel() * unit, bins=60, histtype="stepfilled")  # one polygon, not 60 bars
         ax.set(title=f"{label.split()[0]}s, connection {c}", xlabel=label)
-    fig.tight_layout()
     fig.savefig(run_dir / "conductances.png", dpi=120)
-    plt.close(fig)
     eq = backend.settle(x_sample)
-    fig, axes = plt.subplots(1, len(eq.layers), figsize=(4 * len(eq.layers), 3))
-    for c, (ax, v) in enumerate(zip(np.atleast_1d(axes), eq.layers)):
-        ax.hist(v.ravel(), bins=60)
+    fig, axes = _figure(4 * len(eq.layers), 3, len(eq.layers))
+    for c, (ax, v) in enumerate(zip(axes, eq.layers)):
+        ax.hist(v.ravel(), bins=60, histtype="stepfilled")
         ax.set(title=f"free-phase states, layer {c + 1}", xlabel="V" if not backend.signed else "unit")
-    fig.tight_layout()
     fig.savefig(run_dir / "voltages.png", dpi=120)
-    plt.close(fig)

@@ -17,7 +17,7 @@ from eqprop import backends
 
 from .data import load_for, shifted
 from .programming import preset
-from .rundir import (CHECKPOINT, CONFIG, RunError, RunLock, changed_fields, check_data, check_run_dir,
+from .rundir import (CHECKPOINT, CONFIG, RunError, RunLock, changed_fields, check_data, recorded_data_hashes, relocate_data, check_run_dir,
                      load_checkpoint, load_config, parameter_shapes, provenance, record_provenance, save_checkpoint,
                      write_config, write_metrics, write_plots, writable_dir)
 from .trainer import ConfigError, EqPropTrainer, TrainConfig
@@ -71,14 +71,14 @@ def train(cfg: TrainConfig, run_dir, *, resume: bool = False, progress: bool | N
     on a terminal."""
     cfg.validate()
     run_dir = Path(run_dir)
+    if resume and run_dir.is_dir():
+        check_data(run_dir, cfg)
     ds = load_for(cfg)
     check_memory(cfg, ds.n_features, ds.n_classes)
     check_shift(cfg, ds)
     cfg = resolved(cfg)
     if resume and not run_dir.is_dir():
         raise RunError(f"--resume {run_dir}: no such run directory")
-    if resume:
-        check_data(run_dir, cfg)
     log(f"training {cfg.backend} backend on {cfg.dataset}: {'-'.join(map(str, _sizes(cfg, ds)))}, {cfg.epochs} epochs "
         f"-> {run_dir}")
     with RunLock(writable_dir(run_dir)):  # created only now, after everything above was validated
@@ -112,6 +112,8 @@ def _train_locked(cfg, run_dir, ds, resume, progress, log, stop_after_steps, rec
     if resume and (run_dir / CHECKPOINT).exists():
         saved = load_config(run_dir)
         changed = changed_fields(saved, cfg)
+        if "data" in changed and recorded_data_hashes(run_dir):
+            changed.remove("data")  # a moved or copied file: check_data found the recorded sha256 in it
         if changed:
             raise RunError(f"{run_dir} was started with other values of {', '.join(changed)}; resume it as it was "
                            "(eqprop train --resume RUN reads its config; only --epochs may be raised), or choose a "
@@ -222,8 +224,12 @@ def load_run(run_dir):
     return cfg, backend_class(cfg), net
 
 
-def evaluate_run(run_dir, split: str = "test") -> dict:
+def evaluate_run(run_dir, split: str = "test", data=None) -> dict:
+    """Accuracy and loss of a trained run on a split; ``data``: the run's data file where it was moved or
+    copied (checked against the sha256 the run recorded)."""
     cfg, cls, net = load_run(run_dir)
+    if data is not None:
+        relocate_data(run_dir, cfg, data)
     check_data(run_dir, cfg)
     ds = load_for(cfg)
     expected = cls.build_network(cfg, ds.n_features, ds.n_classes)

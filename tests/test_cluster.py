@@ -63,7 +63,7 @@ def test_sweep_on_ray_equals_the_local_sweep(ray_local, tmp_path):
     from eqprop.experiments.sweep import run_sweep
 
     spec = tmp_path / "s.toml"
-    spec.write_text('[base]\ndataset = "digits"\nepochs = 1\nhidden = [16]\nn_train = 300\nn_test = 100\n'
+    spec.write_text('[base]\ndataset = "digits"\nepochs = 1\nhidden = [16]\nn_train = 120\nn_test = 60\n'
                     '[grid]\nbeta = [0.05, 0.2]\ndevice = ["ideal", "noisy"]\n')
     local = run_sweep(spec, out=tmp_path / "local", log=lambda *_: None)
     remote = run_sweep(spec, out=tmp_path / "ray", cluster="ray", log=lambda *_: None)

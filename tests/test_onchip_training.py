@@ -69,7 +69,7 @@ def test_bit_approximate_engine_follows_host_eqprop_and_keeps_copies_identical()
     centered EqProp on the same 8-bit network (cosine above 0.999); applying them moves each 8-bit weight
     by its tag rounded to a neighbouring LSB, and the applied update still points along EqProp (measured
     0.957-0.971 across draws of the rounding); the forward (a G) and backward (G / a) copies hold
-    identical mantissas after two more batches."""
+    identical mantissas after it (over several batches: the resume test's runs count mismatched batches)."""
     from eqprop.backends.lava_onchip_int import program_network
 
     net, x, y = int_case()
@@ -91,14 +91,10 @@ def test_bit_approximate_engine_follows_host_eqprop_and_keeps_copies_identical()
             off = np.abs((new - old) - tag)
             assert np.all((off < u * (1 + 1e-9)) | (new == 0))
         assert cosine([a - b for a, b in zip(after, net.weights + net.biases)], want) >= 0.95
-        chip = net.copy()
-        for half in (slice(0, 3), slice(3, 6)):
-            r = session.onchip_train(chip, chip.encode_inputs(x[half]), y[half], beta, [per] * 6, 3, 20, int_map=m)
-            assert r["copy_mismatch"] == 0
-            fwd, bwd = r["mantissas"]["forward"], r["mantissas"]["backward"]
-            assert all(np.array_equal(bwd[c - 1], fwd[c].T) for c in range(1, len(fwd)))
-            chip.weights, chip.biases = r["weights"], r["biases"]
-    assert max(float(np.abs(a - b).max()) for a, b in zip(chip.weights, net.weights)) > 0
+        assert whole["copy_mismatch"] == 0
+        fwd, bwd = whole["mantissas"]["forward"], whole["mantissas"]["backward"]
+        assert all(np.array_equal(bwd[c - 1], fwd[c].T) for c in range(1, len(fwd)))
+    assert max(float(np.abs(a - b).max()) for a, b in zip(whole["weights"], net.weights)) > 0
 
 
 def test_every_learning_rule_of_a_run_gets_the_same_trace_seed():
@@ -212,15 +208,16 @@ def test_bit_approximate_run_resumes_as_an_uninterrupted_run(tmp_path):
     from eqprop.learning.runs import train
     from eqprop.learning.trainer import TrainConfig
 
-    cfg = TrainConfig(backend="lava-onchip-int", dataset="digits", hidden=[8], epochs=2, n_train=16, n_test=16,
+    cfg = TrainConfig(backend="lava-onchip-int", dataset="digits", hidden=[8], epochs=1, n_train=16, n_test=8,
                       batch_size=8, seed=0)
     quiet = dict(progress=False, log=lambda *_: None)
     train(cfg, tmp_path / "full", **quiet)
-    assert train(cfg, tmp_path / "cut", stop_after_steps=3, **quiet) == {"stopped": True}  # inside epoch 2
+    # cut after the first batch (which fixed the mapping), inside the epoch: the resumed run must keep both
+    assert train(cfg, tmp_path / "cut", stop_after_steps=1, **quiet) == {"stopped": True}
     train(cfg, tmp_path / "cut", resume=True, **quiet)
     full, state, _ = load_checkpoint(tmp_path / "full")
     cut, cut_state, _ = load_checkpoint(tmp_path / "cut")
-    assert state["backend_state"]["batches"] == 4 == cut_state["backend_state"]["batches"]
+    assert state["backend_state"]["batches"] == 2 == cut_state["backend_state"]["batches"]
     assert state["backend_state"]["map"] == cut_state["backend_state"]["map"]
     for a, b in zip(full.weights + full.biases, cut.weights + cut.biases):
         np.testing.assert_array_equal(a, b)

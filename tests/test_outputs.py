@@ -264,6 +264,37 @@ def test_a_run_refuses_data_other_than_it_was_trained_on(tmp_path):
         evaluate_run(run)
 
 
+def test_a_run_follows_its_data_file_when_moved_and_refuses_other_data(tmp_path):
+    """evaluate --data and train --resume --data accept the run's data file moved elsewhere (same sha256) and
+    refuse another file by name; the run's files are unchanged by a refusal."""
+    import shutil
+
+    x = np.random.default_rng(0).integers(0, 256, (120, 4, 4)).astype(np.uint8)
+    data = _npz(tmp_path / "d.npz", x, x[:40])
+    run = tmp_path / "run"
+    assert cli("train", "--dataset", "mnist", "--data", data, "--hidden", "8", "--epochs", "1", "--out", str(run),
+               "--no-progress").returncode == 0
+    before = cli("evaluate", str(run)).stdout
+    moved = tmp_path / "elsewhere" / "copy.npz"
+    moved.parent.mkdir()
+    shutil.move(data, moved)
+    assert cli("evaluate", str(run)).returncode != 0
+    r = cli("evaluate", str(run), "--data", str(moved))
+    assert r.returncode == 0 and r.stdout == before, r.stderr
+    other = _npz(tmp_path / "other.npz", x[::-1].copy(), x[:40])
+    files = snapshot(run)
+    for argv in (("evaluate", str(run), "--data", other),
+                 ("train", "--resume", str(run), "--data", other, "--epochs", "2", "--no-progress")):
+        r = cli(*argv)
+        assert r.returncode != 0 and "not the data" in r.stderr and other in r.stderr, (argv, r.stderr)
+        assert "Traceback" not in r.stderr
+        assert snapshot(run) == files
+    r = cli("train", "--resume", str(run), "--data", str(moved), "--epochs", "2", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    assert json.loads((run / "config.json").read_text())["data"] == str(moved)
+    assert len(json.loads((run / "metrics.json").read_text())) == 2
+
+
 # --- the API ----------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("kw, says", [({"sizes": [8, 6.7, 4]}, "whole numbers"), ({"sizes": [8, 0, 4]}, "positive"),
                                       ({"sizes": [8, -6, 4]}, "positive"), ({"seed": -1}, "seed"),
