@@ -26,27 +26,18 @@ from __future__ import annotations
 import numpy as np
 
 from eqprop.circuits.energy import node_conductance
+from eqprop.circuits import small_signal
 
 
 def jacobian(net) -> np.ndarray:
-    """J (n_free x n_free): the free nodes' conductance Jacobian with every diode off."""
-    sizes = list(net.free_sizes)
-    off = np.cumsum([0] + sizes)
-    J = np.diag(-np.concatenate(node_conductance(net)))
-    for c in range(1, net.n_connections):
-        a = float(net.gains[c])
-        u, v = slice(off[c - 1], off[c]), slice(off[c], off[c + 1])
-        J[v, u] = a * net.weights[c].T
-        J[u, v] = net.weights[c] / a
-    return J
+    """J (n_free x n_free): the free nodes' conductance Jacobian with every diode off (``circuits.small_signal``,
+    differential hidden layers included)."""
+    return small_signal.jacobian(net)[0]
 
 
 def nudge_jacobian(net, beta: float = 0.0) -> np.ndarray:
     """J - beta R^T R: the Jacobian of a phase nudged with beta (S, signed), the nudge's conductance included."""
-    R = net.readout_matrix  # targets x output nodes
-    n_free = sum(net.free_sizes)
-    Rf = np.zeros((R.shape[0], n_free))
-    Rf[:, n_free - R.shape[1]:] = R
+    Rf = small_signal.readout_rows(net)
     return jacobian(net) - beta * Rf.T @ Rf, Rf
 
 

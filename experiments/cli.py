@@ -1,6 +1,6 @@
 """The ``eqprop`` command line: it parses and dispatches; each command's work lives in its own module.
 
-Commands: info, solve, train, evaluate, report, netlist, physics, gradcheck, sweep, loihi, onchip, cosim, nonideal,
+Commands: info, solve, train, evaluate, report, netlist, physics, noise, gradcheck, sweep, loihi, onchip, cosim, nonideal,
 compare, demo (``eqprop COMMAND --help`` for each). User mistakes (bad paths, bad configs, bad inputs) end in one
 line naming the problem and exit code 2, not a traceback from inside a library.
 """
@@ -211,6 +211,14 @@ def cmd_physics(args) -> int:
     return 0
 
 
+def cmd_noise(args) -> int:
+    from .noise import noise_rows
+
+    noise_rows(args.sizes or (), args.gain, args.diode, args.capacitance, args.window, args.temperature, args.spans,
+               args.steps_per_tau, args.seed)
+    return 0
+
+
 def cmd_gradcheck(args) -> int:
     from .gradcheck import run_gradcheck
 
@@ -415,6 +423,22 @@ def build_parser() -> argparse.ArgumentParser:
     ph.add_argument("--capacitance", type=positive, default=1e-12, help="farads from every free node to ground")
     ph.add_argument("--samples", type=count, default=3, help="random inputs per network")
     ph.set_defaults(func=cmd_physics)
+    nz = sub.add_parser("noise", help="thermal noise of the equilibrium: the native model against ngspice's noise "
+                                      "analysis and transients with trnoise on every conductance")
+    nz.add_argument("--sizes", nargs="+", help="layered networks to build instead of the two examples, e.g. 12-8-4")
+    nz.add_argument("--gain", type=positive, help="amplifier gain of the --sizes networks (default 1: no amplifier)")
+    nz.add_argument("--diode", choices=("ideal", "pwl"), help="diodes of the --sizes networks (default: none, linear)")
+    nz.add_argument("--capacitance", type=positive, default=1e-12, help="farads from every free node to ground")
+    nz.add_argument("--window", type=nonnegative, default=0.0,
+                    help="also compare averages over this many slowest time constants (0: none)")
+    nz.add_argument("--temperature", type=positive, default=300.15, help="kelvin")
+    nz.add_argument("--transient", dest="spans", type=nonnegative, default=0.0,
+                    help="also run an ngspice transient with trnoise sources this many slowest time constants long "
+                         "(0: only ngspice's noise analysis; 1000 gives about 3%% per node in a minute or so)")
+    nz.add_argument("--steps-per-tau", dest="steps_per_tau", type=positive, default=50.0,
+                    help="noise samples per fastest time constant")
+    nz.add_argument("--seed", type=count, default=1, help="network, input and ngspice noise seed")
+    nz.set_defaults(func=cmd_noise)
     gc = sub.add_parser("gradcheck", help="EqProp gradient vs exact gradient, vs beta, native and ngspice")
     gc.add_argument("--out", default="reports/gradient", help="directory for the table, plot and JSON")
     gc.add_argument("--no-spice", action="store_true", help="native backend only")

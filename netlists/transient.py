@@ -68,3 +68,38 @@ def settling(circuit: NgspiceCircuit, x, capacitance: float = 1e-12, tolerance: 
 
 def _output_columns(circuit: NgspiceCircuit) -> np.ndarray:
     return np.nonzero(np.abs(circuit.readout).sum(0) > 0)[0]
+
+
+@dataclass
+class NoiseSpread:
+    std: np.ndarray  # V, (n_free,): each free node's rms deviation from its mean, sampled every t_step
+    window_std: np.ndarray | None  # V, (n_free,): rms deviation of the node's averages over consecutive windows
+    mean: np.ndarray  # V, (n_free,): time average (the equilibrium)
+    samples: int  # uniform samples used (after the settling span)
+    windows: int  # windows averaged (0 without a window)
+
+
+def noise_spread(circuit: NgspiceCircuit, x, capacitance: float, t_stop: float, t_step: float, settle: float,
+                 temperature: float = 300.15, window: float = 0.0, seed: int = 1) -> NoiseSpread:
+    """The node voltages' spread in an ngspice transient with every conductance's thermal noise (``trnoise``).
+
+    One sample from reset; the first ``settle`` seconds (many slowest time constants) are dropped, the rest is
+    read on a uniform grid of ``t_step`` (ngspice's own time points are not uniform). With a ``window`` the
+    trace is also cut into consecutive windows and the spread of their averages is returned: what a converter
+    that integrates over the window sees."""
+    if not 0 <= settle < t_stop:
+        raise InputError(f"settle ({settle!r} s) must be >= 0 and shorter than t_stop ({t_stop!r} s)")
+    tran = circuit.transient(x, Transient(capacitance, t_stop, t_step, noise_temperature=temperature, seed=seed))
+    t, v = tran["time"], tran["voltages"]
+    grid = np.arange(settle, t[-1], t_step)
+    trace = np.stack([np.interp(grid, t, v[:, k]) for k in range(v.shape[1])], axis=1)
+    window_std, windows = None, 0
+    if window > 0:
+        per = max(1, int(round(window / t_step)))
+        windows = len(grid) // per
+        if windows < 2:
+            raise InputError(f"a window of {window:g} s leaves fewer than 2 windows in {t_stop - settle:g} s; "
+                             "lengthen t_stop")
+        means = trace[:windows * per].reshape(windows, per, -1).mean(1)
+        window_std = means.std(0, ddof=1)
+    return NoiseSpread(trace.std(0, ddof=1), window_std, trace.mean(0), len(grid), windows)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from eqprop.circuits.devices import ShockleyDiode, spice_number
+from eqprop.circuits.devices import BOLTZMANN, ShockleyDiode, spice_number
 from eqprop.circuits.errors import InputError, NetworkError
 from eqprop.circuits.network import GraphNetwork, LayeredNetwork
 
@@ -42,6 +42,10 @@ class Transient:
     capacitance: float
     t_stop: float
     t_step: float
+    #: K: with a temperature, every conductance G gets a ``trnoise`` current source of two-sided density 2 k T G
+    #: (white up to 1 / (2 t_step): t_step well below the fastest node time constant), its thermal noise
+    noise_temperature: float | None = None
+    seed: int = 1  # ngspice's random seed for the noise sources
 
     def __post_init__(self):
         for name in ("capacitance", "t_stop", "t_step"):
@@ -50,6 +54,16 @@ class Transient:
                 raise NetworkError(f"Transient.{name} must be positive and finite, got {value!r}")
         if self.t_step >= self.t_stop:
             raise NetworkError(f"Transient.t_step ({self.t_step:g} s) must be shorter than t_stop ({self.t_stop:g} s)")
+        t = self.noise_temperature
+        if t is not None and not (np.isfinite(t) and t > 0):
+            raise NetworkError(f"Transient.noise_temperature must be positive kelvin (or None), got {t!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or not 0 < self.seed < 2**31:
+            raise NetworkError(f"Transient.seed must be a whole number from 1 to 2^31 - 1, got {self.seed!r}")
+
+    def noise_amplitude(self, g: float) -> float:
+        """rms (A) of the trnoise samples, one per t_step, that give conductance g's two-sided density
+        2 k T g at low frequency (a sampled-and-interpolated white noise of rms s has density s^2 t_step)."""
+        return float(np.sqrt(2.0 * BOLTZMANN * self.noise_temperature * g / self.t_step))
 
 
 @dataclass
@@ -242,6 +256,11 @@ class _Writer:
         if analysis == "tran":
             body += ["", f"* node capacitances for the transient ({_num(transient.capacitance)} F each)"]
             body += [f"C_{n} {n} 0 {_num(transient.capacitance)} IC=0" for n in free]
+            if transient.noise_temperature is not None:
+                body += ["", f"* thermal noise of every conductance at {transient.noise_temperature:g} K: trnoise current "
+                         f"sources of two-sided density 2kTG, white to {_num(0.5 / transient.t_step)} Hz",
+                         f".options seed={int(transient.seed)}"]
+                body += self._noise_sources(resistors, transient)
         body += ["", self.options.card()]
         if analysis == "op":
             command = "op" if batch == 1 else f"dc V_sample 0 {batch - 1} 1"
@@ -365,6 +384,16 @@ class _Writer:
             else:
                 a, b, name = u, v, f"R_{u}__{v}"
             lines.append(f"{name} {a} {b} {_num(1.0 / d['g'])}")
+        return lines
+
+    @staticmethod
+    def _noise_sources(resistors, transient) -> list:
+        """One trnoise current source across each resistor (``R_<name> a b ohms``): its thermal noise."""
+        lines = []
+        for line in resistors:
+            name, a, b, ohms = line.split()
+            amp = transient.noise_amplitude(1.0 / float(ohms))
+            lines.append(f"I_nz{name[1:]} {a} {b} dc 0 trnoise({_num(amp)} {_num(transient.t_step)} 0 0)")
         return lines
 
     def _nudges(self, y, beta, form):

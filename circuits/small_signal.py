@@ -1,0 +1,93 @@
+"""The circuit linearised at an operating point: its KCL Jacobian over the free nodes.
+
+``jacobian(net, v, beta)`` is d(current into each free node) / d(free node voltages) at the node voltages v of one
+sample (or with every diode off when v is None): minus each node's total conductance on the diagonal (its
+resistors, the diodes' small-signal conductance, a nudge's beta R^T R), and the couplings of every connection.
+An amplified connection c (gain a, conductances W, signed G+ - G- for a differential amplifier) couples the
+driven node j to the driver i by a W_ij forward (the VCVS) and the driver to the driven node by W_ij / a
+backward (the CCCS). Nodes an ideal diode holds on a rail are ``pinned``: a voltage source, not a state.
+
+The noise model (``circuits.noise``) and the co-simulation's loop bounds (``cosim.bounds``) both start here.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .energy import node_conductance
+from .errors import InputError
+from .network import LayeredNetwork
+
+RAIL_TOL = 1e-9  # V: a node this close to an ideal diode's rail is held there
+
+
+def offsets(net: LayeredNetwork) -> np.ndarray:
+    """Index of each free layer's first node in the stacked free-node vector (and the total at the end)."""
+    return np.concatenate([[0], np.cumsum(net.free_sizes)]).astype(int)
+
+
+def readout_rows(net: LayeredNetwork) -> np.ndarray:
+    """R over all free nodes (targets x free nodes): the prediction is R V."""
+    R = net.readout_matrix
+    n = int(sum(net.free_sizes))
+    Rf = np.zeros((R.shape[0], n))
+    Rf[:, n - R.shape[1]:] = R
+    return Rf
+
+
+def jacobian(net: LayeredNetwork, v=None, beta: float = 0.0) -> tuple:
+    """(J, pinned) at one sample's free-node voltages v (a list of layer vectors or one stacked vector; None:
+    every diode off). J is n_free x n_free in siemens; ``pinned`` marks nodes held on a rail by an ideal
+    diode (their rows and columns still hold the resistive terms: drop them for the states that move)."""
+    off = offsets(net)
+    n = int(off[-1])
+    if v is not None:
+        v = np.concatenate([np.ravel(layer) for layer in v]) if isinstance(v, (list, tuple)) else np.ravel(v)
+        if v.shape != (n,):
+            raise InputError(f"the operating point has {v.size} node voltages; the network has {n} free nodes")
+    diag = np.concatenate(node_conductance(net)).astype(float)
+    pinned = np.zeros(n, dtype=bool)
+    for c, clamp in enumerate(net.neurons):
+        if clamp is None or v is None:
+            continue
+        sl = slice(off[c], off[c + 1])
+        held = clamp.diode.frozen(clamp, v[sl], RAIL_TOL)
+        if held is not None:
+            pinned[sl] = held
+        else:
+            diag[sl] += clamp.conductance(v[sl])
+    J = np.diag(-diag)
+    for c in range(1, net.n_connections):
+        a = float(net.gains[c])
+        w = net.signed_weights(c)
+        u, d = slice(off[c - 1], off[c]), slice(off[c], off[c + 1])
+        J[d, u] = a * w.T
+        J[u, d] = w / a
+    if beta:
+        Rf = readout_rows(net)
+        J -= beta * Rf.T @ Rf
+    return J, pinned
+
+
+def conductance_noise(net: LayeredNetwork) -> np.ndarray:
+    """sum_k g_k b_k b_k^T over every conductance k (n_free x n_free, siemens): b_k is what a unit current
+    through conductance k injects into the free nodes. A plain conductance injects +1 at one end and -1 at
+    the other (a source end injects nowhere); one driven by an amplifier of gain a injects +1 at the driven
+    node and -1/a at the driver (the CCCS passes 1/a of the amplifier's output current back), +1/a for the
+    inverting half of a differential amplifier. Times 2 k T it is the two-sided thermal noise current
+    density matrix (A^2/Hz) of the resistors."""
+    off = offsets(net)
+    n = int(off[-1])
+    N = np.zeros((n, n))
+    idx = np.arange(n)
+    for c in range(net.n_connections):
+        d = slice(off[c], off[c + 1])
+        N[idx[d], idx[d]] += net.weights[c].sum(0) + net.biases[c].sum(0)
+        if c == 0:
+            continue
+        a = float(net.gains[c])
+        u = slice(off[c - 1], off[c])
+        N[idx[u], idx[u]] += net.row_conductance(c) / a**2
+        block = -net.signed_weights(c) / a
+        N[u, d] += block
+        N[d, u] += block.T
+    return N
