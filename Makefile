@@ -7,12 +7,13 @@ PYTEST    := $(PY) -m pytest
 .PHONY: setup demo test test-all test-slow bench bench-spice bench-lava bench-cluster reliability compare clean
 setup: $(STAMP)
 
-# Re-runs only when pyproject.toml changes (or the venv is gone): quick when already done.
+# Re-runs only when pyproject.toml changes (or the venv is gone): quick when already done. --no-compile: pip byte-
+# compiling every installed module (Ray, SciPy, Lava) was half of the setup; Python compiles what it imports.
 $(STAMP): pyproject.toml
 	@scripts/ensure-ngspice
 	@test -x $(PY) || { P=$$(scripts/find-python310) && echo "creating $(VENV) with $$P" && $$P -m venv $(VENV); }
 	@$(PY) -c 'import sys; assert sys.version_info[:2]==(3,10), "$(VENV) is not Python 3.10: rm -rf $(VENV) and rerun"'
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	$(PY) -m pip install -q --no-compile --disable-pip-version-check -e '.[dev]'
 	@touch $(STAMP)
 
 demo: setup

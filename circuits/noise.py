@@ -33,7 +33,8 @@ import numpy as np
 from .devices import BOLTZMANN, ELEMENTARY_CHARGE, SPICE_TNOM_KELVIN
 from .errors import InputError, NetworkError
 from .network import LayeredNetwork
-from .small_signal import conductance_noise, jacobian, offsets
+from .small_signal import at_point, conductance_noise, jacobian, offsets, resistive_jacobian
+from .threads import single_blas_thread
 
 CAPACITANCE_RANGE = (1e-18, 1e-9)  # F: an attofarad (a node of a few nanometre devices) to a nanofarad
 
@@ -67,14 +68,16 @@ class ThermalNoise:
         """sqrt(k T / C): a node's rms noise voltage in a network of plain resistors (V)."""
         return float(np.sqrt(self.kt / self.capacitance))
 
-    def covariance(self, net: LayeredNetwork, v=None, beta: float = 0.0) -> np.ndarray:
+    def covariance(self, net: LayeredNetwork, v=None, beta: float = 0.0, base=None) -> np.ndarray:
         """The measured node voltages' covariance (n_free x n_free, V^2) at one sample's operating point v
-        (None: every diode off); a nudge's beta is a noiseless conductance (an active source)."""
+        (None: every diode off); a nudge's beta is a noiseless conductance (an active source). ``base``: what
+        does not depend on v, from ``self.base(net, beta)``, when many samples share it."""
         if not isinstance(net, LayeredNetwork):
             raise NetworkError("the noise model takes a LayeredNetwork")
-        J, pinned = jacobian(net, v, beta)
-        N = 2.0 * self.kt * conductance_noise(net)
-        if self.shot and v is not None:
+        J0, N = self.base(net, beta) if base is None else base
+        J, pinned = at_point(net, J0, v)
+        if self.shot and v is not None and any(c is not None and c.diode.smooth for c in net.neurons):
+            N = N.copy()
             N[np.diag_indices_from(N)] += self._shot(net, v)
         keep = np.nonzero(~pinned)[0]
         n = J.shape[0]
@@ -83,9 +86,17 @@ class ThermalNoise:
             return out
         A = J[np.ix_(keep, keep)] / self.capacitance
         Q = N[np.ix_(keep, keep)] / self.capacitance**2
-        P = _lyapunov(A, Q)
-        if self.window > 0:
-            P = _windowed(A, P, self.window)
+        # Amplifiers make J non-symmetric but keep K J symmetric (K: the energy weights kappa of the nodes, the
+        # circuit's energy function): in the coordinates K^(1/2) v the system is symmetric, and one symmetric
+        # eigen-decomposition solves it (and its window), ten times faster than a general Lyapunov solver.
+        k = np.sqrt(np.repeat(net.energy_weights, net.free_sizes)[keep])
+        S = k[:, None] * A / k[None, :]
+        if np.allclose(S, S.T, rtol=1e-12, atol=1e-12 * np.abs(S).max()):
+            P = _symmetric_lyapunov(0.5 * (S + S.T), k[:, None] * Q * k[None, :], self.window) / np.outer(k, k)
+        else:
+            P = _lyapunov(A, Q)
+            if self.window > 0:
+                P = _windowed(A, P, self.window)
         out[np.ix_(keep, keep)] = P
         return out
 
@@ -96,6 +107,38 @@ class ThermalNoise:
             return np.sqrt(np.diag(self.covariance(net, None, beta)))[None, :]
         stacked = np.hstack([np.atleast_2d(v) for v in layers])
         return np.stack([np.sqrt(np.maximum(np.diag(self.covariance(net, row, beta)), 0.0)) for row in stacked])
+
+    def base(self, net: LayeredNetwork, beta: float = 0.0) -> tuple:
+        """(J with every diode off, the resistors' two-sided noise density matrix 2 k T N): shared by all samples."""
+        return resistive_jacobian(net, beta), 2.0 * self.kt * conductance_noise(net)
+
+    def factors(self, net: LayeredNetwork, voltages, beta: float = 0.0):
+        """Per sample a matrix F with F F^T its covariance (batch, n_free, n_free), or, for a network of plain
+        resistors measured instantaneously with no nudge and no Shockley diode (equipartition: k T / C on every
+        node that moves, independent), the (batch, n_free) rms of each node: no Lyapunov equation is solved then.
+        A draw of the noise is F z (or rms * z) for z standard normal."""
+        voltages = np.atleast_2d(np.asarray(voltages, dtype=float))
+        B, n = voltages.shape
+        reciprocal = all(a == 1.0 for a in net.gains) and not net.hidden_pairs
+        smooth = any(c is not None and c.diode.smooth for c in net.neurons)
+        if reciprocal and self.window == 0 and beta == 0 and not (smooth and self.shot):
+            off = offsets(net)
+            moving = np.ones((B, n), dtype=bool)
+            for c, clamp in enumerate(net.neurons):
+                if clamp is not None:
+                    held = clamp.diode.frozen(clamp, voltages[:, off[c]:off[c + 1]], 1e-9)
+                    if held is not None:
+                        moving[:, off[c]:off[c + 1]] = ~held
+            return self.equipartition_std * moving
+        base = self.base(net, beta)
+        with single_blas_thread():  # many small decompositions: threads would only contend
+            return np.stack([factor(self.covariance(net, v, beta, base)) for v in voltages])
+
+    def sample(self, net: LayeredNetwork, voltages, rng, beta: float = 0.0) -> np.ndarray:
+        """One draw of the measurement noise (batch, n_free) for the equilibria ``voltages`` (batch, n_free) of a
+        phase nudged with beta, each sample at its own operating point (``factors``)."""
+        voltages = np.atleast_2d(np.asarray(voltages, dtype=float))
+        return draw(self.factors(net, voltages, beta), rng.standard_normal(voltages.shape))
 
     def _shot(self, net, v) -> np.ndarray:
         """Two-sided shot noise q |I| of each free node's diodes (A^2/Hz); 0 for ideal and piecewise-linear ones."""
@@ -121,6 +164,50 @@ class ThermalNoise:
         return float(self.capacitance / np.abs(eig.real).min())
 
 
+def factor(P) -> np.ndarray:
+    """F with F F^T = P for a covariance P (positive semidefinite; pinned rows and columns are 0): the Cholesky
+    factor of the rows that move, or the eigen-decomposition where that is singular."""
+    keep = np.nonzero(np.diag(P) > 0)[0]
+    F = np.zeros_like(P)
+    try:
+        F[np.ix_(keep, keep)] = np.linalg.cholesky(P[np.ix_(keep, keep)])
+        return F
+    except np.linalg.LinAlgError:
+        w, U = np.linalg.eigh(P)
+        return U * np.sqrt(np.maximum(w, 0.0))
+
+
+def draw(factors, z) -> np.ndarray:
+    """Noise from ``ThermalNoise.factors`` and standard normals z (batch, n_free)."""
+    if factors.ndim == 2:
+        return factors * z
+    return np.einsum("bij,bj->bi", factors, z)
+
+
+def _symmetric_lyapunov(A, Q, T: float) -> np.ndarray:
+    """P (averaged over a window T when T > 0) for a symmetric A = V diag(lam) V^T: in its eigenbasis the
+    Lyapunov equation is elementwise, P~_ij = -Q~_ij / (lam_i + lam_j), and a window multiplies it by
+    (f_i + f_j) / T^2 (``_windowed``)."""
+    lam, V = np.linalg.eigh(A)
+    if lam.max() >= 0:
+        raise InputError(f"the linearised circuit is not stable (an eigenvalue {lam.max():.3g} 1/s >= 0): it has "
+                         "no stationary noise")
+    Pt = -(V.T @ Q @ V) / (lam[:, None] + lam[None, :])
+    if T > 0:
+        f = _window_weights(lam, T)
+        Pt *= (f[:, None] + f[None, :]) / T**2
+    P = V @ Pt @ V.T
+    return 0.5 * (P + P.T)
+
+
+def _window_weights(lam, T):
+    """f(lam) = (exp(lam T) - 1 - lam T) / lam^2, by its series where lam T is small."""
+    z = lam * T
+    small = np.abs(z) < 1e-4
+    safe = np.where(small, 1.0, lam)
+    return np.where(small, T * T * (0.5 + z / 6.0 + z * z / 24.0), (np.expm1(z) - z) / safe**2)
+
+
 def _lyapunov(A, Q) -> np.ndarray:
     """P with A P + P A^T + Q = 0 (A stable)."""
     from scipy.linalg import solve_continuous_lyapunov
@@ -136,10 +223,6 @@ def _lyapunov(A, Q) -> np.ndarray:
 def _windowed(A, P, T) -> np.ndarray:
     """The covariance of the node voltages averaged over a window T (module notes)."""
     lam, V = np.linalg.eig(A)
-    z = lam * T
-    small = np.abs(z) < 1e-4
-    safe = np.where(small, 1.0, lam)
-    f = np.where(small, T * T * (0.5 + z / 6.0 + z * z / 24.0), (np.expm1(z) - z) / safe**2)
-    M = (V * f) @ np.linalg.inv(V)
+    M = (V * _window_weights(lam, T)) @ np.linalg.inv(V)
     MP = (M @ P).real
     return (MP + MP.T) / T**2

@@ -38,24 +38,13 @@ def jacobian(net: LayeredNetwork, v=None, beta: float = 0.0) -> tuple:
     """(J, pinned) at one sample's free-node voltages v (a list of layer vectors or one stacked vector; None:
     every diode off). J is n_free x n_free in siemens; ``pinned`` marks nodes held on a rail by an ideal
     diode (their rows and columns still hold the resistive terms: drop them for the states that move)."""
+    return at_point(net, resistive_jacobian(net, beta), v)
+
+
+def resistive_jacobian(net: LayeredNetwork, beta: float = 0.0) -> np.ndarray:
+    """J with every diode off: the resistors, the amplifiers and a nudge's beta R^T R."""
     off = offsets(net)
-    n = int(off[-1])
-    if v is not None:
-        v = np.concatenate([np.ravel(layer) for layer in v]) if isinstance(v, (list, tuple)) else np.ravel(v)
-        if v.shape != (n,):
-            raise InputError(f"the operating point has {v.size} node voltages; the network has {n} free nodes")
-    diag = np.concatenate(node_conductance(net)).astype(float)
-    pinned = np.zeros(n, dtype=bool)
-    for c, clamp in enumerate(net.neurons):
-        if clamp is None or v is None:
-            continue
-        sl = slice(off[c], off[c + 1])
-        held = clamp.diode.frozen(clamp, v[sl], RAIL_TOL)
-        if held is not None:
-            pinned[sl] = held
-        else:
-            diag[sl] += clamp.conductance(v[sl])
-    J = np.diag(-diag)
+    J = np.diag(-np.concatenate(node_conductance(net)).astype(float))
     for c in range(1, net.n_connections):
         a = float(net.gains[c])
         w = net.signed_weights(c)
@@ -65,6 +54,31 @@ def jacobian(net: LayeredNetwork, v=None, beta: float = 0.0) -> tuple:
     if beta:
         Rf = readout_rows(net)
         J -= beta * Rf.T @ Rf
+    return J
+
+
+def at_point(net: LayeredNetwork, J0: np.ndarray, v=None) -> tuple:
+    """(J, pinned): ``resistive_jacobian`` J0 with the diodes' small-signal conductance at v added and the nodes
+    an ideal diode holds marked (J0 is not changed)."""
+    off = offsets(net)
+    n = int(off[-1])
+    pinned = np.zeros(n, dtype=bool)
+    if v is None:
+        return J0.copy(), pinned
+    v = np.concatenate([np.ravel(layer) for layer in v]) if isinstance(v, (list, tuple)) else np.ravel(v)
+    if v.shape != (n,):
+        raise InputError(f"the operating point has {v.size} node voltages; the network has {n} free nodes")
+    J = J0.copy()
+    for c, clamp in enumerate(net.neurons):
+        if clamp is None:
+            continue
+        sl = slice(off[c], off[c + 1])
+        held = clamp.diode.frozen(clamp, v[sl], RAIL_TOL)
+        if held is not None:
+            pinned[sl] = held
+        else:
+            idx = np.arange(off[c], off[c + 1])
+            J[idx, idx] -= clamp.conductance(v[sl])
     return J, pinned
 
 

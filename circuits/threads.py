@@ -72,6 +72,17 @@ def blas_threads(n_chunks: int):
         yield
 
 
+@contextmanager
+def single_blas_thread():
+    """BLAS on one thread: for loops of small decompositions (a hundred nodes), where threads only contend."""
+    controller = _blas()
+    if not controller:
+        yield
+        return
+    with controller.limit(limits=1, user_api="blas"):
+        yield
+
+
 def describe() -> str:
     """The settings in one line: cores, the split rule, the BLAS libraries and their current threads."""
     controller = _blas()

@@ -1,6 +1,6 @@
 """The ``eqprop`` command line: it parses and dispatches; each command's work lives in its own module.
 
-Commands: info, solve, train, evaluate, report, netlist, physics, noise, gradcheck, sweep, loihi, onchip, cosim, nonideal,
+Commands: info, solve, train, evaluate, report, netlist, physics, noise, tolerance, gradcheck, sweep, loihi, onchip, cosim, nonideal,
 compare, demo (``eqprop COMMAND --help`` for each). User mistakes (bad paths, bad configs, bad inputs) end in one
 line naming the problem and exit code 2, not a traceback from inside a library.
 """
@@ -90,7 +90,7 @@ def cmd_solve(args) -> int:
 TRAIN_FIELDS = ("dataset", "data", "backend", "hidden", "epochs", "batch_size", "lr", "lr_decay", "warmup", "shift", "momentum", "beta",
                 "nudging", "target_amplitude", "input_scale", "diode", "diode_is", "rails", "gain", "device", "seed",
                 "n_train", "n_test", "pixel_max", "workers", "fixed_point", "threshold", "spikes", "time_steps", "cluster",
-                "checkpoint_every", "hidden_pairs")
+                "checkpoint_every", "hidden_pairs", "noise_capacitance", "noise_window")
 RESUME_MAY_CHANGE = ("epochs", "workers", "cluster", "checkpoint_every")  # how long and where, not what
 
 
@@ -216,6 +216,14 @@ def cmd_noise(args) -> int:
 
     noise_rows(args.sizes or (), args.gain, args.diode, args.capacitance, args.window, args.temperature, args.spans,
                args.steps_per_tau, args.seed)
+    return 0
+
+
+def cmd_tolerance(args) -> int:
+    from .tolerance import run_tolerance
+
+    run_tolerance(args.out, args.capacitance, args.beta, args.draws, args.epochs, args.seed, args.window)
+    print(f"table, plot and JSON in {args.out}")
     return 0
 
 
@@ -393,6 +401,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--n-train", dest="n_train", type=count, help=HELP["n_train"])
     t.add_argument("--n-test", dest="n_test", type=count, help=HELP["n_test"])
     t.add_argument("--pixel-max", dest="pixel_max", type=positive, help=HELP["pixel_max"])
+    t.add_argument("--noise-capacitance", dest="noise_capacitance", type=positive, metavar="FARADS",
+                   help=HELP["noise_capacitance"])
+    t.add_argument("--noise-window", dest="noise_window", type=nonnegative, metavar="SECONDS", help=HELP["noise_window"])
     t.add_argument("--out", help="run directory (default runs/DATASET-BACKEND-seedN); must be new or empty")
     t.add_argument("--resume", metavar="RUN", help="continue a run from its last checkpoint (with --epochs N: train "
                                                    "it further to N epochs)")
@@ -439,6 +450,18 @@ def build_parser() -> argparse.ArgumentParser:
                     help="noise samples per fastest time constant")
     nz.add_argument("--seed", type=count, default=1, help="network, input and ngspice noise seed")
     nz.set_defaults(func=cmd_noise)
+    to = sub.add_parser("tolerance", help="what it takes to learn: the EqProp gradient and digits accuracy under the "
+                                          "circuit's thermal noise")
+    to.add_argument("--out", default="reports/tolerance", help="directory for the table, plot and JSON")
+    to.add_argument("--capacitance", type=positive, nargs="+", default=[1e-15, 1e-14, 1e-13, 1e-12],
+                    help="node capacitances to compare, farads")
+    to.add_argument("--beta", type=positive, nargs="+", default=[0.001, 0.003, 0.01, 0.03, 0.1, 0.2, 0.3],
+                    help="nudging strengths for the gradient, relative to the output nodes' conductance")
+    to.add_argument("--draws", type=count, default=10, help="noise draws per gradient point")
+    to.add_argument("--epochs", type=count, default=10, help="epochs of each training run")
+    to.add_argument("--window", type=nonnegative, default=0.0, help="measurement window of the training runs, seconds")
+    to.add_argument("--seed", type=index, default=0, help="network, data order and noise seed")
+    to.set_defaults(func=cmd_tolerance)
     gc = sub.add_parser("gradcheck", help="EqProp gradient vs exact gradient, vs beta, native and ngspice")
     gc.add_argument("--out", default="reports/gradient", help="directory for the table, plot and JSON")
     gc.add_argument("--no-spice", action="store_true", help="native backend only")

@@ -74,6 +74,11 @@ HELP = {
     "time_steps": "spiking backends (loihi): time steps per phase (default 64)",
     "cluster": "spice backend on Ray: 'ray' (a local Ray instance) or a cluster address ('auto', 'ray://HOST:10001')",
     "checkpoint_every": "also checkpoint inside an epoch this often, in seconds (0: after every step)",
+    "noise_capacitance": "thermal noise: every free node has this capacitance (farads, e.g. 1e-13 for 100 fF) and "
+                         "each measured equilibrium carries the noise the circuit's conductances make on it "
+                         "(docs/noise.md); default: none",
+    "noise_window": "thermal noise: each measurement averages the node voltages over this many seconds (default 0: "
+                    "one instantaneous sample)",
 }
 
 
@@ -128,6 +133,8 @@ class TrainConfig:
     time_steps: int | None = None  # spiking backends: time steps per phase
     cluster: str | None = None  # spice backend: 'ray' (local Ray) or a Ray address; None: local processes
     checkpoint_every: float | None = 600.0  # seconds between checkpoints inside an epoch (None: once per epoch)
+    noise_capacitance: float | None = None  # F per free node: thermal noise of every measured equilibrium (None: none)
+    noise_window: float = 0.0  # s over which each measurement averages the node voltages (0: one sample)
 
     def resolve(self) -> "TrainConfig":
         """Fills the fields left unset from the backend's defaults, then the toolkit's."""
@@ -189,6 +196,7 @@ class TrainConfig:
         positive("shift", integer=True, allow_zero=True, need="must be a whole number of pixels >= 0 (0: none)")
         positive("checkpoint_every", allow_none=True, allow_zero=True,
                  need="must be seconds >= 0 (0: after every step) or null")
+        self._check_noise()
         if not isinstance(self.momentum, (int, float)) or isinstance(self.momentum, bool) or not 0 <= self.momentum < 1:
             bad("momentum", self.momentum, "must be in [0, 1)")
         if not isinstance(self.seed, (int, np.integer)) or isinstance(self.seed, bool) or self.seed < 0:
@@ -228,6 +236,20 @@ class TrainConfig:
                                                  "path: use --backend loihi (and drop --fixed-point)")
         self._check_backend_support()
         return self
+
+    def _check_noise(self) -> None:
+        from eqprop.circuits.noise import CAPACITANCE_RANGE
+
+        c, w = self.noise_capacitance, self.noise_window
+        lo, hi = CAPACITANCE_RANGE
+        if c is not None and (isinstance(c, bool) or not isinstance(c, (int, float, np.integer, np.floating))
+                              or not lo <= c <= hi):
+            raise ConfigError(f"config field 'noise_capacitance' = {c!r}: must be {lo:g} to {hi:g} farads per node "
+                              "(100 fF is 1e-13), or null for no noise")
+        if isinstance(w, bool) or not isinstance(w, (int, float, np.integer, np.floating)) or not np.isfinite(w) or w < 0:
+            raise ConfigError(f"config field 'noise_window' = {w!r}: must be seconds >= 0 (0: one sample)")
+        if w and c is None:
+            raise ConfigError("--noise-window sets how thermal noise is averaged; give --noise-capacitance too")
 
     def _check_gain(self, hidden) -> None:
         """Differential hidden layers and the amplifier gains: filled in from the rules when left out."""
@@ -338,6 +360,11 @@ class EqPropTrainer:
         self.beta_abs = config.beta * backend.beta_unit()
         self.loss_unit = backend.loss_unit(config)
         self.d2d = [programming.device_gains(p.shape, self.rng) if programming else None for p in params]
+        self.thermal = None
+        if config.noise_capacitance is not None:
+            from eqprop.circuits.noise import ThermalNoise
+
+            self.thermal = ThermalNoise(float(config.noise_capacitance), float(config.noise_window))
         self.epoch = 0
         self.steps = 0  # updates made (the warm-up counts them)
         #: steps over which the rates ramp up: config.warmup epochs, in steps (the training loop sets it from
@@ -375,6 +402,11 @@ class EqPropTrainer:
             self.backend.sync()
             return _batch_metrics(pred, y, labels)
         ph = run_phases(self.backend, x, y, self.beta_abs, cfg.nudging, self.rng)
+        if self.thermal is not None:  # what a measurement of each settled phase reads: the circuit's own noise
+            for eq in (ph.free, ph.plus, ph.minus):
+                if eq is not None:
+                    eq.voltages = eq.voltages + self.thermal.sample(self.backend.network, eq.voltages, self.rng,
+                                                                    eq.beta)
         if self.device is not None and self.device.read_noise:
             for eq in (ph.free, ph.plus, ph.minus):
                 if eq is not None:

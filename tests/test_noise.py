@@ -87,3 +87,50 @@ def test_the_noise_command_refuses_bad_settings_in_one_line():
                        (["--steps-per-tau", "2"], "10 to 1000")):
         r = run_cli("noise", *argv)
         assert r.returncode == 2 and says in r.stderr and "Traceback" not in r.stderr, (argv, r.stderr)
+
+
+def test_the_symmetrised_solution_is_the_general_lyapunov_solution():
+    """Amplifiers make J non-symmetric; the model solves it in the energy's coordinates K^(1/2) v with one symmetric
+    eigen-decomposition. Against scipy's general Lyapunov solver and the general window formula, on a network with
+    amplifiers and pinned nodes and on one with differential hidden layers, nudged."""
+    from eqprop.circuits.noise import _lyapunov, _windowed
+    from eqprop.circuits.small_signal import conductance_noise, jacobian
+
+    for kw in (dict(sizes=[12, 8, 8, 4], gain=4.0, diode="ideal", rails=(-0.05, 0.05)),
+               dict(sizes=[12, 8, 8, 6], gain=[3.0, 2.0], hidden_pairs=True, diode=None)):
+        net = layered(**kw, seed=1)
+        v = solve(net, np.random.default_rng(1).uniform(0, 1, (1, 6)), tol=1e-12).voltages[0]
+        for window in (0.0, 5e-7):
+            m = ThermalNoise(1e-12, window=window)
+            P = m.covariance(net, v, 1e-7)
+            J, pinned = jacobian(net, v, 1e-7)
+            keep = np.ix_(~pinned, ~pinned)
+            A, Q = J[keep] / 1e-12, 2 * m.kt * conductance_noise(net)[keep] / 1e-24
+            want = _lyapunov(A, Q)
+            want = _windowed(A, want, window) if window else want
+            np.testing.assert_allclose(P[keep], want, rtol=0, atol=1e-9 * np.abs(want).max())
+
+
+def test_training_with_thermal_noise_is_seeded_resumable_and_refuses_bad_settings(tmp_path):
+    from eqprop.learning.rundir import load_checkpoint
+    from eqprop.learning.runs import train
+    from eqprop.learning.trainer import ConfigError, TrainConfig
+
+    quiet = dict(progress=False, log=lambda *_: None)
+    cfg = dict(hidden=[16], epochs=2, n_train=96, n_test=32, batch_size=16, noise_capacitance=1e-14)
+    train(TrainConfig(**cfg), tmp_path / "a", **quiet)
+    assert train(TrainConfig(**cfg), tmp_path / "b", stop_after_steps=9, **quiet) == {"stopped": True}
+    train(TrainConfig(**cfg), tmp_path / "b", resume=True, **quiet)
+    train(TrainConfig(**{**cfg, "noise_capacitance": None}), tmp_path / "c", **quiet)
+    a, b, c = (load_checkpoint(tmp_path / r)[0] for r in "abc")
+    for p, q in zip(a.weights + a.biases, b.weights + b.biases):
+        np.testing.assert_array_equal(p, q)  # the noise draws come from the run's checkpointed generator
+    assert max(float(np.abs(p - q).max()) for p, q in zip(a.weights, c.weights)) > 0  # and they change the run
+    for kw, says in (({"noise_capacitance": 1.0}, "1e-18 to 1e-09 farads"), ({"noise_window": 1e-6}, "--noise-capacitance"),
+                     ({"noise_capacitance": 1e-13, "noise_window": -1.0}, "noise_window"),
+                     ({"backend": "hopfield", "noise_capacitance": 1e-13}, "--noise-capacitance")):
+        with pytest.raises((ConfigError, ValueError), match=says):
+            cfg_ = TrainConfig(**kw).validate()
+            from eqprop.backends import registry
+
+            registry.get(cfg_.backend).load().check_config(cfg_)

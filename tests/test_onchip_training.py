@@ -200,6 +200,7 @@ def test_bit_approximate_backend_trains_an_epoch_with_identical_copies():
         backend.close()
 
 
+@pytest.mark.slow  # three Lava training runs (about 40 s); make test checks the engine, its copies and its mapping
 def test_bit_approximate_run_resumes_as_an_uninterrupted_run(tmp_path):
     """The integer mapping is fixed by a run's first batch and every batch's rounding seed by its count: a
     resumed run keeps both (``LavaOnchipIntBackend.state``), so it ends with the conductances of a run that
