@@ -448,7 +448,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "(0: only ngspice's noise analysis; 1000 gives about 3%% per node in a minute or so)")
     nz.add_argument("--steps-per-tau", dest="steps_per_tau", type=positive, default=50.0,
                     help="noise samples per fastest time constant")
-    nz.add_argument("--seed", type=count, default=1, help="network, input and ngspice noise seed")
+    nz.add_argument("--seed", type=count, default=1, help="network and input seed (ngspice draws its noise afresh each run)")
     nz.set_defaults(func=cmd_noise)
     to = sub.add_parser("tolerance", help="what it takes to learn: the EqProp gradient and digits accuracy under the "
                                           "circuit's thermal noise")

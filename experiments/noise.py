@@ -75,7 +75,7 @@ def noise_rows(sizes=(), gain=None, diode=None, capacitance=1e-12, window_tau=0.
             t0 = time.perf_counter()
             t_step = fast / steps_per_tau
             spread = noise_spread(circuit, x, capacitance, t_stop=(spans + 20) * tau, t_step=t_step, settle=20 * tau,
-                                  temperature=temperature, window=window, seed=seed)
+                                  temperature=temperature, window=window)
             row.update(transient_std=spread.std.tolist(), transient_samples=spread.samples, t_step=t_step,
                        transient_seconds=time.perf_counter() - t0, transient_max_rel_diff=_rel(spread.std, want))
             if window > 0:

@@ -80,16 +80,18 @@ class NoiseSpread:
 
 
 def noise_spread(circuit: NgspiceCircuit, x, capacitance: float, t_stop: float, t_step: float, settle: float,
-                 temperature: float = 300.15, window: float = 0.0, seed: int = 1) -> NoiseSpread:
+                 temperature: float = 300.15, window: float = 0.0) -> NoiseSpread:
     """The node voltages' spread in an ngspice transient with every conductance's thermal noise (``trnoise``).
 
     One sample from reset; the first ``settle`` seconds (many slowest time constants) are dropped, the rest is
     read on a uniform grid of ``t_step`` (ngspice's own time points are not uniform). With a ``window`` the
     trace is also cut into consecutive windows and the spread of their averages is returned: what a converter
-    that integrates over the window sees."""
+    that integrates over the window sees. Each call is a fresh realisation of the noise (ngspice does not repeat
+    it from a seed): the spread is an estimate, within about sqrt(1 / (2 N)) for N independent slowest time
+    constants."""
     if not 0 <= settle < t_stop:
         raise InputError(f"settle ({settle!r} s) must be >= 0 and shorter than t_stop ({t_stop!r} s)")
-    tran = circuit.transient(x, Transient(capacitance, t_stop, t_step, noise_temperature=temperature, seed=seed))
+    tran = circuit.transient(x, Transient(capacitance, t_stop, t_step, noise_temperature=temperature))
     t, v = tran["time"], tran["voltages"]
     grid = np.arange(settle, t[-1], t_step)
     trace = np.stack([np.interp(grid, t, v[:, k]) for k in range(v.shape[1])], axis=1)

@@ -44,8 +44,9 @@ class Transient:
     t_step: float
     #: K: with a temperature, every conductance G gets a ``trnoise`` current source of two-sided density 2 k T G
     #: (white up to 1 / (2 t_step): t_step well below the fastest node time constant), its thermal noise
+    #: ngspice 39 draws each transient's noise afresh (neither ``.options seed`` nor ``setseed`` repeats it): the
+    #: noise is a fresh realisation every run, and figures from it are statistical
     noise_temperature: float | None = None
-    seed: int = 1  # ngspice's random seed for the noise sources
 
     def __post_init__(self):
         for name in ("capacitance", "t_stop", "t_step"):
@@ -57,8 +58,6 @@ class Transient:
         t = self.noise_temperature
         if t is not None and not (np.isfinite(t) and t > 0):
             raise NetworkError(f"Transient.noise_temperature must be positive kelvin (or None), got {t!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or not 0 < self.seed < 2**31:
-            raise NetworkError(f"Transient.seed must be a whole number from 1 to 2^31 - 1, got {self.seed!r}")
 
     def noise_amplitude(self, g: float) -> float:
         """rms (A) of the trnoise samples, one per t_step, that give conductance g's two-sided density
@@ -258,8 +257,7 @@ class _Writer:
             body += [f"C_{n} {n} 0 {_num(transient.capacitance)} IC=0" for n in free]
             if transient.noise_temperature is not None:
                 body += ["", f"* thermal noise of every conductance at {transient.noise_temperature:g} K: trnoise current "
-                         f"sources of two-sided density 2kTG, white to {_num(0.5 / transient.t_step)} Hz",
-                         f".options seed={int(transient.seed)}"]
+                         f"sources of two-sided density 2kTG, white to {_num(0.5 / transient.t_step)} Hz"]
                 body += self._noise_sources(resistors, transient)
         body += ["", self.options.card()]
         if analysis == "op":
