@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import sys
+import time
 
 import numpy as np
 
@@ -33,6 +34,7 @@ INSTALL_HINT = ("install it with `apt-get install -y ngspice libngspice0-dev` (D
 # gmin and source stepping, more steps and iterations, then straight to gmin stepping.
 CONVERGENCE_AIDS = ("", "itl1=2000 gminsteps=100 srcsteps=100", "noopiter itl1=2000 gminsteps=100 srcsteps=100")
 SWEEP_REPEATS = (2, 4, 8)  # solves per sample in successive sweeps (see operating_points)
+POLL_S = 0.002  # s between looks at ngspice's background thread (Ctrl-C is seen within it)
 
 
 @contextlib.contextmanager
@@ -92,6 +94,7 @@ def ngspice_library():
             self.messages = collections.deque(maxlen=40)
             self.external = None  # co-simulation: callable(source name, time) -> its value (EXTERNAL sources)
             self.external_error = None  # what the callable raised (ngspice cannot take a Python exception)
+            self.bg_done = True  # ngspice's background thread has ended (``NgspiceCircuit._analyse``)
             super().__init__(*args, **kwargs)
 
         def _external_value(self, value, time, name):
@@ -112,6 +115,15 @@ def ngspice_library():
 
         def get_isrc_data(self, current, time, node, ngspice_id):
             return self._external_value(current, time, node)
+
+        @staticmethod
+        def _background_thread_running(not_running, ngspice_id, user_data):
+            """ngspice's background thread started (False) or ended (True; PySpice reads the flag the other way
+            round and returns None, which cffi reports on stderr)."""
+            from PySpice.Spice.NgSpice.Shared import ffi
+
+            ffi.from_handle(user_data).bg_done = bool(not_running)
+            return 0
 
         def send_char(self, message, ngspice_id):
             self.messages.append(message)
@@ -150,6 +162,7 @@ class NgspiceCircuit:
         self.ng = ngspice_library()
         self.lib = self.ng._ngspice_shared
         self.network = network
+        self.deadline = None  # seconds an analysis may run before it is halted (None: no limit)
         self._netlist(np.zeros((1, network.n_features)))  # refuses what SPICE cannot simulate, now
         self.load(network)
 
@@ -166,12 +179,15 @@ class NgspiceCircuit:
                           ideal_diode=self.ideal_diode, control=False, **kw)
 
     # ---- talking to ngspice -------------------------------------------------------------------
-    def _load_text(self, text: str) -> None:
+    def _load_text(self, text: str, card: str | None = None) -> None:
+        """Loads a netlist without its analysis cards (they run explicitly), or with ``card`` as its only one."""
         self._command("remove circuit", check=False)  # frees the previous circuit
         self._command("destroy all", check=False)
         self.ng.messages.clear()
         lines = [line for line in text.splitlines() if line.strip() and not line.startswith("*")]
-        lines = [line for line in lines if not line.startswith((".dc", ".op", ".tran"))]  # run explicitly
+        lines = [line for line in lines if not line.startswith((".dc", ".op", ".tran", ".noise"))]
+        if card is not None:
+            lines.insert(len(lines) - 1 if lines and lines[-1].lower() == ".end" else len(lines), "." + card)
         with _quiet_stdout():
             self.ng.load_circuit("* eqprop-hw\n" + "\n".join(lines))
         errors = [m for m in self.ng.messages if "error" in m.lower()]
@@ -187,12 +203,48 @@ class NgspiceCircuit:
         return rc
 
     def _run(self, command: str) -> bool:
-        """Runs an analysis; False when ngspice reports a failure (its messages stay in self.ng.messages)."""
+        """Runs an analysis in this thread; False when ngspice reports a failure (its messages stay in
+        self.ng.messages). Ctrl-C cannot stop it (``_analyse`` can): the co-simulation's EXTERNAL sources call back
+        into this thread's Lava controllers, so it runs here."""
         self.ng.messages.clear()
         with _quiet_stdout():
             rc = self._command(command, check=False)
+        return rc == 0 and not self._failed()
+
+    def _failed(self) -> bool:
         bad = ("no convergence", "singular", "error", "aborted", "timestep too small")
-        return rc == 0 and not any(b in m.lower() for m in self.ng.messages for b in bad)
+        return any(b in m.lower() for m in list(self.ng.messages) for b in bad)
+
+    def _analyse(self, text: str, card: str) -> bool:
+        """Loads the netlist with its analysis ``card`` and runs it in ngspice's background thread while this one
+        waits: Ctrl-C (and SIGTERM, which the CLI turns into it) then reaches Python within a poll interval and
+        halts ngspice. Run in the foreground, ngspice holds this thread inside C and PySpice's callbacks swallow
+        the KeyboardInterrupt, so a long analysis ran to its end. ``self.deadline`` seconds (None: none) bound
+        it: past them ngspice is halted and a SpiceError says so. False when ngspice reports a failure."""
+        self._load_text(text, card)
+        self.ng.messages.clear()
+        self.ng.bg_done = False
+        start = time.monotonic()
+        with _quiet_stdout():
+            if self.lib.ngSpice_Command(b"bg_run") != 0:
+                return False
+            try:
+                while not self.ng.bg_done or self.lib.ngSpice_running():
+                    time.sleep(POLL_S)
+                    if self.deadline is not None and time.monotonic() - start > self.deadline:
+                        raise SpiceError(f"ngspice ran past its deadline of {self.deadline:g} s ({card.split()[0]}); "
+                                         "halted", analysis=card.split()[0])
+            except BaseException:
+                self._halt()
+                raise
+        return not self._failed()
+
+    def _halt(self) -> None:
+        """Stops ngspice's background thread and waits until it has stopped."""
+        self.lib.ngSpice_Command(b"bg_halt")
+        end = time.monotonic() + 10.0
+        while not self.ng.bg_done and time.monotonic() < end:
+            time.sleep(POLL_S)
 
     def _last_messages(self, n: int = 4) -> str:
         lines = [m.partition(" ")[2].strip() for m in list(self.ng.messages)[-n:]]
@@ -258,8 +310,7 @@ class NgspiceCircuit:
         xr = np.repeat(x, repeats, axis=0)
         yr = None if y is None else np.repeat(y, repeats, axis=0)
         netlist = self._netlist(xr, yr, beta)
-        self._load_text(netlist.text)
-        ok = self._run(f"dc v_sample 0 {netlist.batch - 1} 1")  # a failure leaves the rows it finished
+        ok = self._analyse(netlist.text, f"dc v_sample 0 {netlist.batch - 1} 1")  # a failure leaves the rows it finished
         v, p = self._read(netlist)
         complete = len(v) // repeats
         if not ok:
@@ -274,8 +325,7 @@ class NgspiceCircuit:
             text = netlist.text
             if aids:
                 text = text.replace("\n.end\n", f"\n.options {aids}\n.end\n")
-            self._load_text(text)
-            if self._run("op"):
+            if self._analyse(text, "op"):
                 return attempt, netlist
         raise SpiceError(f"ngspice operating point failed for sample {sample} even with gmin and source "
                          f"stepping: {self._last_messages()}", sample=sample, analysis="op",
@@ -289,8 +339,7 @@ class NgspiceCircuit:
     def transient(self, x, transient: Transient) -> dict:
         """One sample from a reset state: time (n_t,), free-node voltages (n_t, n_free), source power (n_t,)."""
         netlist = self._netlist(x, analysis="tran", transient=transient)
-        self._load_text(netlist.text)
-        if not self._run(f"tran {transient.t_step!r} {transient.t_stop!r} uic"):
+        if not self._analyse(netlist.text, f"tran {transient.t_step!r} {transient.t_stop!r} uic"):
             raise SpiceError(f"ngspice transient failed: {self._last_messages()}", sample=0, analysis="tran",
                              ngspice_message="\n".join(self.ng.messages))
         plot = self._current_plot()
@@ -315,8 +364,7 @@ class NgspiceCircuit:
         text = "\n".join(line + " AC 1" if line.split(" ", 1)[0] == element else line for line in netlist.text.splitlines())
         freq, spectra, totals = None, [], []
         for node in netlist.free_nodes:
-            self._load_text(text)
-            if not self._run(f"noise v({node}) {source} dec {int(per_decade)} {f_start!r} {f_stop!r}"):
+            if not self._analyse(text, f"noise v({node}) {source} dec {int(per_decade)} {f_start!r} {f_stop!r}"):
                 raise SpiceError(f"ngspice noise analysis of {node} failed: {self._last_messages()}", analysis="noise",
                                  ngspice_message="\n".join(self.ng.messages))
             totals_plot = self._current_plot()

@@ -279,14 +279,14 @@ def api_spice_does_not_converge(tmp):
     the failure is injected at the one place ngspice reports it."""
     from eqprop.netlists import NgspiceCircuit
     circuit = NgspiceCircuit(_shockley_net())
-    real_run, real_sweep = NgspiceCircuit._run, NgspiceCircuit._sweep
-    NgspiceCircuit._run = lambda self, command: False
+    real_run, real_sweep = NgspiceCircuit._analyse, NgspiceCircuit._sweep
+    NgspiceCircuit._analyse = lambda self, text, card: False
     NgspiceCircuit._sweep = lambda self, x, y, beta, repeats: (np.empty((0, repeats, len(self.free_nodes))),
                                                                np.empty(0))
     try:
         circuit.equilibrium(np.ones((2, 4)))
     finally:
-        NgspiceCircuit._run, NgspiceCircuit._sweep = real_run, real_sweep
+        NgspiceCircuit._analyse, NgspiceCircuit._sweep = real_run, real_sweep
 
 
 def api_config_unknown_field(tmp):

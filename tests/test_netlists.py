@@ -150,15 +150,15 @@ def _alive(pid: int) -> bool:
 def test_sample_a_failing_sweep_cannot_settle_is_rescued_alone(monkeypatch):
     net, x, y = random_case(3)
     circuit = NgspiceCircuit(net)
-    real_run = NgspiceCircuit._run
+    real_run = NgspiceCircuit._analyse
     calls = []
 
-    def flaky(self, command):
-        calls.append(command)
-        ok = real_run(self, command)
-        return ok and not command.startswith("dc")  # every sweep "fails" in its last sample
+    def flaky(self, text, card):
+        calls.append(card)
+        ok = real_run(self, text, card)
+        return ok and not card.startswith("dc")  # every sweep "fails" in its last sample
 
-    monkeypatch.setattr(NgspiceCircuit, "_run", flaky)
+    monkeypatch.setattr(NgspiceCircuit, "_analyse", flaky)
     eq = circuit.equilibrium(x, y, 1e-6)
     assert "op" in calls  # the last sample was rescued with a plain operating point
     assert eq.info["rescued"][-1] >= 1 and eq.info["rescued"][:-1].sum() == 0
@@ -168,7 +168,7 @@ def test_sample_a_failing_sweep_cannot_settle_is_rescued_alone(monkeypatch):
 def test_sample_that_never_converges_is_named(monkeypatch):
     net, x, _ = random_case(3)
     circuit = NgspiceCircuit(net)
-    monkeypatch.setattr(NgspiceCircuit, "_run", lambda self, command: False)
+    monkeypatch.setattr(NgspiceCircuit, "_analyse", lambda self, text, card: False)
     monkeypatch.setattr(NgspiceCircuit, "_sweep", lambda self, x, y, beta, repeats: (
         np.empty((0, repeats, len(self.free_nodes))), np.empty(0)))
     with pytest.raises(SpiceError, match="sample 0") as info:
@@ -299,3 +299,35 @@ def test_a_pool_that_never_notices_a_dead_worker_is_not_waited_on_for_ever(monke
     with pytest.raises(BrokenProcessPool):
         pool._collect({0: Future()}, {}, pool_mod._bar(1, False))
     assert time.monotonic() - t0 < 5
+
+
+def test_ctrl_c_and_a_deadline_stop_a_long_ngspice_analysis_at_once():
+    """ngspice runs in its background thread while Python waits: Ctrl-C (SIGINT, here from a timer) raises
+    KeyboardInterrupt within a poll interval and halts ngspice, where a foreground run held the thread inside C
+    and PySpice's callbacks swallowed the interrupt until the analysis ended (minutes). A deadline halts it the
+    same way, with a SpiceError; the circuit is usable afterwards."""
+    import os
+    import signal
+    import threading
+    import time
+
+    from eqprop.netlists.writer import Transient
+
+    net = layered([12, 8, 4], diode=None, seed=1)
+    circuit = NgspiceCircuit(net)
+    x = np.random.default_rng(0).uniform(0, 1, (1, 6))
+    long = Transient(1e-12, 0.05, 4e-9, noise_temperature=300.15)  # about a minute and a half of ngspice
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
+    t0 = time.monotonic()
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        circuit.transient(x, long)
+    assert time.monotonic() - t0 < 3.0  # 1 s to the signal, then within 2 s
+    circuit.deadline = 0.5
+    t0 = time.monotonic()
+    with pytest.raises(SpiceError, match="deadline of 0.5 s"):
+        circuit.transient(x, long)
+    assert time.monotonic() - t0 < 2.5
+    circuit.deadline = None
+    eq = circuit.equilibrium(x)
+    assert np.abs(eq.voltages - solve(net, x, tol=1e-13).voltages).max() < MICROVOLT
