@@ -72,15 +72,23 @@ def loihi_rows(net, x, labels, thresholds, binary=False, steps=64, alpha=0.5, bo
                "max_error_v": float(err.max()), "bound_checked_samples": nb,
                "max_error_first_samples_v": float(err[:nb].max()), "bound_min_v": float(bound.min()),
                "bound_violations": int(((err[:nb] > bound) & (last[:nb] < steps)).sum()),  # it holds at silence
+               "bound_silent_samples": int((last[:nb] < steps).sum()),
                "spikes_per_inference": n_spikes, "synops_per_inference": synops,
-               "silent_after_steps_mean": float(last.mean()), "not_silent": float((last >= steps).mean()),
+               "silent_after_steps_mean": float(last[last < steps].mean()) if (last < steps).any() else None,
+               "not_silent": float((last >= steps).mean()),
                "time_steps": 1 + steps, "energy_nj": energy["energy_nj"], "time_us_serial": energy["time_us_serial"],
                "peak_bits": {k: bits_needed(m) for k, m in peaks.items()}, "emulator_samples_per_s": len(x) / seconds}
         rows.append(row)
+        silent = row["bound_silent_samples"]
+        after = (f"silent after {row['silent_after_steps_mean']:.1f} steps" if row["silent_after_steps_mean"] is not None
+                 else "none fell silent")
         log(f"threshold {prog.theta_volts:.3g} V: accuracy {row['accuracy']:.2%} (native {native_acc:.2%}), "
-            f"max error {row['max_error_v']:.2e} V (bound >= {row['bound_min_v']:.2e} V on {nb}, "
-            f"{row['bound_violations']} over), {n_spikes:.0f} spikes, {synops:.0f} synops per inference, "
-            f"silent after {row['silent_after_steps_mean']:.1f} steps, {energy['energy_nj']:.1f} nJ")
+            f"max error {row['max_error_v']:.2e} V (bound >= {row['bound_min_v']:.2e} V, which holds once a sample "
+            f"is silent: {row['bound_violations']} over of the {silent} of {nb} silent), {n_spikes:.0f} spikes, "
+            f"{synops:.0f} synops per inference, {after}, {energy['energy_nj']:.1f} nJ")
+        if row["not_silent"] > 0:
+            log(f"warning: {row['not_silent']:.0%} of the samples were still spiking after {steps} steps: their "
+                f"states had not settled and no bound covers them; raise --time-steps (or the threshold)")
     return rows, prog
 
 

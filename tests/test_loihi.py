@@ -132,3 +132,21 @@ def test_loihi_backend_settles_checks_lava_and_counts_activity():
     grad = eqprop_gradient(backend, run_phases(backend, x, y, 0.1 * float(backend.beta_unit()), "centered"))
     exact, _ = resistive_exact_gradient(net, ref, y)
     assert cosine(grad, exact) >= 0.99  # measured 0.9997 at the training default beta = 0.1
+
+
+def test_a_loihi_run_too_short_to_settle_is_said_so_not_counted_as_within_its_bound():
+    """--time-steps 1: no sample falls silent, so the error bound (which holds at silence) covers none of them;
+    the report says "0 of 50 silent" and warns, where it used to say "0 over" and "silent after 1.0 steps"."""
+    from eqprop.experiments.loihi import loihi_rows
+    from eqprop.learning.data import load
+
+    net = layered([128, 16, 20], diode="ideal", rails=(-0.05, 0.05), gain=4.0, seed=0)
+    ds = load("digits", n_test=40)
+    lines = []
+    rows, _ = loihi_rows(net, ds.x_test, ds.y_test, [1e-4], steps=1, bound_samples=20, log=lines.append)
+    assert rows[0]["not_silent"] == 1.0 and rows[0]["bound_silent_samples"] == 0
+    assert rows[0]["silent_after_steps_mean"] is None
+    assert "0 of 20 silent" in lines[0] and "none fell silent" in lines[0]
+    assert lines[1].startswith("warning: 100% of the samples were still spiking after 1 steps")
+    rows, _ = loihi_rows(net, ds.x_test, ds.y_test, [1e-4], steps=64, bound_samples=20, log=lambda *_: None)
+    assert rows[0]["bound_silent_samples"] > 0 and rows[0]["silent_after_steps_mean"] < 64
