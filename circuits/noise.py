@@ -33,7 +33,7 @@ import numpy as np
 from .devices import BOLTZMANN, ELEMENTARY_CHARGE, SPICE_TNOM_KELVIN
 from .errors import InputError, NetworkError
 from .network import LayeredNetwork
-from .small_signal import at_point, conductance_noise, jacobian, offsets, resistive_jacobian
+from .small_signal import at_point, conductance_noise, jacobian, offsets, pinned, resistive_jacobian
 from .threads import single_blas_thread
 
 CAPACITANCE_RANGE = (1e-18, 1e-9)  # F: an attofarad (a node of a few nanometre devices) to a nanofarad
@@ -106,7 +106,8 @@ class ThermalNoise:
         if layers is None:
             return np.sqrt(np.diag(self.covariance(net, None, beta)))[None, :]
         stacked = np.hstack([np.atleast_2d(v) for v in layers])
-        return np.stack([np.sqrt(np.maximum(np.diag(self.covariance(net, row, beta)), 0.0)) for row in stacked])
+        base = self.base(net, beta)
+        return np.stack([np.sqrt(np.maximum(np.diag(self.covariance(net, row, beta, base)), 0.0)) for row in stacked])
 
     def base(self, net: LayeredNetwork, beta: float = 0.0) -> tuple:
         """(J with every diode off, the resistors' two-sided noise density matrix 2 k T N): shared by all samples."""
@@ -118,18 +119,10 @@ class ThermalNoise:
         node that moves, independent), the (batch, n_free) rms of each node: no Lyapunov equation is solved then.
         A draw of the noise is F z (or rms * z) for z standard normal."""
         voltages = np.atleast_2d(np.asarray(voltages, dtype=float))
-        B, n = voltages.shape
         reciprocal = all(a == 1.0 for a in net.gains) and not net.hidden_pairs
         smooth = any(c is not None and c.diode.smooth for c in net.neurons)
         if reciprocal and self.window == 0 and beta == 0 and not (smooth and self.shot):
-            off = offsets(net)
-            moving = np.ones((B, n), dtype=bool)
-            for c, clamp in enumerate(net.neurons):
-                if clamp is not None:
-                    held = clamp.diode.frozen(clamp, voltages[:, off[c]:off[c + 1]], 1e-9)
-                    if held is not None:
-                        moving[:, off[c]:off[c + 1]] = ~held
-            return self.equipartition_std * moving
+            return self.equipartition_std * ~pinned(net, voltages)
         base = self.base(net, beta)
         with single_blas_thread():  # many small decompositions: threads would only contend
             return np.stack([factor(self.covariance(net, v, beta, base)) for v in voltages])

@@ -57,29 +57,37 @@ def resistive_jacobian(net: LayeredNetwork, beta: float = 0.0) -> np.ndarray:
     return J
 
 
+def pinned(net: LayeredNetwork, voltages) -> np.ndarray:
+    """Which free nodes an ideal diode holds on a rail, for node voltages (..., n_free): a boolean array of
+    their shape."""
+    voltages = np.asarray(voltages, dtype=float)
+    off = offsets(net)
+    held = np.zeros(voltages.shape, dtype=bool)
+    for c, clamp in enumerate(net.neurons):
+        if clamp is not None:
+            f = clamp.diode.frozen(clamp, voltages[..., off[c]:off[c + 1]], RAIL_TOL)
+            if f is not None:
+                held[..., off[c]:off[c + 1]] = f
+    return held
+
+
 def at_point(net: LayeredNetwork, J0: np.ndarray, v=None) -> tuple:
     """(J, pinned): ``resistive_jacobian`` J0 with the diodes' small-signal conductance at v added and the nodes
     an ideal diode holds marked (J0 is not changed)."""
     off = offsets(net)
     n = int(off[-1])
-    pinned = np.zeros(n, dtype=bool)
     if v is None:
-        return J0.copy(), pinned
+        return J0.copy(), np.zeros(n, dtype=bool)
     v = np.concatenate([np.ravel(layer) for layer in v]) if isinstance(v, (list, tuple)) else np.ravel(v)
     if v.shape != (n,):
         raise InputError(f"the operating point has {v.size} node voltages; the network has {n} free nodes")
     J = J0.copy()
+    held = pinned(net, v)
     for c, clamp in enumerate(net.neurons):
-        if clamp is None:
-            continue
-        sl = slice(off[c], off[c + 1])
-        held = clamp.diode.frozen(clamp, v[sl], RAIL_TOL)
-        if held is not None:
-            pinned[sl] = held
-        else:
+        if clamp is not None and not clamp.diode.hard:  # a smooth diode adds its small-signal conductance
             idx = np.arange(off[c], off[c + 1])
-            J[idx, idx] -= clamp.conductance(v[sl])
-    return J, pinned
+            J[idx, idx] -= clamp.conductance(v[idx])
+    return J, held
 
 
 def conductance_noise(net: LayeredNetwork) -> np.ndarray:

@@ -125,8 +125,9 @@ def gradient_rows(net, x, y, capacitances=DEFAULT_CAPACITANCES, betas=DEFAULT_BE
         beta = rel * g_out
         ph = run_phases(native, x, y, beta, "centered")
         g0 = eqprop_gradient(native, ph)
-        cov_p = [ref.covariance(net, v, beta) for v in ph.plus.voltages]
-        cov_m = [ref.covariance(net, v, -beta) for v in ph.minus.voltages]
+        base_p, base_m = ref.base(net, beta), ref.base(net, -beta)
+        cov_p = [ref.covariance(net, v, beta, base_p) for v in ph.plus.voltages]
+        cov_m = [ref.covariance(net, v, -beta, base_m) for v in ph.minus.voltages]
         f_p, f_m = np.stack([factor(P) for P in cov_p]), np.stack([factor(P) for P in cov_m])
         shift1, var1, quad1 = gradient_theory(net, x, ph.plus, ph.minus, cov_p, cov_m, beta, native.cost_weight)
         row = {"beta_rel": rel, "beta": beta, "noiseless_cosine": cosine(g0, exact), "by_capacitance": {}}
