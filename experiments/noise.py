@@ -38,8 +38,9 @@ def noise_rows(sizes=(), gain=None, diode=None, capacitance=1e-12, window_tau=0.
     if not (np.isfinite(window_tau) and window_tau >= 0):
         raise ValueError(f"--window {window_tau!r}: give a number of slowest time constants >= 0")
     if temperature != 300.15:
-        raise ValueError("--temperature: ngspice's noise analysis runs at its netlist temperature (27 C); only "
-                         "300.15 K is compared for now")
+        raise ValueError("--temperature: ngspice 39's noise analysis gave the noise of 300.15 K whatever its "
+                         ".options temp said, so no other temperature can be checked against it; leave "
+                         "--temperature out (the model itself takes any: ThermalNoise(temperature=...))")
     from eqprop.netlists import NgspiceCircuit
     from eqprop.netlists.transient import noise_spread
 
