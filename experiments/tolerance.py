@@ -240,9 +240,9 @@ def run_tolerance(out_dir, capacitances=DEFAULT_CAPACITANCES, betas=DEFAULT_BETA
 
 
 def _plot(out, rows, capacitances) -> None:
-    from eqprop.learning.rundir import _figure
+    from eqprop.learning.rundir import figure
 
-    fig, (ax,) = _figure(6, 4)
+    fig, (ax,) = figure(6, 4)
     b = [r["beta_rel"] for r in rows]
     ax.plot(b, [r["noiseless_cosine"] for r in rows], "k-", label="no noise")
     for C in capacitances:

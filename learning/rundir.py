@@ -438,7 +438,7 @@ def write_metrics(run_dir: Path, history: list) -> None:
     atomic_write(Path(run_dir) / "metrics.csv", buf.getvalue().encode())
 
 
-def _figure(width: float, height: float, n: int = 1):
+def figure(width: float, height: float, n: int = 1):
     """A figure of n side-by-side axes drawn by Agg, without pyplot (whose import and global state a run does
     not need) and with fixed margins (tight_layout measured every label and took a third of the plotting)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -456,7 +456,7 @@ def write_plots(run_dir: Path, backend, history, x_sample) -> None:
     """Learning curve; for circuits also the conductance and free-phase voltage histograms."""
     run_dir = Path(run_dir)
     if history:
-        fig, (ax,) = _figure(5, 3.5)
+        fig, (ax,) = figure(5, 3.5)
         ep = [h["epoch"] for h in history]
         ax.plot(ep, [1 - h["train_accuracy"] for h in history], "o-", label="train")
         ax.plot(ep, [1 - h["test_accuracy"] for h in history], "s-", label="test")
@@ -465,13 +465,13 @@ def write_plots(run_dir: Path, backend, history, x_sample) -> None:
         fig.savefig(run_dir / "learning_curve.png", dpi=120)
     weights = backend.parameters()[:len(backend.parameters()) // 2]
     unit, label = (1.0, "weight") if backend.signed else (1e9, "G (nS)")
-    fig, axes = _figure(4 * len(weights), 3, len(weights))
+    fig, axes = figure(4 * len(weights), 3, len(weights))
     for c, ax in enumerate(axes):
         ax.hist(weights[c].ravel() * unit, bins=60, histtype="stepfilled")  # one polygon, not 60 bars
         ax.set(title=f"{label.split()[0]}s, connection {c}", xlabel=label)
     fig.savefig(run_dir / "conductances.png", dpi=120)
     eq = backend.settle(x_sample)
-    fig, axes = _figure(4 * len(eq.layers), 3, len(eq.layers))
+    fig, axes = figure(4 * len(eq.layers), 3, len(eq.layers))
     for c, (ax, v) in enumerate(zip(axes, eq.layers)):
         ax.hist(v.ravel(), bins=60, histtype="stepfilled")
         ax.set(title=f"free-phase states, layer {c + 1}", xlabel="V" if not backend.signed else "unit")
