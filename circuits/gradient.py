@@ -11,8 +11,7 @@ import numpy as np
 
 from .energy import node_conductance, readout
 from .network import LayeredNetwork
-
-RAIL_TOL = 1e-9
+from .small_signal import RAIL_TOL
 
 
 def resistive_exact_gradient(net: LayeredNetwork, free_eq, y) -> tuple:

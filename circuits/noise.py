@@ -147,14 +147,19 @@ class ThermalNoise:
                                                         + np.abs(d.current(clamp.v_low - x)))
         return s
 
+    def time_constants(self, net: LayeredNetwork, v=None, beta: float = 0.0) -> tuple:
+        """(slowest, fastest): C / min and C / max |Re eig J| over the nodes that move (s): how long the noise stays
+        correlated, and how fine a simulation must sample it; (0, 0) when every node is pinned."""
+        J, held = jacobian(net, v, beta)
+        keep = ~held
+        if not keep.any():
+            return 0.0, 0.0
+        rates = np.abs(np.linalg.eigvals(J[np.ix_(keep, keep)]).real)
+        return float(self.capacitance / rates.min()), float(self.capacitance / rates.max())
+
     def slowest_time_constant(self, net: LayeredNetwork, v=None, beta: float = 0.0) -> float:
         """C / min |Re eig J| over the nodes that move (s): how long the noise stays correlated."""
-        J, pinned = jacobian(net, v, beta)
-        keep = ~pinned
-        if not keep.any():
-            return 0.0
-        eig = np.linalg.eigvals(J[np.ix_(keep, keep)])
-        return float(self.capacitance / np.abs(eig.real).min())
+        return self.time_constants(net, v, beta)[0]
 
 
 def factor(P) -> np.ndarray:

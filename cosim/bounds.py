@@ -37,8 +37,7 @@ def jacobian(net) -> np.ndarray:
 
 def nudge_jacobian(net, beta: float = 0.0) -> np.ndarray:
     """J - beta R^T R: the Jacobian of a phase nudged with beta (S, signed), the nudge's conductance included."""
-    Rf = small_signal.readout_rows(net)
-    return jacobian(net) - beta * Rf.T @ Rf, Rf
+    return small_signal.resistive_jacobian(net, beta), small_signal.readout_rows(net)
 
 
 def slowest_time_constant(net, capacitance: float, beta: float = 0.0) -> float:

@@ -52,8 +52,7 @@ def noise_rows(sizes=(), gain=None, diode=None, capacitance=1e-12, window_tau=0.
         eq = solve(net, x, tol=1e-12)
         point = [v[0] for v in eq.layers]
         model = ThermalNoise(capacitance, 0.0, temperature)
-        tau = model.slowest_time_constant(net, point)
-        fast = _fastest_time_constant(net, capacitance, point)
+        tau, fast = model.time_constants(net, point)
         window = window_tau * tau
         want = model.node_std(net, eq.layers)[0]
         moving = want > 0
@@ -92,15 +91,6 @@ def _rel(got, want) -> float:
     got, want = np.asarray(got), np.asarray(want)
     moving = want > 0
     return float(np.abs(got[moving] / want[moving] - 1).max()) if moving.any() else 0.0
-
-
-def _fastest_time_constant(net, capacitance, v) -> float:
-    from eqprop.circuits.small_signal import jacobian
-
-    J, pinned = jacobian(net, v)
-    keep = ~pinned
-    eig = np.linalg.eigvals(J[np.ix_(keep, keep)]) if keep.any() else np.array([-1.0])
-    return float(capacitance / np.abs(eig.real).max())
 
 
 def _log_row(row, log) -> None:

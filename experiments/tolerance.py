@@ -32,6 +32,7 @@ from eqprop.circuits import solve
 from eqprop.circuits.energy import node_conductance
 from eqprop.circuits.gradient import resistive_exact_gradient
 from eqprop.circuits.noise import ThermalNoise, draw, factor
+from eqprop.circuits.small_signal import offsets
 from eqprop.learning.eqprop import cosine, eqprop_gradient, run_phases
 from eqprop.learning.outputs import OutputDir
 from eqprop.learning.trainer import TrainConfig
@@ -44,7 +45,7 @@ DEFAULT_BETAS = (0.001, 0.003, 0.01, 0.03, 0.1, 0.2, 0.3)  # relative to the mea
 def _drop_noise(net, P, c):
     """Variance of the noise of every conductance's drop of connection c, (n_rows, n_j), and of its biases (n_j,),
     from one sample's covariance P of the free nodes."""
-    off = np.concatenate([[0], np.cumsum(net.free_sizes)])
+    off = offsets(net)
     j = slice(off[c], off[c + 1])
     pj = np.diag(P)[j]
     if c == 0:
