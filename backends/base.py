@@ -155,7 +155,7 @@ class ResistiveBackend(Backend):
         """Kendall et al. (2020): +x/-x sources, hidden layers of diode-clamped nodes, output pairs."""
         sizes = [2 * n_features] + list(cfg.hidden) + [2 * n_classes]
         return layered(sizes, diode=diode_from_config(cfg), rails=cfg.rails, gain=cfg.gains(), g_range=cfg.g_range,
-                       hidden_pairs=cfg.differential(), seed=cfg.seed)
+                       hidden_pairs=cfg.differential(), amplifier=getattr(cfg, "amplifier", None), seed=cfg.seed)
 
     @classmethod
     def network_to_data(cls, network) -> tuple:

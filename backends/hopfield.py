@@ -136,7 +136,8 @@ class HopfieldBackend(Backend):
     # Circuit fields a Hopfield network has no use for, with the values that leave them unset: a config that sets
     # one is refused rather than recorded and ignored.
     CIRCUIT_FIELDS = {"gain": (None, 4.0), "rails": (None, [-0.05, 0.05]), "target_amplitude": (0.05,),
-                      "g_range": (None,), "diode_is": (None,), "noise_capacitance": (None,), "noise_window": (0.0,)}
+                      "g_range": (None,), "diode_is": (None,), "noise_capacitance": (None,), "noise_window": (0.0,),
+                      "amplifier": (None,)}
 
     @classmethod
     def check_config(cls, cfg) -> None:

@@ -29,6 +29,7 @@ class BackendSpec:
     in_demo: bool = True  # part of `eqprop demo`'s closing compare (minutes, not an hour)
     spiking: bool = False  # spiking messages: --threshold, --spikes, --time-steps
     hidden_pairs: bool = False  # settles differential hidden layers (--hidden-pairs; the default for deep networks)
+    amplifiers: tuple = ("ideal",)  # amplifier models it settles (--amplifier; "opamp": the op-amp macromodel)
 
     def load(self):
         module, _, cls = self.target.partition(":")
@@ -57,10 +58,10 @@ def get(name: str) -> BackendSpec:
 
 register(BackendSpec("native", "eqprop.backends.native:NativeBackend",
                      "the native solver: exact block coordinate descent in numpy (the circuit's digital twin)",
-                     hidden_pairs=True))
+                     hidden_pairs=True, amplifiers=("ideal", "opamp")))
 register(BackendSpec("spice", "eqprop.backends.spice:SpiceBackend",
                      "every phase an ngspice operating point (worker processes, or Ray actors with --cluster)",
-                     needs=("ngspice",), cluster=True))
+                     needs=("ngspice",), cluster=True, amplifiers=("ideal", "opamp")))
 register(BackendSpec("lava", "eqprop.backends.lava:LavaBackend",
                      "every phase a run of Lava processes on Lava's CPU simulator: float models, a fast simulation "
                      "of the message passing (delayed Jacobi); for a chip's arithmetic use loihi",

@@ -1,5 +1,5 @@
 """What the network is: topology, devices, energy, and the native batched equilibrium solvers."""
-from .devices import (DIODE_MODELS, Amplifier, Conductance, DiodeClamp, DiodeModel, IdealDiode, PiecewiseLinearDiode,
+from .devices import (AMPLIFIER_MODELS, DIODE_MODELS, Amplifier, OpAmp, amplifier_model, Conductance, DiodeClamp, DiodeModel, IdealDiode, PiecewiseLinearDiode,
                       ShockleyDiode, diode_model, thermal_voltage)
 from .energy import cost, energy, kcl_residual, nudge_current, readout
 from .equilibrium import Equilibrium
@@ -8,7 +8,7 @@ from .network import GraphNetwork, LayeredNetwork, layered
 from .solver import solve
 
 __all__ = [
-    "DIODE_MODELS", "DiodeModel", "Amplifier", "Conductance", "DiodeClamp", "IdealDiode", "PiecewiseLinearDiode", "ShockleyDiode", "diode_model",
+    "AMPLIFIER_MODELS", "OpAmp", "amplifier_model", "DIODE_MODELS", "DiodeModel", "Amplifier", "Conductance", "DiodeClamp", "IdealDiode", "PiecewiseLinearDiode", "ShockleyDiode", "diode_model",
     "thermal_voltage", "cost", "energy", "kcl_residual", "nudge_current", "readout", "Equilibrium",
     "ConvergenceError", "InputError", "NetworkError", "GraphNetwork", "LayeredNetwork", "layered", "solve",
 ]

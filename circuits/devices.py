@@ -562,16 +562,197 @@ class DiodeClamp:
         return cls(diode_from_data(spec), spec["v_low"], spec["v_high"])
 
 
+AMPLIFIER_MODELS: dict = {}  # kind -> class; a model registers itself by defining ``kind``
+
+
 @dataclass(frozen=True)
 class Amplifier:
-    """Bidirectional amplifier (Kendall et al. 2020): VCVS of gain ``a`` forward, CCCS of 1/a backward.
+    """The ideal bidirectional amplifier (Kendall et al. 2020): a VCVS of gain ``a`` forward, a CCCS of 1/a back.
 
-    The next layer sees ``a * V``; the current it draws is reflected into the driving node divided by
-    ``a``. The network keeps an energy function: layer k's terms are weighted by 1/(a_2 ... a_k)^2.
+    The next layer sees ``a V``; the current it draws is reflected into the driving node divided by ``a``.
+    The network keeps an energy function: layer k's terms are weighted by 1/(a_2 ... a_k)^2. The gain of each
+    connection is the network's (``LayeredNetwork.gains``); this class owns how an amplifier of nominal gain
+    a behaves (``output``) and its SPICE text (``spice_lines``), so a new amplifier model is one class.
     """
 
-    gain: float = 1.0
+    kind = "ideal"
+    #: whether ``output`` is a V exactly: the network then has an energy function and every path serves it
+    ideal = True
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        if cls.__dict__.get("kind"):
+            AMPLIFIER_MODELS[cls.kind] = cls
+
+    def params(self) -> dict:
+        return {k: getattr(self, k) for k in getattr(self, "__dataclass_fields__", {})}
+
+    def to_data(self) -> dict:
+        return {"amplifier": self.kind, "params": self.params()}
+
+    @staticmethod
+    def from_data(spec) -> "Amplifier":
+        if spec is None:
+            return Amplifier()
+        cls = AMPLIFIER_MODELS.get(spec.get("amplifier")) if isinstance(spec, dict) else None
+        if cls is None:
+            raise NetworkError(f"unknown amplifier model {spec!r} in saved network; known: {sorted(AMPLIFIER_MODELS)}")
+        try:
+            return cls(**spec.get("params", {}))
+        except TypeError as e:
+            raise NetworkError(f"saved {cls.kind} amplifier has bad parameters ({e})") from None
+
+    def output(self, gain: float, v_in, load_g, load_i):
+        """The output voltage of an amplifier of nominal gain ``gain`` with input ``v_in`` driving a load that
+        draws load_g V_out - load_i (load_g: the conductances it drives summed; load_i: their conductance
+        times the far node's voltage, summed). Arrays broadcast (batch, amplifiers)."""
+        return gain * np.asarray(v_in, dtype=float)
+
+    def closed_loop_gain(self, gain: float) -> float:
+        return float(gain)
+
+    def spice_lines(self) -> list:
+        """The subcircuit ``bidir_amp in out params: gain=...``: forward VCVS, backward CCCS of 1/gain."""
+        return [".subckt bidir_amp in out params: gain=1",
+                "* forward: out = gain * V(in); backward: in gives up I(out)/gain",
+                "E_fwd drive 0 in 0 {gain}",
+                "V_sense drive out DC 0",
+                "F_back in 0 V_sense {1/gain}",
+                ".ends bidir_amp"]
+
+    def describe(self) -> str:
+        return "ideal amplifiers (VCVS forward, CCCS back)"
+
+
+@dataclass(frozen=True)
+class OpAmp(Amplifier):
+    """The bidirectional amplifier built on an op-amp macromodel: a non-inverting loop of nominal gain a.
+
+    The op-amp has DC gain ``a0``, one dominant pole at ``gbw`` / a0 (gain-bandwidth product, Hz), output
+    resistance ``rout`` (ohms) behind its gain stage, an output stage that saturates at +-``swing`` volts and an
+    input offset ``offset`` (volts, at the + input). Its loop feeds back V_out / a (an ideal divider that draws
+    no current); the backward CCCS passes the output current, divided by the nominal a, into the input node,
+    as in the ideal amplifier. At DC, with beta = 1/a the feedback fraction and I the load current:
+
+        unsaturated:  V_out = A_f (V_in + offset) - R_f I,   A_f = a0 / (1 + a0 beta),  R_f = rout / (1 + a0 beta)
+        saturated:    V_out = +-swing - rout I               (the gain stage's output is +-swing)
+
+    The forward gain A_f is below a while the backward ratio stays 1/a: the circuit is no longer reciprocal,
+    has no energy function, and EqProp's estimate is no longer the gradient; how much that costs is what the
+    model is for. ``iq`` (A) and ``supply`` (V, rail to rail) give each amplifier's quiescent power.
+    What only a transient has (the pole) is simulated by ngspice, not by the native DC solver.
+    """
+
+    a0: float = 1e5
+    gbw: float = float("inf")
+    rout: float = 0.0
+    swing: float = float("inf")
+    offset: float = 0.0
+    iq: float = 0.0
+    supply: float = 0.0
+    kind = "opamp"
+    ideal = False
 
     def __post_init__(self):
-        if not np.isfinite(self.gain) or self.gain <= 0:
-            raise NetworkError(f"amplifier gain must be positive and finite, got {self.gain!r}")
+        for name, lo, inf_ok in (("a0", 1.0, False), ("gbw", 0.0, True), ("rout", 0.0, False), ("swing", 0.0, True),
+                                 ("iq", 0.0, False), ("supply", 0.0, False)):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or np.isnan(value) or (np.isinf(value) and not inf_ok) \
+                    or value < lo or (name in ("gbw", "swing") and value == 0):
+                raise NetworkError(f"op-amp {name} must be {'>= 1' if name == 'a0' else 'positive' if name in ('gbw', 'swing') else '>= 0'}"
+                                   f"{'' if inf_ok else ' and finite'}, got {value!r}")
+        if not isinstance(self.offset, (int, float)) or not np.isfinite(self.offset):
+            raise NetworkError(f"op-amp offset must be a finite voltage, got {self.offset!r}")
+        if self.supply and np.isfinite(self.swing) and 2 * self.swing > self.supply:
+            raise NetworkError(f"op-amp swing +-{self.swing:g} V exceeds its supply of {self.supply:g} V rail to rail")
+
+    def loop(self, gain: float) -> float:
+        """1 + a0 beta: the loop's return difference at DC (beta = 1/gain)."""
+        return 1.0 + self.a0 / float(gain)
+
+    def closed_loop_gain(self, gain: float) -> float:
+        return self.a0 / self.loop(gain)
+
+    def closed_loop_rout(self, gain: float) -> float:
+        return self.rout / self.loop(gain)
+
+    def output(self, gain, v_in, load_g, load_i):
+        """Exact at DC: the unsaturated solution, replaced by the saturated one where the gain stage's output
+        (V_out + rout I) would pass +-swing."""
+        v_in = np.asarray(v_in, dtype=float)
+        af, rf = self.closed_loop_gain(gain), self.closed_loop_rout(gain)
+        v = (af * (v_in + self.offset) + rf * load_i) / (1.0 + rf * load_g)
+        if np.isfinite(self.swing):
+            stage = v + self.rout * (load_g * v - load_i)
+            hi = (self.swing + self.rout * load_i) / (1.0 + self.rout * load_g)
+            lo = (-self.swing + self.rout * load_i) / (1.0 + self.rout * load_g)
+            v = np.where(stage > self.swing, hi, np.where(stage < -self.swing, lo, v))
+        return v
+
+    @property
+    def quiescent_power(self) -> float:
+        """W per amplifier: quiescent current times the supply, rail to rail."""
+        return self.iq * self.supply
+
+    def spice_lines(self) -> list:
+        """``bidir_amp in out params: gain=...``: the op-amp's gain stage (a transconductance into an RC of pole
+        gbw / a0, a0 at DC), its output limiter, output resistance, the feedback V(out)/gain and the CCCS."""
+        num = spice_number
+        err = "v(plus) - v(fb)"
+        lines = [".subckt bidir_amp in out params: gain=1",
+                 f"* op-amp macromodel: A0 {self.a0:g}, GBW {self.gbw:g} Hz, Rout {self.rout:g} ohm, swing +-{self.swing:g} V, "
+                 f"offset {self.offset:g} V; non-inverting loop of gain `gain`, CCCS back of 1/gain",
+                 # the offset as a source, so that ngspice's source stepping ramps it with the others
+                 f"V_os plus in DC {num(self.offset)}",
+                 "E_fb fb 0 out 0 {1/gain}"]
+        if np.isfinite(self.gbw):
+            # gm = a0 / 1k into 1k || C: a0 at DC, one pole at gbw / a0
+            cap = self.a0 / (2.0 * np.pi * self.gbw * 1e3)
+            lines += [f"B_gm 0 pole I = {num(self.a0 / 1e3)} * ({err})", "R_pole pole 0 1k",
+                      f"C_pole pole 0 {num(cap)}"]
+            stage = "v(pole)"
+        else:
+            stage = f"{num(self.a0)} * ({err})"
+        if np.isfinite(self.swing):
+            stage = f"max(min({stage}, {num(self.swing)}), {num(-self.swing)})"
+        lines.append(f"B_stage stage 0 V = {stage}")
+        lines.append(f"R_out stage drive {num(self.rout)}" if self.rout > 0 else "V_out stage drive DC 0")
+        lines += ["V_sense drive out DC 0", "F_back in 0 V_sense {1/gain}", ".ends bidir_amp"]
+        return lines
+
+    def describe(self) -> str:
+        parts = [f"A0 {self.a0:g}"]
+        if np.isfinite(self.gbw):
+            parts.append(f"GBW {self.gbw:g} Hz")
+        if self.rout:
+            parts.append(f"Rout {self.rout:g} ohm")
+        if np.isfinite(self.swing):
+            parts.append(f"swing +-{self.swing:g} V")
+        if self.offset:
+            parts.append(f"offset {self.offset:g} V")
+        if self.quiescent_power:
+            parts.append(f"{self.quiescent_power:g} W quiescent")
+        return "op-amp amplifiers (" + ", ".join(parts) + ")"
+
+
+def amplifier_model(spec) -> Amplifier:
+    """An amplifier from an instance, None (ideal), or a text such as ``"a0=1e3 rout=50 swing=2.5 offset=1e-3"``
+    (an op-amp; keys: the ``OpAmp`` fields) or ``"ideal"``."""
+    if spec is None or isinstance(spec, Amplifier):
+        return spec or Amplifier()
+    if not isinstance(spec, str):
+        raise NetworkError(f"an amplifier is a model or a text like 'a0=1e3 rout=50', got {spec!r}")
+    text = spec.strip()
+    if text in ("", "ideal"):
+        return Amplifier()
+    fields = {f for f in OpAmp.__dataclass_fields__}
+    params = {}
+    for item in text.replace(",", " ").split():
+        key, sep, value = item.partition("=")
+        if not sep or key not in fields:
+            raise NetworkError(f"amplifier spec {spec!r}: {item!r} is not key=value with a key among {sorted(fields)}")
+        try:
+            params[key] = float(value)
+        except ValueError:
+            raise NetworkError(f"amplifier spec {spec!r}: {key}={value!r} is not a number") from None
+    return OpAmp(**params)

@@ -16,8 +16,19 @@ from .network import LayeredNetwork
 
 
 def _pre(net: LayeredNetwork, sources, layers, c):
-    """Voltage that connection c's conductances see on their driving side: a_c * V_c (or a_c [V_c, -V_c])."""
-    return net.gains[c] * _driving(net, sources, layers, c)
+    """Voltage that connection c's conductances see on their driving side: a_c * V_c (or a_c [V_c, -V_c]) for
+    ideal amplifiers, the op-amps' outputs otherwise (``LayeredNetwork.amplifier_output``)."""
+    if c == 0:
+        return sources
+    return net.amplifier_output(c, layers[c - 1], layers[c])
+
+
+def _effective(net: LayeredNetwork, sources, layers, c):
+    """The driving voltage before the gain that gives connection c's actual drops: ``_driving`` for ideal
+    amplifiers, the op-amps' outputs divided by the nominal gain otherwise."""
+    if c == 0 or net.amplifier.ideal or net.gains[c] == 1.0:
+        return _driving(net, sources, layers, c)
+    return _pre(net, sources, layers, c) / net.gains[c]
 
 
 def _driving(net: LayeredNetwork, sources, layers, c):
@@ -38,7 +49,7 @@ def conductance_statistics(net: LayeredNetwork, sources, layers) -> list:
     vb = net.bias_voltage
     weights, biases = [], []
     for c in range(net.n_connections):
-        u = _driving(net, sources, layers, c)
+        u = _effective(net, sources, layers, c)
         v = layers[c]
         weights.append(0.5 * kappa[c] * squared_drops(u, v, net.gains[c]))
         biases.append(0.5 * kappa[c] * np.stack([((v - vb) ** 2).sum(0), ((v + vb) ** 2).sum(0)]))
@@ -75,7 +86,7 @@ def statistics_difference(net: LayeredNetwork, sources, layers_hi, layers_lo) ->
             else:
                 w = np.vstack([sources, np.ones((1, sources.shape[1]))]).T @ d
         else:
-            uh, ul = net.driven(c, layers_hi[c - 1]), net.driven(c, layers_lo[c - 1])
+            uh, ul = _effective(net, sources, layers_hi, c), _effective(net, sources, layers_lo, c)
             sq_u = ((uh - ul) * (uh + ul)).sum(0)
             # uh^T vh - ul^T vl = uh^T (vh - vl) + (uh - ul)^T vl: products of differences, no cancellation
             left = np.vstack([uh, uh - ul, sq_u[None, :], np.ones((1, uh.shape[1]))])
@@ -97,13 +108,17 @@ def node_drive(net: LayeredNetwork, sources, layers, c) -> np.ndarray:
     """Sum over neighbours of conductance times (amplified) voltage, for the nodes of layer c+1.
 
     KCL at those nodes reads  S V - T + I_diode(V) + I_nudge = 0  with S from node_conductance.
-    The backward current of the amplifier that drives connection c+1 arrives divided by its gain.
+    The backward current of the amplifier that drives connection c+1 arrives divided by its gain: the
+    amplifier's output current I = G (V_o - V_next) summed, over a; S counts G once, so T gets the rest.
     """
     L = net.n_connections
     vb = net.bias_voltage
     t = _pre(net, sources, layers, c) @ net.weights[c] + vb * (net.biases[c][0] - net.biases[c][1])
     if c + 1 < L:
         t = t + (layers[c + 1] @ net.signed_weights(c + 1).T) / net.gains[c + 1]
+        if not net.amplifier.ideal and net.gains[c + 1] != 1.0:  # the op-amp's output is not a V
+            a, rows = net.gains[c + 1], net.weights[c + 1].sum(1)
+            t = t + (layers[c] - _pre(net, sources, layers, c + 1) / a) * rows
     return t
 
 
@@ -147,6 +162,7 @@ def clamp_residual(clamp, v, r):
 
 def energy(net: LayeredNetwork, sources, layers, y=None, beta=0.0) -> np.ndarray:
     """Total energy F = E + kappa_L beta C per sample (joules-per-second units of co-content, i.e. watts)."""
+    net.require_ideal_amplifiers("the energy function")
     kappa = net.energy_weights
     vb = net.bias_voltage
     total = 0.0

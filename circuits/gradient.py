@@ -16,6 +16,7 @@ from .small_signal import RAIL_TOL
 
 def resistive_exact_gradient(net: LayeredNetwork, free_eq, y) -> tuple:
     """(gradient list in the order weights..., biases...; mean loss) at a free equilibrium."""
+    net.require_ideal_amplifiers("the exact gradient (implicit differentiation of the energy)")
     layers = free_eq.layers
     x = free_eq.inputs
     y = np.asarray(y, dtype=float)

@@ -30,7 +30,7 @@ import networkx as nx
 import numpy as np
 
 from . import kernels
-from .devices import DiodeClamp, diode_model
+from .devices import Amplifier, DiodeClamp, amplifier_model, diode_model
 from .errors import InputError, NetworkError
 
 ROLES = ("input", "bias", "hidden", "output")
@@ -76,12 +76,15 @@ class LayeredNetwork:
     input_pairs: bool = True
     readout: str = "pairs"
     hidden_pairs: bool = False
+    #: the model of every amplifier (each connection c >= 1 whose gain is not 1): ideal, or an op-amp
+    amplifier: Amplifier = field(default_factory=Amplifier)
     #: set inside ``unchanged()``: the totals validated on entry and arrays derived from the conductances
     _fixed: dict | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self):
         self.sizes = tuple(int(s) for s in self.sizes)
         self.gains = tuple(float(a) for a in self.gains)
+        self.amplifier = amplifier_model(self.amplifier)
         self.weights = [np.asarray(w, dtype=float) for w in self.weights]
         self.biases = [np.asarray(b, dtype=float) for b in self.biases]
         self.validate()
@@ -102,6 +105,26 @@ class LayeredNetwork:
     @property
     def free_sizes(self) -> tuple:
         return self.sizes[1:]
+
+    @property
+    def amplified(self) -> list:
+        """The connections driven by an amplifier: c >= 1 with a gain other than 1."""
+        return [c for c in range(1, self.n_connections) if self.gains[c] != 1.0]
+
+    def require_ideal_amplifiers(self, what: str) -> None:
+        """Raises a one-line NetworkError where ``what`` needs the ideal amplifiers' energy function."""
+        if not self.amplifier.ideal and self.amplified:
+            raise NetworkError(f"{what} takes ideal amplifiers; this network has {self.amplifier.describe()}: "
+                               "use the native or spice backend, or ideal amplifiers")
+
+    def amplifier_output(self, c: int, driver, load) -> np.ndarray:
+        """The output voltage of connection c's amplifiers (batch, rows) given the driving layer's voltages and
+        the driven layer's (``load``): a V for ideal ones, the op-amp's exact DC output otherwise."""
+        a = self.gains[c]
+        if self.amplifier.ideal or a == 1.0:
+            return a * self.driven(c, driver)
+        w = self.weights[c]
+        return self.amplifier.output(a, driver, w.sum(1), load @ w.T)
 
     def rows(self, c: int) -> int:
         """Conductance rows of connection c: its driving layer's nodes, twice over for a differential one."""
@@ -212,6 +235,15 @@ class LayeredNetwork:
                 raise NetworkError(f"gains[{c}] must be positive, got {self.gains[c]}")
         if self.gains[0] != 1.0:
             raise NetworkError("gains[0] must be 1: inputs are ideal sources (scale the inputs instead)")
+        if not isinstance(self.amplifier, Amplifier):
+            raise NetworkError(f"amplifier must be an Amplifier model, got {type(self.amplifier).__name__}")
+        if not self.amplifier.ideal:
+            if not self.amplified:
+                raise NetworkError(f"the network has no amplifiers (every gain is 1) for the {self.amplifier.describe()} "
+                                   "to model; give the hidden layers a gain (--gain)")
+            if self.hidden_pairs:
+                raise NetworkError("op-amp amplifiers are modelled for single-ended hidden layers only, not for "
+                                   "differential ones (hidden_pairs); use ideal amplifiers there")
         # A free node needs a resistive path to a source; in a layered net that means a nonzero column.
         with np.errstate(over="ignore"):  # sums past the float range are reported below
             totals = self.node_totals(sums)
@@ -284,7 +316,7 @@ class LayeredNetwork:
         if self.hidden_pairs:
             raise NetworkError("a network with differential hidden layers (hidden_pairs) has no graph form yet: "
                                "its inverting amplifier outputs are not graph nodes; use the layered solver")
-        g = nx.Graph()
+        g = nx.Graph(amplifier=self.amplifier)
         s = self.sizes
         src = []
         nf = self.n_features
@@ -343,6 +375,7 @@ def layered(
     input_pairs: bool = True,
     readout: str = "pairs",
     hidden_pairs: bool = False,
+    amplifier=None,
     seed=0,
 ) -> LayeredNetwork:
     """A Kendall-style layered resistive network.
@@ -353,7 +386,8 @@ def layered(
     ``gain`` is one amplifier gain for every hidden layer or a list (one per hidden layer);
     ``g_range`` (siemens) bounds the uniform initial conductances, by default
     ``(0, 2e-6 * 2 / fan_in)`` per layer so every node sees about the same total conductance;
-    ``hidden_pairs`` makes every amplifier after the first connection differential (see the module notes).
+    ``hidden_pairs`` makes every amplifier after the first connection differential (see the module notes);
+    ``amplifier`` models every amplifier: None (ideal), an ``OpAmp`` or its text (``"a0=1e3 rout=50"``).
     """
     try:
         sizes = tuple(sizes)
@@ -390,7 +424,8 @@ def layered(
         weights.append(rng.uniform(lo, hi, size=(rows, sizes[c + 1])))
         biases.append(rng.uniform(lo, hi, size=(2, sizes[c + 1])))
     return LayeredNetwork(sizes, weights, biases, neurons, gains, bias_voltage=bias_voltage,
-                          input_pairs=input_pairs, readout=readout, hidden_pairs=bool(hidden_pairs))
+                          input_pairs=input_pairs, readout=readout, hidden_pairs=bool(hidden_pairs),
+                          amplifier=amplifier_model(amplifier))
 
 
 class GraphNetwork:
@@ -405,6 +440,7 @@ class GraphNetwork:
 
     def __init__(self, graph: nx.Graph, n_features: int, readout: str = "pairs"):
         self.graph = graph
+        self.amplifier = amplifier_model(graph.graph.get("amplifier"))
         self.n_features = int(n_features)
         self.readout = readout
         self.validate()

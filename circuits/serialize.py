@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .devices import DiodeClamp
+from .devices import Amplifier, DiodeClamp
 from .errors import NetworkError
 from .network import LayeredNetwork
 
@@ -21,6 +21,8 @@ def network_to_data(net: LayeredNetwork) -> tuple:
     meta = {"sizes": list(net.sizes), "gains": list(net.gains), "bias_voltage": net.bias_voltage,
             "input_pairs": net.input_pairs, "readout": net.readout, "hidden_pairs": net.hidden_pairs,
             "neurons": [clamp_to_dict(c) for c in net.neurons]}
+    if not net.amplifier.ideal:  # ideal amplifiers are the default: saved networks from before models read the same
+        meta["amplifier"] = net.amplifier.to_data()
     arrays = {f"weights_{c}": w for c, w in enumerate(net.weights)}
     arrays.update({f"biases_{c}": b for c, b in enumerate(net.biases)})
     return meta, arrays
@@ -35,4 +37,5 @@ def network_from_data(meta: dict, arrays) -> LayeredNetwork:
         raise NetworkError(f"saved network lacks array {e}") from None
     return LayeredNetwork(meta["sizes"], weights, biases, [clamp_from_dict(c) for c in meta["neurons"]],
                           meta["gains"], meta["bias_voltage"], meta["input_pairs"], meta["readout"],
-                          bool(meta.get("hidden_pairs", False)))  # runs saved before differential layers
+                          bool(meta.get("hidden_pairs", False)),  # runs saved before differential layers
+                          Amplifier.from_data(meta.get("amplifier")))

@@ -43,6 +43,7 @@ def jacobian(net: LayeredNetwork, v=None, beta: float = 0.0) -> tuple:
 
 def resistive_jacobian(net: LayeredNetwork, beta: float = 0.0) -> np.ndarray:
     """J with every diode off: the resistors, the amplifiers and a nudge's beta R^T R."""
+    net.require_ideal_amplifiers("the small-signal model (thermal noise, the co-simulation's loop bounds)")
     off = offsets(net)
     J = np.diag(-np.concatenate(node_conductance(net)).astype(float))
     for c in range(1, net.n_connections):

@@ -48,9 +48,10 @@ OMEGA_MAX = 1.9  # projected SOR converges for any omega in (0, 2); stay clear o
 
 
 def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | None = None, totals=None,
-        check_drive: bool = False):
+        check_drive: bool = False, extra=None):
     """Returns (layers, sweeps, last_change, residual, omega). ``x`` holds the input features; ``residual``
-    is a function giving the KCL residual per layer (computed on demand: it costs about a sweep);
+    is a function giving the KCL residual per layer (computed on demand: it costs about a sweep); ``extra``:
+    per layer None or a (batch, nodes) current added to its drive (the op-amps' departure from a V);
     ``omega`` is the over-relaxation factor the sweeps ended with (1: plain block coordinate descent).
 
     The source projection runs once on the whole batch (BLAS uses every core); the sweeps then run
@@ -87,6 +88,9 @@ def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | N
     if check_drive:  # x was checked for its shape only (``solver._solve_layered``)
         if not np.isfinite(total):
             net.check_inputs(x)  # raises naming the first NaN/inf of x; finite inputs go on, as they did before
+    for c, e in enumerate(extra or []):
+        if e is not None:
+            const[c] = const[c] + e
     if init is None:
         layers = [np.zeros((B, n)) for n in net.free_sizes]
     else:
@@ -107,8 +111,9 @@ def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | N
     def run(bounds):
         lo, hi = bounds
         part = [v[lo:hi] for v in layers]
-        sc = None if scaled is None else ([scaled[0][0][lo:hi]] + scaled[0][1:], scaled[1], scaled[2])
-        return _sweeps(ops, [const[0][lo:hi]] + const[1:], part, None if y is None else y[lo:hi], sc)
+        cut = lambda ks: [k[lo:hi] if np.ndim(k) == 2 else k for k in ks]  # noqa: E731  (per-sample drives)
+        sc = None if scaled is None else (cut(scaled[0]), scaled[1], scaled[2])
+        return _sweeps(ops, cut(const), part, None if y is None else y[lo:hi], sc)
 
     results = _over_chunks(B, run)
     if len(results) == 1:

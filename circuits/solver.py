@@ -85,6 +85,8 @@ def _solve_layered(net: LayeredNetwork, x, y, beta, init, tol, max_iter, omega=N
     init_layers = None if init is None else np.split(init, np.cumsum(net.free_sizes)[:-1], axis=1)
     layers, sweeps, change, residual, omega = bcd(net, x, y, beta, init_layers, tol, max_iter, omega, totals,
                                                   check_drive=on_drive)
+    if change <= tol and not net.amplifier.ideal and net.amplified:
+        layers, sweeps, change, residual = _settle_amplifiers(net, x, y, beta, layers, sweeps, tol, max_iter, totals)
     if change > tol:
         res = residual()
         totals = node_conductance(net)
@@ -105,6 +107,45 @@ def _solve_layered(net: LayeredNetwork, x, y, beta, init, tol, max_iter, omega=N
                        net.free_sizes, "bcd", {"omega": omega})
 
 
+def _amplifier_drives(net: LayeredNetwork, layers):
+    """(extra drives per layer, shifts): what the op-amps add to the ideal amplifiers' drives given the layers.
+
+    Connection c's op-amps output V_o = a V + s instead of a V; the driven layer then receives s G more and the
+    driving node gives up s (its row's conductance) / a more through the CCCS."""
+    extra = [None] * net.n_connections
+    shifts = []
+    for c in net.amplified:
+        a, w = net.gains[c], net.weights[c]
+        s = net.amplifier_output(c, layers[c - 1], layers[c]) - a * layers[c - 1]
+        shifts.append(s)
+        extra[c] = s @ w
+        back = -(s * (w.sum(1) / a))
+        extra[c - 1] = back if extra[c - 1] is None else extra[c - 1] + back
+    return extra, shifts
+
+
+def _settle_amplifiers(net: LayeredNetwork, x, y, beta, layers, sweeps, tol, max_iter, totals):
+    """The op-amps' equilibrium: the layers are solved with the op-amps' outputs held (as drives), the outputs
+    recomputed from the layers (``OpAmp.output``, exact at DC), until they move less than tol. The fixed point is
+    the circuit's KCL; each round is a warm-started solve, and the rounds contract by about the op-amps' departure
+    from an ideal amplifier (a / A0, R_f G) or, where one saturates, by the share of its driver's conductance it
+    loads. Returns (layers, total sweeps, last change, residual)."""
+    extra, shifts = _amplifier_drives(net, layers)
+    moved = np.inf
+    while True:
+        layers, more, change, residual, _ = bcd(net, x, y, beta, layers, tol, max(1, max_iter - sweeps), 1.0,
+                                                totals, extra=extra)
+        sweeps += more
+        extra, new = _amplifier_drives(net, layers)
+        moved = max(float(np.abs(n - o).max(initial=0.0)) for n, o in zip(new, shifts))
+        shifts = new
+        if moved <= tol or change > tol or sweeps >= max_iter:
+            break
+    if moved > tol:
+        change = max(change, moved)
+    return layers, sweeps, change, residual
+
+
 def _check_negative_beta(net: LayeredNetwork, beta: float) -> None:
     """A negative nudge subtracts conductance at the outputs; past the nodes' own it leaves no minimum."""
     S = node_conductance(net)[-1]
@@ -119,6 +160,9 @@ def _check_negative_beta(net: LayeredNetwork, beta: float) -> None:
 
 
 def _solve_graph(net: GraphNetwork, x, y, beta, init, tol, max_iter, layer_sizes=None) -> Equilibrium:
+    if not net.amplifier.ideal:
+        raise NetworkError(f"the graph solver (method='newton') takes ideal amplifiers, not {net.amplifier.describe()}; "
+                           "solve the LayeredNetwork with method='bcd'")
     cg = compile_graph(net)
     x, y, init = _prepare(net, x, y, beta, init, len(cg.free))
     v, iterations, r = solve_graph(cg, net.encode_inputs(x), y, beta, init, tol, max_iter)

@@ -95,6 +95,7 @@ class CoSimulation:
                  timeout: float = 600.0):
         if not isinstance(network, LayeredNetwork):
             raise NetworkError(f"co-simulation takes a LayeredNetwork, got {type(network).__name__}")
+        network.require_ideal_amplifiers("the co-simulation")
         if not (np.isfinite(capacitance) and capacitance > 0):
             raise InputError(f"capacitance must be positive farads, got {capacitance!r}")
         self.network = network

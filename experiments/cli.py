@@ -90,7 +90,7 @@ def cmd_solve(args) -> int:
 TRAIN_FIELDS = ("dataset", "data", "backend", "hidden", "epochs", "batch_size", "lr", "lr_decay", "warmup", "shift", "momentum", "beta",
                 "nudging", "target_amplitude", "input_scale", "diode", "diode_is", "rails", "gain", "device", "seed",
                 "n_train", "n_test", "pixel_max", "workers", "fixed_point", "threshold", "spikes", "time_steps", "cluster",
-                "checkpoint_every", "hidden_pairs", "noise_capacitance", "noise_window")
+                "checkpoint_every", "hidden_pairs", "noise_capacitance", "noise_window", "amplifier")
 RESUME_MAY_CHANGE = ("epochs", "workers", "cluster", "checkpoint_every")  # how long and where, not what
 
 
@@ -403,6 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--pixel-max", dest="pixel_max", type=positive, help=HELP["pixel_max"])
     t.add_argument("--noise-capacitance", dest="noise_capacitance", type=positive, metavar="FARADS",
                    help=HELP["noise_capacitance"])
+    t.add_argument("--amplifier", metavar="SPEC", help=HELP["amplifier"])
     t.add_argument("--noise-window", dest="noise_window", type=nonnegative, metavar="SECONDS", help=HELP["noise_window"])
     t.add_argument("--out", help="run directory (default runs/DATASET-BACKEND-seedN); must be new or empty")
     t.add_argument("--resume", metavar="RUN", help="continue a run from its last checkpoint (with --epochs N: train "

@@ -77,6 +77,9 @@ HELP = {
     "noise_capacitance": "thermal noise: every free node has this capacitance (farads, e.g. 1e-13 for 100 fF) and "
                          "each measured equilibrium carries the noise the circuit's conductances make on it "
                          "(docs/noise.md); default: none",
+    "amplifier": "the amplifiers as op-amps, e.g. 'a0=1e3 gbw=1e6 rout=100 swing=2.5 offset=1e-3 iq=1e-4 supply=5' "
+                 "(DC gain, gain-bandwidth Hz, output ohms, output limit V, input offset V, quiescent A, supply V; "
+                 "docs/amplifiers.md); default: ideal",
     "noise_window": "thermal noise: each measurement averages the node voltages over this many seconds (default 0: "
                     "one instantaneous sample)",
 }
@@ -135,6 +138,7 @@ class TrainConfig:
     checkpoint_every: float | None = 600.0  # seconds between checkpoints inside an epoch (None: once per epoch)
     noise_capacitance: float | None = None  # F per free node: thermal noise of every measured equilibrium (None: none)
     noise_window: float = 0.0  # s over which each measurement averages the node voltages (0: one sample)
+    amplifier: str | None = None  # the amplifiers' model as text ('a0=1e3 rout=100 ...'); None: ideal
 
     def resolve(self) -> "TrainConfig":
         """Fills the fields left unset from the backend's defaults, then the toolkit's."""
@@ -155,6 +159,8 @@ class TrainConfig:
         """hidden_pairs, or the rule when it is left out: on for 2+ hidden layers where the backend has them."""
         if self.hidden_pairs is not None:
             return bool(self.hidden_pairs)
+        if self.amplifier not in (None, "", "ideal"):
+            return False  # op-amps are modelled single-ended
         hidden = self.hidden if isinstance(self.hidden, (list, tuple)) else []
         return bool(backends.get(self.backend).hidden_pairs and len(hidden) >= 2)
 
@@ -250,6 +256,31 @@ class TrainConfig:
             raise ConfigError(f"config field 'noise_window' = {w!r}: must be seconds >= 0 (0: one sample)")
         if w and c is None:
             raise ConfigError("--noise-window sets how thermal noise is averaged; give --noise-capacitance too")
+        if c is not None and self.amplifier not in (None, "", "ideal"):
+            raise ConfigError("--noise-capacitance and --amplifier together: the noise model takes ideal amplifiers "
+                              "so far; use one or the other")
+
+    def _check_amplifier(self, spec) -> None:
+        from eqprop.circuits import NetworkError, amplifier_model
+
+        if self.amplifier is None:
+            return
+        if not isinstance(self.amplifier, str):
+            raise ConfigError(f"config field 'amplifier' = {self.amplifier!r}: must be a text like 'a0=1e3 rout=100', "
+                              "or null for ideal amplifiers")
+        try:
+            model = amplifier_model(self.amplifier)
+        except NetworkError as exc:
+            raise ConfigError(str(exc)) from None
+        if model.kind not in spec.amplifiers:
+            have = [s.name for s in backends.REGISTRY.values() if model.kind in s.amplifiers]
+            raise ConfigError(f"the {spec.name} backend settles {', '.join(spec.amplifiers)} amplifiers only, not the "
+                              f"{model.describe()}; use --backend {' or '.join(have)}")
+        if not model.ideal and self.hidden_pairs:
+            raise ConfigError("--amplifier models single-ended amplifiers; drop --hidden-pairs (or use ideal "
+                              "amplifiers with differential hidden layers)")
+        if not model.ideal and all(a == 1.0 for a in self.gains()):
+            raise ConfigError("--gain 1 leaves the network without amplifiers for --amplifier to model; give a gain")
 
     def _check_gain(self, hidden) -> None:
         """Differential hidden layers and the amplifier gains: filled in from the rules when left out."""
@@ -286,6 +317,7 @@ class TrainConfig:
             spiking = [s.name for s in backends.REGISTRY.values() if s.spiking]
             raise ConfigError(f"--threshold, --spikes and --time-steps set spiking messages; the {spec.name} backend "
                               f"has none (backends that do: {', '.join(spiking)})")
+        self._check_amplifier(spec)
         if spec.programs and self.momentum != 0:
             raise ConfigError(f"the {spec.name} backend's learning controller keeps no velocity: use --momentum 0 "
                               f"(got {self.momentum})")

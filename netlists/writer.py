@@ -191,6 +191,8 @@ def _describe_layered(net: LayeredNetwork) -> list:
     outputs = f"{net.n_targets} output pairs read as V+ - V-" if net.readout == "pairs" else f"{s[-1]} output nodes"
     lines = [f"layered network {'-'.join(map(str, s))}: {inputs}, hidden layers {list(s[1:-1])}, {outputs}",
              f"bias sources at +-{net.bias_voltage:g} V; amplifier gains {list(net.gains[1:])}"]
+    if not net.amplifier.ideal:
+        lines.append(net.amplifier.describe())
     return lines
 
 
@@ -303,12 +305,7 @@ class _Writer:
         lines = []
         needs_amp = any("gain" in d for _, _, d in self.g.edges(data=True))
         if needs_amp:
-            lines += [".subckt bidir_amp in out params: gain=1",
-                      "* forward: out = gain * V(in); backward: in gives up I(out)/gain",
-                      "E_fwd drive 0 in 0 {gain}",
-                      "V_sense drive out DC 0",
-                      "F_back in 0 V_sense {1/gain}",
-                      ".ends bidir_amp"]
+            lines += self.net.amplifier.spice_lines()
         for k, clamp in enumerate(self.clamps):
             sfx = self._clamp_suffix(k)
             stand_in = self.ideal_diode if clamp.diode.hard else None

@@ -140,6 +140,8 @@ def v_bound(clamp, v_in_max: float) -> float:
 
 def check_network(net) -> None:
     """One line naming what the Loihi path cannot run, or nothing."""
+    if hasattr(net, "require_ideal_amplifiers"):
+        net.require_ideal_amplifiers("the Loihi path")
     if getattr(net, "hidden_pairs", False):
         raise NetworkError("the Loihi path maps single-ended hidden layers only; this network has differential ones "
                            "(hidden_pairs): settle it with the native or lava backend")

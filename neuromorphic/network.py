@@ -51,6 +51,7 @@ def run_until_settled(root, run_cfg, layers, tol, max_steps, chunk) -> tuple:
 
 class LavaEqPropNetwork:
     def __init__(self, net, batch: int, alpha: float = 1.0, threshold: float = 0.0):
+        net.require_ideal_amplifiers("the Lava network")
         self.net, self.batch = net, batch
         L = net.n_connections
         self.source = ClampedSource(values=np.zeros((batch, net.sizes[0])), name="inputs")

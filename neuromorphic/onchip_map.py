@@ -106,6 +106,7 @@ def _log2_gain(a: float) -> int:
 
 
 def check_network(net) -> None:
+    net.require_ideal_amplifiers("on-chip learning")
     for c in range(1, net.n_connections):
         _log2_gain(float(net.gains[c]))
 

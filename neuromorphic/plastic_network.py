@@ -47,6 +47,7 @@ class PlasticEqPropNetwork:
     def __init__(self, net, alpha: float = 1.0):
         from lava.magma.core.learning.constants import GradedSpikeCfg
 
+        net.require_ideal_amplifiers("on-chip learning")
         self.net = net
         L = net.n_connections
         kappa = net.energy_weights
