@@ -10,6 +10,7 @@ node, so the node is held (softly or hard) inside ``[v_low, v_high]``.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -602,11 +603,16 @@ class Amplifier:
         except TypeError as e:
             raise NetworkError(f"saved {cls.kind} amplifier has bad parameters ({e})") from None
 
-    def output(self, gain: float, v_in, load_g, load_i):
+    def output(self, gain: float, v_in, load_g, load_i, offset=None):
         """The output voltage of an amplifier of nominal gain ``gain`` with input ``v_in`` driving a load that
         draws load_g V_out - load_i (load_g: the conductances it drives summed; load_i: their conductance
-        times the far node's voltage, summed). Arrays broadcast (batch, amplifiers)."""
+        times the far node's voltage, summed); ``offset``: each amplifier's input offset (``input_offsets``).
+        Arrays broadcast (batch, amplifiers)."""
         return gain * np.asarray(v_in, dtype=float)
+
+    def input_offsets(self, c: int, n: int):
+        """The input offsets (V) of connection c's n amplifiers, or None where there are none."""
+        return None
 
     def closed_loop_gain(self, gain: float) -> float:
         return float(gain)
@@ -630,7 +636,9 @@ class OpAmp(Amplifier):
 
     The op-amp has DC gain ``a0``, one dominant pole at ``gbw`` / a0 (gain-bandwidth product, Hz), output
     resistance ``rout`` (ohms) behind its gain stage, an output stage that saturates at +-``swing`` volts and an
-    input offset ``offset`` (volts, at the + input). Its loop feeds back V_out / a (an ideal divider that draws
+    input offset ``offset`` (volts, at the + input) plus, per amplifier, a mismatch drawn from a normal
+    distribution of deviation ``offset_sigma`` (seeded by ``seed`` and the connection: one die; the same values in
+    the native solver and in the SPICE netlist, where each amplifier instance carries its own). Its loop feeds back V_out / a (an ideal divider that draws
     no current); the backward CCCS passes the output current, divided by the nominal a, into the input node,
     as in the ideal amplifier. At DC, with beta = 1/a the feedback fraction and I the load current:
 
@@ -648,6 +656,8 @@ class OpAmp(Amplifier):
     rout: float = 0.0
     swing: float = float("inf")
     offset: float = 0.0
+    offset_sigma: float = 0.0
+    seed: int = 0
     iq: float = 0.0
     supply: float = 0.0
     kind = "opamp"
@@ -663,6 +673,12 @@ class OpAmp(Amplifier):
                                    f"{'' if inf_ok else ' and finite'}, got {value!r}")
         if not isinstance(self.offset, (int, float)) or not np.isfinite(self.offset):
             raise NetworkError(f"op-amp offset must be a finite voltage, got {self.offset!r}")
+        if not isinstance(self.offset_sigma, (int, float)) or not np.isfinite(self.offset_sigma) or self.offset_sigma < 0:
+            raise NetworkError(f"op-amp offset_sigma must be a finite voltage >= 0, got {self.offset_sigma!r}")
+        if isinstance(self.seed, float) and self.seed.is_integer():
+            object.__setattr__(self, "seed", int(self.seed))  # from a text spec ('seed=3')
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or not 0 <= self.seed < 2**32:
+            raise NetworkError(f"op-amp seed must be a whole number from 0 to 2^32 - 1, got {self.seed!r}")
         if self.supply and np.isfinite(self.swing) and 2 * self.swing > self.supply:
             raise NetworkError(f"op-amp swing +-{self.swing:g} V exceeds its supply of {self.supply:g} V rail to rail")
 
@@ -676,12 +692,15 @@ class OpAmp(Amplifier):
     def closed_loop_rout(self, gain: float) -> float:
         return self.rout / self.loop(gain)
 
-    def output(self, gain, v_in, load_g, load_i):
+    def input_offsets(self, c: int, n: int):
+        return _offsets(self, c, n)
+
+    def output(self, gain, v_in, load_g, load_i, offset=None):
         """Exact at DC: the unsaturated solution, replaced by the saturated one where the gain stage's output
         (V_out + rout I) would pass +-swing."""
         v_in = np.asarray(v_in, dtype=float)
         af, rf = self.closed_loop_gain(gain), self.closed_loop_rout(gain)
-        v = (af * (v_in + self.offset) + rf * load_i) / (1.0 + rf * load_g)
+        v = (af * (v_in + (self.offset if offset is None else offset)) + rf * load_i) / (1.0 + rf * load_g)
         if np.isfinite(self.swing):
             stage = v + self.rout * (load_g * v - load_i)
             hi = (self.swing + self.rout * load_i) / (1.0 + self.rout * load_g)
@@ -699,11 +718,11 @@ class OpAmp(Amplifier):
         gbw / a0, a0 at DC), its output limiter, output resistance, the feedback V(out)/gain and the CCCS."""
         num = spice_number
         err = "v(plus) - v(fb)"
-        lines = [".subckt bidir_amp in out params: gain=1",
+        lines = [f".subckt bidir_amp in out params: gain=1 vos={num(self.offset)}",
                  f"* op-amp macromodel: A0 {self.a0:g}, GBW {self.gbw:g} Hz, Rout {self.rout:g} ohm, swing +-{self.swing:g} V, "
                  f"offset {self.offset:g} V; non-inverting loop of gain `gain`, CCCS back of 1/gain",
                  # the offset as a source, so that ngspice's source stepping ramps it with the others
-                 f"V_os plus in DC {num(self.offset)}",
+                 "V_os plus in DC {vos}",
                  "E_fb fb 0 out 0 {1/gain}"]
         if np.isfinite(self.gbw):
             # gm = a0 / 1k into 1k || C: a0 at DC, one pole at gbw / a0
@@ -730,9 +749,21 @@ class OpAmp(Amplifier):
             parts.append(f"swing +-{self.swing:g} V")
         if self.offset:
             parts.append(f"offset {self.offset:g} V")
+        if self.offset_sigma:
+            parts.append(f"offset mismatch {self.offset_sigma:g} V rms (seed {self.seed})")
         if self.quiescent_power:
             parts.append(f"{self.quiescent_power:g} W quiescent")
         return "op-amp amplifiers (" + ", ".join(parts) + ")"
+
+
+@functools.lru_cache(maxsize=256)
+def _offsets(model: OpAmp, c: int, n: int):
+    """Connection c's n input offsets: the nominal one plus the die's mismatch (read-only, drawn once)."""
+    off = np.full(n, float(model.offset))
+    if model.offset_sigma:
+        off += model.offset_sigma * np.random.default_rng([model.seed, c]).standard_normal(n)
+    off.setflags(write=False)
+    return off
 
 
 def amplifier_model(spec) -> Amplifier:
@@ -752,7 +783,7 @@ def amplifier_model(spec) -> Amplifier:
         if not sep or key not in fields:
             raise NetworkError(f"amplifier spec {spec!r}: {item!r} is not key=value with a key among {sorted(fields)}")
         try:
-            params[key] = float(value)
+            params[key] = int(value) if key == "seed" and value.isdigit() else float(value)
         except ValueError:
             raise NetworkError(f"amplifier spec {spec!r}: {key}={value!r} is not a number") from None
     return OpAmp(**params)

@@ -124,7 +124,7 @@ class LayeredNetwork:
         if self.amplifier.ideal or a == 1.0:
             return a * self.driven(c, driver)
         w = self.weights[c]
-        return self.amplifier.output(a, driver, w.sum(1), load @ w.T)
+        return self.amplifier.output(a, driver, w.sum(1), load @ w.T, self.amplifier.input_offsets(c, w.shape[0]))
 
     def rows(self, c: int) -> int:
         """Conductance rows of connection c: its driving layer's nodes, twice over for a differential one."""
@@ -344,6 +344,10 @@ class LayeredNetwork:
             layers.append(names)
         for c in range(self.n_connections):
             w, gain = self.weights[c], self.gains[c]
+            offsets = self.amplifier.input_offsets(c, w.shape[0]) if gain != 1.0 else None
+            if offsets is not None:  # each amplifier's own input offset (a die's mismatch), for the netlist
+                for i, name in enumerate(layers[c]):
+                    g.nodes[name]["amp_offset"] = float(offsets[i])
             ii, jj = np.nonzero(w)
             for i, j in zip(ii, jj):
                 attrs = {"g": float(w[i, j])}

@@ -1,6 +1,6 @@
 """The ``eqprop`` command line: it parses and dispatches; each command's work lives in its own module.
 
-Commands: info, solve, train, evaluate, report, netlist, physics, noise, tolerance, gradcheck, sweep, loihi, onchip, cosim, nonideal,
+Commands: info, solve, train, evaluate, report, netlist, physics, noise, tolerance, amplifiers, gradcheck, sweep, loihi, onchip, cosim, nonideal,
 compare, demo (``eqprop COMMAND --help`` for each). User mistakes (bad paths, bad configs, bad inputs) end in one
 line naming the problem and exit code 2, not a traceback from inside a library.
 """
@@ -224,6 +224,14 @@ def cmd_tolerance(args) -> int:
 
     run_tolerance(args.out, args.capacitance, args.beta, args.draws, args.epochs, args.seed, args.window)
     print(f"table, plot and JSON in {args.out}")
+    return 0
+
+
+def cmd_amplifiers(args) -> int:
+    from .amplifiers import run_amplifiers
+
+    run_amplifiers(args.out, args.gbw, args.capacitance, args.base, args.amplifier, args.epochs, args.seed, args.hidden)
+    print(f"tables, plot and JSON in {args.out}")
     return 0
 
 
@@ -463,6 +471,21 @@ def build_parser() -> argparse.ArgumentParser:
     to.add_argument("--window", type=nonnegative, default=0.0, help="measurement window of the training runs, seconds")
     to.add_argument("--seed", type=index, default=0, help="network, data order and noise seed")
     to.set_defaults(func=cmd_tolerance)
+    am = sub.add_parser("amplifiers", help="what the amplifiers must be: settling vs gain-bandwidth in ngspice, and "
+                                           "digits accuracy vs op-amp DC gain, offset mismatch and swing")
+    am.add_argument("--out", default="reports/amplifiers", help="directory for the tables, plot and JSON")
+    am.add_argument("--gbw", type=positive, nargs="+", default=[1e5, 1e6, 1e7, 1e8, 1e9],
+                    help="op-amp gain-bandwidth products to simulate, Hz")
+    am.add_argument("--base", default="a0=1e5", metavar="SPEC",
+                    help="the op-amp each GBW is added to (as --amplifier of train; default 'a0=1e5')")
+    am.add_argument("--capacitance", type=positive, default=1e-12, help="node capacitance of the transients, farads")
+    am.add_argument("--amplifier", nargs="+", metavar="SPEC", default=None,
+                    help="amplifiers to train with ('ideal', 'a0=1e3', 'a0=1e4 offset_sigma=5e-3', ...); default: a "
+                         "ladder of DC gains, offset mismatches and swings")
+    am.add_argument("--epochs", type=count, default=10, help="epochs of each training run")
+    am.add_argument("--hidden", type=count, nargs="+", default=[100], help="hidden layer sizes")
+    am.add_argument("--seed", type=index, default=0, help="network and data order seed")
+    am.set_defaults(func=cmd_amplifiers)
     gc = sub.add_parser("gradcheck", help="EqProp gradient vs exact gradient, vs beta, native and ngspice")
     gc.add_argument("--out", default="reports/gradient", help="directory for the table, plot and JSON")
     gc.add_argument("--no-spice", action="store_true", help="native backend only")

@@ -364,7 +364,9 @@ class _Writer:
                 node = f"{key[0]}_a" + (str(count + 1) if count else "")
                 out[key] = node
                 inst = f"X_amp_{node}"
-                lines.append(f"{inst} {key[0]} {node} bidir_amp params: gain={_num(key[1])}")
+                offset = self.g.nodes[key[0]].get("amp_offset")
+                vos = "" if offset is None else f" vos={_num(offset)}"
+                lines.append(f"{inst} {key[0]} {node} bidir_amp params: gain={_num(key[1])}{vos}")
                 self.amp_list.append((inst.lower(), str(key[0]), key[1]))
         return lines, out
 
