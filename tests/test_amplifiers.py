@@ -1,0 +1,176 @@
+"""Op-amp amplifiers: the native DC model against ngspice's own solve of the op-amp loop, against a hand-solved
+loop, in training, in saved runs and netlists, and the bandwidth sweep's transients."""
+import json
+
+import numpy as np
+import pytest
+
+from eqprop.circuits import (ConvergenceError, NetworkError, OpAmp, amplifier_model, kcl_residual, layered,
+                             solve)
+from eqprop.circuits.serialize import network_from_data, network_to_data
+
+SPECS = ["a0=1e3", "a0=50 offset=0.01", "a0=1e3 rout=1e4", "a0=1e3 swing=0.25",
+         "a0=200 swing=0.2 rout=1e3 offset=0.005 offset_sigma=0.01 seed=3", "a0=1e4 gbw=1e6 offset_sigma=0.02"]
+
+
+def net_for(spec, diode="shockley", seed=2):
+    # siemens-range conductances (kiloohms): the op-amps' output resistance and the swing limits matter there
+    return layered([16, 12, 10, 4], gain=4, diode=diode, amplifier=spec, seed=seed, g_range=(1e-5, 1e-4))
+
+
+def hand_output(a, a0, rout, swing, vos, v_in, load_g, load_i):
+    """The op-amp loop solved as two equations (stage V_s = A0 (V_in + vos - V_o / a), clipped; V_o = V_s - rout I,
+    I = load_g V_o - load_i), one amplifier at a time: a second derivation of ``OpAmp.output``."""
+    out = np.empty_like(v_in)
+    for k in np.ndindex(v_in.shape):
+        g, i = load_g[k[-1]], load_i[k]
+        # unsaturated: [1, A0/a; -1, 1 + rout g] [V_s; V_o] = [A0 (V_in + vos); rout i]
+        m = np.array([[1.0, a0 / a], [-1.0, 1.0 + rout * g]])
+        vs, vo = np.linalg.solve(m, [a0 * (v_in[k] + vos[k[-1]]), rout * i])
+        if abs(vs) > swing:
+            vo = (np.sign(vs) * swing + rout * i) / (1.0 + rout * g)
+        out[k] = vo
+    return out
+
+
+def test_the_closed_loop_output_is_the_loop_solved_by_hand():
+    rng = np.random.default_rng(0)
+    for spec in ("a0=1e3 rout=1e4", "a0=30 swing=0.2 offset=0.01 rout=500", "a0=1e5 swing=1 offset_sigma=0.05 seed=9"):
+        m = amplifier_model(spec)
+        v_in = rng.uniform(-0.1, 0.1, (5, 7))
+        load_g, load_i = rng.uniform(1e-4, 1e-3, 7), rng.uniform(-1e-4, 1e-4, (5, 7))
+        vos = m.input_offsets(1, 7)
+        want = hand_output(4.0, m.a0, m.rout, m.swing, vos, v_in, load_g, load_i)
+        np.testing.assert_allclose(m.output(4.0, v_in, load_g, load_i, vos), want, rtol=1e-12, atol=1e-15)
+    m = OpAmp(a0=1e3, rout=100)
+    assert m.closed_loop_gain(4) == pytest.approx(4 / (1 + 4 / 1e3))  # a / (1 + a / A0)
+    assert m.closed_loop_rout(4) == pytest.approx(100 / (1 + 1e3 / 4))
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_native_equilibrium_is_ngspices_op_amp_loop(spec):
+    """ngspice solves the op-amp's gain stage, limiter, output resistance, feedback and CCCS as written in the
+    subcircuit; the native solver uses the closed form. Free and both nudged phases, to 1e-9 V."""
+    from eqprop.netlists import NgspiceCircuit
+
+    net = net_for(spec)
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(-1, 1, (4, 8)), rng.uniform(-0.2, 0.2, (4, 2))
+    circuit = NgspiceCircuit(net)
+    for beta in (0.0, 3e-4, -3e-4):
+        eq = solve(net, x, y, beta)
+        assert np.abs(circuit.equilibrium(x, y, beta).voltages - eq.voltages).max() < 1e-9
+        res = kcl_residual(net, np.hstack([x, -x]), eq.layers, y, beta)  # the physical KCL, op-amps included
+        assert max(np.abs(r).max() for r in res) < 1e-13
+
+
+def test_saturation_is_reached_and_a_large_a0_is_the_ideal_amplifier():
+    x = np.random.default_rng(1).uniform(-1, 1, (6, 8))
+    net = net_for("a0=1e3 swing=0.25")
+    eq = solve(net, x)
+    vo = net.amplifier_output(1, eq.layers[0], eq.layers[1])
+    assert np.isclose(np.abs(vo), 0.25).any() and np.abs(vo).max() <= 0.25 + 1e-12  # some outputs limited
+    ideal = solve(net_for(None), x).voltages
+    gaps = [np.abs(solve(net_for(f"a0={a0:g}"), x).voltages - ideal).max() for a0 in (1e2, 1e4, 1e6)]
+    assert gaps[0] > 10 * gaps[1] > 100 * gaps[2]  # the gain error a / A0 falls as 1 / A0
+    assert gaps[2] < 1e-5
+
+
+def test_offset_mismatch_is_one_die_per_seed():
+    m = OpAmp(offset=1e-3, offset_sigma=5e-3, seed=4)
+    a, b = m.input_offsets(1, 4000), m.input_offsets(2, 4000)
+    assert not np.array_equal(a, b)  # each connection's amplifiers draw their own
+    np.testing.assert_array_equal(a, OpAmp(offset=1e-3, offset_sigma=5e-3, seed=4).input_offsets(1, 4000))
+    assert not np.array_equal(a, OpAmp(offset=1e-3, offset_sigma=5e-3, seed=5).input_offsets(1, 4000))
+    assert abs(a.mean() - 1e-3) < 5e-4 and abs(a.std() - 5e-3) < 5e-4
+
+
+def test_a_saved_network_and_its_netlist_keep_every_amplifier():
+    from eqprop.netlists import to_netlist
+
+    net = net_for("a0=300 rout=50 swing=0.3 offset_sigma=0.01 seed=7 iq=1e-4 supply=3")
+    back = network_from_data(*network_to_data(net))
+    assert back.amplifier == net.amplifier
+    text = to_netlist(net, np.zeros((1, 8))).text
+    vos = [float(line.split("vos=")[1]) for line in text.splitlines() if line.startswith("X_amp")]
+    np.testing.assert_allclose(sorted(vos), sorted(np.concatenate([net.amplifier.input_offsets(c, net.sizes[c])
+                                                                    for c in net.amplified])))
+    assert "op-amp amplifiers (A0 300" in text and net.amplifier.quiescent_power == pytest.approx(3e-4)
+    # ideal amplifiers save and write as before
+    plain = layered([8, 6, 4], gain=2)
+    assert "amplifier" not in network_to_data(plain)[0]
+
+
+def test_what_takes_ideal_amplifiers_refuses_op_amps_in_one_line():
+    from eqprop.circuits.energy import energy
+    from eqprop.circuits.gradient import resistive_exact_gradient
+    from eqprop.circuits.noise import ThermalNoise
+
+    net = net_for("a0=1e3")
+    x = np.zeros((1, 8))
+    eq = solve(net, x)
+    for call in (lambda: energy(net, np.hstack([x, -x]), eq.layers), lambda: resistive_exact_gradient(net, eq, np.zeros((1, 2))),
+                 lambda: ThermalNoise(1e-13).covariance(net, eq.voltages[0]), lambda: solve(net, x, method="newton")):
+        with pytest.raises(NetworkError, match="ideal amplifiers") as info:
+            call()
+        assert "\n" not in str(info.value)
+    with pytest.raises(NetworkError, match="no amplifiers"):
+        layered([8, 6, 4], gain=1.0, amplifier="a0=1e3")
+    with pytest.raises(NetworkError, match="single-ended"):
+        layered([8, 6, 6, 4], gain=2.0, hidden_pairs=True, amplifier="a0=1e3")
+    for bad, match in (("a0=0.5", "a0 must be >= 1"), ("gbw=-1", "gbw must be positive"), ("swing=nan", "swing"),
+                       ("a0", "key=value"), ("a0=x", "not a number"), ("offset_sigma=-1", "offset_sigma"),
+                       ("seed=1.5", "seed"), ("swing=3 supply=4", "exceeds its supply")):
+        with pytest.raises(NetworkError, match=match):
+            amplifier_model(bad)
+
+
+def test_a_loop_that_cannot_settle_in_the_sweeps_allowed_says_so():
+    net = net_for("a0=20 rout=3e5 swing=0.2")  # a weak, saturating output stage: slow outer rounds
+    with pytest.raises(ConvergenceError, match="did not converge"):
+        solve(net, np.random.default_rng(0).uniform(-1, 1, (2, 8)), max_iter=30)
+
+
+def test_training_with_op_amps_runs_resumes_and_exports(tmp_path, capsys):
+    from eqprop.experiments.cli import main
+
+    run = tmp_path / "run"
+    args = ["train", "--hidden", "16", "--epochs", "2", "--n-train", "300", "--n-test", "100", "--amplifier",
+            "a0=100 offset_sigma=2e-3 seed=1", "--out", str(run)]
+    assert main(args[:4] + ["1"] + args[5:]) == 0
+    assert json.loads((run / "config.json").read_text())["amplifier"] == "a0=100 offset_sigma=2e-3 seed=1"
+    assert main(["train", "--resume", str(run), "--epochs", "2"]) == 0
+    whole = tmp_path / "whole"
+    assert main(args[:-1] + [str(whole)]) == 0
+    a = np.load(run / "checkpoint.npz")
+    b = np.load(whole / "checkpoint.npz")
+    keys = [k for k in a.files if k.startswith(("weights", "biases"))]
+    assert len(keys) == 4
+    for k in keys:  # resumed after epoch 1: bit for bit the uninterrupted run
+        np.testing.assert_array_equal(a[k], b[k])
+    assert json.loads((run / "metrics.json").read_text())[-1]["test_accuracy"] > 0.2  # learning (chance: 0.1)
+    assert main(["netlist", str(run), "--out", str(tmp_path / "net.cir")]) == 0
+    assert "bidir_amp in out params: gain=1 vos=" in (tmp_path / "net.cir").read_text()
+    for extra, match in ((["--backend", "loihi"], "ideal amplifiers only"), (["--hidden-pairs", "on"], "single-ended"),
+                         (["--gain", "1"], "without amplifiers"), (["--noise-capacitance", "1e-13"], "one or the other")):
+        assert main(args[:-1] + [str(tmp_path / "refused")] + extra) == 2, match
+        assert match in capsys.readouterr().err
+        assert not (tmp_path / "refused").exists()
+
+
+def test_the_bandwidth_sweep_finds_slow_and_ringing_amplifiers():
+    """A weak op-amp (GBW far below the nodes' bandwidth) settles many times slower than ideal amplifiers; one far
+    above settles like them; with a large output resistance into kiloohm loads the loop rings. The final values
+    are the native DC solve's."""
+    pytest.importorskip("PySpice")
+    from eqprop.experiments.amplifiers import bandwidth_rows
+
+    net = layered([16, 12, 8], gain=4, diode="shockley", seed=1, g_range=(1e-5, 1e-4))
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 8))
+    out = bandwidth_rows(net, x, 1e-12, (1e6, 1e10), "a0=1e4", log=lambda *_: None)
+    slow, fast = out["rows"]
+    assert slow["verdict"] == "slow" and slow["slower"] > 5
+    assert fast["verdict"] == "settles" and fast["slower"] < 1.2 and out["needed_gbw"] == 1e10
+    assert fast["final_error"] < 1e-6
+    ringing = bandwidth_rows(net, x, 1e-12, (1e9,), "a0=1e4 rout=1e4", log=lambda *_: None)["rows"][0]
+    assert ringing["crossings"] > 1 and ringing["verdict"] == "rings"
