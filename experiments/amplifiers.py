@@ -185,4 +185,5 @@ def _plot(out, bw) -> None:
     ax.set(xscale="log", xlabel="time / node time constant", ylabel="first output node (V)",
            title="settling from reset: " + bw["base"])
     ax.legend(fontsize=7)
+    fig.subplots_adjust(left=0.9 / 6)  # room for the tick labels of millivolts
     out.savefig("settling.png", fig, dpi=120)
