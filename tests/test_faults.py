@@ -7,9 +7,9 @@ import pytest
 
 from fault_injection import assert_same_run, final_state, train_with_kills
 
-# Small enough for seconds, long enough (6 epochs of 35 steps) for kills to land inside epochs: the kills
+# Small enough for seconds, long enough (6 epochs of 25 steps) for kills to land inside epochs: the kills
 # below need 4 epochs before the last one.
-ARGS = "--hidden 32 --epochs 6 --n-train 700 --n-test 100 --batch-size 20 --seed 3".split()
+ARGS = "--hidden 32 --epochs 6 --n-train 500 --n-test 100 --batch-size 20 --seed 3".split()
 
 
 @pytest.mark.timeout(300)
