@@ -614,6 +614,13 @@ class Amplifier:
         """The input offsets (V) of connection c's n amplifiers, or None where there are none."""
         return None
 
+    def slopes(self, gain: float, v_in, load_g, load_i, offset=None) -> tuple:
+        """(dV_out / dV_in, dV_out / d load_i) at the operating point ``output`` takes: the small-signal forward
+        gain and the output's share of its load current's change (its closed-loop output resistance over
+        1 + that resistance times load_g). Ideal: (gain, 0)."""
+        shape = np.broadcast_shapes(np.shape(v_in), np.shape(load_i))
+        return np.full(shape, float(gain)), np.zeros(shape)
+
     def closed_loop_gain(self, gain: float) -> float:
         return float(gain)
 
@@ -708,6 +715,22 @@ class OpAmp(Amplifier):
             v = np.where(stage > self.swing, hi, np.where(stage < -self.swing, lo, v))
         return v
 
+    def slopes(self, gain, v_in, load_g, load_i, offset=None) -> tuple:
+        """Unsaturated: (A_f, R_f) / (1 + R_f load_g); saturated: the gain stage is fixed, (0, rout / (1 + rout
+        load_g))."""
+        v_in = np.asarray(v_in, dtype=float)
+        af, rf = self.closed_loop_gain(gain), self.closed_loop_rout(gain)
+        shape = np.broadcast_shapes(v_in.shape, np.shape(load_i))
+        alpha = np.broadcast_to(af / (1.0 + rf * load_g), shape).copy()
+        rho = np.broadcast_to(rf / (1.0 + rf * load_g), shape).copy()
+        if np.isfinite(self.swing):
+            v = self.output(gain, v_in, load_g, load_i, offset)
+            stage = v + self.rout * (load_g * v - load_i)
+            sat = np.broadcast_to(np.abs(stage) >= self.swing * (1 - 1e-12), shape)
+            alpha[sat] = 0.0
+            rho[sat] = np.broadcast_to(self.rout / (1.0 + self.rout * load_g), shape)[sat]
+        return alpha, rho
+
     @property
     def quiescent_power(self) -> float:
         """W per amplifier: quiescent current times the supply, rail to rail."""
@@ -727,7 +750,8 @@ class OpAmp(Amplifier):
         if np.isfinite(self.gbw):
             # gm = a0 / 1k into 1k || C: a0 at DC, one pole at gbw / a0
             cap = self.a0 / (2.0 * np.pi * self.gbw * 1e3)
-            lines += [f"B_gm 0 pole I = {num(self.a0 / 1e3)} * ({err})", "R_pole pole 0 1k",
+            # (the macromodel's resistors are noiseless: the op-amp's own noise is not modelled, see docs/amplifiers.md)
+            lines += [f"B_gm 0 pole I = {num(self.a0 / 1e3)} * ({err})", "R_pole pole 0 1k noisy=0",
                       f"C_pole pole 0 {num(cap)}"]
             stage = "v(pole)"
         else:
@@ -735,7 +759,7 @@ class OpAmp(Amplifier):
         if np.isfinite(self.swing):
             stage = f"max(min({stage}, {num(self.swing)}), {num(-self.swing)})"
         lines.append(f"B_stage stage 0 V = {stage}")
-        lines.append(f"R_out stage drive {num(self.rout)}" if self.rout > 0 else "V_out stage drive DC 0")
+        lines.append(f"R_out stage drive {num(self.rout)} noisy=0" if self.rout > 0 else "V_out stage drive DC 0")
         lines += ["V_sense drive out DC 0", "F_back in 0 V_sense {1/gain}", ".ends bidir_amp"]
         return lines
 

@@ -4,19 +4,29 @@ At a free equilibrium dE/dV = 0, so dV/dtheta = -H^{-1} d2E/dVdtheta with H the 
 over the free nodes. With H lambda = dC/dV:  dL/dtheta = -lambda^T d2E/dV dtheta.
 Nodes held on a rail by an ideal diode do not move with theta (strict complementarity) and drop out.
 This is what every backend's EqProp estimate is compared against.
+
+Op-amp amplifiers leave no energy function; their networks are differentiated through Kirchhoff's law itself
+(``kcl_exact_gradient``): with F the current leaving each free node, F(V, theta) = 0 at equilibrium, J = -dF/dV
+(``small_signal.jacobian``) and J^T lambda = dL/dV, dL/dtheta = lambda^T dF/dtheta. A conductance's dF/dG is its
+voltage drop times what a unit current through it injects into the free nodes (the noise model's vector b:
+``small_signal`` notes), so dL/dG = drop (lambda . b). On ideal networks it is the energy's gradient again (the
+tests check both ways, and finite differences).
 """
 from __future__ import annotations
 
 import numpy as np
 
+from .errors import NetworkError
+
 from .energy import node_conductance, readout
 from .network import LayeredNetwork
-from .small_signal import RAIL_TOL
+from .small_signal import RAIL_TOL, amplifier_slopes, jacobian, offsets, op_amps
 
 
 def resistive_exact_gradient(net: LayeredNetwork, free_eq, y) -> tuple:
     """(gradient list in the order weights..., biases...; mean loss) at a free equilibrium."""
-    net.require_ideal_amplifiers("the exact gradient (implicit differentiation of the energy)")
+    if op_amps(net):
+        return kcl_exact_gradient(net, free_eq, y)
     layers = free_eq.layers
     x = free_eq.inputs
     y = np.asarray(y, dtype=float)
@@ -68,5 +78,51 @@ def resistive_exact_gradient(net: LayeredNetwork, free_eq, y) -> tuple:
         grads_w.append(-kappa[c] * gw / B)
         gb = np.stack([(lv * (v - vb)).sum(0), (lv * (v + vb)).sum(0)])
         grads_b.append(-kappa[c] * gb / B)
+    loss = float(0.5 * (err**2).sum(1).mean())
+    return grads_w + grads_b, loss
+
+
+def kcl_exact_gradient(net: LayeredNetwork, free_eq, y) -> tuple:
+    """The exact gradient through Kirchhoff's law (module notes): any single-ended network, op-amps included."""
+    if net.hidden_pairs:
+        raise NetworkError("kcl_exact_gradient takes single-ended hidden layers; resistive_exact_gradient takes "
+                           "differential ones")
+    layers = free_eq.layers
+    y = np.asarray(y, dtype=float)
+    B = free_eq.inputs.shape[0]
+    off = offsets(net)
+    n = int(off[-1])
+    err = readout(net, layers[-1]) - y
+    lam = np.zeros((B, n))
+    for b in range(B):
+        v = free_eq.voltages[b]
+        J, held = jacobian(net, v)
+        g = np.zeros(n)
+        g[off[-2]:] = err[b] if net.readout == "nodes" else np.hstack([err[b], -err[b]])
+        keep = np.nonzero(~held)[0]
+        if keep.size:
+            lam[b, keep] = np.linalg.solve(J[np.ix_(keep, keep)].T, g[keep])
+    lams = [lam[:, off[c]:off[c + 1]] for c in range(net.n_connections)]
+    src = net.encode_inputs(free_eq.inputs)
+    vb = net.bias_voltage
+    grads_w, grads_b = [], []
+    for c in range(net.n_connections):
+        v, lv = layers[c], lams[c]
+        if c == 0:  # a source end injects nowhere: dL/dG_ij = sum_b (V_j - s_i) lambda_j
+            gw = (lv * v).sum(0)[None, :] - src.T @ lv
+        else:
+            a, w = net.gains[c], net.weights[c]
+            u, lu = layers[c - 1], lams[c - 1]
+            vo = net.amplifier_output(c, u, v)
+            if c in net.amplified and op_amps(net):
+                rho = np.stack([amplifier_slopes(net, free_eq.voltages[b])[c][1] for b in range(B)])
+            else:
+                rho = np.zeros_like(u)
+            k = (1.0 - w.sum(1) * rho) / a
+            q = rho * (lv @ w.T) + k * lu  # what the driving side takes back of a unit current, weighted by lambda
+            # sum_b (V_j - Vo_i) (lambda_j - q_i)
+            gw = (lv * v).sum(0)[None, :] - vo.T @ lv - q.T @ v + (vo * q).sum(0)[:, None]
+        grads_w.append(gw / B)
+        grads_b.append(np.stack([(lv * (v - vb)).sum(0), (lv * (v + vb)).sum(0)]) / B)
     loss = float(0.5 * (err**2).sum(1).mean())
     return grads_w + grads_b, loss

@@ -126,6 +126,15 @@ class LayeredNetwork:
         w = self.weights[c]
         return self.amplifier.output(a, driver, w.sum(1), load @ w.T, self.amplifier.input_offsets(c, w.shape[0]))
 
+    def amplifier_slopes(self, c: int, driver, load) -> tuple:
+        """(alpha, rho) of connection c's amplifiers at the driving and driven layers' voltages: the output's
+        small-signal gain from its input, and its share of a change of the load current (``Amplifier.slopes``)."""
+        a = self.gains[c]
+        w = self.weights[c]
+        if self.amplifier.ideal or a == 1.0:
+            return self.amplifier.slopes(a, driver, w.sum(1), load @ w.T)
+        return self.amplifier.slopes(a, driver, w.sum(1), load @ w.T, self.amplifier.input_offsets(c, w.shape[0]))
+
     def rows(self, c: int) -> int:
         """Conductance rows of connection c: its driving layer's nodes, twice over for a differential one."""
         return 2 * self.sizes[c] if c > 0 and self.hidden_pairs else self.sizes[c]

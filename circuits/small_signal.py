@@ -7,6 +7,14 @@ An amplified connection c (gain a, conductances W, signed G+ - G- for a differen
 driven node j to the driver i by a W_ij forward (the VCVS) and the driver to the driven node by W_ij / a
 backward (the CCCS). Nodes an ideal diode holds on a rail are ``pinned``: a voltage source, not a state.
 
+Op-amp amplifiers (``OpAmp``) linearise at the point: the output moves by alpha dV_in - rho dI (alpha the
+closed-loop gain, rho its output resistance over 1 + that times the load's conductance G, both from
+``OpAmp.slopes``; a saturated one has alpha 0 and its open-loop resistance). Then the driven nodes couple to the
+driver by alpha W, to each other by W^T diag(rho) W (through the shared output), the driver to the driven nodes by
+W (1 - G rho) / a, and the driver's own CCCS term is G alpha / a instead of G. A unit current through a conductance
+the amplifier drives injects +1 at the driven node, -rho W_i. across the driven layer (the output's drop) and
+-(1 - G rho) / a at the driver; with alpha = a and rho = 0 all of this is the ideal amplifier.
+
 The noise model (``circuits.noise``) and the co-simulation's loop bounds (``cosim.bounds``) both start here.
 """
 from __future__ import annotations
@@ -38,18 +46,51 @@ def jacobian(net: LayeredNetwork, v=None, beta: float = 0.0) -> tuple:
     """(J, pinned) at one sample's free-node voltages v (a list of layer vectors or one stacked vector; None:
     every diode off). J is n_free x n_free in siemens; ``pinned`` marks nodes held on a rail by an ideal
     diode (their rows and columns still hold the resistive terms: drop them for the states that move)."""
-    return at_point(net, resistive_jacobian(net, beta), v)
+    return at_point(net, resistive_jacobian(net, beta, v), v)
 
 
-def resistive_jacobian(net: LayeredNetwork, beta: float = 0.0) -> np.ndarray:
-    """J with every diode off: the resistors, the amplifiers and a nudge's beta R^T R."""
-    net.require_ideal_amplifiers("the small-signal model (thermal noise, the co-simulation's loop bounds)")
+def op_amps(net: LayeredNetwork) -> bool:
+    """Whether the network's amplifiers are op-amps (their small-signal terms depend on the point)."""
+    return not net.amplifier.ideal and bool(net.amplified)
+
+
+def amplifier_slopes(net: LayeredNetwork, v=None) -> dict:
+    """{connection: (alpha, rho)} of every op-amp connection at one sample's free-node voltages v (None: every
+    amplifier unsaturated, as at a zero input)."""
+    if not op_amps(net):
+        return {}
+    off = offsets(net)
+    v = np.zeros(off[-1]) if v is None else _stacked(net, v)
+    layers = [v[off[k]:off[k + 1]] for k in range(net.n_connections)]
+    return {c: net.amplifier_slopes(c, layers[c - 1], layers[c]) for c in net.amplified}
+
+
+def _stacked(net: LayeredNetwork, v) -> np.ndarray:
+    n = int(sum(net.free_sizes))
+    v = np.concatenate([np.ravel(layer) for layer in v]) if isinstance(v, (list, tuple)) else np.ravel(v)
+    if v.shape != (n,):
+        raise InputError(f"the operating point has {v.size} node voltages; the network has {n} free nodes")
+    return v.astype(float)
+
+
+def resistive_jacobian(net: LayeredNetwork, beta: float = 0.0, v=None) -> np.ndarray:
+    """J with every diode off: the resistors, the amplifiers and a nudge's beta R^T R. Op-amps are linearised at
+    v (one sample's free-node voltages; None: unsaturated), ideal amplifiers do not depend on it."""
     off = offsets(net)
     J = np.diag(-np.concatenate(node_conductance(net)).astype(float))
+    slopes = amplifier_slopes(net, v)
     for c in range(1, net.n_connections):
         a = float(net.gains[c])
         w = net.signed_weights(c)
         u, d = slice(off[c - 1], off[c]), slice(off[c], off[c + 1])
+        if c in slopes:
+            alpha, rho = slopes[c]
+            g = w.sum(1)
+            J[d, u] = (alpha[:, None] * w).T
+            J[u, d] = w * ((1.0 - g * rho) / a)[:, None]
+            J[d, d] += w.T @ (rho[:, None] * w)
+            J[np.arange(u.start, u.stop), np.arange(u.start, u.stop)] += g - g * alpha / a
+            continue
         J[d, u] = a * w.T
         J[u, d] = w / a
     if beta:
@@ -83,7 +124,7 @@ def at_point(net: LayeredNetwork, J0: np.ndarray, v=None) -> tuple:
     if v.shape != (n,):
         raise InputError(f"the operating point has {v.size} node voltages; the network has {n} free nodes")
     J = J0.copy()
-    held = pinned(net, v)
+    held = pinned(net, v)  # (v was checked against the network's size above)
     for c, clamp in enumerate(net.neurons):
         if clamp is not None and not clamp.diode.hard:  # a smooth diode adds its small-signal conductance
             idx = np.arange(off[c], off[c + 1])
@@ -91,23 +132,38 @@ def at_point(net: LayeredNetwork, J0: np.ndarray, v=None) -> tuple:
     return J, held
 
 
-def conductance_noise(net: LayeredNetwork) -> np.ndarray:
+def conductance_noise(net: LayeredNetwork, v=None) -> np.ndarray:
     """sum_k g_k b_k b_k^T over every conductance k (n_free x n_free, siemens): b_k is what a unit current
     through conductance k injects into the free nodes. A plain conductance injects +1 at one end and -1 at
     the other (a source end injects nowhere); one driven by an amplifier of gain a injects +1 at the driven
     node and -1/a at the driver (the CCCS passes 1/a of the amplifier's output current back), +1/a for the
     inverting half of a differential amplifier. Times 2 k T it is the two-sided thermal noise current
-    density matrix (A^2/Hz) of the resistors."""
+    density matrix (A^2/Hz) of the resistors. Op-amps (module notes) at one sample's voltages v."""
     off = offsets(net)
     n = int(off[-1])
     N = np.zeros((n, n))
     idx = np.arange(n)
+    slopes = amplifier_slopes(net, v)
     for c in range(net.n_connections):
         d = slice(off[c], off[c + 1])
         N[idx[d], idx[d]] += net.weights[c].sum(0) + net.biases[c].sum(0)
         if c == 0:
             continue
         a = float(net.gains[c])
+        if c in slopes:
+            # sum_j W_ij b b^T with b = e_j - m_i, m_i = rho_i W_i. + k_i e_i (k_i = (1 - G_i rho_i) / a):
+            # diag(W_i.) - W_i. m_i^T - m_i W_i.^T + G_i m_i m_i^T, summed over the drivers i
+            _, rho = slopes[c]
+            w = net.weights[c]
+            g = w.sum(1)
+            k = (1.0 - g * rho) / a
+            u = slice(off[c - 1], off[c])
+            N[d, d] += w.T @ ((g * rho * rho - 2.0 * rho)[:, None] * w)
+            N[idx[u], idx[u]] += g * k * k
+            block = -(k * (1.0 - g * rho))[:, None] * w
+            N[u, d] += block
+            N[d, u] += block.T
+            continue
         u = slice(off[c - 1], off[c])
         N[idx[u], idx[u]] += net.row_conductance(c) / a**2
         block = -net.signed_weights(c) / a

@@ -256,9 +256,6 @@ class TrainConfig:
             raise ConfigError(f"config field 'noise_window' = {w!r}: must be seconds >= 0 (0: one sample)")
         if w and c is None:
             raise ConfigError("--noise-window sets how thermal noise is averaged; give --noise-capacitance too")
-        if c is not None and self.amplifier not in (None, "", "ideal"):
-            raise ConfigError("--noise-capacitance and --amplifier together: the noise model takes ideal amplifiers "
-                              "so far; use one or the other")
 
     def _check_amplifier(self, spec) -> None:
         from eqprop.circuits import NetworkError, amplifier_model

@@ -103,14 +103,13 @@ def test_a_saved_network_and_its_netlist_keep_every_amplifier():
 
 def test_what_takes_ideal_amplifiers_refuses_op_amps_in_one_line():
     from eqprop.circuits.energy import energy
-    from eqprop.circuits.gradient import resistive_exact_gradient
-    from eqprop.circuits.noise import ThermalNoise
+    from eqprop.neuromorphic.loihi_map import check_network
 
     net = net_for("a0=1e3")
     x = np.zeros((1, 8))
     eq = solve(net, x)
-    for call in (lambda: energy(net, np.hstack([x, -x]), eq.layers), lambda: resistive_exact_gradient(net, eq, np.zeros((1, 2))),
-                 lambda: ThermalNoise(1e-13).covariance(net, eq.voltages[0]), lambda: solve(net, x, method="newton")):
+    for call in (lambda: energy(net, np.hstack([x, -x]), eq.layers), lambda: solve(net, x, method="newton"),
+                 lambda: check_network(net)):
         with pytest.raises(NetworkError, match="ideal amplifiers") as info:
             call()
         assert "\n" not in str(info.value)
@@ -152,7 +151,7 @@ def test_training_with_op_amps_runs_resumes_and_exports(tmp_path, capsys):
     assert main(["netlist", str(run), "--out", str(tmp_path / "net.cir")]) == 0
     assert "bidir_amp in out params: gain=1 vos=" in (tmp_path / "net.cir").read_text()
     for extra, match in ((["--backend", "loihi"], "ideal amplifiers only"), (["--hidden-pairs", "on"], "single-ended"),
-                         (["--gain", "1"], "without amplifiers"), (["--noise-capacitance", "1e-13"], "one or the other")):
+                         (["--gain", "1"], "without amplifiers")):
         assert main(args[:-1] + [str(tmp_path / "refused")] + extra) == 2, match
         assert match in capsys.readouterr().err
         assert not (tmp_path / "refused").exists()
@@ -174,3 +173,96 @@ def test_the_bandwidth_sweep_finds_slow_and_ringing_amplifiers():
     assert fast["final_error"] < 1e-6
     ringing = bandwidth_rows(net, x, 1e-12, (1e9,), "a0=1e4 rout=1e4", log=lambda *_: None)["rows"][0]
     assert ringing["crossings"] > 1 and ringing["verdict"] == "rings"
+
+
+def _stacked_kcl(net, x):
+    from eqprop.circuits.small_signal import offsets
+
+    off = offsets(net)
+    src = np.hstack([x, -x])
+
+    def F(v):  # the current leaving every free node at voltages v (the physical KCL, op-amps included)
+        layers = [v[None, off[k]:off[k + 1]] for k in range(net.n_connections)]
+        return np.concatenate([r[0] for r in kcl_residual(net, src, layers)])
+    return F, off
+
+
+@pytest.mark.parametrize("spec", ["a0=50 rout=3e3 offset_sigma=0.01", "a0=1e3 swing=0.25 rout=500", "a0=30 rout=1e4"])
+def test_the_small_signal_model_is_the_circuit_differentiated(spec):
+    """The Jacobian and the conductances' noise-injection matrix of op-amp networks (saturated amplifiers included)
+    against finite differences of the physical KCL: dF/dV, and dF/dG = drop x (what a unit current through G
+    injects) for every conductance."""
+    from eqprop.circuits.small_signal import amplifier_slopes, conductance_noise, jacobian
+
+    net = net_for(spec, diode="shockley")
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 8))
+    eq = solve(net, x, tol=1e-13)
+    v0 = eq.voltages[0]
+    if "swing" in spec:
+        assert any((alpha == 0).any() for alpha, _ in amplifier_slopes(net, v0).values())  # some are saturated
+    F, off = _stacked_kcl(net, x)
+    n, h = v0.size, 1e-6
+    J = jacobian(net, v0)[0]
+    fd = np.stack([-(F(v0 + h * e) - F(v0 - h * e)) / (2 * h) for e in np.eye(n)], axis=1)
+    assert np.abs(J - fd).max() < 1e-9 * np.abs(J).max()
+    N, want = conductance_noise(net, v0), np.zeros((n, n))
+    src = np.hstack([x, -x])[0]
+    for c in range(net.n_connections):
+        near = src if c == 0 else net.amplifier_output(c, eq.layers[c - 1], eq.layers[c])[0]
+        for name, arr in (("weights", net.weights[c]), ("biases", net.biases[c])):
+            for i, j in np.ndindex(arr.shape):
+                g0 = arr[i, j]
+                arr[i, j] = g0 * 1.001
+                up = F(v0)
+                arr[i, j] = g0 * 0.999
+                down = F(v0)
+                arr[i, j] = g0
+                drop = v0[off[c] + j] - (near[i] if name == "weights" else (1 - 2 * i) * net.bias_voltage)
+                b = (up - down) / (0.002 * g0) / drop
+                want += g0 * np.outer(b, b)
+    assert np.abs(N - want).max() < 1e-7 * np.abs(N).max()
+
+
+def test_the_noise_of_op_amp_networks_is_ngspices_noise_analysis():
+    """Saturated op-amps with output resistance, Shockley diodes: the model's rms per node against ngspice's noise
+    analysis of the same netlist (the macromodel's own resistors noiseless), to 1e-3."""
+    from eqprop.circuits.noise import ThermalNoise
+    from eqprop.netlists import NgspiceCircuit
+
+    net = net_for("a0=100 swing=0.3 rout=1e3 offset_sigma=0.01")
+    X = np.random.default_rng(0).uniform(-1, 1, (20, 8))
+    eq = solve(net, X, tol=1e-13)
+    saturated = sum((net.amplifier_slopes(c, eq.layers[c - 1], eq.layers[c])[0] == 0).sum(1) for c in (1, 2))
+    b = int(np.argmax(saturated))
+    assert saturated[b] > 0
+    model = ThermalNoise(1e-12)
+    tau, fast = model.time_constants(net, eq.voltages[b])
+    want = model.node_std(net, [v[b:b + 1] for v in eq.layers])[0]
+    got = NgspiceCircuit(net).noise_spectra(X[b:b + 1], 1e-12, 1e-3 / (2 * np.pi * tau), 1e4 / (2 * np.pi * fast),
+                                            100)["total_rms"]
+    assert np.abs(got / want - 1).max() < 1e-3
+
+
+def test_the_exact_gradient_through_kirchhoff_is_the_energys_and_the_finite_differences():
+    from eqprop.circuits.gradient import kcl_exact_gradient, resistive_exact_gradient
+
+    rng = np.random.default_rng(0)
+    for diode in ("ideal", "shockley"):  # ideal amplifiers: two derivations, one gradient
+        net = layered([16, 12, 10, 4], gain=4, diode=diode, rails=(-0.3, 0.3), seed=2, g_range=(1e-5, 1e-4))
+        x, y = rng.uniform(-1, 1, (5, 8)), rng.uniform(-0.1, 0.1, (5, 2))
+        eq = solve(net, x, tol=1e-13)
+        a, b = resistive_exact_gradient(net, eq, y)[0], kcl_exact_gradient(net, eq, y)[0]
+        assert max(np.abs(p - q).max() / np.abs(p).max() for p, q in zip(a, b)) < 1e-12
+    net = net_for("a0=10 rout=3e3 swing=0.3 offset_sigma=0.01")
+    x, y = rng.uniform(-1, 1, (4, 8)), rng.uniform(-0.1, 0.1, (4, 2))
+    grad, _ = resistive_exact_gradient(net, solve(net, x, tol=1e-14), y)
+    loss = lambda: 0.5 * ((solve(net, x, tol=1e-14).prediction - y) ** 2).sum(1).mean()  # noqa: E731
+    for p, g in zip(net.weights + net.biases, grad):
+        for idx in list(np.ndindex(p.shape))[::23]:
+            p0 = p[idx]
+            p[idx] = p0 * 1.0001
+            up = loss()
+            p[idx] = p0 * 0.9999
+            down = loss()
+            p[idx] = p0
+            assert abs((up - down) / (2e-4 * p0) - g[idx]) < 1e-7 * np.abs(g).max()
