@@ -614,6 +614,11 @@ class Amplifier:
         """The input offsets (V) of connection c's n amplifiers, or None where there are none."""
         return None
 
+    def gain_factors(self, c: int, n: int):
+        """Each of connection c's n amplifiers' loop gain over the nominal one (its feedback network's mismatch;
+        the CCCS stays 1 / nominal), or None where all are nominal."""
+        return None
+
     def slopes(self, gain: float, v_in, load_g, load_i, offset=None) -> tuple:
         """(dV_out / dV_in, dV_out / d load_i) at the operating point ``output`` takes: the small-signal forward
         gain and the output's share of its load current's change (its closed-loop output resistance over
@@ -644,8 +649,9 @@ class OpAmp(Amplifier):
     The op-amp has DC gain ``a0``, one dominant pole at ``gbw`` / a0 (gain-bandwidth product, Hz), output
     resistance ``rout`` (ohms) behind its gain stage, an output stage that saturates at +-``swing`` volts and an
     input offset ``offset`` (volts, at the + input) plus, per amplifier, a mismatch drawn from a normal
-    distribution of deviation ``offset_sigma`` (seeded by ``seed`` and the connection: one die; the same values in
-    the native solver and in the SPICE netlist, where each amplifier instance carries its own). Its loop feeds back V_out / a (an ideal divider that draws
+    distribution of deviation ``offset_sigma``, and a loop gain a (1 + ``gain_sigma`` z) per amplifier (its feedback
+    divider's mismatch; the CCCS keeps 1/a), both seeded by ``seed`` and the connection: one die, the same values in
+    the native solver and in the SPICE netlist, where each amplifier instance carries its own. Its loop feeds back V_out / a (an ideal divider that draws
     no current); the backward CCCS passes the output current, divided by the nominal a, into the input node,
     as in the ideal amplifier. At DC, with beta = 1/a the feedback fraction and I the load current:
 
@@ -664,6 +670,7 @@ class OpAmp(Amplifier):
     swing: float = float("inf")
     offset: float = 0.0
     offset_sigma: float = 0.0
+    gain_sigma: float = 0.0
     seed: int = 0
     iq: float = 0.0
     supply: float = 0.0
@@ -682,6 +689,8 @@ class OpAmp(Amplifier):
             raise NetworkError(f"op-amp offset must be a finite voltage, got {self.offset!r}")
         if not isinstance(self.offset_sigma, (int, float)) or not np.isfinite(self.offset_sigma) or self.offset_sigma < 0:
             raise NetworkError(f"op-amp offset_sigma must be a finite voltage >= 0, got {self.offset_sigma!r}")
+        if not isinstance(self.gain_sigma, (int, float)) or not 0 <= self.gain_sigma <= 0.2:
+            raise NetworkError(f"op-amp gain_sigma (relative) must be 0 to 0.2, got {self.gain_sigma!r}")
         if isinstance(self.seed, float) and self.seed.is_integer():
             object.__setattr__(self, "seed", int(self.seed))  # from a text spec ('seed=3')
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or not 0 <= self.seed < 2**32:
@@ -690,8 +699,8 @@ class OpAmp(Amplifier):
             raise NetworkError(f"op-amp swing +-{self.swing:g} V exceeds its supply of {self.supply:g} V rail to rail")
 
     def loop(self, gain: float) -> float:
-        """1 + a0 beta: the loop's return difference at DC (beta = 1/gain)."""
-        return 1.0 + self.a0 / float(gain)
+        """1 + a0 beta: the loop's return difference at DC (beta = 1/gain; gain a number or one per amplifier)."""
+        return 1.0 + self.a0 / (np.asarray(gain, dtype=float) if np.ndim(gain) else float(gain))
 
     def closed_loop_gain(self, gain: float) -> float:
         return self.a0 / self.loop(gain)
@@ -701,6 +710,9 @@ class OpAmp(Amplifier):
 
     def input_offsets(self, c: int, n: int):
         return _offsets(self, c, n)
+
+    def gain_factors(self, c: int, n: int):
+        return _gain_factors(self, c, n) if self.gain_sigma else None
 
     def output(self, gain, v_in, load_g, load_i, offset=None):
         """Exact at DC: the unsaturated solution, replaced by the saturated one where the gain stage's output
@@ -741,12 +753,12 @@ class OpAmp(Amplifier):
         gbw / a0, a0 at DC), its output limiter, output resistance, the feedback V(out)/gain and the CCCS."""
         num = spice_number
         err = "v(plus) - v(fb)"
-        lines = [f".subckt bidir_amp in out params: gain=1 vos={num(self.offset)}",
+        lines = [f".subckt bidir_amp in out params: gain=1 vos={num(self.offset)} fb=1",
                  f"* op-amp macromodel: A0 {self.a0:g}, GBW {self.gbw:g} Hz, Rout {self.rout:g} ohm, swing +-{self.swing:g} V, "
                  f"offset {self.offset:g} V; non-inverting loop of gain `gain`, CCCS back of 1/gain",
                  # the offset as a source, so that ngspice's source stepping ramps it with the others
                  "V_os plus in DC {vos}",
-                 "E_fb fb 0 out 0 {1/gain}"]
+                 "E_fb fb 0 out 0 {1/(gain*fb)}"]
         if np.isfinite(self.gbw):
             # gm = a0 / 1k into 1k || C: a0 at DC, one pole at gbw / a0
             cap = self.a0 / (2.0 * np.pi * self.gbw * 1e3)
@@ -774,7 +786,11 @@ class OpAmp(Amplifier):
         if self.offset:
             parts.append(f"offset {self.offset:g} V")
         if self.offset_sigma:
-            parts.append(f"offset mismatch {self.offset_sigma:g} V rms (seed {self.seed})")
+            parts.append(f"offset mismatch {self.offset_sigma:g} V rms")
+        if self.gain_sigma:
+            parts.append(f"gain mismatch {100 * self.gain_sigma:g}% rms")
+        if self.offset_sigma or self.gain_sigma:
+            parts.append(f"die {self.seed}")
         if self.quiescent_power:
             parts.append(f"{self.quiescent_power:g} W quiescent")
         return "op-amp amplifiers (" + ", ".join(parts) + ")"
@@ -788,6 +804,14 @@ def _offsets(model: OpAmp, c: int, n: int):
         off += model.offset_sigma * np.random.default_rng([model.seed, c]).standard_normal(n)
     off.setflags(write=False)
     return off
+
+
+@functools.lru_cache(maxsize=256)
+def _gain_factors(model: OpAmp, c: int, n: int):
+    """Connection c's n loop gains over nominal: 1 + gain_sigma z (a stream of its own: the offsets stay as drawn)."""
+    f = 1.0 + model.gain_sigma * np.random.default_rng([model.seed, c, 1]).standard_normal(n)
+    f.setflags(write=False)
+    return f
 
 
 def amplifier_model(spec) -> Amplifier:

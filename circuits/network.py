@@ -124,7 +124,10 @@ class LayeredNetwork:
         if self.amplifier.ideal or a == 1.0:
             return a * self.driven(c, driver)
         w = self.weights[c]
-        return self.amplifier.output(a, driver, w.sum(1), load @ w.T, self.amplifier.input_offsets(c, w.shape[0]))
+        n = w.shape[0]
+        f = self.amplifier.gain_factors(c, n)
+        return self.amplifier.output(a if f is None else a * f, driver, w.sum(1), load @ w.T,
+                                     self.amplifier.input_offsets(c, n))
 
     def amplifier_slopes(self, c: int, driver, load) -> tuple:
         """(alpha, rho) of connection c's amplifiers at the driving and driven layers' voltages: the output's
@@ -133,7 +136,10 @@ class LayeredNetwork:
         w = self.weights[c]
         if self.amplifier.ideal or a == 1.0:
             return self.amplifier.slopes(a, driver, w.sum(1), load @ w.T)
-        return self.amplifier.slopes(a, driver, w.sum(1), load @ w.T, self.amplifier.input_offsets(c, w.shape[0]))
+        n = w.shape[0]
+        f = self.amplifier.gain_factors(c, n)
+        return self.amplifier.slopes(a if f is None else a * f, driver, w.sum(1), load @ w.T,
+                                     self.amplifier.input_offsets(c, n))
 
     def rows(self, c: int) -> int:
         """Conductance rows of connection c: its driving layer's nodes, twice over for a differential one."""
@@ -354,9 +360,12 @@ class LayeredNetwork:
         for c in range(self.n_connections):
             w, gain = self.weights[c], self.gains[c]
             offsets = self.amplifier.input_offsets(c, w.shape[0]) if gain != 1.0 else None
-            if offsets is not None:  # each amplifier's own input offset (a die's mismatch), for the netlist
+            factors = self.amplifier.gain_factors(c, w.shape[0]) if gain != 1.0 else None
+            if offsets is not None:  # each amplifier's own input offset and gain (a die's mismatch), for the netlist
                 for i, name in enumerate(layers[c]):
                     g.nodes[name]["amp_offset"] = float(offsets[i])
+                    if factors is not None:
+                        g.nodes[name]["amp_gain_factor"] = float(factors[i])
             ii, jj = np.nonzero(w)
             for i, j in zip(ii, jj):
                 attrs = {"g": float(w[i, j])}

@@ -31,6 +31,7 @@ from eqprop.learning.trainer import TrainConfig
 AMPLIFIER_FILES = ["amplifiers.md", "amplifiers.json", "settling.png"]
 DEFAULT_GBWS = (1e5, 1e6, 1e7, 1e8, 1e9)  # Hz
 DEFAULT_SPECS = ("ideal", "a0=1e4", "a0=100", "a0=10", "a0=3", "a0=1",
+                 "a0=1e4 gain_sigma=0.05", "a0=1e4 gain_sigma=0.2",
                  "a0=1e4 offset_sigma=5e-3", "a0=1e4 offset_sigma=2e-2", "a0=1e4 offset_sigma=5e-2", "a0=1e4 offset_sigma=0.2",
                  "a0=1e4 swing=0.08", "a0=1e4 swing=0.03", "a0=1e4 swing=0.01")
 BAND = 0.01  # settled: every output within 1% of the largest output's final value

@@ -366,6 +366,8 @@ class _Writer:
                 inst = f"X_amp_{node}"
                 offset = self.g.nodes[key[0]].get("amp_offset")
                 vos = "" if offset is None else f" vos={_num(offset)}"
+                factor = self.g.nodes[key[0]].get("amp_gain_factor")
+                vos += "" if factor is None else f" fb={_num(factor)}"
                 lines.append(f"{inst} {key[0]} {node} bidir_amp params: gain={_num(key[1])}{vos}")
                 self.amp_list.append((inst.lower(), str(key[0]), key[1]))
         return lines, out

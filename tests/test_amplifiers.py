@@ -10,7 +10,7 @@ from eqprop.circuits import (ConvergenceError, NetworkError, OpAmp, amplifier_mo
 from eqprop.circuits.serialize import network_from_data, network_to_data
 
 SPECS = ["a0=1e3", "a0=50 offset=0.01", "a0=1e3 rout=1e4", "a0=1e3 swing=0.25",
-         "a0=200 swing=0.2 rout=1e3 offset=0.005 offset_sigma=0.01 seed=3", "a0=1e4 gbw=1e6 offset_sigma=0.02"]
+         "a0=200 swing=0.2 rout=1e3 offset=0.005 offset_sigma=0.01 seed=3", "a0=1e4 gbw=1e6 offset_sigma=0.02 gain_sigma=0.05"]
 
 
 def net_for(spec, diode="shockley", seed=2):
@@ -88,13 +88,17 @@ def test_offset_mismatch_is_one_die_per_seed():
 def test_a_saved_network_and_its_netlist_keep_every_amplifier():
     from eqprop.netlists import to_netlist
 
-    net = net_for("a0=300 rout=50 swing=0.3 offset_sigma=0.01 seed=7 iq=1e-4 supply=3")
+    net = net_for("a0=300 rout=50 swing=0.3 offset_sigma=0.01 gain_sigma=0.03 seed=7 iq=1e-4 supply=3")
     back = network_from_data(*network_to_data(net))
     assert back.amplifier == net.amplifier
     text = to_netlist(net, np.zeros((1, 8))).text
-    vos = [float(line.split("vos=")[1]) for line in text.splitlines() if line.startswith("X_amp")]
+    vos = [float(line.split("vos=")[1].split()[0]) for line in text.splitlines() if line.startswith("X_amp")]
     np.testing.assert_allclose(sorted(vos), sorted(np.concatenate([net.amplifier.input_offsets(c, net.sizes[c])
                                                                     for c in net.amplified])))
+    fb = [float(line.split("fb=")[1]) for line in text.splitlines() if line.startswith("X_amp")]
+    np.testing.assert_allclose(sorted(fb), sorted(np.concatenate([net.amplifier.gain_factors(c, net.sizes[c])
+                                                                  for c in net.amplified])))
+    assert abs(np.std(fb) - 0.03) < 0.015 and len(set(fb)) == len(fb)
     assert "op-amp amplifiers (A0 300" in text and net.amplifier.quiescent_power == pytest.approx(3e-4)
     # ideal amplifiers save and write as before
     plain = layered([8, 6, 4], gain=2)
@@ -119,7 +123,8 @@ def test_what_takes_ideal_amplifiers_refuses_op_amps_in_one_line():
         layered([8, 6, 6, 4], gain=2.0, hidden_pairs=True, amplifier="a0=1e3")
     for bad, match in (("a0=0.5", "a0 must be >= 1"), ("gbw=-1", "gbw must be positive"), ("swing=nan", "swing"),
                        ("a0", "key=value"), ("a0=x", "not a number"), ("offset_sigma=-1", "offset_sigma"),
-                       ("seed=1.5", "seed"), ("swing=3 supply=4", "exceeds its supply")):
+                       ("seed=1.5", "seed"), ("swing=3 supply=4", "exceeds its supply"),
+                       ("gain_sigma=0.5", "gain_sigma")):
         with pytest.raises(NetworkError, match=match):
             amplifier_model(bad)
 
@@ -187,7 +192,8 @@ def _stacked_kcl(net, x):
     return F, off
 
 
-@pytest.mark.parametrize("spec", ["a0=50 rout=3e3 offset_sigma=0.01", "a0=1e3 swing=0.25 rout=500", "a0=30 rout=1e4"])
+@pytest.mark.parametrize("spec", ["a0=50 rout=3e3 offset_sigma=0.01 gain_sigma=0.05", "a0=1e3 swing=0.25 rout=500",
+                                  "a0=30 rout=1e4"])
 def test_the_small_signal_model_is_the_circuit_differentiated(spec):
     """The Jacobian and the conductances' noise-injection matrix of op-amp networks (saturated amplifiers included)
     against finite differences of the physical KCL: dF/dV, and dF/dG = drop x (what a unit current through G
@@ -253,7 +259,7 @@ def test_the_exact_gradient_through_kirchhoff_is_the_energys_and_the_finite_diff
         eq = solve(net, x, tol=1e-13)
         a, b = resistive_exact_gradient(net, eq, y)[0], kcl_exact_gradient(net, eq, y)[0]
         assert max(np.abs(p - q).max() / np.abs(p).max() for p, q in zip(a, b)) < 1e-12
-    net = net_for("a0=10 rout=3e3 swing=0.3 offset_sigma=0.01")
+    net = net_for("a0=10 rout=3e3 swing=0.3 offset_sigma=0.01 gain_sigma=0.05")
     x, y = rng.uniform(-1, 1, (4, 8)), rng.uniform(-0.1, 0.1, (4, 2))
     grad, _ = resistive_exact_gradient(net, solve(net, x, tol=1e-14), y)
     loss = lambda: 0.5 * ((solve(net, x, tol=1e-14).prediction - y) ** 2).sum(1).mean()  # noqa: E731
