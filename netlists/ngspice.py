@@ -400,16 +400,17 @@ class NgspiceCircuit:
 def source_power(vector, netlist: Netlist):
     """Power delivered by the voltage sources and the amplifiers (W), from ngspice's vectors.
 
-    A SPICE branch current flows into the + terminal, so a source delivers -V I. An amplifier's VCVS
-    delivers gain V_in I_load and its CCCS absorbs V_in I_load / gain.
+    A SPICE branch current flows into the + terminal, so a source delivers -V I. An amplifier delivers
+    V_out I_load (gain V_in I_load for an ideal one) and its CCCS absorbs V_in I_load / gain; op-amps also draw
+    their quiescent power (``OpAmp.quiescent_power`` each).
     """
-    total = 0.0
+    total = netlist.quiescent_power
     for element, node in netlist.sources:
         total = total - vector(node) * vector(f"{element.lower()}#branch")
-    for inst, node, gain in netlist.amplifiers:
+    for inst, node, gain, out in netlist.amplifiers:
         v_in = vector(node)
         i_load = vector(f"v.{inst}.v_sense#branch")
-        total = total + (gain - 1.0 / gain) * v_in * i_load
+        total = total + (vector(out) - v_in / gain) * i_load
     return total
 
 

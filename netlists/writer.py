@@ -93,9 +93,10 @@ class Netlist:
     free_nodes: list  # node names in the order of Equilibrium.voltages
     batch: int  # samples swept by the analysis (1: a plain operating point)
     sources: list  # (element, node) of every voltage source (inputs, biases, rails)
-    amplifiers: list  # (instance, input node, gain)
+    amplifiers: list  # (instance, input node, gain, output node)
     n_targets: int
     readout: np.ndarray = field(repr=False, default=None)  # R: prediction = R @ V_free
+    quiescent_power: float = 0.0  # W: what the amplifiers draw from their supplies besides their output power
 
     def __str__(self) -> str:
         return self.text
@@ -282,7 +283,8 @@ class _Writer:
         self._check_generated_names(source_lines + neurons + amps + resistors + nudge_lines, generated)
         text = "\n".join(header + [""] + body) + "\n"
         _, R = free_nodes_and_readout(net)
-        return Netlist(text, free, batch, sources, self.amp_list, net.n_targets, R)
+        return Netlist(text, free, batch, sources, self.amp_list, net.n_targets, R,
+                       len(self.amp_list) * getattr(self.net.amplifier, "quiescent_power", 0.0))
 
     def _check_generated_names(self, element_lines, generated_nodes) -> None:
         """The writer names rails, amplifier outputs, targets and elements after the network's nodes; a node
@@ -369,7 +371,7 @@ class _Writer:
                 factor = self.g.nodes[key[0]].get("amp_gain_factor")
                 vos += "" if factor is None else f" fb={_num(factor)}"
                 lines.append(f"{inst} {key[0]} {node} bidir_amp params: gain={_num(key[1])}{vos}")
-                self.amp_list.append((inst.lower(), str(key[0]), key[1]))
+                self.amp_list.append((inst.lower(), str(key[0]), key[1], node.lower()))
         return lines, out
 
     def _resistors(self, amp_out) -> list:

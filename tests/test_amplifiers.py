@@ -272,3 +272,31 @@ def test_the_exact_gradient_through_kirchhoff_is_the_energys_and_the_finite_diff
             down = loss()
             p[idx] = p0
             assert abs((up - down) / (2e-4 * p0) - g[idx]) < 1e-7 * np.abs(g).max()
+
+
+def test_static_power_counts_the_op_amps_output_and_quiescent_power():
+    """ngspice's source and amplifier power at the operating point is the dissipation in every resistor and diode
+    (from the native equilibrium, with the op-amps' real outputs) plus each amplifier's quiescent iq x supply."""
+    from eqprop.circuits import ShockleyDiode
+    from eqprop.netlists import NgspiceCircuit
+
+    net = layered([8, 6, 4], diode=ShockleyDiode(i_s=1e-7), rails=(-0.05, 0.05), gain=3.0, seed=4,
+                  amplifier="a0=200 rout=1e3 offset=0.01 iq=1e-6 supply=3")
+    x = np.random.default_rng(4).uniform(0, 1, (1, 4))
+    _, _, power = NgspiceCircuit(net).operating_points(x)
+    eq = solve(net, x, tol=1e-13)
+    src, layers = net.encode_inputs(x), eq.layers
+    dissipated = 0.0
+    for c in range(net.n_connections):
+        u = src if c == 0 else net.amplifier_output(c, layers[c - 1], layers[c])
+        v = layers[c]
+        dissipated += float((net.weights[c] * (u[0][:, None] - v[0][None, :]) ** 2).sum())
+        b = net.biases[c]
+        dissipated += float((b[0] * (v[0] - net.bias_voltage) ** 2 + b[1] * (v[0] + net.bias_voltage) ** 2).sum())
+        clamp = net.neurons[c]
+        if clamp is not None:
+            d = clamp.diode
+            dissipated += float(((v[0] - clamp.v_high) * d.current(v[0] - clamp.v_high)
+                                 + (clamp.v_low - v[0]) * d.current(clamp.v_low - v[0])).sum())
+    quiescent = 6 * 3e-6  # six amplifiers (one per hidden node), 1 uA from 3 V each
+    assert abs(power[0] - quiescent - dissipated) <= 1e-6 * dissipated

@@ -36,7 +36,7 @@ def test_sigkilled_run_resumes_to_the_same_conductances_bit_for_bit(tmp_path, de
 @pytest.mark.timeout(300)
 def test_checkpoints_inside_epochs_resume_mid_epoch_bit_for_bit(tmp_path):
     # Two long epochs, a checkpoint after every step: each kill loses at most a step, not an epoch.
-    args = "--hidden 16 --epochs 2 --n-train 400 --n-test 100 --batch-size 5 --seed 5".split()
+    args = "--hidden 16 --epochs 2 --n-train 240 --n-test 100 --batch-size 5 --seed 5".split()
     assert train_with_kills(args + ["--checkpoint-every", "1e9"], tmp_path / "whole", []) == []
     rng = np.random.default_rng(11)
     kills = train_with_kills(args + ["--checkpoint-every", "0"], tmp_path / "killed",
