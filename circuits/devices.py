@@ -140,6 +140,10 @@ class DiodeModel:
 
     no_integer_form = "it has no integer form"
 
+    def noise_density(self, vd, kt: float):
+        """Two-sided current noise density (A^2/Hz) of one diode at junction voltage vd: none for an abstraction."""
+        return np.zeros_like(np.asarray(vd, dtype=float))
+
     def integer_terms(self, clamp) -> dict | None:
         """The clamp as an integer neuron sees it (SI units), or None. Keys: ``clip`` (v_low, v_high) for a
         hard clamp; or ``g_mid``/``i_mid`` (conductance and current added between the knees) with ``g_on`` (the
@@ -314,6 +318,10 @@ class ShockleyDiode(DiodeModel):
     def current(self, vd):
         return self.junction(vd)[0] + self.gmin * np.asarray(vd, dtype=float)
 
+    def noise_density(self, vd, kt: float):
+        """Shockley shot noise, two-sided q |I| (GMIN noiseless, as in ngspice)."""
+        return ELEMENTARY_CHARGE * np.abs(self.junction(vd)[0] + self.gmin * np.asarray(vd, dtype=float))
+
     def conductance(self, vd):
         return self.junction(vd)[1] + self.gmin
 
@@ -434,6 +442,123 @@ class ShockleyDiode(DiodeModel):
                                f"({options.gmin:g} S), which ngspice puts across every junction")
         return ([f"D_up node hi dclamp{suffix}", f"D_dn lo node dclamp{suffix}"],
                 [f".model dclamp{suffix} D(IS={spice_number(self.i_s)} N={spice_number(self.n)})"], [])
+
+
+@dataclass(frozen=True)
+class SeriesResistanceDiode(ShockleyDiode):
+    """SPICE's level-1 junction diode with series resistance ``rs`` (ohms) and zero-bias junction capacitance
+    ``cj`` (farads, ngspice's CJO: transients only; the DC solution does not depend on it).
+
+    The terminal voltage is vd = vj + rs i with i = IS (exp(vj / N vt) - 1) (SPICE's cubic reverse tail below
+    -3 N vt) + GMIN vj, GMIN across the junction as ngspice puts it. Given vd the junction voltage is the root of
+    vj + rs i(vj) - vd, increasing in vj and bracketed by 0 and vd: a safeguarded Newton finds it. The terminal
+    conductance is g / (1 + rs g) (g: the junction's), at most 1 / rs; the co-content is the junction's plus
+    rs i^2 / 2. Its noise at the terminals is the junction's shot noise and the resistor's thermal noise through
+    the divider: (q |I| + 2 k T rs g^2) / (1 + rs g)^2, two-sided.
+    """
+
+    rs: float = 10.0
+    cj: float = 0.0
+    kind = "shockley-rs"
+
+    def __post_init__(self):
+        super().__post_init__()
+        for name in ("rs", "cj"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not np.isfinite(value) or value < 0:
+                raise NetworkError(f"SeriesResistanceDiode.{name} must be a finite number >= 0, got {value!r}")
+        if self.rs <= 0:
+            raise NetworkError("SeriesResistanceDiode.rs must be positive ohms (rs 0 is ShockleyDiode)")
+
+    def _junction_total(self, vj):
+        i, g = self.junction(vj)
+        return i + self.gmin * vj, g + self.gmin
+
+    def junction_voltage(self, vd, tol: float = 1e-14):
+        """vj with vj + rs i(vj) = vd, elementwise (to tol relative to max(1 V, |vd|))."""
+        vd = np.asarray(vd, dtype=float)
+        lo, hi = np.minimum(vd, 0.0), np.maximum(vd, 0.0)
+        # the forward root is below the junction voltage that carries all of vd / rs: a start close to it
+        vj = np.minimum(hi, self.nvt * np.log1p(np.maximum(vd, 0.0) / (self.rs * self.i_s)))
+        vj = np.maximum(vj, lo)
+        scale = tol * np.maximum(1.0, np.abs(vd))
+        for _ in range(NEWTON_MAX_ITER):
+            i, g = self._junction_total(vj)
+            f = vj + self.rs * i - vd
+            hi = np.where(f > 0, vj, hi)
+            lo = np.where(f > 0, lo, vj)
+            new = vj - f / (1.0 + self.rs * g)
+            out = (new <= lo) | (new >= hi)
+            new = np.where(out, 0.5 * (lo + hi), new)
+            done = np.abs(new - vj) <= scale
+            vj = new
+            if done.all():
+                break
+        return vj
+
+    def terminal(self, vd):
+        """(current, conductance) at the terminals for terminal voltages vd: one junction solve for both."""
+        i, g = self._junction_total(self.junction_voltage(vd))
+        return i, g / (1.0 + self.rs * g)
+
+    def current(self, vd):
+        return self.terminal(vd)[0]
+
+    def conductance(self, vd):
+        return self.terminal(vd)[1]
+
+    def cocontent(self, vd):
+        vj = self.junction_voltage(vd)
+        i = self._junction_total(vj)[0]
+        return super().cocontent(vj) + 0.5 * self.rs * i * i
+
+    def noise_density(self, vd, kt: float):
+        """Two-sided current noise density at the terminals (A^2/Hz): shot noise and rs's thermal noise."""
+        vj = self.junction_voltage(vd)
+        i, g = self._junction_total(vj)
+        return (ELEMENTARY_CHARGE * np.abs(i) + 2.0 * kt * self.rs * g * g) / (1.0 + self.rs * g) ** 2
+
+    def solve_clamp(self, clamp, S, T, v_prev=None, tol: float = 1e-14):
+        """Safeguarded Newton on the node (bracketed by the rails' midpoint and T/S, bisected where a step leaves
+        the bracket); each evaluation finds both diodes' junction voltages."""
+        vl, vh = clamp.v_low, clamp.v_high
+        shape = np.shape(T)
+        S = np.broadcast_to(S, shape).ravel()
+        T = np.asarray(T, dtype=float).ravel()
+        free = T / S
+        lo, hi = np.minimum(free, clamp.v_mid), np.maximum(free, clamp.v_mid)
+        v = np.clip(free if v_prev is None else np.ravel(v_prev), lo, hi)
+        scale = tol * max(1.0, abs(vh), abs(vl))
+        for _ in range(4 * NEWTON_MAX_ITER):
+            (i_up, g_up), (i_dn, g_dn) = self.terminal(v - vh), self.terminal(vl - v)
+            f = S * v - T + i_up - i_dn
+            df = S + g_up + g_dn
+            hi = np.where(f > 0, v, hi)
+            lo = np.where(f > 0, lo, v)
+            new = v - f / df
+            out = (new < lo) | (new > hi)
+            new = np.where(out, 0.5 * (lo + hi), new)
+            done = np.abs(new - v) <= scale
+            v = new
+            if done.all():
+                break
+        return v.reshape(shape)
+
+    relaxable = False  # the curvature bound of ``ShockleyDiode.relax`` is the junction's, not the series pair's
+
+    def relax(self, clamp, S, v_old, v_star, omega: float):
+        raise NotImplementedError
+
+    def layer_update(self, clamp):
+        return None  # the numpy path (``solve_clamp``): no compiled kernel for the series pair
+
+    def limit(self, v, new, v_high: float, v_low: float):
+        return new
+
+    def spice_lines(self, suffix: str, options, stand_in=None) -> tuple:
+        body, models, notes = super().spice_lines(suffix, options, stand_in)
+        extra = f" RS={spice_number(self.rs)}" + (f" CJO={spice_number(self.cj)}" if self.cj else "")
+        return body, [models[0][:-1] + extra + ")"], notes
 
 
 @dataclass(frozen=True)

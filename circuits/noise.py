@@ -136,7 +136,8 @@ class ThermalNoise:
         return draw(self.factors(net, voltages, beta), rng.standard_normal(voltages.shape))
 
     def _shot(self, net, v) -> np.ndarray:
-        """Two-sided shot noise q |I| of each free node's diodes (A^2/Hz); 0 for ideal and piecewise-linear ones."""
+        """Two-sided noise of each free node's diodes (A^2/Hz, ``DiodeModel.noise_density``: shot noise q |I|, and a
+        series resistance's thermal noise); 0 for ideal and piecewise-linear ones."""
         v = np.concatenate([np.ravel(layer) for layer in v]) if isinstance(v, (list, tuple)) else np.ravel(v)
         off = offsets(net)
         s = np.zeros(off[-1])
@@ -145,8 +146,7 @@ class ThermalNoise:
                 continue
             x = v[off[c]:off[c + 1]]
             d = clamp.diode
-            s[off[c]:off[c + 1]] = ELEMENTARY_CHARGE * (np.abs(d.current(x - clamp.v_high))
-                                                        + np.abs(d.current(clamp.v_low - x)))
+            s[off[c]:off[c + 1]] = d.noise_density(x - clamp.v_high, self.kt) + d.noise_density(clamp.v_low - x, self.kt)
         return s
 
     def time_constants(self, net: LayeredNetwork, v=None, beta: float = 0.0) -> tuple:

@@ -182,8 +182,10 @@ class TrainConfig:
             if isinstance(v, bool) or not isinstance(v, kind) or not np.isfinite(v) or below(v):
                 bad(name, v, need or f"must be a positive {'integer' if integer else 'finite number'}")
 
+        from eqprop.circuits.devices import DIODE_MODELS
+
         choices = {"dataset": tuple(DATASETS), "backend": backends.names(), "nudging": NUDGINGS,
-                   "diode": ("ideal", "shockley", "pwl"), "device": PRESETS}
+                   "diode": tuple(DIODE_MODELS), "device": PRESETS}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 bad(name, getattr(self, name), f"use one of {', '.join(map(str, allowed))}")
@@ -234,7 +236,8 @@ class TrainConfig:
             bad("data", self.data, "must be a path (string) or null")
         if self.cluster is not None and not isinstance(self.cluster, str):
             bad("cluster", self.cluster, "must be 'ray', a Ray address, or null")
-        if self.diode_is is not None and self.diode != "shockley":
+        has_is = "i_s" in getattr(DIODE_MODELS.get(self.diode), "__dataclass_fields__", {})
+        if self.diode_is is not None and not has_is:
             bad("diode_is", self.diode_is, f"sets a Shockley diode's saturation current; the diode is {self.diode!r} "
                                            "(add --diode shockley, or drop --diode-is)")
         if self.fixed_point is not False:
