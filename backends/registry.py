@@ -22,7 +22,8 @@ class BackendSpec:
     summary: str
     needs: tuple = ()  # what must be installed: "ngspice", "lava"
     diodes: tuple = ("ideal", "shockley", "pwl")  # diode models it settles ("ideal" is the hard clamp)
-    # ("shockley-rs", the diode with series resistance: native and spice, whose lines add it)
+    # ("shockley-rs", the diode with series resistance, and "mosfet", a diode-connected transistor: native and
+    # spice, whose lines add them)
     cluster: bool = False  # can spread its work over Ray: --cluster
     onchip: bool = False  # computes its own updates (no host arithmetic)
     programs: bool = False  # onchip, but requests changes that the host's device model programs (--device)
@@ -59,11 +60,11 @@ def get(name: str) -> BackendSpec:
 
 register(BackendSpec("native", "eqprop.backends.native:NativeBackend",
                      "the native solver: exact block coordinate descent in numpy (the circuit's digital twin)",
-                     hidden_pairs=True, amplifiers=("ideal", "opamp"), diodes=("ideal", "shockley", "pwl", "shockley-rs")))
+                     hidden_pairs=True, amplifiers=("ideal", "opamp"), diodes=("ideal", "shockley", "pwl", "shockley-rs", "mosfet")))
 register(BackendSpec("spice", "eqprop.backends.spice:SpiceBackend",
                      "every phase an ngspice operating point (worker processes, or Ray actors with --cluster)",
                      needs=("ngspice",), cluster=True, amplifiers=("ideal", "opamp"),
-                     diodes=("ideal", "shockley", "pwl", "shockley-rs")))
+                     diodes=("ideal", "shockley", "pwl", "shockley-rs", "mosfet")))
 register(BackendSpec("lava", "eqprop.backends.lava:LavaBackend",
                      "every phase a run of Lava processes on Lava's CPU simulator: float models, a fast simulation "
                      "of the message passing (delayed Jacobi); for a chip's arithmetic use loihi",

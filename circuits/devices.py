@@ -562,6 +562,80 @@ class SeriesResistanceDiode(ShockleyDiode):
 
 
 @dataclass(frozen=True)
+class MosfetDiode(DiodeModel):
+    """A diode-connected n-MOSFET (gate tied to drain, bulk to source): SPICE's level-1 transistor in saturation.
+
+    Current from drain to source i = kp / 2 (vd - vto)^2 above the threshold vto and none below (level 1 has no
+    subthreshold conduction), plus ngspice's GMIN across the drain-bulk junction; W = L, no body effect (bulk on
+    the source), no channel-length modulation, bulk junctions without saturation current. The node's energy is a
+    convex piecewise cubic, so the per-node solve is exact: the root of a quadratic in the one region where a
+    transistor conducts. In SPICE each clamp transistor is an ``M`` element with a level-1 model card.
+    """
+
+    kp: float = 1e-3  # A/V^2: the transconductance parameter times W / L
+    vto: float = 0.0  # V: the threshold, past the rail
+    gmin: float = SPICE_GMIN
+    kind = "mosfet"
+    smooth = True
+    no_integer_form = ("its current is quadratic in the voltage past a threshold; the Loihi path maps ideal and "
+                       "piecewise-linear diodes")
+
+    def __post_init__(self):
+        if not isinstance(self.kp, (int, float)) or not np.isfinite(self.kp) or self.kp <= 0:
+            raise NetworkError(f"MosfetDiode.kp must be positive A/V^2, got {self.kp!r}")
+        if not isinstance(self.vto, (int, float)) or not np.isfinite(self.vto) or self.vto < 0:
+            raise NetworkError(f"MosfetDiode.vto must be a threshold >= 0 V (an n-MOSFET that conducts at 0 V is "
+                               f"no clamp), got {self.vto!r}")
+        if self.gmin < 0:
+            raise NetworkError(f"MosfetDiode.gmin must be >= 0, got {self.gmin!r}")
+
+    def current(self, vd):
+        vd = np.asarray(vd, dtype=float)
+        on = np.maximum(vd - self.vto, 0.0)
+        return 0.5 * self.kp * on * on + self.gmin * vd
+
+    def conductance(self, vd):
+        vd = np.asarray(vd, dtype=float)
+        return self.kp * np.maximum(vd - self.vto, 0.0) + self.gmin
+
+    def cocontent(self, vd):
+        vd = np.asarray(vd, dtype=float)
+        on = np.maximum(vd - self.vto, 0.0)
+        return self.kp * on**3 / 6.0 + 0.5 * self.gmin * vd * vd
+
+    def noise_density(self, vd, kt: float):
+        """A MOSFET in saturation: the channel's thermal noise, two-sided 2 k T (2/3) g_m (SPICE level 1)."""
+        return 2.0 * kt * (2.0 / 3.0) * self.kp * np.maximum(np.asarray(vd, dtype=float) - self.vto, 0.0)
+
+    def solve_clamp(self, clamp, S, T, v_prev=None, tol: float = 1e-14):
+        """Exact: with both transistors off v0 = (T + GMIN (vh + vl)) / (S + 2 GMIN); past the upper knee
+        vh + vto the node solves S2 u + kp u^2 / 2 = T2 - S2 (vh + vto) for u = v - vh - vto >= 0 (and the mirror
+        image below vl - vto), in the cancellation-free form u = 2 c / (S2 + sqrt(S2^2 + 2 kp c))."""
+        vl, vh, g = clamp.v_low, clamp.v_high, self.gmin
+        S2 = np.asarray(S, dtype=float) + 2.0 * g
+        T2 = np.asarray(T, dtype=float) + g * (vh + vl)
+        v = T2 / S2
+        c_up = T2 - S2 * (vh + self.vto)
+        c_dn = S2 * (vl - self.vto) - T2
+        up = 2.0 * np.maximum(c_up, 0.0) / (S2 + np.sqrt(S2 * S2 + 2.0 * self.kp * np.maximum(c_up, 0.0)))
+        dn = 2.0 * np.maximum(c_dn, 0.0) / (S2 + np.sqrt(S2 * S2 + 2.0 * self.kp * np.maximum(c_dn, 0.0)))
+        v = np.where(c_up > 0, vh + self.vto + up, v)
+        return np.where(c_dn > 0, vl - self.vto - dn, v)
+
+    def spice_lines(self, suffix: str, options, stand_in=None) -> tuple:
+        if abs(self.gmin - options.gmin) > 1e-30:
+            raise NetworkError(f"the transistor's gmin ({self.gmin:g} S) differs from SpiceOptions.gmin "
+                               f"({options.gmin:g} S), which ngspice puts across its drain-bulk junction")
+        if abs(options.temp - 27.0) > 1e-9:
+            raise NetworkError("the level-1 transistor's kp and vto are given at ngspice's 27 C; set SpiceOptions(temp=27)")
+        model = (f".model nclamp{suffix} NMOS(LEVEL=1 VTO={spice_number(self.vto)} KP={spice_number(self.kp)} "
+                 "LAMBDA=0 GAMMA=0 IS=0 JS=0)")
+        # drain = gate = anode, source = bulk = cathode; W = L
+        return ([f"M_up node node hi hi nclamp{suffix} W=10u L=10u", f"M_dn lo lo node node nclamp{suffix} W=10u L=10u"],
+                [model], [])
+
+
+@dataclass(frozen=True)
 class PiecewiseLinearDiode(DiodeModel):
     """i = g_off vd + g_on max(vd - v_on, 0): an off leakage and an on-resistance past a knee."""
 

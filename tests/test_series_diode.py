@@ -54,3 +54,36 @@ def test_its_noise_is_ngspices_and_its_netlist_and_saved_form_carry_rs_and_cj():
     for bad in (dict(rs=0.0), dict(rs=-1.0), dict(cj=-1e-12), dict(rs=float("nan"))):
         with pytest.raises(NetworkError):
             SeriesResistanceDiode(**bad)
+
+
+@pytest.mark.parametrize("kp,vto", [(1e-4, 0.0), (1e-3, 0.02)])
+def test_a_diode_connected_transistor_clamp_is_ngspices_level_1_mosfet(kp, vto):
+    """The transistor-level clamp: each diode a diode-connected n-MOSFET (ngspice's level-1 model). The native
+    per-node solve is exact (a quadratic past the threshold): free and nudged equilibria to 1e-9 V, and the noise
+    (the channel's 8kT gm / 3 in saturation) against ngspice's noise analysis to 1e-3."""
+    from eqprop.circuits.devices import MosfetDiode
+    from eqprop.circuits.noise import ThermalNoise
+    from eqprop.netlists import NgspiceCircuit
+
+    d = MosfetDiode(kp=kp, vto=vto)
+    net = layered([16, 12, 10, 4], gain=4, diode=d, rails=(-0.05, 0.05), seed=2, g_range=(1e-5, 1e-4))
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(-1, 1, (4, 8)), rng.uniform(-0.1, 0.1, (4, 2))
+    circuit = NgspiceCircuit(net)
+    for beta in (0.0, 3e-4):
+        eq = solve(net, x, y, beta)
+        assert np.abs(circuit.equilibrium(x, y, beta).voltages - eq.voltages).max() < 1e-9
+    on = (eq.layers[0] > 0.05 + vto) | (eq.layers[0] < -0.05 - vto)
+    assert on.any() and not on.all()  # some transistors conduct, some do not
+    h = 1e-7
+    vd = np.linspace(-0.2, 0.3, 51)
+    np.testing.assert_allclose(d.conductance(vd), (d.current(vd + h) - d.current(vd - h)) / (2 * h), atol=1e-9)
+    np.testing.assert_allclose(d.current(vd), (d.cocontent(vd + h) - d.cocontent(vd - h)) / (2 * h), atol=1e-9)
+    free = solve(net, x[:1], tol=1e-13)
+    model = ThermalNoise(1e-12)
+    tau, fast = model.time_constants(net, free.voltages[0])
+    want = model.node_std(net, free.layers)[0]
+    got = circuit.noise_spectra(x[:1], 1e-12, 1e-3 / (2 * np.pi * tau), 1e4 / (2 * np.pi * fast), 100)["total_rms"]
+    assert np.abs(got / want - 1).max() < 1e-3
+    with pytest.raises(NetworkError, match="vto"):
+        MosfetDiode(vto=-0.1)
