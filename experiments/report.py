@@ -26,6 +26,7 @@ def run_row(run_dir) -> dict:
         last = history[-1]
         best = min(history, key=lambda h: 1 - h["test_accuracy"])
         row = {"run": str(run_dir), "dataset": cfg.dataset, "backend": cfg.backend, "hidden": list(cfg.hidden),
+               "parts": _parts(cfg),
                "augmentation": f"shift {cfg.shift}" if cfg.shift else "none",
                "epochs": last["epoch"], "epochs_planned": cfg.epochs,
                "test_error": 100 * (1 - last["test_accuracy"]), "train_accuracy": 100 * last["train_accuracy"],
@@ -41,6 +42,18 @@ def run_row(run_dir) -> dict:
     return row
 
 
+def _parts(cfg) -> list:
+    """What the run's circuit has beyond the defaults: its diodes, its amplifiers, its thermal noise."""
+    parts = []
+    if getattr(cfg, "diode", "ideal") not in (None, "ideal"):
+        parts.append(f"{cfg.diode} diodes")
+    if getattr(cfg, "amplifier", None) not in (None, "", "ideal"):
+        parts.append(f"op-amps {cfg.amplifier}")
+    if getattr(cfg, "noise_capacitance", None) is not None:
+        parts.append(f"noise of {cfg.noise_capacitance:g} F nodes")
+    return parts
+
+
 def render(rows, generated: dict) -> str:
     lines = ["| run | recipe | data | network | backend | augmentation | epochs | test error | best (epoch) | "
              "train accuracy | training time | commit |",
@@ -48,7 +61,8 @@ def render(rows, generated: dict) -> str:
     for r in rows:
         epochs = f"{r['epochs']}" + (f" of {r['epochs_planned']}" if r["epochs"] != r["epochs_planned"] else "")
         commit = (r["commit"] or "unknown")[:8] + (" (modified)" if r["dirty"] else "")
-        lines.append(f"| {r['run']} | {r['recipe'] or '-'} | {r['dataset']} | hidden {'-'.join(map(str, r['hidden']))} | "
+        network = f"hidden {'-'.join(map(str, r['hidden']))}" + "".join(f", {p}" for p in r.get("parts", []))
+        lines.append(f"| {r['run']} | {r['recipe'] or '-'} | {r['dataset']} | {network} | "
                      f"{r['backend']} | {r['augmentation']} | {epochs} | {r['test_error']:.2f}% | "
                      f"{r['best_test_error']:.2f}% ({r['best_epoch']}) | {r['train_accuracy']:.2f}% | "
                      f"{r['seconds']:,.0f} s | {commit} |")

@@ -153,6 +153,8 @@ def test_training_with_op_amps_runs_resumes_and_exports(tmp_path, capsys):
     for k in keys:  # resumed after epoch 1: bit for bit the uninterrupted run
         np.testing.assert_array_equal(a[k], b[k])
     assert json.loads((run / "metrics.json").read_text())[-1]["test_accuracy"] > 0.2  # learning (chance: 0.1)
+    assert main(["report", str(run), "--out", str(tmp_path / "rep")]) == 0
+    assert "hidden 16, op-amps a0=100 offset_sigma=2e-3 seed=1 |" in (tmp_path / "rep" / "results.md").read_text()
     assert main(["netlist", str(run), "--out", str(tmp_path / "net.cir")]) == 0
     assert "bidir_amp in out params: gain=1 vos=" in (tmp_path / "net.cir").read_text()
     for extra, match in ((["--backend", "loihi"], "ideal amplifiers only"), (["--hidden-pairs", "on"], "single-ended"),
