@@ -1,6 +1,6 @@
 """The ``eqprop`` command line: it parses and dispatches; each command's work lives in its own module.
 
-Commands: info, solve, train, evaluate, report, netlist, physics, noise, tolerance, amplifiers, gradcheck, sweep, loihi, onchip, cosim, nonideal,
+Commands: info, solve, train, evaluate, report, netlist, physics, noise, tolerance, amplifiers, dies, gradcheck, sweep, loihi, onchip, cosim, nonideal,
 compare, demo (``eqprop COMMAND --help`` for each). User mistakes (bad paths, bad configs, bad inputs) end in one
 line naming the problem and exit code 2, not a traceback from inside a library.
 """
@@ -232,6 +232,15 @@ def cmd_amplifiers(args) -> int:
 
     run_amplifiers(args.out, args.gbw, args.capacitance, args.base, args.amplifier, args.epochs, args.seed, args.hidden)
     print(f"tables, plot and JSON in {args.out}")
+    return 0
+
+
+def cmd_dies(args) -> int:
+    from .dies import run_dies
+
+    run_dies(args.run, args.out, args.dies, args.conductance, args.amplifier_offset, args.amplifier_gain, args.spice,
+             args.data)
+    print(f"table and JSON in {args.out}")
     return 0
 
 
@@ -471,6 +480,20 @@ def build_parser() -> argparse.ArgumentParser:
     to.add_argument("--window", type=nonnegative, default=0.0, help="measurement window of the training runs, seconds")
     to.add_argument("--seed", type=index, default=0, help="network, data order and noise seed")
     to.set_defaults(func=cmd_tolerance)
+    di = sub.add_parser("dies", help="a trained run programmed onto many dies: accuracy under conductance and "
+                                     "amplifier mismatch (Monte Carlo), optionally checked in ngspice")
+    di.add_argument("run", help="a run directory of a circuit backend")
+    di.add_argument("--out", default="reports/dies", help="directory for the table and JSON")
+    di.add_argument("--dies", type=count, default=20, help="dies to draw (seeds 0, 1, ...)")
+    di.add_argument("--conductance", type=nonnegative, default=0.05, help="relative spread of every conductance")
+    di.add_argument("--amplifier-offset", dest="amplifier_offset", type=nonnegative, default=0.0, metavar="VOLTS",
+                    help="spread of each amplifier's input offset")
+    di.add_argument("--amplifier-gain", dest="amplifier_gain", type=nonnegative, default=0.0, metavar="REL",
+                    help="relative spread of each amplifier's loop gain")
+    di.add_argument("--spice", type=index, default=0, metavar="N",
+                    help=f"also solve the first N dies' first {40} test images in ngspice and compare")
+    di.add_argument("--data", help="the run's data file where it was moved or copied")
+    di.set_defaults(func=cmd_dies)
     am = sub.add_parser("amplifiers", help="what the amplifiers must be: settling vs gain-bandwidth in ngspice, and "
                                            "digits accuracy vs op-amp DC gain, offset mismatch and swing")
     am.add_argument("--out", default="reports/amplifiers", help="directory for the tables, plot and JSON")

@@ -1,0 +1,94 @@
+"""``eqprop dies``: a trained network programmed onto many dies (Monte Carlo of device mismatch).
+
+Each die is the run's network with every conductance off its target by a normal relative spread and every
+amplifier with its own input offset and loop gain (``circuits.mismatch.Mismatch``), drawn from the die's number.
+Each die's test accuracy comes from the native solver; ``--spice N`` also solves the first N dies' first test
+images in ngspice, from the netlist of that same die, and reports the largest node difference and whether the
+predicted classes agree. The table gives every die and the spread: what a designer reads as yield.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from eqprop.circuits import solve
+from eqprop.circuits.mismatch import Mismatch
+from eqprop.learning.outputs import OutputDir
+
+DIES_FILES = ["dies.md", "dies.json"]
+SPICE_IMAGES = 40  # test images per die that ngspice solves, where asked
+
+
+def _accuracy(net, x, labels, batch: int = 512) -> float:
+    correct = 0
+    for i in range(0, len(x), batch):
+        correct += int((solve(net, x[i:i + batch]).prediction.argmax(1) == labels[i:i + batch]).sum())
+    return correct / len(x)
+
+
+def run_dies(run, out, dies: int = 20, conductance: float = 0.05, amplifier_offset: float = 0.0,
+             amplifier_gain: float = 0.0, spice: int = 0, data=None, log=print) -> dict:
+    from eqprop.learning.data import load_for
+    from eqprop.learning.rundir import RunError, check_data, relocate_data
+    from eqprop.learning.runs import load_run
+
+    output = OutputDir(out, "dies", DIES_FILES).check()  # refused before anything runs
+    mismatch = Mismatch(conductance, amplifier_offset, amplifier_gain)
+    if not 1 <= dies <= 10000:
+        raise ValueError(f"--dies {dies}: give 1 to 10000 dies")
+    if not 0 <= spice <= dies:
+        raise ValueError(f"--spice {spice}: give 0 to --dies ({dies}) dies to check in ngspice")
+    cfg, _, net = load_run(run)
+    if not hasattr(net, "neurons"):
+        raise RunError(f"{run} is a run of a digital model (no circuit to program onto dies); give a circuit run")
+    if data is not None:
+        relocate_data(run, cfg, data)
+    check_data(run, cfg)
+    ds = load_for(cfg)
+    x, labels = ds.x_test * cfg.input_scale, ds.y_test
+    nominal = _accuracy(net, x, labels)
+    log(f"{run}: {len(labels)} test images, nominal accuracy {nominal:.4f}; {dies} dies, conductances off their "
+        f"targets by {100 * conductance:g}% rms, amplifier offsets {amplifier_offset:g} V rms, loop gains "
+        f"{100 * amplifier_gain:g}% rms")
+    head = "| die | test accuracy | vs nominal |" + (" ngspice vs native (V) | same classes |" if spice else "")
+    log(head)
+    log("|---" * (3 + 2 * bool(spice)) + "|")
+    rows = []
+    for d in range(dies):
+        die = mismatch.die(net, d)
+        acc = _accuracy(die, x, labels)
+        row = {"die": d, "test_accuracy": acc}
+        cells = ""
+        if d < spice:
+            from eqprop.netlists import NgspiceCircuit
+
+            xs = x[:SPICE_IMAGES]
+            native = solve(die, xs)
+            sp = NgspiceCircuit(die).equilibrium(xs)
+            row.update(spice_max_diff=float(np.abs(sp.voltages - native.voltages).max()),
+                       spice_same_classes=int((sp.prediction.argmax(1) == native.prediction.argmax(1)).sum()))
+            cells = f" {row['spice_max_diff']:.1e} | {row['spice_same_classes']} of {len(xs)} |"
+        elif spice:
+            cells = " - | - |"
+        rows.append(row)
+        log(f"| {d} | {acc:.4f} | {100 * (acc - nominal):+.2f} points |" + cells)
+    accs = np.array([r["test_accuracy"] for r in rows])
+    summary = {"nominal": nominal, "mean": float(accs.mean()), "std": float(accs.std()), "min": float(accs.min()),
+               "max": float(accs.max()), "within_1_point": float(np.mean(accs >= nominal - 0.01))}
+    log(f"dies: mean {summary['mean']:.4f}, std {summary['std']:.4f}, worst {summary['min']:.4f}, best "
+        f"{summary['max']:.4f}; {100 * summary['within_1_point']:.0f}% of the dies within 1 point of nominal")
+    result = {"run": str(run), "mismatch": {"conductance": conductance, "amplifier_offset": amplifier_offset,
+                                            "amplifier_gain": amplifier_gain}, "summary": summary, "dies": rows}
+    lines = []
+    with output as o:
+        o.write_text("dies.json", json.dumps(result, indent=1))
+        lines = [head, "|---" * (3 + 2 * bool(spice)) + "|"]
+        for r in rows:
+            extra = (f" {r['spice_max_diff']:.1e} | {r['spice_same_classes']} of {SPICE_IMAGES} |"
+                     if "spice_max_diff" in r else (" - | - |" if spice else ""))
+            lines.append(f"| {r['die']} | {r['test_accuracy']:.4f} | {100 * (r['test_accuracy'] - nominal):+.2f} points |"
+                         + extra)
+        o.write_text("dies.md", "\n".join(lines) + f"\n\nnominal {nominal:.4f}; mean {summary['mean']:.4f}, std "
+                     f"{summary['std']:.4f}, worst {summary['min']:.4f}\n")
+    return result
