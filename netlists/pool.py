@@ -122,10 +122,7 @@ class SpicePool(ChunkedEquilibrium, Resource):
 
     def __init__(self, network, workers: int | None = None, options: SpiceOptions | None = None,
                  ideal_diode=None, nudge: str = "current", chunk: int = 64, progress: bool = False,
-                 memory_limit_mb: float = 2000.0, deadline: float | None = 600.0):
-        if deadline is not None and not (isinstance(deadline, (int, float)) and deadline > 0):
-            raise SpiceError(f"deadline must be positive seconds or None, got {deadline!r}")
-        self.deadline = deadline  # seconds a batch may take before its workers are stopped (None: no limit)
+                 memory_limit_mb: float = 2000.0):
         self.settings = {"options": options or SpiceOptions(), "ideal_diode": ideal_diode, "nudge": nudge}
         self.workers = worker_count(workers)
         self.chunk = max(1, int(chunk))
@@ -192,13 +189,7 @@ class SpicePool(ChunkedEquilibrium, Resource):
         a death it has not flagged within ``DEATH_GRACE_S`` counts as a broken pool, not a wait for ever."""
         pending, dead_since = set(futures.values()), None
         chunk_of = {fut: s for s, fut in futures.items()}
-        start = time.monotonic()
         while pending:
-            if self.deadline is not None and time.monotonic() - start > self.deadline:
-                self._discard_broken_pool(count=False)  # the workers are stopped; the next batch starts fresh ones
-                raise SpiceError(f"ngspice ran past the pool's deadline of {self.deadline:g} s on a batch of "
-                                 f"{len(futures)} chunk(s); its workers were stopped (SpicePool(deadline=...) sets it)",
-                                 analysis="op")
             done, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
             for fut in done:
                 results[chunk_of[fut]] = fut.result()  # raises BrokenProcessPool once the executor knows
