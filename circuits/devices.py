@@ -51,9 +51,25 @@ def spice_number(value: float) -> str:
 
 
 DIODE_MODELS: dict = {}  # kind -> class; a model registers itself by defining ``kind``
+AMPLIFIER_MODELS: dict = {}  # the same for amplifier models
 
 
-class DiodeModel:
+class _Registered:
+    """A device model family: each subclass that defines ``kind`` registers itself in the family's ``REGISTRY``
+    (so a new model is one class), and ``params`` gives its fields for its saved form."""
+
+    REGISTRY: dict = {}
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        if cls.__dict__.get("kind"):
+            cls.REGISTRY[cls.kind] = cls
+
+    def params(self) -> dict:
+        return {k: getattr(self, k) for k in getattr(self, "__dataclass_fields__", {})}
+
+
+class DiodeModel(_Registered):
     """Base of every diode model. A model owns all of its behaviour, so a new one is one class:
 
     - its physics for a junction voltage vd (``current``, ``conductance``, ``cocontent``), and for the
@@ -70,19 +86,12 @@ class DiodeModel:
       or None with ``no_integer_form`` saying why.
     """
 
+    REGISTRY = DIODE_MODELS
     kind: str = ""
     smooth = False
     hard = False
     integer_form = False
     spice_native = True
-
-    def __init_subclass__(cls, **kw):
-        super().__init_subclass__(**kw)
-        if cls.__dict__.get("kind"):
-            DIODE_MODELS[cls.kind] = cls
-
-    def params(self) -> dict:
-        return {k: getattr(self, k) for k in getattr(self, "__dataclass_fields__", {})}
 
     # the neuron: a diode node->v_high and one v_low->node; current leaving the node
     def clamp_current(self, clamp, v):
@@ -762,11 +771,8 @@ class DiodeClamp:
         return cls(diode_from_data(spec), spec["v_low"], spec["v_high"])
 
 
-AMPLIFIER_MODELS: dict = {}  # kind -> class; a model registers itself by defining ``kind``
-
-
 @dataclass(frozen=True)
-class Amplifier:
+class Amplifier(_Registered):
     """The ideal bidirectional amplifier (Kendall et al. 2020): a VCVS of gain ``a`` forward, a CCCS of 1/a back.
 
     The next layer sees ``a V``; the current it draws is reflected into the driving node divided by ``a``.
@@ -775,17 +781,10 @@ class Amplifier:
     a behaves (``output``) and its SPICE text (``spice_lines``), so a new amplifier model is one class.
     """
 
+    REGISTRY = AMPLIFIER_MODELS
     kind = "ideal"
     #: whether ``output`` is a V exactly: the network then has an energy function and every path serves it
     ideal = True
-
-    def __init_subclass__(cls, **kw):
-        super().__init_subclass__(**kw)
-        if cls.__dict__.get("kind"):
-            AMPLIFIER_MODELS[cls.kind] = cls
-
-    def params(self) -> dict:
-        return {k: getattr(self, k) for k in getattr(self, "__dataclass_fields__", {})}
 
     def to_data(self) -> dict:
         return {"amplifier": self.kind, "params": self.params()}
@@ -839,6 +838,9 @@ class Amplifier:
 
     def describe(self) -> str:
         return "ideal amplifiers (VCVS forward, CCCS back)"
+
+
+AMPLIFIER_MODELS[Amplifier.kind] = Amplifier  # the family's root is a model too
 
 
 @dataclass(frozen=True)
