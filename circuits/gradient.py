@@ -20,12 +20,12 @@ from .errors import NetworkError
 
 from .energy import node_conductance, readout
 from .network import LayeredNetwork
-from .small_signal import RAIL_TOL, amplifier_slopes, jacobian, offsets, op_amps
+from .small_signal import RAIL_TOL, jacobian, offsets
 
 
 def resistive_exact_gradient(net: LayeredNetwork, free_eq, y) -> tuple:
     """(gradient list in the order weights..., biases...; mean loss) at a free equilibrium."""
-    if op_amps(net):
+    if net.op_amps:
         return kcl_exact_gradient(net, free_eq, y)
     layers = free_eq.layers
     x = free_eq.inputs
@@ -114,10 +114,7 @@ def kcl_exact_gradient(net: LayeredNetwork, free_eq, y) -> tuple:
             a, w = net.gains[c], net.weights[c]
             u, lu = layers[c - 1], lams[c - 1]
             vo = net.amplifier_output(c, u, v)
-            if c in net.amplified and op_amps(net):
-                rho = np.stack([amplifier_slopes(net, free_eq.voltages[b])[c][1] for b in range(B)])
-            else:
-                rho = np.zeros_like(u)
+            rho = net.amplifier_slopes(c, u, v)[1]  # every sample's at once (0 for an ideal amplifier)
             k = (1.0 - w.sum(1) * rho) / a
             q = rho * (lv @ w.T) + k * lu  # what the driving side takes back of a unit current, weighted by lambda
             # sum_b (V_j - Vo_i) (lambda_j - q_i)

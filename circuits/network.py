@@ -111,35 +111,41 @@ class LayeredNetwork:
         """The connections driven by an amplifier: c >= 1 with a gain other than 1."""
         return [c for c in range(1, self.n_connections) if self.gains[c] != 1.0]
 
+    @property
+    def op_amps(self) -> bool:
+        """Whether the network has amplifiers and they are op-amps (no energy function; their small-signal terms
+        depend on the operating point)."""
+        return not self.amplifier.ideal and bool(self.amplified)
+
     def require_ideal_amplifiers(self, what: str) -> None:
         """Raises a one-line NetworkError where ``what`` needs the ideal amplifiers' energy function."""
-        if not self.amplifier.ideal and self.amplified:
+        if self.op_amps:
             raise NetworkError(f"{what} takes ideal amplifiers; this network has {self.amplifier.describe()}: "
                                "use the native or spice backend, or ideal amplifiers")
 
     def amplifier_output(self, c: int, driver, load) -> np.ndarray:
         """The output voltage of connection c's amplifiers (batch, rows) given the driving layer's voltages and
         the driven layer's (``load``): a V for ideal ones, the op-amp's exact DC output otherwise."""
-        a = self.gains[c]
-        if self.amplifier.ideal or a == 1.0:
-            return a * self.driven(c, driver)
-        w = self.weights[c]
-        n = w.shape[0]
-        f = self.amplifier.gain_factors(c, n)
-        return self.amplifier.output(a if f is None else a * f, driver, w.sum(1), load @ w.T,
-                                     self.amplifier.input_offsets(c, n))
+        if self.amplifier.ideal or self.gains[c] == 1.0:
+            return self.gains[c] * self.driven(c, driver)
+        return self.amplifier.output(*self._amplifier_terms(c, driver, load))
 
     def amplifier_slopes(self, c: int, driver, load) -> tuple:
         """(alpha, rho) of connection c's amplifiers at the driving and driven layers' voltages: the output's
-        small-signal gain from its input, and its share of a change of the load current (``Amplifier.slopes``)."""
-        a = self.gains[c]
-        w = self.weights[c]
-        if self.amplifier.ideal or a == 1.0:
-            return self.amplifier.slopes(a, driver, w.sum(1), load @ w.T)
+        small-signal gain from its input, and its share of a change of the load current (``Amplifier.slopes``;
+        (a, 0) where the amplifier is ideal or the connection has none)."""
+        if self.amplifier.ideal or self.gains[c] == 1.0:
+            w = self.weights[c]
+            return Amplifier.slopes(self.amplifier, self.gains[c], driver, w.sum(1), load @ w.T)
+        return self.amplifier.slopes(*self._amplifier_terms(c, driver, load))
+
+    def _amplifier_terms(self, c: int, driver, load) -> tuple:
+        """What an amplifier model's ``output`` and ``slopes`` take for connection c: each amplifier's loop gain
+        (the nominal one times the die's mismatch), its input, its load's conductance and current, its offset."""
+        a, w = self.gains[c], self.weights[c]
         n = w.shape[0]
         f = self.amplifier.gain_factors(c, n)
-        return self.amplifier.slopes(a if f is None else a * f, driver, w.sum(1), load @ w.T,
-                                     self.amplifier.input_offsets(c, n))
+        return (a if f is None else a * f, driver, w.sum(1), load @ w.T, self.amplifier.input_offsets(c, n))
 
     def rows(self, c: int) -> int:
         """Conductance rows of connection c: its driving layer's nodes, twice over for a differential one."""

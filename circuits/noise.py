@@ -33,7 +33,7 @@ import numpy as np
 from .devices import BOLTZMANN, ELEMENTARY_CHARGE, SPICE_TNOM_KELVIN
 from .errors import InputError, NetworkError
 from .network import LayeredNetwork
-from .small_signal import at_point, conductance_noise, jacobian, offsets, op_amps, pinned, resistive_jacobian
+from .small_signal import at_point, conductance_noise, jacobian, offsets, pinned, resistive_jacobian
 from .threads import single_blas_thread
 
 CAPACITANCE_RANGE = (1e-18, 1e-9)  # F: an attofarad (a node of a few nanometre devices) to a nanofarad
@@ -74,7 +74,7 @@ class ThermalNoise:
         does not depend on v, from ``self.base(net, beta)``, when many samples share it."""
         if not isinstance(net, LayeredNetwork):
             raise NetworkError("the noise model takes a LayeredNetwork")
-        if op_amps(net):  # op-amps linearise at the point (their saturation): nothing is shared between samples
+        if net.op_amps:  # op-amps linearise at the point (their saturation): nothing is shared between samples
             base = (resistive_jacobian(net, beta, v), 2.0 * self.kt * conductance_noise(net, v))
         J0, N = self.base(net, beta) if base is None else base
         J, pinned = at_point(net, J0, v)

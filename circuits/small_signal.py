@@ -49,15 +49,12 @@ def jacobian(net: LayeredNetwork, v=None, beta: float = 0.0) -> tuple:
     return at_point(net, resistive_jacobian(net, beta, v), v)
 
 
-def op_amps(net: LayeredNetwork) -> bool:
-    """Whether the network's amplifiers are op-amps (their small-signal terms depend on the point)."""
-    return not net.amplifier.ideal and bool(net.amplified)
 
 
 def amplifier_slopes(net: LayeredNetwork, v=None) -> dict:
     """{connection: (alpha, rho)} of every op-amp connection at one sample's free-node voltages v (None: every
     amplifier unsaturated, as at a zero input)."""
-    if not op_amps(net):
+    if not net.op_amps:
         return {}
     off = offsets(net)
     v = np.zeros(off[-1]) if v is None else _stacked(net, v)

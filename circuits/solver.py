@@ -85,7 +85,7 @@ def _solve_layered(net: LayeredNetwork, x, y, beta, init, tol, max_iter, omega=N
     init_layers = None if init is None else np.split(init, np.cumsum(net.free_sizes)[:-1], axis=1)
     layers, sweeps, change, residual, omega = bcd(net, x, y, beta, init_layers, tol, max_iter, omega, totals,
                                                   check_drive=on_drive)
-    if change <= tol and not net.amplifier.ideal and net.amplified:
+    if change <= tol and net.op_amps:
         layers, sweeps, change, residual = _settle_amplifiers(net, x, y, beta, layers, sweeps, tol, max_iter, totals)
     if change > tol:
         res = residual()
