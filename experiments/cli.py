@@ -491,7 +491,7 @@ def build_parser() -> argparse.ArgumentParser:
     di.add_argument("--amplifier-gain", dest="amplifier_gain", type=nonnegative, default=0.0, metavar="REL",
                     help="relative spread of each amplifier's loop gain")
     di.add_argument("--spice", type=index, default=0, metavar="N",
-                    help=f"also solve the first N dies' first {40} test images in ngspice and compare")
+                    help="also solve the first N dies' first 40 test images (dies.SPICE_IMAGES) in ngspice and compare")
     di.add_argument("--data", help="the run's data file where it was moved or copied")
     di.set_defaults(func=cmd_dies)
     am = sub.add_parser("amplifiers", help="what the amplifiers must be: settling vs gain-bandwidth in ngspice, and "

@@ -48,12 +48,18 @@ def run_dies(run, out, dies: int = 20, conductance: float = 0.05, amplifier_offs
     ds = load_for(cfg)
     x, labels = ds.x_test * cfg.input_scale, ds.y_test
     nominal = _accuracy(net, x, labels)
+    lines = []
+
+    def both(text):
+        lines.append(text)
+        log(text)
+
     log(f"{run}: {len(labels)} test images, nominal accuracy {nominal:.4f}; {dies} dies, conductances off their "
         f"targets by {100 * conductance:g}% rms, amplifier offsets {amplifier_offset:g} V rms, loop gains "
         f"{100 * amplifier_gain:g}% rms")
     head = "| die | test accuracy | vs nominal |" + (" ngspice vs native (V) | same classes |" if spice else "")
-    log(head)
-    log("|---" * (3 + 2 * bool(spice)) + "|")
+    both(head)
+    both("|---" * (3 + 2 * bool(spice)) + "|")
     rows = []
     for d in range(dies):
         die = mismatch.die(net, d)
@@ -72,23 +78,17 @@ def run_dies(run, out, dies: int = 20, conductance: float = 0.05, amplifier_offs
         elif spice:
             cells = " - | - |"
         rows.append(row)
-        log(f"| {d} | {acc:.4f} | {100 * (acc - nominal):+.2f} points |" + cells)
+        both(f"| {d} | {acc:.4f} | {100 * (acc - nominal):+.2f} points |" + cells)
     accs = np.array([r["test_accuracy"] for r in rows])
     summary = {"nominal": nominal, "mean": float(accs.mean()), "std": float(accs.std()), "min": float(accs.min()),
                "max": float(accs.max()), "within_1_point": float(np.mean(accs >= nominal - 0.01))}
-    log(f"dies: mean {summary['mean']:.4f}, std {summary['std']:.4f}, worst {summary['min']:.4f}, best "
-        f"{summary['max']:.4f}; {100 * summary['within_1_point']:.0f}% of the dies within 1 point of nominal")
+    both("")
+    both(f"nominal {nominal:.4f}; dies: mean {summary['mean']:.4f}, std {summary['std']:.4f}, worst "
+         f"{summary['min']:.4f}, best {summary['max']:.4f}; {100 * summary['within_1_point']:.0f}% of the dies within "
+         "1 point of nominal")
     result = {"run": str(run), "mismatch": {"conductance": conductance, "amplifier_offset": amplifier_offset,
                                             "amplifier_gain": amplifier_gain}, "summary": summary, "dies": rows}
-    lines = []
     with output as o:
         o.write_text("dies.json", json.dumps(result, indent=1))
-        lines = [head, "|---" * (3 + 2 * bool(spice)) + "|"]
-        for r in rows:
-            extra = (f" {r['spice_max_diff']:.1e} | {r['spice_same_classes']} of {SPICE_IMAGES} |"
-                     if "spice_max_diff" in r else (" - | - |" if spice else ""))
-            lines.append(f"| {r['die']} | {r['test_accuracy']:.4f} | {100 * (r['test_accuracy'] - nominal):+.2f} points |"
-                         + extra)
-        o.write_text("dies.md", "\n".join(lines) + f"\n\nnominal {nominal:.4f}; mean {summary['mean']:.4f}, std "
-                     f"{summary['std']:.4f}, worst {summary['min']:.4f}\n")
+        o.write_text("dies.md", "\n".join(lines) + "\n")
     return result
