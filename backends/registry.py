@@ -31,7 +31,7 @@ class BackendSpec:
     in_demo: bool = True  # part of `eqprop demo`'s closing compare (minutes, not an hour)
     spiking: bool = False  # spiking messages: --threshold, --spikes, --time-steps
     hidden_pairs: bool = False  # settles differential hidden layers (--hidden-pairs; the default for deep networks)
-    amplifiers: tuple = ("ideal",)  # amplifier models it settles (--amplifier; "opamp": the op-amp macromodel)
+    amplifiers: tuple = ("ideal",)  # amplifier models it settles (--amplifier; "opamp": the op-amp macromodel, "table": a characterised transistor-level one)
 
     def load(self):
         module, _, cls = self.target.partition(":")
@@ -60,10 +60,10 @@ def get(name: str) -> BackendSpec:
 
 register(BackendSpec("native", "eqprop.backends.native:NativeBackend",
                      "the native solver: exact block coordinate descent in numpy (the circuit's digital twin)",
-                     hidden_pairs=True, amplifiers=("ideal", "opamp"), diodes=("ideal", "shockley", "pwl", "shockley-rs", "mosfet")))
+                     hidden_pairs=True, amplifiers=("ideal", "opamp", "table"), diodes=("ideal", "shockley", "pwl", "shockley-rs", "mosfet")))
 register(BackendSpec("spice", "eqprop.backends.spice:SpiceBackend",
                      "every phase an ngspice operating point (worker processes, or Ray actors with --cluster)",
-                     needs=("ngspice",), cluster=True, amplifiers=("ideal", "opamp"),
+                     needs=("ngspice",), cluster=True, amplifiers=("ideal", "opamp", "table"),
                      diodes=("ideal", "shockley", "pwl", "shockley-rs", "mosfet")))
 register(BackendSpec("lava", "eqprop.backends.lava:LavaBackend",
                      "every phase a run of Lava processes on Lava's CPU simulator: float models, a fast simulation "

@@ -6,9 +6,10 @@ from .equilibrium import Equilibrium
 from .errors import ConvergenceError, InputError, NetworkError
 from .network import GraphNetwork, LayeredNetwork, layered
 from .solver import solve
+from .transistors import TabulatedAmplifier, TwoStageOpAmp
 
 __all__ = [
     "AMPLIFIER_MODELS", "OpAmp", "amplifier_model", "DIODE_MODELS", "DiodeModel", "Amplifier", "Conductance", "DiodeClamp", "IdealDiode", "PiecewiseLinearDiode", "ShockleyDiode", "diode_model",
     "thermal_voltage", "cost", "energy", "kcl_residual", "nudge_current", "readout", "Equilibrium",
-    "ConvergenceError", "InputError", "NetworkError", "GraphNetwork", "LayeredNetwork", "layered", "solve",
+    "ConvergenceError", "InputError", "NetworkError", "GraphNetwork", "LayeredNetwork", "layered", "solve", "TabulatedAmplifier", "TwoStageOpAmp",
 ]

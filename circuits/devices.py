@@ -1016,8 +1016,8 @@ def _gain_factors(model: OpAmp, c: int, n: int):
 
 
 def amplifier_model(spec) -> Amplifier:
-    """An amplifier from an instance, None (ideal), or a text such as ``"a0=1e3 rout=50 swing=2.5 offset=1e-3"``
-    (an op-amp; keys: the ``OpAmp`` fields) or ``"ideal"``."""
+    """An amplifier from an instance, None (ideal), a text such as ``"a0=1e3 rout=50 swing=2.5 offset=1e-3"``
+    (an op-amp; keys: the ``OpAmp`` fields), ``"ideal"``, or the path of a characterised amplifier's ``.json``."""
     if spec is None or isinstance(spec, Amplifier):
         return spec or Amplifier()
     if not isinstance(spec, str):
@@ -1025,6 +1025,10 @@ def amplifier_model(spec) -> Amplifier:
     text = spec.strip()
     if text in ("", "ideal"):
         return Amplifier()
+    if text.endswith(".json"):  # a characterised transistor-level amplifier (eqprop transistors --out)
+        from .transistors import TabulatedAmplifier
+
+        return TabulatedAmplifier.load(text)
     fields = {f for f in OpAmp.__dataclass_fields__}
     params = {}
     for item in text.replace(",", " ").split():

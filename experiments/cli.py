@@ -1,6 +1,6 @@
 """The ``eqprop`` command line: it parses and dispatches; each command's work lives in its own module.
 
-Commands: info, solve, train, evaluate, report, netlist, physics, noise, tolerance, amplifiers, dies, gradcheck, sweep, loihi, onchip, cosim, nonideal,
+Commands: info, solve, train, evaluate, report, netlist, physics, noise, tolerance, amplifiers, transistors, dies, gradcheck, sweep, loihi, onchip, cosim, nonideal,
 compare, demo (``eqprop COMMAND --help`` for each). User mistakes (bad paths, bad configs, bad inputs) end in one
 line naming the problem and exit code 2, not a traceback from inside a library.
 """
@@ -232,6 +232,14 @@ def cmd_amplifiers(args) -> int:
 
     run_amplifiers(args.out, args.gbw, args.capacitance, args.base, args.amplifier, args.epochs, args.seed, args.hidden)
     print(f"tables, plot and JSON in {args.out}")
+    return 0
+
+
+def cmd_transistors(args) -> int:
+    from .transistors import run_transistors
+
+    run_transistors(args.out, args.design, args.run, args.hidden, args.epochs, args.seed, args.samples, args.data)
+    print(f"tables, amplifier model and JSON in {args.out}")
     return 0
 
 
@@ -494,6 +502,21 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also solve the first N dies' first 40 test images (dies.SPICE_IMAGES) in ngspice and compare")
     di.add_argument("--data", help="the run's data file where it was moved or copied")
     di.set_defaults(func=cmd_dies)
+    tr = sub.add_parser("transistors", help="the amplifiers at transistor level (a two-stage op-amp on a published "
+                                            "process): characterised in ngspice, trained on natively, the trained "
+                                            "network checked in ngspice with the transistors")
+    tr.add_argument("--out", default="reports/transistors", help="directory for the tables, the amplifier model "
+                                                                 "(amplifier.json: eqprop train --amplifier takes it) and JSON")
+    tr.add_argument("--design", default="", metavar="SPEC",
+                    help="the op-amp's design as key=value (TwoStageOpAmp's fields), e.g. 'ibias=5e-6 w_out=60e-6'; "
+                         "default: process baker-1um, Ibias 10 uA")
+    tr.add_argument("--run", help="check this trained run instead of training digits")
+    tr.add_argument("--hidden", type=count, nargs="+", default=[100], help="hidden layer sizes of the digits runs")
+    tr.add_argument("--epochs", type=count, default=5, help="epochs of the digits runs")
+    tr.add_argument("--seed", type=index, default=0, help="network and data-order seed of the digits runs")
+    tr.add_argument("--samples", type=index, default=0, help="test images solved in ngspice (0: all)")
+    tr.add_argument("--data", help="the run's data file where it was moved or copied (with --run)")
+    tr.set_defaults(func=cmd_transistors)
     am = sub.add_parser("amplifiers", help="what the amplifiers must be: settling vs gain-bandwidth in ngspice, and "
                                            "digits accuracy vs op-amp DC gain, offset mismatch and swing")
     am.add_argument("--out", default="reports/amplifiers", help="directory for the tables, plot and JSON")

@@ -47,8 +47,11 @@ def _parts(cfg) -> list:
     parts = []
     if getattr(cfg, "diode", "ideal") not in (None, "ideal"):
         parts.append(f"{cfg.diode} diodes")
-    if getattr(cfg, "amplifier", None) not in (None, "", "ideal"):
-        parts.append(f"op-amps {cfg.amplifier}")
+    amp = getattr(cfg, "amplifier", None)
+    if isinstance(amp, str) and amp.strip().endswith(".json"):
+        parts.append(f"transistor amplifiers ({Path(amp.strip()).name})")
+    elif amp not in (None, "", "ideal"):
+        parts.append(f"op-amps {amp}")
     if getattr(cfg, "noise_capacitance", None) is not None:
         parts.append(f"noise of {cfg.noise_capacitance:g} F nodes")
     return parts

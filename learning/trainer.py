@@ -79,7 +79,8 @@ HELP = {
                          "(docs/noise.md); default: none",
     "amplifier": "the amplifiers as op-amps, e.g. 'a0=1e3 gbw=1e6 rout=100 swing=2.5 offset=1e-3 iq=1e-4 supply=5' "
                  "(DC gain, gain-bandwidth Hz, output ohms, output limit V, input offset V, quiescent A, supply V; "
-                 "docs/amplifiers.md); default: ideal",
+                 "docs/amplifiers.md), or a characterised transistor-level amplifier's .json (eqprop transistors, "
+                 "docs/transistors.md); default: ideal",
     "noise_window": "thermal noise: each measurement averages the node voltages over this many seconds (default 0: "
                     "one instantaneous sample)",
 }

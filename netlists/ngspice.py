@@ -402,7 +402,8 @@ def source_power(vector, netlist: Netlist):
 
     A SPICE branch current flows into the + terminal, so a source delivers -V I. An amplifier delivers
     V_out I_load (gain V_in I_load for an ideal one) and its CCCS absorbs V_in I_load / gain; op-amps also draw
-    their quiescent power (``OpAmp.quiescent_power`` each).
+    their quiescent power (``OpAmp.quiescent_power`` each). A transistor-level amplifier's supplies are sources in
+    its instance (``Netlist.amplifier_supplies``): what they deliver is read instead of V_out I_load and Iq.
     """
     total = netlist.quiescent_power
     for element, node in netlist.sources:
@@ -410,7 +411,12 @@ def source_power(vector, netlist: Netlist):
     for inst, node, gain, out in netlist.amplifiers:
         v_in = vector(node)
         i_load = vector(f"v.{inst}.v_sense#branch")
-        total = total + (vector(out) - v_in / gain) * i_load
+        if netlist.amplifier_supplies:
+            total = total - v_in / gain * i_load
+            for name, volts in netlist.amplifier_supplies:
+                total = total - volts * vector(f"v.{inst}.{name}#branch")
+        else:
+            total = total + (vector(out) - v_in / gain) * i_load
     return total
 
 

@@ -97,6 +97,9 @@ class Netlist:
     n_targets: int
     readout: np.ndarray = field(repr=False, default=None)  # R: prediction = R @ V_free
     quiescent_power: float = 0.0  # W: what the amplifiers draw from their supplies besides their output power
+    # (name, volts) of the supply sources inside each amplifier instance (transistor-level ones): their power is
+    # read from ngspice instead of the output power plus quiescent power of a macromodel
+    amplifier_supplies: tuple = ()
 
     def __str__(self) -> str:
         return self.text
@@ -283,8 +286,9 @@ class _Writer:
         self._check_generated_names(source_lines + neurons + amps + resistors + nudge_lines, generated)
         text = "\n".join(header + [""] + body) + "\n"
         _, R = free_nodes_and_readout(net)
-        return Netlist(text, free, batch, sources, self.amp_list, net.n_targets, R,
-                       len(self.amp_list) * getattr(self.net.amplifier, "quiescent_power", 0.0))
+        supplies = tuple(getattr(self.net.amplifier, "supply_sources", ()))
+        quiescent = 0.0 if supplies else len(self.amp_list) * getattr(self.net.amplifier, "quiescent_power", 0.0)
+        return Netlist(text, free, batch, sources, self.amp_list, net.n_targets, R, quiescent, supplies)
 
     def _check_generated_names(self, element_lines, generated_nodes) -> None:
         """The writer names rails, amplifier outputs, targets and elements after the network's nodes; a node
