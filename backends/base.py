@@ -13,7 +13,7 @@ import contextlib
 
 import numpy as np
 
-from eqprop.circuits import DIODE_MODELS, Equilibrium, LayeredNetwork, layered
+from eqprop.circuits import DIODE_MODELS, Equilibrium, LayeredNetwork, diode_model, layered
 from eqprop.circuits.energy import conductance_statistics, node_conductance, statistics_difference
 from eqprop.circuits.gradient import resistive_exact_gradient
 from eqprop.circuits.serialize import network_from_data, network_to_data
@@ -206,6 +206,8 @@ def mean_output_conductance(net: LayeredNetwork) -> float:
 
 def diode_from_config(cfg):
     """The diode model a config names; --diode-is sets a Shockley diode's saturation current."""
+    if isinstance(cfg.diode, str) and cfg.diode.strip().endswith(".json"):  # a characterised clamp
+        return diode_model(cfg.diode.strip())
     cls = DIODE_MODELS[cfg.diode]
     if cfg.diode_is is not None:
         return cls(i_s=cfg.diode_is)

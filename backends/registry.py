@@ -60,11 +60,11 @@ def get(name: str) -> BackendSpec:
 
 register(BackendSpec("native", "eqprop.backends.native:NativeBackend",
                      "the native solver: exact block coordinate descent in numpy (the circuit's digital twin)",
-                     hidden_pairs=True, amplifiers=("ideal", "opamp", "table"), diodes=("ideal", "shockley", "pwl", "shockley-rs", "mosfet")))
+                     hidden_pairs=True, amplifiers=("ideal", "opamp", "table"), diodes=("ideal", "shockley", "pwl", "shockley-rs", "mosfet", "table")))
 register(BackendSpec("spice", "eqprop.backends.spice:SpiceBackend",
                      "every phase an ngspice operating point (worker processes, or Ray actors with --cluster)",
                      needs=("ngspice",), cluster=True, amplifiers=("ideal", "opamp", "table"),
-                     diodes=("ideal", "shockley", "pwl", "shockley-rs", "mosfet")))
+                     diodes=("ideal", "shockley", "pwl", "shockley-rs", "mosfet", "table")))
 register(BackendSpec("lava", "eqprop.backends.lava:LavaBackend",
                      "every phase a run of Lava processes on Lava's CPU simulator: float models, a fast simulation "
                      "of the message passing (delayed Jacobi); for a chip's arithmetic use loihi",

@@ -694,13 +694,24 @@ class PiecewiseLinearDiode(DiodeModel):
         return body, [], []
 
 
+def diode_names() -> tuple:
+    """The diode models a name alone builds (a characterised one, ``needs_file``, comes from its file)."""
+    return tuple(k for k, cls in DIODE_MODELS.items() if not getattr(cls, "needs_file", False))
+
+
 def diode_model(spec) -> DiodeModel:
-    """A diode model from an instance or a registered name ('ideal', 'shockley', 'pwl', ...)."""
+    """A diode model from an instance, a registered name ('ideal', 'shockley', 'pwl', ...) or the path of a
+    characterised clamp's ``.json``."""
     if isinstance(spec, DiodeModel):
         return spec
-    if isinstance(spec, str) and spec in DIODE_MODELS:
+    if isinstance(spec, str) and spec in diode_names():
         return DIODE_MODELS[spec]()
-    raise NetworkError(f"unknown diode model {spec!r}; use one of {sorted(DIODE_MODELS)} or a model instance")
+    if isinstance(spec, str) and spec.strip().endswith(".json"):  # a characterised clamp (eqprop transistors)
+        from .transistors import TabulatedDiode
+
+        return TabulatedDiode.load(spec.strip())
+    raise NetworkError(f"unknown diode model {spec!r}; use one of {sorted(diode_names())}, a characterised clamp's "
+                       ".json or a model instance")
 
 
 def diode_from_data(spec: dict) -> DiodeModel:

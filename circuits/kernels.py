@@ -338,6 +338,86 @@ def shockley_update(ta, tb, k, v, terms, S, vl, vh, i_s, nvt, gmin, exp_cap, vcr
     return step
 
 
+@_compile
+def _piecewise(grid, cur, slope, x):
+    """(current, slope) of a piecewise-linear table at x: the segment k with grid[k] <= x < grid[k + 1], the end
+    segments extended past the grid (``TabulatedDiode.current``)."""
+    n = grid.shape[0]
+    if x < grid[1]:
+        k = 0
+    elif x >= grid[n - 2]:
+        k = n - 2
+    else:
+        lo, hi = 1, n - 2
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if grid[mid] <= x:
+                lo = mid
+            else:
+                hi = mid
+        k = lo
+    return cur[k] + slope[k] * (x - grid[k]), slope[k]
+
+
+@_compile
+def _table_f(x, t, s, vl, vh, grid, cur, slope):
+    iu, gu = _piecewise(grid, cur, slope, x - vh)
+    idn, gd = _piecewise(grid, cur, slope, vl - x)
+    return s * x - t + iu - idn, s + gu + gd
+
+
+@_compile
+def _table_node(t, s, old, vl, vh, grid, cur, slope, tol, max_iter):
+    """``TabulatedDiode.solve_clamp`` for one node: safeguarded Newton from ``old`` in a bracket of the root."""
+    free = t / s
+    lo = min(free, vl) - 1.0
+    hi = max(free, vh) + 1.0
+    for _ in range(60):  # widen until the bracket holds the root (currents extrapolated past the table)
+        f_lo = _table_f(lo, t, s, vl, vh, grid, cur, slope)[0]
+        f_hi = _table_f(hi, t, s, vl, vh, grid, cur, slope)[0]
+        if f_lo <= 0.0 and f_hi >= 0.0:
+            break
+        width = hi - lo
+        if f_lo > 0.0:
+            lo -= 2.0 * width
+        if f_hi < 0.0:
+            hi += 2.0 * width
+    x = min(max(old, lo), hi)
+    for _ in range(max_iter):
+        f, d = _table_f(x, t, s, vl, vh, grid, cur, slope)
+        if f < 0.0:
+            lo = x
+        elif f > 0.0:
+            hi = x
+        else:
+            return x
+        new = x - f / d
+        if new <= lo or new >= hi:
+            new = 0.5 * (lo + hi)
+        if abs(new - x) <= tol or hi - lo <= tol:
+            return new
+        x = new
+    return x
+
+
+@_compile
+def table_update(ta, tb, k, v, terms, S, grid, cur, slope, vl, vh, tol, max_iter):
+    """Exact minimiser of every node of a layer of characterised clamps (``TabulatedDiode``), in place on v;
+    returns max |new - old|."""
+    B, n = v.shape
+    step = 0.0
+    ca = 1.0 if terms > 0 else 0.0
+    cb = 1.0 if terms > 1 else 0.0
+    for i in range(B):
+        for j in range(n):
+            t = k[i, j] + ca * ta[i, j] + cb * tb[i, j]
+            old = v[i, j]
+            x = _table_node(t, S[j], old, vl, vh, grid, cur, slope, tol, max_iter)
+            step = max(step, abs(x - old))
+            v[i, j] = x
+    return step
+
+
 def _sums_loop(w, cols, rows):  # pragma: no cover - compiled
     n, m = w.shape
     bad = 0

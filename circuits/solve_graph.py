@@ -20,6 +20,7 @@ from .errors import ConvergenceError, NetworkError
 from .network import GraphNetwork
 
 MAX_STEP = 0.1  # volts per Newton iteration at most
+NONMONOTONE = 8  # residuals the line search compares with where op-amps make KCL piecewise smooth
 
 
 @dataclass
@@ -31,6 +32,70 @@ class CompiledGraph:
     R: sp.csr_matrix  # (n_targets, n_free) readout
     groups: list  # [(DiodeClamp, free indices)]
     kappa: np.ndarray  # energy weight per free node: diag(kappa) K is symmetric
+    amps: "GraphAmplifiers | None" = None  # the op-amps, where the amplifier model is not ideal
+
+
+@dataclass
+class GraphAmplifiers:
+    """A graph's amplifiers as the writer builds them, one per (driver, gain): an op-amp drives every edge of its
+    driver and gain. K holds them as ideal (a V_d); ``model.output`` gives the real output a V_d + s, and the shift
+    s enters as a drive (``rhs``)."""
+
+    model: object
+    gain: np.ndarray  # (m,) nominal gains
+    driver: np.ndarray  # (m,) index of each driver among the free nodes (or the sources, where ``driver_free`` is off)
+    driver_free: np.ndarray  # (m,) bool
+    Lf: sp.csr_matrix  # (m, n_free) the conductances each amplifier drives into free nodes
+    Ls: sp.csr_matrix  # (m, n_sources) ... into source nodes
+    offset: np.ndarray | None  # (m,) input offsets where the graph gives them (amp_offset), else None
+    factor: np.ndarray | None  # (m,) loop-gain factors (amp_gain_factor), else None
+
+    def __post_init__(self):
+        self.load_g = np.asarray(self.Lf.sum(1)).ravel() + np.asarray(self.Ls.sum(1)).ravel()
+        m, n = self.Lf.shape
+        free = np.flatnonzero(self.driver_free)
+        # Sd selects each amplifier's driver among the free nodes; Mx maps the shifts to their drive: s G into the
+        # driven nodes, s G / a out of the driving node (the CCCS)
+        self.Sd = sp.csr_matrix((np.ones(free.size), (free, self.driver[free])), shape=(m, n))
+        back = sp.csr_matrix(((self.load_g / self.gain)[free], (free, self.driver[free])), shape=(m, n))
+        self.Mx = (self.Lf - back).tocsr()
+
+    def _terms(self, v, sources):
+        vd = np.zeros((v.shape[0], self.gain.size))
+        free = self.driver_free
+        if free.any():
+            vd[:, free] = v[:, self.driver[free]]
+        if (~free).any():
+            vd[:, ~free] = sources[:, self.driver[~free]]
+        load_i = (self.Lf @ v.T).T + (self.Ls @ sources.T).T
+        return vd, np.asarray(load_i)
+
+    def _per_gain(self, method, vd, load_i):
+        out = np.empty((2,) + vd.shape)
+        for a in np.unique(self.gain):
+            k = np.flatnonzero(self.gain == a)
+            gain = a if self.factor is None else a * self.factor[k]
+            off = None if self.offset is None else self.offset[k]
+            got = getattr(self.model, method)(gain, vd[:, k], self.load_g[k], load_i[:, k], off)
+            out[:, :, k] = got if method == "slopes" else (got, got)
+        return out
+
+    def shifts(self, v, sources):
+        """s = V_out - a V_d of every amplifier (B, m) at free voltages v and source voltages ``sources``."""
+        vd, load_i = self._terms(v, sources)
+        return self._per_gain("output", vd, load_i)[0] - self.gain * vd
+
+    def rhs(self, s, n_free):
+        """The shifts' drive (B, n_free) on KCL's right-hand side."""
+        return np.asarray((self.Mx.T @ s.T).T)
+
+    def jacobian_blocks(self, v, sources):
+        """Per sample, d rhs / d v (n_free x n_free): the shifts move with the driver (alpha - a) and with the load
+        (rho: the output's share of a change of its load current), alpha and rho from ``model.slopes``."""
+        vd, load_i = self._terms(v, sources)
+        alpha, rho = self._per_gain("slopes", vd, load_i)
+        Sd, Lf, MxT = self.Sd.toarray(), self.Lf.toarray(), self.Mx.T.toarray()
+        return [MxT @ ((alpha[b] - self.gain)[:, None] * Sd + rho[b][:, None] * Lf) for b in range(v.shape[0])]
 
 
 def compile_graph(net: GraphNetwork) -> CompiledGraph:
@@ -72,17 +137,50 @@ def compile_graph(net: GraphNetwork) -> CompiledGraph:
         if clamp is not None:
             groups.setdefault(clamp, []).append(fi[node])
     kappa = np.array([net.energy_weights[n] for n in free])
-    return CompiledGraph(free, sources, K, D, R, [(c, np.array(ix)) for c, ix in groups.items()], kappa)
+    amps = None if net.amplifier.ideal else _graph_amplifiers(net, fi, si)
+    return CompiledGraph(free, sources, K, D, R, [(c, np.array(ix)) for c, ix in groups.items()], kappa, amps)
+
+
+def _graph_amplifiers(net: GraphNetwork, fi: dict, si: dict) -> GraphAmplifiers | None:
+    keys, rows = {}, ([], [], [], [], [], [])  # per amplifier: the edges it drives, free and source
+    for u, v, data in net.graph.edges(data=True):
+        if "gain" not in data:
+            continue
+        d = data["driver"]
+        o = v if d == u else u
+        k = keys.setdefault((d, float(data["gain"])), len(keys))
+        if o in fi:
+            rows[0].append(k), rows[1].append(fi[o]), rows[2].append(data["g"])
+        else:
+            rows[3].append(k), rows[4].append(si[o]), rows[5].append(data["g"])
+    if not keys:
+        return None
+    m = len(keys)
+    order = sorted(keys, key=keys.get)
+    nodes = net.graph.nodes
+    offsets = [nodes[d].get("amp_offset") for d, _ in order]
+    factors = [nodes[d].get("amp_gain_factor") for d, _ in order]
+    return GraphAmplifiers(
+        net.amplifier, np.array([a for _, a in order]), np.array([fi.get(d, si.get(d)) for d, _ in order]),
+        np.array([d in fi for d, _ in order]),
+        sp.csr_matrix((rows[2], (rows[0], rows[1])), shape=(m, len(fi))),
+        sp.csr_matrix((rows[5], (rows[3], rows[4])), shape=(m, len(si))),
+        None if all(o is None for o in offsets) else
+        np.array([net.amplifier.offset if o is None else o for o in offsets], dtype=float),
+        None if all(f is None for f in factors) else np.array([1.0 if f is None else f for f in factors], dtype=float))
 
 
 class _Batch:
     """The block-diagonal system of a batch, with the per-node clamps laid out flat."""
 
-    def __init__(self, cg: CompiledGraph, sources, y, beta):
+    def __init__(self, cg: CompiledGraph, sources, y, beta, extra=None, amps=None):
         B, n = sources.shape[0], len(cg.free)
         self.B, self.n = B, n
+        self.amps, self.sources = amps, sources  # op-amps solved with the nodes (Newton), where given
         K = cg.K
         rhs = sources @ cg.D.T.toarray() if cg.D.nnz else np.zeros((B, n))
+        if extra is not None:
+            rhs = rhs + extra
         if beta != 0.0 and y is not None:
             K = K + beta * (cg.R.T @ cg.R)
             rhs = rhs + beta * (y @ cg.R.toarray())
@@ -105,13 +203,26 @@ class _Batch:
         return g
 
     def residual(self, v):
-        return self.K @ v - self.b + self.clamp_current(v)
+        r = self.K @ v - self.b + self.clamp_current(v)
+        if self.amps is not None:
+            vb = v.reshape(self.B, self.n)
+            r = r - self.amps.rhs(self.amps.shifts(vb, self.sources), self.n).reshape(-1)
+        return r
+
+    def jacobian(self, v):
+        J = self.K + sp.diags(self.clamp_conductance(v))
+        if self.amps is not None:
+            J = J - sp.block_diag(self.amps.jacobian_blocks(v.reshape(self.B, self.n), self.sources))
+        return J.tocsc()
 
 
-def solve_graph(cg: CompiledGraph, sources, y, beta, init, tol, max_iter):
-    """Returns (voltages (B, n_free), iterations, final residual vector)."""
-    batch = _Batch(cg, sources, y, beta)
+def solve_graph(cg: CompiledGraph, sources, y, beta, init, tol, max_iter, extra=None, with_amps=False):
+    """Returns (voltages (B, n_free), iterations, final residual vector); ``extra``: drives added to KCL's
+    right-hand side (B, n_free), e.g. the op-amps' shifts held (``GraphAmplifiers.rhs``); ``with_amps``: the
+    op-amps solved with the nodes by Newton (their outputs from the voltages, their slopes in the Jacobian), for
+    networks without ideal diodes."""
     hard = {c.diode.hard for c, _ in cg.groups}
+    batch = _Batch(cg, sources, y, beta, extra, cg.amps if with_amps and hard != {True} else None)
     if len(hard) > 1:
         raise NetworkError("the generic solver cannot mix ideal diodes with other diode models in one network; "
                            "use one model, or a layered network with method='bcd'")
@@ -134,15 +245,19 @@ def solve_graph(cg: CompiledGraph, sources, y, beta, init, tol, max_iter):
 def _newton(batch: _Batch, v, tol, max_iter):
     diag = batch.K.diagonal()
     r = batch.residual(v)
+    norms = []
     for it in range(1, max_iter + 1):
-        J = (batch.K + sp.diags(batch.clamp_conductance(v))).tocsc()
-        step = spla.spsolve(J, -r)
+        step = spla.spsolve(batch.jacobian(v), -r)
         big = np.abs(step).max(initial=0.0)
         if big <= tol:  # the full Newton step estimates the remaining error: done
             return v + step, it
         if big > MAX_STEP:
             step *= MAX_STEP / big
-        norm = np.linalg.norm(r)
+        norms = (norms + [np.linalg.norm(r)])[-NONMONOTONE:]
+        # Op-amps that saturate make the residual piecewise smooth: Newton steps across kinks may raise it for a
+        # few steps before it falls. With them a step is tested against twice the largest of the last few
+        # residuals (a non-monotone line search, after Grippo, Lampariello & Lucidi 1986); without, the last.
+        norm = 2 * max(norms) if batch.amps is not None else norms[-1]
         t = 1.0
         for _ in range(40):
             trial = v + t * step

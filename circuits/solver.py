@@ -124,6 +124,10 @@ def _amplifier_drives(net: LayeredNetwork, layers):
     return extra, shifts
 
 
+ANDERSON = 5  # rounds the graph solver's op-amp settling extrapolates from
+NEWTON_ROUNDS = 100  # Newton steps the graph solver gives op-amp networks before the held-shift rounds
+
+
 def _settle_amplifiers(net: LayeredNetwork, x, y, beta, layers, sweeps, tol, max_iter, totals):
     """The op-amps' equilibrium: the layers are solved with the op-amps' outputs held (as drives), the outputs
     recomputed from the layers (``OpAmp.output``, exact at DC), until they move less than tol. The fixed point is
@@ -160,16 +164,76 @@ def _check_negative_beta(net: LayeredNetwork, beta: float) -> None:
 
 
 def _solve_graph(net: GraphNetwork, x, y, beta, init, tol, max_iter, layer_sizes=None) -> Equilibrium:
-    if not net.amplifier.ideal:
-        raise NetworkError(f"the graph solver (method='newton') takes ideal amplifiers, not {net.amplifier.describe()}; "
-                           "solve the LayeredNetwork with method='bcd'")
     cg = compile_graph(net)
     x, y, init = _prepare(net, x, y, beta, init, len(cg.free))
-    v, iterations, r = solve_graph(cg, net.encode_inputs(x), y, beta, init, tol, max_iter)
+    sources = net.encode_inputs(x)
+    v, iterations, r = solve_graph(cg, sources, y, beta, init, tol, max_iter)
+    if cg.amps is not None:
+        settled = None
+        if not any(c.diode.hard for c, _ in cg.groups):
+            # op-amps and smooth nodes: Newton on the whole KCL, the op-amps' slopes in its Jacobian (from the
+            # ideal amplifiers' point); saturation makes KCL piecewise smooth, and where Newton cycles between
+            # pieces the held-shift rounds below take over
+            try:
+                settled = solve_graph(cg, sources, y, beta, v, tol, NEWTON_ROUNDS, with_amps=True)
+            except ConvergenceError:
+                settled = None
+        v, iterations, r = settled or _settle_graph_amplifiers(cg, sources, y, beta, v, iterations, tol, max_iter)
     r = _complementary_residual(cg, v, r.reshape(v.shape))
     prediction = v @ cg.R.T.toarray()
     return Equilibrium(v, x, prediction, iterations, float(np.abs(r).max(initial=0.0)), beta, y,
                        layer_sizes, "newton", {"free_nodes": cg.free})
+
+
+def _settle_graph_amplifiers(cg, sources, y, beta, v, iterations, tol, max_iter):
+    """The graph's op-amps as the layered solver settles them (``_settle_amplifiers``): solved with their shifts
+    from the ideal output held as drives, the shifts recomputed from the solution, until they move less than tol.
+
+    In a graph an op-amp can be most of its own driver's load (a saturated one then feeds its output back through
+    its CCCS at nearly the same strength), so the plain rounds can contract slowly, or cycle where an amplifier
+    swings in and out of saturation; each sample's shifts are extrapolated from its last ANDERSON rounds (Anderson
+    acceleration, type II), and where that extrapolation is not trusted the sample takes a damped plain step."""
+    amps = cg.amps
+    shifts = amps.shifts(v, sources)
+    B = shifts.shape[0]
+    hist_f: list = [[] for _ in range(B)]  # per sample: the moves (F(s) - s) and the F(s) of the last rounds
+    hist_g: list = [[] for _ in range(B)]
+    last, damping = np.full(B, np.inf), np.ones(B)
+    for _ in range(max_iter):
+        v, more, r = solve_graph(cg, sources, y, beta, v, tol, max_iter, extra=amps.rhs(shifts, len(cg.free)))
+        iterations += more
+        new = amps.shifts(v, sources)
+        f = new - shifts
+        moved_b = np.abs(f).max(1) if f.shape[1] else np.zeros(B)
+        moved = float(moved_b.max(initial=0.0))
+        if moved <= tol:
+            return v, iterations, r
+        nxt = shifts + damping[:, None] * f
+        for b in range(B):
+            # a round that does not shrink the move (an amplifier swinging in and out of saturation: a cycle)
+            # halves the sample's plain step; one that shrinks it fast lets it grow back
+            if moved_b[b] >= last[b]:
+                damping[b] = max(damping[b] / 2, 1 / 64)
+            elif moved_b[b] < 0.5 * last[b]:
+                damping[b] = min(2 * damping[b], 1.0)
+            last[b] = moved_b[b]
+            hist_f[b].append(f[b].copy())
+            hist_g[b].append(new[b].copy())
+            if len(hist_f[b]) > ANDERSON + 1:
+                hist_f[b].pop(0), hist_g[b].pop(0)
+            if len(hist_f[b]) > 1:
+                dF = np.diff(np.array(hist_f[b]), axis=0).T
+                dG = np.diff(np.array(hist_g[b]), axis=0).T
+                gamma = np.linalg.lstsq(dF, f[b], rcond=None)[0]
+                step = new[b] - dG @ gamma
+                # an extrapolation far beyond the plain round's move is not trusted (the map is piecewise: a
+                # saturating amplifier changes it)
+                if np.isfinite(step).all() and np.abs(step - shifts[b]).max() <= 10 * moved_b[b]:
+                    nxt[b] = step
+        shifts = nxt
+    worst = int(np.argmax(moved_b))
+    raise ConvergenceError(f"the op-amps' outputs did not settle in {max_iter} rounds (last move {moved:.3e} V > tol "
+                           f"{tol:.1e} V, sample {worst}); raise max_iter or tol", worst, moved)
 
 
 def _complementary_residual(cg, v, r):

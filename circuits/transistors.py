@@ -15,6 +15,11 @@ to SPICE with the transistors themselves, so ngspice checks what the table leave
 - ``TabulatedAmplifier`` (kind ``table``): the closed loop's DC output V_out(V_in, I_load) at each nominal gain,
   as ngspice computed it on a grid, interpolated bilinearly; the output's operating point on the load line is
   solved exactly for the interpolant (a few Newton steps, the function is monotone).
+- ``PmosClamp``: the neuron's clamp at transistor level: each of its two diodes a diode-connected p-MOSFET in its
+  own n-well (bulk on source: no body effect), biased ``shift`` volts past its rail so that it turns on at the
+  rail (the knee sits at the rail for shift = |VTO|).
+- ``TabulatedDiode`` (kind ``table``): one such diode's current i(vd) from ngspice's DC sweep, interpolated
+  linearly (its co-content piecewise quadratic); the node's minimiser is solved exactly for the interpolant.
 """
 from __future__ import annotations
 
@@ -25,7 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .devices import Amplifier, spice_number
+from . import kernels
+from .devices import Amplifier, DiodeModel, spice_number
 from .errors import NetworkError
 
 # R. J. Baker, "CMOS: Circuit Design, Layout, and Simulation" (3rd ed., Wiley-IEEE 2010), the long-channel
@@ -130,8 +136,8 @@ class TwoStageOpAmp:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
     def describe(self) -> str:
-        return (f"two-stage Miller op-amp on {self.process} (Ibias {self.ibias:g} A, Iq {self.quiescent_current:g} A, "
-                f"Cc {self.cc:g} F, R1 {self.r1:g} ohm)")
+        return (f"two-stage Miller op-amp on {self.process} (Ibias {1e6 * self.ibias:g} uA, Iq {1e6 * self.quiescent_current:g}"
+                f" uA by design, Cc {1e12 * self.cc:g} pF, R1 {1e-3 * self.r1:g} kohm)")
 
 
 DESIGNS = {"two-stage": TwoStageOpAmp}
@@ -176,6 +182,7 @@ class TabulatedAmplifier(Amplifier):
     supply: float = 0.0
     settled: float = 0.0  # V: the largest gap between ngspice's last two solves of a grid point
     kind = "table"
+    needs_file = True
     ideal = False
 
     def __post_init__(self):
@@ -281,7 +288,7 @@ class TabulatedAmplifier(Amplifier):
         return (("v_dd", p.vdd), ("v_ss", p.vss))
 
     def describe(self) -> str:
-        return f"transistor-level amplifiers, characterised: {self._design.describe()}"
+        return f"characterised amplifiers: {self._design.describe()}"
 
     # ---- saved form ---------------------------------------------------------------------------
     def save(self, path) -> None:
@@ -302,3 +309,199 @@ class TabulatedAmplifier(Amplifier):
         d = super().params()
         d["vout"] = [list(map(float, row)) for row in d["vout"]]
         return d
+
+
+@dataclass(frozen=True)
+class PmosClamp:
+    """The neuron clamp at transistor level: two diode-connected p-MOSFETs, each in its own n-well (bulk on its
+    source), the upper one from the node to a bias ``shift`` below the upper rail, the lower one from a bias
+    ``shift`` above the lower rail to the node: each conducts once the node passes its rail by |VT| - shift."""
+
+    process: str = "baker-1um"
+    w: float = 100e-6
+    shift: float = 0.6  # V: the bias past the rail: 10 nA at the rail on baker-1um (|VTO| 0.9 V: microamperes)
+
+    def __post_init__(self):
+        process(self.process)
+        for name in ("w", "shift"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or not np.isfinite(v) or v < 0 or (name == "w" and v == 0):
+                raise NetworkError(f"PmosClamp.{name} must be a {'positive' if name == 'w' else 'non-negative'} number, "
+                                   f"got {v!r}")
+
+    def lines(self, suffix: str = "") -> tuple:
+        """(body, models) of the neuron subcircuit ``node hi lo``."""
+        p, num = process(self.process), spice_number
+        w, length = num(self.w), num(p.length)
+        return ([f"V_bu hi bu DC {num(self.shift)}", f"M_up bu bu node node pclamp{suffix} W={w} L={length}",
+                 f"V_bl bl lo DC {num(self.shift)}", f"M_dn node node bl bl pclamp{suffix} W={w} L={length}"],
+                [f".model pclamp{suffix} PMOS({p.pmos})"])
+
+    def to_data(self) -> dict:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+    def describe(self) -> str:
+        return (f"diode-connected p-MOSFETs on {self.process} (W/L {1e6 * self.w:g}/{1e6 * process(self.process).length:g} "
+                f"um, biased {self.shift:g} V past the rails)")
+
+
+CLAMPS = {"pmos": PmosClamp}
+
+
+def clamp_design(spec: str = "") -> PmosClamp:
+    """A clamp design from a text such as ``"w=50e-6 shift=0.85"`` (keys: ``PmosClamp``'s fields)."""
+    fields = PmosClamp.__dataclass_fields__
+    params = {}
+    for item in (spec or "").replace(",", " ").split():
+        key, sep, value = item.partition("=")
+        if not sep or key not in fields:
+            raise NetworkError(f"clamp design {spec!r}: {item!r} is not key=value with a key among {sorted(fields)}")
+        try:
+            params[key] = value if key == "process" else float(value)
+        except ValueError:
+            raise NetworkError(f"clamp design {spec!r}: {key}={value!r} is not a number") from None
+    return PmosClamp(**params)
+
+
+@dataclass(frozen=True, eq=False)
+class TabulatedDiode(DiodeModel):
+    """A characterised diode: its current ``i[k]`` at junction voltage ``vd[k]`` from ngspice's DC sweep of
+    ``design``, linear between the points and along the end segments past them. Both of the neuron's diodes are
+    this device (the clamp is symmetric). Its noise is the channel's of a saturated MOSFET, two-sided
+    2 k T (2/3) g_m with g_m the table's slope (a diode-connected transistor is always saturated). SPICE gets the
+    transistors."""
+
+    design: dict = None
+    vd: tuple = ()
+    i: tuple = ()
+    settled: float = 0.0
+    kind = "table"
+    needs_file = True  # built from a characterisation, not by name
+    smooth = True
+    no_integer_form = "it is a characterised transistor's table; the Loihi path maps ideal and piecewise-linear diodes"
+
+    def __post_init__(self):
+        object.__setattr__(self, "vd", tuple(float(v) for v in np.ravel(self.vd)))
+        object.__setattr__(self, "i", tuple(float(v) for v in np.ravel(self.i)))
+        kind = self.design.get("kind") if isinstance(self.design, dict) else None
+        if kind not in CLAMPS:
+            raise NetworkError(f"a tabulated diode needs its transistor design (kind among {sorted(CLAMPS)}), got "
+                               f"{self.design!r}")
+        vd, i = np.array(self.vd), np.array(self.i)
+        if vd.size < 3 or vd.size != i.size or np.any(np.diff(vd) <= 0) or not (np.isfinite(vd).all() and
+                                                                             np.isfinite(i).all()):
+            raise NetworkError("a tabulated diode needs 3 or more increasing voltages and as many finite currents")
+        if np.any(np.diff(i) <= 0) or not vd[0] <= 0 <= vd[-1]:
+            raise NetworkError("a tabulated diode's current must increase with its voltage and the grid span 0 V "
+                               "(a clamp's energy is convex only then)")
+
+    def __hash__(self):
+        return id(self)
+
+    @functools.cached_property
+    def _arrays(self):
+        vd, i = np.array(self.vd), np.array(self.i)
+        g = np.diff(i) / np.diff(vd)
+        # co-content at the grid points, from 0 V: the trapezoids of a piecewise-linear current
+        cum = np.concatenate([[0.0], np.cumsum(0.5 * (i[1:] + i[:-1]) * np.diff(vd))])
+        k0 = np.searchsorted(vd, 0.0, side="right") - 1
+        k0 = min(max(k0, 0), vd.size - 2)
+        at0 = cum[k0] + i[k0] * (0.0 - vd[k0]) + 0.5 * g[k0] * (0.0 - vd[k0]) ** 2
+        return vd, i, g, cum - at0
+
+    @functools.cached_property
+    def _design(self):
+        spec = dict(self.design)
+        return CLAMPS[spec.pop("kind")](**spec)
+
+    def _segment(self, vd):
+        grid = self._arrays[0]
+        return np.clip(np.searchsorted(grid, vd, side="right") - 1, 0, grid.size - 2)
+
+    def current(self, vd):
+        vd = np.asarray(vd, dtype=float)
+        grid, i, g, _ = self._arrays
+        k = self._segment(vd)
+        return i[k] + g[k] * (vd - grid[k])
+
+    def conductance(self, vd):
+        vd = np.asarray(vd, dtype=float)
+        return self._arrays[2][self._segment(vd)]
+
+    def cocontent(self, vd):
+        vd = np.asarray(vd, dtype=float)
+        grid, i, g, cum = self._arrays
+        k = self._segment(vd)
+        d = vd - grid[k]
+        return cum[k] + i[k] * d + 0.5 * g[k] * d * d
+
+    def noise_density(self, vd, kt: float):
+        return 2.0 * kt * (2.0 / 3.0) * self.conductance(vd)
+
+    def solve_clamp(self, clamp, S, T, v_prev=None, tol: float = 1e-14):
+        """The root of S v - T + i(v - vh) - i(vl - v), increasing in v: Newton from T / S, each step kept inside the
+        bracket that the signs so far give (bisection where Newton would leave it). Exact for the piecewise-linear
+        current in a few steps: Newton lands on the root once it is in the root's segment."""
+        vl, vh = clamp.v_low, clamp.v_high
+        S = np.asarray(S, dtype=float)
+        T = np.asarray(T, dtype=float)
+        shape = np.broadcast_shapes(S.shape, T.shape)
+        S, T = np.broadcast_to(S, shape).ravel(), np.broadcast_to(T, shape).ravel()
+        f = lambda v: S * v - T + self.current(v - vh) - self.current(vl - v)  # noqa: E731
+        v = T / S if v_prev is None else np.broadcast_to(np.asarray(v_prev, dtype=float), shape).ravel().copy()
+        lo, hi = np.minimum(T / S, vl) - 1.0, np.maximum(T / S, vh) + 1.0
+        while True:  # widen until the bracket holds the root (a current extrapolated past the table)
+            flo, fhi = f(lo), f(hi)
+            bad = (flo > 0) | (fhi < 0)
+            if not bad.any():
+                break
+            lo, hi = np.where(flo > 0, lo - 2 * (hi - lo), lo), np.where(fhi < 0, hi + 2 * (hi - lo), hi)
+        v = np.clip(v, lo, hi)
+        for _ in range(200):
+            fv = f(v)
+            lo, hi = np.where(fv < 0, v, lo), np.where(fv > 0, v, hi)
+            slope = S + self.conductance(v - vh) + self.conductance(vl - v)
+            new = v - fv / slope
+            new = np.where((new <= lo) | (new >= hi), 0.5 * (lo + hi), new)
+            step = np.abs(new - v)
+            v = new
+            if step.max(initial=0.0) <= tol or (hi - lo).max(initial=0.0) <= tol:
+                break
+        return v.reshape(shape)
+
+    def layer_update(self, clamp):
+        """``solve_clamp`` node by node in one compiled loop (``kernels.table_update``)."""
+        if not kernels.available():
+            return None
+        grid, cur, slope, _ = self._arrays
+        vl, vh = float(clamp.v_low), float(clamp.v_high)
+
+        def update(ta, tb, k, v, terms, S, inv_s, omega, tol):
+            return kernels.table_update(ta, tb, k, v, terms, S, grid, cur, slope, vl, vh, tol, 200)
+
+        return update
+
+    def spice_lines(self, suffix: str, options, stand_in=None) -> tuple:
+        body, models = self._design.lines(suffix)
+        return body, models, []
+
+    def describe(self) -> str:
+        return f"characterised clamps: {self._design.describe()}"
+
+    def save(self, path) -> None:
+        from .devices import diode_to_data
+
+        Path(path).write_text(json.dumps(diode_to_data(self)))
+
+    @staticmethod
+    def load(path) -> "TabulatedDiode":
+        from .devices import diode_from_data
+
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as e:
+            raise NetworkError(f"cannot read the clamp model {path}: {e}") from None
+        model = diode_from_data(data) if isinstance(data, dict) and "diode" in data else None
+        if not isinstance(model, TabulatedDiode):
+            raise NetworkError(f"{path} does not hold a characterised clamp (eqprop transistors writes clamp.json)")
+        return model

@@ -238,8 +238,9 @@ def cmd_amplifiers(args) -> int:
 def cmd_transistors(args) -> int:
     from .transistors import run_transistors
 
-    run_transistors(args.out, args.design, args.run, args.hidden, args.epochs, args.seed, args.samples, args.data)
-    print(f"tables, amplifier model and JSON in {args.out}")
+    run_transistors(args.out, args.parts, args.design, args.clamp, args.run, args.hidden, args.epochs, args.seed,
+                    args.samples, args.data, args.config)
+    print(f"tables, part models and JSON in {args.out}")
     return 0
 
 
@@ -346,6 +347,16 @@ count = _number(int, 1)
 index = _number(int, 0)
 positive = _number(float, 0.0, inclusive=False)
 nonnegative = _number(float, 0.0)
+def diode_choice(text):
+    """A registered diode model's name, or a characterised clamp's .json (checked when the config is validated)."""
+    from eqprop.circuits.devices import diode_names
+
+    if text in diode_names() or text.strip().endswith(".json"):
+        return text
+    raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from {', '.join(diode_names())}, or a "
+                                     "characterised clamp's .json)")
+
+
 NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")  # -1, -.5, -1e-12: values, not flags
 
 
@@ -383,7 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
     from eqprop.learning.programming import PRESETS
     from eqprop.learning.trainer import HELP
 
-    from eqprop.circuits import DIODE_MODELS
+    from eqprop.circuits.devices import diode_names
 
     datasets, names = tuple(DATASETS), backends.names()
     p = _Parser(prog="eqprop", description="Train physical networks with Equilibrium Propagation.")
@@ -410,7 +421,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--target-amplitude", dest="target_amplitude", type=positive, help=HELP["target_amplitude"] +
                    " (default 0.05)")
     t.add_argument("--input-scale", dest="input_scale", type=positive, help=HELP["input_scale"] + " (default 1)")
-    t.add_argument("--diode", choices=tuple(DIODE_MODELS), help=HELP["diode"] + " (default ideal)")
+    t.add_argument("--diode", type=diode_choice, metavar="{" + ",".join(diode_names()) + "} or FILE.json",
+                   help=HELP["diode"] + " (default ideal)")
     t.add_argument("--diode-is", dest="diode_is", type=positive, help=HELP["diode_is"])
     t.add_argument("--rails", type=float, nargs=2, help=HELP["rails"] + " (default -0.05 0.05)")
     t.add_argument("--gain", type=positive, nargs="+", help=HELP["gain"])
@@ -502,18 +514,26 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also solve the first N dies' first 40 test images (dies.SPICE_IMAGES) in ngspice and compare")
     di.add_argument("--data", help="the run's data file where it was moved or copied")
     di.set_defaults(func=cmd_dies)
-    tr = sub.add_parser("transistors", help="the amplifiers at transistor level (a two-stage op-amp on a published "
-                                            "process): characterised in ngspice, trained on natively, the trained "
-                                            "network checked in ngspice with the transistors")
-    tr.add_argument("--out", default="reports/transistors", help="directory for the tables, the amplifier model "
-                                                                 "(amplifier.json: eqprop train --amplifier takes it) and JSON")
+    tr = sub.add_parser("transistors", help="amplifiers and clamps at transistor level (on a published process): "
+                                            "characterised in ngspice, trained on natively, the trained network "
+                                            "checked in ngspice with the transistors")
+    tr.add_argument("--out", default="reports/transistors",
+                    help="directory for the tables, the part models (amplifier.json: eqprop train --amplifier takes "
+                         "it; clamp.json: --diode) and JSON")
+    tr.add_argument("--parts", nargs="+", choices=("amplifier", "clamp"), default=["amplifier", "clamp"],
+                    help="which parts are transistors")
     tr.add_argument("--design", default="", metavar="SPEC",
                     help="the op-amp's design as key=value (TwoStageOpAmp's fields), e.g. 'ibias=5e-6 w_out=60e-6'; "
                          "default: process baker-1um, Ibias 10 uA")
-    tr.add_argument("--run", help="check this trained run instead of training digits")
-    tr.add_argument("--hidden", type=count, nargs="+", default=[100], help="hidden layer sizes of the digits runs")
-    tr.add_argument("--epochs", type=count, default=5, help="epochs of the digits runs")
-    tr.add_argument("--seed", type=index, default=0, help="network and data-order seed of the digits runs")
+    tr.add_argument("--clamp", default="", metavar="SPEC",
+                    help="the clamp's design as key=value (PmosClamp's fields), e.g. 'w=50e-6 shift=0.55'; default: "
+                         "baker-1um, W 100 um, bias 0.6 V past the rails")
+    tr.add_argument("--run", help="check this trained run instead of training")
+    tr.add_argument("--config", metavar="RECIPE.toml", help="train this recipe (its parts replaced by the "
+                                                            "transistor tables) instead of digits 128-100-20")
+    tr.add_argument("--hidden", type=count, nargs="+", help="hidden layer sizes of the runs (default 100)")
+    tr.add_argument("--epochs", type=count, help="epochs of the runs (default 5)")
+    tr.add_argument("--seed", type=index, help="network and data-order seed of the runs (default 0)")
     tr.add_argument("--samples", type=index, default=0, help="test images solved in ngspice (0: all)")
     tr.add_argument("--data", help="the run's data file where it was moved or copied (with --run)")
     tr.set_defaults(func=cmd_transistors)

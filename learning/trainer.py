@@ -50,7 +50,7 @@ HELP = {
     "nudging": "centered (+beta and -beta), positive, negative, or random sign (default centered; hopfield random)",
     "target_amplitude": "volts per output pair: + for the true class, - for the others",
     "input_scale": "volts per unit of pixel intensity at the input sources",
-    "diode": "diode model of the neuron clamps",
+    "diode": "diode model of the neuron clamps, or a characterised transistor clamp's .json (eqprop transistors)",
     "diode_is": "Shockley saturation current in amperes, e.g. 1e-7 (only with --diode shockley)",
     "rails": "diode rail voltages, low high",
     "gain": "amplifier gain between layers: one value, or one per hidden layer (input side first); default 4, and "
@@ -87,6 +87,11 @@ HELP = {
 
 
 SINGLE_ENDED_GAIN = 4.0
+
+
+def _is_model_file(spec) -> bool:
+    """Whether a --diode / --amplifier value names a characterised part's file rather than a model."""
+    return isinstance(spec, str) and spec.strip().endswith(".json")
 
 
 def default_gains(hidden, pairs: bool):
@@ -183,13 +188,16 @@ class TrainConfig:
             if isinstance(v, bool) or not isinstance(v, kind) or not np.isfinite(v) or below(v):
                 bad(name, v, need or f"must be a positive {'integer' if integer else 'finite number'}")
 
-        from eqprop.circuits.devices import DIODE_MODELS
+        from eqprop.circuits.devices import DIODE_MODELS, diode_names
 
         choices = {"dataset": tuple(DATASETS), "backend": backends.names(), "nudging": NUDGINGS,
-                   "diode": tuple(DIODE_MODELS), "device": PRESETS}
+                   "diode": diode_names(), "device": PRESETS}
         for name, allowed in choices.items():
+            if name == "diode" and _is_model_file(self.diode):
+                continue  # a characterised clamp: checked by loading it (diode_kind)
             if getattr(self, name) not in allowed:
-                bad(name, getattr(self, name), f"use one of {', '.join(map(str, allowed))}")
+                bad(name, getattr(self, name), f"use one of {', '.join(map(str, allowed))}"
+                    + (", or a characterised clamp's .json" if name == "diode" else ""))
         for name in ("epochs", "batch_size"):
             positive(name, integer=True)
         for name in ("n_train", "n_test", "workers", "time_steps"):
@@ -308,10 +316,23 @@ class TrainConfig:
         g = default_gains(list(self.hidden), self.differential()) if self.gain is None else self.gain
         return [float(v) for v in g] if isinstance(g, (list, tuple)) else [float(g)] * len(self.hidden)
 
+    def diode_kind(self) -> str:
+        """The registered kind of the diode model: its name, or 'table' for a characterised clamp's file (loaded,
+        so that a missing or foreign file fails here in one line)."""
+        if not _is_model_file(self.diode):
+            return self.diode
+        from eqprop.circuits import NetworkError, diode_model
+
+        try:
+            return diode_model(self.diode).kind
+        except NetworkError as exc:
+            raise ConfigError(str(exc)) from None
+
     def _check_backend_support(self) -> None:
         """What the chosen backend can do, from its registry line."""
         spec = backends.get(self.backend)
-        if self.diode not in spec.diodes:
+        kind = self.diode_kind()
+        if kind not in spec.diodes:
             raise ConfigError(f"the {spec.name} backend settles {', '.join(spec.diodes)} diodes only, not "
                               f"{self.diode!r}; use --diode {spec.diodes[0]} or another backend")
         if not spec.spiking and (self.threshold is not None or self.time_steps is not None or self.spikes != "graded"):

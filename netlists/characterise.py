@@ -1,5 +1,8 @@
 """Transistor-level parts characterised in ngspice: DC sweeps that become the native solver's behavioural models.
 
+``characterise_clamp(design)`` sweeps one of the clamp's diodes (its transistor and bias source) over its junction
+voltage and gives a ``TabulatedDiode``.
+
 ``characterise_amplifier(design, gains)`` sweeps the amplifier's closed loop (``TwoStageOpAmp.subckt``) over its
 input voltage and its load current at each gain, one ngspice ``.dc`` per load current and gain, and reads its supply current at rest: the result is a ``TabulatedAmplifier`` that writes the
 same transistors back into every netlist.
@@ -9,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from eqprop.circuits.errors import NetworkError
-from eqprop.circuits.transistors import TabulatedAmplifier, process
+from eqprop.circuits.transistors import TabulatedAmplifier, TabulatedDiode, process
 
 from .ngspice import NgspiceCircuit, SpiceError, ngspice_library
 from .options import SpiceOptions
@@ -71,36 +74,15 @@ def characterise_amplifier(design, gains, vin=None, iload=None, options: SpiceOp
     deck = Deck()
     tables, supply_current = [], None
     p = process(design.process)
-    # Each input solved `repeats` times in a row (a sweep over an index, the input a table of it), as the networks'
-    # sweeps are: ngspice's level-3 solves converge over repeated warm starts, and the last two must agree (deep in
-    # saturation they converge slowly: a row that has not settled is swept again with twice the repeats).
-    def solve_row(gain, il, repeats):
-        which = np.concatenate([np.zeros(FIRST - repeats, dtype=int) if FIRST > repeats else np.zeros(0, dtype=int),
-                                np.repeat(np.arange(n_v), repeats)])
-        table_in = "pwl(v(idx), " + ", ".join(f"{k}, {vin[w]!r}" for k, w in enumerate(which)) + ")"
-        text = "\n".join(["* amplifier characterisation", *design.subckt(),
-                          f"X1 in out bidir_amp params: gain={gain!r}", f"B_in in 0 V = {table_in}", "V_idx idx 0 DC 0",
-                          # the current the output gives to its load: drawn from out into ground
-                          f"I_load out 0 DC {il!r}", (options or SpiceOptions()).card(), ".end"])
-        v = deck.run(text, f"dc V_idx 0 {which.size - 1} 1", ["out"])["out"]
-        if v.size != which.size or not np.isfinite(v).all():
-            raise SpiceError(f"the characterisation sweep at gain {gain:g} returned {v.size} points, not {which.size}")
-        v = v[which.size - n_v * repeats:].reshape(n_v, repeats)
-        return v[:, -1], np.abs(v[:, -1] - v[:, -2])
-
     worst = 0.0
     for gain in gains:
         rows = []
         for il in iload:
-            repeats = REPEATS
-            row, spread = solve_row(gain, il, repeats)
-            while spread.max() > SETTLED and repeats < MAX_REPEATS:
-                repeats *= 2
-                row, spread = solve_row(gain, il, repeats)
-            if spread.max() > SETTLED:
-                k = int(np.argmax(spread))
-                raise SpiceError(f"the amplifier's operating point did not settle in {repeats} solves (the last two "
-                                 f"differ by {spread[k]:.1e} V at input {vin[k]:g} V, load {il:g} A, gain {gain:g})")
+            lines = ["* amplifier characterisation", *design.subckt(), f"X1 in out bidir_amp params: gain={gain!r}",
+                     # the current the output gives to its load: drawn from out into ground
+                     f"I_load out 0 DC {il!r}", (options or SpiceOptions()).card()]
+            row, spread = _repeated_sweep(deck, lines, vin, "out", f"the amplifier at gain {gain:g}, load {il:g} A",
+                                          SETTLED)
             rows.append(row)
             worst = max(worst, float(spread.max()))
         tables.append(np.stack(rows, axis=1).ravel())  # V_in outer, I_load inner
@@ -134,3 +116,57 @@ def amplifier_figures(model: TabulatedAmplifier, gain: float) -> dict:
     return {"gain": gain, "small_signal_gain": float(d_v[0]), "output_resistance": float(-d_i[0]),
             "swing": (float(unloaded.min()), float(unloaded.max())), "offset": offset,
             "quiescent_power": model.quiescent_power, "settled": model.settled}
+
+
+# The clamp diode's grid: 0.5 mV steps from VD_MIN to VD_MAX (reverse leakage to far past the knee).
+VD_MIN, VD_MAX, VD_STEP = -0.5, 0.8, 5e-4
+CLAMP_SETTLED = 1e-13  # A: the clamp's last two solves of a point must agree this well
+
+
+def _repeated_sweep(deck, lines, values, vector: str, what: str, settled: float):
+    """``values`` applied by ``B_in`` (a table over a swept index) REPEATS times each (FIRST times the first, which
+    starts from ngspice's operating point), as the networks' sweeps are solved: ngspice's level-3 solves converge
+    over repeated warm starts, and the last two must agree within ``settled``; where they do not, the sweep runs
+    again with twice the repeats, up to MAX_REPEATS. Returns ``vector`` at each value's last solve and the gaps."""
+    repeats = REPEATS
+    while True:
+        which = np.concatenate([np.zeros(max(FIRST - repeats, 0), dtype=int), np.repeat(np.arange(values.size), repeats)])
+        table_in = "pwl(v(idx), " + ", ".join(f"{k}, {values[w]!r}" for k, w in enumerate(which)) + ")"
+        text = "\n".join([*lines, f"B_in in 0 V = {table_in}", "V_idx idx 0 DC 0", ".end"])
+        v = deck.run(text, f"dc V_idx 0 {which.size - 1} 1", [vector])[vector]
+        if v.size != which.size or not np.isfinite(v).all():
+            raise SpiceError(f"the characterisation sweep of {what} returned {v.size} points, not {which.size}")
+        v = v[which.size - values.size * repeats:].reshape(values.size, repeats)
+        gaps = np.abs(v[:, -1] - v[:, -2])
+        if gaps.max() <= settled:
+            return v[:, -1], gaps
+        if repeats >= MAX_REPEATS:
+            k = int(np.argmax(gaps))
+            raise SpiceError(f"{what} did not settle in {repeats} solves (the last two differ by {gaps[k]:.1e} at "
+                             f"input {values[k]:g} V)")
+        repeats *= 2
+
+
+def characterise_clamp(design, options: SpiceOptions | None = None) -> TabulatedDiode:
+    """The upper diode of ``design`` (its transistor from the node to its bias ``shift`` below the rail, the rail at
+    0 V) swept over vd = V_node - V_rail in VD_STEP steps: its current at each point, under the networks' SPICE
+    options (GMIN included: the table is what the netlist will simulate)."""
+    vd = np.round(np.arange(round(VD_MIN / VD_STEP), round(VD_MAX / VD_STEP) + 1) * VD_STEP, 12)
+    body, models = design.lines()
+    upper = [line for line in body if line.split()[0] in ("V_bu", "M_up")]
+    # the node is the swept input; the diode's current leaves it through V_meas (a 0 V ammeter) into the device
+    lines = ["* clamp characterisation", "V_hi hi 0 DC 0", "V_meas in node DC 0", *upper, *models,
+             (options or SpiceOptions()).card()]
+    current, gaps = _repeated_sweep(Deck(), lines, vd, "v_meas#branch", "the clamp's current", CLAMP_SETTLED)
+    return TabulatedDiode(design={"kind": "pmos", **design.to_data()}, vd=tuple(vd), i=tuple(current),
+                          settled=float(gaps.max()))
+
+
+def clamp_figures(model: TabulatedDiode) -> dict:
+    """A characterised clamp diode in a designer's numbers: its current 50 mV inside the rail (leakage), at the
+    rail, 50 and 100 mV past it, where past the rail it carries 1 uA, and its conductance 50 mV past."""
+    vd, i = np.array(model.vd), np.array(model.i)
+    knee = float(np.interp(1e-6, i, vd)) if i[-1] > 1e-6 else float("nan")
+    return {"leak": float(model.current(-0.05)), "at_rail": float(model.current(0.0)),
+            "past_50mv": float(model.current(0.05)), "past_100mv": float(model.current(0.1)), "knee_1ua": knee,
+            "g_50mv": float(model.conductance(0.05)), "settled": model.settled}

@@ -194,3 +194,94 @@ def test_eqprop_transistors_checks_a_run_trained_on_the_table(tmp_path, capsys, 
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep"
     assert main(["transistors", "--design", "ibias=-1", "--out", str(tmp_path / "x")]) == 2
     assert "ibias must be a positive number" in capsys.readouterr().err
+
+
+# --- the clamp -----------------------------------------------------------------------------------------------
+
+HAND_CLAMP = """* one clamp diode by hand: a diode-connected p-MOSFET in its own well, biased 0.6 V below the rail at 0 V
+.model p PMOS(LEVEL=3 TOX=200E-10 NSUB=1E17 GAMMA=0.6 PHI=0.7 VTO=-0.9 DELTA=0.1 UO=250 ETA=0 THETA=0.1
++ KP=40E-6 VMAX=5E4 KAPPA=1 RSH=0 NFS=1E12 TPG=-1 XJ=500E-9 LD=100E-9 CGDO=200E-12 CGSO=200E-12 CGBO=1E-10
++ CJ=400E-6 PB=1 MJ=0.5 CJSW=300E-12 MJSW=0.5)
+VB bias 0 DC -0.6
+M1 bias bias node node p W=100u L=2u
+VD node 0 DC 0
+{options}
+.end
+"""
+
+
+@pytest.fixture(scope="module")
+def clamp():
+    from eqprop.circuits.transistors import PmosClamp
+    from eqprop.netlists.characterise import characterise_clamp
+
+    return characterise_clamp(PmosClamp())
+
+
+def test_the_clamp_table_is_the_hand_written_transistors_current(clamp):
+    """ngspice's DC sweep of the diode written by hand: its current at the table's points to 1e-12 relative (plus
+    1e-18 A), between them (linear interpolation) within 1%; its co-content is the current's integral."""
+    deck = Deck()
+    text = HAND_CLAMP.replace("{options}", SpiceOptions().card())
+    vd = np.round(np.arange(-0.21, 0.3 + 1e-9, 2.5e-4), 12)
+    want = -deck.run(text, "dc VD -0.21 0.3 0.00025", ["vd#branch"])["vd#branch"]  # the current into the diode
+    on = np.isclose(np.array(clamp.vd)[None, :], vd[:, None], atol=1e-12).any(1)
+    got = clamp.current(vd)
+    keep = vd >= -0.2  # the sweep's first points settle from the operating point
+    assert np.all(np.abs(got - want)[on & keep] <= 1e-12 * np.abs(want[on & keep]) + 1e-18)
+    assert np.all(np.abs(got - want)[keep] <= 1e-2 * np.abs(want[keep]) + 1e-15)
+    a, b = -0.1, 0.25
+    grid = np.linspace(a, b, 20001)
+    integral = np.trapz(clamp.current(grid), grid)
+    assert clamp.cocontent(b) - clamp.cocontent(a) == pytest.approx(integral, rel=1e-6)
+    assert np.all(np.diff(clamp.current(np.linspace(-1, 1.5, 999))) > 0)  # increasing past the table too
+
+
+def test_native_on_the_clamp_table_is_ngspice_on_the_transistors(clamp, table):
+    """Clamps alone, and clamps with the transistor amplifiers: free and nudged phases to 1e-6 V; the compiled
+    per-node solve and the numpy one agree; the node's minimiser is the energy's (KCL residual)."""
+    from eqprop.circuits import DiodeClamp
+    from eqprop.netlists import NgspiceCircuit
+
+    rng = np.random.default_rng(4)
+    x, y = rng.uniform(0, 1, (6, 8)), rng.uniform(-0.2, 0.2, (6, 2))
+    for amp in (None, table):
+        net = layered([16, 12, 10, 4], diode=clamp, rails=(-0.05, 0.05), gain=4.0, amplifier=amp, seed=5)
+        circuit = NgspiceCircuit(net)
+        beta = 0.3 * float(net.weights[-1].sum(0).mean())
+        for b in (0.0, beta, -beta):
+            eq = solve(net, x, y, b, tol=1e-12)
+            assert np.abs(circuit.equilibrium(x, y, b).voltages - eq.voltages).max() < 1e-6
+            res = kcl_residual(net, np.hstack([x, -x]), eq.layers, y, b)
+            assert max(np.abs(r).max() for r in res) < 1e-15
+    c = DiodeClamp(clamp, -0.05, 0.05)
+    S, T = rng.uniform(1e-7, 1e-4, 500), rng.uniform(-1e-4, 1e-4, 500)
+    v = clamp.solve_clamp(c, S, T)
+    assert np.abs(S * v - T + c.current(v)).max() < 1e-13 * np.abs(T).max()  # rounding
+    from eqprop.circuits import kernels
+
+    if kernels.available():
+        w = np.zeros((1, 500))
+        kernels.table_update(np.zeros((1, 500)), np.zeros((1, 500)), T[None, :], w, 0, S,
+                             *clamp._arrays[:3], -0.05, 0.05, 1e-15, 200)
+        np.testing.assert_allclose(w[0], v, rtol=0, atol=1e-13)
+
+
+def test_a_clamp_file_trains_and_bad_ones_fail_in_one_line(tmp_path, clamp, capsys):
+    from eqprop.experiments.cli import main
+
+    path = tmp_path / "clamp.json"
+    clamp.save(path)
+    run = tmp_path / "run"
+    assert main(["train", "--diode", str(path), "--hidden", "16", "--epochs", "1", "--n-train", "150", "--n-test",
+                 "30", "--out", str(run)]) == 0
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["diode"] == str(path)
+    with pytest.raises(SystemExit):  # a table is built from its file, not by name
+        main(["train", "--diode", "table", "--out", str(tmp_path / "bad")])
+    assert "invalid choice: 'table'" in capsys.readouterr().err
+    for bad, match in ((["--diode", str(tmp_path / "no.json")], "cannot read"),
+                       (["--diode", str(path), "--backend", "loihi"], "diodes only")):
+        assert main(["train", "--hidden", "8", "--epochs", "1", "--out", str(tmp_path / "bad")] + bad) == 2
+        assert match in capsys.readouterr().err
+        assert not (tmp_path / "bad").exists()
