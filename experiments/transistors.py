@@ -44,7 +44,8 @@ def run_transistors(out, parts=PARTS, design: str = "", clamp: str = "", run=Non
     from eqprop.learning.runs import load_run, train
     from eqprop.learning.trainer import TrainConfig
     from eqprop.netlists import NgspiceCircuit
-    from eqprop.netlists.characterise import amplifier_figures, characterise_amplifier, characterise_clamp, clamp_figures
+    from eqprop.netlists.characterise import (VIN_FINE, amplifier_figures, characterise_amplifier, characterise_clamp,
+                                              clamp_figures, input_grid)
 
     output = OutputDir(out, "transistors", FILES).check()  # refused before anything runs
     parts = tuple(dict.fromkeys(parts))
@@ -94,7 +95,10 @@ def run_transistors(out, parts=PARTS, design: str = "", clamp: str = "", run=Non
         amp_model = clamp_model = None
         if "amplifier" in parts:
             t0 = time.perf_counter()
-            amp_model = trained.amplifier if own_amp else characterise_amplifier(amp_design, gains)
+            # the fine input steps span the hidden nodes' range: their rails and as far past them again
+            span = max(VIN_FINE, 2 * max(abs(v) for v in cfg.rails))
+            amp_model = trained.amplifier if own_amp else characterise_amplifier(amp_design, gains,
+                                                                                 vin=input_grid(vin_fine=span))
             amp_model.save(o / "amplifier.json")
             both(f"## The amplifier: {amp_model.describe()}")
             both()

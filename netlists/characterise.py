@@ -27,6 +27,8 @@ ILOAD_MIN, ILOAD_MAX, ILOAD_PER_DECADE = 1e-10, 1e-4, 8
 
 
 def input_grid(vin_fine: float = VIN_FINE, vin_max: float = VIN_MAX) -> np.ndarray:
+    """VIN_FINE_STEP steps to +-vin_fine, VIN_STEP steps beyond to +-vin_max (at least one coarse step)."""
+    vin_max = max(vin_max, vin_fine + VIN_STEP)
     fine = np.arange(-round(vin_fine / VIN_FINE_STEP), round(vin_fine / VIN_FINE_STEP) + 1) * VIN_FINE_STEP
     coarse = np.arange(round(vin_fine / VIN_STEP) + 1, round(vin_max / VIN_STEP) + 1) * VIN_STEP
     return np.round(np.concatenate([-coarse[::-1], fine, coarse]), 12)
