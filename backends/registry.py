@@ -85,6 +85,11 @@ register(BackendSpec("cosim", "eqprop.backends.cosim:CosimBackend",
                      "mixed-signal co-simulation: the analog core in ngspice (transients with node capacitances), "
                      "its periphery in Lava (ADC, nudging DACs, integer nudging and learning controllers) in lockstep",
                      needs=("ngspice", "lava"), onchip=True, programs=True, compare_samples=64, in_demo=False))
+register(BackendSpec("backprop", "eqprop.backends.backprop:BackpropBackend",
+                     "the same architecture trained by backpropagation: a feed-forward network with the circuit's "
+                     "layer sizes, +x/-x inputs, clamp to the rails, output pairs and targets; signed weights, exact "
+                     "gradients (what the physics and EqProp cost)",
+                     diodes=("ideal",)))
 register(BackendSpec("hopfield", "eqprop.backends.hopfield:HopfieldBackend",
                      "the digital reference: the continuous Hopfield network of Scellier & Bengio (2017)",
                      diodes=("ideal",)))

@@ -149,6 +149,10 @@ def _other_model_row(cfg, ds, x, labels) -> dict:
     free = backend.settle(x)
     seconds = (time.perf_counter() - t0) / len(x)
     exact, _ = backend.exact_gradient(free, y)
+    if getattr(backend, "backprop", False):  # it learns by its exact gradient: nothing to estimate
+        return {"available": True, "seconds_per_equilibrium": seconds, "equilibrium_vs_native": None,
+                "note": "the same architecture, feed-forward, trained by backpropagation (its gradient is the exact "
+                        "one)", "gradient_cosine": 1.0, "gradient_relative_error": 0.0, "physical": {}}
     grad = eqprop_gradient(backend, run_phases(backend, x, y, 1e-3, "centered"))  # units in [0, 1]
     return {"available": True, "seconds_per_equilibrium": seconds, "equilibrium_vs_native": None,
             "note": f"different model ({backend.family}): compared with its own exact gradient",

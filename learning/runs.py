@@ -87,7 +87,8 @@ def train(cfg: TrainConfig, run_dir, *, resume: bool = False, progress: bool | N
 
 def _sizes(cfg, ds) -> list:
     """The layer sizes as the circuit has them: +x/-x input sources, hidden layers, output pairs."""
-    if backends.get(cfg.backend).load().signed:
+    cls = backends.get(cfg.backend).load()
+    if cls.signed and not getattr(cls, "backprop", False):  # the Hopfield reference: x in, one unit per class
         return [ds.n_features, *cfg.hidden, ds.n_classes]
     return [2 * ds.n_features, *cfg.hidden, 2 * ds.n_classes]
 

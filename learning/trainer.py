@@ -455,6 +455,15 @@ class EqPropTrainer:
                 pred = out
             self.backend.sync()
             return _batch_metrics(pred, y, labels)
+        if getattr(self.backend, "backprop", False):  # the digital reference: its exact gradient, no phases
+            pred = self.backend.settle(x).prediction  # before the update, as the phases' free prediction is
+            grads, _ = self.backend.gradient(x, y)
+            decay = self.rate_factor()
+            self.steps += 1
+            for p, g, v, ref, lr in zip(self.backend.parameters(), grads, self.velocity, self.g_ref, self.lr):
+                sgd_step(p, g, v, cfg.momentum, ref / self.loss_unit, lr * decay * ref)
+            self.backend.sync()
+            return _batch_metrics(pred, y, labels)
         ph = run_phases(self.backend, x, y, self.beta_abs, cfg.nudging, self.rng)
         if self.thermal is not None:  # what a measurement of each settled phase reads: the circuit's own noise
             for eq in (ph.free, ph.plus, ph.minus):
