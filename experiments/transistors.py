@@ -104,7 +104,8 @@ def run_transistors(out, parts=PARTS, design: str = "", clamp: str = "", run=Non
             both()
             both(f"the table {run} was trained on (a copy in OUT/amplifier.json)" if own_amp else
                  f"ngspice DC sweeps of the closed loop in {time.perf_counter() - t0:.1f} s: {len(amp_model.vin)} inputs "
-                 f"x {len(amp_model.iload)} load currents per gain (OUT/amplifier.json)")
+                 f"x {len(amp_model.iload)} load currents per gain, every point's last two solves within "
+                 f"{amp_model.settled:.1e} V (OUT/amplifier.json)")
             both()
             both("| gain | small-signal gain | output resistance | unloaded swing | input for 0 V out | quiescent power |")
             both("|---|---|---|---|---|---|")

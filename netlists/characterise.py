@@ -43,7 +43,10 @@ def load_grid(i_min: float = ILOAD_MIN, i_max: float = ILOAD_MAX) -> np.ndarray:
 REPEATS = 4  # solves per grid point (see characterise_amplifier)
 FIRST = 16  # solves of a sweep's first point (it starts from ngspice's operating point)
 MAX_REPEATS = 32
-SETTLED = 1e-6  # V: the last two solves of a point must agree this well (the largest gap is kept in the model)
+# V: where the last two solves of a point differ by more, the sweep runs again with more repeats; past MAX_REPEATS a
+# gap up to ACCEPTED is kept (and recorded in the model as ``settled``), a larger one fails the characterisation.
+# Near the op-amp's saturation with a large load, ngspice's level-3 solves creep (1.3e-6 V after 32 solves).
+SETTLED, ACCEPTED = 1e-6, 1e-5
 
 
 class Deck(NgspiceCircuit):
@@ -84,7 +87,7 @@ def characterise_amplifier(design, gains, vin=None, iload=None, options: SpiceOp
                      # the current the output gives to its load: drawn from out into ground
                      f"I_load out 0 DC {il!r}", (options or SpiceOptions()).card()]
             row, spread = _repeated_sweep(deck, lines, vin, "out", f"the amplifier at gain {gain:g}, load {il:g} A",
-                                          SETTLED)
+                                          SETTLED, ACCEPTED)
             rows.append(row)
             worst = max(worst, float(spread.max()))
         tables.append(np.stack(rows, axis=1).ravel())  # V_in outer, I_load inner
@@ -125,11 +128,12 @@ VD_MIN, VD_MAX, VD_STEP = -0.5, 0.8, 5e-4
 CLAMP_SETTLED = 1e-13  # A: the clamp's last two solves of a point must agree this well
 
 
-def _repeated_sweep(deck, lines, values, vector: str, what: str, settled: float):
+def _repeated_sweep(deck, lines, values, vector: str, what: str, settled: float, accepted: float | None = None):
     """``values`` applied by ``B_in`` (a table over a swept index) REPEATS times each (FIRST times the first, which
     starts from ngspice's operating point), as the networks' sweeps are solved: ngspice's level-3 solves converge
     over repeated warm starts, and the last two must agree within ``settled``; where they do not, the sweep runs
-    again with twice the repeats, up to MAX_REPEATS. Returns ``vector`` at each value's last solve and the gaps."""
+    again with twice the repeats, up to MAX_REPEATS, after which gaps up to ``accepted`` are kept. Returns ``vector``
+    at each value's last solve and the gaps."""
     repeats = REPEATS
     while True:
         which = np.concatenate([np.zeros(max(FIRST - repeats, 0), dtype=int), np.repeat(np.arange(values.size), repeats)])
@@ -140,7 +144,7 @@ def _repeated_sweep(deck, lines, values, vector: str, what: str, settled: float)
             raise SpiceError(f"the characterisation sweep of {what} returned {v.size} points, not {which.size}")
         v = v[which.size - values.size * repeats:].reshape(values.size, repeats)
         gaps = np.abs(v[:, -1] - v[:, -2])
-        if gaps.max() <= settled:
+        if gaps.max() <= settled or (repeats >= MAX_REPEATS and gaps.max() <= (accepted or settled)):
             return v[:, -1], gaps
         if repeats >= MAX_REPEATS:
             k = int(np.argmax(gaps))
