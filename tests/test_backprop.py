@@ -50,9 +50,9 @@ def test_it_trains_resumes_and_refuses_circuit_flags(tmp_path, capsys):
     from eqprop.experiments.cli import main
 
     run, whole = tmp_path / "run", tmp_path / "whole"
-    args = ["train", "--backend", "backprop", "--epochs", "3", "--n-train", "600", "--n-test", "200"]
+    args = ["train", "--backend", "backprop", "--epochs", "3", "--n-train", "300", "--n-test", "100"]
     assert main(args + ["--out", str(whole)]) == 0
-    assert main(["train", "--backend", "backprop", "--epochs", "1", "--n-train", "600", "--n-test", "200", "--out",
+    assert main(["train", "--backend", "backprop", "--epochs", "1", "--n-train", "300", "--n-test", "100", "--out",
                  str(run)]) == 0
     assert main(["train", "--resume", str(run), "--epochs", "3"]) == 0
     a, b = np.load(run / "checkpoint.npz"), np.load(whole / "checkpoint.npz")

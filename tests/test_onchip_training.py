@@ -35,7 +35,7 @@ def test_engine_update_is_the_host_update_and_the_copies_stay_equal():
         native.sync()
     chip = net.copy()
     with LavaSession(timeout=300) as session:
-        r = session.onchip_train(chip, chip.encode_inputs(x), y, beta, scales, 3, 60)
+        r = session.onchip_train(chip, chip.encode_inputs(x), y, beta, scales, 3, 40)
         assert r["copy_mismatch"] <= 1e-12
         chip.weights, chip.biases = r["weights"], r["biases"]
     got = [a - b for a, b in zip(chip.weights + chip.biases, net.weights + net.biases)]
