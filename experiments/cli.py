@@ -248,7 +248,7 @@ def cmd_dies(args) -> int:
     from .dies import run_dies
 
     run_dies(args.run, args.out, args.dies, args.conductance, args.amplifier_offset, args.amplifier_gain, args.spice,
-             args.data)
+             args.data, cluster=args.cluster)
     print(f"table and JSON in {args.out}")
     return 0
 
@@ -513,6 +513,8 @@ def build_parser() -> argparse.ArgumentParser:
     di.add_argument("--spice", type=index, default=0, metavar="N",
                     help="also solve the first N dies' first 40 test images (dies.SPICE_IMAGES) in ngspice and compare")
     di.add_argument("--data", help="the run's data file where it was moved or copied")
+    di.add_argument("--cluster", metavar="ADDRESS", help="the dies as Ray tasks: 'ray' for a local instance, or a "
+                                                         "cluster's address ('auto', 'host:6379')")
     di.set_defaults(func=cmd_dies)
     tr = sub.add_parser("transistors", help="amplifiers and clamps at transistor level (on a published process): "
                                             "characterised in ngspice, trained on natively, the trained network "

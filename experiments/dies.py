@@ -27,8 +27,26 @@ def _accuracy(net, x, labels, batch: int = 512) -> float:
     return correct / len(x)
 
 
+def die_row(net, mismatch: Mismatch, d: int, x, labels, spice: bool) -> dict:
+    """Die d: its test accuracy (native) and, with ``spice``, ngspice against native on its first images.
+    A function of its arguments only, so that a die can run as a Ray task."""
+    die = mismatch.die(net, d)
+    row = {"die": d, "test_accuracy": _accuracy(die, x, labels)}
+    if spice:
+        from eqprop.netlists import NgspiceCircuit
+
+        xs = x[:SPICE_IMAGES]
+        native = solve(die, xs)
+        sp = NgspiceCircuit(die).equilibrium(xs)
+        row.update(spice_max_diff=float(np.abs(sp.voltages - native.voltages).max()),
+                   spice_same_classes=int((sp.prediction.argmax(1) == native.prediction.argmax(1)).sum()))
+    return row
+
+
 def run_dies(run, out, dies: int = 20, conductance: float = 0.05, amplifier_offset: float = 0.0,
-             amplifier_gain: float = 0.0, spice: int = 0, data=None, log=print) -> dict:
+             amplifier_gain: float = 0.0, spice: int = 0, data=None, cluster=None, log=print) -> dict:
+    """``cluster``: run the dies as Ray tasks ('ray' for a local instance, or a cluster's address); each die is
+    drawn from its number, so the table is the same either way."""
     from eqprop.learning.data import load_for
     from eqprop.learning.rundir import RunError, check_data, relocate_data
     from eqprop.learning.runs import load_run
@@ -60,21 +78,21 @@ def run_dies(run, out, dies: int = 20, conductance: float = 0.05, amplifier_offs
     head = "| die | test accuracy | vs nominal |" + (" ngspice vs native (V) | same classes |" if spice else "")
     both(head)
     both("|---" * (3 + 2 * bool(spice)) + "|")
-    rows = []
-    for d in range(dies):
-        die = mismatch.die(net, d)
-        acc = _accuracy(die, x, labels)
-        row = {"die": d, "test_accuracy": acc}
-        cells = ""
-        if d < spice:
-            from eqprop.netlists import NgspiceCircuit
+    if cluster:
+        from eqprop.netlists.ray_pool import connect
 
-            xs = x[:SPICE_IMAGES]
-            native = solve(die, xs)
-            sp = NgspiceCircuit(die).equilibrium(xs)
-            row.update(spice_max_diff=float(np.abs(sp.voltages - native.voltages).max()),
-                       spice_same_classes=int((sp.prediction.argmax(1) == native.prediction.argmax(1)).sum()))
-            cells = f" {row['spice_max_diff']:.1e} | {row['spice_same_classes']} of {len(xs)} |"
+        ray = connect(cluster)
+        task = ray.remote(num_cpus=1)(die_row)
+        refs = [ray.put(v) for v in (net, x, labels)]
+        results = (ray.get(task.remote(refs[0], mismatch, d, refs[1], refs[2], d < spice)) for d in range(dies))
+    else:
+        results = (die_row(net, mismatch, d, x, labels, d < spice) for d in range(dies))
+    rows = []
+    for row in results:
+        d, acc = row["die"], row["test_accuracy"]
+        cells = ""
+        if "spice_max_diff" in row:
+            cells = f" {row['spice_max_diff']:.1e} | {row['spice_same_classes']} of {min(SPICE_IMAGES, len(x))} |"
         elif spice:
             cells = " - | - |"
         rows.append(row)

@@ -1,6 +1,7 @@
 """Ray: ngspice actors give what the local pool gives, survive a killed actor, and sweeps run on it.
 
 One local Ray instance (2 CPUs) for the module; every test is bounded by pytest-timeout."""
+import json
 import os
 import signal
 
@@ -72,3 +73,19 @@ def test_sweep_on_ray_equals_the_local_sweep(ray_local, tmp_path):
     assert (tmp_path / "ray" / "summary.md").read_text().count("| done |") == 4
     again = run_sweep(spec, out=tmp_path / "local", log=lambda *_: None)  # finished points are read back
     assert [r["status"] for r in again] == ["done (earlier)"] * 4
+
+
+def test_dies_on_ray_equal_the_local_dies(ray_local, tmp_path):
+    """``eqprop dies --cluster``: each die a Ray task, drawn from its number: the same table as the local loop."""
+    from eqprop.experiments.cli import main
+
+    run = tmp_path / "run"
+    assert main(["train", "--hidden", "16", "--epochs", "1", "--n-train", "150", "--n-test", "60", "--out", str(run),
+                 "--no-progress"]) == 0
+    tables = []
+    for name, extra in (("local", []), ("ray", ["--cluster", "ray"])):
+        out = tmp_path / name
+        assert main(["dies", str(run), "--dies", "3", "--conductance", "0.2", "--amplifier-offset", "0.02",
+                     "--out", str(out)] + extra) == 0
+        tables.append(json.loads((out / "dies.json").read_text())["dies"])
+    assert tables[0] == tables[1] and len({d["test_accuracy"] for d in tables[0]}) > 1
