@@ -27,11 +27,14 @@ CONFIG = "config.json"
 LOCK = "run.lock"
 PLOTS = ("learning_curve.png", "conductances.png", "voltages.png")
 PROVENANCE = "provenance.json"
-RUN_FILES = (CONFIG, CHECKPOINT, "metrics.json", "metrics.csv", PROVENANCE, LOCK) + PLOTS
+# A run trained on a characterised part (--amplifier FILE.json, --diode FILE.json) keeps a copy of the part's file:
+# the run does not depend on where the file was (load_config reads the copy)
+PART_COPIES = {"amplifier": "part-amplifier.json", "diode": "part-diode.json"}
+RUN_FILES = (CONFIG, CHECKPOINT, "metrics.json", "metrics.csv", PROVENANCE, LOCK) + PLOTS + tuple(PART_COPIES.values())
 FORMAT = 2  # checkpoint format version
 TEMP_SUFFIX = ".tmp"
 # What atomic_write leaves when killed: the target's name, mkstemp's 8 random characters, .tmp.
-_STRAY_TEMP = re.compile(r"(checkpoint\.npz|config\.json|metrics\.json|metrics\.csv|provenance\.json)\.[a-z0-9_]{8}\.tmp")
+_STRAY_TEMP = re.compile(r"(checkpoint\.npz|config\.json|metrics\.json|metrics\.csv|provenance\.json|part-amplifier\.json|part-diode\.json)\.[a-z0-9_]{8}\.tmp")
 _UMASK = os.umask(0o022)  # read once (there is no other way to read it), then put back
 os.umask(_UMASK)
 # Fields that do not change a run's numbers: where it runs, how often it checkpoints, how long it goes on.
@@ -221,6 +224,12 @@ LATER_FIELDS = {"threshold": None, "spikes": "graded", "time_steps": None, "warm
 
 def config_hash(cfg) -> str:
     d = {k: v for k, v in result_fields(cfg).items() if not (k in LATER_FIELDS and v == LATER_FIELDS[k])}
+    for field in PART_COPIES:  # a characterised part counts by its file's contents, not where the file is
+        if _part_file(d.get(field)):
+            try:
+                d[field] = "sha256:" + hashlib.sha256(Path(d[field].strip()).read_bytes()).hexdigest()
+            except OSError:
+                pass  # a missing file keeps its name: the checkpoint then does not match, as before
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -333,7 +342,22 @@ def relocate_data(run_dir: Path, cfg, path) -> None:
     cfg.data = path
 
 
+def _part_file(value) -> bool:
+    return isinstance(value, str) and value.strip().endswith(".json")
+
+
 def write_config(run_dir: Path, cfg) -> None:
+    """config.json, and a copy of each characterised part's file the config names (``PART_COPIES``)."""
+    for field, copy in PART_COPIES.items():
+        value = getattr(cfg, field, None)
+        if _part_file(value):
+            source, target = Path(value.strip()), Path(run_dir) / copy
+            if source.resolve() != target.resolve():
+                try:
+                    data = source.read_bytes()
+                except OSError as exc:
+                    raise RunError(f"cannot read the {field} model {source}: {exc}") from None
+                atomic_write(target, data)
     atomic_write(Path(run_dir) / CONFIG, json.dumps(cfg.to_dict(), indent=1).encode())
 
 
@@ -350,6 +374,10 @@ def load_config(run_dir: Path):
                     bad="{path} is not valid JSON ({exc}); restore it or start a new run")
     if isinstance(d, dict) and "hidden_pairs" not in d:
         d["hidden_pairs"] = False  # written before differential hidden layers existed: single-ended
+    if isinstance(d, dict):
+        for field, copy in PART_COPIES.items():  # the run's own copy of a characterised part, wherever it was
+            if _part_file(d.get(field)) and (Path(run_dir) / copy).is_file():
+                d[field] = str((Path(run_dir) / copy).resolve())
     return TrainConfig.from_dict(d, where=str(path)).validate()
 
 

@@ -276,12 +276,19 @@ def test_a_clamp_file_trains_and_bad_ones_fail_in_one_line(tmp_path, clamp, caps
     assert main(["train", "--diode", str(path), "--hidden", "16", "--epochs", "1", "--n-train", "150", "--n-test",
                  "30", "--out", str(run)]) == 0
     cfg = json.loads((run / "config.json").read_text())
-    assert cfg["diode"] == str(path)
+    assert cfg["diode"] == str(path) and (run / "part-diode.json").read_bytes() == path.read_bytes()
+    path.unlink()  # the part's file gone and the run moved: the run keeps its own copy
+    moved = tmp_path / "moved"
+    run.rename(moved)
+    assert main(["evaluate", str(moved)]) == 0
+    assert main(["train", "--resume", str(moved), "--epochs", "2", "--no-progress"]) == 0
+    capsys.readouterr()
     with pytest.raises(SystemExit):  # a table is built from its file, not by name
         main(["train", "--diode", "table", "--out", str(tmp_path / "bad")])
     assert "invalid choice: 'table'" in capsys.readouterr().err
     for bad, match in ((["--diode", str(tmp_path / "no.json")], "cannot read"),
                        (["--diode", str(path), "--backend", "loihi"], "diodes only")):
+        clamp.save(path)
         assert main(["train", "--hidden", "8", "--epochs", "1", "--out", str(tmp_path / "bad")] + bad) == 2
         assert match in capsys.readouterr().err
         assert not (tmp_path / "bad").exists()
