@@ -11,7 +11,9 @@ node, so the node is held (softly or hard) inside ``[v_low, v_high]``.
 from __future__ import annotations
 
 import functools
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -694,6 +696,17 @@ class PiecewiseLinearDiode(DiodeModel):
         return body, [], []
 
 
+def model_file(path, what: str, from_data):
+    """A device model saved as JSON (its ``to_data``), built through its family's registry."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise NetworkError(f"cannot read the {what} model {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise NetworkError(f"{path} does not hold a saved {what} model (a JSON object of its kind and parameters)")
+    return from_data(data)
+
+
 def diode_names() -> tuple:
     """The diode models a name alone builds (a characterised one, ``needs_file``, comes from its file)."""
     return tuple(k for k, cls in DIODE_MODELS.items() if not getattr(cls, "needs_file", False))
@@ -706,10 +719,8 @@ def diode_model(spec) -> DiodeModel:
         return spec
     if isinstance(spec, str) and spec in diode_names():
         return DIODE_MODELS[spec]()
-    if isinstance(spec, str) and spec.strip().endswith(".json"):  # a characterised clamp (eqprop transistors)
-        from .transistors import TabulatedDiode
-
-        return TabulatedDiode.load(spec.strip())
+    if isinstance(spec, str) and spec.strip().endswith(".json"):  # a saved model, e.g. a characterised clamp
+        return model_file(spec.strip(), "diode", diode_from_data)
     raise NetworkError(f"unknown diode model {spec!r}; use one of {sorted(diode_names())}, a characterised clamp's "
                        ".json or a model instance")
 
@@ -1036,10 +1047,8 @@ def amplifier_model(spec) -> Amplifier:
     text = spec.strip()
     if text in ("", "ideal"):
         return Amplifier()
-    if text.endswith(".json"):  # a characterised transistor-level amplifier (eqprop transistors --out)
-        from .transistors import TabulatedAmplifier
-
-        return TabulatedAmplifier.load(text)
+    if text.endswith(".json"):  # a saved model, e.g. a characterised transistor-level amplifier (eqprop transistors)
+        return model_file(text, "amplifier", Amplifier.from_data)
     fields = {f for f in OpAmp.__dataclass_fields__}
     params = {}
     for item in text.replace(",", " ").split():

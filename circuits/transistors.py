@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from . import kernels
-from .devices import Amplifier, DiodeModel, spice_number
+from .devices import Amplifier, DiodeModel, diode_from_data, diode_to_data, model_file, spice_number
 from .errors import NetworkError
 
 # R. J. Baker, "CMOS: Circuit Design, Layout, and Simulation" (3rd ed., Wiley-IEEE 2010), the long-channel
@@ -296,11 +296,7 @@ class TabulatedAmplifier(Amplifier):
 
     @staticmethod
     def load(path) -> "TabulatedAmplifier":
-        try:
-            data = json.loads(Path(path).read_text())
-        except (OSError, ValueError) as e:
-            raise NetworkError(f"cannot read the amplifier model {path}: {e}") from None
-        model = Amplifier.from_data(data)
+        model = model_file(path, "amplifier", Amplifier.from_data)
         if not isinstance(model, TabulatedAmplifier):
             raise NetworkError(f"{path} holds a {model.kind} amplifier, not a characterised one")
         return model
@@ -489,19 +485,11 @@ class TabulatedDiode(DiodeModel):
         return f"characterised clamps: {self._design.describe()}"
 
     def save(self, path) -> None:
-        from .devices import diode_to_data
-
         Path(path).write_text(json.dumps(diode_to_data(self)))
 
     @staticmethod
     def load(path) -> "TabulatedDiode":
-        from .devices import diode_from_data
-
-        try:
-            data = json.loads(Path(path).read_text())
-        except (OSError, ValueError) as e:
-            raise NetworkError(f"cannot read the clamp model {path}: {e}") from None
-        model = diode_from_data(data) if isinstance(data, dict) and "diode" in data else None
+        model = model_file(path, "clamp", diode_from_data)
         if not isinstance(model, TabulatedDiode):
             raise NetworkError(f"{path} does not hold a characterised clamp (eqprop transistors writes clamp.json)")
         return model

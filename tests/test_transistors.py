@@ -162,11 +162,17 @@ def test_saved_forms_and_bad_models_in_one_line(tmp_path, table):
     assert "M6 o d2 vdd vdd pch W=0.00012 L=2e-06" in text and "bidir_amp params: gain=4" in text
     with pytest.raises(NetworkError, match="characterised at gains \\[4.0\\], not 5"):
         solve(layered([8, 6, 4], gain=5.0, amplifier=model, seed=1), x)
-    for bad, match in ((tmp_path / "missing.json", "cannot read"), (tmp_path / "other.json", "not a characterised")):
-        if "other" in bad.name:
-            bad.write_text(json.dumps({"amplifier": "opamp", "params": {"a0": 100.0}}))
+    for bad, match in ((tmp_path / "missing.json", "cannot read"), (tmp_path / "list.json", "does not hold"),
+                       (tmp_path / "other.json", "unknown amplifier model")):
+        if bad.name != "missing.json":
+            bad.write_text(json.dumps([1, 2] if "list" in bad.name else {"amplifier": "lm741", "params": {}}))
         with pytest.raises(NetworkError, match=match):
             amplifier_model(str(bad))
+    opamp = tmp_path / "opamp.json"  # any saved model loads (a macromodel too), and only a table is a table
+    opamp.write_text(json.dumps({"amplifier": "opamp", "params": {"a0": 100.0}}))
+    assert amplifier_model(str(opamp)).a0 == 100.0
+    with pytest.raises(NetworkError, match="not a characterised"):
+        TabulatedAmplifier.load(opamp)
     with pytest.raises(ConfigError, match="ideal amplifiers only|settles"):
         TrainConfig(backend="loihi", amplifier=str(path)).resolve().validate()
     with pytest.raises(ConfigError, match="no such file|cannot read"):
