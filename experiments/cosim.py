@@ -29,6 +29,11 @@ def _network(run, hidden, seed, diode_is):
         from eqprop.learning.runs import load_run
 
         cfg, _, net = load_run(run)
+        if not hasattr(net, "neurons"):
+            from eqprop.learning.rundir import RunError
+
+            raise RunError(f"{run} is a {cfg.backend} run: a digital model, not a circuit; co-simulate a circuit run "
+                           "(native, spice, lava)")
         ds = load_for(cfg, n_train=None, n_test=None)
         return net, ds, cfg, f"run {run}"
     cfg = TrainConfig(hidden=list(hidden), diode="shockley", diode_is=diode_is, seed=seed).resolve()

@@ -116,8 +116,12 @@ def loihi_report(run_dir, thresholds=(1e-4,), binary=False, steps=64, alpha=0.5,
 
     output = OutputDir(out, "loihi", ("loihi.json", "loihi_thresholds.png")).check() if out is not None else None
     cfg, _, net = load_run(run_dir)
-    if hasattr(net, "neurons"):
-        check_network(net)  # what the Loihi path cannot map is refused before anything is printed or loaded
+    if not hasattr(net, "neurons"):
+        from eqprop.learning.rundir import RunError
+
+        raise RunError(f"{run_dir} is a {cfg.backend} run: a digital model, not a circuit; the Loihi path maps circuit "
+                       "runs (native, spice, lava)")
+    check_network(net)  # what the Loihi path cannot map is refused before anything is printed or loaded
     ds = load_for(cfg, n_train=None, n_test=n_test)
     x, labels = ds.x_test * cfg.input_scale, ds.y_test
     log(f"{run_dir}: {cfg.dataset} {'-'.join(map(str, net.sizes))}, {len(x)} test samples, "
