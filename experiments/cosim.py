@@ -34,6 +34,12 @@ def _network(run, hidden, seed, diode_is):
 
             raise RunError(f"{run} is a {cfg.backend} run: a digital model, not a circuit; co-simulate a circuit run "
                            "(native, spice, lava)")
+        if getattr(net, "hidden_pairs", False):
+            from eqprop.learning.rundir import RunError
+
+            raise RunError(f"{run} has differential hidden layers, which the co-simulation does not model yet (their "
+                           "inverting amplifier outputs have no netlist nodes); co-simulate a single-ended run "
+                           "(--hidden-pairs off)")
         ds = load_for(cfg, n_train=None, n_test=None)
         return net, ds, cfg, f"run {run}"
     cfg = TrainConfig(hidden=list(hidden), diode="shockley", diode_is=diode_is, seed=seed).resolve()
@@ -57,8 +63,9 @@ def cosim_report(run=None, hidden=(100,), samples: int = 4, beta: float = 0.1, b
     g_out = float(node_conductance(net)[-1].mean())
     b_abs = beta * g_out
     report = {"network": "-".join(map(str, net.sizes)), "conductances": what, "samples": samples, "beta": beta}
-    log(f"co-simulation of {report['network']} ({what}), Shockley diodes, 1 pF per node, {samples} digits "
-        f"test samples, beta {beta:g} x the mean output conductance ({b_abs:.3g} S)")
+    diodes = sorted({c.diode.kind for c in net.neurons if c is not None})
+    log(f"co-simulation of {report['network']} ({what}), {', '.join(diodes) or 'no'} diodes, 1 pF per node, "
+        f"{samples} {cfg.dataset} test samples, beta {beta:g} x the mean output conductance ({b_abs:.3g} S)")
 
     sim = CoSimulation(net, settle_to=1e-7)
     try:
