@@ -143,23 +143,25 @@ class TwoStageOpAmp:
 DESIGNS = {"two-stage": TwoStageOpAmp}
 
 
-def opamp_design(spec: str = "") -> TwoStageOpAmp:
-    """A two-stage op-amp from a text such as ``"ibias=5e-6 w_out=60e-6 process=baker-1um"`` (keys: its fields;
-    left out: the defaults)."""
-    fields = TwoStageOpAmp.__dataclass_fields__
+def _design(cls, spec: str, what: str):
+    """A part's design from a text of key=value (its dataclass fields; ``process`` by name, the rest numbers)."""
+    fields = cls.__dataclass_fields__
     params = {}
     for item in (spec or "").replace(",", " ").split():
         key, sep, value = item.partition("=")
         if not sep or key not in fields:
-            raise NetworkError(f"op-amp design {spec!r}: {item!r} is not key=value with a key among {sorted(fields)}")
-        if key == "process":
-            params[key] = value
-            continue
+            raise NetworkError(f"{what} design {spec!r}: {item!r} is not key=value with a key among {sorted(fields)}")
         try:
-            params[key] = float(value)
+            params[key] = value if key == "process" else float(value)
         except ValueError:
-            raise NetworkError(f"op-amp design {spec!r}: {key}={value!r} is not a number") from None
-    return TwoStageOpAmp(**params)
+            raise NetworkError(f"{what} design {spec!r}: {key}={value!r} is not a number") from None
+    return cls(**params)
+
+
+def opamp_design(spec: str = "") -> TwoStageOpAmp:
+    """A two-stage op-amp from a text such as ``"ibias=5e-6 w_out=60e-6 process=baker-1um"`` (keys: its fields;
+    left out: the defaults)."""
+    return _design(TwoStageOpAmp, spec, "op-amp")
 
 
 @dataclass(frozen=True, eq=False)
@@ -345,18 +347,8 @@ CLAMPS = {"pmos": PmosClamp}
 
 
 def clamp_design(spec: str = "") -> PmosClamp:
-    """A clamp design from a text such as ``"w=50e-6 shift=0.85"`` (keys: ``PmosClamp``'s fields)."""
-    fields = PmosClamp.__dataclass_fields__
-    params = {}
-    for item in (spec or "").replace(",", " ").split():
-        key, sep, value = item.partition("=")
-        if not sep or key not in fields:
-            raise NetworkError(f"clamp design {spec!r}: {item!r} is not key=value with a key among {sorted(fields)}")
-        try:
-            params[key] = value if key == "process" else float(value)
-        except ValueError:
-            raise NetworkError(f"clamp design {spec!r}: {key}={value!r} is not a number") from None
-    return PmosClamp(**params)
+    """A clamp design from a text such as ``"w=50e-6 shift=0.55"`` (keys: ``PmosClamp``'s fields)."""
+    return _design(PmosClamp, spec, "clamp")
 
 
 @dataclass(frozen=True, eq=False)

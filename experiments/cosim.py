@@ -26,14 +26,9 @@ def _network(run, hidden, seed, diode_is):
     from eqprop.learning.trainer import TrainConfig
 
     if run:
-        from eqprop.learning.runs import load_run
+        from eqprop.learning.runs import load_circuit_run
 
-        cfg, _, net = load_run(run)
-        if not hasattr(net, "neurons"):
-            from eqprop.learning.rundir import RunError
-
-            raise RunError(f"{run} is a {cfg.backend} run: a digital model, not a circuit; co-simulate a circuit run "
-                           "(native, spice, lava)")
+        cfg, net = load_circuit_run(run, "the co-simulation", check=False)
         if getattr(net, "hidden_pairs", False):
             from eqprop.learning.rundir import RunError
 

@@ -48,8 +48,7 @@ def run_dies(run, out, dies: int = 20, conductance: float = 0.05, amplifier_offs
     """``cluster``: run the dies as Ray tasks ('ray' for a local instance, or a cluster's address); each die is
     drawn from its number, so the table is the same either way."""
     from eqprop.learning.data import load_for
-    from eqprop.learning.rundir import RunError, check_data, relocate_data
-    from eqprop.learning.runs import load_run
+    from eqprop.learning.runs import load_circuit_run
 
     output = OutputDir(out, "dies", DIES_FILES).check()  # refused before anything runs
     mismatch = Mismatch(conductance, amplifier_offset, amplifier_gain)
@@ -57,12 +56,7 @@ def run_dies(run, out, dies: int = 20, conductance: float = 0.05, amplifier_offs
         raise ValueError(f"--dies {dies}: give 1 to 10000 dies")
     if not 0 <= spice <= dies:
         raise ValueError(f"--spice {spice}: give 0 to --dies ({dies}) dies to check in ngspice")
-    cfg, _, net = load_run(run)
-    if not hasattr(net, "neurons"):
-        raise RunError(f"{run} is a run of a digital model (no circuit to program onto dies); give a circuit run")
-    if data is not None:
-        relocate_data(run, cfg, data)
-    check_data(run, cfg)
+    cfg, net = load_circuit_run(run, "eqprop dies", data)
     ds = load_for(cfg)
     x, labels = ds.x_test * cfg.input_scale, ds.y_test
     nominal = _accuracy(net, x, labels)

@@ -16,7 +16,7 @@ import numpy as np
 
 from eqprop.backends.native import NativeBackend
 from eqprop.learning.data import load_for
-from eqprop.learning.runs import load_run
+from eqprop.learning.runs import load_circuit_run
 from eqprop.neuromorphic.loihi_bound import error_bound
 from eqprop.neuromorphic.loihi_emulator import emulate
 from eqprop.neuromorphic.loihi_energy import per_inference
@@ -115,12 +115,7 @@ def loihi_report(run_dir, thresholds=(1e-4,), binary=False, steps=64, alpha=0.5,
     from eqprop.learning.outputs import OutputDir
 
     output = OutputDir(out, "loihi", ("loihi.json", "loihi_thresholds.png")).check() if out is not None else None
-    cfg, _, net = load_run(run_dir)
-    if not hasattr(net, "neurons"):
-        from eqprop.learning.rundir import RunError
-
-        raise RunError(f"{run_dir} is a {cfg.backend} run: a digital model, not a circuit; the Loihi path maps circuit "
-                       "runs (native, spice, lava)")
+    cfg, net = load_circuit_run(run_dir, "the Loihi path", check=False)
     check_network(net)  # what the Loihi path cannot map is refused before anything is printed or loaded
     ds = load_for(cfg, n_train=None, n_test=n_test)
     x, labels = ds.x_test * cfg.input_scale, ds.y_test

@@ -40,8 +40,8 @@ def run_transistors(out, parts=PARTS, design: str = "", clamp: str = "", run=Non
     """See the module notes. Training (without ``run``): digits 128-100-20 for 5 epochs, seed 0, or the recipe
     ``config`` (its amplifier and diodes replaced by the tables); ``hidden``, ``epochs``, ``seed`` override."""
     from eqprop.learning.data import load_for
-    from eqprop.learning.rundir import RunError, check_data, clear_run, relocate_data
-    from eqprop.learning.runs import load_run, train
+    from eqprop.learning.rundir import RunError, clear_run
+    from eqprop.learning.runs import load_circuit_run, load_run, train
     from eqprop.learning.trainer import TrainConfig
     from eqprop.netlists import NgspiceCircuit
     from eqprop.netlists.characterise import (VIN_FINE, amplifier_figures, characterise_amplifier, characterise_clamp,
@@ -58,12 +58,7 @@ def run_transistors(out, parts=PARTS, design: str = "", clamp: str = "", run=Non
     if run is not None and config is not None:
         raise RunError("--run checks a trained run; --config trains a new one: give one of them")
     if run is not None:
-        cfg, _, trained = load_run(run)
-        if not hasattr(trained, "neurons"):
-            raise RunError(f"{run} is a run of a digital model (no circuit); give a circuit run")
-        if data is not None:
-            relocate_data(run, cfg, data)
-        check_data(run, cfg)
+        cfg, trained = load_circuit_run(run, "eqprop transistors", data)
         gains = [g for g in trained.gains if g != 1.0]
     else:
         if run is None and config is not None:

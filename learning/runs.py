@@ -225,6 +225,21 @@ def load_run(run_dir):
     return cfg, backend_class(cfg), net
 
 
+def load_circuit_run(run_dir, what: str, data=None, check: bool = True) -> tuple:
+    """(config, network) of a run of a circuit backend; a digital model's run (Hopfield, backprop) is refused in
+    one line saying that ``what`` takes a circuit. ``check``: the run's data file checked against its recorded
+    sha256 (``data``: where it was moved or copied)."""
+    cfg, _, net = load_run(run_dir)
+    if not hasattr(net, "neurons"):
+        raise RunError(f"{run_dir} is a {cfg.backend} run: a digital model, not a circuit; {what} takes a circuit run "
+                       "(native, spice, lava)")
+    if data is not None:
+        relocate_data(run_dir, cfg, data)
+    if check:
+        check_data(run_dir, cfg)
+    return cfg, net
+
+
 def evaluate_run(run_dir, split: str = "test", data=None) -> dict:
     """Accuracy and loss of a trained run on a split; ``data``: the run's data file where it was moved or
     copied (checked against the sha256 the run recorded)."""
