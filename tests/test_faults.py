@@ -34,6 +34,9 @@ def test_sigkilled_run_resumes_to_the_same_conductances_bit_for_bit(tmp_path, de
 
 
 @pytest.mark.timeout(300)
+# in make test-all: make test SIGKILLs runs across epochs above and resumes runs stopped mid-epoch, a checkpoint
+# after every step, in process (test_learning_runs.py::test_killed_run_resumes_to_identical_conductances)
+@pytest.mark.slow
 def test_checkpoints_inside_epochs_resume_mid_epoch_bit_for_bit(tmp_path):
     # Two long epochs, a checkpoint after every step: each kill loses at most a step, not an epoch.
     args = "--hidden 16 --epochs 2 --n-train 240 --n-test 100 --batch-size 5 --seed 5".split()
