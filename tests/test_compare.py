@@ -21,7 +21,7 @@ def test_report_numbers_match_the_backends(tmp_path, monkeypatch):
 
     monkeypatch.setattr(cmp, "make_backend", no_lava)
     out = tmp_path / "report"
-    report = cmp.compare(out, hidden=[8], epochs=1, n_train=100, n_test=50, batch=8,
+    report = cmp.compare(out, hidden=[8], epochs=1, n_train=48, n_test=24, batch=8,
                          backends=("native", "spice", "lava"), log=lambda *_: None)
     saved = json.loads((out / "report.json").read_text())
     assert saved["backends"]["lava"] == {"available": False, "reason": "RuntimeError: Lava is switched off for this test"}
@@ -30,8 +30,8 @@ def test_report_numbers_match_the_backends(tmp_path, monkeypatch):
     for f in ("accuracy.png", "gradient.png", "equilibria.png", "conductances.png"):
         assert (out / f).stat().st_size > 0
     # recompute the ngspice equilibrium difference independently
-    cfg = TrainConfig(hidden=[8], n_train=100, n_test=50, diode="shockley", diode_is=1e-7)
-    ds = load("digits", n_train=100, n_test=50, seed=0)
+    cfg = TrainConfig(hidden=[8], n_train=48, n_test=24, diode="shockley", diode_is=1e-7)
+    ds = load("digits", n_train=48, n_test=24, seed=0)
     net = build_network(cfg, ds.n_features, ds.n_classes)
     x = ds.x_test[:8]
     ref = solve(net, x, tol=1e-13)
@@ -44,7 +44,7 @@ def test_report_numbers_match_the_backends(tmp_path, monkeypatch):
     history = json.loads((out / "runs" / "native" / "metrics.json").read_text())
     assert saved["backends"]["native"]["training"]["test_accuracy"] == [h["test_accuracy"] for h in history]
     assert saved["backends"]["spice"]["physical"]["static_power_w"] > 0
-    assert saved["config"]["n_train"] == 100 and saved["config"]["n_test"] == 50
+    assert saved["config"]["n_train"] == 48 and saved["config"]["n_test"] == 24
 
 
 def test_report_warns_when_a_backend_ends_near_chance():
