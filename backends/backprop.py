@@ -17,7 +17,7 @@ import numpy as np
 from eqprop.circuits import Equilibrium
 from eqprop.circuits.errors import InputError, NetworkError
 
-from .base import Backend
+from .base import Backend, ResistiveBackend, check_layers, layer_arrays, layers_from_arrays
 
 
 @dataclass
@@ -35,11 +35,7 @@ class FeedForwardNetwork:
         if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
             raise NetworkError(f"rails need low < high, got {self.rails}")
         self.rails = (lo, hi)
-        for l, (w, b) in enumerate(zip(self.weights, self.biases)):
-            if w.shape != (self.sizes[l], self.sizes[l + 1]) or b.shape != (self.sizes[l + 1],):
-                raise NetworkError(f"layer {l}: weights {w.shape} / biases {b.shape} do not fit sizes {self.sizes}")
-            if not (np.isfinite(w).all() and np.isfinite(b).all()):
-                raise NetworkError(f"layer {l}: weights or biases hold NaN/inf")
+        check_layers(self.sizes, self.weights, self.biases)
 
     @classmethod
     def create(cls, sizes, rails=(-0.05, 0.05), seed=0) -> "FeedForwardNetwork":
@@ -152,25 +148,15 @@ class BackpropBackend(Backend):
 
     @classmethod
     def network_to_data(cls, network) -> tuple:
-        arrays = {f"weights_{l}": w for l, w in enumerate(network.weights)}
-        arrays.update({f"biases_{l}": b for l, b in enumerate(network.biases)})
-        return {"sizes": list(network.sizes), "rails": list(network.rails)}, arrays
+        return {"sizes": list(network.sizes), "rails": list(network.rails)}, layer_arrays(network)
 
     @classmethod
     def network_from_data(cls, meta, arrays) -> FeedForwardNetwork:
-        L = len(meta["sizes"]) - 1
-        try:
-            return FeedForwardNetwork(meta["sizes"], [np.array(arrays[f"weights_{l}"]) for l in range(L)],
-                                      [np.array(arrays[f"biases_{l}"]) for l in range(L)], tuple(meta["rails"]))
-        except KeyError as e:
-            raise NetworkError(f"saved feed-forward network lacks {e}") from None
+        return FeedForwardNetwork(meta["sizes"], *layers_from_arrays(arrays, len(meta["sizes"]) - 1,
+                                                                     "feed-forward network"), tuple(meta["rails"]))
 
-    @staticmethod
-    def targets(labels, n_classes: int, amplitude: float) -> np.ndarray:
-        """The circuits' targets: +amplitude for the true class, -amplitude for the others."""
-        t = np.full((len(labels), n_classes), -amplitude)
-        t[np.arange(len(labels)), labels] = amplitude
-        return t
+    #: the circuits' targets: +amplitude for the true class, -amplitude for the others
+    targets = staticmethod(ResistiveBackend.targets)
 
     def settle(self, x, y=None, beta=0.0, init=None) -> Equilibrium:
         """The forward pass, in an equilibrium's form (no nudged phase: it learns by backpropagation)."""

@@ -15,6 +15,7 @@ import numpy as np
 
 from eqprop.circuits import DIODE_MODELS, Equilibrium, LayeredNetwork, diode_model, layered
 from eqprop.circuits.energy import conductance_statistics, node_conductance, statistics_difference
+from eqprop.circuits.errors import NetworkError
 from eqprop.circuits.gradient import resistive_exact_gradient
 from eqprop.circuits.serialize import network_from_data, network_to_data
 
@@ -212,3 +213,30 @@ def diode_from_config(cfg):
     if cfg.diode_is is not None:
         return cls(i_s=cfg.diode_is)
     return cls()
+
+
+# --- the digital models' signed layers (the Hopfield reference and the feed-forward backprop reference) ---------
+
+def check_layers(sizes, weights, biases) -> None:
+    """Layer l's weights are (sizes[l], sizes[l + 1]), its biases (sizes[l + 1],), all finite."""
+    for l, (w, b) in enumerate(zip(weights, biases)):
+        if w.shape != (sizes[l], sizes[l + 1]) or b.shape != (sizes[l + 1],):
+            raise NetworkError(f"layer {l}: weights {w.shape} / biases {b.shape} do not fit sizes {sizes}")
+        if not (np.isfinite(w).all() and np.isfinite(b).all()):
+            raise NetworkError(f"layer {l}: weights or biases hold NaN/inf")
+
+
+def layer_arrays(network) -> dict:
+    """The checkpoint arrays of a network of signed layers: weights_l, biases_l."""
+    arrays = {f"weights_{l}": w for l, w in enumerate(network.weights)}
+    arrays.update({f"biases_{l}": b for l, b in enumerate(network.biases)})
+    return arrays
+
+
+def layers_from_arrays(arrays, n_layers: int, what: str) -> tuple:
+    """(weights, biases) from ``layer_arrays``' form; a missing array is named in one line."""
+    try:
+        return ([np.array(arrays[f"weights_{l}"]) for l in range(n_layers)],
+                [np.array(arrays[f"biases_{l}"]) for l in range(n_layers)])
+    except KeyError as e:
+        raise NetworkError(f"saved {what} lacks array {e}") from None

@@ -18,7 +18,7 @@ import numpy as np
 from eqprop.circuits import Equilibrium
 from eqprop.circuits.errors import ConvergenceError, InputError, NetworkError
 
-from .base import Backend
+from .base import Backend, check_layers, layer_arrays, layers_from_arrays
 
 # Scellier & Bengio (2017), MNIST: per-layer rates for 1, 2 and 3 hidden layers (input side first)
 PAPER_LR = {1: [0.1, 0.05], 2: [0.4, 0.1, 0.01], 3: [0.128, 0.032, 0.008, 0.002]}
@@ -38,11 +38,7 @@ class HopfieldNetwork:
         self.sizes = tuple(int(s) for s in self.sizes)
         if len(self.sizes) < 2 or min(self.sizes) < 1:
             raise NetworkError(f"sizes needs an input and an output layer of >= 1 unit, got {self.sizes}")
-        for l, (w, b) in enumerate(zip(self.weights, self.biases)):
-            if w.shape != (self.sizes[l], self.sizes[l + 1]) or b.shape != (self.sizes[l + 1],):
-                raise NetworkError(f"layer {l}: weights {w.shape} / biases {b.shape} do not fit sizes {self.sizes}")
-            if not (np.isfinite(w).all() and np.isfinite(b).all()):
-                raise NetworkError(f"layer {l}: weights or biases hold NaN/inf")
+        check_layers(self.sizes, self.weights, self.biases)
 
     @classmethod
     def create(cls, sizes, seed=0) -> "HopfieldNetwork":
@@ -164,18 +160,11 @@ class HopfieldBackend(Backend):
 
     @classmethod
     def network_to_data(cls, network) -> tuple:
-        arrays = {f"weights_{l}": w for l, w in enumerate(network.weights)}
-        arrays.update({f"biases_{l}": b for l, b in enumerate(network.biases)})
-        return {"sizes": list(network.sizes)}, arrays
+        return {"sizes": list(network.sizes)}, layer_arrays(network)
 
     @classmethod
     def network_from_data(cls, meta, arrays) -> HopfieldNetwork:
-        L = len(meta["sizes"]) - 1
-        try:
-            return HopfieldNetwork(meta["sizes"], [np.array(arrays[f"weights_{l}"]) for l in range(L)],
-                                   [np.array(arrays[f"biases_{l}"]) for l in range(L)])
-        except KeyError as e:
-            raise NetworkError(f"saved Hopfield network lacks array {e}") from None
+        return HopfieldNetwork(meta["sizes"], *layers_from_arrays(arrays, len(meta["sizes"]) - 1, "Hopfield network"))
 
     @staticmethod
     def targets(labels, n_classes: int, amplitude: float) -> np.ndarray:

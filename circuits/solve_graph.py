@@ -85,7 +85,7 @@ class GraphAmplifiers:
         vd, load_i = self._terms(v, sources)
         return self._per_gain("output", vd, load_i)[0] - self.gain * vd
 
-    def rhs(self, s, n_free):
+    def rhs(self, s):
         """The shifts' drive (B, n_free) on KCL's right-hand side."""
         return np.asarray((self.Mx.T @ s.T).T)
 
@@ -206,7 +206,7 @@ class _Batch:
         r = self.K @ v - self.b + self.clamp_current(v)
         if self.amps is not None:
             vb = v.reshape(self.B, self.n)
-            r = r - self.amps.rhs(self.amps.shifts(vb, self.sources), self.n).reshape(-1)
+            r = r - self.amps.rhs(self.amps.shifts(vb, self.sources)).reshape(-1)
         return r
 
     def jacobian(self, v):

@@ -200,7 +200,7 @@ def _settle_graph_amplifiers(cg, sources, y, beta, v, iterations, tol, max_iter)
     hist_g: list = [[] for _ in range(B)]
     last, damping = np.full(B, np.inf), np.ones(B)
     for _ in range(max_iter):
-        v, more, r = solve_graph(cg, sources, y, beta, v, tol, max_iter, extra=amps.rhs(shifts, len(cg.free)))
+        v, more, r = solve_graph(cg, sources, y, beta, v, tol, max_iter, extra=amps.rhs(shifts))
         iterations += more
         new = amps.shifts(v, sources)
         f = new - shifts

@@ -23,6 +23,7 @@ to SPICE with the transistors themselves, so ngspice checks what the table leave
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 from dataclasses import dataclass
@@ -133,7 +134,7 @@ class TwoStageOpAmp:
                 ".ends bidir_amp"]
 
     def to_data(self) -> dict:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+        return dataclasses.asdict(self)
 
     def describe(self) -> str:
         return (f"two-stage Miller op-amp on {self.process} (Ibias {1e6 * self.ibias:g} uA, Iq {1e6 * self.quiescent_current:g}"
@@ -303,10 +304,6 @@ class TabulatedAmplifier(Amplifier):
             raise NetworkError(f"{path} holds a {model.kind} amplifier, not a characterised one")
         return model
 
-    def params(self) -> dict:
-        d = super().params()
-        d["vout"] = [list(map(float, row)) for row in d["vout"]]
-        return d
 
 
 @dataclass(frozen=True)
@@ -336,7 +333,7 @@ class PmosClamp:
                 [f".model pclamp{suffix} PMOS({p.pmos})"])
 
     def to_data(self) -> dict:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+        return dataclasses.asdict(self)
 
     def describe(self) -> str:
         return (f"diode-connected p-MOSFETs on {self.process} (W/L {1e6 * self.w:g}/{1e6 * process(self.process).length:g} "
