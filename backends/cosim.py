@@ -6,6 +6,11 @@ end of each batch; this backend turns them into requested conductance changes (c
 quantum) and the trainer applies those through the device model (bounds, levels, write noise, asymmetry),
 so the conductances of the next batch's netlist are what the devices took. No momentum (the controller
 keeps no velocity); nudging centered, positive or negative (each a phase sequence of the controller).
+
+Everything the trainer sees comes through the ADC: predictions (training loss and test accuracy) are the output
+nodes' codes times the ADC's step, as the Learner's statistics are codes. ``--converters`` sets bits, ranges,
+noise and latency; ``--noise-capacitance C`` makes the node capacitance C and puts the conductances' thermal
+noise into the transients.
 """
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ from .base import ResistiveBackend
 NUDGE_PHASES = {"centered": (("free", "plus", "minus"), ("plus", "minus"), 2.0),
                 "positive": (("free", "plus"), ("plus", "free"), 1.0),
                 "negative": (("free", "minus"), ("free", "minus"), 1.0)}
+NOISE_TEMPERATURE = 300.0  # K: the transients' thermal noise with --noise-capacitance
 PROGRAM_QUANTUM = 2.0 ** -20  # programming command step, relative to the array's mean conductance
 
 
@@ -30,7 +36,8 @@ class CosimBackend(ResistiveBackend):
 
     def __init__(self, network: LayeredNetwork, capacitance: float = 1e-12, period: float | None = None,
                  periods_per_phase: int | None = None, adc=None, dac=None, nudging: str = "centered",
-                 settle_to: float = 1e-5, seed: int = 0, batch: int = 64):
+                 settle_to: float = 1e-5, seed: int = 0, batch: int = 64, converters=None,
+                 temperature: float | None = None):
         from eqprop.cosim.loop import CoSimulation
 
         if nudging not in NUDGE_PHASES:
@@ -40,12 +47,27 @@ class CosimBackend(ResistiveBackend):
         self.nudging = nudging
         self.batch = int(batch)
         self.sim = CoSimulation(network, capacitance, period, periods_per_phase, adc, dac, settle_to=settle_to,
-                                ideal_diode=None, seed=seed)
+                                ideal_diode=None, seed=seed, converters=converters, temperature=temperature)
         self.figures = {"samples": 0, "wall_s": 0.0, "periods": 0}
 
     @classmethod
+    def check_config(cls, cfg) -> None:
+        from eqprop.cosim.converters import Converters
+
+        Converters.parse(cfg.converters)  # InputError (a ValueError) in one line
+        if cfg.noise_window:
+            raise InputError("the cosim backend's ADC samples each node at an instant: drop --noise-window (its thermal "
+                             "noise is the transient's own, from --noise-capacitance)")
+
+    @classmethod
     def from_config(cls, network, cfg) -> "CosimBackend":
-        return cls(network, nudging=cfg.nudging, seed=cfg.seed)
+        """--converters sets the ADC and DAC; --noise-capacitance C makes every free node C farads and puts every
+        conductance's thermal noise (at 300 K) into the transients (default: 1 pF, noiseless)."""
+        from eqprop.cosim.converters import Converters
+
+        c = cfg.noise_capacitance
+        return cls(network, capacitance=1e-12 if c is None else float(c), nudging=cfg.nudging, seed=cfg.seed,
+                   converters=Converters.parse(cfg.converters), temperature=None if c is None else NOISE_TEMPERATURE)
 
     def _record(self, r, n: int) -> None:
         f = self.figures
@@ -66,7 +88,7 @@ class CosimBackend(ResistiveBackend):
             yb = None if y is None else y[i:i + self.batch]
             r = self.sim.run(xb, yb, abs(beta), phases=(phase,))
             self._record(r, len(xb))
-            volts.append(r.volts[phase])
+            volts.append(r.adc_volts[phase])  # what the periphery read: the ADC's codes
         v = np.concatenate(volts)
         c = self.sim.circuit
         eq = make_equilibrium(net, c.free_nodes, c.readout, x, y, beta, v, np.zeros(len(x), dtype=int),
@@ -93,7 +115,7 @@ class CosimBackend(ResistiveBackend):
         r = self.sim.run(x, y, beta, phases=phases, learn=learn, rates=rates)
         self._record(r, len(x))
         deltas = [cmd * q for cmd, q in zip(r.commands, quanta)]
-        pred = r.volts["free"] @ self.sim.circuit.readout.T
+        pred = r.adc_volts["free"] @ self.sim.circuit.readout.T  # the readout through the ADC
         return pred, deltas
 
     def sim_gain_shift(self, c: int) -> int:
@@ -111,5 +133,6 @@ class CosimBackend(ResistiveBackend):
         r = self.sim.run(x[:1], phases=("free",))
         return {"settling_time_s": float(r.settling_time["free"][0]), "energy_per_inference_j": float(r.energy["free"][0]),
                 "digital_energy_per_inference_j": r.digital_energy()["energy_nj"] * 1e-9,
+                "converter_energy_per_inference_j": float(r.converter_energy["free"][0]),
                 "cosim_wall_s_per_sample": r.wall_s,
                 "capacitance_f": self.sim.capacitance, "period_s": self.sim.period}

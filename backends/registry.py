@@ -31,6 +31,7 @@ class BackendSpec:
     in_demo: bool = True  # part of `eqprop demo`'s closing compare (minutes, not an hour)
     spiking: bool = False  # spiking messages: --threshold, --spikes, --time-steps
     hidden_pairs: bool = False  # settles differential hidden layers (--hidden-pairs; the default for deep networks)
+    converters: bool = False  # a co-simulated loop whose ADC and DAC --converters sets
     amplifiers: tuple = ("ideal",)  # amplifier models it settles (--amplifier; "opamp": the op-amp macromodel, "table": a characterised transistor-level one)
 
     def load(self):
@@ -84,7 +85,8 @@ register(BackendSpec("loihi", "eqprop.backends.loihi:LoihiBackend",
 register(BackendSpec("cosim", "eqprop.backends.cosim:CosimBackend",
                      "mixed-signal co-simulation: the analog core in ngspice (transients with node capacitances), "
                      "its periphery in Lava (ADC, nudging DACs, integer nudging and learning controllers) in lockstep",
-                     needs=("ngspice", "lava"), onchip=True, programs=True, compare_samples=64, in_demo=False))
+                     needs=("ngspice", "lava"), onchip=True, programs=True, converters=True, compare_samples=64,
+                     in_demo=False))
 register(BackendSpec("backprop", "eqprop.backends.backprop:BackpropBackend",
                      "the same architecture trained by backpropagation: a feed-forward network with the circuit's "
                      "layer sizes, +x/-x inputs, clamp to the rails, output pairs and targets; signed weights, exact "

@@ -14,6 +14,14 @@ single output against ground). So the loop
   - is unstable (lambda < -1) once T > tau ln((b + 1) / (b - 1)), which exists only for b > 1.
 For b <= 1 (beta up to half an output node's conductance) no period makes it unstable.
 
+Latency. A converter pair that takes L periods from the sample to the DAC current it decides gives
+d[k+1] = e d[k] - b (1 - e) d[k-L] + const (e = e^-x): the characteristic polynomial is
+z^(L+1) - e z^L + b (1 - e), and the loop is unstable once a root leaves the unit circle. L = 0 is the case
+above; L = 1 (z^2 - e z + b (1 - e), Jury's test) is unstable once b (1 - e) > 1, that is beyond
+T = tau ln(b / (b - 1)) (again only for b > 1); for L >= 2 the limit is found numerically (``stability_limit``:
+the roots' largest modulus over a log grid of T / tau, then bisection; the first crossing is a complex pair). For
+every L, b <= 1 is stable at any period (small gain: on the unit circle |b (1 - e) z^-L / (z - e)| <= b).
+
 Converter error. With an ADC of step q_v (no noise) and a DAC of step q_i, the nudge current of target k is
 off by at most beta q_v (n_k + 1) / 2 + q_i / 2 (n_k nodes read, each rounded by half a step, the target's
 code by another half, the DAC by half a code). At the settled state the voltage error is then at most
@@ -51,8 +59,58 @@ def _pair_conductances(net, pos, neg):
     return np.array([0.5 * (g[p] + g[m]) if m >= 0 else g[p] for p, m in zip(pos, neg)])
 
 
-def loop_limits(net, capacitance: float, beta: float, pos=None, neg=None) -> dict:
-    """Ringing and stability limits (s) of the nudging loop at beta (S), from the output pairs' RC."""
+def _radius(x: float, b: float, latency: int) -> tuple:
+    """(largest root modulus, whether that root is real and positive) of z^(L+1) - e z^L + b (1 - e)."""
+    e = np.exp(-x)
+    coeffs = np.zeros(latency + 2)
+    coeffs[0], coeffs[1] = 1.0, -e
+    coeffs[-1] += b * (1.0 - e)
+    roots = np.roots(coeffs)
+    k = int(np.argmax(np.abs(roots)))
+    top = roots[k]
+    return float(np.abs(top)), bool(abs(top.imag) <= 1e-12 * max(1.0, abs(top)) and top.real > 0)
+
+
+def _first_crossing(test, lo: float = 1e-4, hi: float = 60.0) -> float:
+    """Smallest x in (lo, hi) where ``test(x)`` turns true (a log grid, then bisection); inf where it never does."""
+    grid = np.geomspace(lo, hi, 600)
+    hits = [i for i, x in enumerate(grid) if test(x)]
+    if not hits:
+        return np.inf
+    i = hits[0]
+    if i == 0:
+        return float(grid[0])
+    a, c = float(grid[i - 1]), float(grid[i])
+    for _ in range(60):
+        m = 0.5 * (a + c)
+        a, c = (a, m) if test(m) else (m, c)
+    return c
+
+
+def stability_limit(b: float, latency: int = 0) -> float:
+    """T / tau beyond which the nudging loop of loop gain b with L periods of latency is unstable (inf: none).
+    Closed forms for L = 0 and 1 (the module docstring), numerical for larger L."""
+    if b <= 0:
+        return np.inf
+    if latency == 0:
+        return float(np.log((b + 1) / (b - 1))) if b > 1 else np.inf
+    if latency == 1:
+        return float(np.log(b / (b - 1))) if b > 1 else np.inf
+    return _first_crossing(lambda x: _radius(x, b, latency)[0] >= 1.0)
+
+
+def ringing_limit(b: float, latency: int = 0) -> float:
+    """T / tau beyond which the loop's slowest mode rings (its root is no longer real and positive)."""
+    if b <= 0:
+        return np.inf
+    if latency == 0:
+        return float(np.log((1 + b) / b))
+    return _first_crossing(lambda x: not _radius(x, b, latency)[1])
+
+
+def loop_limits(net, capacitance: float, beta: float, pos=None, neg=None, latency: int = 0) -> dict:
+    """Ringing and stability limits (s) of the nudging loop at beta (S) with ``latency`` periods from sample to
+    DAC, from the output pairs' RC."""
     if pos is None:
         first = sum(net.free_sizes[:-1])
         R = net.readout_matrix
@@ -62,18 +120,21 @@ def loop_limits(net, capacitance: float, beta: float, pos=None, neg=None) -> dic
     factor = np.array([2.0 if m >= 0 else 1.0 for m in neg])
     b = factor * beta / G
     tau = capacitance / G
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t_ring = tau * np.log((1 + b) / b)
-        t_unstable = np.where(b > 1, tau * np.log((b + 1) / np.where(b > 1, b - 1, 1.0)), np.inf)
+    t_ring = tau * np.array([ringing_limit(v, latency) for v in b])
+    t_unstable = tau * np.array([stability_limit(v, latency) for v in b])
     k = int(np.argmin(t_unstable)) if np.isfinite(t_unstable).any() else int(np.argmax(b))
     return {"t_ring": float(t_ring.min()), "t_unstable": float(t_unstable.min()), "tau": float(tau[k]),
-            "loop_gain": float(b.max())}
+            "loop_gain": float(b.max()), "latency": int(latency)}
 
 
-def multiplier(T: float, tau: float, b: float) -> float:
-    """lambda: the per-period factor of the output pair's differential error (see the module docstring)."""
+def multiplier(T: float, tau: float, b: float, latency: int = 0) -> float:
+    """The per-period factor of the output pair's differential error: lambda = e - b (1 - e) without latency,
+    else the characteristic polynomial's root of largest modulus, signed when it is real (see the module)."""
     e = np.exp(-T / tau)
-    return float(e - b * (1 - e))
+    if latency == 0:
+        return float(e - b * (1 - e))
+    r, positive = _radius(T / tau, b, latency)
+    return r if positive else -r
 
 
 def quantization_bound(net, beta: float, adc_lsb: float, dac_lsb: float) -> float:

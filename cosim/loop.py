@@ -10,11 +10,22 @@ point at mT has been accepted, so the bridge
   1. reads every free node's voltage at mT (sample-and-hold) and converts it with the ADC,
   2. sends the codes and the sequencer's control word into Lava (``Injector``s),
   3. lets Lava run step m (``Nudger`` and ``Learner`` are integer ProcessModels), and
-  4. receives the DAC codes (``Extractor``), which hold for the whole next period (zero-order hold).
+  4. receives the DAC codes (``Extractor``); after the converters' latency of L periods (0 by default: the DAC
+     changes at the sampling instant) they hold for one period (zero-order hold).
 
-So the loop has exactly one period of delay, as a clocked converter pair has. Why callbacks and not
+With L = 0 the loop's only delay is the hold itself (a code decided at mT acts during (mT, (m+1)T]); a clocked
+converter pair that needs a period to convert has L = 1 (``cosim.bounds`` derives the stability limit for each L). Why callbacks and not
 stop/alter/resume: the external source hands ngspice a value without a command (no netlist parse, no
 halt), and the breakpoint source pins the sampling instants, so one ``tran`` runs a whole batch.
+
+Thermal noise (``temperature``): a ``trnoise`` current source across every resistor, of density 2kTG, white to
+10 / tau of the fastest node (t_step 1/20 of its RC): the kT/C of the node capacitances appears by itself.
+ngspice 39 draws each transient's noise afresh, so noisy runs are statistical, not repeatable.
+
+Converter energy (``CosimResult.converter_energy``): per period the ADC converts the nodes the nudge reads (the
+output pairs); at each phase's end it converts every free node the Learner latches (learning runs) or the outputs
+(inference); every nudged period updates each nudging DAC once. Each conversion costs the converter's Walden
+figure (``cosim.converters``).
 
 A batch is one transient: sample after sample, each with its phases (free, +beta, -beta) of P periods; the
 inputs are piecewise-linear sources that switch at sample boundaries (rise T/100); the network is not reset
@@ -38,13 +49,16 @@ from eqprop.netlists.ngspice import source_power
 from eqprop.neuromorphic.loihi_energy import per_inference
 
 from .bounds import loop_limits, slowest_time_constant
-from .converters import ADC, DAC
+from .converters import ADC, DAC, Converters
 from .protocol import Layout, fixed_point
 
 PHASE_SIGNS = {"free": 0, "plus": 1, "minus": -1}
 SLOTS = {"free": 0, "plus": 1, "minus": 2}
 #: options for transients: Newton to 1e-9 V; LTE relative 1e-6 (reltol sets both in SPICE)
 TRANSIENT_OPTIONS = SpiceOptions(reltol=1e-6, vntol=1e-9, abstol=1e-15)
+#: thermal noise: trnoise samples per fastest node time constant (white to 10 / tau; fewer lose the fast modes
+#: variance: at 10 the outputs of 16-8-4 read 10% below 50 samples, which cost 3x the time)
+NOISE_STEPS = 20
 
 
 class CosimError(RuntimeError):
@@ -58,6 +72,7 @@ class CosimResult:
     codes: dict  # phase -> (batch, n_free) ADC codes at the end of the phase
     settling_time: dict  # phase -> (batch,) s of circuit time (outputs inside 1% of their final value)
     energy: dict  # phase -> (batch,) J drawn from every source, amplifier and DAC during the phase
+    converter_energy: dict  # phase -> (batch,) J of the conversions of the phase (Walden figure of merit)
     commands: list | None  # per parameter array: integer programming commands (None without learning)
     adc_clipped: int  # conversions outside the ADC's range (clipped to its end codes)
     dac_clipped: int  # DAC codes beyond its range (saturated)
@@ -71,6 +86,12 @@ class CosimResult:
     n_free: int = 0
     nudged_periods: int = 0  # periods whose nudging DACs were driven (one neuron update per target each)
     n_targets: int = 0
+    adc_lsb: float = 0.0
+
+    @property
+    def adc_volts(self) -> dict:
+        """phase -> (batch, n_free) V: what the periphery read at the end of each phase (the ADC's codes x lsb)."""
+        return {p: c * self.adc_lsb for p, c in self.codes.items()}
 
     def digital_energy(self) -> dict:
         """Loihi-figure estimate of the digital side (``neuromorphic.loihi_energy``): every ADC word a message,
@@ -85,14 +106,17 @@ class CoSimulation:
     capacitance: farads per free node; period: T in seconds (default the fastest node's RC, C / its total conductance);
     periods_per_phase: P (default: enough periods for the slowest mode to settle to ``settle_to`` volts);
     adc/dac: converter models (the DAC range defaults to the largest nudge current at beta = beta_max
-    output conductances). ``allow_unstable``: run a period beyond the derived stability limit (to measure it)
+    output conductances), or ``converters`` (a ``Converters`` spec: both, and the latency); latency: periods
+    from a sample to the DAC current it decides; temperature: kelvin of the network's thermal noise in the
+    transient (None: noiseless). ``allow_unstable``: run a period beyond the derived stability limit (to measure it)
     instead of refusing."""
 
     def __init__(self, network: LayeredNetwork, capacitance: float = 1e-12, period: float | None = None,
                  periods_per_phase: int | None = None, adc: ADC | None = None, dac: DAC | None = None,
                  beta_max: float = 1.0, settle_to: float = 1e-7, ideal_diode=None,
                  options: SpiceOptions | None = None, seed: int = 0, allow_unstable: bool = False,
-                 timeout: float = 600.0):
+                 timeout: float = 600.0, latency: int = 0, converters: Converters | None = None,
+                 temperature: float | None = None):
         if not isinstance(network, LayeredNetwork):
             raise NetworkError(f"co-simulation takes a LayeredNetwork, got {type(network).__name__}")
         network.require_ideal_amplifiers("the co-simulation")
@@ -100,10 +124,24 @@ class CoSimulation:
             raise InputError(f"capacitance must be positive farads, got {capacitance!r}")
         self.network = network
         self.capacitance = float(capacitance)
-        self.adc = adc or ADC()
         g_out = float(node_conductance(network)[-1].mean())
-        self.dac = dac or DAC(bits=self.adc.bits, i_range=beta_max * g_out * 2 * self.adc.v_range)
+        if converters is not None:
+            if adc is not None or dac is not None or latency:
+                raise InputError("give the converters either as converters=Converters(...) or as adc, dac and latency, "
+                                 "not both")
+            self.adc = converters.adc()
+            self.dac = converters.dac(beta_max * g_out * 2 * self.adc.v_range)
+            latency = converters.latency
+        else:
+            self.adc = adc or ADC()
+            self.dac = dac or DAC(bits=self.adc.bits, i_range=beta_max * g_out * 2 * self.adc.v_range)
+        Converters(latency=latency)  # the one-line check of a latency
+        self.latency = int(latency)
+        if temperature is not None and not (np.isfinite(temperature) and 0 < temperature <= 1000):
+            raise InputError(f"temperature must be kelvin in (0, 1000] (or None for no thermal noise), got {temperature!r}")
+        self.temperature = None if temperature is None else float(temperature)
         tau_node = capacitance / max(float(s.max()) for s in node_conductance(network))
+        self.tau_fast = tau_node
         self.period = float(period) if period is not None else tau_node
         if not (np.isfinite(self.period) and self.period > 0):
             raise InputError(f"period must be positive seconds, got {period!r}")
@@ -209,11 +247,12 @@ class CoSimulation:
     # ---- one batch ----------------------------------------------------------------------------------
     def check_period(self, beta: float) -> dict:
         """The derived loop limits at this beta; CosimError when T is beyond the stability limit."""
-        lim = loop_limits(self.network, self.capacitance, beta)
+        lim = loop_limits(self.network, self.capacitance, beta, latency=self.latency)
         if self.period >= lim["t_unstable"] and not self.allow_unstable:
             raise CosimError(f"period {self.period:.3g} s is beyond the nudging loop's stability limit "
-                             f"{lim['t_unstable']:.3g} s at beta = {beta:.3g} S (output node RC {lim['tau']:.3g} s, "
-                             f"loop gain {lim['loop_gain']:.3g}); use a shorter period or a smaller beta")
+                             f"{lim['t_unstable']:.3g} s at beta = {beta:.3g} S with {self.latency} period(s) of "
+                             f"converter latency (output node RC {lim['tau']:.3g} s, loop gain {lim['loop_gain']:.3g}); "
+                             "use a shorter period, a smaller beta or less latency")
         return lim
 
     def run(self, x, y=None, beta: float = 0.0, phases=("free",), learn: tuple | None = None,
@@ -282,7 +321,9 @@ class CoSimulation:
         times.append(t_stop)
         rows.append(x[-1])
         drive = Drive(np.array(times), np.array(rows), T * np.arange(0, K + 2), max_step=T)
-        netlist = to_netlist(net, x[:1], analysis="tran", transient=Transient(self.capacitance, t_stop, T),
+        step = T if self.temperature is None else min(T, self.tau_fast) / NOISE_STEPS
+        netlist = to_netlist(net, x[:1], analysis="tran",
+                             transient=Transient(self.capacitance, t_stop, step, noise_temperature=self.temperature),
                              options=self.options, ideal_diode=self.ideal_diode, control=False, drive=drive)
         circ = self.circuit
         circ._load_text(netlist.text)
@@ -295,6 +336,7 @@ class CoSimulation:
         trace = np.zeros((K + 1, len(free)))
         codes_tr = np.zeros((K + 1, len(free)), dtype=np.int64)
         dac_tr = np.zeros((K + 1, net.n_targets))
+        decided = np.zeros((K + 1, net.n_targets))  # the DAC current decided at each boundary (applied L later)
         commands = None
         lib = circ.lib
         from PySpice.Spice.NgSpice.Shared import ffi
@@ -327,7 +369,8 @@ class CoSimulation:
             prog = lv["prog"].receive()
             if m == K and learn is not None:
                 commands = prog
-            state["dac"] = self.dac.amps(d)
+            decided[m] = self.dac.amps(d)
+            state["dac"] = decided[m - self.latency] if m > self.latency else np.zeros(net.n_targets)
             dac_tr[m] = state["dac"]
             if _time.time() > deadline:
                 raise CosimError(f"the co-simulation ran past its {self.timeout:g} s limit at period {m} of {K}")
@@ -372,7 +415,9 @@ class CoSimulation:
         wall = _time.time() - t0
 
         out_idx = np.nonzero(np.abs(netlist.readout).sum(0) > 0)[0]
-        res = {k: {} for k in ("volts", "codes", "settling_time", "energy")}
+        res = {k: {} for k in ("volts", "codes", "settling_time", "energy", "converter_energy")}
+        n_read = len(set(self.pos.tolist()) | set(int(m) for m in self.neg if m >= 0))
+        at_end = len(free) if learn is not None else n_read
         for q, ph in enumerate(phases):
             ends = np.array([(s * n_ph + q + 1) * P for s in range(B)])
             starts = ends - P
@@ -380,6 +425,10 @@ class CoSimulation:
             res["codes"][ph] = codes_tr[ends]
             res["settling_time"][ph] = np.array([_settling(trace[a:b + 1, out_idx], T) for a, b in zip(starts, ends)])
             res["energy"][ph] = np.array([_integrate(power, tv, a * T, b * T) for a, b in zip(starts, ends)])
+            conv = ((P - 1) * n_read + at_end) * self.adc.energy
+            if PHASE_SIGNS[ph]:
+                conv += P * net.n_targets * self.dac.energy
+            res["converter_energy"][ph] = np.full(B, conv)
         if commands is not None:
             shapes = [w.shape for w in net.weights] + [b.shape for b in net.biases]
             cuts = np.cumsum([int(np.prod(s)) for s in shapes])[:-1]
@@ -387,9 +436,10 @@ class CoSimulation:
         totals = (int(lv["nudger"].ops.get()[0]), int(lv["learner"].ops.get()[0]), int(lv["learner"].updates.get()[0]))
         nud_ops, lrn_ops, lrn_upd = (a - b for a, b in zip(totals, lv["counted"]))
         lv["counted"] = totals
-        return CosimResult(phases, res["volts"], res["codes"], res["settling_time"], res["energy"], commands,
-                           clipped[0], clipped[1], nud_ops, lrn_ops, lrn_upd, wall, K, T, trace if record else None,
-                           len(free), B * P * sum(1 for p in phases if PHASE_SIGNS[p]), net.n_targets)
+        return CosimResult(phases, res["volts"], res["codes"], res["settling_time"], res["energy"],
+                           res["converter_energy"], commands, clipped[0], clipped[1], nud_ops, lrn_ops, lrn_upd, wall, K,
+                           T, trace if record else None, len(free), B * P * sum(1 for p in phases if PHASE_SIGNS[p]),
+                           net.n_targets, self.adc.lsb)
 
 
 class _Expired(CosimError):

@@ -90,7 +90,8 @@ def cmd_solve(args) -> int:
 TRAIN_FIELDS = ("dataset", "data", "backend", "hidden", "epochs", "batch_size", "lr", "lr_decay", "warmup", "shift", "momentum", "beta",
                 "nudging", "target_amplitude", "input_scale", "diode", "diode_is", "rails", "gain", "device", "seed",
                 "n_train", "n_test", "pixel_max", "workers", "fixed_point", "threshold", "spikes", "time_steps", "cluster",
-                "checkpoint_every", "hidden_pairs", "noise_capacitance", "noise_window", "amplifier")
+                "checkpoint_every", "hidden_pairs", "noise_capacitance", "noise_window", "amplifier",
+                "converters")
 RESUME_MAY_CHANGE = ("epochs", "workers", "cluster", "checkpoint_every")  # how long and where, not what
 
 
@@ -300,7 +301,8 @@ def cmd_cosim(args) -> int:
     from .cosim import cosim_report
 
     cosim_report(run=args.run, hidden=args.hidden, samples=args.samples, beta=args.beta, bits=args.bits,
-                 ratios=args.ratios, seed=args.seed, out=args.out)
+                 ratios=args.ratios, seed=args.seed, out=args.out, converters=args.converters,
+                 noise_capacitance=args.noise_capacitance, latencies=args.latencies)
     return 0
 
 
@@ -441,6 +443,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--noise-capacitance", dest="noise_capacitance", type=positive, metavar="FARADS",
                    help=HELP["noise_capacitance"])
     t.add_argument("--amplifier", metavar="SPEC", help=HELP["amplifier"])
+    t.add_argument("--converters", metavar="SPEC", help=HELP["converters"])
     t.add_argument("--noise-window", dest="noise_window", type=nonnegative, metavar="SECONDS", help=HELP["noise_window"])
     t.add_argument("--out", help="run directory (default runs/DATASET-BACKEND-seedN); must be new or empty")
     t.add_argument("--resume", metavar="RUN", help="continue a run from its last checkpoint (with --epochs N: train "
@@ -599,8 +602,14 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("--samples", type=count, default=4, help="digits test samples")
     co.add_argument("--beta", type=positive, default=0.1, help="relative to the mean output-node conductance")
     co.add_argument("--bits", type=count, nargs="+", default=[8, 10, 12, 16], help="converter resolutions to check")
-    co.add_argument("--ratios", type=positive, nargs="+", default=[0.5, 0.9, 1.1],
+    co.add_argument("--ratios", type=positive, nargs="+", default=[0.9, 1.1],
                     help="periods to try, as multiples of the derived stability limit")
+    co.add_argument("--latencies", type=index, nargs="+", default=[0, 1, 2],
+                    help="converter latencies (periods) whose stability limits to measure")
+    co.add_argument("--converters", metavar="SPEC", help=HELP["converters"])
+    co.add_argument("--noise-capacitance", dest="noise_capacitance", type=positive, metavar="FARADS",
+                    help="node capacitance with every conductance's thermal noise in the transients (300 K); "
+                         "default 1 pF, noiseless")
     co.add_argument("--seed", type=index, default=0, help="random seed")
     co.add_argument("--out", help="directory for cosim.json")
     co.set_defaults(func=cmd_cosim)

@@ -81,6 +81,10 @@ HELP = {
                  "(DC gain, gain-bandwidth Hz, output ohms, output limit V, input offset V, quiescent A, supply V; "
                  "docs/amplifiers.md), or a characterised transistor-level amplifier's .json (eqprop transistors, "
                  "docs/transistors.md); default: ideal",
+    "converters": "the co-simulation's converters (backends with converters: cosim), e.g. 'bits=10 latency=1 "
+                  "noise=1e-4': ADC and DAC bits, ADC range (+-V) and input noise (V rms), DAC range (+-A), latency in "
+                  "periods, Walden figure of merit (J per conversion step; docs/cosim.md); default ideal: 24 bits, no "
+                  "noise, no latency",
     "noise_window": "thermal noise: each measurement averages the node voltages over this many seconds (default 0: "
                     "one instantaneous sample)",
 }
@@ -145,6 +149,7 @@ class TrainConfig:
     noise_capacitance: float | None = None  # F per free node: thermal noise of every measured equilibrium (None: none)
     noise_window: float = 0.0  # s over which each measurement averages the node voltages (0: one sample)
     amplifier: str | None = None  # the amplifiers' model as text ('a0=1e3 rout=100 ...'); None: ideal
+    converters: str | None = None  # the co-simulation's converters as text ('bits=10 latency=1'); None: ideal
 
     def resolve(self) -> "TrainConfig":
         """Fills the fields left unset from the backend's defaults, then the toolkit's."""
@@ -291,6 +296,17 @@ class TrainConfig:
         if not model.ideal and all(a == 1.0 for a in self.gains()):
             raise ConfigError("--gain 1 leaves the network without amplifiers for --amplifier to model; give a gain")
 
+    def _check_converters(self, spec) -> None:
+        if self.converters is None:
+            return
+        if not spec.converters:
+            have = [s.name for s in backends.REGISTRY.values() if s.converters]
+            raise ConfigError(f"--converters sets the converters of a co-simulated loop; the {spec.name} backend has none "
+                              f"(backends that do: {', '.join(have)})")
+        if not isinstance(self.converters, str):
+            raise ConfigError(f"config field 'converters' = {self.converters!r}: must be a text like 'bits=10 latency=1', "
+                              "or null for ideal converters")  # the backend's check_config parses it
+
     def _check_gain(self, hidden) -> None:
         """Differential hidden layers and the amplifier gains: filled in from the rules when left out."""
         spec = backends.get(self.backend)
@@ -340,6 +356,7 @@ class TrainConfig:
             raise ConfigError(f"--threshold, --spikes and --time-steps set spiking messages; the {spec.name} backend "
                               f"has none (backends that do: {', '.join(spiking)})")
         self._check_amplifier(spec)
+        self._check_converters(spec)
         if spec.programs and self.momentum != 0:
             raise ConfigError(f"the {spec.name} backend's learning controller keeps no velocity: use --momentum 0 "
                               f"(got {self.momentum})")
