@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from eqprop.circuits import Equilibrium, LayeredNetwork
+from eqprop.circuits.devices import SPICE_TNOM_KELVIN
 from eqprop.circuits.errors import InputError
 
 from .base import ResistiveBackend
@@ -24,7 +25,7 @@ from .base import ResistiveBackend
 NUDGE_PHASES = {"centered": (("free", "plus", "minus"), ("plus", "minus"), 2.0),
                 "positive": (("free", "plus"), ("plus", "free"), 1.0),
                 "negative": (("free", "minus"), ("free", "minus"), 1.0)}
-NOISE_TEMPERATURE = 300.0  # K: the transients' thermal noise with --noise-capacitance
+NOISE_TEMPERATURE = SPICE_TNOM_KELVIN  # K (27 C, as the noise model and ngspice): thermal noise with --noise-capacitance
 PROGRAM_QUANTUM = 2.0 ** -20  # programming command step, relative to the array's mean conductance
 
 

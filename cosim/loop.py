@@ -18,9 +18,15 @@ converter pair that needs a period to convert has L = 1 (``cosim.bounds`` derive
 stop/alter/resume: the external source hands ngspice a value without a command (no netlist parse, no
 halt), and the breakpoint source pins the sampling instants, so one ``tran`` runs a whole batch.
 
-Thermal noise (``temperature``): a ``trnoise`` current source across every resistor, of density 2kTG, white to
-10 / tau of the fastest node (t_step 1/20 of its RC): the kT/C of the node capacitances appears by itself.
-ngspice 39 draws each transient's noise afresh, so noisy runs are statistical, not repeatable.
+Thermal noise (``temperature``), two ways. ``noise="transient"``: a ``trnoise`` current source across every
+resistor, of density 2kTG, white to 10 / tau of the fastest node (t_step 1/20 of its RC): the kT/C of the node
+capacitances appears by itself, in the network and in everything the loop reads; ngspice 39 draws each
+transient's noise afresh (not repeatable), and the short noise steps make the transient several times slower.
+``noise="sampled"`` (the default): every conversion reads the node voltages plus one draw of the circuit's noise
+model (``circuits.noise.ThermalNoise``: the stationary covariance of the nodes at each sample's equilibrium in
+each phase, Shockley diodes' shot noise included), seeded; draws of successive periods are independent (the
+nodes' correlation time, their RC, is about a period), and the noise does not move the network itself, only
+what the periphery reads and therefore what it nudges and learns.
 
 Converter energy (``CosimResult.converter_energy``): per period the ADC converts the nodes the nudge reads (the
 output pairs); at each phase's end it converts every free node the Learner latches (learning runs) or the outputs
@@ -59,6 +65,7 @@ TRANSIENT_OPTIONS = SpiceOptions(reltol=1e-6, vntol=1e-9, abstol=1e-15)
 #: thermal noise: trnoise samples per fastest node time constant (white to 10 / tau; fewer lose the fast modes
 #: variance: at 10 the outputs of 16-8-4 read 10% below 50 samples, which cost 3x the time)
 NOISE_STEPS = 20
+NOISE_MODES = ("sampled", "transient")
 
 
 class CosimError(RuntimeError):
@@ -87,6 +94,7 @@ class CosimResult:
     nudged_periods: int = 0  # periods whose nudging DACs were driven (one neuron update per target each)
     n_targets: int = 0
     adc_lsb: float = 0.0
+    code_trace: np.ndarray = field(repr=False, default=None)  # (periods + 1, n_free) ADC codes at every boundary
 
     @property
     def adc_volts(self) -> dict:
@@ -116,7 +124,7 @@ class CoSimulation:
                  beta_max: float = 1.0, settle_to: float = 1e-7, ideal_diode=None,
                  options: SpiceOptions | None = None, seed: int = 0, allow_unstable: bool = False,
                  timeout: float = 600.0, latency: int = 0, converters: Converters | None = None,
-                 temperature: float | None = None):
+                 temperature: float | None = None, noise: str = "sampled"):
         if not isinstance(network, LayeredNetwork):
             raise NetworkError(f"co-simulation takes a LayeredNetwork, got {type(network).__name__}")
         network.require_ideal_amplifiers("the co-simulation")
@@ -140,6 +148,16 @@ class CoSimulation:
         if temperature is not None and not (np.isfinite(temperature) and 0 < temperature <= 1000):
             raise InputError(f"temperature must be kelvin in (0, 1000] (or None for no thermal noise), got {temperature!r}")
         self.temperature = None if temperature is None else float(temperature)
+        if noise not in NOISE_MODES:
+            raise InputError(f"noise must be one of {', '.join(NOISE_MODES)}, got {noise!r}")
+        self.noise = noise
+        if self.temperature is not None:
+            from eqprop.circuits.noise import ThermalNoise
+
+            try:
+                self.thermal = ThermalNoise(self.capacitance, temperature=self.temperature)
+            except NetworkError as exc:
+                raise InputError(str(exc)) from None
         tau_node = capacitance / max(float(s.max()) for s in node_conductance(network))
         self.tau_fast = tau_node
         self.period = float(period) if period is not None else tau_node
@@ -321,9 +339,11 @@ class CoSimulation:
         times.append(t_stop)
         rows.append(x[-1])
         drive = Drive(np.array(times), np.array(rows), T * np.arange(0, K + 2), max_step=T)
-        step = T if self.temperature is None else min(T, self.tau_fast) / NOISE_STEPS
+        in_spice = self.temperature is not None and self.noise == "transient"
+        step = min(T, self.tau_fast) / NOISE_STEPS if in_spice else T
         netlist = to_netlist(net, x[:1], analysis="tran",
-                             transient=Transient(self.capacitance, t_stop, step, noise_temperature=self.temperature),
+                             transient=Transient(self.capacitance, t_stop, step,
+                                                 noise_temperature=self.temperature if in_spice else None),
                              options=self.options, ideal_diode=self.ideal_diode, control=False, drive=drive)
         circ = self.circuit
         circ._load_text(netlist.text)
@@ -343,6 +363,7 @@ class CoSimulation:
 
         deadline = t0 + self.timeout
         clipped = [0, 0]
+        factors = self._noise_factors(x, y, beta, phases) if self.temperature is not None and not in_spice else None
 
         def boundary(m: int) -> None:
             nonlocal commands
@@ -359,6 +380,11 @@ class CoSimulation:
                 info = lib.ngGet_Vec_Info(f"{plot}.{n}".encode())
                 v[i] = info.v_realdata[info.v_length - 1]
             trace[m] = v
+            if factors is not None:  # the circuit's noise on what this conversion reads (its sample and phase)
+                q = min(m - 1, K - 1) // P
+                f = factors[phases[q % n_ph]][q // n_ph]
+                z = self.rng.standard_normal(len(v))
+                v = v + (f @ z if f.ndim == 2 else f * z)
             c = self.adc.convert(v, self.rng)
             clipped[0] += int((np.abs(v) > self.adc.v_range).sum())
             codes_tr[m] = c
@@ -439,7 +465,20 @@ class CoSimulation:
         return CosimResult(phases, res["volts"], res["codes"], res["settling_time"], res["energy"],
                            res["converter_energy"], commands, clipped[0], clipped[1], nud_ops, lrn_ops, lrn_upd, wall, K,
                            T, trace if record else None, len(free), B * P * sum(1 for p in phases if PHASE_SIGNS[p]),
-                           net.n_targets, self.adc.lsb)
+                           net.n_targets, self.adc.lsb, codes_tr if record else None)
+
+
+    def _noise_factors(self, x, y, beta: float, phases) -> dict:
+        """phase -> per sample a factor F of the noise covariance at the native equilibrium of that phase
+        (``ThermalNoise.factors``: F F^T is the covariance, or the rms per node where the nodes are independent)."""
+        from eqprop.circuits import solve
+
+        out = {}
+        for ph in set(phases):
+            b = PHASE_SIGNS[ph] * beta
+            eq = solve(self.network, x, y if b else None, b)
+            out[ph] = self.thermal.factors(self.network, eq.voltages, b)
+        return out
 
 
 class _Expired(CosimError):
