@@ -125,7 +125,8 @@ class Converters:
     """The loop's converters: ADC bits, range (+-V), input-referred noise (V rms); DAC bits (default the ADC's) and
     range (+-A; default: the largest nudge, from the output conductances); the latency in periods from a sample
     to the DAC current it decides (0: the DAC changes at the sampling instant; 1: a converter that takes one
-    period); the figure of merit (J per conversion step). The defaults are ideal: 24 bits, no noise, no latency."""
+    period); the figure of merit (J per conversion step); the input drivers' DACs (bits, range +-V; default
+    ideal sources). The defaults are ideal: 24 bits, no noise, no latency, exact inputs."""
 
     adc_bits: int = 24
     adc_range: float = 0.25
@@ -134,6 +135,8 @@ class Converters:
     dac_range: float | None = None
     latency: int = 0
     fom: float = WALDEN_FOM
+    input_bits: int | None = None  # the input drivers' DACs (None: ideal float-valued sources)
+    input_range: float = 1.0  # V: the input DACs span [-input_range, +input_range]
 
     #: text keys besides the field names: ``bits`` sets both converters' bits
     ALIASES = {"bits": ("adc_bits", "dac_bits"), "range": ("adc_range",), "noise": ("adc_noise",)}
@@ -144,9 +147,23 @@ class Converters:
             _check_bits("DAC", self.dac_bits)
         if self.dac_range is not None and not (np.isfinite(self.dac_range) and self.dac_range > 0):
             raise InputError(f"DAC range must be a positive current (A), got {self.dac_range!r}")
+        if self.input_bits is not None:
+            _check_bits("input DAC", self.input_bits)
+        if not (np.isfinite(self.input_range) and self.input_range > 0):
+            raise InputError(f"input DAC range must be a positive voltage, got {self.input_range!r}")
         L = self.latency
         if isinstance(L, bool) or not isinstance(L, (int, np.integer)) or not 0 <= L <= MAX_LATENCY:
             raise InputError(f"converter latency must be a whole number of periods in [0, {MAX_LATENCY}], got {L!r}")
+
+    def quantise_inputs(self, x) -> tuple:
+        """(x on the input DACs' grid, how many values fell outside their range and were saturated)."""
+        x = np.asarray(x, dtype=float)
+        if self.input_bits is None:
+            return x, 0
+        lsb = 2.0 * self.input_range / 2 ** self.input_bits
+        top = 2 ** (self.input_bits - 1) - 1
+        codes = np.rint(x / lsb)
+        return np.clip(codes, -top, top) * lsb, int((np.abs(codes) > top).sum())
 
     def adc(self) -> ADC:
         return ADC(bits=self.adc_bits, v_range=self.adc_range, noise=self.adc_noise, fom=self.fom)
@@ -173,7 +190,7 @@ class Converters:
                 number = float(value)
             except ValueError:
                 raise InputError(f"converters {text!r}: {key}={value!r} is not a number") from None
-            integer = key in ("bits", "adc_bits", "dac_bits", "latency")
+            integer = key in ("bits", "adc_bits", "dac_bits", "latency", "input_bits")
             if integer and number != int(number):
                 raise InputError(f"converters {text!r}: {key} must be a whole number, got {value}")
             for t in targets:
@@ -183,5 +200,6 @@ class Converters:
     def describe(self) -> str:
         dac = self.adc_bits if self.dac_bits is None else self.dac_bits
         noise = f", {self.adc_noise * 1e6:.3g} uV rms input noise" if self.adc_noise else ""
+        inputs = f", {self.input_bits}-bit input DACs over +-{self.input_range:g} V" if self.input_bits else ""
         return (f"{self.adc_bits}-bit ADC over +-{self.adc_range:g} V{noise}, {dac}-bit DAC, latency {self.latency} "
-                f"period{'s' if self.latency != 1 else ''}")
+                f"period{'s' if self.latency != 1 else ''}{inputs}")

@@ -95,6 +95,7 @@ class CosimResult:
     n_targets: int = 0
     adc_lsb: float = 0.0
     code_trace: np.ndarray = field(repr=False, default=None)  # (periods + 1, n_free) ADC codes at every boundary
+    input_clipped: int = 0  # input values beyond the input DACs' range (saturated)
 
     @property
     def adc_volts(self) -> dict:
@@ -137,10 +138,12 @@ class CoSimulation:
             if adc is not None or dac is not None or latency:
                 raise InputError("give the converters either as converters=Converters(...) or as adc, dac and latency, "
                                  "not both")
+            self.converters = converters
             self.adc = converters.adc()
             self.dac = converters.dac(beta_max * g_out * 2 * self.adc.v_range)
             latency = converters.latency
         else:
+            self.converters = Converters()
             self.adc = adc or ADC()
             self.dac = dac or DAC(bits=self.adc.bits, i_range=beta_max * g_out * 2 * self.adc.v_range)
         Converters(latency=latency)  # the one-line check of a latency
@@ -281,7 +284,7 @@ class CoSimulation:
         rates: per parameter array, the factor that turns an accumulated code-statistic into siemens of
         requested change divided by the programming quantum (the backend computes it); needed with learn."""
         net = self.network
-        x = net.check_inputs(x)
+        x, inputs_clipped = self.converters.quantise_inputs(net.check_inputs(x))  # the input drivers' DACs
         B = x.shape[0]
         phases = tuple(phases)
         for ph in phases:
@@ -465,7 +468,7 @@ class CoSimulation:
         return CosimResult(phases, res["volts"], res["codes"], res["settling_time"], res["energy"],
                            res["converter_energy"], commands, clipped[0], clipped[1], nud_ops, lrn_ops, lrn_upd, wall, K,
                            T, trace if record else None, len(free), B * P * sum(1 for p in phases if PHASE_SIGNS[p]),
-                           net.n_targets, self.adc.lsb, codes_tr if record else None)
+                           net.n_targets, self.adc.lsb, codes_tr if record else None, inputs_clipped)
 
 
     def _noise_factors(self, x, y, beta: float, phases) -> dict:

@@ -302,7 +302,7 @@ def cmd_cosim(args) -> int:
 
     cosim_report(run=args.run, hidden=args.hidden, samples=args.samples, beta=args.beta, bits=args.bits,
                  ratios=args.ratios, seed=args.seed, out=args.out, converters=args.converters,
-                 noise_capacitance=args.noise_capacitance, latencies=args.latencies)
+                 noise_capacitance=args.noise_capacitance, latencies=args.latencies, noise=args.noise)
     return 0
 
 
@@ -608,8 +608,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="converter latencies (periods) whose stability limits to measure")
     co.add_argument("--converters", metavar="SPEC", help=HELP["converters"])
     co.add_argument("--noise-capacitance", dest="noise_capacitance", type=positive, metavar="FARADS",
-                    help="node capacitance with every conductance's thermal noise in the transients (300 K); "
-                         "default 1 pF, noiseless")
+                    help="node capacitance with every conductance's thermal noise (27 C); default 1 pF, noiseless")
+    co.add_argument("--noise", choices=("sampled", "transient"), default="sampled",
+                    help="thermal noise drawn from the circuit's noise model at every conversion, or trnoise sources "
+                         "in the ngspice transients (several times slower, not repeatable)")
     co.add_argument("--seed", type=index, default=0, help="random seed")
     co.add_argument("--out", help="directory for cosim.json")
     co.set_defaults(func=cmd_cosim)

@@ -67,7 +67,7 @@ def _verdict(d, ratio_gap: int = 32) -> tuple:
 def cosim_report(run=None, hidden=(100,), samples: int = 4, beta: float = 0.1, bits=(8, 10, 12, 16),
                  ratios=(0.9, 1.1), seed: int = 0, diode_is: float = 1e-7, out=None, log=print,
                  converters: str | None = None, noise_capacitance: float | None = None,
-                 latencies=(0, 1, 2)) -> dict:
+                 latencies=(0, 1, 2), noise: str = "sampled") -> dict:
     from eqprop.learning.outputs import OutputDir
 
     output = OutputDir(out, "cosim", ("cosim.json",)).check() if out is not None else None
@@ -88,13 +88,14 @@ def cosim_report(run=None, hidden=(100,), samples: int = 4, beta: float = 0.1, b
     report = {"network": "-".join(map(str, net.sizes)), "conductances": what, "samples": samples, "beta": beta,
               "converters": conv.describe(), "capacitance_f": C, "noise_temperature_k": temperature}
     diodes = sorted({c.diode.kind for c in net.neurons if c is not None})
-    noise = f"thermal noise at {temperature:g} K" if temperature else "no thermal noise"
+    noisy = f"thermal noise at {temperature:g} K ({noise})" if temperature else "no thermal noise"
     log(f"co-simulation of {report['network']} ({what}), {', '.join(diodes) or 'no'} diodes, {C:g} F per node, "
-        f"{noise}, {samples} {cfg.dataset} test samples, beta {beta:g} x the mean output conductance ({b_abs:.3g} S)")
+        f"{noisy}, {samples} {cfg.dataset} test samples, beta {beta:g} x the mean output conductance ({b_abs:.3g} S)")
     log(f"converters: {conv.describe()}; a conversion costs {conv.adc().energy * 1e12:.3g} pJ (Walden figure "
         f"{conv.fom * 1e15:g} fJ per step)")
 
-    sim = CoSimulation(net, capacitance=C, settle_to=1e-7, converters=conv, temperature=temperature, seed=seed)
+    sim = CoSimulation(net, capacitance=C, settle_to=1e-7, converters=conv, temperature=temperature, seed=seed,
+                       noise=noise)
     try:
         inf = sim.run(x, phases=("free",))
         P_inf = sim.P

@@ -152,8 +152,15 @@ def test_training_with_the_cosim_backend_programs_through_the_device_model(tmp_p
 
     with pytest.raises(ConfigError, match="momentum 0"):
         TrainConfig(backend="cosim", momentum=0.9).resolve().validate()
+    with pytest.raises(ConfigError, match="the native backend has none"):
+        TrainConfig(converters="bits=10").resolve().validate()
+    with pytest.raises(ConfigError, match="whole number"):
+        TrainConfig(backend="cosim", converters="bits=10 latency=0.5").resolve().validate()
+    with pytest.raises(ConfigError, match="drop --noise-window"):
+        TrainConfig(backend="cosim", noise_capacitance=1e-12, noise_window=1e-6).resolve().validate()
     cfg = TrainConfig(backend="cosim", hidden=[8], epochs=1, batch_size=4, n_train=4, n_test=4, diode="shockley",
-                      diode_is=1e-7, device="bounded")
+                      diode_is=1e-7, device="bounded", converters="bits=12 latency=1 range=0.2",
+                      noise_capacitance=1e-12)
     last = train(cfg, tmp_path / "run", progress=False, log=lambda *_: None)
     assert np.isfinite(last["train_loss"]) and 0 <= last["test_accuracy"] <= 1
 
@@ -190,3 +197,119 @@ def test_a_periphery_that_stops_answering_is_bounded(small, monkeypatch):
     with pytest.raises(CosimError, match="no answer within 3 s"):
         sim.run(x[:1], phases=("free",))
     assert time.time() - t0 < 30 and sim._lava is None
+
+
+# --- converters, latency, noise ---
+
+def test_a_converter_spec_parses_checks_and_prices_its_conversions():
+    from eqprop.cosim.converters import WALDEN_FOM, Converters
+
+    c = Converters.parse("bits=10 latency=1 range=0.1 noise=1e-4 input_bits=4 input_range=0.5")
+    q, clipped = c.quantise_inputs([[0.0, 0.1, 0.26, 0.49, 0.6, -0.7]])  # steps of 1/16 V, codes -7..7
+    assert np.allclose(q, [[0.0, 0.125, 0.25, 0.4375, 0.4375, -0.4375]]) and clipped == 3  # 0.49 V is past the top code (0.4375 V + half a step)
+    assert (c.adc_bits, c.dac_bits, c.latency, c.adc_range, c.adc_noise) == (10, 10, 1, 0.1, 1e-4)
+    assert Converters.parse(None) == Converters() and Converters.parse("  ") == Converters()
+    assert Converters.parse("adc_bits=8 dac_bits=12").dac(1e-6).bits == 12
+    ideal = Converters.parse("bits=10 range=0.1").adc()
+    assert ideal.enob == 10 and ideal.energy == pytest.approx(WALDEN_FOM * 1024)
+    # input noise of one lsb rms costs log2(sqrt(13)) = 1.85 bits
+    noisy = ADC(bits=10, v_range=0.1, noise=0.2 / 1024)
+    assert noisy.enob == pytest.approx(10 - 0.5 * np.log2(13))
+    for bad, what in (("bits=1", "ADC bits"), ("lat=1", "not key=value"), ("latency=1.5", "whole number"),
+                      ("latency=-1", "latency"), ("latency=9", "latency"), ("range=0", "ADC range"),
+                      ("noise=-1", "ADC noise"), ("dac_range=-2", "DAC range"), ("fom=1", "figure of merit"),
+                      ("bits=ten", "not a number"), ("bits", "not key=value")):
+        with pytest.raises(InputError, match=what):
+            Converters.parse(bad)
+
+
+def test_latency_moves_the_stability_limit_where_the_characteristic_roots_say():
+    """Closed forms for L = 0 (ln((b+1)/(b-1))) and L = 1 (ln(b/(b-1))) against the roots of
+    z^(L+1) - e z^L + b (1 - e); a loop gain b <= 1 is stable at any period and latency (small gain);
+    each latency shortens the limit."""
+    from eqprop.cosim.bounds import _first_crossing, _radius, stability_limit
+
+    for b in (1.05, 1.5, 3.25, 20.0):
+        limits = [stability_limit(b, L) for L in range(5)]
+        for L in (0, 1):
+            assert _first_crossing(lambda x: _radius(x, b, L)[0] >= 1.0) == pytest.approx(limits[L], rel=1e-9)
+        assert all(a > c for a, c in zip(limits, limits[1:]))
+        for L in range(5):  # just inside the limit every root is inside the unit circle, just past it one is out
+            assert _radius(0.999 * limits[L], b, L)[0] < 1 < _radius(1.001 * limits[L], b, L)[0]
+    for b in (0.2, 0.9, 0.999):
+        assert all(stability_limit(b, L) == np.inf for L in range(5))
+        xs = np.geomspace(1e-3, 50, 300)
+        assert max(_radius(x, b, 3)[0] for x in xs) < 1
+
+
+@pytest.mark.parametrize("latency", [1, 2])
+def test_a_loop_with_latency_settles_below_its_limit_and_oscillates_past_it(small, latency):
+    """The co-simulated loop with L periods between a sample and its DAC current, at 0.9 and 1.1 of the derived
+    limit: the first decays, the second keeps a large oscillation. 1.1 x the L-period limit is below the limit
+    without latency, so what makes it unstable is the latency."""
+    from eqprop.experiments.cosim import _verdict
+
+    net, x, y, g_out = small
+    beta = 1.5 * g_out
+    lim = loop_limits(net, 1e-12, beta, latency=latency)
+    assert 1.1 * lim["t_unstable"] < 0.9 * loop_limits(net, 1e-12, beta)["t_unstable"]
+    verdicts = {}
+    for ratio in (0.9, 1.1):
+        sim = CoSimulation(net, period=ratio * lim["t_unstable"], periods_per_phase=80, dac=DAC(24, 0.5 * beta),
+                           allow_unstable=True, latency=latency)
+        try:
+            r = sim.run(x[:1], y[:1], beta, phases=("plus",), record=True)
+        finally:
+            sim.close()
+        d = r.trace[:, sim.pos[0]] - r.trace[:, sim.neg[0]]
+        ripple, earlier, verdicts[ratio] = _verdict(d)
+        if ratio > 1:
+            assert ripple > 1e-2, ripple
+    assert verdicts[0.9] in ("settles", "rings, decaying") and verdicts[1.1] == "oscillates: unstable", verdicts
+    with pytest.raises(CosimError, match="1 period"):
+        CoSimulation(net, period=1.2 * loop_limits(net, 1e-12, beta, latency=1)["t_unstable"], latency=1,
+                     dac=DAC(24, 0.5 * beta)).check_period(beta)
+
+
+def test_what_the_loop_reads_carries_the_circuits_thermal_noise(small):
+    """Sampled (the default): every conversion's spread is the noise model's rms at the node (mean ratio within
+    5% over the nodes). In the transient (trnoise across every resistor): the spread ngspice makes is the model's
+    without the diodes' shot noise, which the transient does not have (mean ratio within 10%; statistical)."""
+    from eqprop.circuits.noise import ThermalNoise
+
+    net, x, y, g_out = small
+    x1 = x[:1]
+    v = solve(net, x1, tol=1e-13).voltages[0]
+    for mode, shot, within in (("sampled", True, 0.05), ("transient", False, 0.10)):
+        model = np.sqrt(np.diag(ThermalNoise(1e-12, shot=shot).covariance(net, v)))
+        sim = CoSimulation(net, periods_per_phase=500, temperature=ThermalNoise(1e-12).temperature, noise=mode,
+                           adc=ADC(bits=24, v_range=0.25))
+        try:
+            r = sim.run(x1, phases=("free",), record=True)
+        finally:
+            sim.close()
+        spread = (r.code_trace[100:] * r.adc_lsb).std(0)
+        assert abs(np.mean(spread / model) - 1) < within, (mode, spread / model)
+    with pytest.raises(InputError, match="noise must be one of"):
+        CoSimulation(net, temperature=300.0, noise="pink")
+
+
+def test_predictions_come_through_the_adc_and_conversions_are_priced(small):
+    from eqprop.cosim.converters import Converters
+
+    net, x, y, g_out = small
+    conv = Converters(adc_bits=6, adc_range=0.25, latency=1, input_bits=8)
+    backend = CosimBackend(net.copy(), converters=conv)
+    try:
+        eq = backend.settle(x)
+        r = backend.figures["last"]
+    finally:
+        backend.close()
+    lsb = conv.adc().lsb
+    codes = eq.voltages / lsb
+    assert np.allclose(codes, np.rint(codes), atol=1e-9)  # what the trainer sees is the ADC's codes
+    assert np.abs(eq.voltages - r.volts["free"]).max() <= 0.5 * lsb + 1e-12
+    assert np.abs(eq.voltages - r.volts["free"]).max() > 1e-4  # and 6 bits are visibly coarse
+    assert r.input_clipped == 0
+    n_read = 2 * net.n_targets  # output pairs
+    assert r.converter_energy["free"] == pytest.approx(np.full(len(x), backend.sim.P * n_read * conv.adc().energy))
