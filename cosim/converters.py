@@ -125,8 +125,8 @@ class Converters:
     """The loop's converters: ADC bits, range (+-V), input-referred noise (V rms); DAC bits (default the ADC's) and
     range (+-A; default: the largest nudge, from the output conductances); the latency in periods from a sample
     to the DAC current it decides (0: the DAC changes at the sampling instant; 1: a converter that takes one
-    period); the figure of merit (J per conversion step); the input drivers' DACs (bits, range +-V; default
-    ideal sources). The defaults are ideal: 24 bits, no noise, no latency, exact inputs."""
+    period); the DAC's output resistance (ohms from each terminal to ground) and settling time constant (s); the
+    figure of merit (J per conversion step); the input drivers' DACs (bits, range +-V; default ideal sources). The defaults are ideal: 24 bits, no noise, no latency, exact inputs."""
 
     adc_bits: int = 24
     adc_range: float = 0.25
@@ -135,6 +135,8 @@ class Converters:
     dac_range: float | None = None
     latency: int = 0
     fom: float = WALDEN_FOM
+    dac_rout: float | None = None  # ohms from each DAC terminal to ground (None: an ideal current source)
+    dac_settle: float = 0.0  # s: the DAC's output settles to a new code with this time constant (0: a step)
     input_bits: int | None = None  # the input drivers' DACs (None: ideal float-valued sources)
     input_range: float = 1.0  # V: the input DACs span [-input_range, +input_range]
 
@@ -147,6 +149,10 @@ class Converters:
             _check_bits("DAC", self.dac_bits)
         if self.dac_range is not None and not (np.isfinite(self.dac_range) and self.dac_range > 0):
             raise InputError(f"DAC range must be a positive current (A), got {self.dac_range!r}")
+        if self.dac_rout is not None and not (np.isfinite(self.dac_rout) and self.dac_rout > 0):
+            raise InputError(f"DAC output resistance must be positive ohms, got {self.dac_rout!r}")
+        if not (np.isfinite(self.dac_settle) and self.dac_settle >= 0):
+            raise InputError(f"DAC settling time constant must be >= 0 s, got {self.dac_settle!r}")
         if self.input_bits is not None:
             _check_bits("input DAC", self.input_bits)
         if not (np.isfinite(self.input_range) and self.input_range > 0):
@@ -201,5 +207,9 @@ class Converters:
         dac = self.adc_bits if self.dac_bits is None else self.dac_bits
         noise = f", {self.adc_noise * 1e6:.3g} uV rms input noise" if self.adc_noise else ""
         inputs = f", {self.input_bits}-bit input DACs over +-{self.input_range:g} V" if self.input_bits else ""
+        if self.dac_rout is not None:
+            inputs += f", DAC output resistance {self.dac_rout:g} ohm"
+        if self.dac_settle:
+            inputs += f", DAC settling {self.dac_settle:g} s"
         return (f"{self.adc_bits}-bit ADC over +-{self.adc_range:g} V{noise}, {dac}-bit DAC, latency {self.latency} "
                 f"period{'s' if self.latency != 1 else ''}{inputs}")

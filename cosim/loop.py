@@ -341,7 +341,8 @@ class CoSimulation:
         t_stop = (K + 1) * T
         times.append(t_stop)
         rows.append(x[-1])
-        drive = Drive(np.array(times), np.array(rows), T * np.arange(0, K + 2), max_step=T)
+        drive = Drive(np.array(times), np.array(rows), T * np.arange(0, K + 2), max_step=T,
+                      dac_rout=self.converters.dac_rout)
         in_spice = self.temperature is not None and self.noise == "transient"
         step = min(T, self.tau_fast) / NOISE_STEPS if in_spice else T
         netlist = to_netlist(net, x[:1], analysis="tran",
@@ -355,7 +356,8 @@ class CoSimulation:
         self._run_lava(K)
         free = netlist.free_nodes
         dac_names = {f"i_dac{k}": k for k in range(net.n_targets)}
-        state = {"m": 0, "dac": np.zeros(net.n_targets), "plot": None}
+        state = {"m": 0, "dac": np.zeros(net.n_targets), "before": np.zeros(net.n_targets), "plot": None}
+        settle = self.converters.dac_settle
         trace = np.zeros((K + 1, len(free)))
         codes_tr = np.zeros((K + 1, len(free)), dtype=np.int64)
         dac_tr = np.zeros((K + 1, net.n_targets))
@@ -399,6 +401,7 @@ class CoSimulation:
             if m == K and learn is not None:
                 commands = prog
             decided[m] = self.dac.amps(d)
+            state["before"] = state["dac"]
             state["dac"] = decided[m - self.latency] if m > self.latency else np.zeros(net.n_targets)
             dac_tr[m] = state["dac"]
             if _time.time() > deadline:
@@ -408,7 +411,11 @@ class CoSimulation:
             while state["m"] < K and t > (state["m"] + 1) * T * (1 + 1e-12):
                 state["m"] += 1
                 boundary(state["m"])
-            return state["dac"][dac_names[name.lower()]]
+            k = dac_names[name.lower()]
+            if settle:  # the DAC's output moves from the last code's current to the new one with its time constant
+                a = np.exp(-max(t - state["m"] * T, 0.0) / settle)
+                return state["dac"][k] + (state["before"][k] - state["dac"][k]) * a
+            return state["dac"][k]
 
         ng = circ.ng
         ng.external, ng.external_error = external, None

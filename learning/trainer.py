@@ -83,8 +83,8 @@ HELP = {
                  "docs/transistors.md); default: ideal",
     "converters": "the co-simulation's converters (backends with converters: cosim), e.g. 'bits=10 latency=1 "
                   "noise=1e-4': ADC and DAC bits, ADC range (+-V) and input noise (V rms), DAC range (+-A), latency in "
-                  "periods, Walden figure of merit (J per conversion step; docs/cosim.md); default ideal: 24 bits, no "
-                  "noise, no latency",
+                  "periods, input_bits and input_range of the input DACs, Walden figure of merit (J per conversion "
+                  "step; docs/cosim.md); default ideal: 24 bits, no noise, no latency, exact inputs",
     "noise_window": "thermal noise: each measurement averages the node voltages over this many seconds (default 0: "
                     "one instantaneous sample)",
 }

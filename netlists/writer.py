@@ -76,6 +76,7 @@ class Drive:
     inputs: np.ndarray  # (n, n_features): input values at those times
     sync: np.ndarray  # (m,) s: period boundaries
     max_step: float  # s: ngspice's largest time step (at most the period)
+    dac_rout: float | None = None  # ohms from each DAC terminal to ground (a real current DAC's output); None: ideal
 
     def __post_init__(self):
         self.times, self.inputs, self.sync = (np.asarray(a, dtype=float) for a in (self.times, self.inputs, self.sync))
@@ -83,6 +84,8 @@ class Drive:
             raise NetworkError("Drive.times must increase and give one row of Drive.inputs each")
         if self.sync.ndim != 1 or np.any(np.diff(self.sync) <= 0) or not (self.max_step > 0):
             raise NetworkError("Drive.sync must increase and Drive.max_step be positive")
+        if self.dac_rout is not None and not (np.isfinite(self.dac_rout) and self.dac_rout > 0):
+            raise NetworkError(f"Drive.dac_rout must be positive ohms (or None), got {self.dac_rout!r}")
 
 
 @dataclass
@@ -429,10 +432,14 @@ class _Writer:
         return lines
 
     def _dacs(self) -> list:
-        """``I_dac<k>``: the nudging DAC of target k, an EXTERNAL current pushed into its + node from its - node."""
+        """``I_dac<k>``: the nudging DAC of target k, an EXTERNAL current pushed into its + node from its - node; with
+        ``Drive.dac_rout``, each of its terminals has that output resistance to ground."""
         lines = []
+        rout = self.drive.dac_rout
         for k, (p, m) in enumerate(target_pairs(self.net)):
             lines.append(f"I_dac{k} {m} {p} external")
+            if rout is not None:
+                lines += [f"R_dacout{k}{t} {n} 0 {_num(rout)}" for t, n in (("p", p), ("m", m)) if n != "0"]
         return lines
 
     def _general_nudge(self, k, nodes, yk, beta, form) -> list:

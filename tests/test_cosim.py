@@ -313,3 +313,37 @@ def test_predictions_come_through_the_adc_and_conversions_are_priced(small):
     assert r.input_clipped == 0
     n_read = 2 * net.n_targets  # output pairs
     assert r.converter_energy["free"] == pytest.approx(np.full(len(x), backend.sim.P * n_read * conv.adc().energy))
+
+
+def test_a_real_dac_settles_slowly_and_leaks_through_its_output_resistance(small):
+    """Settling (a time constant on every code change) delays the loop but leaves the equilibrium where an ideal
+    DAC puts it; an output resistance to ground at each DAC terminal is a leak on the output nodes: in the netlist,
+    and pulling the nudged outputs toward 0 V."""
+    from eqprop.cosim.converters import Converters
+
+    net, x, y, g_out = small
+    beta = 0.1 * g_out
+    runs = {}
+    for name, conv in (("ideal", Converters()), ("settling", Converters(dac_settle=3e-7)),
+                       ("leaky", Converters(dac_rout=0.2 / g_out))):
+        sim = CoSimulation(net, periods_per_phase=120, converters=conv)
+        try:
+            runs[name] = sim.run(x[:1], y[:1], beta, phases=("plus",), record=True)
+        finally:
+            sim.close()
+    want = solve(net, x[:1], y[:1], beta, tol=1e-13).voltages
+    assert np.abs(runs["settling"].volts["plus"] - want).max() < 1e-6
+    assert np.abs(runs["settling"].trace[3] - runs["ideal"].trace[3]).max() > 1e-6  # the nudge arrived later
+    out = slice(sum(net.free_sizes[:-1]), None)
+    assert np.abs(runs["leaky"].volts["plus"][:, out]).mean() < 0.9 * np.abs(runs["ideal"].volts["plus"][:, out]).mean()
+    from eqprop.netlists import Drive, Transient, to_netlist
+
+    drive = Drive(np.array([0.0, 1e-6]), np.vstack([x[0], x[0]]), np.array([0.0, 1e-7]), 1e-7, dac_rout=5e3)
+    text = to_netlist(net, x[:1], analysis="tran", transient=Transient(1e-12, 1e-6, 1e-7), control=False,
+                      drive=drive).text
+    leaks = [line.split() for line in text.splitlines() if line.startswith("R_dacout")]
+    assert len(leaks) == 2 * net.n_targets and all(r[2] == "0" and float(r[3]) == 5e3 for r in leaks)
+    with pytest.raises(InputError, match="output resistance"):
+        Converters(dac_rout=0.0)
+    with pytest.raises(InputError, match="settling"):
+        Converters(dac_settle=-1e-9)
