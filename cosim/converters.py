@@ -125,7 +125,8 @@ class Converters:
     """The loop's converters: ADC bits, range (+-V), input-referred noise (V rms); DAC bits (default the ADC's) and
     range (+-A; default: the largest nudge, from the output conductances); the latency in periods from a sample
     to the DAC current it decides (0: the DAC changes at the sampling instant; 1: a converter that takes one
-    period); the DAC's output resistance (ohms from each terminal to ground) and settling time constant (s); the
+    period); the DAC's output resistance (ohms from each terminal to ground) and settling time constant (s); a
+    track-and-hold per node (hold capacitance F, switch on-resistance ohms, the part of a period it holds); the
     figure of merit (J per conversion step); the input drivers' DACs (bits, range +-V; default ideal sources). The defaults are ideal: 24 bits, no noise, no latency, exact inputs."""
 
     adc_bits: int = 24
@@ -137,6 +138,9 @@ class Converters:
     fom: float = WALDEN_FOM
     dac_rout: float | None = None  # ohms from each DAC terminal to ground (None: an ideal current source)
     dac_settle: float = 0.0  # s: the DAC's output settles to a new code with this time constant (0: a step)
+    hold: float | None = None  # F: a track-and-hold capacitor per node behind a switch (None: ideal sampling)
+    ron: float = 1e3  # ohms: the track-and-hold switch's on-resistance
+    hold_time: float = 0.5  # the part of each period the switch holds (the conversion), from the sampling instant
     input_bits: int | None = None  # the input drivers' DACs (None: ideal float-valued sources)
     input_range: float = 1.0  # V: the input DACs span [-input_range, +input_range]
 
@@ -153,6 +157,12 @@ class Converters:
             raise InputError(f"DAC output resistance must be positive ohms, got {self.dac_rout!r}")
         if not (np.isfinite(self.dac_settle) and self.dac_settle >= 0):
             raise InputError(f"DAC settling time constant must be >= 0 s, got {self.dac_settle!r}")
+        if self.hold is not None and not (np.isfinite(self.hold) and 0 < self.hold <= 1e-9):
+            raise InputError(f"track-and-hold capacitance must be farads in (0, 1e-9] (100 fF is 1e-13), got {self.hold!r}")
+        if not (np.isfinite(self.ron) and self.ron > 0):
+            raise InputError(f"track-and-hold switch resistance must be positive ohms, got {self.ron!r}")
+        if not (np.isfinite(self.hold_time) and 0 < self.hold_time < 1):
+            raise InputError(f"hold_time is the part of a period the switch holds, in (0, 1), got {self.hold_time!r}")
         if self.input_bits is not None:
             _check_bits("input DAC", self.input_bits)
         if not (np.isfinite(self.input_range) and self.input_range > 0):
@@ -211,5 +221,8 @@ class Converters:
             inputs += f", DAC output resistance {self.dac_rout:g} ohm"
         if self.dac_settle:
             inputs += f", DAC settling {self.dac_settle:g} s"
+        if self.hold is not None:
+            inputs += (f", track-and-hold {self.hold:g} F behind {self.ron:g} ohm, holding {self.hold_time:g} of each "
+                       "period")
         return (f"{self.adc_bits}-bit ADC over +-{self.adc_range:g} V{noise}, {dac}-bit DAC, latency {self.latency} "
                 f"period{'s' if self.latency != 1 else ''}{inputs}")

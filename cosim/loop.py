@@ -28,6 +28,11 @@ each phase, Shockley diodes' shot noise included), seeded; draws of successive p
 nodes' correlation time, their RC, is about a period), and the noise does not move the network itself, only
 what the periphery reads and therefore what it nudges and learns.
 
+Track-and-hold (``Converters.hold``): a switch and a hold capacitor per free node; the switch holds from each
+boundary for the conversion (``hold_time`` of a period) and tracks otherwise, and the ADC converts the hold
+capacitors. So the hold capacitance loads its node while it tracks, the sample lags the node by the switch's
+RC, and re-closing shares the held charge with the node (kickback): each appears by itself in the transient.
+
 Converter energy (``CosimResult.converter_energy``): per period the ADC converts the nodes the nudge reads (the
 output pairs); at each phase's end it converts every free node the Learner latches (learning runs) or the outputs
 (inference); every nudged period updates each nudging DAC once. Each conversion costs the converter's Walden
@@ -166,7 +171,12 @@ class CoSimulation:
         self.period = float(period) if period is not None else tau_node
         if not (np.isfinite(self.period) and self.period > 0):
             raise InputError(f"period must be positive seconds, got {period!r}")
-        self.tau_slow = slowest_time_constant(network, capacitance)
+        hold = self.converters.hold
+        #: what the slowest mode settles with: a tracking hold capacitor loads its node, and follows it through its
+        #: switch with time constant ron * hold, for the part of each period it tracks
+        self.c_settle = self.capacitance + (hold or 0.0)
+        self.tau_track = 0.0 if hold is None else hold * self.converters.ron / (1.0 - self.converters.hold_time)
+        self.tau_slow = max(slowest_time_constant(network, self.c_settle), self.tau_track)
         if periods_per_phase is not None and (isinstance(periods_per_phase, bool) or periods_per_phase < 2
                                               or int(periods_per_phase) != periods_per_phase):
             raise InputError(f"periods_per_phase must be an integer >= 2, got {periods_per_phase!r}")
@@ -306,7 +316,8 @@ class CoSimulation:
         if self._lava is None:
             self._build_lava()
         if self.fixed_P is None:  # long enough for the slowest phase (a negative nudge slows the outputs)
-            taus = [slowest_time_constant(net, self.capacitance, PHASE_SIGNS[p] * beta) for p in set(phases)]
+            taus = [slowest_time_constant(net, self.c_settle, PHASE_SIGNS[p] * beta) for p in set(phases)]
+            taus.append(self.tau_track)
             self.P = self.periods_for(max(taus))
         n_ph, P, T = len(phases), self.P, self.period
         K = B * n_ph * P
@@ -341,8 +352,9 @@ class CoSimulation:
         t_stop = (K + 1) * T
         times.append(t_stop)
         rows.append(x[-1])
-        drive = Drive(np.array(times), np.array(rows), T * np.arange(0, K + 2), max_step=T,
-                      dac_rout=self.converters.dac_rout)
+        cv = self.converters
+        drive = Drive(np.array(times), np.array(rows), T * np.arange(0, K + 2), max_step=T, dac_rout=cv.dac_rout,
+                      sample_hold=None if cv.hold is None else (cv.hold, cv.ron, cv.hold_time * T))
         in_spice = self.temperature is not None and self.noise == "transient"
         step = min(T, self.tau_fast) / NOISE_STEPS if in_spice else T
         netlist = to_netlist(net, x[:1], analysis="tran",
@@ -355,6 +367,7 @@ class CoSimulation:
         lv = self._lava
         self._run_lava(K)
         free = netlist.free_nodes
+        read = free if cv.hold is None else [f"sh_{n}" for n in free]  # what the ADC converts
         dac_names = {f"i_dac{k}": k for k in range(net.n_targets)}
         state = {"m": 0, "dac": np.zeros(net.n_targets), "before": np.zeros(net.n_targets), "plot": None}
         settle = self.converters.dac_settle
@@ -381,7 +394,7 @@ class CoSimulation:
                 raise CosimError(f"ngspice's last time point before boundary {m} is at {t_last:.6g} s, not "
                                  f"{m * T:.6g} s (the breakpoint source did not pin it)")
             v = np.empty(len(free))
-            for i, n in enumerate(free):
+            for i, n in enumerate(read):
                 info = lib.ngGet_Vec_Info(f"{plot}.{n}".encode())
                 v[i] = info.v_realdata[info.v_length - 1]
             trace[m] = v

@@ -77,6 +77,10 @@ class Drive:
     sync: np.ndarray  # (m,) s: period boundaries
     max_step: float  # s: ngspice's largest time step (at most the period)
     dac_rout: float | None = None  # ohms from each DAC terminal to ground (a real current DAC's output); None: ideal
+    #: (hold capacitance F, switch on-resistance ohms, hold time s): a track-and-hold at every free node, its switch
+    #: open from each sync time for the hold time (the conversion), closed otherwise; the converters read the hold
+    #: capacitors ``sh_<node>``. None: the converters read the nodes themselves (ideal sampling)
+    sample_hold: tuple | None = None
 
     def __post_init__(self):
         self.times, self.inputs, self.sync = (np.asarray(a, dtype=float) for a in (self.times, self.inputs, self.sync))
@@ -84,6 +88,12 @@ class Drive:
             raise NetworkError("Drive.times must increase and give one row of Drive.inputs each")
         if self.sync.ndim != 1 or np.any(np.diff(self.sync) <= 0) or not (self.max_step > 0):
             raise NetworkError("Drive.sync must increase and Drive.max_step be positive")
+        if self.sample_hold is not None:
+            c, r, t = self.sample_hold
+            period = float(np.min(np.diff(self.sync))) if len(self.sync) > 1 else np.inf
+            if not (c > 0 and r > 0 and 0 < t < period and all(np.isfinite(v) for v in (c, r, t))):
+                raise NetworkError(f"Drive.sample_hold must be (farads > 0, ohms > 0, 0 < hold time < the period), got "
+                                   f"{self.sample_hold!r}")
         if self.dac_rout is not None and not (np.isfinite(self.dac_rout) and self.dac_rout > 0):
             raise NetworkError(f"Drive.dac_rout must be positive ohms (or None), got {self.dac_rout!r}")
 
@@ -261,6 +271,8 @@ class _Writer:
             body += ["", "* co-simulation: nudging DACs (EXTERNAL current sources) and the period boundaries"]
             body += self._dacs() + [_pwl_source("V_sync", "sync", self.drive.sync, np.zeros(len(self.drive.sync))),
                                     ".options method=gear"]
+            if self.drive.sample_hold is not None:
+                body += self._sample_hold(free)
         if analysis == "tran":
             body += ["", f"* node capacitances for the transient ({_num(transient.capacitance)} F each)"]
             body += [f"C_{n} {n} 0 {_num(transient.capacitance)} IC=0" for n in free]
@@ -440,6 +452,21 @@ class _Writer:
             lines.append(f"I_dac{k} {m} {p} external")
             if rout is not None:
                 lines += [f"R_dacout{k}{t} {n} 0 {_num(rout)}" for t, n in (("p", p), ("m", m)) if n != "0"]
+        return lines
+
+    def _sample_hold(self, free) -> list:
+        """A track-and-hold per free node: a voltage-controlled switch to a hold capacitor ``sh_<node>``, its clock
+        low (switch open, holding) from each sync time for the hold time, high (tracking) otherwise."""
+        c, r, t_hold = self.drive.sample_hold
+        sync = self.drive.sync
+        T = float(sync[1] - sync[0])
+        edge = T * 1e-3
+        lines = ["", f"* track-and-hold at every free node: {_num(c)} F behind a {_num(r)} ohm switch, holding for "
+                 f"{_num(t_hold)} s from each period boundary",
+                 f".model sw_sh sw vt=0.5 vh=0.2 ron={_num(r)} roff=1e12",
+                 f"V_clk clk 0 PULSE(1 0 {_num(sync[1])} {_num(edge)} {_num(edge)} {_num(t_hold)} {_num(T)})"]
+        for n in free:
+            lines += [f"S_sh_{n} {n} sh_{n} clk 0 sw_sh", f"C_sh_{n} sh_{n} 0 {_num(c)} IC=0"]
         return lines
 
     def _general_nudge(self, k, nodes, yk, beta, form) -> list:

@@ -347,3 +347,31 @@ def test_a_real_dac_settles_slowly_and_leaks_through_its_output_resistance(small
         Converters(dac_rout=0.0)
     with pytest.raises(InputError, match="settling"):
         Converters(dac_settle=-1e-9)
+
+
+def test_a_track_and_hold_loads_its_node_lags_by_its_switch_and_leaves_the_equilibrium(small):
+    """A hold capacitor per node behind a switch: the converters read the capacitors, which end where the nodes
+    end (the hold does not move the equilibrium); a slow switch (RC of 4 periods) is waited for, and the settling
+    takes longer with the hold capacitance loading every node."""
+    from eqprop.cosim.converters import Converters
+
+    net, x, y, g_out = small
+    beta = 0.1 * g_out
+    want = solve(net, x[:2], y[:2], beta, tol=1e-13).voltages
+    settle = {}
+    for name, conv in (("ideal", Converters()), ("hold", Converters(hold=1e-12, ron=1e3)),
+                       ("slow switch", Converters(hold=1e-13, ron=1e7))):
+        sim = CoSimulation(net, converters=conv, settle_to=1e-7)
+        try:
+            r = sim.run(x[:2], y[:2], beta, phases=("plus",), record=True)
+        finally:
+            sim.close()
+        assert np.abs(r.adc_volts["plus"] - want).max() < 1e-6, name
+        settle[name] = r.settling_time["plus"].mean()
+        if name == "slow switch":
+            assert sim.tau_track > 3 * sim.period
+    assert settle["hold"] > 1.5 * settle["ideal"] and settle["slow switch"] > settle["ideal"]
+    with pytest.raises(InputError, match="track-and-hold capacitance"):
+        Converters(hold=1.0)
+    with pytest.raises(InputError, match="hold_time"):
+        Converters(hold=1e-13, hold_time=1.0)
