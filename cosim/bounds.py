@@ -71,13 +71,34 @@ def _radius(x: float, b: float, latency: int) -> tuple:
     return float(np.abs(top)), bool(abs(top.imag) <= 1e-12 * max(1.0, abs(top)) and top.real > 0)
 
 
-def _first_crossing(test, lo: float = 1e-4, hi: float = 60.0) -> float:
-    """Smallest x in (lo, hi) where ``test(x)`` turns true (a log grid, then bisection); inf where it never does."""
+def _dominant(xs, b: float, latency: int) -> tuple:
+    """At each x of ``xs`` at once (eigenvalues of the stacked companion matrices): the largest root modulus, and
+    whether that root is real and positive."""
+    e = np.exp(-np.asarray(xs, dtype=float))
+    n = latency + 1
+    comp = np.zeros((len(e), n, n))
+    comp[:, 0, 0] = e
+    comp[:, 0, -1] -= b * (1.0 - e)
+    comp[:, np.arange(1, n), np.arange(n - 1)] = 1.0
+    roots = np.linalg.eigvals(comp)
+    top = roots[np.arange(len(e)), np.argmax(np.abs(roots), axis=1)]
+    r = np.abs(top)
+    return r, (np.abs(top.imag) <= 1e-12 * np.maximum(1.0, r)) & (top.real > 0)
+
+
+def _radii(xs, b: float, latency: int) -> np.ndarray:
+    return _dominant(xs, b, latency)[0]
+
+
+def _first_crossing(test, lo: float = 1e-4, hi: float = 60.0, grid_test=None) -> float:
+    """Smallest x in (lo, hi) where ``test(x)`` turns true (a log grid, then bisection); inf where it never does.
+    ``grid_test``: the same test over an array of x at once."""
     grid = np.geomspace(lo, hi, 600)
-    hits = [i for i, x in enumerate(grid) if test(x)]
-    if not hits:
+    flags = grid_test(grid) if grid_test is not None else np.array([test(x) for x in grid])
+    hits = np.nonzero(flags)[0]
+    if not len(hits):
         return np.inf
-    i = hits[0]
+    i = int(hits[0])
     if i == 0:
         return float(grid[0])
     a, c = float(grid[i - 1]), float(grid[i])
@@ -96,7 +117,8 @@ def stability_limit(b: float, latency: int = 0) -> float:
         return float(np.log((b + 1) / (b - 1))) if b > 1 else np.inf
     if latency == 1:
         return float(np.log(b / (b - 1))) if b > 1 else np.inf
-    return _first_crossing(lambda x: _radius(x, b, latency)[0] >= 1.0)
+    return _first_crossing(lambda x: _radius(x, b, latency)[0] >= 1.0,
+                           grid_test=lambda xs: _radii(xs, b, latency) >= 1.0)
 
 
 def ringing_limit(b: float, latency: int = 0) -> float:
@@ -105,7 +127,8 @@ def ringing_limit(b: float, latency: int = 0) -> float:
         return np.inf
     if latency == 0:
         return float(np.log((1 + b) / b))
-    return _first_crossing(lambda x: not _radius(x, b, latency)[1])
+    return _first_crossing(lambda x: not _radius(x, b, latency)[1],
+                           grid_test=lambda xs: ~_dominant(xs, b, latency)[1])
 
 
 def loop_limits(net, capacitance: float, beta: float, pos=None, neg=None, latency: int = 0) -> dict:
