@@ -198,6 +198,7 @@ class CoSimulation:
         self.neg = np.array([index[m.lower()] if m != "0" else -1 for _, m in self.pairs])
         self.layout = Layout(network.sizes[0], network.n_targets, 2 * network.n_connections)
         self._lava = None
+        self._stop = False  # set to make the bridge's waits on Lava give up (``_receive``)
 
     def _check_accumulators(self, x, B: int) -> None:
         """The Learner sums (D+ - D-)(D+ + D-) over a batch in int64: refuse converters that would overflow it."""
@@ -362,7 +363,7 @@ class CoSimulation:
                                                  noise_temperature=self.temperature if in_spice else None),
                              options=self.options, ideal_diode=self.ideal_diode, control=False, drive=drive)
         circ = self.circuit
-        circ._load_text(netlist.text)
+        circ._load_text(netlist.text, f"tran {T!r} {t_stop!r} 0 {T!r} uic")
 
         lv = self._lava
         self._run_lava(K)
@@ -408,9 +409,9 @@ class CoSimulation:
             codes_tr[m] = c
             lv["ctrl"].send(word(m))
             lv["adc"].send(c.astype(float))
-            d = np.rint(lv["dac"].receive()).astype(np.int64)
+            d = np.rint(self._receive(lv["dac"])).astype(np.int64)
             clipped[1] += int((np.abs(d) > self.dac.max_code).sum())
-            prog = lv["prog"].receive()
+            prog = self._receive(lv["prog"])
             if m == K and learn is not None:
                 commands = prog
             decided[m] = self.dac.amps(d)
@@ -432,12 +433,19 @@ class CoSimulation:
 
         ng = circ.ng
         ng.external, ng.external_error = external, None
+        self._stop = False
         with _deadline(self.timeout) as expired:
             try:
-                ok = circ._run(f"tran {T!r} {t_stop!r} 0 {T!r} uic")
+                ok = self._transient(circ)
+            except BaseException:  # Ctrl-C, the deadline: nothing of this batch is kept
+                self._stop = True  # a callback waiting on Lava returns
+                ng.external_error = ng.external_error or _Interrupted()
+                raise
             finally:
                 ng.external = None
-                if not expired() and not isinstance(ng.external_error, _Expired):
+                if self._lava is None:  # abandoned on a failure inside the bridge (``_transient``)
+                    pass
+                elif not expired() and not isinstance(ng.external_error, (_Expired, _Interrupted)):
                     # Lava waits for every step's inputs: feed what ngspice did not reach, so that it finishes
                     for m in range(state["m"] + 1, K + 1):
                         lv["ctrl"].send(self.layout.pack())
@@ -445,8 +453,9 @@ class CoSimulation:
                         lv["dac"].receive()
                         lv["prog"].receive()
                     lv["nudger"].wait()
-                else:  # a ProcessModel failed or hung in its subprocess: abandon this Lava network
-                    self._abandon_lava()
+                else:  # a ProcessModel failed or hung in its subprocess, or Ctrl-C: abandon this Lava network
+                    self._abandon_lava()  # first: a callback waiting on Lava then fails, and ngspice can halt
+                    circ._halt()
         if ng.external_error is not None:
             raise ng.external_error
         if not ok or state["m"] < K:
@@ -502,6 +511,43 @@ class CoSimulation:
             eq = solve(self.network, x, y if b else None, b)
             out[ph] = self.thermal.factors(self.network, eq.voltages, b)
         return out
+
+
+    def _receive(self, extractor):
+        """Lava's next output, waited for without blocking for ever: the bridge runs in ngspice's background
+        thread, and a run that is stopped (Ctrl-C, the deadline) or a Lava process that died must let it return."""
+        port = extractor.out_port.external_pipe_csp_recv_port
+        spins = 0
+        while not port.probe():
+            if self._stop:
+                raise _Interrupted("the co-simulation was stopped while it waited for Lava")
+            spins += 1
+            _time.sleep(0 if spins < 500 else 1e-4)
+        return extractor.receive()
+
+    def _transient(self, circ) -> bool:
+        """Runs the loaded transient in ngspice's background thread (its EXTERNAL sources call the bridge there)
+        while this thread waits: Ctrl-C, the deadline's alarm and an error inside the bridge then stop it within a
+        poll interval (in the foreground, ngspice held this thread inside C, PySpice's callback wrapper swallowed
+        the KeyboardInterrupt, and the transient ran to its end). A failure there halts ngspice at once."""
+        ng, lib = circ.ng, circ.lib
+        ng.messages.clear()
+        ng.bg_done = False
+        if lib.ngSpice_Command(b"bg_run") != 0:
+            return False
+        wait = 1e-4
+        while not ng.bg_done or lib.ngSpice_running():
+            _time.sleep(wait)
+            wait = min(2 * wait, 0.01)
+            if ng.external_error is not None:  # the bridge failed: stop the transient now
+                circ._halt()
+                self._abandon_lava()
+                break
+        return not circ._failed()
+
+
+class _Interrupted(CosimError):
+    """The run was interrupted (Ctrl-C, SIGTERM) while ngspice ran."""
 
 
 class _Expired(CosimError):

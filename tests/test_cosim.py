@@ -183,20 +183,49 @@ def test_a_periphery_that_stops_answering_is_bounded(small, monkeypatch):
     net, x, y, g_out = small
     sim = CoSimulation(net, timeout=3.0)
     sim._build_lava()
-    real = sim._lava["dac"].receive
+    port = sim._lava["dac"].out_port
     calls = []
 
-    def stuck():
-        calls.append(1)
-        if len(calls) > 5:
-            time.sleep(60)  # a dead far end: nothing ever arrives
-        return real()
+    def probe_after_first_calls(real):
+        def probe():
+            calls.append(1)
+            return real() if len(calls) <= 5 else False  # a dead far end: nothing ever arrives
+        return probe
 
-    monkeypatch.setattr(sim._lava["dac"], "receive", stuck)
+    sim.run(x[:1], phases=("free",))  # builds the channels
+    recv = port.external_pipe_csp_recv_port
+    monkeypatch.setattr(recv, "probe", probe_after_first_calls(recv.probe))
     t0 = time.time()
     with pytest.raises(CosimError, match="no answer within 3 s"):
         sim.run(x[:1], phases=("free",))
     assert time.time() - t0 < 30 and sim._lava is None
+    # ngspice was halted, not left running in its thread: the next run works (with a new Lava network)
+    r = sim.run(x[:1], phases=("free",))
+    sim.close()
+    assert np.abs(r.volts["free"] - solve(net, x[:1], tol=1e-13).voltages).max() < 1e-6
+
+
+def test_ctrl_c_stops_a_cosimulated_transient_within_two_seconds(small):
+    """SIGINT while ngspice integrates (the bridge runs in ngspice's thread, this one waits): a KeyboardInterrupt
+    within 2 s, ngspice halted, Lava abandoned; the next run works."""
+    import os
+    import subprocess
+    import time
+
+    net, x, y, g_out = small
+    sim = CoSimulation(net, periods_per_phase=4000)  # a long transient: about 10 s
+    try:
+        killer = subprocess.Popen(["bash", "-c", f"sleep 2; kill -INT {os.getpid()}"])
+        t0 = time.time()
+        with pytest.raises(KeyboardInterrupt):
+            sim.run(x, phases=("free",))
+        killer.wait()
+        assert time.time() - t0 < 2.0 + 2.0 and sim._lava is None
+        sim.fixed_P = sim.P = 80
+        r = sim.run(x[:1], phases=("free",))
+        assert np.abs(r.volts["free"] - solve(net, x[:1], tol=1e-13).voltages).max() < 1e-5
+    finally:
+        sim.close()
 
 
 # --- converters, latency, noise ---
