@@ -180,13 +180,14 @@ def test_each_recipe_runs_its_first_steps(recipe, tmp_path):
     extra = {"data": str(_mnist_like(tmp_path / "mnist.npz"))} if r.train.get("dataset") == "mnist" else {}
     # one ngspice process and a batch of 4 are enough for a step (every phase a sweep of operating points)
     one_worker = {"workers": 1, "batch_size": 4} if "workers" in r.train else {}
-    cfg = r.config(**extra, **one_worker, n_train=16 if not extra else None)
+    overrides = {**one_worker, **({} if extra else {"n_train": 16})}
+    cfg = r.config(**extra, **overrides)
     out = train(cfg, tmp_path / "run", progress=False, log=lambda *_: None, stop_after_steps=1, recipe=str(recipe))
     assert out == {"stopped": True}
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert "batch_size" not in r.train or not one_worker, "the test's batch would hide the recipe's"
     for key, value in r.train.items():
-        if key in one_worker:
+        if key in overrides:
             continue
         assert saved[key] == (list(value) if isinstance(value, tuple) else value), key
 
