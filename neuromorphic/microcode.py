@@ -154,9 +154,42 @@ def step(p: LayerProgram, st: NeuronState, a_in, p_in, phase: int, targets, peak
 
 def schedule_slot(time_step: int, steps: int, phases: int) -> tuple:
     """(sample, local step) of Lava time step ``time_step`` (from 1): each sample has one reset step (local
-    0) and then phases x steps steps."""
+    0) and then phases x steps steps. The host's reference for ``Schedule``, which the neurons run."""
     per = 1 + phases * steps
     return (time_step - 1) // per, (time_step - 1) % per
+
+
+@dataclass
+class Schedule:
+    """Where a process is in the sample schedule, kept as counters a neuron core holds (add, compare, select;
+    no division): ``sample``, ``local`` (0: the reset step, then 1 .. phases x steps), ``phase`` and ``count``
+    (1 .. steps within the phase). ``tick`` advances them by one time step; they start before time step 1."""
+
+    steps: int
+    phases: int
+    sample: int = 0
+    local: int = -1
+    phase: int = 0
+    count: int = 0
+
+    def tick(self) -> None:
+        self.local += 1
+        if self.local > self.phases * self.steps:
+            self.local = 0
+            self.sample += 1
+        if self.local == 0:
+            self.phase = 0
+            self.count = 0
+        else:
+            self.count += 1
+            if self.count > self.steps:
+                self.count = 1
+                self.phase += 1
+
+    @property
+    def slot(self) -> int:
+        """The (sample, phase) record index, sample x phases + phase."""
+        return self.sample * self.phases + self.phase
 
 
 def encode(x, sent, theta: int, binary: bool):

@@ -23,26 +23,102 @@ def case(sizes=(16, 10, 8, 6), diode="ideal", seed=3, batch=6):
     return net, rng.uniform(0, 1, (batch, sizes[0] // 2)), rng.uniform(-0.05, 0.05, (batch, sizes[-1] // 2))
 
 
-def test_the_neuron_program_is_integer_only():
-    """No division, no float, no exp/log in anything the neuron or the player runs per step (the host
-    computes reciprocals, beta and targets once); planting a '/' makes this fail."""
-    # the models' run_spk read from their files: importing Lava here would set multiprocessing's start method
+# What a per-step neuron or rule path may not use: Loihi 2 microcode has add, multiply, shift, compare, select and
+# bitwise logic on integers (no divider, no floating point), so no division or remainder of any kind, no power, no
+# float literal or dtype, no float function of math or numpy.
+FLOAT_OPS = (ast.Div, ast.FloorDiv, ast.Mod, ast.Pow)
+FLOAT_NAMES = {"float", "float16", "float32", "float64", "float128", "float_", "double", "half", "single",
+               "longdouble", "complex", "complex64", "complex128", "divmod", "pow", "round", "math"}
+FLOAT_FUNCTIONS = {"exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "sqrt", "cbrt", "sin", "cos", "tan",
+                   "tanh", "arctan", "arctanh", "sinh", "cosh", "divide", "true_divide", "floor_divide", "mod",
+                   "remainder", "fmod", "divmod", "power", "float_power", "reciprocal", "around", "rint", "floor",
+                   "ceil", "trunc", "mean", "average", "std", "var", "interp", "hypot", "sigmoid", "isclose",
+                   "allclose", "nan", "inf", "pi", "e"}
+
+
+def integer_violations(tree) -> list:
+    """Every construct in ``tree`` that integer microcode could not run, as 'line: what'."""
+    found = []
+    for node in ast.walk(tree):
+        line = getattr(node, "lineno", "?")
+        op = node.op if isinstance(node, (ast.BinOp, ast.AugAssign)) else None
+        if isinstance(op, FLOAT_OPS):
+            found.append(f"{line}: {type(op).__name__}")
+        if isinstance(node, ast.Constant) and isinstance(node.value, (float, complex)):
+            found.append(f"{line}: literal {node.value!r}")
+        if isinstance(node, ast.Name) and node.id in FLOAT_NAMES:
+            found.append(f"{line}: {node.id}")
+        if isinstance(node, ast.Attribute) and (node.attr in FLOAT_NAMES or node.attr in FLOAT_FUNCTIONS):
+            found.append(f"{line}: .{node.attr}")
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in FLOAT_FUNCTIONS:
+            found.append(f"{line}: {node.func.id}()")  # from numpy import exp
+    return found
+
+
+def _per_step_paths() -> list:
+    """The code a chip runs every time step: the neuron microcode, the schedule counters, and the run_spk of the
+    bit-accurate neuron and input player models (read from their files: importing Lava here would set
+    multiprocessing's start method). The emulator is the host's batched twin, checked bit for bit instead."""
     root = Path(microcode.__file__).parent
-    trees = [ast.parse(textwrap.dedent(inspect.getsource(fn))) for fn in
-             (microcode.step, microcode._diode, microcode.mul_shift, microcode.encode, microcode.schedule_slot)]
+    trees = [(fn.__qualname__, ast.parse(textwrap.dedent(inspect.getsource(fn)))) for fn in
+             (microcode.step, microcode._diode, microcode.mul_shift, microcode.encode, microcode.Schedule)]
     for path in (root / "loihi_neurons" / "models.py", root / "player" / "models.py"):
         runs = [n for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.FunctionDef) and n.name == "run_spk"]
         assert len(runs) == 1, path
-        trees.append(runs[0])
-    for fn, tree in enumerate(trees):
-        for node in ast.walk(tree):
-            assert not isinstance(node, ast.BinOp) or not isinstance(node.op, (ast.Div, ast.Pow)), fn
-            if isinstance(node, ast.Constant):
-                assert not isinstance(node.value, float), (fn, node.value)
-            if isinstance(node, ast.Name) or isinstance(node, ast.Attribute):
-                name = node.id if isinstance(node, ast.Name) else node.attr
-                assert name not in ("float", "exp", "log", "log2", "sqrt", "float64", "divide", "true_divide"), \
-                    (fn, name)
+        trees.append((f"{path.parent.name}.run_spk", runs[0]))
+    return trees
+
+
+def test_the_neuron_program_is_integer_only():
+    """No division or remainder (/, //, %), power, float literal, float dtype or float function of math or numpy
+    in anything the neuron or the player runs per step (the host computes reciprocals, beta and targets once)."""
+    for name, tree in _per_step_paths():
+        assert integer_violations(tree) == [], name
+
+
+@pytest.mark.parametrize("planted", [
+    "drive = drive // G", "v = v % 7", "v = v / 2", "v = v ** 2", "v *= 1.5", "v //= 3", "v %= 3",
+    "v = v.astype(float)", "v = np.zeros(3, dtype=np.float32)", "v = np.exp(v)", "v = math.sqrt(v)",
+    "v = np.true_divide(v, 3)", "v = round(v)", "v = np.floor_divide(v, 3)", "v = divmod(v, 3)[0]",
+    "v = exp(v)", "v = np.float64(v)", "v = v * np.pi", "v = np.mean(v)"])
+def test_the_integer_check_fails_on_planted_float_work(planted):
+    """Each planted construct, added to the neuron's step, is found (so the test above can fail)."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(microcode.step)))
+    tree.body[0].body.insert(1, ast.parse(planted).body[0])
+    assert integer_violations(tree), planted
+
+
+def test_the_schedule_counters_follow_the_host_schedule():
+    """The counters the neurons keep (add, compare, select) give the same sample, step, phase and step in the
+    phase as the host's division-based schedule, over several samples of 1 to 3 phases."""
+    for steps, phases in ((1, 1), (3, 2), (5, 3), (4, 1)):
+        clock = microcode.Schedule(steps, phases)
+        for t in range(1, 4 * (1 + steps * phases) + 2):
+            clock.tick()
+            sample, local = microcode.schedule_slot(t, steps, phases)
+            phase = 0 if local == 0 else (local - 1) // steps
+            count = 0 if local == 0 else local - phase * steps
+            assert (clock.sample, clock.local, clock.phase, clock.count) == (sample, local, phase, count)
+            assert clock.slot == sample * phases + phase
+
+
+def test_the_learning_rules_are_integer_products():
+    """The on-chip rules are sums of products of traces, integers and powers of two: nothing the learning
+    engine would have to round from a float."""
+    import re
+
+    from eqprop.neuromorphic.onchip_map import rule_strings
+
+    token = re.compile(r"\s*(2\^-?[0-9]+|[xyu][0-9]+|[wdt]|[0-9]+|[-+*()])")
+    for e in (-3, 0, 2):
+        for frac in (0, 3):
+            for key, rule in rule_strings(e, frac).items():
+                rest, pos = rule.strip(), 0
+                while pos < len(rest):
+                    m = token.match(rest, pos)
+                    assert m, f"{key} = {rule}: not an integer product at {rest[pos:]!r}"
+                    pos = m.end()
+    assert token.match("0.5", 0).end() != 3  # a float factor stops at its point
 
 
 def test_every_state_is_an_integer_of_its_width():

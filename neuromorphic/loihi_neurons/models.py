@@ -13,7 +13,7 @@ from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
 # absolute imports: Lava loads this file on its own (as module 'models') when it looks for ProcessModels
 from eqprop.neuromorphic.loihi_neurons.process import LoihiNeurons
-from eqprop.neuromorphic.microcode import WIDTHS, NeuronState, Peaks, schedule_slot, step
+from eqprop.neuromorphic.microcode import WIDTHS, NeuronState, Peaks, Schedule, step
 
 
 @implements(proc=LoihiNeurons, protocol=LoihiProtocol)
@@ -41,27 +41,28 @@ class PyLoihiNeuronsBitAcc(PyLoihiProcessModel):
         targets = proc_params["targets"]
         self.targets = None if targets is None else np.asarray(targets, dtype=np.int64)
         self.recorder = Peaks()
+        self.clock = Schedule(self.steps, self.phases)
 
     def run_spk(self):
         a_in = self.a_in.recv().astype(np.int64)
         p_in = self.p_in.recv().astype(np.int64)
-        sample, local = schedule_slot(self.time_step, self.steps, self.phases)
+        clock = self.clock
+        clock.tick()
         n = self.v.shape[0]
-        if local == 0:  # reset step: a new sample starts from zero; what arrives now is the last one's
+        if clock.local == 0:  # reset step: a new sample starts from zero; what arrives now is the last one's
             self.v, self.sent, self.i_acc, self.p_acc = (np.zeros(n, dtype=np.int64) for _ in range(4))
             out = np.zeros(n, dtype=np.int64)
         else:
-            phase = (local - 1) // self.steps
             st = NeuronState(self.v, self.sent, self.i_acc, self.p_acc)
-            t = 0 if self.targets is None else self.targets[sample]
-            out = step(self.program, st, a_in, p_in, phase, t, self.recorder)
+            t = 0 if self.targets is None else self.targets[clock.sample]
+            out = step(self.program, st, a_in, p_in, clock.phase, t, self.recorder)
             self.v, self.sent, self.i_acc, self.p_acc = st.v, st.sent, st.i_acc, st.p_acc
-            slot = sample * self.phases + phase
+            slot = clock.slot
             fired = int(np.count_nonzero(out))
             self.spikes[slot] += fired
             if fired:
-                self.last_spike[slot] = local - phase * self.steps
-            if local % self.steps == 0 and self.record.shape[0] > 1:
+                self.last_spike[slot] = clock.count
+            if clock.count == self.steps and self.record.shape[0] > 1:
                 self.record[slot] = self.v
             self.peaks[:] = [self.recorder.values[k] for k in WIDTHS]
         if self.program.binary:

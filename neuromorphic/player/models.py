@@ -10,7 +10,7 @@ from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
 # absolute imports: Lava loads this file on its own (as module 'models') when it looks for ProcessModels
-from eqprop.neuromorphic.microcode import encode, schedule_slot
+from eqprop.neuromorphic.microcode import Schedule, encode
 from eqprop.neuromorphic.player.process import SamplePlayer
 
 
@@ -29,17 +29,18 @@ class PySamplePlayerBitAcc(PyLoihiProcessModel):
         self.sources = np.asarray(proc_params["sources"], dtype=np.int64)
         self.steps, self.phases = int(proc_params["steps"]), int(proc_params["phases"])
         self.theta, self.binary = int(proc_params["theta"]), bool(proc_params["binary"])
+        self.clock = Schedule(self.steps, self.phases)
 
     def run_spk(self):
-        sample, local = schedule_slot(self.time_step, self.steps, self.phases)
-        if sample >= self.sources.shape[0]:
+        clock = self.clock
+        clock.tick()
+        if clock.sample >= self.sources.shape[0]:
             out = np.zeros(self.sources.shape[1], dtype=np.int64)
         else:
-            if local == 0:
+            if clock.local == 0:
                 self.sent = np.zeros_like(self.sent)
-            out, self.sent = encode(self.sources[sample], self.sent, self.theta, self.binary)
-            slot = sample * self.phases + (max(local, 1) - 1) // self.steps
-            self.spikes[slot] += int(np.count_nonzero(out))
+            out, self.sent = encode(self.sources[clock.sample], self.sent, self.theta, self.binary)
+            self.spikes[clock.slot] += int(np.count_nonzero(out))
         if self.binary:
             self.s_pos.send(out > 0)
             self.s_neg.send(out < 0)
