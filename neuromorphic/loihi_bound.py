@@ -12,12 +12,18 @@ where C are the exact couplings (forward a G, backward G / a), eps_j the sender'
   * Dense shift: K_d current units per Dense with a negative weight exponent (Lava floors the shifted
     activation each step; K_d = steps in which that Dense had input)
   * bias, nudge: half a current unit each; the reciprocal multiplier: |drive| / 2r of a voltage LSB;
-    the update's rounding: the integration stops within ceil(2048 / dv) LSB of its target.
+    the update's rounding: the integration stops within ceil(2048 / dv) LSB of its target. A voltage error
+    d of a node's own update is a current error (G_i + beta s_i) d: at a nudged output node the nudge's
+    conductance counts too (the node's multiplier divides by G + beta).
+  * the nudge beta (t - v + partner) at an output node: the partner's unsent remainder (a pairs readout
+    hears its partner's sent value, within max(theta, 1 LSB)), the target's rounding to half an LSB, and the
+    integer beta's own rounding (half a step of 2^-shift) times |t| + |partner|.
 
 Subtracting the exact KCL equations leaves  M dv = e'  with M the linearised network at the exact
 equilibrium (node conductances plus conducting PWL diodes plus the nudge, minus the couplings between
 nodes no rail holds; a node held at a rail is off by at most one LSB, the rails being rounded inward).
-So  |dv| <= |M^-1| |e'|  elementwise: the bound below. It is first order in the sense that it assumes the
+So  |dv| <= |M^-1| |e'|  elementwise (and, at a node an ideal clamp holds, at most the rails' span): the
+bound below. It is first order in the sense that it assumes the
 integer and the exact equilibria clamp the same nodes (a node within the error of its rail may not).
 """
 from __future__ import annotations
@@ -48,10 +54,11 @@ def _couplings(program):
     return C, Cq, Cin, Cinq, off
 
 
-def error_bound(program, sources, exact_layers, beta: float = 0.0, active_steps=None) -> np.ndarray:
+def error_bound(program, sources, exact_layers, beta: float = 0.0, active_steps=None, y=None) -> np.ndarray:
     """Per sample, the largest |v_loihi - v_exact| (V) the derivation above allows, for the exact equilibria
-    ``exact_layers`` (list of (B, n) per free layer) at nudging ``beta`` (S); ``active_steps`` (per Dense,
-    from ``emulate``) bounds the shift's floor errors (None: no negative exponent is assumed active)."""
+    ``exact_layers`` (list of (B, n) per free layer) at nudging ``beta`` (S) towards targets ``y`` (V; None:
+    |y| <= 1 V); ``active_steps`` (per Dense, from ``emulate``) bounds the shift's floor errors (None: no
+    negative exponent is assumed active)."""
     net = program.net
     lsb = program.lsb
     C, Cq, Cin, Cinq, off = _couplings(program)
@@ -66,6 +73,19 @@ def error_bound(program, sources, exact_layers, beta: float = 0.0, active_steps=
         if d.weight_exp < 0 and active_steps is not None:
             floor[off[d.dst]:off[d.dst + 1]] += float(np.max(active_steps[:, i])) * 2.0 ** -program.current_frac[d.dst]
     V = np.hstack(exact_layers)
+    o = slice(off[-2], off[-1])
+    R = net.readout_matrix
+    t_abs = (np.abs(np.asarray(y, dtype=float)) @ np.abs(R) if y is not None
+             else np.tile(np.abs(R).sum(0), (V.shape[0], 1)))
+    out_layer = program.layers[-1]
+    beta_step = 0.0  # the integer beta's rounding (S): half a step of 2^-shift current units per LSB
+    if beta:
+        beta_step = 0.5 * 2.0 ** -out_layer.beta_shift * 2.0 ** -program.current_frac[-1] / lsb
+    partner = max(program.theta, 1) * lsb if net.readout == "pairs" else 0.0
+    span = np.full(len(G), np.inf)  # an ideal clamp holds both equilibria between its rails
+    for c, clamp in enumerate(net.neurons):
+        if clamp is not None and "clip" in clamp.diode.integer_terms(clamp):
+            span[off[c]:off[c + 1]] = clamp.v_high - clamp.v_low
     out = np.empty(V.shape[0])
     for b in range(V.shape[0]):
         v, s = V[b], np.asarray(sources[b], dtype=float)
@@ -83,16 +103,20 @@ def error_bound(program, sources, exact_layers, beta: float = 0.0, active_steps=
              + C @ np.full(len(G), theta) + Cin @ np.full(s.shape, theta + 0.5 * lsb)
              + floor + unit)  # sends, weights, floors, bias + nudge rounding
         e = e + C[:, held] @ np.full(held.sum(), lsb)  # rails rounded inward
-        drive = (G + g_extra) * np.abs(v) / unit  # current units
+        g_node = G + g_extra
+        if beta:
+            g_node[o] += beta  # the node's own multiplier divides by G + beta in a nudged phase
+        drive = g_node * (np.abs(v) + dv_stall * lsb) / unit  # current units
         local = (dv_stall + 0.5 + 0.5 * drive / rs) * lsb  # update and multiplier rounding (V)
-        e = e + (G + g_extra) * local
+        e = e + g_node * local
+        if beta:
+            v_partner = np.abs(v[o]) @ np.abs(R.T @ R - np.diag(np.diag(R.T @ R)))
+            e[o] += abs(beta) * (partner + 0.5 * lsb) + beta_step * (t_abs[b] + v_partner + partner)
         free = ~held
         M = np.diag(G + g_extra) - C
         if beta:
-            o = slice(off[-2], off[-1])
-            RtR = net.readout_matrix.T @ net.readout_matrix
-            M[o, o] += beta * RtR
+            M[o, o] += beta * (R.T @ R)
         Mf = M[np.ix_(free, free)]
-        dv = np.abs(np.linalg.inv(Mf)) @ e[free]
+        dv = np.minimum(np.abs(np.linalg.inv(Mf)) @ e[free], span[free])
         out[b] = max(float(dv.max(initial=0.0)), lsb if held.any() else 0.0)
     return out

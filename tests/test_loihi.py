@@ -158,26 +158,37 @@ def test_emulator_equals_the_lava_run_bit_for_bit(binary):
 
 
 @pytest.mark.parametrize("diode,binary,threshold", [("ideal", False, 0.0), ("ideal", False, 1e-3),
-                                                     ("ideal", True, 2e-3), ("pwl", False, 1e-4)])
+                                                     ("ideal", True, 2e-3), ("pwl", False, 1e-4),
+                                                     ("ideal", False, 1e-2), ("pwl", True, 8e-3)])
 def test_equilibrium_error_within_the_derived_bound(diode, binary, threshold):
-    """Free and nudged (+-beta): the integer equilibrium is within the bound derived from the mantissas, the
-    LSB and the threshold, and the bound is not vacuous (within 50x of what is measured). The bound holds
+    """Free and nudged (+-beta, and strong nudges of 10 and 30 output conductances, where the nudge's own
+    conductance, the partner's unsent remainder and the target's rounding dominate) on two hidden layers: the
+    integer equilibrium is within the bound derived from the mantissas, the LSB and the threshold, and the bound
+    is not vacuous (per sample a median within 20x, over the batch within 50x of the largest error measured). The bound holds
     once the network is silent: binary spikes carry one quantum per step, so 1 V of input at a 2 mV quantum
     takes about 500 steps to arrive."""
+    from eqprop.backends.base import mean_output_conductance
+
     net, x, y = case(diode=diode, batch=8)
     src = net.encode_inputs(x)
-    steps = 700 if binary else 200
-    for beta in (0.0, 2e-7, -2e-7):
+    steps = 900 if binary else 600  # a strong nudge settles in about 450 steps at alpha 0.5
+    g_out = mean_output_conductance(net)
+    tightness = []
+    for beta in (0.0, 2e-7, -2e-7, 10 * g_out, 30 * g_out):
         prog = build_program(net, 1.0, alpha=0.5, threshold=threshold, binary=binary, betas=(beta,))
         r = emulate(prog, prog.sources_int(src), prog.targets_int(y), steps=steps, phases=1, peaks=True)
+        silent = r["last_spike"][0] < steps
         if threshold > 0:
-            assert (r["last_spike"] < steps).all()  # silent before the end
+            assert silent.all()  # silent before the end
         ref = solve(net, x, y if beta else None, beta, tol=1e-13).layers
         got = [prog.volts(s[0]) for s in r["states"]]
         err = np.max(np.hstack([np.abs(a - b) for a, b in zip(got, ref)]), axis=1)
-        bound = error_bound(prog, src, ref, beta, r["active_steps"])
-        assert (err <= bound).all(), (err, bound)
-        assert bound.max() <= 50 * max(err.max(), prog.lsb)
+        bound = error_bound(prog, src, ref, beta, r["active_steps"], y if beta else None)
+        assert (err[silent] <= bound[silent]).all(), (beta, err, bound)
+        tightness += list(bound[silent] / np.maximum(err[silent], prog.lsb))
+        if silent.any():
+            assert bound[silent].max() <= 50 * max(err[silent].max(), prog.lsb)
+    assert np.median(tightness) <= 20, tightness  # measured 4-12
 
 
 def test_rails_round_inward_and_shockley_is_refused_with_the_reason():
@@ -221,8 +232,10 @@ def test_a_loihi_run_too_short_to_settle_is_said_so_not_counted_as_within_its_bo
     lines = []
     rows, _ = loihi_rows(net, ds.x_test, ds.y_test, [1e-4], steps=1, bound_samples=20, log=lines.append)
     assert rows[0]["not_silent"] == 1.0 and rows[0]["bound_silent_samples"] == 0
-    assert rows[0]["silent_after_steps_mean"] is None
-    assert "0 of 20 silent" in lines[0] and "none fell silent" in lines[0]
+    assert rows[0]["silent_after_steps_mean"] is None and rows[0]["bound_failures"] == 20
+    assert "20 of 20 failed" in lines[0] and "not silent: 20" in lines[0] and "none fell silent" in lines[0]
     assert lines[1].startswith("warning: 100% of the samples were still spiking after 1 steps")
     rows, _ = loihi_rows(net, ds.x_test, ds.y_test, [1e-4], steps=64, bound_samples=20, log=lambda *_: None)
     assert rows[0]["bound_silent_samples"] > 0 and rows[0]["silent_after_steps_mean"] < 64
+    assert rows[0]["bound_failures"] == 20 - rows[0]["bound_silent_samples"]
+    assert 1 <= rows[0]["bound_tightness_median"] <= rows[0]["bound_tightness_worst"]
