@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-USER_ERRORS = (ValueError, FileNotFoundError, KeyError, OSError)
+USER_ERRORS = (ValueError, FileNotFoundError, KeyError, OSError, OverflowError)  # Overflow: a Loihi state width
 
 
 def _user_errors():

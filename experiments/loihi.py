@@ -20,7 +20,7 @@ from eqprop.learning.runs import load_circuit_run
 from eqprop.neuromorphic.loihi_bound import error_bound
 from eqprop.neuromorphic.loihi_emulator import emulate
 from eqprop.neuromorphic.loihi_energy import per_inference
-from eqprop.neuromorphic.loihi_map import build_program, check_network
+from eqprop.neuromorphic.loihi_map import build_program, check_network, range_violations
 from eqprop.neuromorphic.microcode import bits_needed, check_widths
 
 
@@ -57,6 +57,7 @@ def loihi_rows(net, x, labels, thresholds, binary=False, steps=64, alpha=0.5, bo
                 peaks[k] = max(peaks.get(k, 0), m)
         seconds = time.perf_counter() - t0
         check_widths(peaks)
+        ranges = range_violations(prog, peaks.get("a_in"))
         v = [prog.volts(np.vstack(s)) for s in states]
         spikes, last = np.vstack(spikes), np.concatenate(last)
         err = np.max(np.hstack([np.abs(a - b) for a, b in zip(v, ref)]), axis=1)
@@ -83,7 +84,7 @@ def loihi_rows(net, x, labels, thresholds, binary=False, steps=64, alpha=0.5, bo
                "silent_after_steps_mean": float(last[last < steps].mean()) if (last < steps).any() else None,
                "not_silent": float((last >= steps).mean()),
                "time_steps": 1 + steps, "energy_nj": energy["energy_nj"], "time_us_serial": energy["time_us_serial"],
-               "peak_bits": {k: bits_needed(m) for k, m in peaks.items()}, "emulator_samples_per_s": len(x) / seconds}
+               "peak_bits": {k: bits_needed(m) for k, m in peaks.items()}, "range_violations": ranges, "emulator_samples_per_s": len(x) / seconds}
         rows.append(row)
         silent = row["bound_silent_samples"]
         after = (f"silent after {row['silent_after_steps_mean']:.1f} steps" if row["silent_after_steps_mean"] is not None
@@ -96,6 +97,9 @@ def loihi_rows(net, x, labels, thresholds, binary=False, steps=64, alpha=0.5, bo
             f"max error {row['max_error_v']:.2e} V (bound >= {row['bound_min_v']:.2e} V, which holds once a sample "
             f"is silent: {fits}), {n_spikes:.0f} spikes, "
             f"{synops:.0f} synops per inference, {after}, {energy['energy_nj']:.1f} nJ")
+        if ranges:
+            log(f"warning: {len(ranges)} mapped quantities are outside Loihi's documented ranges (docs/loihi.md, "
+                f"'Ranges'): {'; '.join(ranges[:3])}{'; ...' if len(ranges) > 3 else ''}")
         if row["not_silent"] > 0:
             log(f"warning: {row['not_silent']:.0%} of the samples were still spiking after {steps} steps: their "
                 f"states had not settled and no bound covers them; raise --time-steps (or the threshold)")

@@ -26,6 +26,52 @@ MANTISSA_MAX = 255  # 8-bit unsigned weights (Lava Dense, sign mode excitatory)
 VF_DEFAULT = 20
 MULT_MAX = STATE_MAX  # multipliers are 24-bit operands too
 
+# The ranges a mapping is checked against (docs/loihi.md, "Ranges"), each with its source. Intel has not
+# published Loihi 2's weight exponent range or its microcode multiplier width: the Loihi 1 range and a 24 x 24-bit
+# multiply are assumed and labelled so.
+RANGES = {
+    "weight mantissa": (0, MANTISSA_MAX, "8-bit weights: lava-nc 0.10 W_WEIGHTS_U = 8 "
+                                         "(lava/magma/core/learning/constants.py), PyDenseModelBitAcc weights precision 8"),
+    "weight exponent": (-8, 7, "Loihi 1's weight exponent, -8..7 (Davies et al. 2018, IEEE Micro 38(1); Michaelis et al. "
+                               "2022, Brian2Loihi, Front. Neuroinform. 16:1015624); assumed for Loihi 2"),
+    "leak dv": (0, 4096, "12-bit decay constants, 0..4096 (Loihi's du/dv; Brian2Loihi decay_v; lava-nc LIF du, dv "
+                         "precision 12)"),
+    "neuron constant": (-STATE_MAX, STATE_MAX, "24-bit neuron state (lava-nc 0.10 PyLifModelBitAcc: 'u and v are "
+                                               "24-bits wide'); a 24 x 24-bit multiply operand: assumed"),
+    "Dense output": (-(2**15), 2**15 - 1, "lava-nc 0.10 PyDenseModelBitAcc declares a_out precision 16"),
+}
+
+
+def range_violations(program, a_in_peak: int | None = None) -> list:
+    """One line per mapped quantity outside ``RANGES`` (weight mantissas and exponents, every per-neuron constant,
+    the leak; with ``a_in_peak``, the largest Dense output a run produced)."""
+    bad = []
+
+    def check(kind, what, value):
+        lo, hi, _ = RANGES[kind]
+        if not lo <= value <= hi:
+            bad.append(f"{what} = {value} outside the {kind} range {lo}..{hi}")
+
+    for d in program.dense:
+        name = f"Dense {d.role} {d.src}->{d.dst}"
+        check("weight mantissa", f"{name} mantissa", int(d.mantissa.max(initial=0)))
+        check("weight mantissa", f"{name} mantissa", int(d.mantissa.min(initial=0)))
+        check("weight exponent", f"{name} weight exponent", int(d.weight_exp))
+    for c, p in enumerate(program.layers):
+        check("leak dv", f"layer {c + 1} dv", int(p.dv))
+        consts = {"r": p.r, "bias": p.bias, "theta": [p.theta], "beta": list(p.beta)}
+        if p.pwl is not None:
+            consts.update({k: np.atleast_1d(v) for k, v in p.pwl.items()})
+        for k, (r_phase, pwl_phase) in enumerate(p.per_phase or []):
+            consts[f"r (phase {k})"] = r_phase
+        for name, values in consts.items():
+            values = np.asarray(values, dtype=np.int64)
+            if values.size:
+                check("neuron constant", f"layer {c + 1} {name}", int(values[np.argmax(np.abs(values))]))
+    if a_in_peak is not None:
+        check("Dense output", "largest Dense output", int(a_in_peak))
+    return bad
+
 
 @dataclass
 class DenseMap:

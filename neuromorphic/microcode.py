@@ -32,8 +32,10 @@ import numpy as np
 STATE_BITS = 24
 STATE_MAX = 2 ** (STATE_BITS - 1) - 1
 DV_SHIFT = 12  # the leak's fraction: dv in units of 2^-12, as Loihi's decay constants
+# every quantity the step holds or multiplies, recorded before any saturation: "target" is the resting voltage
+# the multiplier gives (the diode's output, before the 24-bit saturation), "update" the leak's operand target - v
 WIDTHS = {"i_acc": STATE_BITS, "p_acc": STATE_BITS, "drive": STATE_BITS, "v": STATE_BITS, "sent": STATE_BITS,
-          "payload": STATE_BITS, "a_in": STATE_BITS}
+          "payload": STATE_BITS, "a_in": STATE_BITS, "target": STATE_BITS, "update": STATE_BITS}
 
 
 @dataclass
@@ -99,11 +101,13 @@ def bits_needed(magnitude: int) -> int:
 
 
 def check_widths(peaks: dict) -> None:
-    """Raises OverflowError naming every quantity whose peak does not fit its declared width."""
+    """Raises OverflowError naming every quantity whose peak does not fit its declared width (a target the
+    24-bit state saturated included: its peak is recorded before the saturation)."""
     bad = [f"{k} needed {bits_needed(m)} bits (peak {m}) > {WIDTHS[k]}" for k, m in peaks.items()
            if k in WIDTHS and bits_needed(m) > WIDTHS[k]]
     if bad:
-        raise OverflowError("Loihi state overflow: " + "; ".join(bad))
+        raise OverflowError("Loihi state overflow: " + "; ".join(bad) + " (a saturated or wrapped state: the network "
+                            "does not fit the 24-bit state at this mapping; lower the gains or the input range)")
 
 
 def mul_shift(x, m, shift: int):
@@ -122,7 +126,7 @@ def _diode(p: LayerProgram, pwl, drive, target):
         target = np.where(target < w["knee_low"], lower, target)
     if p.low is not None:
         target = np.minimum(np.maximum(target, p.low), p.high)
-    return np.minimum(np.maximum(target, -STATE_MAX), STATE_MAX)  # saturating, as 24-bit microcode
+    return target
 
 
 def step(p: LayerProgram, st: NeuronState, a_in, p_in, phase: int, targets, peaks: Peaks | None = None):
@@ -138,8 +142,10 @@ def step(p: LayerProgram, st: NeuronState, a_in, p_in, phase: int, targets, peak
         if beta:  # beta (t - v + partner): the -beta v part is in this phase's multipliers
             drive = drive + mul_shift(targets + st.p_acc if p.pairs else targets, beta, p.beta_shift)
             r, pwl = p.per_phase[phase]
-    target = _diode(p, pwl, drive, mul_shift(drive, r, p.rs))
-    st.v += mul_shift(target - st.v, p.dv, DV_SHIFT)
+    raw = _diode(p, pwl, drive, mul_shift(drive, r, p.rs))
+    target = np.minimum(np.maximum(raw, -STATE_MAX), STATE_MAX)  # saturating, as 24-bit microcode
+    update = target - st.v
+    st.v += mul_shift(update, p.dv, DV_SHIFT)
     out, st.sent = encode(st.v, st.sent, p.theta, p.binary)
     if peaks is not None:
         peaks.see("a_in", a_in)
@@ -149,6 +155,8 @@ def step(p: LayerProgram, st: NeuronState, a_in, p_in, phase: int, targets, peak
         peaks.see("v", st.v)
         peaks.see("sent", st.sent)
         peaks.see("payload", out)
+        peaks.see("target", raw)  # a saturated target needs more than 24 bits here: check_widths fails
+        peaks.see("update", update)
     return out
 
 
