@@ -205,7 +205,7 @@ def test_a_periphery_that_stops_answering_is_bounded(small, monkeypatch):
     assert np.abs(r.volts["free"] - solve(net, x[:1], tol=1e-13).voltages).max() < 1e-6
 
 
-def test_ctrl_c_stops_a_cosimulated_transient_within_two_seconds(small):
+def test_ctrl_c_stops_a_cosimulated_transient_within_two_seconds(small, terminal_ctrl_c):
     """SIGINT while ngspice integrates (the bridge runs in ngspice's thread, this one waits): a KeyboardInterrupt
     within 2 s, ngspice halted, Lava abandoned; the next run works."""
     import os

@@ -301,7 +301,7 @@ def test_a_pool_that_never_notices_a_dead_worker_is_not_waited_on_for_ever(monke
     assert time.monotonic() - t0 < 5
 
 
-def test_ctrl_c_and_a_deadline_stop_a_long_ngspice_analysis_at_once():
+def test_ctrl_c_and_a_deadline_stop_a_long_ngspice_analysis_at_once(terminal_ctrl_c):
     """ngspice runs in its background thread while Python waits: Ctrl-C (SIGINT, here from a timer) raises
     KeyboardInterrupt within a poll interval and halts ngspice, where a foreground run held the thread inside C
     and PySpice's callbacks swallowed the interrupt until the analysis ended (minutes). A deadline halts it the

@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pytest
 
+from conftest import default_sigint
 from eqprop.learning.rundir import RunError, RunLock, load_checkpoint
 from eqprop.learning.runs import train
 from eqprop.learning.trainer import TrainConfig
@@ -40,7 +41,8 @@ def test_two_concurrent_writers_one_refused_the_other_intact(tmp_path):
     # far longer than the test: the first writer holds the lock while the other two calls start, however
     # loaded the machine; it is then interrupted (Ctrl-C), which must leave it whole and resumable
     args = ["train", "--hidden", "16", "--epochs", "500", "--out", out, "--no-progress"]
-    first = subprocess.Popen([*CLI, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen([*CLI, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             preexec_fn=default_sigint)
     deadline = time.time() + 60
     while not (out / "checkpoint.npz").exists() and time.time() < deadline:
         time.sleep(0.05)
@@ -149,7 +151,7 @@ def test_ctrl_c_during_train_says_how_to_resume(tmp_path):
     # SIGINT ignored, and Python keeps an inherited ignore; the user's terminal Ctrl-C is what is tested here.
     p = subprocess.Popen([*CLI, "train", "--hidden", "32", "--epochs", "200", "--out", str(out), "--no-progress"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                         preexec_fn=default_sigint)
     deadline = time.time() + 60
     while not (out / "checkpoint.npz").exists() and time.time() < deadline:
         time.sleep(0.05)
