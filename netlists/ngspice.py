@@ -417,6 +417,12 @@ def source_power(vector, netlist: Netlist):
                 total = total - volts * vector(f"v.{inst}.{name}#branch")
         else:
             total = total + (vector(out) - v_in / gain) * i_load
+    if netlist.norton is not None:  # input drivers written as Norton equivalents: sum_ij G_ij x_i (x_i - v_j)
+        times, values, G, nodes = netlist.norton
+        t = vector("time")
+        x = np.column_stack([np.interp(t, times, values[:, i]) for i in range(values.shape[1])])
+        v = np.column_stack([vector(n) for n in nodes]) if nodes else np.zeros((len(t), 0))
+        total = total + (x * x) @ G.sum(1) - np.einsum("tj,tj->t", x @ G, v)
     return total
 
 

@@ -404,3 +404,50 @@ def test_a_track_and_hold_loads_its_node_lags_by_its_switch_and_leaves_the_equil
         Converters(hold=1.0)
     with pytest.raises(InputError, match="hold_time"):
         Converters(hold=1e-13, hold_time=1.0)
+
+
+def test_inputs_as_norton_equivalents_are_the_same_circuit(small):
+    """The co-simulation writes the ideal input drivers as Norton equivalents (a conductance and a current source
+    per node they feed): the same trace at every period boundary, the same energy (the drivers' power recomputed),
+    and the same thermal noise current per node as the parallel input resistors' trnoise sources."""
+    import re
+
+    from eqprop.netlists import Drive, Transient, to_netlist
+
+    net, x, y, g_out = small
+    beta = 0.1 * g_out
+    out = {}
+    for transform in (False, True):
+        sim = CoSimulation(net, periods_per_phase=12, source_transform=transform)
+        try:
+            out[transform] = sim.run(x, y, beta, phases=("free", "plus"), record=True)
+        finally:
+            sim.close()
+    a, b = out[False], out[True]
+    assert np.abs(a.trace - b.trace).max() < 1e-9
+    for ph in a.energy:
+        assert np.allclose(a.energy[ph], b.energy[ph], rtol=1e-6, atol=0), ph
+        assert (a.energy[ph] > 0).all()
+    # the netlists: no input resistor is left in the transformed one, and its noise per node is theirs summed
+    T = 1e-7
+    decks = {}
+    for transform in (False, True):
+        drive = Drive(np.array([0.0, 2 * T]), np.vstack([x[0], x[0]]), T * np.arange(3), max_step=T,
+                      source_transform=transform)
+        decks[transform] = to_netlist(net, x[:1], analysis="tran", drive=drive, control=False,
+                                      transient=Transient(1e-12, 2 * T, T / 10, noise_temperature=300.0)).text
+    inputs = {n for n in net.to_graph().sources if str(n).startswith("in")}
+    assert not re.search(r"^V_in\d", decks[True], re.M) and not re.search(r"^R_in\d", decks[True], re.M)
+    assert len(inputs) > 0 and re.search(r"^R_in\d", decks[False], re.M)
+
+    def noise_power(text):  # node -> sum of trnoise amplitude^2 over the sources touching it (inputs only)
+        per = {}
+        for m in re.finditer(r"^I_nz_(in\w+?__|norton__)(\w+) (\S+) (\S+) dc 0 trnoise\((\S+)", text, re.M):
+            node = m.group(2)
+            per[node] = per.get(node, 0.0) + float(m.group(5)) ** 2
+        return per
+
+    pa, pb = noise_power(decks[False]), noise_power(decks[True])
+    assert pa.keys() == pb.keys() and len(pa) > 0
+    for node in pa:
+        assert pb[node] == pytest.approx(pa[node], rel=1e-12)

@@ -1,0 +1,61 @@
+"""Co-simulated training steps (ngspice transient + Lava periphery in lockstep): seconds per training sample.
+
+    python benchmarks/cosim_step.py [--hidden 100] [--batch 16] [--steps 5] [--forms transformed resistors]
+
+A training step of the cosim backend with the defaults of ``eqprop train --backend cosim`` (centered nudging:
+free, +beta and -beta phases, each settled for the derived number of periods, the Learner's update programmed
+through the device model) on scikit-learn's digits, 128-<hidden>-20. ``transformed`` writes the ideal input
+drivers as Norton equivalents (the default, ``Drive.source_transform``); ``resistors`` writes every input
+conductance as a resistor from its driver. Prints the median and the best seconds per training sample over the
+steps (after one warm-up step). Never run beside a Lava or other heavy job: Lava busy-waits. Measured, never
+asserted.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from eqprop.backends.cosim import CosimBackend
+from eqprop.learning.data import load
+from eqprop.learning.programming import preset
+from eqprop.learning.runs import build_network, resolved
+from eqprop.learning.trainer import EqPropTrainer, TrainConfig
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--hidden", type=int, nargs="+", default=[100])
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--forms", nargs="+", default=["transformed", "resistors"], choices=["transformed", "resistors"])
+    args = p.parse_args(argv)
+    data = load("digits")
+    cfg = resolved(TrainConfig(dataset="digits", backend="cosim", hidden=list(args.hidden), batch_size=args.batch,
+                               momentum=0.0))
+    sizes = "-".join(str(n) for n in [data.n_features * 2] + list(args.hidden) + [20])
+    print(f"# cosim training step, {sizes}, batch {args.batch}, centered nudging, default converters, digits")
+    print("| input drivers | periods per phase | s / training sample, median | best |")
+    print("|---|---|---|---|")
+    for form in args.forms:
+        net = build_network(cfg, data.n_features, data.n_classes)
+        backend = CosimBackend.from_config(net, cfg)
+        backend.sim.source_transform = form == "transformed"
+        g_max = 2.0 * max(float(w.max()) for w in net.weights)
+        trainer = EqPropTrainer(backend, cfg, preset(cfg.device, g_max), data.n_classes)
+        try:
+            trainer.step(data.x_train[:args.batch], data.y_train[:args.batch])  # warm-up: Lava compiles
+            times = []
+            for s in range(args.steps):
+                i = (s + 1) * args.batch
+                t0 = time.perf_counter()
+                trainer.step(data.x_train[i:i + args.batch], data.y_train[i:i + args.batch])
+                times.append((time.perf_counter() - t0) / args.batch)
+        finally:
+            backend.close()
+        print(f"| {form} | {backend.sim.P} | {np.median(times):.3f} | {min(times):.3f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
