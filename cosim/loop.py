@@ -390,17 +390,18 @@ class CoSimulation:
 
         def boundary(m: int) -> None:
             nonlocal commands
-            if state["plot"] is None:
-                state["plot"] = ffi.string(lib.ngSpice_CurPlot()).decode()
-            plot = state["plot"]
-            tinfo = lib.ngGet_Vec_Info(f"{plot}.time".encode())
+            if state["plot"] is None:  # the names ngspice is asked for at every boundary, encoded once
+                plot = state["plot"] = ffi.string(lib.ngSpice_CurPlot()).decode()
+                state["names"] = [f"{plot}.{n}".encode() for n in read]
+                state["time"] = f"{plot}.time".encode()
+            tinfo = lib.ngGet_Vec_Info(state["time"])
             t_last = tinfo.v_realdata[tinfo.v_length - 1]
             if abs(t_last - m * T) > 1e-6 * T:
                 raise CosimError(f"ngspice's last time point before boundary {m} is at {t_last:.6g} s, not "
                                  f"{m * T:.6g} s (the breakpoint source did not pin it)")
             v = np.empty(len(free))
-            for i, n in enumerate(read):
-                info = lib.ngGet_Vec_Info(f"{plot}.{n}".encode())
+            for i, name in enumerate(state["names"]):
+                info = lib.ngGet_Vec_Info(name)
                 v[i] = info.v_realdata[info.v_length - 1]
             trace[m] = v
             if factors is not None:  # the circuit's noise on what this conversion reads (its sample and phase)
