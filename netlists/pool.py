@@ -51,12 +51,15 @@ def _init_worker(parent: int) -> None:
 def settle_chunk(state: dict, version, network, settings, x, y, beta, first):
     """(voltages, rescues, power, resident MB) of samples first .. first + len(x), on the ngspice held in
     ``state`` (a worker's or an actor's), built or reloaded only when the network's version changes."""
+    settings = dict(settings)
+    deadline = settings.pop("deadline", None)
     if state["version"] != version:
         if state["circuit"] is None:
             state["circuit"] = NgspiceCircuit(network, **settings)
         else:
             state["circuit"].load(network)
         state["version"] = version
+    state["circuit"].deadline = deadline  # halts an analysis that runs past it (SpiceError), in this worker
     try:
         return state["circuit"].operating_points(x, y, beta) + (_resident_mb(),)
     except SpiceError as exc:  # sample numbers of the whole batch, not of the chunk
@@ -108,6 +111,16 @@ class ChunkedEquilibrium:
         return tuple(np.concatenate([results[s][i] for s in starts]) for i in range(3))
 
 
+def check_deadline(deadline):
+    """A pool's per-analysis deadline: None (no limit) or positive finite seconds."""
+    if deadline is None:
+        return None
+    if isinstance(deadline, bool) or not isinstance(deadline, (int, float)) or not (0 < deadline < float("inf")):
+        raise SpiceError(f"deadline must be positive seconds per ngspice analysis (or None for no limit), got "
+                         f"{deadline!r}")
+    return float(deadline)
+
+
 def worker_count(workers) -> int:
     """``workers`` checked (None: up to 2, one per core)."""
     if workers is None:
@@ -122,9 +135,10 @@ class SpicePool(ChunkedEquilibrium, Resource):
 
     def __init__(self, network, workers: int | None = None, options: SpiceOptions | None = None,
                  ideal_diode=None, nudge: str = "current", chunk: int = 64, progress: bool = False,
-                 memory_limit_mb: float = 2000.0):
+                 memory_limit_mb: float = 2000.0, deadline: float | None = None):
         self.settings = {"options": options or SpiceOptions(), "ideal_diode": ideal_diode, "nudge": nudge}
         self.workers = worker_count(workers)
+        self.deadline = check_deadline(deadline)  # seconds each analysis may run in a worker (None: no limit)
         self.chunk = max(1, int(chunk))
         self.progress = progress
         self.memory_limit_mb = memory_limit_mb
@@ -206,7 +220,8 @@ class SpicePool(ChunkedEquilibrium, Resource):
         futures = {}
         try:  # submit too: a worker killed while idle breaks the pool before this batch is sent
             pool = self._pool()
-            futures = {s: pool.submit(_settle_chunk, self.version, self.network, self.settings,
+            settings = {**self.settings, "deadline": self.deadline}
+            futures = {s: pool.submit(_settle_chunk, self.version, self.network, settings,
                                       x[s:s + size], None if y is None else y[s:s + size], beta, s)
                        for s in todo}
             self._collect(futures, results, bar)

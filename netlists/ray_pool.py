@@ -23,7 +23,7 @@ from eqprop.circuits.resource import Resource
 
 from .ngspice import NgspiceCircuit, SpiceError
 from .options import SpiceOptions
-from .pool import ChunkedEquilibrium, settle_chunk, worker_count
+from .pool import ChunkedEquilibrium, check_deadline, settle_chunk, worker_count
 
 RAY_HINT = "install it with `pip install 'ray>=2.9'` (make setup installs it with the dev extras)"
 
@@ -62,8 +62,8 @@ class _NgspiceActor:
         self.settings = settings
         self.state = {"version": None, "circuit": None}
 
-    def settle(self, version, network, x, y, beta, first):
-        return settle_chunk(self.state, version, network, self.settings, x, y, beta, first)
+    def settle(self, version, network, x, y, beta, first, deadline=None):
+        return settle_chunk(self.state, version, network, {**self.settings, "deadline": deadline}, x, y, beta, first)
 
     def pid(self):
         return os.getpid()
@@ -74,9 +74,10 @@ class RaySpicePool(ChunkedEquilibrium, Resource):
 
     def __init__(self, network, workers: int | None = None, options: SpiceOptions | None = None,
                  ideal_diode=None, nudge: str = "current", chunk: int = 64, address: str | None = None,
-                 memory_limit_mb: float = 2000.0):
+                 memory_limit_mb: float = 2000.0, deadline: float | None = None):
         self.settings = {"options": options or SpiceOptions(), "ideal_diode": ideal_diode, "nudge": nudge}
         self.workers = worker_count(workers)
+        self.deadline = check_deadline(deadline)
         self.chunk = max(1, int(chunk))
         self.memory_limit_mb = memory_limit_mb
         self.local = NgspiceCircuit(network, **self.settings)  # validates the network (and ngspice) here first
@@ -111,7 +112,8 @@ class RaySpicePool(ChunkedEquilibrium, Resource):
 
         actors = self._ensure_actors()
         refs = {s: actors[i % len(actors)].settle.remote(self.version, self._network_ref, x[s:s + size],
-                                                         None if y is None else y[s:s + size], beta, s)
+                                                         None if y is None else y[s:s + size], beta, s,
+                                                         self.deadline)
                 for i, s in enumerate(todo)}
         for s, ref in refs.items():
             try:

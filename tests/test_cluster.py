@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from eqprop.circuits import ShockleyDiode, layered
-from eqprop.netlists import SpicePool
+from eqprop.netlists import SpiceError, SpicePool
 from eqprop.netlists.ray_pool import RaySpicePool, connect
 
 pytestmark = [pytest.mark.spice, pytest.mark.ray]
@@ -44,8 +44,15 @@ def test_ray_actors_equal_the_local_pool_bit_for_bit(ray_local):
         changed.weights[0] *= 1.1
         pool2 = SpicePool(changed, workers=2, chunk=8)  # the same chunks: each sweep warm-starts its samples
         rpool.load(changed)
-        np.testing.assert_array_equal(rpool.equilibrium(x).voltages, pool2.equilibrium(x).voltages)
+        expected = pool2.equilibrium(x).voltages
+        np.testing.assert_array_equal(rpool.equilibrium(x).voltages, expected)
         pool2.close()
+        # a deadline reaches every actor's analyses: past it the batch fails naming it; the actors go on
+        rpool.deadline = 1e-6
+        with pytest.raises(SpiceError, match="deadline of 1e-06 s"):
+            rpool.equilibrium(x)
+        rpool.deadline = None
+        np.testing.assert_array_equal(rpool.equilibrium(x).voltages, expected)
 
 
 def test_a_killed_ray_actor_is_replaced_and_no_sample_is_lost(ray_local):

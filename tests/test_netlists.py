@@ -253,6 +253,27 @@ def _kill_workers_while(pool, batch_running, once: bool):
     return t
 
 
+def test_a_pool_deadline_halts_a_workers_analysis_and_the_pool_goes_on():
+    """SpicePool(deadline=s): each worker's ngspice halts an analysis past s seconds and the batch fails with a
+    SpiceError naming the deadline (no wait for a runaway sweep); the same workers then settle the next batch.
+    A deadline that is not positive finite seconds is refused in one line."""
+    net = layered([48, 24, 10], seed=2)
+    x = np.random.default_rng(4).uniform(0, 1, (96, 24))
+    pool = SpicePool(net, workers=1, deadline=1e-5)
+    try:
+        with pytest.raises(SpiceError, match="deadline of 1e-05 s"):
+            pool.equilibrium(x)
+        pool.deadline = None
+        eq = pool.equilibrium(x)
+        assert np.abs(eq.voltages - solve(net, x, tol=1e-13).voltages).max() < MICROVOLT
+        assert pool.restarts == 0
+    finally:
+        pool.close()
+    for bad in (0, -1.0, float("nan"), float("inf"), "5", True):
+        with pytest.raises(SpiceError, match="deadline must be positive seconds"):
+            SpicePool(net, workers=1, deadline=bad)
+
+
 def test_a_worker_killed_mid_batch_or_while_idle_loses_no_sample():
     net, _, _ = random_case(2)
     rng = np.random.default_rng(1)
