@@ -124,7 +124,7 @@ class CoSimulation:
     from a sample to the DAC current it decides; temperature: kelvin of the network's thermal noise in the
     transient (None: noiseless). ``allow_unstable``: run a period beyond the derived stability limit (to measure it)
     instead of refusing. ``source_transform``: the input drivers enter the transient as their Norton equivalents
-    (exact: the same node voltages, noise and power; ``Drive.source_transform``), 5-7x faster per time point;
+    (exact: the same node voltages, noise and power; ``Drive.source_transform``), about 3x faster a training step;
     False writes every input conductance as a resistor from its driver."""
 
     def __init__(self, network: LayeredNetwork, capacitance: float = 1e-12, period: float | None = None,

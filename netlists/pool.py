@@ -48,11 +48,10 @@ def _init_worker(parent: int) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
-def settle_chunk(state: dict, version, network, settings, x, y, beta, first):
+def settle_chunk(state: dict, version, network, settings, x, y, beta, first, deadline=None):
     """(voltages, rescues, power, resident MB) of samples first .. first + len(x), on the ngspice held in
-    ``state`` (a worker's or an actor's), built or reloaded only when the network's version changes."""
-    settings = dict(settings)
-    deadline = settings.pop("deadline", None)
+    ``state`` (a worker's or an actor's), built or reloaded only when the network's version changes; ``deadline``:
+    seconds each of its analyses may run (None: no limit)."""
     if state["version"] != version:
         if state["circuit"] is None:
             state["circuit"] = NgspiceCircuit(network, **settings)
@@ -68,9 +67,9 @@ def settle_chunk(state: dict, version, network, settings, x, y, beta, first):
                          exc.ngspice_message) from None
 
 
-def _settle_chunk(version, network, settings, x, y, beta, first):
+def _settle_chunk(version, network, settings, x, y, beta, first, deadline):
     """Runs in a worker process."""
-    return settle_chunk(_WORKER, version, network, settings, x, y, beta, first)
+    return settle_chunk(_WORKER, version, network, settings, x, y, beta, first, deadline)
 
 
 class ChunkedEquilibrium:
@@ -220,9 +219,8 @@ class SpicePool(ChunkedEquilibrium, Resource):
         futures = {}
         try:  # submit too: a worker killed while idle breaks the pool before this batch is sent
             pool = self._pool()
-            settings = {**self.settings, "deadline": self.deadline}
-            futures = {s: pool.submit(_settle_chunk, self.version, self.network, settings,
-                                      x[s:s + size], None if y is None else y[s:s + size], beta, s)
+            futures = {s: pool.submit(_settle_chunk, self.version, self.network, self.settings,
+                                      x[s:s + size], None if y is None else y[s:s + size], beta, s, self.deadline)
                        for s in todo}
             self._collect(futures, results, bar)
         except BrokenProcessPool:

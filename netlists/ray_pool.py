@@ -63,7 +63,7 @@ class _NgspiceActor:
         self.state = {"version": None, "circuit": None}
 
     def settle(self, version, network, x, y, beta, first, deadline=None):
-        return settle_chunk(self.state, version, network, {**self.settings, "deadline": deadline}, x, y, beta, first)
+        return settle_chunk(self.state, version, network, self.settings, x, y, beta, first, deadline)
 
     def pid(self):
         return os.getpid()
