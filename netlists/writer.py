@@ -263,10 +263,9 @@ class _Writer:
         resistors = self._resistors(amp_out)
         norton = None
         if self.drive is not None and self.drive.source_transform:
-            resistors, norton_lines, norton = self._norton(resistors)
-            sources = [(e, n) for e, n in sources if n not in norton[4]]
-            source_lines = [ln for ln in source_lines if ln.split()[1] not in norton[4]] + norton_lines
-            norton = norton[:4]
+            resistors, currents, norton, drivers = self._norton(resistors)
+            sources = [(e, n) for e, n in sources if n not in drivers]
+            source_lines = [ln for ln in source_lines if ln.split()[1] not in drivers] + currents
         nudge_lines = self._nudges(y, beta, nudge)
         header += [f"* {n}" for n in notes]
         if beta != 0.0:
@@ -322,35 +321,34 @@ class _Writer:
         return Netlist(text, free, batch, sources, self.amp_list, net.n_targets, R, quiescent, supplies, norton)
 
     def _norton(self, resistors) -> tuple:
-        """(resistors without the input drivers' own, the Norton lines, (times, driver values, G, nodes, drivers)):
-        each node that input drivers feed through plain conductances gets ``R_norton__<node>`` (1 / their sum) to
-        ground and ``I_norton__<node>``, the sum of G x(t) as a piecewise-linear current into it (see
-        ``Drive.source_transform``)."""
+        """(resistors without the input drivers' own plus ``R_norton__<node>``, the ``I_norton__<node>`` lines,
+        ``Netlist.norton``, the drivers' names): each node that input drivers feed through plain conductances gets
+        1 / their sum to ground and the sum of G x(t) as a piecewise-linear current into it (see
+        ``Drive.source_transform``). ``resistors`` are ``_resistors``' lines, one per edge in the graph's order."""
         g, drive = self.g, self.drive
-        drivers = [n for n in self.net.sources if g.nodes[n]["role"] == "input"]
-        index = {str(n): i for i, n in enumerate(drivers)}
+        keys = [n for n in self.net.sources if g.nodes[n]["role"] == "input"]
+        drivers = [str(n) for n in keys]
+        index = {n: i for i, n in enumerate(drivers)}
         nodes, G, kept = [], {}, []
         for line, (u, v, d) in zip(resistors, g.edges(data=True)):
-            ends = [str(u), str(v)]
-            inner = [e for e in ends if e not in index]
+            inner = [e for e in (str(u), str(v)) if e not in index]
             if "gain" in d or len(inner) != 1:  # an amplified edge, or one between two drivers: as it is
                 kept.append(line)
                 continue
-            node, src = inner[0], (ends[0] if ends[1] == inner[0] else ends[1])
+            node, src = inner[0], (str(u) if str(v) == inner[0] else str(v))
             if node not in G:
                 nodes.append(node)
                 G[node] = np.zeros(len(drivers))
             G[node][index[src]] += d["g"]
         Gm = np.array([G[n] for n in nodes]).T if nodes else np.zeros((len(drivers), 0))
-        values = np.array([g.nodes[n]["sign"] * drive.inputs[:, g.nodes[n]["feature"]] for n in drivers]).T
+        values = np.array([g.nodes[n]["sign"] * drive.inputs[:, g.nodes[n]["feature"]] for n in keys]).T
+        currents = values @ Gm  # (times, nodes)
+        kept += [f"R_norton__{n} {n} 0 {_num(1.0 / Gm[:, j].sum())}" for j, n in enumerate(nodes)]
         lines = ["* the input drivers as Norton equivalents (an exact source transformation: Drive.source_transform)"]
-        for j, n in enumerate(nodes):
-            lines.append(f"R_norton__{n} {n} 0 {_num(1.0 / Gm[:, j].sum())}")
-            lines.append(f"I_norton__{n} 0 {n} PWL(" + " ".join(f"{_num(t)} {_num(i)}" for t, i in
-                                                             zip(drive.times, values @ Gm[:, j])) + ")")
-        kept += [ln for ln in lines if ln.startswith("R_")]
-        return kept, [ln for ln in lines if not ln.startswith("R_")], (drive.times, values, Gm, nodes,
-                                                                         {str(n) for n in drivers})
+        lines += [f"I_norton__{n} 0 {n} PWL(" + " ".join(f"{_num(t)} {_num(i)}" for t, i in
+                                                      zip(drive.times, currents[:, j])) + ")"
+                  for j, n in enumerate(nodes)]
+        return kept, lines, (drive.times, values, Gm, nodes), set(drivers)
 
     def _check_generated_names(self, element_lines, generated_nodes) -> None:
         """The writer names rails, amplifier outputs, targets and elements after the network's nodes; a node
