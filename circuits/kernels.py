@@ -18,7 +18,9 @@ import os
 import numpy as np
 
 try:  # numba is a dependency; the numpy path remains for a broken or missing install
-    from numba import njit
+    from llvmlite import ir
+    from numba import njit, types
+    from numba.extending import intrinsic
 except ImportError:  # pragma: no cover - exercised only without numba
     njit = None
 
@@ -34,6 +36,33 @@ def _compile(fn):
     return fn if njit is None else njit(nogil=True, cache=True, fastmath=False, error_model="numpy")(fn)
 
 
+# The sweeps' stopping test reads the largest step of a layer: a max reduction, which LLVM does not vectorise over
+# floats without fast-math (NaN ordering), and fast-math would let a NaN pass as any number. A non-negative
+# double's bit pattern orders as an integer exactly as the number does, and a NaN's (exponent all ones, mantissa
+# not zero) above +inf: so the kernels take the max of |step|'s bits as integers, which vectorises (the box
+# update of a 64 x 100 layer: 6.6 us -> 2.7 us) and returns NaN whenever a step was NaN (a float max would skip it).
+if njit is not None:
+    @intrinsic
+    def _bits(typingctx, x):
+        """The int64 bit pattern of a float64 (no conversion)."""
+        def codegen(context, builder, signature, args):
+            return builder.bitcast(args[0], ir.IntType(64))
+        return types.int64(types.float64), codegen
+
+    @intrinsic
+    def _float(typingctx, x):
+        """The float64 of an int64 bit pattern."""
+        def codegen(context, builder, signature, args):
+            return builder.bitcast(args[0], ir.DoubleType())
+        return types.float64(types.int64), codegen
+else:  # pragma: no cover - the kernels run only with numba
+    def _bits(x):
+        return float(x)
+
+    def _float(x):
+        return float(x)
+
+
 @_compile
 def box_update(ta, tb, k, v, terms, inv_s, lo, hi, omega):
     """Projected SOR step of a box layer, in place on v; returns omega max |exact step|.
@@ -41,7 +70,7 @@ def box_update(ta, tb, k, v, terms, inv_s, lo, hi, omega):
     The layer's exact minimiser is T/S clipped to [lo, hi]: T = k + ta + tb (``terms``: how many of ta, tb
     are present, 0 to 2; k may be a row broadcast, stride 0), 1/S per node in inv_s."""
     B, n = v.shape
-    step = 0.0
+    step = 0  # bits of the largest |step| (see _bits)
     relax = omega != 1.0
     ca = 1.0 if terms > 0 else 0.0  # weights, not branches: a conditional load stops the loop's vectorisation
     cb = 1.0 if terms > 1 else 0.0
@@ -51,11 +80,11 @@ def box_update(ta, tb, k, v, terms, inv_s, lo, hi, omega):
             x = min(max(x * inv_s[j], lo), hi)  # branch-free: a trained layer has most nodes on a rail
             old = v[i, j]
             d = x - old
-            step = max(step, abs(d))
+            step = max(step, _bits(abs(d)))
             if relax:
                 x = min(max(old + omega * d, lo), hi)
             v[i, j] = x
-    return step * omega
+    return _float(step) * omega
 
 
 @_compile
@@ -65,7 +94,7 @@ def pairs_update(ta, k, v, S, beta, y, omega):
     omega times that step; returns omega max |exact step|. T = ta + k (k may be a row broadcast)."""
     B, n = v.shape
     h = n // 2
-    step = 0.0
+    step = 0
     for i in range(B):
         for j in range(h):
             s1 = S[j] + beta
@@ -76,9 +105,9 @@ def pairs_update(ta, k, v, S, beta, y, omega):
             for jj, x in ((j, (s2 * r1 + beta * r2) / det), (j + h, (beta * r1 + s1 * r2) / det)):
                 old = v[i, jj]
                 d = x - old
-                step = max(step, abs(d))
+                step = max(step, _bits(abs(d)))
                 v[i, jj] = old + omega * d if omega != 1.0 else x
-    return step * omega
+    return _float(step) * omega
 
 
 def box_layer(lo: float, hi: float):
@@ -301,7 +330,7 @@ def shockley_update(ta, tb, k, v, terms, S, vl, vh, i_s, nvt, gmin, exp_cap, vcr
     out = np.empty((3, n))
     bits = np.empty(n, np.int64)
     work[3, :] = S
-    step = 0.0
+    step = 0  # bits of the largest |step| (see _bits)
     ca = 1.0 if terms > 0 else 0.0  # weights, not branches: cheaper than a test per node
     cb = 1.0 if terms > 1 else 0.0
     fast = True  # the fast pass pays where most nodes are near their root (late sweeps, warm starts)
@@ -333,9 +362,9 @@ def shockley_update(ta, tb, k, v, terms, S, vl, vh, i_s, nvt, gmin, exp_cap, vcr
             else:
                 x = _shockley_node(work[0, j], work[3, j], old, vl, vh, i_s, nvt, gmin, exp_cap, vcrit, consts, w1,
                                    max_iter)
-            step = max(step, abs(x - old))
+            step = max(step, _bits(abs(x - old)))
             v[i, j] = x
-    return step
+    return _float(step)
 
 
 @_compile
@@ -405,7 +434,7 @@ def table_update(ta, tb, k, v, terms, S, grid, cur, slope, vl, vh, tol, max_iter
     """Exact minimiser of every node of a layer of characterised clamps (``TabulatedDiode``), in place on v;
     returns max |new - old|."""
     B, n = v.shape
-    step = 0.0
+    step = 0  # bits of the largest |step| (see _bits)
     ca = 1.0 if terms > 0 else 0.0
     cb = 1.0 if terms > 1 else 0.0
     for i in range(B):
@@ -413,9 +442,9 @@ def table_update(ta, tb, k, v, terms, S, grid, cur, slope, vl, vh, tol, max_iter
             t = k[i, j] + ca * ta[i, j] + cb * tb[i, j]
             old = v[i, j]
             x = _table_node(t, S[j], old, vl, vh, grid, cur, slope, tol, max_iter)
-            step = max(step, abs(x - old))
+            step = max(step, _bits(abs(x - old)))
             v[i, j] = x
-    return step
+    return _float(step)
 
 
 def _sums_loop(w, cols, rows):  # pragma: no cover - compiled

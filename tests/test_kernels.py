@@ -100,6 +100,39 @@ def test_box_kernel_is_one_projected_sor_step():
     assert np.allclose(one, np.clip((ta + k) / S, -0.4, 0.4), atol=1e-15)
 
 
+def test_a_nan_step_reaches_the_stopping_test():
+    """The largest step is taken over the steps' bit patterns (a vectorised integer max): a NaN anywhere in the
+    drive must come back as a NaN step, never as the largest finite one (a float max skips a NaN that comes
+    after a number, which would let the sweeps stop on it), and an infinite drive as a step that is not finite."""
+    rng = np.random.default_rng(3)
+    ta = rng.normal(size=(6, 9))
+    v = rng.uniform(-0.3, 0.3, (6, 9))
+    S = rng.uniform(1, 3, 9)
+    for bad, want in ((np.nan, np.isnan), (np.inf, lambda s: not np.isfinite(s))):
+        for where in ((0, 0), (3, 4), (5, 8)):
+            t = ta.copy()
+            t[where] = bad
+            step = kernels.box_update(t, t, np.zeros((6, 9)), v.copy(), 1, 1.0 / S, -np.inf, np.inf, 1.0)
+            assert want(step), (bad, where, step)
+    pairs = np.zeros((6, 8))
+    t = rng.normal(size=(6, 8))
+    t[2, 1] = np.nan
+    assert np.isnan(kernels.pairs_update(t, np.zeros((6, 8)), pairs, np.ones(8), 0.5, np.zeros((6, 4)), 1.0))
+    diode = ShockleyDiode(i_s=1e-7)
+    from eqprop.circuits import DiodeClamp
+
+    t = rng.normal(0, 3e-7, (6, 9))
+    t[4, 2] = np.nan
+    step = diode.layer_update(DiodeClamp(diode, -0.05, 0.05))(t, t, np.zeros((6, 9)), v.copy(), 1, S * 1e-6,
+                                                               1e6 / S, 1.0, 1e-14)
+    assert np.isnan(step)
+    # and the steps' largest is the float max exactly, at any position and sign
+    t = ta.copy()
+    w = v.copy()
+    step = kernels.box_update(t, t, np.zeros((6, 9)), w, 1, 1.0 / S, -np.inf, np.inf, 1.0)
+    assert step == np.abs(ta * (1.0 / S) - v).max()
+
+
 def test_shockley_kernel_solves_each_node():
     """Each node's KCL S V - T + I_clamp(V) = 0 holds after one call at omega 1, from any start."""
     from eqprop.circuits import DiodeClamp
