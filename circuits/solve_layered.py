@@ -77,11 +77,14 @@ def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | N
     1568-256-256-20 took 10 sweeps with it, 8 without, 7 plain); and the switch is made only where it
     saves two sweeps or more of those still to go (a small nudge has few left).
     """
-    L = net.n_connections
     B = x.shape[0]
-    totals = node_conductance(net) if totals is None else totals  # ``totals``: from ``net.validate()``
-    vb = net.bias_voltage
-    const = [vb * (net.biases[c][0] - net.biases[c][1]) for c in range(L)]
+    nudged = beta != 0.0 and y is not None
+    # What does not depend on x, y or the start: computed once per unchanged() block (the phases of a step)
+    setup = net.derived(("bcd", nudged, float(beta) if nudged else 0.0),
+                        lambda: _setup(net, node_conductance(net) if totals is None else totals, nudged, beta))
+    totals, fwd, back, boxes, updates, bias_drive, all_boxes = setup
+    L = len(totals)
+    const = list(bias_drive)
     with np.errstate(over="ignore", invalid="ignore"):  # NaN/inf in x (0 x inf) are checked just below
         const[0] = const[0] + source_drive(net, x)
         total = const[0].sum() if check_drive else 0.0
@@ -95,16 +98,9 @@ def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | N
         layers = [np.zeros((B, n)) for n in net.free_sizes]
     else:
         layers = [np.array(v, dtype=float, copy=True) for v in init]
-    nudged = beta != 0.0 and y is not None
-    # Amplifier gains folded into the matrices: forward a*W, backward W^T / a.
-    # Differential amplifiers (hidden_pairs) drive +aV and -aV: their matrices are G+ - G-.
-    fwd, back = net.derived("amplifier_matrices", lambda: _amplifier_matrices(net))
-    boxes = _boxes(net, nudged)
     estimate = boxes is not None and omega is None
     omega = 1.0 if boxes is None or omega is None else float(omega)
     # Box layers take T/S from matrices with 1/S folded in (one array pass less per layer and sweep).
-    updates = _layer_updates(net, totals, nudged, beta)
-    all_boxes = boxes is not None and all(isinstance(b, tuple) for b in boxes)
     scaled = _scaled(totals, const, fwd, back) if all_boxes and not any(updates) else None
     ops = (net, totals, fwd, back, nudged, beta, tol, max_sweeps, boxes, omega, estimate, updates)
 
@@ -126,16 +122,35 @@ def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | N
     return layers, sweeps, change, lambda: _residual(net, totals, const, fwd, back, layers, y, beta), omega
 
 
+def _setup(net: LayeredNetwork, totals, nudged: bool, beta: float):
+    """bcd's set-up that depends on the conductances and the phase only (not on x, y or the start):
+    (totals, forward and backward matrices, boxes, compiled layer updates, the bias sources' drive per layer,
+    whether every layer is a box)."""
+    fwd, back = net.derived("amplifier_matrices", lambda: _amplifier_matrices(net))
+    vb = net.bias_voltage
+    bias_drive = [vb * (net.biases[c][0] - net.biases[c][1]) for c in range(net.n_connections)]
+    boxes = _boxes(net, nudged)
+    updates = _layer_updates(net, totals, nudged, beta)
+    all_boxes = boxes is not None and all(isinstance(b, tuple) for b in boxes)
+    return totals, fwd, back, boxes, updates, bias_drive, all_boxes
+
+
 def _amplifier_matrices(net: LayeredNetwork):
     """Per connection after the first, the forward matrix a W and the backward one W^T / a (None for c = 0).
-    The backward matrix is a transposed view (BLAS reads either order at the same speed; a transposed
-    copy of a 1024 x 1024 matrix costs more than the sweeps' products at small batches)."""
+    A large backward matrix is a transposed view (a transposed copy of a 1024 x 1024 matrix costs 3.3 ms,
+    more than a solve's products at batch 64, and BLAS reads either order at about the same speed there); a
+    small one is copied contiguous, which its GEMMs read faster (64 x 20 by 20 x 100: 8.0 -> 6.1 us, the copy
+    1 us; ``benchmarks/solver.py``'s bound times them contiguous too)."""
     fwd, back = [None], [None]
     for c in range(1, net.n_connections):
         w = net.signed_weights(c)
         fwd.append(net.gains[c] * w)
-        back.append((w / net.gains[c]).T)
+        b = (w / net.gains[c]).T
+        back.append(np.ascontiguousarray(b) if b.size <= SMALL_MATRIX else b)
     return fwd, back
+
+
+SMALL_MATRIX = 16384  # entries of a backward matrix copied contiguous (its copy costs about one small GEMM)
 
 
 def _layer_updates(net: LayeredNetwork, totals, nudged: bool, beta: float):
@@ -182,23 +197,64 @@ def _fused(ops, const, layers, y):
         if nudged and c == L - 1:
             k = k + beta * y
         k = k if np.ndim(k) == 2 else np.broadcast_to(k, (B, n))
-
-        def step(layers, omega, tol, c=c, update=update, S=S, inv_s=inv_s, k=k, products=products, bufs=bufs):
-            t = [np.matmul(layers[src], w, out=buf) for (src, w), buf in zip(products, bufs)]
-            ta = t[0] if t else k
-            return update(ta, t[-1] if t else k, k, layers[c], len(t), S, inv_s, omega, tol)
-
-        steps.append(step)
+        steps.append(_box_step(c, update.box, inv_s, k, products, bufs) if hasattr(update, "box") else
+                     _update_step(c, update, S, inv_s, k, products, bufs))
     return steps
+
+
+def _update_step(c, update, S, inv_s, k, products, bufs):
+    def step(layers, omega, tol):
+        t = [np.matmul(layers[src], w, out=buf) for (src, w), buf in zip(products, bufs)]
+        ta = t[0] if t else k
+        return update(ta, t[-1] if t else k, k, layers[c], len(t), S, inv_s, omega, tol)
+
+    return step
+
+
+def _box_step(c, box, inv_s, k, products, bufs):
+    """A box layer's step, calling its GEMMs and ``kernels.box_update`` directly: at a batch of 64 the Python
+    around them is a fifth of a sweep."""
+    lo, hi = box
+    update, matmul = kernels.box_update, np.matmul
+    if len(products) == 2:
+        (sa, wa), (sb, wb) = products
+        ba, bb = bufs
+
+        def step(layers, omega, tol):
+            matmul(layers[sa], wa, out=ba)
+            matmul(layers[sb], wb, out=bb)
+            return update(ba, bb, k, layers[c], 2, inv_s, lo, hi, omega)
+    elif len(products) == 1:
+        (sa, wa), = products
+        ba, = bufs
+
+        def step(layers, omega, tol):
+            matmul(layers[sa], wa, out=ba)
+            return update(ba, ba, k, layers[c], 1, inv_s, lo, hi, omega)
+    else:
+        def step(layers, omega, tol):
+            return update(k, k, k, layers[c], 0, inv_s, lo, hi, omega)
+    return step
 
 
 def _pairs_step(c, S, k, products, bufs, beta, y):
     y = np.ascontiguousarray(y, dtype=float)
     zero = np.zeros_like(k) if not products else None
 
+    beta = float(beta)
+    update, matmul = kernels.pairs_update, np.matmul
+    if len(products) == 1:  # the outputs' drive from the last hidden layer
+        (src, w), = products
+        buf, = bufs
+
+        def step(layers, omega, tol):
+            return update(matmul(layers[src], w, out=buf), k, layers[c], S, beta, y, omega)
+
+        return step
+
     def step(layers, omega, tol):
         t = [np.matmul(layers[src], w, out=buf) for (src, w), buf in zip(products, bufs)]
-        return kernels.pairs_update(t[0] if t else zero, k, layers[c], S, float(beta), y, omega)
+        return update(t[0] if t else zero, k, layers[c], S, beta, y, omega)
 
     return step
 
@@ -270,8 +326,10 @@ def _over_chunks(B, fn) -> list:
 
 
 def _chunks(B):
+    """(lo, hi) row ranges of the chunk threads: as even as whole rows allow (integer arithmetic: numpy's
+    linspace cost 12 us a call, a tenth of a small batch's sweeps)."""
     n = threads.chunks(B)
-    edges = np.linspace(0, B, n + 1).astype(int)
+    edges = [B * i // n for i in range(n + 1)]
     return list(zip(edges[:-1], edges[1:]))
 
 
@@ -301,7 +359,9 @@ def _sweeps(ops, const, layers, y, scaled=None):
         last, change = change, 0.0
         for c in range(L):
             if fused[c] is not None:  # one compiled pass over the layer, in place
-                change = max(change, fused[c](layers, omega, inner_tol))
+                step = fused[c](layers, omega, inner_tol)
+                if not step <= change:  # a NaN step is kept (max() would drop it)
+                    change = step
                 continue
             old = layers[c]
             if c == L - 1 and nudged:
@@ -326,7 +386,7 @@ def _sweeps(ops, const, layers, y, scaled=None):
                 step *= omega
             change = max(change, step)
             layers[c] = new
-        if change <= tol:
+        if change <= tol or change != change:  # converged, or NaN: the caller's check names the sample
             break
         if estimate and 0.0 < change < last < np.inf:
             r = change / last
