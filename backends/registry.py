@@ -25,6 +25,7 @@ class BackendSpec:
     # ("shockley-rs", the diode with series resistance, and "mosfet", a diode-connected transistor: native and
     # spice, whose lines add them)
     cluster: bool = False  # can spread its work over Ray: --cluster
+    analyses: bool = False  # runs ngspice analyses, each bounded by --deadline
     onchip: bool = False  # computes its own updates (no host arithmetic)
     programs: bool = False  # onchip, but requests changes that the host's device model programs (--device)
     compare_samples: int = 0  # eqprop compare trains and tests it on this many images only (0: all): slow backends
@@ -64,7 +65,7 @@ register(BackendSpec("native", "eqprop.backends.native:NativeBackend",
                      hidden_pairs=True, amplifiers=("ideal", "opamp", "table"), diodes=("ideal", "shockley", "pwl", "shockley-rs", "mosfet", "table")))
 register(BackendSpec("spice", "eqprop.backends.spice:SpiceBackend",
                      "every phase an ngspice operating point (worker processes, or Ray actors with --cluster)",
-                     needs=("ngspice",), cluster=True, amplifiers=("ideal", "opamp", "table"),
+                     needs=("ngspice",), cluster=True, analyses=True, amplifiers=("ideal", "opamp", "table"),
                      diodes=("ideal", "shockley", "pwl", "shockley-rs", "mosfet", "table")))
 register(BackendSpec("lava", "eqprop.backends.lava:LavaBackend",
                      "every phase a run of Lava processes on Lava's CPU simulator: float models, a fast simulation "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from eqprop.circuits import Equilibrium, LayeredNetwork
 from eqprop.netlists import SpiceOptions, SpicePool
+from eqprop.netlists.ngspice import DEADLINE_S
 
 from .base import ResistiveBackend
 
@@ -21,19 +22,21 @@ class SpiceBackend(ResistiveBackend):
     name = "spice"
 
     def __init__(self, network: LayeredNetwork, options: SpiceOptions | None = None, workers: int | None = None,
-                 ideal_diode=None, progress: bool = False, cluster: str | None = None):
+                 ideal_diode=None, progress: bool = False, cluster: str | None = None,
+                 deadline: float | None = DEADLINE_S):
         self.network = network
         if cluster:
             from eqprop.netlists.ray_pool import RaySpicePool  # imports Ray only when asked for
             self.pool = RaySpicePool(network, workers=workers, options=options, ideal_diode=ideal_diode,
-                                     address=cluster)
+                                     address=cluster, deadline=deadline)
         else:
             self.pool = SpicePool(network, workers=workers, options=options, ideal_diode=ideal_diode,
-                                  progress=progress)
+                                  progress=progress, deadline=deadline)
 
     @classmethod
     def from_config(cls, network, cfg) -> "SpiceBackend":
-        return cls(network, workers=cfg.workers, cluster=cfg.cluster)
+        deadline = DEADLINE_S if cfg.deadline is None else cfg.deadline  # every analysis has one
+        return cls(network, workers=cfg.workers, cluster=cfg.cluster, deadline=deadline)
 
     def settle(self, x, y=None, beta=0.0, init=None) -> Equilibrium:
         # ngspice warm-starts every sample from the previous one itself; ``init`` is not needed

@@ -90,9 +90,8 @@ def cmd_solve(args) -> int:
 TRAIN_FIELDS = ("dataset", "data", "backend", "hidden", "epochs", "batch_size", "lr", "lr_decay", "warmup", "shift", "momentum", "beta",
                 "nudging", "target_amplitude", "input_scale", "diode", "diode_is", "rails", "gain", "device", "seed",
                 "n_train", "n_test", "pixel_max", "workers", "fixed_point", "threshold", "spikes", "time_steps", "cluster",
-                "checkpoint_every", "hidden_pairs", "noise_capacitance", "noise_window", "amplifier",
+                "checkpoint_every", "deadline", "hidden_pairs", "noise_capacitance", "noise_window", "amplifier",
                 "converters")
-RESUME_MAY_CHANGE = ("epochs", "workers", "cluster", "checkpoint_every")  # how long and where, not what
 
 
 def _given(args) -> dict:
@@ -147,11 +146,13 @@ def cmd_train(args) -> int:
         data = given.pop("data", None)
         if data is not None and os.path.abspath(data) != cfg.data:
             relocate_data(args.resume, cfg, data)  # a moved or copied data file, checked by its sha256
-        fixed = [k for k, v in given.items() if k not in RESUME_MAY_CHANGE and getattr(cfg, k) != v]
+        from eqprop.learning.rundir import NOT_RESULT_FIELDS  # how long and where, not what: a resume may change them
+
+        fixed = [k for k, v in given.items() if k not in NOT_RESULT_FIELDS and getattr(cfg, k) != v]
         if fixed:
             raise ValueError(f"--resume continues a run as it was started; it cannot change "
                              f"{', '.join('--' + k.replace('_', '-') for k in fixed)} (only --epochs, to train "
-                             "further, and --workers/--cluster/--checkpoint-every); start a new --out instead")
+                             "further, and --workers/--cluster/--checkpoint-every/--deadline); start a new --out instead")
         for k, v in given.items():
             setattr(cfg, k, v)
         out = args.resume
@@ -433,6 +434,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=index, help=HELP["seed"] + " (default 0)")
     t.add_argument("--workers", type=count, help=HELP["workers"])
     t.add_argument("--cluster", help=HELP["cluster"])
+    t.add_argument("--deadline", type=positive, metavar="SECONDS", help=HELP["deadline"])
     t.add_argument("--fixed-point", dest="fixed_point", action="store_true", default=None, help=HELP["fixed_point"])
     t.add_argument("--threshold", type=nonnegative, help=HELP["threshold"])
     t.add_argument("--spikes", choices=("graded", "binary"), help=HELP["spikes"] + " (default graded)")

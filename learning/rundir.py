@@ -38,7 +38,7 @@ _STRAY_TEMP = re.compile(r"(checkpoint\.npz|config\.json|metrics\.json|metrics\.
 _UMASK = os.umask(0o022)  # read once (there is no other way to read it), then put back
 os.umask(_UMASK)
 # Fields that do not change a run's numbers: where it runs, how often it checkpoints, how long it goes on.
-NOT_RESULT_FIELDS = ("workers", "cluster", "checkpoint_every", "epochs")
+NOT_RESULT_FIELDS = ("workers", "cluster", "checkpoint_every", "deadline", "epochs")
 
 
 class RunError(ValueError):

@@ -73,6 +73,8 @@ HELP = {
     "spikes": "spiking backends (loihi): graded payloads (sigma-delta) or binary spikes (one quantum each)",
     "time_steps": "spiking backends (loihi): time steps per phase (default 64)",
     "cluster": "spice backend on Ray: 'ray' (a local Ray instance) or a cluster address ('auto', 'ray://HOST:10001')",
+    "deadline": "spice backend: seconds each ngspice analysis may run before it is halted and the run stops with "
+                "a clear error (default 3600)",
     "checkpoint_every": "also checkpoint inside an epoch this often, in seconds (0: after every step)",
     "noise_capacitance": "thermal noise: every free node has this capacitance (farads, e.g. 1e-13 for 100 fF) and "
                          "each measured equilibrium carries the noise the circuit's conductances make on it "
@@ -145,6 +147,7 @@ class TrainConfig:
     spikes: str = "graded"  # spiking backends: graded or binary
     time_steps: int | None = None  # spiking backends: time steps per phase
     cluster: str | None = None  # spice backend: 'ray' (local Ray) or a Ray address; None: local processes
+    deadline: float | None = None  # spice backend: seconds per ngspice analysis (None: netlists.ngspice.DEADLINE_S)
     checkpoint_every: float | None = 600.0  # seconds between checkpoints inside an epoch (None: once per epoch)
     noise_capacitance: float | None = None  # F per free node: thermal noise of every measured equilibrium (None: none)
     noise_window: float = 0.0  # s over which each measurement averages the node voltages (0: one sample)
@@ -216,6 +219,7 @@ class TrainConfig:
         positive("pixel_max", allow_none=True)
         positive("warmup", allow_zero=True, need="must be epochs >= 0 (0: no warm-up)")
         positive("shift", integer=True, allow_zero=True, need="must be a whole number of pixels >= 0 (0: none)")
+        positive("deadline", allow_none=True, need="must be seconds > 0 per ngspice analysis, or null (the default)")
         positive("checkpoint_every", allow_none=True, allow_zero=True,
                  need="must be seconds >= 0 (0: after every step) or null")
         self._check_noise()
@@ -368,6 +372,10 @@ class TrainConfig:
             raise ConfigError(f"the {spec.name} backend's synapses apply plain centered EqProp updates themselves: "
                               f"use --momentum 0 (got {self.momentum}), --nudging centered (got {self.nudging!r}) "
                               f"and --device ideal (got {self.device!r})")
+        if self.deadline is not None and not spec.analyses:
+            runs = [s.name for s in backends.REGISTRY.values() if s.analyses]
+            raise ConfigError(f"--deadline bounds each ngspice analysis; the {spec.name} backend runs none (backends "
+                              f"that do: {', '.join(runs)}); leave it out")
         if self.cluster and not spec.cluster:
             raise ConfigError(f"--cluster spreads a backend's work over Ray; the {spec.name} backend does not use it "
                               "(use --backend spice, or eqprop sweep --cluster to spread whole runs)")

@@ -24,7 +24,7 @@ import numpy as np
 
 from eqprop.circuits.resource import Resource
 
-from .ngspice import NgspiceCircuit, SpiceError, make_equilibrium
+from .ngspice import DEADLINE_S, NgspiceCircuit, SpiceError, make_equilibrium
 from .options import SpiceOptions
 
 _WORKER = {"version": None, "circuit": None}
@@ -134,7 +134,7 @@ class SpicePool(ChunkedEquilibrium, Resource):
 
     def __init__(self, network, workers: int | None = None, options: SpiceOptions | None = None,
                  ideal_diode=None, nudge: str = "current", chunk: int = 64, progress: bool = False,
-                 memory_limit_mb: float = 2000.0, deadline: float | None = None):
+                 memory_limit_mb: float = 2000.0, deadline: float | None = DEADLINE_S):
         self.settings = {"options": options or SpiceOptions(), "ideal_diode": ideal_diode, "nudge": nudge}
         self.workers = worker_count(workers)
         self.deadline = check_deadline(deadline)  # seconds each analysis may run in a worker (None: no limit)

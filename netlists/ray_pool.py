@@ -21,7 +21,7 @@ import os
 
 from eqprop.circuits.resource import Resource
 
-from .ngspice import NgspiceCircuit, SpiceError
+from .ngspice import DEADLINE_S, NgspiceCircuit, SpiceError
 from .options import SpiceOptions
 from .pool import ChunkedEquilibrium, check_deadline, settle_chunk, worker_count
 
@@ -74,7 +74,7 @@ class RaySpicePool(ChunkedEquilibrium, Resource):
 
     def __init__(self, network, workers: int | None = None, options: SpiceOptions | None = None,
                  ideal_diode=None, nudge: str = "current", chunk: int = 64, address: str | None = None,
-                 memory_limit_mb: float = 2000.0, deadline: float | None = None):
+                 memory_limit_mb: float = 2000.0, deadline: float | None = DEADLINE_S):
         self.settings = {"options": options or SpiceOptions(), "ideal_diode": ideal_diode, "nudge": nudge}
         self.workers = worker_count(workers)
         self.deadline = check_deadline(deadline)

@@ -68,3 +68,33 @@ def test_hopfield_reference_trains_and_resumes(tmp_path):
     b, _, _ = load_checkpoint(tmp_path / "cut")
     for wa, wb in zip(a.weights + a.biases, b.weights + b.biases):
         np.testing.assert_array_equal(wa, wb)
+
+
+def test_every_ngspice_analysis_of_a_spice_run_has_a_deadline(tmp_path, capsys):
+    """The spice backend gives each analysis a deadline (an hour unless --deadline sets another): past it the
+    run stops with one line naming it and how to give a longer one, and the run directory stays resumable with
+    the deadline changed; a --deadline for a backend that runs no ngspice analysis is refused before anything is
+    written."""
+    from eqprop.backends.spice import SpiceBackend
+    from eqprop.netlists.ngspice import DEADLINE_S
+
+    assert SpiceBackend.from_config(_tiny_net(), TrainConfig(backend="spice")).pool.deadline == DEADLINE_S
+    run = tmp_path / "run"
+    args = ["train", "--backend", "spice", "--hidden", "8", "--epochs", "1", "--n-train", "40", "--n-test", "20",
+            "--batch-size", "20", "--workers", "1", "--no-progress", "--out", str(run)]
+    assert main(args + ["--deadline", "1e-7"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "deadline of 1e-07 s" in err[0] and "--deadline" in err[0], err
+    assert (run / "config.json").exists()
+    assert main(["train", "--resume", str(run), "--deadline", "600", "--no-progress"]) == 0
+    assert json.loads((run / "config.json").read_text())["deadline"] == 600
+    capsys.readouterr()
+    assert main(["train", "--deadline", "5", "--out", str(tmp_path / "native"), "--no-progress"]) == 2
+    assert "--deadline bounds each ngspice analysis; the native backend runs none" in capsys.readouterr().err
+    assert not (tmp_path / "native").exists()
+
+
+def _tiny_net():
+    from eqprop.circuits import layered
+
+    return layered([8, 4, 4], diode="ideal", rails=(-0.05, 0.05), gain=4.0, seed=0)
