@@ -89,7 +89,7 @@ def cmd_solve(args) -> int:
 
 TRAIN_FIELDS = ("dataset", "data", "backend", "hidden", "epochs", "batch_size", "lr", "lr_decay", "warmup", "shift", "momentum", "beta",
                 "nudging", "target_amplitude", "input_scale", "diode", "diode_is", "rails", "gain", "device", "seed",
-                "n_train", "n_test", "pixel_max", "workers", "fixed_point", "threshold", "spikes", "time_steps", "cluster",
+                "n_train", "n_test", "validation", "pixel_max", "workers", "fixed_point", "threshold", "spikes", "time_steps", "cluster",
                 "checkpoint_every", "deadline", "hidden_pairs", "noise_capacitance", "noise_window", "amplifier",
                 "converters")
 
@@ -282,6 +282,13 @@ def cmd_sweep(args) -> int:
     return 1 if failed else 0
 
 
+def cmd_tune(args) -> int:
+    from .tune import run_tune
+
+    best = run_tune(args.file, out=args.out, trials=args.trials, jobs=args.jobs, cluster=args.cluster)
+    return 0 if best else 1
+
+
 def cmd_loihi(args) -> int:
     from .loihi import loihi_report
 
@@ -441,6 +448,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--time-steps", dest="time_steps", type=count, help=HELP["time_steps"])
     t.add_argument("--n-train", dest="n_train", type=count, help=HELP["n_train"])
     t.add_argument("--n-test", dest="n_test", type=count, help=HELP["n_test"])
+    t.add_argument("--validation", type=count, metavar="N", help=HELP["validation"])
     t.add_argument("--pixel-max", dest="pixel_max", type=positive, help=HELP["pixel_max"])
     t.add_argument("--noise-capacitance", dest="noise_capacitance", type=positive, metavar="FARADS",
                    help=HELP["noise_capacitance"])
@@ -570,6 +578,15 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--out", help="directory for the runs and the summary (default: [sweep] out)")
     sw.add_argument("--cluster", help="run the points as Ray tasks: 'ray' (local) or a Ray address")
     sw.set_defaults(func=cmd_sweep)
+    tu = sub.add_parser("tune", help="search a recipe's rates, nudging, input scale, batch size and decay with Optuna "
+                                     "(TPE, pruning), scored on held-out training samples; writes the best as a recipe")
+    tu.add_argument("file", help="search file with [tune], [train] and [search] tables (see docs/tune.md)")
+    tu.add_argument("--out", help="directory of the study, its trials and summary (default: [tune] out); rerun to resume")
+    tu.add_argument("--trials", type=count, help="finished trials in all (default: [tune] trials)")
+    tu.add_argument("--jobs", type=count, help="trials at once, in processes (default: [tune] jobs)")
+    tu.add_argument("--cluster", help="run the trials as Ray tasks: 'ray' (local) or a Ray address (the output "
+                                      "directory must be on a file system every node sees)")
+    tu.set_defaults(func=cmd_tune)
     lo = sub.add_parser("loihi", help="a trained run on the bit-accurate Loihi path: accuracy, error bound, "
                                       "spikes, synaptic ops, energy per inference")
     lo.add_argument("run", help="run directory of a resistive backend (native, spice, lava, loihi)")

@@ -34,6 +34,8 @@ class Dataset:
     y_test: np.ndarray
     n_classes: int
     image_shape: tuple | None = None  # (height, width) of a flattened sample, where it is an image
+    x_valid: np.ndarray | None = None  # held out of the training samples (``load_for`` with a config's validation)
+    y_valid: np.ndarray | None = None
 
     @property
     def n_features(self) -> int:
@@ -103,9 +105,23 @@ def load(name: str = "digits", path: str | None = None, *, n_train: int | None =
 
 
 def load_for(cfg, **override) -> Dataset:
-    """The data a training config names (its dataset, path, sample counts, seed and pixel scale)."""
+    """The data a training config names (its dataset, path, sample counts, seed and pixel scale), with its
+    validation samples held out of the training set (``hold_out``)."""
     kw = {"n_train": cfg.n_train, "n_test": cfg.n_test, "seed": cfg.seed, "pixel_max": getattr(cfg, "pixel_max", None)}
-    return load(cfg.dataset, cfg.data, **{**kw, **override})
+    return hold_out(load(cfg.dataset, cfg.data, **{**kw, **override}), getattr(cfg, "validation", None))
+
+
+def hold_out(ds: Dataset, n: int | None) -> Dataset:
+    """The last n training samples (after --n-train) as the validation set, the rest to train on: a search over
+    recipes scores them there and never on the test set. n None: nothing held out."""
+    if n is None:
+        return ds
+    if n >= len(ds.x_train):
+        raise DataError(f"validation = {n} would hold out all {len(ds.x_train)} training samples of {ds.name}; give "
+                        "fewer (a tenth is usual), or more --n-train")
+    ds.x_valid, ds.y_valid = ds.x_train[-n:], ds.y_train[-n:]
+    ds.x_train, ds.y_train = ds.x_train[:-n], ds.y_train[:-n]
+    return ds
 
 
 def _digits(path, seed, pixel_max=None) -> Dataset:

@@ -65,10 +65,11 @@ def resolved(cfg: TrainConfig) -> TrainConfig:
 
 
 def train(cfg: TrainConfig, run_dir, *, resume: bool = False, progress: bool | None = None, log=print,
-          stop_after_steps: int | None = None, recipe: str | None = None) -> dict:
+          stop_after_steps: int | None = None, recipe: str | None = None, on_epoch=None) -> dict:
     """Trains per cfg into run_dir; returns the last epoch's metrics. ``resume`` continues a killed run
     (or, with a larger ``cfg.epochs``, trains a finished one further). ``progress``: None shows a bar only
-    on a terminal."""
+    on a terminal. ``on_epoch(metrics)`` is called after each epoch's checkpoint and metrics are written (a
+    tuner reports them there; an exception it raises ends the run, which stays resumable)."""
     cfg.validate()
     run_dir = Path(run_dir)
     if resume and run_dir.is_dir():
@@ -82,7 +83,7 @@ def train(cfg: TrainConfig, run_dir, *, resume: bool = False, progress: bool | N
     log(f"training {cfg.backend} backend on {cfg.dataset}: {'-'.join(map(str, _sizes(cfg, ds)))}, {cfg.epochs} epochs "
         f"-> {run_dir}")
     with RunLock(writable_dir(run_dir)):  # created only now, after everything above was validated
-        return _train_locked(cfg, run_dir, ds, resume, progress, log, stop_after_steps, recipe)
+        return _train_locked(cfg, run_dir, ds, resume, progress, log, stop_after_steps, recipe, on_epoch)
 
 
 def _sizes(cfg, ds) -> list:
@@ -105,7 +106,7 @@ def check_shift(cfg, ds) -> None:
                        f"off themselves; give fewer pixels than {min(ds.image_shape)} (1 or 2 is usual)")
 
 
-def _train_locked(cfg, run_dir, ds, resume, progress, log, stop_after_steps, recipe=None) -> dict:
+def _train_locked(cfg, run_dir, ds, resume, progress, log, stop_after_steps, recipe=None, on_epoch=None) -> dict:
     x_train, x_test = ds.x_train * cfg.input_scale, ds.x_test * cfg.input_scale
     check_run_dir(run_dir, resume)
     history: list = []
@@ -135,12 +136,14 @@ def _train_locked(cfg, run_dir, ds, resume, progress, log, stop_after_steps, rec
     try:
         write_config(run_dir, cfg)  # a new run, or a resumed one whose --epochs was raised
         record_provenance(run_dir, provenance(cfg, recipe))
-        return _loop(cfg, run_dir, ds, x_train, x_test, backend, state, history, progress, log, stop_after_steps)
+        return _loop(cfg, run_dir, ds, x_train, x_test, backend, state, history, progress, log, stop_after_steps,
+                     on_epoch)
     finally:
         backend.close()
 
 
-def _loop(cfg, run_dir, ds, x_train, x_test, backend, state, history, progress, log, stop_after_steps) -> dict:
+def _loop(cfg, run_dir, ds, x_train, x_test, backend, state, history, progress, log, stop_after_steps,
+          on_epoch=None) -> dict:
     # Scales fixed at the start of a run (a resumed run must not recompute them from trained values).
     programming = None
     if not backend.signed:
@@ -195,11 +198,17 @@ def _loop(cfg, run_dir, ds, x_train, x_test, backend, state, history, progress, 
         last = {"epoch": epoch + 1, "train_loss": loss_sum / len(order), "train_accuracy": correct / len(order),
                 "test_loss": test["loss"], "test_accuracy": test["accuracy"],
                 "seconds": before + time.perf_counter() - t0}
+        if ds.x_valid is not None:  # held-out training samples (--validation)
+            valid = trainer.evaluate(ds.x_valid * cfg.input_scale, ds.y_valid)
+            last["valid_loss"], last["valid_accuracy"] = valid["loss"], valid["accuracy"]
         history.append(last)
         save_checkpoint(run_dir, cfg, backend, trainer, history)
         write_metrics(run_dir, history)
-        log(f"epoch {epoch + 1}: train acc {last['train_accuracy']:.4f}  test acc {last['test_accuracy']:.4f}  "
-            f"({last['seconds']:.1f} s)")
+        log(f"epoch {epoch + 1}: train acc {last['train_accuracy']:.4f}  "
+            + (f"valid acc {last['valid_accuracy']:.4f}  " if "valid_accuracy" in last else "")
+            + f"test acc {last['test_accuracy']:.4f}  ({last['seconds']:.1f} s)")
+        if on_epoch is not None:
+            on_epoch(last)
     write_plots(run_dir, backend, history, x_test[:512])
     return last
 

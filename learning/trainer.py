@@ -63,6 +63,9 @@ HELP = {
     "seed": "random seed (initialisation, data order, noise)",
     "n_train": "use only the first N training samples",
     "n_test": "use only the first N test samples",
+    "validation": "hold out the last N training samples (after --n-train) as a validation set: each epoch's metrics "
+                  "add valid_loss and valid_accuracy, measured on them (eqprop tune scores trials there, never on "
+                  "the test set); default: none",
     "pixel_max": "the stored pixel value of full intensity (e.g. 255 or 16); default: the rule, 0..255 integers or "
                  "[0, 1] floats, anything else refused",
     "tol": "settling tolerance in volts (default 1e-9; hopfield 1e-7)",
@@ -139,6 +142,7 @@ class TrainConfig:
     seed: int = 0
     n_train: int | None = None
     n_test: int | None = None
+    validation: int | None = None  # training samples held out for validation metrics (None: none)
     pixel_max: float | None = None  # the stored value of full intensity; None: the rule (data.pixel_scale)
     tol: float | None = None
     workers: int | None = None  # processes for the spice backend (default: up to 2)
@@ -208,7 +212,7 @@ class TrainConfig:
                     + (", or a characterised clamp's .json" if name == "diode" else ""))
         for name in ("epochs", "batch_size"):
             positive(name, integer=True)
-        for name in ("n_train", "n_test", "workers", "time_steps"):
+        for name in ("n_train", "n_test", "validation", "workers", "time_steps"):
             positive(name, integer=True, allow_none=True)
         positive("threshold", allow_none=True, allow_zero=True, need="must be volts >= 0")
         if self.spikes not in ("graded", "binary"):
