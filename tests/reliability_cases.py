@@ -53,6 +53,12 @@ class Outcome:
 
 
 # ---------------------------------------------------------------- files the cases need
+def _tune_file(tmp: Path, body: str) -> Path:
+    f = tmp / "space.toml"
+    f.write_text(f'[tune]\nout = "{tmp / "tune-out"}"\ntrials = 2\n' + body)
+    return f
+
+
 def _npz(tmp: Path, name="d.npz", **override):
     rng = np.random.default_rng(0)
     arrays = {"x_train": rng.integers(0, 256, (20, 8, 8)).astype(np.uint8), "y_train": rng.integers(0, 10, 20),
@@ -384,6 +390,15 @@ def cases() -> list:
         C("train --momentum 1.5", "config", ("momentum",), argv=lambda t: ["train", "--momentum", "1.5", "--out", str(t / "r4")]),
         C("train --checkpoint-every -5", "config", ("--checkpoint-every", ">= 0"),
           argv=lambda t: ["train", "--checkpoint-every", "-5", "--out", str(t / "r16")]),
+        C("train --deadline on a backend without ngspice", "config", ("--deadline", "runs none"),
+          argv=lambda t: ["train", "--deadline", "60", "--out", str(t / "r18")]),
+        C("train --backend spice past its --deadline", "ngspice", ("deadline of 1e-07 s", "--deadline"),
+          argv=lambda t: ["train", "--backend", "spice", "--deadline", "1e-7", "--hidden", "8", "--epochs", "1",
+                          "--n-train", "40", "--n-test", "20", "--workers", "1", "--out", str(t / "r19")]),
+        C("tune without a validation split", "config", ("add validation = N",),
+          argv=lambda t: ["tune", str(_tune_file(t, "[train]\nhidden = [8]\n[search]\nbeta = { low = 0.01, high = 0.1 }\n"))]),
+        C("tune: a choice no trial can train", "config", ("batch_size",),
+          argv=lambda t: ["tune", str(_tune_file(t, "[train]\nvalidation = 100\n[search]\nbatch_size = { choices = [16, 0] }\n"))]),
         C("train --rails 0.1 -0.1", "config", ("rails",), argv=lambda t: ["train", "--rails", "0.1", "-0.1", "--out", str(t / "r5")]),
         C("train --device flash", "device", ("invalid choice", "flash"), argv=lambda t: ["train", "--device", "flash"]),
         C("train --diode zener", "device", ("invalid choice", "zener"), argv=lambda t: ["train", "--diode", "zener"]),
