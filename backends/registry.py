@@ -65,7 +65,7 @@ register(BackendSpec("native", "eqprop.backends.native:NativeBackend",
                      hidden_pairs=True, amplifiers=("ideal", "opamp", "table"), diodes=("ideal", "shockley", "pwl", "shockley-rs", "mosfet", "table")))
 register(BackendSpec("spice", "eqprop.backends.spice:SpiceBackend",
                      "every phase an ngspice operating point (worker processes, or Ray actors with --cluster)",
-                     needs=("ngspice",), cluster=True, analyses=True, amplifiers=("ideal", "opamp", "table"),
+                     needs=("ngspice",), cluster=True, analyses=True, hidden_pairs=True, amplifiers=("ideal", "opamp", "table"),
                      diodes=("ideal", "shockley", "pwl", "shockley-rs", "mosfet", "table")))
 register(BackendSpec("lava", "eqprop.backends.lava:LavaBackend",
                      "every phase a run of Lava processes on Lava's CPU simulator: float models, a fast simulation "

@@ -333,10 +333,8 @@ class LayeredNetwork:
         return names
 
     def to_graph(self) -> "GraphNetwork":
-        """The same circuit as a graph (used by the generic solver, the netlist writer and plots)."""
-        if self.hidden_pairs:
-            raise NetworkError("a network with differential hidden layers (hidden_pairs) has no graph form yet: "
-                               "its inverting amplifier outputs are not graph nodes; use the layered solver")
+        """The same circuit as a graph (used by the generic solver, the netlist writer and plots). A differential
+        amplifier's two outputs are one edge's ``g`` (from +a V) and ``g_inv`` (from -a V) (``conductances``)."""
         g = nx.Graph(amplifier=self.amplifier)
         s = self.sizes
         src = []
@@ -372,10 +370,15 @@ class LayeredNetwork:
                     g.nodes[name]["amp_offset"] = float(offsets[i])
                     if factors is not None:
                         g.nodes[name]["amp_gain_factor"] = float(factors[i])
-            ii, jj = np.nonzero(w)
+            n = len(layers[c])
+            pairs = c > 0 and self.hidden_pairs  # rows n.. are the conductances from the inverting outputs
+            plus, minus = (w[:n], w[n:]) if pairs else (w, np.zeros((0, 0)))
+            ii, jj = np.nonzero(plus + minus if pairs else plus)
             for i, j in zip(ii, jj):
-                attrs = {"g": float(w[i, j])}
-                if gain != 1.0:
+                attrs = {"g": float(plus[i, j])} if plus[i, j] else {}
+                if pairs and minus[i, j]:
+                    attrs["g_inv"] = float(minus[i, j])
+                if gain != 1.0 or pairs:
                     attrs.update(gain=gain, driver=layers[c][i])
                 g.add_edge(layers[c][i], layers[c + 1][j], **attrs)
             for b, bname in enumerate(("biasp", "biasn")):
@@ -456,6 +459,19 @@ def layered(
                           amplifier=amplifier_model(amplifier))
 
 
+def conductances(graph):
+    """Every conductance of a graph network as (u, v, g, gain, driver): a plain resistor has gain None; an
+    amplified edge gives g from +gain V_driver and, where it has one, g_inv from the inverting output, as gain
+    -gain (the writer's and the graph solver's one amplifier per (driver, gain); its CCCS returns the output's
+    current over -gain, which is how a differential amplifier's inverting half loads its input)."""
+    for u, v, d in graph.edges(data=True):
+        gain, driver = d.get("gain"), d.get("driver")
+        if "g" in d:
+            yield u, v, d["g"], gain, driver
+        if "g_inv" in d:
+            yield u, v, d["g_inv"], -gain, driver
+
+
 class GraphNetwork:
     """Any topology: a networkx graph with node roles and conductance edges.
 
@@ -463,7 +479,9 @@ class GraphNetwork:
     (source voltage = sign * x[feature]); bias nodes carry ``voltage``; free nodes may carry
     ``neuron`` (a DiodeClamp); outputs carry ``readout=(target_index, sign)``. Edge attributes: ``g``
     in siemens and, for an amplified connection, ``gain`` and ``driver`` (the endpoint whose voltage
-    the amplifier multiplies).
+    the amplifier multiplies); a differential amplifier's edge may also carry ``g_inv``, the conductance
+    from its inverting output (-gain V_driver), and then ``g`` only where that conductance is not zero.
+    Read them with ``conductances``, which lists each as its own element.
     """
 
     def __init__(self, graph: nx.Graph, n_features: int, readout: str = "pairs"):
@@ -507,15 +525,25 @@ class GraphNetwork:
             if role == "output" and "readout" not in data:
                 raise NetworkError(f"output node {n!r} needs readout=(target_index, sign)")
         for u, v, data in g.edges(data=True):
-            gval = data.get("g")
-            if gval is None or not np.isfinite(gval) or gval <= 0:
-                raise NetworkError(f"edge {u!r}-{v!r} has conductance {gval!r}: conductances must be positive siemens")
-            unknown = set(data) - {"g", "gain", "driver"}
+            unknown = set(data) - {"g", "g_inv", "gain", "driver"}
             if unknown:
                 raise NetworkError(f"edge {u!r}-{v!r} has unknown device attributes {sorted(unknown)}")
+            if "g_inv" in data and "gain" not in data:
+                raise NetworkError(f"edge {u!r}-{v!r} has g_inv (a conductance from an inverting amplifier output) "
+                                   "but no gain and driver")
+            for key in ("g", "g_inv") if "g_inv" in data else ("g",):
+                gval = data.get(key)
+                if key == "g" and gval is None and "g_inv" in data:
+                    continue  # only the inverting output's conductance
+                if gval is None or not np.isfinite(gval) or gval <= 0:
+                    raise NetworkError(f"edge {u!r}-{v!r} has conductance {key} = {gval!r}: conductances must be "
+                                       "positive siemens")
             if "gain" in data:
                 if data.get("driver") not in (u, v) or not data["gain"] > 0:
                     raise NetworkError(f"amplified edge {u!r}-{v!r} needs gain > 0 and driver equal to one endpoint")
+            if "g_inv" in data and not self.amplifier.ideal:
+                raise NetworkError(f"edge {u!r}-{v!r} is driven by a differential amplifier: op-amp amplifiers are "
+                                   "modelled for single-ended hidden layers only; use ideal amplifiers there")
         if not self.sources:
             raise NetworkError("the network has no source (input or bias) node")
         if not self.output_nodes:
@@ -551,7 +579,7 @@ class GraphNetwork:
                     if w not in free:
                         continue
                     step = 0.0
-                    if "gain" in data:
+                    if "gain" in data:  # (a differential edge's inverting half has the same a^2)
                         step = -2 * np.log(data["gain"]) if data["driver"] == u else 2 * np.log(data["gain"])
                     want = log_kappa[u] + step
                     if w not in log_kappa:

@@ -17,7 +17,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from .errors import ConvergenceError, NetworkError
-from .network import GraphNetwork
+from .network import GraphNetwork, conductances
 
 MAX_STEP = 0.1  # volts per Newton iteration at most
 NONMONOTONE = 8  # residuals the line search compares with where op-amps make KCL piecewise smooth
@@ -113,12 +113,9 @@ def compile_graph(net: GraphNetwork) -> CompiledGraph:
         else:
             dr.append(fi[row]), dc.append(si[col]), dv.append(-value)
 
-    for u, v, data in net.graph.edges(data=True):
-        g = data["g"]
-        if "gain" in data:
-            d = data["driver"]
+    for u, v, g, a, d in conductances(net.graph):
+        if a is not None:
             o = v if d == u else u
-            a = data["gain"]
             couple(o, o, g), couple(o, d, -g * a)  # o sees the amplified voltage a V_d
             couple(d, d, g), couple(d, o, -g / a)  # d gets the backward current divided by a
         else:
@@ -143,16 +140,15 @@ def compile_graph(net: GraphNetwork) -> CompiledGraph:
 
 def _graph_amplifiers(net: GraphNetwork, fi: dict, si: dict) -> GraphAmplifiers | None:
     keys, rows = {}, ([], [], [], [], [], [])  # per amplifier: the edges it drives, free and source
-    for u, v, data in net.graph.edges(data=True):
-        if "gain" not in data:
+    for u, v, g, a, d in conductances(net.graph):
+        if a is None:
             continue
-        d = data["driver"]
         o = v if d == u else u
-        k = keys.setdefault((d, float(data["gain"])), len(keys))
+        k = keys.setdefault((d, float(a)), len(keys))
         if o in fi:
-            rows[0].append(k), rows[1].append(fi[o]), rows[2].append(data["g"])
+            rows[0].append(k), rows[1].append(fi[o]), rows[2].append(g)
         else:
-            rows[3].append(k), rows[4].append(si[o]), rows[5].append(data["g"])
+            rows[3].append(k), rows[4].append(si[o]), rows[5].append(g)
     if not keys:
         return None
     m = len(keys)

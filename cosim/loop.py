@@ -136,6 +136,9 @@ class CoSimulation:
         if not isinstance(network, LayeredNetwork):
             raise NetworkError(f"co-simulation takes a LayeredNetwork, got {type(network).__name__}")
         network.require_ideal_amplifiers("the co-simulation")
+        if network.hidden_pairs:  # the netlist has them (to_graph); the Lava Learner's statistics do not yet
+            raise NetworkError("the co-simulation's Learner computes single-ended conductance statistics; differential "
+                               "hidden layers (hidden_pairs) are not co-simulated yet: train the network with --hidden-pairs off")
         if not (np.isfinite(capacitance) and capacitance > 0):
             raise InputError(f"capacitance must be positive farads, got {capacitance!r}")
         self.network = network

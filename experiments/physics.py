@@ -42,9 +42,6 @@ def physics_rows(runs=(), sizes=(), capacitance=1e-12, samples=3, log=print) -> 
         if not hasattr(net, "neurons"):
             raise ValueError(f"{name} is a run of a digital model (no circuit to simulate); give a circuit run "
                              "(native, spice, lava)")
-        if getattr(net, "hidden_pairs", False):
-            raise ValueError(f"{name} has differential hidden layers (hidden_pairs), which the netlist writer does "
-                             "not model yet; its physics cannot be simulated in ngspice")
     for s, shape in shapes:
         nets.append((s, layered(shape, diode=ShockleyDiode(i_s=1e-7), rails=(-0.05, 0.05), gain=4.0, seed=0)))
     rng = np.random.default_rng(0)

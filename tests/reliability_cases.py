@@ -106,6 +106,25 @@ def _finished_run(tmp: Path) -> Path:
     return run
 
 
+def _notes(tmp: Path, name: str) -> Path:
+    f = tmp / name
+    if not f.exists():
+        f.write_text("a user's notes\n")
+    return f
+
+
+def api_graph_g_inv_without_gain(tmp):
+    import networkx as nx
+
+    from eqprop.circuits.network import GraphNetwork
+
+    g = nx.Graph()
+    g.add_node("in0", role="input", feature=0, sign=1.0)
+    g.add_node("out0", role="output", readout=(0, 1.0))
+    g.add_edge("in0", "out0", g_inv=1e-6)
+    GraphNetwork(g, n_features=1, readout="nodes")
+
+
 def _differential_run(tmp: Path) -> Path:
     """A tiny run with differential hidden layers (the default for two hidden layers)."""
     run = tmp / "pairs"
@@ -418,9 +437,11 @@ def cases() -> list:
                           "--out", str(t / "r18")]),
         C("sweep: hidden_pairs not a boolean", "config", ("hidden_pairs", "true, false"),
           argv=lambda t: ["sweep", str(_sweep(t, "[base]\nhidden = [8, 8]\n[grid]\nhidden_pairs = ['yes']\n"))]),
-        C("netlist of a run with differential hidden layers", "config", ("differential", "graph form"),
-          argv=lambda t: ["netlist", str(_differential_run(t)), "--out", str(t / "pairs.cir")],
-          precious=lambda t: [_differential_run(t) / "checkpoint.npz"]),
+        C("netlist of a differential run over an existing file", "runs", ("exists", "--force"),
+          argv=lambda t: ["netlist", str(_differential_run(t)), "--out", str(_notes(t, "pairs.cir"))],
+          precious=lambda t: [_differential_run(t) / "checkpoint.npz", t / "pairs.cir"]),
+        C("graph edge from an inverting output without a gain", "conductance", ("g_inv", "no gain"),
+          call=api_graph_g_inv_without_gain),
         C("sweep: not TOML", "config", ("not valid toml",), argv=lambda t: ["sweep", str(_sweep(t, "[grid\nbeta = 1"))]),
         C("sweep: unknown field", "config", ("unknown field", "hiden"),
           argv=lambda t: ["sweep", str(_sweep(t, "[base]\nhiden = [3]\n[grid]\nbeta = [0.1]\n"))]),

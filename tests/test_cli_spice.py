@@ -2,6 +2,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from eqprop.circuits import solve
 from eqprop.experiments.cli import main
@@ -15,12 +16,15 @@ SPICE_SMALL = dict(dataset="digits", hidden=[16], epochs=1, n_train=120, n_test=
                    diode="shockley", diode_is=1e-7)
 
 
-def test_spice_in_the_loop_training_follows_the_native_backend(tmp_path):
+@pytest.mark.parametrize("hidden", [[16], [8, 8]])  # [8, 8]: differential hidden layers, the deep default
+def test_spice_in_the_loop_training_follows_the_native_backend(tmp_path, hidden):
     quiet = dict(progress=False, log=lambda *_: None)
-    spice = train(TrainConfig(**SPICE_SMALL, backend="spice", workers=1), tmp_path / "spice", **quiet)
-    native = train(TrainConfig(**SPICE_SMALL, backend="native"), tmp_path / "native", **quiet)
+    small = {**SPICE_SMALL, "hidden": hidden}
+    spice = train(TrainConfig(**small, backend="spice", workers=1), tmp_path / "spice", **quiet)
+    native = train(TrainConfig(**small, backend="native"), tmp_path / "native", **quiet)
     a, _, _ = load_checkpoint(tmp_path / "spice")
     b, _, _ = load_checkpoint(tmp_path / "native")
+    assert a.hidden_pairs == b.hidden_pairs == (len(hidden) > 1)
     for wa, wb in zip(a.weights + a.biases, b.weights + b.biases):  # same updates, up to ngspice's precision
         assert np.abs(wa - wb).max() <= 1e-6 * np.abs(wb).max()
     assert abs(spice["test_accuracy"] - native["test_accuracy"]) <= 1 / 60 + 1e-12  # at most one near-tie flips

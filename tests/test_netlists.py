@@ -352,3 +352,52 @@ def test_ctrl_c_and_a_deadline_stop_a_long_ngspice_analysis_at_once(terminal_ctr
     circuit.deadline = None
     eq = circuit.equilibrium(x)
     assert np.abs(eq.voltages - solve(net, x, tol=1e-13).voltages).max() < MICROVOLT
+
+
+@pytest.mark.parametrize("diode", ["ideal", ShockleyDiode(i_s=1e-7)])
+def test_differential_hidden_layers_have_a_graph_form_that_ngspice_settles_as_native(diode):
+    """A differential amplifier's two outputs (+aV into G+, -aV into G-) as one edge's g and g_inv: the graph
+    solver gives the layered solver's equilibrium, free and nudged, and ngspice's (one amplifier per driver and
+    sign, the inverting one's CCCS returning -1/a of its current) the same to its precision; a netlist of it
+    holds both amplifiers and both halves of every conductance pair."""
+    from eqprop.circuits.network import conductances
+
+    net = layered([16, 6, 5, 4], diode=diode, rails=(-0.05, 0.05), gain=[4.0, 3.0], seed=1, hidden_pairs=True)
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(0, 1, (3, 8)), rng.uniform(-0.05, 0.05, (3, 2))
+    for beta in (0.0, 1e-7, -1e-7):
+        layered_eq = solve(net, x, y, beta=beta, tol=1e-13)
+        graph_eq = solve(net, x, y, beta=beta, tol=1e-13, method="newton")
+        assert np.abs(layered_eq.voltages - graph_eq.voltages).max() < 1e-13
+        if diode != "ideal":  # (ngspice settles ideal diodes as their piecewise-linear stand-in)
+            sp = NgspiceCircuit(net).equilibrium(x, y, beta)
+            assert np.abs(sp.voltages - layered_eq.voltages).max() < 1e-9
+    graph = net.to_graph().graph
+    elements = list(conductances(graph))
+    assert len(elements) == sum(int(np.count_nonzero(w)) for w in net.weights + net.biases)
+    inverted = [e for e in elements if e[3] is not None and e[3] < 0]
+    assert len(inverted) == 6 * 5 + 5 * 4 and {e[3] for e in inverted} == {-4.0, -3.0}
+    text = to_netlist(net, x[:1]).text
+    assert text.count("bidir_amp params: gain=-4") == 6 and text.count("bidir_amp params: gain=-3") == 5
+    assert text.count("__inv ") == len(inverted)
+
+
+def test_graph_networks_refuse_a_malformed_inverting_conductance():
+    from eqprop.circuits import OpAmp
+    from eqprop.circuits.network import GraphNetwork
+
+    def graph(**edge):
+        g = nx.Graph(amplifier=edge.pop("amplifier", None))
+        g.add_node("in0", role="input", feature=0, sign=1.0)
+        g.add_node("h", role="hidden")
+        g.add_node("out0", role="output", readout=(0, 1.0))
+        g.add_edge("in0", "h", g=1e-6)
+        g.add_edge("h", "out0", **edge)
+        return g
+
+    GraphNetwork(graph(g_inv=1e-6, gain=2.0, driver="h"), 1, readout="nodes")  # the inverting half alone is fine
+    for edge, msg in ((dict(g_inv=1e-6), "no gain"), (dict(g_inv=-1e-6, gain=2.0, driver="h"), "g_inv"),
+                      (dict(g=1e-6, g_inv=float("nan"), gain=2.0, driver="h"), "g_inv"),
+                      (dict(g=1e-6, g_inv=1e-6, gain=2.0, driver="h", amplifier=OpAmp()), "single-ended")):
+        with pytest.raises(NetworkError, match=msg):
+            GraphNetwork(graph(**edge), 1, readout="nodes")
