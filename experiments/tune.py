@@ -290,10 +290,15 @@ def _run_workers(path: str, out: str, options: dict, cluster, log) -> None:
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
-    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        for f in [pool.submit(work, *a, log=print) for a in args]:
-            f.result()
+    try:
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            for f in [pool.submit(work, *a, log=print) for a in args]:
+                f.result()
+    except BrokenProcessPool:
+        raise TuneError(f"a trial process died (killed, or out of memory: see dmesg); the finished trials are kept: "
+                        f"rerun eqprop tune {path} to resume") from None
 
 
 def work(path: str, out: str, options: dict, index: int, jobs: int, log=None) -> None:
