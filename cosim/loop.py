@@ -136,9 +136,6 @@ class CoSimulation:
         if not isinstance(network, LayeredNetwork):
             raise NetworkError(f"co-simulation takes a LayeredNetwork, got {type(network).__name__}")
         network.require_ideal_amplifiers("the co-simulation")
-        if network.hidden_pairs:  # the netlist has them (to_graph); the Lava Learner's statistics do not yet
-            raise NetworkError("the co-simulation's Learner computes single-ended conductance statistics; differential "
-                               "hidden layers (hidden_pairs) are not co-simulated yet: train the network with --hidden-pairs off")
         if not (np.isfinite(capacitance) and capacitance > 0):
             raise InputError(f"capacitance must be positive farads, got {capacitance!r}")
         self.network = network
@@ -241,7 +238,8 @@ class CoSimulation:
         ctrl, adc = Injector(shape=(self.layout.size,)), Injector(shape=(n_free,))
         nudger = Nudger(n_nodes=n_free, pos=self.pos, neg=self.neg, layout=self.layout)
         learner = Learner(layer_sizes=list(net.free_sizes), n_inputs=net.sizes[0], gains=gains,
-                          bias_code=int(np.rint(net.bias_voltage / self.adc.lsb)), layout=self.layout)
+                          bias_code=int(np.rint(net.bias_voltage / self.adc.lsb)), layout=self.layout,
+                          pairs=net.hidden_pairs)
         ctrl.out_port.connect([nudger.ctrl_in, learner.ctrl_in])
         adc.out_port.connect([nudger.adc_in, learner.adc_in])
         dac_x = Extractor(shape=(net.n_targets,))

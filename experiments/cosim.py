@@ -32,7 +32,8 @@ def _network(run, hidden, seed, diode_is):
         cfg, net = load_circuit_run(run, "the co-simulation", check=False)
         ds = load_for(cfg, n_train=None, n_test=None)
         return net, ds, cfg, f"run {run}"
-    # single-ended hidden layers: the co-simulation's Learner has no differential statistics (CoSimulation)
+    # single-ended hidden layers: the differential default's gains 4 sqrt(n) are not dyadic, and 24-bit ADC codes
+    # times their 8 fraction bits overflow the Learner's accumulators (a differential run co-simulates with --run)
     cfg = TrainConfig(hidden=list(hidden), diode="shockley", diode_is=diode_is, seed=seed, hidden_pairs=False).resolve()
     ds = load("digits", seed=seed)
     net = ResistiveBackend.build_network(cfg, ds.n_features, ds.n_classes)

@@ -82,6 +82,41 @@ def test_learner_commands_are_the_eqprop_update_and_follow_the_exact_gradient(sm
         be.close()
 
 
+def test_differential_hidden_layers_settle_and_learn_as_native():
+    """Two differential hidden layers (the deep default): the netlist's inverting amplifiers settle the co-simulated
+    network to native, and the Learner's statistics, with each hidden layer driving [u, -u], are the EqProp update
+    of every conductance, the inverting outputs' rows included."""
+    from eqprop.backends.base import ResistiveBackend
+    from eqprop.learning.trainer import TrainConfig
+
+    # dyadic gains: the default 4 sqrt(6) needs 8 fraction bits, and 24-bit codes times it overflow the accumulators
+    cfg = TrainConfig(hidden=[6, 5], diode="shockley", diode_is=1e-7, gain=[8.0, 4.0]).resolve()
+    net = ResistiveBackend.build_network(cfg, 8, 2)
+    assert net.hidden_pairs and net.weights[1].shape == (12, 5)
+    rng = np.random.default_rng(1)
+    x = rng.uniform(0, 1, (2, 8))
+    y = np.array([[0.05, -0.05], [-0.05, 0.05]])
+    beta = 0.1 * float(node_conductance(net)[-1].mean())
+    be = CosimBackend(net, settle_to=1e-8)
+    try:
+        ref = native(net, x, y, beta)
+        r = be.sim.run(x, y, beta, phases=("free", "plus", "minus"))
+        for ph in ref:
+            assert np.abs(r.volts[ph] - ref[ph]).max() < 1e-6, ph
+        _, deltas = be.onchip_step(x, y, beta, [1.0] * 6)
+        src = net.encode_inputs(x)
+        layers = lambda v: np.split(v, np.cumsum(net.free_sizes)[:-1], axis=1)  # noqa: E731
+        hi = conductance_statistics(net, src, layers(ref["plus"]))
+        lo = conductance_statistics(net, src, layers(ref["minus"]))
+        want = [-(a - b) / (2 * beta * be.cost_weight) for a, b in zip(hi, lo)]
+        assert [d.shape for d in deltas] == [w.shape for w in want]
+        fa = np.concatenate([d.ravel() for d in deltas])
+        fb = np.concatenate([w.ravel() for w in want])
+        assert np.linalg.norm(fa - fb) / np.linalg.norm(fb) < 2e-3
+    finally:
+        be.close()
+
+
 def test_n_bit_converters_stay_inside_the_derived_bound(small):
     net, x, y, g_out = small
     beta = 0.3 * g_out

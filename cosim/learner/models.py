@@ -31,6 +31,7 @@ class PyLearnerFixed(PyLoihiProcessModel):
         self.gains = [(int(m), int(s)) for m, s in proc_params["gains"]]
         self.vb = int(proc_params["bias_code"])
         self.shapes = [tuple(s) for s in proc_params["shapes"]]
+        self.pairs = bool(proc_params["pairs"])  # differential hidden layers: a hidden layer drives [u, -u]
         self.bounds = np.cumsum([0] + self.sizes)
         self.acc = [np.zeros(s, dtype=np.int64) for s in self.shapes]
         self.slots = {}
@@ -46,6 +47,8 @@ class PyLearnerFixed(PyLoihiProcessModel):
         for c in range(L):
             uh = x_h if c == 0 else lh[c - 1]
             ul = x_l if c == 0 else ll[c - 1]
+            if c > 0 and self.pairs:
+                uh, ul = np.concatenate([uh, -uh]), np.concatenate([ul, -ul])
             m, s = self.gains[c]
             dh = m * uh[:, None] - (lh[c] << s)[None, :]
             dl = m * ul[:, None] - (ll[c] << s)[None, :]
