@@ -41,15 +41,25 @@ import json
 import math
 import os
 import time
+import warnings
 from pathlib import Path
 
+from eqprop.circuits.errors import ConvergenceError, InputError, NetworkError
 from eqprop.learning.trainer import ConfigError, TrainConfig
+
+DIVERGED = (NetworkError, InputError, ConvergenceError, FloatingPointError, OverflowError)
 
 SECTIONS = ("tune", "train", "search")
 TUNE_KEYS = {"out": str, "trials": int, "jobs": int, "seed": int, "metric": str, "prune": bool}
 METRICS = {"valid_accuracy": "maximize", "valid_loss": "minimize"}
 RANGE_KEYS = ("low", "high", "log", "step", "per_connection")
 STUDY = "study.journal"
+# What a trial whose values make training diverge scores: chance-level or worse, so that the sampler avoids the
+# region (Optuna's samplers ignore failed trials, and a search over wide rate ranges would keep proposing them).
+# Divergence is what the circuits and the trainer raise on it: conductances or weights gone NaN/inf, a nudge past
+# what the outputs' conductance allows (NetworkError, InputError), no equilibrium (ConvergenceError),
+# overflow; every trial's config was validated before the search began, so these come from its values.
+WORST = {"valid_accuracy": 0.0, "valid_loss": 1e300}
 SUMMARY_FILES = ("best.toml", "trials.md", "trials.csv", "trials.json", "search.png", STUDY, "trials")
 
 
@@ -341,10 +351,17 @@ def work(path: str, out: str, options: dict, index: int, jobs: int, log=None) ->
 
         t0 = time.perf_counter()
         try:
-            last = train(cfg, run_dir, progress=False, log=lambda *_: None, on_epoch=on_epoch)
+            with warnings.catch_warnings():  # a diverging trial's overflows: its outcome is recorded instead
+                warnings.simplefilter("ignore", RuntimeWarning)
+                last = train(cfg, run_dir, progress=False, log=lambda *_: None, on_epoch=on_epoch)
         except optuna.TrialPruned:
             raise
-        except Exception as exc:  # the trial fails (recorded in trials.md); the search goes on
+        except DIVERGED as exc:  # the values trained into NaN, a nudge past what the outputs allow, no equilibrium
+            trial.set_user_attr("error", f"diverged: {type(exc).__name__}: {exc}")
+            if log:
+                log(f"  trial {trial.number}: diverged ({type(exc).__name__}: {exc}); scored {WORST[metric]}")
+            return WORST[metric]  # the sampler learns to avoid the region (a failed trial it would ignore)
+        except Exception as exc:  # anything else fails the trial (recorded in trials.md); the search goes on
             trial.set_user_attr("error", f"{type(exc).__name__}: {exc}")
             if log:
                 log(f"  trial {trial.number}: failed: {type(exc).__name__}: {exc}")
@@ -390,7 +407,8 @@ def _write_summary(output, study, options, base, space, path, log) -> dict:
 
     metric = options["metric"]
     rows = _rows(study, space, base)
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                if "error" not in t.user_attrs]  # a diverged trial is scored, never chosen
     keys = list(space)
     cols = ["trial", "state", *keys, metric, "test_accuracy", "epochs", "seconds", "run"]
     buf = io.StringIO()
@@ -409,16 +427,17 @@ def _write_summary(output, study, options, base, space, path, log) -> dict:
              "|---|---|" + "---|" * len(keys) + "---|---|---|---|"]
     for r in ordered:
         val = r["value"] if r["value"] is not None else r["last_reported"]
-        state = r["state"] if "error" not in r else f"{r['state']}: {r['error'][:160].replace('|', '/')}"
+        state = r["state"] if "error" not in r else (
+            r["error"][:160] if r["error"].startswith("diverged") else f"{r['state']}: {r['error'][:160]}").replace("|", "/")
         lines.append(f"| {r['trial']} | {state} | " + " | ".join(_fmt(r.get(k)) for k in keys)
                      + f" | {_fmt(val)} | {_fmt(r.get('test_accuracy'))} | {r.get('epochs', '-')} | "
                        f"{_fmt(r.get('seconds'), 1)} |")
     output.write_text("trials.md", "\n".join(lines) + "\n")
     _plot(output, rows, space, metric)
     if not complete:
-        log("no trial finished: no best.toml (see trials.md for the failures)")
+        log("no trial finished without diverging: no best.toml (see trials.md for the failures)")
         return {}
-    best = study.best_trial
+    best = max(complete, key=lambda t: t.value) if METRICS[metric] == "maximize" else min(complete, key=lambda t: t.value)
     values = _values_of(best.params, space, base)
     recipe = _recipe(path, base, values, best, metric, output.path)
     output.write_text("best.toml", recipe)

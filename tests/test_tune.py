@@ -105,3 +105,19 @@ def test_a_search_does_not_write_over_a_training_run(tmp_path, capsys):
     assert main(["tune", str(_space(tmp_path))]) == 2
     assert "holds a training run" in capsys.readouterr().err
     assert sorted(p.name for p in run.iterdir()) == before
+
+
+def test_a_trial_whose_values_diverge_is_scored_worst_and_the_search_goes_on(tmp_path, capsys):
+    """Rates that blow the weights up to NaN: each such trial is recorded as diverged and scored 0 (so that the
+    sampler learns to avoid them; a failed trial it would ignore), the search runs its count, and no diverged
+    trial becomes the recipe."""
+    text = SPACE.format(out=tmp_path / "out", trials=3, jobs=1).replace(
+        'dataset = "digits"', 'dataset = "digits"\nbackend = "backprop"').replace(
+        "beta = {{ low = 0.01, high = 0.3, log = true }}\n".replace("{{", "{").replace("}}", "}"), "").replace(
+        "low = 2.0, high = 50.0", "low = 1e6, high = 1e7")
+    assert main(["tune", str(_space(tmp_path, text=text))]) == 1
+    out = capsys.readouterr().out
+    assert out.count("diverged") == 3 and "no best.toml" in out
+    rows = json.loads((tmp_path / "out" / "trials.json").read_text())
+    assert [r["value"] for r in rows] == [0.0, 0.0, 0.0] and all(r["error"].startswith("diverged") for r in rows)
+    assert not (tmp_path / "out" / "best.toml").exists() and "diverged" in (tmp_path / "out" / "trials.md").read_text()
