@@ -51,6 +51,25 @@ class Recipe:
             raise RecipeError(f"{self.path}: {exc}") from None
 
 
+def toml_tables(path, what: str, sections, error, example: str) -> dict:
+    """A TOML file of the given top-level tables (a sweep or search file), or one ``error`` line: a directory,
+    a missing file, invalid TOML, or a table it does not have (``example``: the docs file that shows one)."""
+    import tomli
+
+    from eqprop.learning.rundir import read_parsed
+
+    path = Path(path)
+    if path.is_dir():
+        raise error(f"{what} file {path} is a directory; give a TOML file (see {example})")
+    doc = read_parsed(path, tomli.loads, tomli.TOMLDecodeError, error, missing=f"{what} file {path} does not exist",
+                      bad="{path} is not valid TOML: {exc}")
+    unknown = sorted(set(doc) - set(sections))
+    if unknown:
+        raise error(f"{path}: unknown table(s) {unknown}; a {what} file has "
+                    + ", ".join(f"[{s}]" for s in sections[:-1]) + f" and [{sections[-1]}]")
+    return doc
+
+
 def string_table(path, name: str, table, keys, error, nonempty: bool = False) -> None:
     """A TOML table ``[name]`` of string values under the given keys only, or one ``error`` naming the problem."""
     if not isinstance(table, dict):

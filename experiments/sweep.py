@@ -32,7 +32,7 @@ from pathlib import Path
 
 from eqprop.learning.trainer import ConfigError, TrainConfig
 
-from .recipes import string_table
+from .recipes import string_table, toml_tables
 
 SECTIONS = ("sweep", "base", "grid")
 SWEEP_KEYS = ("out", "cluster")
@@ -44,18 +44,8 @@ class SweepError(ValueError):
 
 def load_sweep(path) -> tuple:
     """(options, points): points are (name, TrainConfig), every one validated."""
-    import tomli
-
-    from eqprop.learning.rundir import read_parsed
-
     path = Path(path)
-    if path.is_dir():
-        raise SweepError(f"sweep file {path} is a directory; give a TOML file (see docs/sweep.toml)")
-    doc = read_parsed(path, tomli.loads, tomli.TOMLDecodeError, SweepError, missing=f"sweep file {path} does not exist",
-                      bad="{path} is not valid TOML: {exc}")
-    unknown = sorted(set(doc) - set(SECTIONS))
-    if unknown:
-        raise SweepError(f"{path}: unknown table(s) {unknown}; a sweep file has [sweep], [base] and [grid]")
+    doc = toml_tables(path, "sweep", SECTIONS, SweepError, "docs/sweep.toml")
     options = doc.get("sweep", {})
     string_table(path, "sweep", options, SWEEP_KEYS, SweepError, nonempty=True)
     base, grid = doc.get("base", {}), doc.get("grid", {})

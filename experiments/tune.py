@@ -70,18 +70,10 @@ class TuneError(ValueError):
 def load_space(path) -> tuple:
     """(options, base, space): the [tune] options with their defaults, the [train] fields, and the [search]
     fields, each checked (a trial's config is validated at every range's ends)."""
-    import tomli
-
-    from eqprop.learning.rundir import read_parsed
+    from .recipes import toml_tables
 
     path = Path(path)
-    if path.is_dir():
-        raise TuneError(f"search file {path} is a directory; give a TOML file (see docs/tune.md)")
-    doc = read_parsed(path, tomli.loads, tomli.TOMLDecodeError, TuneError, missing=f"search file {path} does not exist",
-                      bad="{path} is not valid TOML: {exc}")
-    unknown = sorted(set(doc) - set(SECTIONS))
-    if unknown:
-        raise TuneError(f"{path}: unknown table(s) {unknown}; a search file has [tune], [train] and [search]")
+    doc = toml_tables(path, "search", SECTIONS, TuneError, "docs/tune.md")
     options = {"out": "runs/tune", "trials": 20, "jobs": 1, "seed": 0, "metric": "valid_accuracy", "prune": True}
     given = doc.get("tune", {})
     for key, value in given.items():
