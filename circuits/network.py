@@ -536,8 +536,9 @@ class GraphNetwork:
                 if key == "g" and gval is None and "g_inv" in data:
                     continue  # only the inverting output's conductance
                 if gval is None or not np.isfinite(gval) or gval <= 0:
-                    raise NetworkError(f"edge {u!r}-{v!r} has conductance {key} = {gval!r}: conductances must be "
-                                       "positive siemens")
+                    what = gval if key == "g" else f"g_inv = {gval!r}"
+                    raise NetworkError(f"edge {u!r}-{v!r} has conductance {what!s}: conductances must be positive "
+                                       "siemens")
             if "gain" in data:
                 if data.get("driver") not in (u, v) or not data["gain"] > 0:
                     raise NetworkError(f"amplified edge {u!r}-{v!r} needs gain > 0 and driver equal to one endpoint")

@@ -96,12 +96,8 @@ def test_saved_networks_keep_their_layers():
 def test_backends_without_differential_layers_refuse_them():
     from eqprop.neuromorphic.loihi_map import check_network
 
-    from eqprop.cosim.loop import CoSimulation
-
     with pytest.raises(NetworkError, match="single-ended"):
         check_network(paired())
-    with pytest.raises(NetworkError, match="single-ended conductance statistics"):
-        CoSimulation(paired())
 
 
 def test_the_config_rule():
