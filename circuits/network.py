@@ -372,11 +372,11 @@ class LayeredNetwork:
                         g.nodes[name]["amp_gain_factor"] = float(factors[i])
             n = len(layers[c])
             pairs = c > 0 and self.hidden_pairs  # rows n.. are the conductances from the inverting outputs
-            plus, minus = (w[:n], w[n:]) if pairs else (w, np.zeros((0, 0)))
-            ii, jj = np.nonzero(plus + minus if pairs else plus)
+            plus, minus = w[:n], (w[n:] if pairs else None)
+            ii, jj = np.nonzero(plus if minus is None else plus + minus)  # conductances are >= 0
             for i, j in zip(ii, jj):
                 attrs = {"g": float(plus[i, j])} if plus[i, j] else {}
-                if pairs and minus[i, j]:
+                if minus is not None and minus[i, j]:
                     attrs["g_inv"] = float(minus[i, j])
                 if gain != 1.0 or pairs:
                     attrs.update(gain=gain, driver=layers[c][i])
@@ -531,10 +531,9 @@ class GraphNetwork:
             if "g_inv" in data and "gain" not in data:
                 raise NetworkError(f"edge {u!r}-{v!r} has g_inv (a conductance from an inverting amplifier output) "
                                    "but no gain and driver")
-            for key in ("g", "g_inv") if "g_inv" in data else ("g",):
+            # every conductance the edge carries (at least g); g alone may be absent beside g_inv
+            for key in [k for k in ("g", "g_inv") if k in data] or ["g"]:
                 gval = data.get(key)
-                if key == "g" and gval is None and "g_inv" in data:
-                    continue  # only the inverting output's conductance
                 if gval is None or not np.isfinite(gval) or gval <= 0:
                     what = gval if key == "g" else f"g_inv = {gval!r}"
                     raise NetworkError(f"edge {u!r}-{v!r} has conductance {what!s}: conductances must be positive "

@@ -160,6 +160,7 @@ def _loop(cfg, run_dir, ds, x_train, x_test, backend, state, history, progress, 
         log(f"resuming {run_dir} at {where} (its last checkpoint)" if trainer.epoch < cfg.epochs
             else f"{run_dir} has finished its {cfg.epochs} epochs; writing its plots")
     last = history[-1] if history else {}
+    x_valid = None if ds.x_valid is None else ds.x_valid * cfg.input_scale  # scaled once, like x_test
     trainer.warmup_steps = int(np.ceil(cfg.warmup * -(-len(x_train) // cfg.batch_size)))
     steps = 0
     show = progress if progress is not None else _is_terminal()
@@ -198,8 +199,8 @@ def _loop(cfg, run_dir, ds, x_train, x_test, backend, state, history, progress, 
         last = {"epoch": epoch + 1, "train_loss": loss_sum / len(order), "train_accuracy": correct / len(order),
                 "test_loss": test["loss"], "test_accuracy": test["accuracy"],
                 "seconds": before + time.perf_counter() - t0}
-        if ds.x_valid is not None:  # held-out training samples (--validation)
-            valid = trainer.evaluate(ds.x_valid * cfg.input_scale, ds.y_valid)
+        if x_valid is not None:  # held-out training samples (--validation)
+            valid = trainer.evaluate(x_valid, ds.y_valid)
             last["valid_loss"], last["valid_accuracy"] = valid["loss"], valid["accuracy"]
         history.append(last)
         save_checkpoint(run_dir, cfg, backend, trainer, history)
