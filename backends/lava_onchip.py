@@ -1,5 +1,5 @@
 """On-chip training on Lava: every conductance update is made by Lava's learning engine (``LearningDense``,
-the tag-and-apply rule of ``neuromorphic.onchip_network``) during the phases of each sample.
+the tag-and-apply rule of ``neuromorphic.onchip.network``) during the phases of each sample.
 
 The training loop gives this backend a batch, beta and the per-array rates; the Lava network plays the
 samples (free, +beta, -beta, one after another, as on a chip), the synapses accumulate their EqProp

@@ -1,7 +1,7 @@
 """On-chip training on Lava's bit-approximate learning engine (``PyLearningDenseModelBitApproximate``):
 8-bit synaptic mantissas with per-copy exponents, 7-bit traces and third factors, the tag accumulated
 with 7 fractional bits and stochastically rounded, the integer rule and epilogue of
-``neuromorphic.onchip_map``. The host programs the conductances once (the first batch fixes the integer
+``neuromorphic.onchip.map``. The host programs the conductances once (the first batch fixes the integer
 mapping: exponents, current units and code LSBs, the latter from that batch's native phase differences,
 as one would set a converter's range) and afterwards only loads samples, fixes beta and reads the
 mantissas back; it computes no update. Both copies of a conductance stay bit-identical, or within
@@ -24,10 +24,10 @@ COPY_TOLERANCE = 1
 
 
 def program_network(net, x, y, beta: float):
-    """The integer mapping (``onchip_map.IntOnchipMap``) from the network as it is and one batch's native
+    """The integer mapping (``onchip.map.IntOnchipMap``) from the network as it is and one batch's native
     phases; the network's conductances (in place) become what the 8-bit mantissas hold."""
-    from eqprop.neuromorphic.loihi_map import v_bound
-    from eqprop.neuromorphic.onchip_map import build_map, check_network, ranges_from_phases
+    from eqprop.neuromorphic.loihi.map import v_bound
+    from eqprop.neuromorphic.onchip.map import build_map, check_network, ranges_from_phases
 
     check_network(net)
     sources = net.encode_inputs(x)
@@ -91,7 +91,7 @@ class LavaOnchipIntBackend(LavaOnchipBackend):
                 "map": None if self.map is None else _plain(asdict(self.map))}
 
     def load_state(self, state: dict) -> None:
-        from eqprop.neuromorphic.onchip_map import IntOnchipMap
+        from eqprop.neuromorphic.onchip.map import IntOnchipMap
 
         self.batches = int(state.get("batches", 0))
         self.mismatched_batches = int(state.get("mismatched_batches", 0))

@@ -1,6 +1,6 @@
 """The Loihi backend: every phase the bit-accurate Loihi path (integer neurons, Lava's bit-accurate Dense).
 
-Phases run in the batched emulator (``neuromorphic.loihi_emulator``), which runs the same integer program
+Phases run in the batched emulator (``neuromorphic.loihi.emulator``), which runs the same integer program
 as the Lava processes; on its first settle the backend runs the first ``verify`` samples through Lava
 itself and requires the two to agree bit for bit (``info['lava_verified']``), so every run checks the
 emulator it relies on. Updates are host-side: the float conductances are updated by the training loop and
@@ -15,10 +15,10 @@ import numpy as np
 from eqprop.circuits import Equilibrium, LayeredNetwork
 from eqprop.circuits.energy import kcl_residual, readout
 from eqprop.circuits.errors import NetworkError
-from eqprop.neuromorphic.loihi_emulator import emulate
-from eqprop.neuromorphic.loihi_energy import per_inference
-from eqprop.neuromorphic.loihi_map import build_program, check_network
-from eqprop.neuromorphic.microcode import check_widths
+from eqprop.neuromorphic.loihi.emulator import emulate
+from eqprop.neuromorphic.loihi.energy import per_inference
+from eqprop.neuromorphic.loihi.map import build_program, check_network
+from eqprop.neuromorphic.loihi.microcode import check_widths
 
 from .base import ResistiveBackend
 

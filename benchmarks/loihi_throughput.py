@@ -12,8 +12,8 @@ import numpy as np
 
 from eqprop.circuits import layered
 from eqprop.neuromorphic import LavaSession
-from eqprop.neuromorphic.loihi_emulator import emulate
-from eqprop.neuromorphic.loihi_map import build_program
+from eqprop.neuromorphic.loihi.emulator import emulate
+from eqprop.neuromorphic.loihi.map import build_program
 
 
 def main():

@@ -14,7 +14,7 @@ The training is ``eqprop train --dataset digits --momentum 0 --n-train 320`` (th
   batch: what Lava 0.10 did, whose rounding stream restarts from seed 2 in every run, and each batch is
   a run; ``--fixed-r``), or ``float`` (no mantissas);
 - ``codes``: each sample's phase differences and sums, and the products P = d s, reach the statistics as
-  7-bit stochastic codes the way the integer rule's epilogue sends them (``onchip_map``), with code LSBs
+  7-bit stochastic codes the way the integer rule's epilogue sends them (``onchip.map``), with code LSBs
   fixed from the first batch (``fixed``, as on chip), recalibrated every batch (``recal``), or ``float``.
 
 Everything else is host EqProp (float node voltages, exact leak, no tag saturation, no product floors).

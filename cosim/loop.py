@@ -57,7 +57,7 @@ from eqprop.circuits.network import LayeredNetwork
 from eqprop.circuits.solver import _check_negative_beta
 from eqprop.netlists import Drive, NgspiceCircuit, SpiceError, SpiceOptions, Transient, target_pairs, to_netlist
 from eqprop.netlists.ngspice import source_power
-from eqprop.neuromorphic.loihi_energy import per_inference
+from eqprop.neuromorphic.loihi.energy import per_inference
 
 from .bounds import loop_limits, slowest_time_constant
 from .converters import ADC, DAC, Converters
@@ -108,7 +108,7 @@ class CosimResult:
         return {p: c * self.adc_lsb for p, c in self.codes.items()}
 
     def digital_energy(self) -> dict:
-        """Loihi-figure estimate of the digital side (``neuromorphic.loihi_energy``): every ADC word a message,
+        """Loihi-figure estimate of the digital side (``neuromorphic.loihi.energy``): every ADC word a message,
         every Learner statistic a synaptic op, every nudging output of a nudged period a neuron update."""
         return per_inference(spikes=self.periods * self.n_free, synops=self.learner_updates,
                              neuron_updates=self.nudged_periods * self.n_targets)

@@ -2,7 +2,7 @@
 
 For each threshold (graded sigma-delta threshold, or binary spike quantum) it runs the test set through
 the batched emulator and reports test accuracy beside native's, the largest equilibrium error against
-the native equilibria with the derived bound (``neuromorphic.loihi_bound``, on the first ``bound_samples``
+the native equilibria with the derived bound (``neuromorphic.loihi.bound``, on the first ``bound_samples``
 samples), spikes, synaptic operations and time steps per inference, the Loihi energy estimate and the
 peak width of every state. ``lava`` samples also run through the Lava processes themselves: they must
 equal the emulator bit for bit, and their wall time gives Lava's throughput.
@@ -17,11 +17,11 @@ import numpy as np
 from eqprop.backends.native import NativeBackend
 from eqprop.learning.data import load_for
 from eqprop.learning.runs import load_circuit_run
-from eqprop.neuromorphic.loihi_bound import error_bound
-from eqprop.neuromorphic.loihi_emulator import emulate
-from eqprop.neuromorphic.loihi_energy import per_inference
-from eqprop.neuromorphic.loihi_map import build_program, check_network, range_violations
-from eqprop.neuromorphic.microcode import bits_needed, check_widths
+from eqprop.neuromorphic.loihi.bound import error_bound
+from eqprop.neuromorphic.loihi.emulator import emulate
+from eqprop.neuromorphic.loihi.energy import per_inference
+from eqprop.neuromorphic.loihi.map import build_program, check_network, range_violations
+from eqprop.neuromorphic.loihi.microcode import bits_needed, check_widths
 
 
 def _batches(n, size):

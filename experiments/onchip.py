@@ -1,7 +1,7 @@
 """How close Lava's on-chip learning (LearningDense, a Loihi 2 three-factor rule) comes to host-side EqProp.
 
 On one batch: the conductance update the learning engine accumulates during the nudged phase(s)
-(``neuromorphic.plastic_network``), against the host-side EqProp update from the batched Lava equilibria
+(``neuromorphic.onchip.plastic``), against the host-side EqProp update from the batched Lava equilibria
 (``LavaBackend``), the native one, and the exact gradient. ``eqprop onchip`` prints the table.
 
 The engine applies its update every time step, so the weights move while the phase settles; ``step``
@@ -101,7 +101,7 @@ def onchip_report(hidden=(100,), samples=16, beta=0.01, nudgings=("positive", "c
     from eqprop.backends.native import NativeBackend as Native
     from eqprop.learning.data import load
     from eqprop.learning.trainer import TrainConfig
-    from eqprop.neuromorphic.plastic_network import LEARNING_RULE  # imports Lava: only in this command
+    from eqprop.neuromorphic.onchip.plastic import LEARNING_RULE  # imports Lava: only in this command
 
     cfg = TrainConfig(hidden=list(hidden), seed=seed).resolve()
     ds = load("digits", seed=seed)

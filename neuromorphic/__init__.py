@@ -1,10 +1,13 @@
-"""The same network as Lava processes (Loihi-style, on Lava's CPU simulator ``Loihi2SimCfg``).
+"""The network on Lava, one subpackage per execution path (lava-nc's layout: each process a folder with
+``process.py`` and ``models.py``):
 
-``process.py`` holds the Processes (interfaces), ``models.py`` their floating-point ProcessModels,
-``network.py`` wires a LayeredNetwork into them and settles phases; ``plastic_*.py`` are the on-chip
-learning path (LearningDense synapses with a Loihi 2 rule, one sample per run); ``session.py`` runs all of it
-in a child process with a deadline on every command. Importing this package does not import Lava;
-``LavaSession`` starts it in its own interpreter.
+- ``simulation/``: floating-point ProcessModels on Lava's CPU simulator (backend ``lava``);
+- ``onchip/``: learning on Lava's learning engines with Loihi 2 rules (``lava-onchip``, ``lava-onchip-int``);
+- ``loihi/``: integer microcode neurons on Lava's bit-accurate synapses, the bit-exact emulator, the error
+  bound and the energy estimate (``loihi``).
+
+``session.py`` runs any of them in a child process with a deadline on every command. Importing this package
+does not import Lava; ``LavaSession`` starts it in its own interpreter.
 """
 from .session import LavaError, LavaSession
 

@@ -48,24 +48,24 @@ def _serve(conn, alpha, threshold):
                     lava_net.stop()
                     lava_net = None
                 if lava_net is None:
-                    from eqprop.neuromorphic.network import LavaEqPropNetwork
+                    from eqprop.neuromorphic.simulation.network import LavaEqPropNetwork
                     lava_net = LavaEqPropNetwork(net, sources.shape[0], alpha, threshold)
                 else:
                     lava_net.set_network(net)
                 conn.send(("ok", lava_net.settle(sources, targets, beta, tol, max_steps, chunk)))
             elif cmd == "plastic":  # the on-chip learning path: a fresh plastic network per call
                 meta, arrays, sources, targets, beta, eta, nudging, tol, max_steps, chunk = args
-                from eqprop.neuromorphic.plastic_network import PlasticEqPropNetwork
+                from eqprop.neuromorphic.onchip.plastic import PlasticEqPropNetwork
                 plastic = PlasticEqPropNetwork(network_from_data(meta, arrays), alpha)
                 result = plastic.learn(sources, targets, beta, eta, nudging, tol, max_steps, chunk)
                 plastic.stop()  # not after a failure: a wedged runtime can block stop(); close kills it
                 conn.send(("ok", result))
             elif cmd == "onchip_train":  # on-chip training: a fresh plastic network per call
-                from eqprop.neuromorphic.onchip_network import OnchipTraining
+                from eqprop.neuromorphic.onchip.network import OnchipTraining
                 meta, arrays, rest = args
                 conn.send(("ok", OnchipTraining(network_from_data(meta, arrays), *rest).run()))
             elif cmd == "loihi":  # the bit-accurate Loihi path: a whole data set in one Lava execution
-                from eqprop.neuromorphic.loihi_network import run_loihi
+                from eqprop.neuromorphic.loihi.network import run_loihi
                 conn.send(("ok", run_loihi(*args)))
             elif cmd == "ping":
                 conn.send(("ok", os.getpid()))
@@ -146,7 +146,7 @@ class LavaSession(Resource):
     def plastic_update(self, net: LayeredNetwork, sources, targets, beta, eta, nudging="centered", tol=1e-13,
                        max_steps=5000, chunk=50) -> dict:
         """The on-chip learning path (float models only): the conductance update that Lava's learning engine
-        accumulates over the batch, one sample per run (see ``plastic_network``)."""
+        accumulates over the batch, one sample per run (see ``onchip.plastic``)."""
         if not isinstance(net, LayeredNetwork):
             raise NetworkError(f"the Lava backend runs LayeredNetworks, got {type(net).__name__}")
         if nudging not in ("positive", "centered"):
@@ -160,9 +160,9 @@ class LavaSession(Resource):
 
     def onchip_train(self, net: LayeredNetwork, sources, targets, beta: float, scales, batch: int, steps: int = 40,
                      alpha: float = 1.0, int_map=None, seed: int = 0, hold: bool = False) -> dict:
-        """On-chip training over ``sources`` (``onchip_network.OnchipTraining``): the conductances Lava's
+        """On-chip training over ``sources`` (``onchip.network.OnchipTraining``): the conductances Lava's
         learning engine leaves after every sample's phases and one update per ``batch`` samples. With
-        ``int_map`` (``onchip_map.build_map``), Lava's bit-approximate engine on that integer mapping;
+        ``int_map`` (``onchip.map.build_map``), Lava's bit-approximate engine on that integer mapping;
         ``hold``: its tags are never applied and come back as ``held`` (the update before weight rounding)."""
         if not isinstance(net, LayeredNetwork):
             raise NetworkError(f"the Lava backend runs LayeredNetworks, got {type(net).__name__}")
@@ -178,8 +178,8 @@ class LavaSession(Resource):
 
     def loihi(self, program, sources_int, targets_int=None, steps: int = 64, phases: int = 1,
               record_hidden: bool = True) -> dict:
-        """The Loihi path's Lava run (``loihi_network.run_loihi``): the samples one after another on Lava's
-        bit-accurate models; the same dict as ``loihi_emulator.emulate``."""
+        """The Loihi path's Lava run (``loihi.network.run_loihi``): the samples one after another on Lava's
+        bit-accurate models; the same dict as ``loihi.emulator.emulate``."""
         sources_int = np.asarray(sources_int)
         if sources_int.ndim != 2 or sources_int.dtype.kind != "i":
             raise InputError(f"sources must be a (samples, inputs) integer array (program.sources_int), got "

@@ -107,7 +107,7 @@ def test_a_saved_network_and_its_netlist_keep_every_amplifier():
 
 def test_what_takes_ideal_amplifiers_refuses_op_amps_in_one_line():
     from eqprop.circuits.energy import energy
-    from eqprop.neuromorphic.loihi_map import check_network
+    from eqprop.neuromorphic.loihi.map import check_network
 
     net = net_for("a0=1e3")
     x = np.zeros((1, 8))

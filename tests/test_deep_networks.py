@@ -94,7 +94,7 @@ def test_saved_networks_keep_their_layers():
 
 
 def test_backends_without_differential_layers_refuse_them():
-    from eqprop.neuromorphic.loihi_map import check_network
+    from eqprop.neuromorphic.loihi.map import check_network
 
     with pytest.raises(NetworkError, match="single-ended"):
         check_network(paired())

@@ -10,11 +10,12 @@ import pytest
 
 from eqprop.circuits import NetworkError, layered, solve
 from eqprop.circuits.devices import PiecewiseLinearDiode
-from eqprop.neuromorphic import LavaSession, microcode
-from eqprop.neuromorphic.loihi_bound import error_bound
-from eqprop.neuromorphic.loihi_emulator import emulate
-from eqprop.neuromorphic.loihi_map import build_program
-from eqprop.neuromorphic.microcode import check_widths
+from eqprop.neuromorphic import LavaSession
+from eqprop.neuromorphic.loihi import microcode
+from eqprop.neuromorphic.loihi.bound import error_bound
+from eqprop.neuromorphic.loihi.emulator import emulate
+from eqprop.neuromorphic.loihi.map import build_program
+from eqprop.neuromorphic.loihi.microcode import check_widths
 
 
 def case(sizes=(16, 10, 8, 6), diode="ideal", seed=3, batch=6):
@@ -62,7 +63,7 @@ def _per_step_paths() -> list:
     root = Path(microcode.__file__).parent
     trees = [(fn.__qualname__, ast.parse(textwrap.dedent(inspect.getsource(fn)))) for fn in
              (microcode.step, microcode._diode, microcode.mul_shift, microcode.encode, microcode.Schedule)]
-    for path in (root / "loihi_neurons" / "models.py", root / "player" / "models.py"):
+    for path in (root / "proc" / "neurons" / "models.py", root / "proc" / "player" / "models.py"):
         runs = [n for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.FunctionDef) and n.name == "run_spk"]
         assert len(runs) == 1, path
         trees.append((f"{path.parent.name}.run_spk", runs[0]))
@@ -107,7 +108,7 @@ def test_the_learning_rules_are_integer_products():
     engine would have to round from a float."""
     import re
 
-    from eqprop.neuromorphic.onchip_map import rule_strings
+    from eqprop.neuromorphic.onchip.map import rule_strings
 
     token = re.compile(r"\s*(2\^-?[0-9]+|[xyu][0-9]+|[wdt]|[0-9]+|[-+*()])")
     for e in (-3, 0, 2):
@@ -204,9 +205,9 @@ def test_a_saturated_state_fails_the_width_check():
 
 
 def test_each_mapped_quantity_outside_the_documented_ranges_is_named():
-    """Weight mantissas and exponents, the leak and every per-neuron constant against loihi_map.RANGES: an
+    """Weight mantissas and exponents, the leak and every per-neuron constant against loihi.map.RANGES: an
     in-range program passes; each planted out-of-range value is named in one line."""
-    from eqprop.neuromorphic.loihi_map import RANGES, range_violations
+    from eqprop.neuromorphic.loihi.map import RANGES, range_violations
 
     net, x, y = case()
     prog = build_program(net, 1.0, alpha=0.5, threshold=1e-4, betas=(0.0, 2e-7))

@@ -107,7 +107,7 @@ def test_every_learning_rule_of_a_run_gets_the_same_trace_seed():
 
     code = """
 import numpy as np
-from eqprop.neuromorphic.onchip_network import _int_rule, _rule
+from eqprop.neuromorphic.onchip.network import _int_rule, _rule
 seeds = set()
 for state in (0, 1):
     np.random.seed(state)
@@ -142,7 +142,7 @@ def test_bit_approximate_runs_are_reproducible_within_a_session():
 
 def test_bit_approximate_mapping_units_and_refusals():
     from eqprop.circuits.errors import NetworkError
-    from eqprop.neuromorphic.onchip_map import CODE_MAX, build_map, codes, rule_strings, set_rates
+    from eqprop.neuromorphic.onchip.map import CODE_MAX, build_map, codes, rule_strings, set_rates
 
     rng = np.random.default_rng(0)
     c = codes(np.full(200000, 0.3), 1.0, rng)  # stochastic rounding: unbiased, saturating at +-63

@@ -1,5 +1,5 @@
 """ProcessModels of the neuron layers: floating point (tag 'floating_pt') on one abstract base shared with
-the plastic variant. (The integer, Loihi-faithful neurons are ``loihi_neurons``.)
+the plastic variant. (The integer, Loihi-faithful neurons are ``loihi.proc.neurons``.)
 
 Connections are buffered one step, like Lava's own Dense: the currents a layer sees at step t come from
 its neighbours' messages of step t-1, which keeps the recurrent (bidirectional) graph free of deadlock
@@ -18,8 +18,8 @@ from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 from eqprop.circuits.node_solve import solve_nodes
 from eqprop.circuits.serialize import clamp_from_dict
 # absolute imports: Lava loads this file on its own (as module 'models') when it looks for ProcessModels
-from eqprop.neuromorphic.neurons.process import EqPropNeurons, PlasticNeurons, TaggedNeurons
-from eqprop.neuromorphic.source.models import CAL_STEPS, calibration_value, measured_leak, spike_payload
+from eqprop.neuromorphic.simulation.proc.neurons.process import EqPropNeurons, PlasticNeurons, TaggedNeurons
+from eqprop.neuromorphic.simulation.proc.source.models import CAL_STEPS, calibration_value, measured_leak, spike_payload
 
 
 class NeuronVars(PyLoihiProcessModel):
@@ -204,14 +204,14 @@ class PyTaggedNeuronsFloat(AbstractTaggedNeurons):
 @requires(CPU)
 @tag("fixed_pt")
 class PyTaggedNeuronsFixed(AbstractTaggedNeurons):
-    """The integer interface the bit-approximate learning engine needs (``onchip_map``): integer currents
+    """The integer interface the bit-approximate learning engine needs (``onchip.map``): integer currents
     in (2^-frac A), integer voltage payloads out (2^-vf V), 7-bit third factors. The node update itself
-    is the float one on the decoded current (the Loihi path's integer microcode is ``loihi_neurons``).
+    is the float one on the decoded current (the Loihi path's integer microcode is ``loihi.proc.neurons``).
 
     After the -beta phase, a learning epilogue of 3 slots per connection parity: the layer sends its coded
     phase differences and sums as payloads 2 (64 + X) (the engine keeps x1 = payload / 2) and as third
     factors, each code drawn once per sample (stochastic rounding) and used by both copies of a conductance,
-    so both copies see the same products (see ``onchip_map``)."""
+    so both copies see the same products (see ``onchip.map``)."""
 
     a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int64, precision=24)
@@ -236,7 +236,7 @@ class PyTaggedNeuronsFixed(AbstractTaggedNeurons):
         self.clipped = 0
 
     def _code(self, x, lsb):
-        from eqprop.neuromorphic.onchip_map import CODE_MAX, codes
+        from eqprop.neuromorphic.onchip.map import CODE_MAX, codes
         c = codes(x, lsb, self.rng)
         self.clipped += int(np.count_nonzero(np.abs(c) == CODE_MAX))
         return c

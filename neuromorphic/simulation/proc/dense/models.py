@@ -9,7 +9,7 @@ from lava.magma.core.model.py.type import LavaPyType
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
-from eqprop.neuromorphic.dense.process import BatchDense
+from eqprop.neuromorphic.simulation.proc.dense.process import BatchDense
 
 
 @implements(proc=BatchDense, protocol=LoihiProtocol)

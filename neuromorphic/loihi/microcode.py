@@ -1,12 +1,12 @@
 """The integer neuron of the Loihi path: one time step of an EqProp node as Loihi 2 neuron microcode would run
 it, with add, multiply, shift, compare and select only, on integer state of stated widths.
 
-No Lava import: the bit-accurate ProcessModel (``loihi_neurons/models.py``) calls ``step`` with one
-sample's state (shape (n,)), the batched emulator (``loihi_emulator.py``) with a batch (shape (B, n)); the
+No Lava import: the bit-accurate ProcessModel (``proc/neurons/models.py``) calls ``step`` with one
+sample's state (shape (n,)), the batched emulator (``emulator.py``) with a batch (shape (B, n)); the
 two are the same integer program, so they agree bit for bit (tested against Lava runs).
 
 Per step, for a node with host-given constants (``LayerProgram``, made once per network by
-``loihi_map``):
+``loihi.map``):
 
     i_acc  += a_in                                     sigma decoding of the synaptic input (24 bits)
     drive   = i_acc + bias [+ (beta * (t + p)) >> beta_shift]  nudging current beta (t - v + p), output layer

@@ -17,7 +17,7 @@ from lava.magma.core.process.ports.ports import InPort, OutPort
 from lava.magma.core.process.process import AbstractProcess
 from lava.magma.core.process.variable import Var
 
-from eqprop.neuromorphic.microcode import WIDTHS
+from eqprop.neuromorphic.loihi.microcode import WIDTHS
 
 
 class LoihiNeurons(AbstractProcess):

@@ -15,14 +15,14 @@ from lava.magma.core.run_conditions import RunSteps
 from lava.magma.core.run_configs import Loihi2SimCfg
 from lava.proc.dense.process import Dense
 
-from eqprop.neuromorphic.loihi_neurons.process import LoihiNeurons
-from eqprop.neuromorphic.microcode import WIDTHS
-from eqprop.neuromorphic.player.process import SamplePlayer
+from eqprop.neuromorphic.loihi.proc.neurons.process import LoihiNeurons
+from eqprop.neuromorphic.loihi.microcode import WIDTHS
+from eqprop.neuromorphic.loihi.proc.player.process import SamplePlayer
 
 
 def run_loihi(program, sources_int, targets_int=None, steps: int = 64, phases: int = 1,
               record_hidden: bool = True) -> dict:
-    """The data set through the Lava processes; the same dict as ``loihi_emulator.emulate``."""
+    """The data set through the Lava processes; the same dict as ``loihi.emulator.emulate``."""
     S = sources_int.shape[0]
     L = len(program.layers)
     player = SamplePlayer(sources=sources_int, steps=steps, phases=phases, theta=program.theta,

@@ -30,9 +30,9 @@ from lava.utils.weightutils import SignMode
 
 from eqprop.circuits.serialize import clamp_to_dict
 
-from eqprop.neuromorphic.neurons.process import TaggedNeurons
-from eqprop.neuromorphic.source.models import CAL_STEPS
-from eqprop.neuromorphic.source.process import SampleSource, ValueSource
+from eqprop.neuromorphic.simulation.proc.neurons.process import TaggedNeurons
+from eqprop.neuromorphic.simulation.proc.source.models import CAL_STEPS
+from eqprop.neuromorphic.simulation.proc.source.process import SampleSource, ValueSource
 
 TAG_RULE = {"dt": "u0 * y1 + u0 * 2^1 * x1 * y2 + u0 * 2^2 * x1 * x1 * y3 - y0 * t", "dw": "y0 * t"}
 NO_DECAY = 2.0**40  # the traces are overwritten every step; Lava's float engine leaves tau 0 as NaN
@@ -57,10 +57,10 @@ def hold_tags(training) -> bool:
 
 
 def _int_rule(e: int, s: int, seed: int = 0):
-    """The bit-approximate engine's rule (``onchip_map.rule_strings``). x1 must hold its payload for the
+    """The bit-approximate engine's rule (``onchip.map.rule_strings``). x1 must hold its payload for the
     step's rule: Lava's engine clears a trace with tau 0 at the end of each epoch and decays a finite tau
     stochastically, so tau is 2^40 (a drop of one code has probability ~1e-10 per step)."""
-    from eqprop.neuromorphic.onchip_map import rule_strings
+    from eqprop.neuromorphic.onchip.map import rule_strings
 
     r = rule_strings(e, s)
     return Loihi3FLearningRule(dw=r["dw"], dt=r["dt"], t_epoch=1, x1_tau=NO_DECAY, x2_tau=NO_DECAY,
@@ -82,9 +82,9 @@ def coefficients(net, scales, beta: float) -> list:
 
 
 class OnchipTraining:
-    """``int_map`` (an ``onchip_map.IntOnchipMap``): run the bit-approximate engine (Lava's
+    """``int_map`` (an ``onchip.map.IntOnchipMap``): run the bit-approximate engine (Lava's
     ``PyLearningDenseModelBitApproximate``: 8-bit weights, 7-bit traces, stochastic rounding) with the
-    integer rule of ``onchip_map``; None: the float engine with ``TAG_RULE``."""
+    integer rule of ``onchip.map``; None: the float engine with ``TAG_RULE``."""
 
     def __init__(self, net, sources, targets, beta: float, scales, batch: int, steps: int = 40, alpha: float = 1.0,
                  int_map=None, seed: int = 0, hold: bool = False):
@@ -96,7 +96,7 @@ class OnchipTraining:
         vb = net.bias_voltage
         m = int_map
         if m is not None:
-            from eqprop.neuromorphic.onchip_map import set_rates
+            from eqprop.neuromorphic.onchip.map import set_rates
 
             set_rates(m, net, coef)
             if any(e is None for e in m.exps + m.bias_exps):
@@ -178,7 +178,7 @@ class OnchipTraining:
             if self.map is None:
                 cfg = Loihi2SimCfg(select_tag=tag)
             else:  # Lava's model, its rounding stream seeded per run (dense.models.seeded_rounding_model)
-                from eqprop.neuromorphic.dense.models import seeded_rounding_model
+                from eqprop.neuromorphic.simulation.proc.dense.models import seeded_rounding_model
 
                 cfg = Loihi2SimCfg(select_tag=tag, exception_proc_model_map={LearningDense: seeded_rounding_model()})
             self.inputs.run(condition=RunSteps(num_steps=self.S * self.per_sample), run_cfg=cfg)

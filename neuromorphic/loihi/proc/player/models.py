@@ -10,8 +10,8 @@ from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
 # absolute imports: Lava loads this file on its own (as module 'models') when it looks for ProcessModels
-from eqprop.neuromorphic.microcode import Schedule, encode
-from eqprop.neuromorphic.player.process import SamplePlayer
+from eqprop.neuromorphic.loihi.microcode import Schedule, encode
+from eqprop.neuromorphic.loihi.proc.player.process import SamplePlayer
 
 
 @implements(proc=SamplePlayer, protocol=LoihiProtocol)

@@ -9,7 +9,7 @@ one sample, as on a chip.
 ``PlasticNeurons``: the same layer for the on-chip learning path (one sample, Lava's LearningDense
 synapses): it sends its voltage every step (the graded payload drives the next synapse's current and
 becomes the synapse's presynaptic trace) and, while ``plasticity`` is non-zero, the third factors the
-synapses' learning rule needs (see ``plastic_network``). ``gain_in``/``kappa_in``: gain and energy weight
+synapses' learning rule needs (see ``onchip.plastic``). ``gain_in``/``kappa_in``: gain and energy weight
 of the connection that feeds it; ``gain_out``/``kappa_out``: those of the connection it drives.
 """
 from __future__ import annotations
@@ -63,7 +63,7 @@ class PlasticNeurons(EqPropNeurons):
 
 class TaggedNeurons(EqPropNeurons):
     """A free layer of the on-chip training path (one sample at a time, Lava's LearningDense synapses, a
-    schedule fixed at build time, see ``onchip_network``).
+    schedule fixed at build time, see ``onchip.network``).
 
     Per sample: three calibration steps in which it measures its nodes' leak (total conductance) from the
     currents of known payloads (``source.models.measured_leak``; ``conductance`` is only its shape), then
@@ -74,7 +74,7 @@ class TaggedNeurons(EqPropNeurons):
     its tag to its weight and clears it. ``coef`` holds the coefficients (forward, bias, backward; the
     host scales them once per epoch for the rate decay); ``free_out`` records the free-phase voltages.
 
-    ``fixed`` (the bit-approximate engine's integer interface, ``onchip_map``): integer currents in and
+    ``fixed`` (the bit-approximate engine's integer interface, ``onchip.map``): integer currents in and
     payloads out, 7-bit third factors, and a learning epilogue of coded phase differences after each
     sample's -beta phase (model tag 'fixed_pt'); None for the float engine."""
 

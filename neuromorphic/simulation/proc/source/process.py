@@ -18,7 +18,7 @@ class ClampedSource(AbstractProcess):
 
 class ValueSource(AbstractProcess):
     """``per_sample``/``level``: the on-chip training schedule's calibration steps (``source.models``);
-    ``fixed``: the bit-approximate engine's schedule (``onchip_map``; model tag 'fixed_pt'): the values
+    ``fixed``: the bit-approximate engine's schedule (``onchip.map``; model tag 'fixed_pt'): the values
     as integer payloads, and in the learning epilogue the codes of their sums (rails: constant values)."""
 
     def __init__(self, *, values: np.ndarray, fixed: dict | None = None, per_sample: int | None = None, level: int = 0,

@@ -26,9 +26,9 @@ from lava.proc.dense.process import LearningDense
 from eqprop.circuits.energy import node_conductance
 from eqprop.circuits.serialize import clamp_to_dict
 
-from eqprop.neuromorphic.network import assign, run_until_settled, warmup_steps
-from eqprop.neuromorphic.neurons.process import PlasticNeurons
-from eqprop.neuromorphic.source.process import ValueSource
+from eqprop.neuromorphic.simulation.network import assign, run_until_settled, warmup_steps
+from eqprop.neuromorphic.simulation.proc.neurons.process import PlasticNeurons
+from eqprop.neuromorphic.simulation.proc.source.process import ValueSource
 
 LEARNING_RULE = "u0 * y1 - u0 * 2^2 * x1 * y2"
 # Traces that must not decay: every trace is overwritten each step (x1 by the graded payload, y1/y2 by the
@@ -38,7 +38,7 @@ NO_DECAY = 2.0**40
 
 def _rule():
     # u0: the products apply at every epoch (decimation 2^0); t_epoch 1: an epoch is one time step
-    from .onchip_network import rule_seed
+    from .network import rule_seed
 
     return Loihi3FLearningRule(dw=LEARNING_RULE, t_epoch=1, x1_tau=NO_DECAY, x2_tau=NO_DECAY, rng_seed=rule_seed(0))
 

@@ -1,6 +1,6 @@
 """Bit-accurate ProcessModel of ``LoihiNeurons`` (tag ``bit_accurate_loihi``): ``microcode.step`` on one
 sample's integer state, on the host's schedule. Nothing here is float: the constants come integer from
-``loihi_map``, and the only host work per sample is the schedule fixed at build time."""
+``loihi.map``, and the only host work per sample is the schedule fixed at build time."""
 from __future__ import annotations
 
 import numpy as np
@@ -12,8 +12,8 @@ from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
 # absolute imports: Lava loads this file on its own (as module 'models') when it looks for ProcessModels
-from eqprop.neuromorphic.loihi_neurons.process import LoihiNeurons
-from eqprop.neuromorphic.microcode import WIDTHS, NeuronState, Peaks, Schedule, step
+from eqprop.neuromorphic.loihi.proc.neurons.process import LoihiNeurons
+from eqprop.neuromorphic.loihi.microcode import WIDTHS, NeuronState, Peaks, Schedule, step
 
 
 @implements(proc=LoihiNeurons, protocol=LoihiProtocol)

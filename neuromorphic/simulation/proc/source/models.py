@@ -10,7 +10,7 @@ from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
 # absolute imports: Lava loads this file on its own (as module 'models') when it looks for ProcessModels
-from eqprop.neuromorphic.source.process import ClampedSource, SampleSource, ValueSource
+from eqprop.neuromorphic.simulation.proc.source.process import ClampedSource, SampleSource, ValueSource
 
 
 @implements(proc=ClampedSource, protocol=LoihiProtocol)
@@ -95,13 +95,13 @@ class PySampleSourceFloat(PyLoihiProcessModel):
 class AbstractFixedSource(PyLoihiProcessModel):
     """Integer payloads (2^-vf V) and, in the learning epilogue of its connection's parity group, the codes
     of twice its (amplified) values in slot B, 0 in slots A and C: a clamped source does not move between
-    the phases (``onchip_map``)."""
+    the phases (``onchip.map``)."""
 
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int64, precision=24)
 
     def __init__(self, proc_params):
         super().__init__(proc_params)
-        from eqprop.neuromorphic.onchip_map import codes
+        from eqprop.neuromorphic.onchip.map import codes
 
         self._codes = codes
         f = proc_params["fixed"]

@@ -15,9 +15,9 @@ from lava.magma.core.run_configs import Loihi2SimCfg
 from eqprop.circuits.energy import node_conductance
 from eqprop.circuits.serialize import clamp_to_dict
 
-from eqprop.neuromorphic.dense.process import BatchDense
-from eqprop.neuromorphic.neurons.process import EqPropNeurons
-from eqprop.neuromorphic.source.process import ClampedSource
+from eqprop.neuromorphic.simulation.proc.dense.process import BatchDense
+from eqprop.neuromorphic.simulation.proc.neurons.process import EqPropNeurons
+from eqprop.neuromorphic.simulation.proc.source.process import ClampedSource
 
 
 def assign(var, value, started: bool) -> None:
