@@ -155,6 +155,18 @@ class DiodeModel(_Registered):
         """Two-sided current noise density (A^2/Hz) of one diode at junction voltage vd: none for an abstraction."""
         return np.zeros_like(np.asarray(vd, dtype=float))
 
+    def clamp_noise_density(self, clamp, v, kt: float):
+        """Two-sided current noise density (A^2/Hz) of a node's two diodes at node voltage v."""
+        return self.noise_density(v - clamp.v_high, kt) + self.noise_density(clamp.v_low - v, kt)
+
+    def spice_subckt_params(self) -> str:
+        """Parameters of the neuron subcircuit's header (`` name=default ...``); none unless each node differs."""
+        return ""
+
+    def spice_instance_params(self, index) -> str:
+        """The parameters of node ``index``'s neuron instance (its place in its layer); none unless nodes differ."""
+        return ""
+
     def integer_terms(self, clamp) -> dict | None:
         """The clamp as an integer neuron sees it (SI units), or None. Keys: ``clip`` (v_low, v_high) for a
         hard clamp; or ``g_mid``/``i_mid`` (conductance and current added between the knees) with ``g_on`` (the
@@ -455,6 +467,187 @@ class ShockleyDiode(DiodeModel):
                 [f".model dclamp{suffix} D(IS={spice_number(self.i_s)} N={spice_number(self.n)})"], [])
 
 
+def _junction(vd, i_s, nvt):
+    """(current, conductance) of Shockley junctions without GMIN, every parameter an array broadcast against vd
+    (``ShockleyDiode.junction`` for per-node parameters: the exponential, and SPICE's cubic tail past -3 N vt)."""
+    vd = np.asarray(vd, dtype=float)
+    e = np.exp(np.minimum(vd / nvt, EXP_CAP))
+    i = i_s * (e - 1.0)
+    g = (i_s / nvt) * e
+    knee = -3.0 * nvt
+    rev = vd < knee
+    if rev.any():
+        r = 1.0 / np.minimum(vd, knee)
+        q = (3.0 * nvt / np.e) * r
+        arg = q * q * q
+        i = np.where(rev, -i_s * (1.0 + arg), i)
+        g = np.where(rev, (3.0 * i_s) * arg * r, g)
+    return i, g
+
+
+def _junction_cocontent(vd, i_s, nvt):
+    """The co-content of Shockley junctions without GMIN (``ShockleyDiode.cocontent``), parameters as arrays."""
+    vd = np.asarray(vd, dtype=float)
+    forward = lambda v: i_s * (nvt * (np.exp(np.minimum(v / nvt, EXP_CAP)) - 1.0) - v)  # noqa: E731
+    v0 = -3.0 * nvt
+    c3 = (3.0 * nvt / np.e) ** 3
+    safe = np.where(vd < v0, vd, v0)
+    reverse = forward(v0) - i_s * ((safe - v0) - 0.5 * c3 * (safe ** -2 - v0 ** -2))
+    return np.where(vd < v0, reverse, forward(vd))
+
+
+@dataclass(frozen=True)
+class MismatchedShockleyDiode(ShockleyDiode):
+    """A layer's neuron diodes as one die realises them: each node's diode to the upper rail and its diode from
+    the lower rail with their own saturation current and emission coefficient (``is_up``, ``n_up``, ``is_dn``,
+    ``n_dn``: one value per node of the layer, in order), drawn by ``circuits.mismatch.Mismatch``. ``i_s`` and
+    ``n`` keep the nominal values. Natively every node is solved exactly with its own parameters (Newton in a
+    bracket, by numpy: no compiled kernel, a die is evaluated, not trained); in SPICE each neuron instance
+    carries its four values into its own model cards (subcircuit parameters)."""
+
+    is_up: tuple = ()
+    is_dn: tuple = ()
+    n_up: tuple = ()
+    n_dn: tuple = ()
+    kind = "shockley-die"
+    per_die = True  # drawn for a die by Mismatch, never built by name
+
+    def __post_init__(self):
+        super().__post_init__()
+        size = None
+        for name in ("is_up", "is_dn", "n_up", "n_dn"):
+            a = np.asarray(getattr(self, name), dtype=float)
+            if a.ndim != 1 or a.size == 0 or not np.all(np.isfinite(a)) or not np.all(a > 0):
+                raise NetworkError(f"MismatchedShockleyDiode.{name} must be one positive finite value per node, got "
+                                   f"{getattr(self, name)!r}")
+            if size is not None and a.size != size:
+                raise NetworkError(f"MismatchedShockleyDiode.{name} has {a.size} values, is_up {size}: give each of "
+                                   "is_up, is_dn, n_up and n_dn one value per node")
+            size = a.size
+            object.__setattr__(self, name, tuple(float(x) for x in a))
+
+    @property
+    def size(self) -> int:
+        """The number of nodes (the layer's size) it was drawn for."""
+        return len(self.is_up)
+
+    @functools.cached_property
+    def _arrays(self):
+        return (np.array(self.is_up), np.array(self.is_dn), np.array(self.n_up) * self.vt, np.array(self.n_dn) * self.vt)
+
+    def _per_node(self, v):
+        if np.shape(v)[-1:] != (self.size,):
+            raise NetworkError(f"a die's diodes were drawn for a layer of {self.size} nodes, applied to nodes of shape "
+                               f"{np.shape(v)}: per-node diode parameters need a layered network")
+        return self._arrays
+
+    def clamp_current(self, clamp, v):
+        v = np.asarray(v, dtype=float)
+        iu, idn, nu, nd = self._per_node(v)
+        return (_junction(v - clamp.v_high, iu, nu)[0] - _junction(clamp.v_low - v, idn, nd)[0]
+                + self.gmin * (2.0 * v - clamp.v_high - clamp.v_low))
+
+    def clamp_conductance(self, clamp, v):
+        v = np.asarray(v, dtype=float)
+        iu, idn, nu, nd = self._per_node(v)
+        return _junction(v - clamp.v_high, iu, nu)[1] + _junction(clamp.v_low - v, idn, nd)[1] + 2.0 * self.gmin
+
+    def clamp_cocontent(self, clamp, v):
+        v = np.asarray(v, dtype=float)
+        iu, idn, nu, nd = self._per_node(v)
+        up, dn = v - clamp.v_high, clamp.v_low - v
+        return (_junction_cocontent(up, iu, nu) + _junction_cocontent(dn, idn, nd)
+                + 0.5 * self.gmin * (up ** 2 + dn ** 2))
+
+    def clamp_noise_density(self, clamp, v, kt: float):
+        v = np.asarray(v, dtype=float)
+        iu, idn, nu, nd = self._per_node(v)
+        up, dn = v - clamp.v_high, clamp.v_low - v
+        return ELEMENTARY_CHARGE * (np.abs(_junction(up, iu, nu)[0] + self.gmin * up)
+                                    + np.abs(_junction(dn, idn, nd)[0] + self.gmin * dn))
+
+    def _single(self, *_):
+        raise NetworkError("a die's diodes differ node by node: use the clamp's current, conductance, co-content and "
+                           "noise (DiodeClamp), not one junction's")
+
+    current = conductance = cocontent = noise_density = _single
+
+    def solve_clamp(self, clamp, S, T, v_prev=None, tol: float = 1e-14):
+        """Each node's root of f(v) = S2 v - T2 + i_up(v - v_high) - i_dn(v_low - v) (S2 = S + 2 GMIN, T2 = T +
+        GMIN (v_high + v_low)): Newton steps, bisected wherever one leaves the bracket, until every node moves
+        less than tol (relative to the rails).
+
+        The bracket: a reverse-biased junction carries less than its IS (its exponential and SPICE's cubic tail
+        alike), so f >= S2 v - T2 - IS_up for v >= v_low and f <= S2 v - T2 + IS_dn for v <= v_high: the root is
+        at most max((T2 + IS_up) / S2, v_low) and at least min((T2 - IS_dn) / S2, v_high). (With unequal diodes
+        the clamp's current at the rails' midpoint is not zero, so the symmetric model's bracket of T/S and the
+        midpoint does not hold.) Past a rail, the forward junction carries at most the drive's excess over it,
+        which bounds the root to N vt ln(1 + excess / IS) past that rail."""
+        T = np.asarray(T, dtype=float)
+        shape = T.shape
+        iu, idn, nu, nd = (np.broadcast_to(a, shape).ravel() for a in self._per_node(T))
+        vl, vh, gmin = clamp.v_low, clamp.v_high, self.gmin
+        S = np.broadcast_to(S, shape).ravel()
+        T = T.ravel()
+        S2, T2 = S + 2.0 * gmin, T + gmin * (vh + vl)
+        hi = np.minimum(np.maximum((T2 + iu) / S2, vl), vh + nu * np.log1p(np.maximum(T - S * vh, 0.0) / iu))
+        lo = np.maximum(np.minimum((T2 - idn) / S2, vh), vl - nd * np.log1p(np.maximum(S * vl - T, 0.0) / idn))
+        v = np.clip(T / S if v_prev is None else np.ravel(v_prev), lo, hi)
+        scale = tol * max(1.0, abs(vh), abs(vl))
+        out = v.copy()
+        idx = np.arange(v.size)
+        for _ in range(4 * NEWTON_MAX_ITER):
+            i_up, g_up = _junction(v - vh, iu, nu)
+            i_dn, g_dn = _junction(vl - v, idn, nd)
+            f = S2 * v - T2 + i_up - i_dn
+            pos = f > 0
+            hi = np.where(pos, v, hi)
+            lo = np.where(pos, lo, v)
+            step = v - f / (S2 + g_up + g_dn)
+            outside = ~((step >= lo) & (step <= hi))  # NaN steps too
+            step = np.where(outside, 0.5 * (lo + hi), step)
+            active = (np.abs(step - v) > scale) & (hi - lo > scale)
+            v = step
+            out[idx] = v
+            if not active.any():
+                break
+            keep = np.nonzero(active)[0]
+            idx, v, lo, hi, S2, T2 = idx[keep], v[keep], lo[keep], hi[keep], S2[keep], T2[keep]
+            iu, idn, nu, nd = iu[keep], idn[keep], nu[keep], nd[keep]
+        return out.reshape(shape)
+
+    def relax(self, clamp, S, v_old, v_star, omega: float):
+        """``ShockleyDiode.relax`` with each node's own junctions."""
+        iu, idn, nu, nd = self._per_node(v_star)
+        new = v_star + (omega - 1.0) * (v_star - v_old)
+        right, left = np.maximum(new, v_star), np.minimum(new, v_star)
+        floor = np.exp(-3.0)
+        g_up = (iu / nu) * np.maximum(np.exp(np.minimum((right - clamp.v_high) / nu, EXP_CAP)), floor)
+        g_dn = (idn / nd) * np.maximum(np.exp(np.minimum((clamp.v_low - left) / nd, EXP_CAP)), floor)
+        s2 = S + 2.0 * self.gmin
+        safe = (omega - 1.0) ** 2 * (s2 + g_up + g_dn) <= s2
+        return np.where(safe, new, v_star)
+
+    def layer_update(self, clamp):
+        return None  # the numpy path: per-node parameters have no compiled kernel
+
+    def spice_lines(self, suffix: str, options, stand_in=None) -> tuple:
+        super().spice_lines(suffix, options, stand_in)  # the same checks of vt and GMIN against ngspice's
+        return ([f"D_up node hi dup{suffix}", f"D_dn lo node ddn{suffix}",
+                 f".model dup{suffix} D(IS={{isu}} N={{nu}})", f".model ddn{suffix} D(IS={{isd}} N={{nd}})"], [], [])
+
+    def spice_subckt_params(self) -> str:
+        return (f" isu={spice_number(self.i_s)} nu={spice_number(self.n)} isd={spice_number(self.i_s)} "
+                f"nd={spice_number(self.n)}")
+
+    def spice_instance_params(self, index) -> str:
+        if index is None or not 0 <= index < self.size:
+            raise NetworkError(f"a die's diodes are per node: this node has no place in a layer of {self.size} "
+                               f"(got {index!r}); write the netlist from the layered network")
+        return (f" isu={spice_number(self.is_up[index])} nu={spice_number(self.n_up[index])} "
+                f"isd={spice_number(self.is_dn[index])} nd={spice_number(self.n_dn[index])}")
+
+
 @dataclass(frozen=True)
 class SeriesResistanceDiode(ShockleyDiode):
     """SPICE's level-1 junction diode with series resistance ``rs`` (ohms) and zero-bias junction capacitance
@@ -709,7 +902,8 @@ def model_file(path, what: str, from_data):
 
 def diode_names() -> tuple:
     """The diode models a name alone builds (a characterised one, ``needs_file``, comes from its file)."""
-    return tuple(k for k, cls in DIODE_MODELS.items() if not getattr(cls, "needs_file", False))
+    return tuple(k for k, cls in DIODE_MODELS.items()
+                 if not getattr(cls, "needs_file", False) and not getattr(cls, "per_die", False))
 
 
 def diode_model(spec) -> DiodeModel:

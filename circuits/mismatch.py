@@ -3,8 +3,9 @@
 A network trained somewhere (natively, or on another die) is programmed onto dies that differ: every conductance
 lands within a relative spread of its target, and every amplifier has its own input offset and loop gain. A die
 is a copy of the network with those draws, seeded by the die's number, so the same die is the same circuit in the
-native solver and in its SPICE netlist (the netlist is written from it). Diode parameters are per layer in this
-toolkit, so their mismatch per node is not drawn.
+native solver and in its SPICE netlist (the netlist is written from it). Shockley neuron diodes get their own
+saturation current (log-normal: IS x exp(sigma z), a relative spread sigma) and emission coefficient (N x (1 +
+sigma z)), each diode of each node its own draw (``MismatchedShockleyDiode``).
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .devices import Amplifier, OpAmp
+from .devices import Amplifier, DiodeClamp, MismatchedShockleyDiode, OpAmp, ShockleyDiode
 from .errors import NetworkError
 from .network import LayeredNetwork
 
@@ -25,9 +26,12 @@ class Mismatch:
     conductance: float = 0.0
     amplifier_offset: float = 0.0
     amplifier_gain: float = 0.0
+    diode_is: float = 0.0
+    diode_n: float = 0.0
 
     def __post_init__(self):
-        for name, hi in (("conductance", 1.0), ("amplifier_offset", 1.0), ("amplifier_gain", 0.2)):
+        for name, hi in (("conductance", 1.0), ("amplifier_offset", 1.0), ("amplifier_gain", 0.2), ("diode_is", 2.0),
+                         ("diode_n", 0.2)):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or not 0 <= v <= hi:
                 raise NetworkError(f"mismatch {name} must be 0 to {hi:g}, got {v!r}")
@@ -49,5 +53,33 @@ class Mismatch:
                                      "gain_sigma": float(self.amplifier_gain), "seed": int(seed)})
         elif not isinstance(net.amplifier, Amplifier):
             raise NetworkError(f"the network's amplifier is not an amplifier model: {net.amplifier!r}")
+        if self.diode_is or self.diode_n:
+            die.neurons = self._diodes(net, np.random.default_rng([int(seed), 2]))
         die.validate()
         return die
+
+    def _diodes(self, net: LayeredNetwork, rng) -> list:
+        """Each layer's clamp with every node's two diodes drawn (up then down, layer by layer)."""
+        neurons = []
+        for c, clamp in enumerate(net.neurons):
+            if clamp is None:
+                neurons.append(None)
+                continue
+            d = clamp.diode
+            if type(d) not in (ShockleyDiode, MismatchedShockleyDiode):
+                raise NetworkError(f"diode mismatch (IS, N) is drawn for Shockley diodes; layer {c + 1} has "
+                                   f"{d.kind!r} diodes: train with --diode shockley, or leave the diode spreads at 0")
+            n = net.sizes[c + 1]
+            z = rng.standard_normal((4, n))
+            if isinstance(d, MismatchedShockleyDiode):  # a die drawn again: spread around its own values
+                is_up, is_dn, n_up, n_dn = (np.array(a) for a in (d.is_up, d.is_dn, d.n_up, d.n_dn))
+            else:
+                is_up = is_dn = np.full(n, d.i_s)
+                n_up = n_dn = np.full(n, d.n)
+            drawn = MismatchedShockleyDiode(
+                i_s=d.i_s, n=d.n, vt=d.vt, gmin=d.gmin,
+                is_up=is_up * np.exp(self.diode_is * z[0]), is_dn=is_dn * np.exp(self.diode_is * z[1]),
+                n_up=n_up * np.maximum(1.0 + self.diode_n * z[2], 0.5),
+                n_dn=n_dn * np.maximum(1.0 + self.diode_n * z[3], 0.5))
+            neurons.append(DiodeClamp(drawn, clamp.v_low, clamp.v_high))
+        return neurons

@@ -252,6 +252,10 @@ class LayeredNetwork:
                                        "(signed weights come from the +x/-x input pairs)")
             if self.neurons[c] is not None and not isinstance(self.neurons[c], DiodeClamp):
                 raise NetworkError(f"neurons[{c}] must be a DiodeClamp or None, got {type(self.neurons[c]).__name__}")
+            size = getattr(self.neurons[c].diode, "size", None) if self.neurons[c] is not None else None
+            if size is not None and size != self.sizes[c + 1]:
+                raise NetworkError(f"neurons[{c}]'s diodes were drawn for {size} nodes, its layer has "
+                                   f"{self.sizes[c + 1]}: draw the die for this network")
             if not np.isfinite(self.gains[c]) or self.gains[c] <= 0:
                 raise NetworkError(f"gains[{c}] must be positive, got {self.gains[c]}")
         if self.gains[0] != 1.0:
@@ -356,7 +360,7 @@ class LayeredNetwork:
             offset += s[c + 1]
             last = c == self.n_connections - 1
             for j, name in enumerate(names):
-                attrs = dict(role="output" if last else "hidden", neuron=self.neurons[c], layer=c + 1)
+                attrs = dict(role="output" if last else "hidden", neuron=self.neurons[c], layer=c + 1, index=j)
                 if last:
                     attrs["readout"] = _readout_entry(self.readout, j, s[-1])
                 g.add_node(name, **attrs)

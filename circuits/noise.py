@@ -145,8 +145,7 @@ class ThermalNoise:
             if clamp is None or not clamp.diode.smooth:
                 continue
             x = v[off[c]:off[c + 1]]
-            d = clamp.diode
-            s[off[c]:off[c + 1]] = d.noise_density(x - clamp.v_high, self.kt) + d.noise_density(clamp.v_low - x, self.kt)
+            s[off[c]:off[c + 1]] = clamp.diode.clamp_noise_density(clamp, x, self.kt)
         return s
 
     def time_constants(self, net: LayeredNetwork, v=None, beta: float = 0.0) -> tuple:

@@ -250,7 +250,7 @@ def cmd_dies(args) -> int:
     from .dies import run_dies
 
     run_dies(args.run, args.out, args.dies, args.conductance, args.amplifier_offset, args.amplifier_gain, args.spice,
-             args.data, cluster=args.cluster)
+             args.data, cluster=args.cluster, diode_is=args.diode_is_spread, diode_n=args.diode_n_spread)
     print(f"table and JSON in {args.out}")
     return 0
 
@@ -513,8 +513,8 @@ def build_parser() -> argparse.ArgumentParser:
     to.add_argument("--window", type=nonnegative, default=0.0, help="measurement window of the training runs, seconds")
     to.add_argument("--seed", type=index, default=0, help="network, data order and noise seed")
     to.set_defaults(func=cmd_tolerance)
-    di = sub.add_parser("dies", help="a trained run programmed onto many dies: accuracy under conductance and "
-                                     "amplifier mismatch (Monte Carlo), optionally checked in ngspice")
+    di = sub.add_parser("dies", help="a trained run programmed onto many dies: accuracy under conductance, "
+                                     "amplifier and diode mismatch (Monte Carlo), optionally checked in ngspice")
     di.add_argument("run", help="a run directory of a circuit backend")
     di.add_argument("--out", default="reports/dies", help="directory for the table and JSON")
     di.add_argument("--dies", type=count, default=20, help="dies to draw (seeds 0, 1, ...)")
@@ -523,6 +523,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="spread of each amplifier's input offset")
     di.add_argument("--amplifier-gain", dest="amplifier_gain", type=nonnegative, default=0.0, metavar="REL",
                     help="relative spread of each amplifier's loop gain")
+    di.add_argument("--diode-is-spread", dest="diode_is_spread", type=nonnegative, default=0.0, metavar="SIGMA",
+                    help="Shockley neuron diodes: each diode's saturation current IS x exp(SIGMA z) (log-normal)")
+    di.add_argument("--diode-n-spread", dest="diode_n_spread", type=nonnegative, default=0.0, metavar="REL",
+                    help="Shockley neuron diodes: relative spread of each diode's emission coefficient N")
     di.add_argument("--spice", type=index, default=0, metavar="N",
                     help="also solve the first N dies' first 40 test images (dies.SPICE_IMAGES) in ngspice and compare")
     di.add_argument("--data", help="the run's data file where it was moved or copied")

@@ -378,7 +378,8 @@ class _Writer:
             stand_in = self.ideal_diode if clamp.diode.hard else None
             body, models, more_notes = clamp.diode.spice_lines(sfx, self.options, stand_in)
             notes += more_notes
-            lines += [f".subckt neuron{sfx} node hi lo"] + body + [f".ends neuron{sfx}"] + models
+            head = f".subckt neuron{sfx} node hi lo{clamp.diode.spice_subckt_params()}"
+            lines += [head] + body + [f".ends neuron{sfx}"] + models
         return lines
 
     def _clamp_suffix(self, k: int) -> str:
@@ -416,7 +417,8 @@ class _Writer:
             clamp = self.g.nodes[n].get("neuron")
             if clamp is not None:
                 sfx = self._clamp_suffix(self.clamps.index(clamp))
-                lines.append(f"X_neuron_{n} {n} rail{sfx}_hi rail{sfx}_lo neuron{sfx}")
+                params = clamp.diode.spice_instance_params(self.g.nodes[n].get("index"))
+                lines.append(f"X_neuron_{n} {n} rail{sfx}_hi rail{sfx}_lo neuron{sfx}{params}")
         return lines
 
     def _amplifiers(self):
