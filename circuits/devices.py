@@ -1001,6 +1001,8 @@ class Amplifier(_Registered):
     kind = "ideal"
     #: whether ``output`` is a V exactly: the network then has an energy function and every path serves it
     ideal = True
+    #: whether it has an inverting form (``output`` with a negative gain: -a V), which differential layers need
+    inverting = True
 
     def to_data(self) -> dict:
         return {"amplifier": self.kind, "params": self.params()}
@@ -1038,10 +1040,14 @@ class Amplifier(_Registered):
         gain and the output's share of its load current's change (its closed-loop output resistance over
         1 + that resistance times load_g). Ideal: (gain, 0)."""
         shape = np.broadcast_shapes(np.shape(v_in), np.shape(load_i))
-        return np.full(shape, float(gain)), np.zeros(shape)
+        return np.broadcast_to(np.asarray(gain, dtype=float), shape).copy(), np.zeros(shape)
 
     def closed_loop_gain(self, gain: float) -> float:
         return float(gain)
+
+    def spice_subckt(self, gain: float) -> str:
+        """The subcircuit that realises an amplifier of this (signed) gain (``spice_lines`` defines it)."""
+        return "bidir_amp"
 
     def spice_lines(self) -> list:
         """The subcircuit ``bidir_amp in out params: gain=...``: forward VCVS, backward CCCS of 1/gain."""
@@ -1075,6 +1081,13 @@ class OpAmp(Amplifier):
         unsaturated:  V_out = A_f (V_in + offset) - R_f I,   A_f = a0 / (1 + a0 beta),  R_f = rout / (1 + a0 beta)
         saturated:    V_out = +-swing - rout I               (the gain stage's output is +-swing)
 
+    The inverting half of a differential amplifier (a negative ``gain`` -a) is the inverting loop: + input at the
+    offset, - input on the ideal divider (a V_in + V_out) / (1 + a) (feedback fraction beta = 1 / (1 + a)), so
+
+        unsaturated:  V_out = (-a A0 / (1 + a) V_in + A0 offset - rout I) / (1 + A0 beta)
+
+    (-a V_in + (1 + a) offset as A0 grows: the offset sees the noise gain 1 + a); its CCCS passes -1/a back.
+
     The forward gain A_f is below a while the backward ratio stays 1/a: the circuit is no longer reciprocal,
     has no energy function, and EqProp's estimate is no longer the gradient; how much that costs is what the
     model is for. ``iq`` (A) and ``supply`` (V, rail to rail) give each amplifier's quiescent power.
@@ -1093,6 +1106,7 @@ class OpAmp(Amplifier):
     supply: float = 0.0
     kind = "opamp"
     ideal = False
+    inverting = True  # it has an inverting form (``output`` with a negative gain): differential layers take it
 
     def __post_init__(self):
         for name, lo, inf_ok in (("a0", 1.0, False), ("gbw", 0.0, True), ("rout", 0.0, False), ("swing", 0.0, True),
@@ -1131,12 +1145,24 @@ class OpAmp(Amplifier):
     def gain_factors(self, c: int, n: int):
         return _gain_factors(self, c, n) if self.gain_sigma else None
 
+    def _loop_terms(self, gain) -> tuple:
+        """(input gain, offset gain, output resistance) of the closed loop for signed gains (negative: the inverting
+        loop, see the class notes)."""
+        g = np.asarray(gain, dtype=float) if np.ndim(gain) else float(gain)
+        if np.all(np.asarray(g) > 0):
+            af = self.closed_loop_gain(g)
+            return af, af, self.closed_loop_rout(g)
+        mag = np.abs(g)
+        loop = np.where(g > 0, 1.0 + self.a0 / mag, 1.0 + self.a0 / (1.0 + mag))
+        k_in = np.where(g > 0, 1.0, -mag / (1.0 + mag))
+        return self.a0 * k_in / loop, self.a0 / loop, self.rout / loop
+
     def output(self, gain, v_in, load_g, load_i, offset=None):
         """Exact at DC: the unsaturated solution, replaced by the saturated one where the gain stage's output
         (V_out + rout I) would pass +-swing."""
         v_in = np.asarray(v_in, dtype=float)
-        af, rf = self.closed_loop_gain(gain), self.closed_loop_rout(gain)
-        v = (af * (v_in + (self.offset if offset is None else offset)) + rf * load_i) / (1.0 + rf * load_g)
+        af, a_off, rf = self._loop_terms(gain)
+        v = (af * v_in + a_off * (self.offset if offset is None else offset) + rf * load_i) / (1.0 + rf * load_g)
         if np.isfinite(self.swing):
             stage = v + self.rout * (load_g * v - load_i)
             hi = (self.swing + self.rout * load_i) / (1.0 + self.rout * load_g)
@@ -1148,7 +1174,7 @@ class OpAmp(Amplifier):
         """Unsaturated: (A_f, R_f) / (1 + R_f load_g); saturated: the gain stage is fixed, (0, rout / (1 + rout
         load_g))."""
         v_in = np.asarray(v_in, dtype=float)
-        af, rf = self.closed_loop_gain(gain), self.closed_loop_rout(gain)
+        af, _, rf = self._loop_terms(gain)
         shape = np.broadcast_shapes(v_in.shape, np.shape(load_i))
         alpha = np.broadcast_to(af / (1.0 + rf * load_g), shape).copy()
         rho = np.broadcast_to(rf / (1.0 + rf * load_g), shape).copy()
@@ -1169,13 +1195,30 @@ class OpAmp(Amplifier):
         """``bidir_amp in out params: gain=...``: the op-amp's gain stage (a transconductance into an RC of pole
         gbw / a0, a0 at DC), its output limiter, output resistance, the feedback V(out)/gain and the CCCS."""
         num = spice_number
+        head = (f"* op-amp macromodel: A0 {self.a0:g}, GBW {self.gbw:g} Hz, Rout {self.rout:g} ohm, swing "
+                f"+-{self.swing:g} V, offset {self.offset:g} V")
+        # the offset as a source, so that ngspice's source stepping ramps it with the others
+        non_inverting = [f".subckt bidir_amp in out params: gain=1 vos={num(self.offset)} fb=1",
+                         head + "; non-inverting loop of gain `gain`, CCCS back of 1/gain",
+                         "V_os plus in DC {vos}",
+                         "E_fb fb 0 out 0 {1/(gain*fb)}"]
+        # the inverting loop of gain `gain` < 0: + input at the offset, - input on the divider (k V_in + V_out) /
+        # (1 + k), k = -gain fb (R2 / R1, with the die's mismatch), drawing no current
+        inverting = [f".subckt bidir_inv in out params: gain=-1 vos={num(self.offset)} fb=1",
+                     head + "; inverting loop of gain `gain` (< 0), CCCS back of 1/gain",
+                     "V_os plus 0 DC {vos}",
+                     "E_fb_in fb mid in 0 {-gain*fb/(1-gain*fb)}",
+                     "E_fb_out mid 0 out 0 {1/(1-gain*fb)}"]
+        return self._stage_lines(non_inverting) + self._stage_lines(inverting)
+
+    def spice_subckt(self, gain: float) -> str:
+        return "bidir_inv" if gain < 0 else "bidir_amp"
+
+    def _stage_lines(self, lines: list) -> list:
+        """The gain stage, limiter, output resistance and CCCS after a subcircuit's input and feedback lines."""
+        num = spice_number
+        lines = list(lines)
         err = "v(plus) - v(fb)"
-        lines = [f".subckt bidir_amp in out params: gain=1 vos={num(self.offset)} fb=1",
-                 f"* op-amp macromodel: A0 {self.a0:g}, GBW {self.gbw:g} Hz, Rout {self.rout:g} ohm, swing +-{self.swing:g} V, "
-                 f"offset {self.offset:g} V; non-inverting loop of gain `gain`, CCCS back of 1/gain",
-                 # the offset as a source, so that ngspice's source stepping ramps it with the others
-                 "V_os plus in DC {vos}",
-                 "E_fb fb 0 out 0 {1/(gain*fb)}"]
         if np.isfinite(self.gbw):
             # gm = a0 / 1k into 1k || C: a0 at DC, one pole at gbw / a0
             cap = self.a0 / (2.0 * np.pi * self.gbw * 1e3)
@@ -1189,7 +1232,8 @@ class OpAmp(Amplifier):
             stage = f"max(min({stage}, {num(self.swing)}), {num(-self.swing)})"
         lines.append(f"B_stage stage 0 V = {stage}")
         lines.append(f"R_out stage drive {num(self.rout)} noisy=0" if self.rout > 0 else "V_out stage drive DC 0")
-        lines += ["V_sense drive out DC 0", "F_back in 0 V_sense {1/gain}", ".ends bidir_amp"]
+        name = lines[0].split()[1]
+        lines += ["V_sense drive out DC 0", "F_back in 0 V_sense {1/gain}", f".ends {name}"]
         return lines
 
     def describe(self) -> str:

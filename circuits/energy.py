@@ -117,8 +117,11 @@ def node_drive(net: LayeredNetwork, sources, layers, c) -> np.ndarray:
     if c + 1 < L:
         t = t + (layers[c + 1] @ net.signed_weights(c + 1).T) / net.gains[c + 1]
         if not net.amplifier.ideal and net.gains[c + 1] != 1.0:  # the op-amp's output is not a V
-            a, rows = net.gains[c + 1], net.weights[c + 1].sum(1)
-            t = t + (layers[c] - _pre(net, sources, layers, c + 1) / a) * rows
+            # each row's CCCS passes sign/a of its output current G V_o - (G v): the ideal part is in S and above
+            a, rows, signs = net.gains[c + 1], net.weights[c + 1].sum(1), net.row_signs(c + 1)
+            vo = _pre(net, sources, layers, c + 1) / a
+            t = t + net.to_drivers(c + 1, (net.driver_rows(c + 1, layers[c]) - (vo if signs is None else signs * vo))
+                                   * rows)
     return t
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import NetworkError
 
 from .energy import node_conductance, readout
 from .network import LayeredNetwork
@@ -83,10 +82,8 @@ def resistive_exact_gradient(net: LayeredNetwork, free_eq, y) -> tuple:
 
 
 def kcl_exact_gradient(net: LayeredNetwork, free_eq, y) -> tuple:
-    """The exact gradient through Kirchhoff's law (module notes): any single-ended network, op-amps included."""
-    if net.hidden_pairs:
-        raise NetworkError("kcl_exact_gradient takes single-ended hidden layers; resistive_exact_gradient takes "
-                           "differential ones")
+    """The exact gradient through Kirchhoff's law (module notes): any layered network, op-amps and differential
+    hidden layers included."""
     layers = free_eq.layers
     y = np.asarray(y, dtype=float)
     B = free_eq.inputs.shape[0]
@@ -115,8 +112,10 @@ def kcl_exact_gradient(net: LayeredNetwork, free_eq, y) -> tuple:
             u, lu = layers[c - 1], lams[c - 1]
             vo = net.amplifier_output(c, u, v)
             rho = net.amplifier_slopes(c, u, v)[1]  # every sample's at once (0 for an ideal amplifier)
-            k = (1.0 - w.sum(1) * rho) / a
-            q = rho * (lv @ w.T) + k * lu  # what the driving side takes back of a unit current, weighted by lambda
+            signs = net.row_signs(c)  # an inverting half's CCCS passes -1/a
+            k = (1.0 - w.sum(1) * rho) / a * (1.0 if signs is None else signs)
+            # what the driving side takes back of a unit current, weighted by lambda
+            q = rho * (lv @ w.T) + k * net.driver_rows(c, lu)
             # sum_b (V_j - Vo_i) (lambda_j - q_i)
             gw = (lv * v).sum(0)[None, :] - vo.T @ lv - q.T @ v + (vo * q).sum(0)[:, None]
         grads_w.append(gw / B)

@@ -135,17 +135,43 @@ class LayeredNetwork:
         small-signal gain from its input, and its share of a change of the load current (``Amplifier.slopes``;
         (a, 0) where the amplifier is ideal or the connection has none)."""
         if self.amplifier.ideal or self.gains[c] == 1.0:
-            w = self.weights[c]
-            return Amplifier.slopes(self.amplifier, self.gains[c], driver, w.sum(1), load @ w.T)
+            w, signs = self.weights[c], self.row_signs(c)
+            gain = self.gains[c] if signs is None else self.gains[c] * signs
+            return Amplifier.slopes(self.amplifier, gain, self.driver_rows(c, driver), w.sum(1), load @ w.T)
         return self.amplifier.slopes(*self._amplifier_terms(c, driver, load))
 
     def _amplifier_terms(self, c: int, driver, load) -> tuple:
-        """What an amplifier model's ``output`` and ``slopes`` take for connection c: each amplifier's loop gain
-        (the nominal one times the die's mismatch), its input, its load's conductance and current, its offset."""
+        """What an amplifier model's ``output`` and ``slopes`` take for connection c, one amplifier per conductance
+        row: its signed loop gain (the nominal one times the die's mismatch; negative for the inverting half of a
+        differential amplifier), its input (the driving node's voltage), its load's conductance and current, its
+        offset."""
         a, w = self.gains[c], self.weights[c]
         n = w.shape[0]
         f = self.amplifier.gain_factors(c, n)
-        return (a if f is None else a * f, driver, w.sum(1), load @ w.T, self.amplifier.input_offsets(c, n))
+        gain = a if f is None else a * f
+        signs = self.row_signs(c)
+        if signs is not None:
+            gain = gain * signs
+        return (gain, self.driver_rows(c, driver), w.sum(1), load @ w.T, self.amplifier.input_offsets(c, n))
+
+    def row_signs(self, c: int):
+        """+1 for each conductance row driven by a non-inverting output, -1 for an inverting one; None where every
+        row is non-inverting (a single-ended connection)."""
+        if c > 0 and self.hidden_pairs:
+            n = self.sizes[c]
+            return np.concatenate([np.ones(n), -np.ones(n)])
+        return None
+
+    def driver_rows(self, c: int, u: np.ndarray) -> np.ndarray:
+        """The driving node's voltage for each conductance row of connection c (both halves read the same node)."""
+        return np.hstack([u, u]) if c > 0 and self.hidden_pairs else u
+
+    def to_drivers(self, c: int, rows: np.ndarray) -> np.ndarray:
+        """A quantity per conductance row of connection c summed onto its driving node (the halves added)."""
+        if c > 0 and self.hidden_pairs:
+            n = self.sizes[c]
+            return rows[..., :n] + rows[..., n:]
+        return rows
 
     def rows(self, c: int) -> int:
         """Conductance rows of connection c: its driving layer's nodes, twice over for a differential one."""
@@ -266,9 +292,10 @@ class LayeredNetwork:
             if not self.amplified:
                 raise NetworkError(f"the network has no amplifiers (every gain is 1) for the {self.amplifier.describe()} "
                                    "to model; give the hidden layers a gain (--gain)")
-            if self.hidden_pairs:
-                raise NetworkError("op-amp amplifiers are modelled for single-ended hidden layers only, not for "
-                                   "differential ones (hidden_pairs); use ideal amplifiers there")
+            if self.hidden_pairs and not getattr(self.amplifier, "inverting", False):
+                raise NetworkError(f"the {self.amplifier.describe()} have no inverting form, which differential hidden "
+                                   "layers (hidden_pairs) need; use op-amp macromodels (--amplifier \"a0=...\") or "
+                                   "ideal amplifiers there")
         # A free node needs a resistive path to a source; in a layered net that means a nonzero column.
         with np.errstate(over="ignore"):  # sums past the float range are reported below
             totals = self.node_totals(sums)
@@ -369,12 +396,16 @@ class LayeredNetwork:
             w, gain = self.weights[c], self.gains[c]
             offsets = self.amplifier.input_offsets(c, w.shape[0]) if gain != 1.0 else None
             factors = self.amplifier.gain_factors(c, w.shape[0]) if gain != 1.0 else None
+            n = len(layers[c])
             if offsets is not None:  # each amplifier's own input offset and gain (a die's mismatch), for the netlist
                 for i, name in enumerate(layers[c]):
                     g.nodes[name]["amp_offset"] = float(offsets[i])
                     if factors is not None:
                         g.nodes[name]["amp_gain_factor"] = float(factors[i])
-            n = len(layers[c])
+                    if len(offsets) > n:  # a differential amplifier: its inverting half's own
+                        g.nodes[name]["amp_offset_inv"] = float(offsets[n + i])
+                        if factors is not None:
+                            g.nodes[name]["amp_gain_factor_inv"] = float(factors[n + i])
             pairs = c > 0 and self.hidden_pairs  # rows n.. are the conductances from the inverting outputs
             plus, minus = w[:n], (w[n:] if pairs else None)
             ii, jj = np.nonzero(plus if minus is None else plus + minus)  # conductances are >= 0
@@ -545,9 +576,10 @@ class GraphNetwork:
             if "gain" in data:
                 if data.get("driver") not in (u, v) or not data["gain"] > 0:
                     raise NetworkError(f"amplified edge {u!r}-{v!r} needs gain > 0 and driver equal to one endpoint")
-            if "g_inv" in data and not self.amplifier.ideal:
-                raise NetworkError(f"edge {u!r}-{v!r} is driven by a differential amplifier: op-amp amplifiers are "
-                                   "modelled for single-ended hidden layers only; use ideal amplifiers there")
+            if "g_inv" in data and not getattr(self.amplifier, "inverting", False):
+                raise NetworkError(f"edge {u!r}-{v!r} is driven by a differential amplifier: the "
+                                   f"{self.amplifier.describe()} have no inverting form; use op-amp macromodels or "
+                                   "ideal amplifiers there")
         if not self.sources:
             raise NetworkError("the network has no source (input or bias) node")
         if not self.output_nodes:

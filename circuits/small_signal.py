@@ -81,12 +81,17 @@ def resistive_jacobian(net: LayeredNetwork, beta: float = 0.0, v=None) -> np.nda
         w = net.signed_weights(c)
         u, d = slice(off[c - 1], off[c]), slice(off[c], off[c + 1])
         if c in slopes:
+            # per conductance row r (an amplifier: sign s_r, -1 for an inverting half): its output moves alpha_r per
+            # volt of its driver and rho_r per ampere of its load; its CCCS passes s_r / a of its output current
             alpha, rho = slopes[c]
-            g = w.sum(1)
-            J[d, u] = (alpha[:, None] * w).T
-            J[u, d] = w * ((1.0 - g * rho) / a)[:, None]
-            J[d, d] += w.T @ (rho[:, None] * w)
-            J[np.arange(u.start, u.stop), np.arange(u.start, u.stop)] += g - g * alpha / a
+            rows = net.weights[c]
+            g = rows.sum(1)
+            signs = net.row_signs(c)
+            s_r = 1.0 if signs is None else signs
+            J[d, u] = net.to_drivers(c, (alpha[:, None] * rows).T)
+            J[u, d] = net.to_drivers(c, (rows * (s_r * (1.0 - g * rho) / a)[:, None]).T).T
+            J[d, d] += rows.T @ (rho[:, None] * rows)
+            J[np.arange(u.start, u.stop), np.arange(u.start, u.stop)] += net.to_drivers(c, g - s_r * g * alpha / a)
             continue
         J[d, u] = a * w.T
         J[u, d] = w / a
@@ -148,16 +153,17 @@ def conductance_noise(net: LayeredNetwork, v=None) -> np.ndarray:
             continue
         a = float(net.gains[c])
         if c in slopes:
-            # sum_j W_ij b b^T with b = e_j - m_i, m_i = rho_i W_i. + k_i e_i (k_i = (1 - G_i rho_i) / a):
-            # diag(W_i.) - W_i. m_i^T - m_i W_i.^T + G_i m_i m_i^T, summed over the drivers i
+            # sum_j W_rj b b^T with b = e_j - m_r, m_r = rho_r W_r. + k_r e_i(r) (k_r = s_r (1 - G_r rho_r) / a, i(r)
+            # the row's driver, s_r its sign): diag(W_r.) - W_r. m_r^T - m_r W_r.^T + G_r m_r m_r^T, over the rows r
             _, rho = slopes[c]
             w = net.weights[c]
             g = w.sum(1)
-            k = (1.0 - g * rho) / a
+            signs = net.row_signs(c)
+            k = (1.0 - g * rho) / a * (1.0 if signs is None else signs)
             u = slice(off[c - 1], off[c])
             N[d, d] += w.T @ ((g * rho * rho - 2.0 * rho)[:, None] * w)
-            N[idx[u], idx[u]] += g * k * k
-            block = -(k * (1.0 - g * rho))[:, None] * w
+            N[idx[u], idx[u]] += net.to_drivers(c, g * k * k)
+            block = net.to_drivers(c, (-(k * (1.0 - g * rho))[:, None] * w).T).T
             N[u, d] += block
             N[d, u] += block.T
             continue

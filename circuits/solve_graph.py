@@ -154,8 +154,9 @@ def _graph_amplifiers(net: GraphNetwork, fi: dict, si: dict) -> GraphAmplifiers 
     m = len(keys)
     order = sorted(keys, key=keys.get)
     nodes = net.graph.nodes
-    offsets = [nodes[d].get("amp_offset") for d, _ in order]
-    factors = [nodes[d].get("amp_gain_factor") for d, _ in order]
+    half = lambda a: "_inv" if a < 0 else ""  # noqa: E731  (a differential amplifier's inverting half: its own)
+    offsets = [nodes[d].get("amp_offset" + half(a)) for d, a in order]
+    factors = [nodes[d].get("amp_gain_factor" + half(a)) for d, a in order]
     return GraphAmplifiers(
         net.amplifier, np.array([a for _, a in order]), np.array([fi.get(d, si.get(d)) for d, _ in order]),
         np.array([d in fi for d, _ in order]),

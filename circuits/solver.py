@@ -110,16 +110,18 @@ def _solve_layered(net: LayeredNetwork, x, y, beta, init, tol, max_iter, omega=N
 def _amplifier_drives(net: LayeredNetwork, layers):
     """(extra drives per layer, shifts): what the op-amps add to the ideal amplifiers' drives given the layers.
 
-    Connection c's op-amps output V_o = a V + s instead of a V; the driven layer then receives s G more and the
-    driving node gives up s (its row's conductance) / a more through the CCCS."""
+    Connection c's op-amps output V_o = a V + s instead of a V (-a V + s for the inverting half of a differential
+    one); the driven layer then receives s G more and the driving node gives up s (its row's conductance) / a more
+    through the CCCS (takes it, for an inverting half, whose CCCS passes -1/a)."""
     extra = [None] * net.n_connections
     shifts = []
     for c in net.amplified:
         a, w = net.gains[c], net.weights[c]
-        s = net.amplifier_output(c, layers[c - 1], layers[c]) - a * layers[c - 1]
+        s = net.amplifier_output(c, layers[c - 1], layers[c]) - a * net.driven(c, layers[c - 1])
         shifts.append(s)
         extra[c] = s @ w
-        back = -(s * (w.sum(1) / a))
+        signs = net.row_signs(c)
+        back = -net.to_drivers(c, s * ((w.sum(1) if signs is None else signs * w.sum(1)) / a))
         extra[c - 1] = back if extra[c - 1] is None else extra[c - 1] + back
     return extra, shifts
 

@@ -187,6 +187,7 @@ class TabulatedAmplifier(Amplifier):
     kind = "table"
     needs_file = True
     ideal = False
+    inverting = False  # characterised as a non-inverting loop only
 
     def __post_init__(self):
         for name in ("gains", "vin", "iload"):  # a saved form's lists: one spelling

@@ -177,10 +177,18 @@ class TrainConfig:
         """hidden_pairs, or the rule when it is left out: on for 2+ hidden layers where the backend has them."""
         if self.hidden_pairs is not None:
             return bool(self.hidden_pairs)
-        if self.amplifier not in (None, "", "ideal"):
-            return False  # op-amps are modelled single-ended
+        if self.amplifier not in (None, "", "ideal") and not self._inverting_amplifier():
+            return False  # a characterised (tabulated) amplifier has no inverting form: single-ended
         hidden = self.hidden if isinstance(self.hidden, (list, tuple)) else []
         return bool(backends.get(self.backend).hidden_pairs and len(hidden) >= 2)
+
+    def _inverting_amplifier(self) -> bool:
+        from eqprop.circuits import NetworkError, amplifier_model
+
+        try:
+            return bool(getattr(amplifier_model(self.amplifier), "inverting", False))
+        except (NetworkError, TypeError):
+            return False  # validate() names what is wrong with it
 
     def validate(self) -> "TrainConfig":
         """Every field checked before anything runs: a bad value fails here, naming the field and the fix."""
@@ -298,9 +306,9 @@ class TrainConfig:
             have = [s.name for s in backends.REGISTRY.values() if model.kind in s.amplifiers]
             raise ConfigError(f"the {spec.name} backend settles {', '.join(spec.amplifiers)} amplifiers only, not the "
                               f"{model.describe()}; use --backend {' or '.join(have)}")
-        if not model.ideal and self.hidden_pairs:
-            raise ConfigError("--amplifier models single-ended amplifiers; drop --hidden-pairs (or use ideal "
-                              "amplifiers with differential hidden layers)")
+        if self.hidden_pairs and not getattr(model, "inverting", False):
+            raise ConfigError(f"the {model.describe()} have no inverting form, which differential hidden layers need; "
+                              "use --hidden-pairs off, or op-amp macromodels (--amplifier \"a0=...\") or ideal amplifiers")
         if not model.ideal and all(a == 1.0 for a in self.gains()):
             raise ConfigError("--gain 1 leaves the network without amplifiers for --amplifier to model; give a gain")
 

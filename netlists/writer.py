@@ -433,11 +433,13 @@ class _Writer:
                 node = f"{key[0]}_a" + (str(count + 1) if count else "")
                 out[key] = node
                 inst = f"X_amp_{node}"
-                offset = self.g.nodes[key[0]].get("amp_offset")
+                half = "_inv" if key[1] < 0 else ""  # a differential amplifier's inverting half: its own die values
+                offset = self.g.nodes[key[0]].get("amp_offset" + half)
                 vos = "" if offset is None else f" vos={_num(offset)}"
-                factor = self.g.nodes[key[0]].get("amp_gain_factor")
+                factor = self.g.nodes[key[0]].get("amp_gain_factor" + half)
                 vos += "" if factor is None else f" fb={_num(factor)}"
-                lines.append(f"{inst} {key[0]} {node} bidir_amp params: gain={_num(key[1])}{vos}")
+                sub = self.net.amplifier.spice_subckt(key[1])
+                lines.append(f"{inst} {key[0]} {node} {sub} params: gain={_num(key[1])}{vos}")
                 self.amp_list.append((inst.lower(), str(key[0]), key[1], node.lower()))
         return lines, out
 

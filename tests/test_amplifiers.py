@@ -13,9 +13,11 @@ SPECS = ["a0=1e3", "a0=50 offset=0.01", "a0=1e3 rout=1e4", "a0=1e3 swing=0.25",
          "a0=200 swing=0.2 rout=1e3 offset=0.005 offset_sigma=0.01 seed=3", "a0=1e4 gbw=1e6 offset_sigma=0.02 gain_sigma=0.05"]
 
 
-def net_for(spec, diode="shockley", seed=2):
-    # siemens-range conductances (kiloohms): the op-amps' output resistance and the swing limits matter there
-    return layered([16, 12, 10, 4], gain=4, diode=diode, amplifier=spec, seed=seed, g_range=(1e-5, 1e-4))
+def net_for(spec, diode="shockley", seed=2, pairs=False):
+    # siemens-range conductances (kiloohms): the op-amps' output resistance and the swing limits matter there;
+    # ``pairs``: the second connection's amplifiers differential (an inverting op-amp loop drives each -a V half)
+    return layered([16, 12, 10, 4], gain=4, diode=diode, amplifier=spec, seed=seed, g_range=(1e-5, 1e-4),
+                   hidden_pairs=pairs)
 
 
 def hand_output(a, a0, rout, swing, vos, v_in, load_g, load_i):
@@ -47,13 +49,15 @@ def test_the_closed_loop_output_is_the_loop_solved_by_hand():
     assert m.closed_loop_rout(4) == pytest.approx(100 / (1 + 1e3 / 4))
 
 
+@pytest.mark.parametrize("pairs", [False, True], ids=["single-ended", "differential"])
 @pytest.mark.parametrize("spec", SPECS)
-def test_native_equilibrium_is_ngspices_op_amp_loop(spec):
+def test_native_equilibrium_is_ngspices_op_amp_loop(spec, pairs):
     """ngspice solves the op-amp's gain stage, limiter, output resistance, feedback and CCCS as written in the
-    subcircuit; the native solver uses the closed form. Free and both nudged phases, to 1e-9 V."""
+    subcircuit (the inverting loop's own for a differential layer's -a V half); the native solver uses the closed
+    form. Free and both nudged phases, to 1e-9 V."""
     from eqprop.netlists import NgspiceCircuit
 
-    net = net_for(spec)
+    net = net_for(spec, pairs=pairs)
     rng = np.random.default_rng(0)
     x, y = rng.uniform(-1, 1, (4, 8)), rng.uniform(-0.2, 0.2, (4, 2))
     circuit = NgspiceCircuit(net)
@@ -118,8 +122,6 @@ def test_what_takes_ideal_amplifiers_refuses_op_amps_in_one_line():
         assert "\n" not in str(info.value)
     with pytest.raises(NetworkError, match="no amplifiers"):
         layered([8, 6, 4], gain=1.0, amplifier="a0=1e3")
-    with pytest.raises(NetworkError, match="single-ended"):
-        layered([8, 6, 6, 4], gain=2.0, hidden_pairs=True, amplifier="a0=1e3")
     for bad, match in (("a0=0.5", "a0 must be >= 1"), ("gbw=-1", "gbw must be positive"), ("swing=nan", "swing"),
                        ("a0", "key=value"), ("a0=x", "not a number"), ("offset_sigma=-1", "offset_sigma"),
                        ("seed=1.5", "seed"), ("swing=3 supply=4", "exceeds its supply"),
@@ -267,11 +269,39 @@ def test_training_with_op_amps_runs_resumes_and_exports(tmp_path, capsys):
     assert "hidden 16, op-amps a0=100 offset_sigma=2e-3 seed=1 |" in (tmp_path / "rep" / "results.md").read_text()
     assert main(["netlist", str(run), "--out", str(tmp_path / "net.cir")]) == 0
     assert "bidir_amp in out params: gain=1 vos=" in (tmp_path / "net.cir").read_text()
-    for extra, match in ((["--backend", "loihi"], "ideal amplifiers only"), (["--hidden-pairs", "on"], "single-ended"),
-                         (["--gain", "1"], "without amplifiers")):
+    for extra, match in ((["--backend", "loihi"], "ideal amplifiers only"), (["--gain", "1"], "without amplifiers")):
         assert main(args[:-1] + [str(tmp_path / "refused")] + extra) == 2, match
         assert match in capsys.readouterr().err
         assert not (tmp_path / "refused").exists()
+    # two hidden layers: differential by default with op-amps too (an inverting loop drives each -a V half)
+    deep, ideal = tmp_path / "deep", tmp_path / "ideal"
+    common = ["train", "--hidden", "16", "16", "--epochs", "3", "--n-train", "300", "--n-test", "100"]
+    assert main(common + ["--amplifier", "a0=100 offset_sigma=2e-3 seed=1", "--out", str(deep)]) == 0
+    assert main(common + ["--out", str(ideal)]) == 0
+    assert json.loads((deep / "config.json").read_text())["hidden_pairs"] is True
+    got, want = (json.loads((r / "metrics.json").read_text()) for r in (deep, ideal))
+    assert got[-1]["train_accuracy"] > 0.2  # learning (chance 0.1), as the ideal amplifiers' network does
+    assert all(abs(g["train_accuracy"] - w["train_accuracy"]) <= 0.05 for g, w in zip(got, want))
+    assert main(["netlist", str(deep), "--out", str(tmp_path / "deep.cir")]) == 0
+    assert "bidir_inv params: gain=-" in (tmp_path / "deep.cir").read_text()
+
+
+def test_differential_layers_take_op_amps_on_graphs_and_refuse_a_model_without_an_inverting_form():
+    for spec in ("a0=1e3 rout=1e3", "a0=200 swing=0.2 rout=1e3 offset=0.005 offset_sigma=0.01 gain_sigma=0.05 seed=3"):
+        net = net_for(spec, pairs=True)
+        x = np.random.default_rng(0).uniform(-1, 1, (3, 8))
+        layered_eq = solve(net, x, tol=1e-12)
+        assert np.abs(solve(net.to_graph(), x, tol=1e-12).voltages - layered_eq.voltages).max() < 1e-11
+        # the inverting half is the inverting loop, not a non-inverting one fed -V: its offset sees 1 + a, not a
+    m = OpAmp(a0=1e3, offset=0.01)
+    assert m.output(-4.0, 0.0, 0.0, 0.0) == pytest.approx(1e3 * 0.01 / (1 + 1e3 / 5))
+    assert m.output(-4.0, 0.1, 0.0, 0.0) - m.output(-4.0, 0.0, 0.0, 0.0) == pytest.approx(-1e3 * 0.8 / (1 + 200) * 0.1)
+
+    class NonInverting(OpAmp):
+        inverting = False
+
+    with pytest.raises(NetworkError, match="no inverting form"):
+        layered([8, 6, 6, 4], gain=2.0, hidden_pairs=True, amplifier=NonInverting(a0=1e3))
 
 
 def test_the_bandwidth_sweep_finds_slow_and_ringing_amplifiers():
@@ -304,15 +334,16 @@ def _stacked_kcl(net, x):
     return F, off
 
 
+@pytest.mark.parametrize("pairs", [False, True], ids=["single-ended", "differential"])
 @pytest.mark.parametrize("spec", ["a0=50 rout=3e3 offset_sigma=0.01 gain_sigma=0.05", "a0=1e3 swing=0.25 rout=500",
                                   "a0=30 rout=1e4"])
-def test_the_small_signal_model_is_the_circuit_differentiated(spec):
+def test_the_small_signal_model_is_the_circuit_differentiated(spec, pairs):
     """The Jacobian and the conductances' noise-injection matrix of op-amp networks (saturated amplifiers included)
     against finite differences of the physical KCL: dF/dV, and dF/dG = drop x (what a unit current through G
     injects) for every conductance."""
     from eqprop.circuits.small_signal import amplifier_slopes, conductance_noise, jacobian
 
-    net = net_for(spec, diode="shockley")
+    net = net_for(spec, diode="shockley", pairs=pairs)
     x = np.random.default_rng(0).uniform(-1, 1, (1, 8))
     eq = solve(net, x, tol=1e-13)
     v0 = eq.voltages[0]
@@ -341,13 +372,14 @@ def test_the_small_signal_model_is_the_circuit_differentiated(spec):
     assert np.abs(N - want).max() < 1e-7 * np.abs(N).max()
 
 
-def test_the_noise_of_op_amp_networks_is_ngspices_noise_analysis():
+@pytest.mark.parametrize("pairs", [False, True], ids=["single-ended", "differential"])
+def test_the_noise_of_op_amp_networks_is_ngspices_noise_analysis(pairs):
     """Saturated op-amps with output resistance, Shockley diodes: the model's rms per node against ngspice's noise
     analysis of the same netlist (the macromodel's own resistors noiseless), to 1e-3."""
     from eqprop.circuits.noise import ThermalNoise
     from eqprop.netlists import NgspiceCircuit
 
-    net = net_for("a0=100 swing=0.3 rout=1e3 offset_sigma=0.01")
+    net = net_for("a0=100 swing=0.3 rout=1e3 offset_sigma=0.01", pairs=pairs)
     X = np.random.default_rng(0).uniform(-1, 1, (20, 8))
     eq = solve(net, X, tol=1e-13)
     saturated = sum((net.amplifier_slopes(c, eq.layers[c - 1], eq.layers[c])[0] == 0).sum(1) for c in (1, 2))
@@ -365,13 +397,21 @@ def test_the_exact_gradient_through_kirchhoff_is_the_energys_and_the_finite_diff
     from eqprop.circuits.gradient import kcl_exact_gradient, resistive_exact_gradient
 
     rng = np.random.default_rng(0)
-    for diode in ("ideal", "shockley"):  # ideal amplifiers: two derivations, one gradient
-        net = layered([16, 12, 10, 4], gain=4, diode=diode, rails=(-0.3, 0.3), seed=2, g_range=(1e-5, 1e-4))
+    for diode, pairs in (("ideal", False), ("shockley", False), ("shockley", True)):  # ideal amplifiers: two
+        # derivations, one gradient
+        net = layered([16, 12, 10, 4], gain=4, diode=diode, rails=(-0.3, 0.3), seed=2, g_range=(1e-5, 1e-4),
+                      hidden_pairs=pairs)
         x, y = rng.uniform(-1, 1, (5, 8)), rng.uniform(-0.1, 0.1, (5, 2))
         eq = solve(net, x, tol=1e-13)
         a, b = resistive_exact_gradient(net, eq, y)[0], kcl_exact_gradient(net, eq, y)[0]
         assert max(np.abs(p - q).max() / np.abs(p).max() for p, q in zip(a, b)) < 1e-12
-    net = net_for("a0=10 rout=3e3 swing=0.3 offset_sigma=0.01 gain_sigma=0.05")
+    for pairs in (False, True):
+        _finite_differences(net_for("a0=10 rout=3e3 swing=0.3 offset_sigma=0.01 gain_sigma=0.05", pairs=pairs), rng)
+
+
+def _finite_differences(net, rng):
+    from eqprop.circuits.gradient import resistive_exact_gradient
+
     x, y = rng.uniform(-1, 1, (4, 8)), rng.uniform(-0.1, 0.1, (4, 2))
     grad, _ = resistive_exact_gradient(net, solve(net, x, tol=1e-14), y)
     loss = lambda: 0.5 * ((solve(net, x, tol=1e-14).prediction - y) ** 2).sum(1).mean()  # noqa: E731

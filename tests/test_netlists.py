@@ -386,6 +386,9 @@ def test_graph_networks_refuse_a_malformed_inverting_conductance():
     from eqprop.circuits import OpAmp
     from eqprop.circuits.network import GraphNetwork
 
+    class NonInverting(OpAmp):  # a model without an inverting form (as a characterised amplifier)
+        inverting = False
+
     def graph(**edge):
         g = nx.Graph(amplifier=edge.pop("amplifier", None))
         g.add_node("in0", role="input", feature=0, sign=1.0)
@@ -398,6 +401,8 @@ def test_graph_networks_refuse_a_malformed_inverting_conductance():
     GraphNetwork(graph(g_inv=1e-6, gain=2.0, driver="h"), 1, readout="nodes")  # the inverting half alone is fine
     for edge, msg in ((dict(g_inv=1e-6), "no gain"), (dict(g_inv=-1e-6, gain=2.0, driver="h"), "g_inv"),
                       (dict(g=1e-6, g_inv=float("nan"), gain=2.0, driver="h"), "g_inv"),
-                      (dict(g=1e-6, g_inv=1e-6, gain=2.0, driver="h", amplifier=OpAmp()), "single-ended")):
+                      (dict(g=1e-6, g_inv=1e-6, gain=2.0, driver="h", amplifier=NonInverting()), "no inverting form")):
         with pytest.raises(NetworkError, match=msg):
             GraphNetwork(graph(**edge), 1, readout="nodes")
+    GraphNetwork(graph(g=1e-6, g_inv=1e-6, gain=2.0, driver="h", amplifier=OpAmp()), 1, readout="nodes")  # an
+    # op-amp's inverting loop drives the g_inv half
