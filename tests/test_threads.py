@@ -52,17 +52,24 @@ def core_waits(mode="with-policy"):
 @pytest.mark.skipif(not os.path.exists("/proc/self/schedstat"), reason="reads the scheduler's statistics from Linux's /proc")
 def test_a_large_batch_solve_keeps_no_more_threads_running_than_cores():
     """During 2 s of solves of a batch split over every core, the scheduler's own account of each thread
-    (/proc/self/task/*/schedstat: time on a core, time ready but waiting for one): the process's threads
-    together wait for a core less than a quarter of the wall time (measured: 0.06 on 2 cores). More threads
-    running than cores is exactly such waiting: without the policy each chunk thread's BLAS runs threads of its
-    own beside the chunk threads, and on 2 cores about one thread waits at every moment (0.97): the second run
-    checks that the measure sees it."""
+    (/proc/self/task/*/schedstat: time on a core, time ready but waiting for one): their sum over the process's
+    threads, over the wall time, is how many of its threads were runnable on average. With the policy that is at
+    most the cores (measured on 2 cores: 2.06 alone, 1.55-1.95 beside a 2-thread training). Time waiting alone
+    would not do: another process's load makes these threads wait too (0.6-1.0 of the time beside that training,
+    0.06 alone). Without the policy each chunk thread's BLAS runs threads of its own beside the chunk threads
+    (2.97 runnable alone, 2.34-2.38 beside the training): the second run checks that the measure sees them."""
     cores, running, waiting = core_waits()
-    assert waiting < 0.25, f"threads waited for one of {cores} cores {waiting:.2f} of the time (running {running:.2f})"
-    if cores == 2:  # the contrast is measured on 2 cores (this machine's and CI's)
+    runnable = running + waiting
+    assert runnable <= cores + 0.2, (f"{runnable:.2f} threads runnable on average on {cores} cores (running "
+                                     f"{running:.2f}, waiting {waiting:.2f})")
+    # The contrast is measured on 2 cores (this machine's and CI's) with nothing else running, which the first run
+    # shows: its threads waited for a core less than a quarter of the time. Beside other load the measure still
+    # bounds the policy (above), but the runs without it come closer (2.3 against 1.9-2.1) than a check can trust.
+    if cores == 2 and waiting < 0.25:
         cores, running, unlimited = core_waits("without-policy")
-        assert unlimited > 2 * max(waiting, 0.25), (
-            f"without the policy threads waited only {unlimited:.2f} of the time (with it {waiting:.2f}): the measure is blind")
+        assert running + unlimited > cores + 0.5, (
+            f"without the policy {running + unlimited:.2f} threads were runnable, with it {runnable:.2f}: the "
+            "measure is blind")
 
 
 def test_the_override_and_its_refusals(monkeypatch):
