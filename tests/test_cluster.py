@@ -68,15 +68,19 @@ def test_a_killed_ray_actor_is_replaced_and_no_sample_is_lost(ray_local):
 
 
 def test_sweep_on_ray_equals_the_local_sweep(ray_local, tmp_path):
+    """Sweep points on Ray equal the local ones; the points here are dies (the op-amps' offsets drawn per seed),
+    each trained on: many dies as sweep points."""
     from eqprop.experiments.sweep import run_sweep
 
     spec = tmp_path / "s.toml"
     spec.write_text('[base]\ndataset = "digits"\nepochs = 1\nhidden = [16]\nn_train = 120\nn_test = 60\n'
-                    '[grid]\nbeta = [0.05, 0.2]\ndevice = ["ideal", "noisy"]\n')
+                    '[grid]\namplifier = ["a0=1e3 offset_sigma=0.02 seed=0", "a0=1e3 offset_sigma=0.02 seed=1"]\n'
+                    'device = ["ideal", "noisy"]\n')
     local = run_sweep(spec, out=tmp_path / "local", log=lambda *_: None)
     remote = run_sweep(spec, out=tmp_path / "ray", cluster="ray", log=lambda *_: None)
     assert [r["status"] for r in local] == ["done"] * 4
-    assert [(r["point"], r["test_accuracy"]) for r in remote] == [(r["point"], r["test_accuracy"]) for r in local]
+    assert [(r["point"], r["test_loss"]) for r in remote] == [(r["point"], r["test_loss"]) for r in local]
+    assert local[0]["test_loss"] != local[2]["test_loss"]  # die 0 and die 1 (the same device) are two circuits
     assert (tmp_path / "ray" / "summary.md").read_text().count("| done |") == 4
     again = run_sweep(spec, out=tmp_path / "local", log=lambda *_: None)  # finished points are read back
     assert [r["status"] for r in again] == ["done (earlier)"] * 4
