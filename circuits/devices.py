@@ -1090,7 +1090,9 @@ class OpAmp(Amplifier):
 
     The forward gain A_f is below a while the backward ratio stays 1/a: the circuit is no longer reciprocal,
     has no energy function, and EqProp's estimate is no longer the gradient; how much that costs is what the
-    model is for. ``iq`` (A) and ``supply`` (V, rail to rail) give each amplifier's quiescent power.
+    model is for. ``iq`` (A) and ``supply`` (V, rail to rail) give each amplifier's quiescent power. ``noise`` is
+    the op-amp's input-referred voltage noise (V/sqrt(Hz), one-sided, white): it enters where the offset does, so
+    it reaches the output through the offset's gain (``offset_gain``) and the nodes through the loads and the CCCS.
     What only a transient has (the pole) is simulated by ngspice, not by the native DC solver.
     """
 
@@ -1104,13 +1106,14 @@ class OpAmp(Amplifier):
     seed: int = 0
     iq: float = 0.0
     supply: float = 0.0
+    noise: float = 0.0
     kind = "opamp"
     ideal = False
     inverting = True  # it has an inverting form (``output`` with a negative gain): differential layers take it
 
     def __post_init__(self):
         for name, lo, inf_ok in (("a0", 1.0, False), ("gbw", 0.0, True), ("rout", 0.0, False), ("swing", 0.0, True),
-                                 ("iq", 0.0, False), ("supply", 0.0, False)):
+                                 ("iq", 0.0, False), ("supply", 0.0, False), ("noise", 0.0, False)):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or np.isnan(value) or (np.isinf(value) and not inf_ok) \
                     or value < lo or (name in ("gbw", "swing") and value == 0):
@@ -1186,6 +1189,19 @@ class OpAmp(Amplifier):
             rho[sat] = np.broadcast_to(self.rout / (1.0 + self.rout * load_g), shape)[sat]
         return alpha, rho
 
+    def offset_gain(self, gain, v_in, load_g, load_i, offset=None):
+        """dV_out / d(input offset) at the point (the input noise's gain to the output): the closed loop's offset gain
+        over 1 + R_f load_g where unsaturated, 0 where the gain stage is saturated."""
+        v_in = np.asarray(v_in, dtype=float)
+        _, a_off, rf = self._loop_terms(gain)
+        shape = np.broadcast_shapes(v_in.shape, np.shape(load_i))
+        k = np.broadcast_to(a_off / (1.0 + rf * load_g), shape).copy()
+        if np.isfinite(self.swing):
+            v = self.output(gain, v_in, load_g, load_i, offset)
+            stage = v + self.rout * (load_g * v - load_i)
+            k[np.broadcast_to(np.abs(stage) >= self.swing * (1 - 1e-12), shape)] = 0.0
+        return k
+
     @property
     def quiescent_power(self) -> float:
         """W per amplifier: quiescent current times the supply, rail to rail."""
@@ -1198,15 +1214,19 @@ class OpAmp(Amplifier):
         head = (f"* op-amp macromodel: A0 {self.a0:g}, GBW {self.gbw:g} Hz, Rout {self.rout:g} ohm, swing "
                 f"+-{self.swing:g} V, offset {self.offset:g} V")
         # the offset as a source, so that ngspice's source stepping ramps it with the others
+        # the input noise: a resistor of thermal density en^2 in series with the + input, which draws no current
+        rn = self.noise**2 / (4.0 * BOLTZMANN * SPICE_TNOM_KELVIN) if self.noise else 0.0
+        plus = (lambda node: [f"V_os plus_n {node} DC {{vos}}", f"R_en plus plus_n {num(rn)}"]) if rn else \
+            (lambda node: [f"V_os plus {node} DC {{vos}}"])
         non_inverting = [f".subckt bidir_amp in out params: gain=1 vos={num(self.offset)} fb=1",
                          head + "; non-inverting loop of gain `gain`, CCCS back of 1/gain",
-                         "V_os plus in DC {vos}",
+                         *plus("in"),
                          "E_fb fb 0 out 0 {1/(gain*fb)}"]
         # the inverting loop of gain `gain` < 0: + input at the offset, - input on the divider (k V_in + V_out) /
         # (1 + k), k = -gain fb (R2 / R1, with the die's mismatch), drawing no current
         inverting = [f".subckt bidir_inv in out params: gain=-1 vos={num(self.offset)} fb=1",
                      head + "; inverting loop of gain `gain` (< 0), CCCS back of 1/gain",
-                     "V_os plus 0 DC {vos}",
+                     *plus("0"),
                      "E_fb_in fb mid in 0 {-gain*fb/(1-gain*fb)}",
                      "E_fb_out mid 0 out 0 {1/(1-gain*fb)}"]
         return self._stage_lines(non_inverting) + self._stage_lines(inverting)
@@ -1222,7 +1242,7 @@ class OpAmp(Amplifier):
         if np.isfinite(self.gbw):
             # gm = a0 / 1k into 1k || C: a0 at DC, one pole at gbw / a0
             cap = self.a0 / (2.0 * np.pi * self.gbw * 1e3)
-            # (the macromodel's resistors are noiseless: the op-amp's own noise is not modelled, see docs/amplifiers.md)
+            # (the macromodel's own resistors are noiseless: its input noise is R_en's, at the + input)
             lines += [f"B_gm 0 pole I = {num(self.a0 / 1e3)} * ({err})", "R_pole pole 0 1k noisy=0",
                       f"C_pole pole 0 {num(cap)}"]
             stage = "v(pole)"
@@ -1254,6 +1274,8 @@ class OpAmp(Amplifier):
             parts.append(f"die {self.seed}")
         if self.quiescent_power:
             parts.append(f"{self.quiescent_power:g} W quiescent")
+        if self.noise:
+            parts.append(f"input noise {self.noise:g} V/rtHz")
         return "op-amp amplifiers (" + ", ".join(parts) + ")"
 
 

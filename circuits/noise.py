@@ -33,7 +33,8 @@ import numpy as np
 from .devices import BOLTZMANN, ELEMENTARY_CHARGE, SPICE_TNOM_KELVIN
 from .errors import InputError, NetworkError
 from .network import LayeredNetwork
-from .small_signal import at_point, conductance_noise, jacobian, offsets, pinned, resistive_jacobian
+from .small_signal import (amplifier_noise, at_point, conductance_noise, jacobian, offsets, pinned,
+                           resistive_jacobian)
 from .threads import single_blas_thread
 
 CAPACITANCE_RANGE = (1e-18, 1e-9)  # F: an attofarad (a node of a few nanometre devices) to a nanofarad
@@ -75,7 +76,8 @@ class ThermalNoise:
         if not isinstance(net, LayeredNetwork):
             raise NetworkError("the noise model takes a LayeredNetwork")
         if net.op_amps:  # op-amps linearise at the point (their saturation): nothing is shared between samples
-            base = (resistive_jacobian(net, beta, v), 2.0 * self.kt * conductance_noise(net, v))
+            # (their own input noise, where the model has one, adds to the resistors')
+            base = (resistive_jacobian(net, beta, v), 2.0 * self.kt * conductance_noise(net, v) + amplifier_noise(net, v))
         J0, N = self.base(net, beta) if base is None else base
         J, pinned = at_point(net, J0, v)
         if self.shot and v is not None and any(c is not None and c.diode.smooth for c in net.neurons):

@@ -134,6 +134,34 @@ def at_point(net: LayeredNetwork, J0: np.ndarray, v=None) -> tuple:
     return J, held
 
 
+def amplifier_noise(net: LayeredNetwork, v=None) -> np.ndarray:
+    """The op-amps' input voltage noise as a two-sided current noise density matrix (n_free x n_free, A^2/Hz) at one
+    sample's voltages v: each amplifier r's noise moves its output by k_r (``OpAmp.offset_gain``) per volt, which
+    drives W_r. into its loads and takes s_r G_r / a from its driver through the CCCS (s_r: -1 for an inverting
+    half); with en the one-sided density, en^2 / 2 k_r^2 b_r b_r^T summed. Zeros without op-amp noise."""
+    off = offsets(net)
+    n = int(off[-1])
+    N = np.zeros((n, n))
+    en = float(getattr(net.amplifier, "noise", 0.0) or 0.0)
+    if not net.op_amps or en == 0.0:
+        return N
+    v = np.zeros(n) if v is None else _stacked(net, v)
+    layers = [v[off[k]:off[k + 1]] for k in range(net.n_connections)]
+    for c in net.amplified:
+        a, w = float(net.gains[c]), net.weights[c]
+        gain, drv, load_g, load_i, vos = net._amplifier_terms(c, layers[c - 1], layers[c])
+        k = net.amplifier.offset_gain(gain, drv, load_g, load_i, vos)
+        signs = net.row_signs(c)
+        rows = w.shape[0]
+        B = np.zeros((rows, n))  # b_r per volt at the amplifier's output
+        B[:, off[c]:off[c + 1]] = w
+        driver = np.arange(rows) % net.sizes[c] + off[c - 1]
+        B[np.arange(rows), driver] -= (1.0 if signs is None else signs) * w.sum(1) / a
+        B *= k[:, None]
+        N += 0.5 * en * en * (B.T @ B)
+    return N
+
+
 def conductance_noise(net: LayeredNetwork, v=None) -> np.ndarray:
     """sum_k g_k b_k b_k^T over every conductance k (n_free x n_free, siemens): b_k is what a unit current
     through conductance k injects into the free nodes. A plain conductance injects +1 at one end and -1 at

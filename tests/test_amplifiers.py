@@ -393,6 +393,33 @@ def test_the_noise_of_op_amp_networks_is_ngspices_noise_analysis(pairs):
     assert np.abs(got / want - 1).max() < 1e-3
 
 
+@pytest.mark.parametrize("pairs", [False, True], ids=["single-ended", "differential"])
+def test_the_op_amps_own_input_noise_is_ngspices(pairs):
+    """``noise=`` (V/sqrt(Hz) at the input): in ngspice a resistor of that thermal density in series with the +
+    input; natively it enters where the offset does (``offset_gain``, 0 when saturated) and reaches the nodes through
+    the loads and the CCCS. Here it is most of the nodes' noise, and the model is ngspice's noise analysis to 1e-3."""
+    from eqprop.circuits.noise import ThermalNoise
+    from eqprop.netlists import NgspiceCircuit
+
+    spec = "a0=100 swing=0.3 rout=1e3 offset_sigma=0.01"
+    net, quiet = net_for(spec + " noise=3e-7", pairs=pairs), net_for(spec, pairs=pairs)
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 8))
+    eq = solve(net, x, tol=1e-13)
+    model = ThermalNoise(1e-12)
+    tau, fast = model.time_constants(net, eq.voltages[0])
+    want = model.node_std(net, eq.layers)[0]
+    assert want.mean() > 5 * model.node_std(quiet, eq.layers)[0].mean()  # the op-amps' noise dominates
+    got = NgspiceCircuit(net).noise_spectra(x, 1e-12, 1e-3 / (2 * np.pi * tau), 1e4 / (2 * np.pi * fast),
+                                            100)["total_rms"]
+    assert np.abs(got / want - 1).max() < 1e-3
+    m = amplifier_model(spec)  # the offset gain is the output's slope in the offset
+    v_in, load_g, load_i = np.array([[0.01, 0.2, -0.3]]), np.array([1e-3, 1e-3, 2e-3]), np.array([[1e-5, 0.0, -2e-4]])
+    for gain in (4.0, -4.0):
+        vos = np.array([0.002, -0.001, 0.0])
+        fd = (m.output(gain, v_in, load_g, load_i, vos + 1e-7) - m.output(gain, v_in, load_g, load_i, vos - 1e-7)) / 2e-7
+        np.testing.assert_allclose(m.offset_gain(gain, v_in, load_g, load_i, vos), fd, rtol=1e-6, atol=1e-9)
+
+
 def test_the_exact_gradient_through_kirchhoff_is_the_energys_and_the_finite_differences():
     from eqprop.circuits.gradient import kcl_exact_gradient, resistive_exact_gradient
 
