@@ -54,10 +54,11 @@ def test_a_large_batch_solve_keeps_no_more_threads_running_than_cores():
     """During 2 s of solves of a batch split over every core, the scheduler's own account of each thread
     (/proc/self/task/*/schedstat: time on a core, time ready but waiting for one): their sum over the process's
     threads, over the wall time, is how many of its threads were runnable on average. With the policy that is at
-    most the cores (measured on 2 cores: 2.06 alone, 1.55-1.95 beside a 2-thread training). Time waiting alone
-    would not do: another process's load makes these threads wait too (0.6-1.0 of the time beside that training,
-    0.06 alone). Without the policy each chunk thread's BLAS runs threads of its own beside the chunk threads
-    (2.97 runnable alone, 2.34-2.38 beside the training): the second run checks that the measure sees them."""
+    most the cores (measured on 2 cores beside a 2-thread training: 1.55-2.06). Time waiting alone would not do:
+    another process's load makes these threads wait too (0.6-1.07 of the time beside that training, 0.06 alone).
+    Without the policy each chunk thread's BLAS runs threads of its own beside the chunk threads (2.29-2.38
+    runnable beside the training; alone they waited 0.97 of the time): the second run, on an otherwise idle
+    machine, checks that the measure sees them."""
     cores, running, waiting = core_waits()
     runnable = running + waiting
     assert runnable <= cores + 0.2, (f"{runnable:.2f} threads runnable on average on {cores} cores (running "
