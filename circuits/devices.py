@@ -350,13 +350,7 @@ class ShockleyDiode(DiodeModel):
 
     def cocontent(self, vd):
         vd = np.asarray(vd, dtype=float)
-        nvt = self.nvt
-        forward = lambda v: self.i_s * (nvt * (np.exp(np.minimum(v / nvt, EXP_CAP)) - 1.0) - v)  # noqa: E731
-        v0 = -3.0 * nvt
-        c3 = (3.0 * nvt / np.e) ** 3
-        safe = np.where(vd < v0, vd, v0)
-        reverse = forward(v0) - self.i_s * ((safe - v0) - 0.5 * c3 * (safe ** -2 - v0 ** -2))
-        return np.where(vd < v0, reverse, forward(vd)) + 0.5 * self.gmin * vd**2
+        return _junction_cocontent(vd, self.i_s, self.nvt) + 0.5 * self.gmin * vd**2
 
     def solve_clamp(self, clamp, S, T, v_prev=None, tol: float = 1e-14):
         """Safeguarded Newton: the root lies between the rails' midpoint and T/S (f is increasing), and within
@@ -433,15 +427,7 @@ class ShockleyDiode(DiodeModel):
         segment. So the step is taken where (omega - 1)^2 (S2 + g_max) <= S2. g_up grows with v and g_down
         falls, so g_max <= g_up(right end) + g_down(left end), and each junction's g is at most
         IS / N vt max(exp(vd / N vt), e^-3) (the cubic tail stays below its value at the knee)."""
-        nvt, i_s = self.nvt, self.i_s
-        new = v_star + (omega - 1.0) * (v_star - v_old)
-        right, left = np.maximum(new, v_star), np.minimum(new, v_star)
-        floor = np.exp(-3.0)
-        g_up = np.maximum(np.exp(np.minimum((right - clamp.v_high) / nvt, EXP_CAP)), floor)
-        g_dn = np.maximum(np.exp(np.minimum((clamp.v_low - left) / nvt, EXP_CAP)), floor)
-        s2 = S + 2.0 * self.gmin
-        safe = (omega - 1.0) ** 2 * (s2 + (i_s / nvt) * (g_up + g_dn)) <= s2
-        return np.where(safe, new, v_star)
+        return _relax(clamp, S + 2.0 * self.gmin, v_old, v_star, omega, self.i_s, self.i_s, self.nvt, self.nvt)
 
     def layer_update(self, clamp):
         """``solve_clamp`` and ``relax`` node by node in one compiled loop (``kernels.shockley_update``)."""
@@ -494,6 +480,17 @@ def _junction_cocontent(vd, i_s, nvt):
     safe = np.where(vd < v0, vd, v0)
     reverse = forward(v0) - i_s * ((safe - v0) - 0.5 * c3 * (safe ** -2 - v0 ** -2))
     return np.where(vd < v0, reverse, forward(vd))
+
+
+def _relax(clamp, s2, v_old, v_star, omega, is_up, is_dn, nvt_up, nvt_dn):
+    """``ShockleyDiode.relax`` for junction parameters given as numbers or per-node arrays (s2 = S + 2 GMIN)."""
+    new = v_star + (omega - 1.0) * (v_star - v_old)
+    right, left = np.maximum(new, v_star), np.minimum(new, v_star)
+    floor = np.exp(-3.0)
+    g_up = (is_up / nvt_up) * np.maximum(np.exp(np.minimum((right - clamp.v_high) / nvt_up, EXP_CAP)), floor)
+    g_dn = (is_dn / nvt_dn) * np.maximum(np.exp(np.minimum((clamp.v_low - left) / nvt_dn, EXP_CAP)), floor)
+    safe = (omega - 1.0) ** 2 * (s2 + g_up + g_dn) <= s2
+    return np.where(safe, new, v_star)
 
 
 @dataclass(frozen=True)
@@ -619,14 +616,7 @@ class MismatchedShockleyDiode(ShockleyDiode):
     def relax(self, clamp, S, v_old, v_star, omega: float):
         """``ShockleyDiode.relax`` with each node's own junctions."""
         iu, idn, nu, nd = self._per_node(v_star)
-        new = v_star + (omega - 1.0) * (v_star - v_old)
-        right, left = np.maximum(new, v_star), np.minimum(new, v_star)
-        floor = np.exp(-3.0)
-        g_up = (iu / nu) * np.maximum(np.exp(np.minimum((right - clamp.v_high) / nu, EXP_CAP)), floor)
-        g_dn = (idn / nd) * np.maximum(np.exp(np.minimum((clamp.v_low - left) / nd, EXP_CAP)), floor)
-        s2 = S + 2.0 * self.gmin
-        safe = (omega - 1.0) ** 2 * (s2 + g_up + g_dn) <= s2
-        return np.where(safe, new, v_star)
+        return _relax(clamp, S + 2.0 * self.gmin, v_old, v_star, omega, iu, idn, nu, nd)
 
     def layer_update(self, clamp):
         return None  # the numpy path: per-node parameters have no compiled kernel
