@@ -243,11 +243,9 @@ class CoSimulation:
         ctrl.out_port.connect([nudger.ctrl_in, learner.ctrl_in])
         adc.out_port.connect([nudger.adc_in, learner.adc_in])
         dac_x = Extractor(shape=(net.n_targets,))
-        prog_x = Extractor(shape=learner.prog_out.shape)
         nudger.dac_out.connect(dac_x.in_port)
-        learner.prog_out.connect(prog_x.in_port)
         self._lava = {"ctrl": ctrl, "adc": adc, "nudger": nudger, "learner": learner, "dac": dac_x,
-                      "prog": prog_x, "started": False, "counted": (0, 0, 0)}
+                      "started": False, "counted": (0, 0, 0)}
         self._gains = gains
 
     def _run_lava(self, steps: int):
@@ -390,7 +388,6 @@ class CoSimulation:
         factors = self._noise_factors(x, y, beta, phases) if self.temperature is not None and not in_spice else None
 
         def boundary(m: int) -> None:
-            nonlocal commands
             if state["plot"] is None:  # the names ngspice is asked for at every boundary, encoded once
                 plot = state["plot"] = ffi.string(lib.ngSpice_CurPlot()).decode()
                 state["names"] = [f"{plot}.{n}".encode() for n in read]
@@ -417,9 +414,6 @@ class CoSimulation:
             lv["adc"].send(c.astype(float))
             d = np.rint(self._receive(lv["dac"])).astype(np.int64)
             clipped[1] += int((np.abs(d) > self.dac.max_code).sum())
-            prog = self._receive(lv["prog"])
-            if m == K and learn is not None:
-                commands = prog
             decided[m] = self.dac.amps(d)
             state["before"] = state["dac"]
             state["dac"] = decided[m - self.latency] if m > self.latency else np.zeros(net.n_targets)
@@ -457,7 +451,6 @@ class CoSimulation:
                         lv["ctrl"].send(self.layout.pack())
                         lv["adc"].send(np.zeros(len(free)))
                         lv["dac"].receive()
-                        lv["prog"].receive()
                     lv["nudger"].wait()
                 else:  # a ProcessModel failed or hung in its subprocess, or Ctrl-C: abandon this Lava network
                     self._abandon_lava()  # first: a callback waiting on Lava then fails, and ngspice can halt
@@ -467,6 +460,8 @@ class CoSimulation:
         if not ok or state["m"] < K:
             raise SpiceError(f"the co-simulated transient stopped at period {state['m']} of {K}: "
                              f"{circ._last_messages()}", analysis="tran")
+        if learn is not None:  # the Learner's commands of the batch's last boundary, read once the run ended
+            commands = np.asarray(lv["learner"].commands.get(), dtype=float)
         plot = circ._current_plot()
         tv = circ._vector(plot, "time")
         power = source_power(lambda name: circ._vector(plot, name), netlist)

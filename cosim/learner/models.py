@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 from lava.magma.core.decorator import implements, requires, tag
 from lava.magma.core.model.py.model import PyLoihiProcessModel
-from lava.magma.core.model.py.ports import PyInPort, PyOutPort
+from lava.magma.core.model.py.ports import PyInPort
 from lava.magma.core.model.py.type import LavaPyType
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
@@ -20,7 +20,7 @@ from eqprop.cosim.protocol import shift_round
 class PyLearnerFixed(PyLoihiProcessModel):
     adc_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
     ctrl_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
-    prog_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    commands: np.ndarray = LavaPyType(np.ndarray, float)
     ops: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=64)
     updates: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=64)
 
@@ -67,12 +67,10 @@ class PyLearnerFixed(PyLoihiProcessModel):
             self.slots[w["latch"]] = (w["x"].copy(), codes)
         if w["hi"] >= 0:
             self._accumulate(w["hi"], w["lo"])
-        out = np.zeros(self.n_params)
         if w["emit"]:
             parts = []
             for acc, (m, s) in zip(self.acc, w["rates"]):
                 parts.append(np.asarray(shift_round(acc, int(m), int(s)), dtype=float).ravel())
                 acc[...] = 0
-            out = np.concatenate(parts)
+            self.commands[:] = np.concatenate(parts)
             self.ops[0] += 2 * self.n_params
-        self.prog_out.send(out)

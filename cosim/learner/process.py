@@ -5,12 +5,13 @@ in 64-bit integers: for a weight, (a u - v)^2 at the nudged phase minus at the o
 a fixed-point a_m / 2^a_s; with differential hidden layers, ``pairs``, a hidden layer drives [u, -u]: its
 inverting outputs' conductances are rows of their own), for a bias (v -+ v_bias)^2. On the boundary that ends a batch it turns each
 accumulator into programming commands, round(acc * m / 2^s) (the host's fixed-point multiplier per array:
-learning rate, kappa, LSB^2 and 1/(2 beta) folded in), sends them and clears. ``ops`` counts its integer
+learning rate, kappa, LSB^2 and 1/(2 beta) folded in), holds them in ``commands`` (read by the host when the
+run has ended, as a chip's host reads a register: no port carries them every period) and clears. ``ops`` counts its integer
 operations; ``updates`` the synapse statistics it accumulated."""
 from __future__ import annotations
 
 import numpy as np
-from lava.magma.core.process.ports.ports import InPort, OutPort
+from lava.magma.core.process.ports.ports import InPort
 from lava.magma.core.process.process import AbstractProcess
 from lava.magma.core.process.variable import Var
 
@@ -27,6 +28,6 @@ class Learner(AbstractProcess):
                          layout=layout, shapes=shapes, pairs=bool(pairs), name=name)
         self.adc_in = InPort(shape=(n_nodes,))
         self.ctrl_in = InPort(shape=(layout.size,))
-        self.prog_out = OutPort(shape=(n_params,))
+        self.commands = Var(shape=(n_params,), init=np.zeros(n_params))  # the last batch's programming commands
         self.ops = Var(shape=(1,), init=np.zeros(1, dtype=np.int64))
         self.updates = Var(shape=(1,), init=np.zeros(1, dtype=np.int64))
