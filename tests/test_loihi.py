@@ -211,9 +211,7 @@ def test_each_mapped_quantity_outside_the_documented_ranges_is_named():
 
     net, x, y = case()
     prog = build_program(net, 1.0, alpha=0.5, threshold=1e-4, betas=(0.0, 2e-7))
-    for d in prog.dense:
-        d.weight_exp = 0
-    assert range_violations(prog, a_in_peak=1000) == []
+    assert range_violations(prog, a_in_peak=1000) == []  # as mapped: every exponent fitted (payload shifts)
     assert all(source for _, _, source in RANGES.values())
     plants = [("weight exponent", lambda p: setattr(p.dense[1], "weight_exp", -9)),
               ("weight exponent", lambda p: setattr(p.dense[0], "weight_exp", 8)),
@@ -224,12 +222,68 @@ def test_each_mapped_quantity_outside_the_documented_ranges_is_named():
               ("neuron constant", lambda p: p.layers[-1].per_phase[1][0].__setitem__(0, 2**24))]
     for kind, plant in plants:
         bad = build_program(net, 1.0, alpha=0.5, threshold=1e-4, betas=(0.0, 2e-7))
-        for d in bad.dense:
-            d.weight_exp = 0
         plant(bad)
         found = range_violations(bad)
         assert len(found) == 1 and kind in found[0], (kind, found)
     assert "Dense output" in range_violations(prog, a_in_peak=2**15)[0]
+
+
+def test_payload_shifts_bring_every_exponent_into_range_and_keep_the_weights():
+    """The default digits network maps to exponents of -12 to -14 without payload shifts: every one of these
+    networks now maps inside RANGES (graded: some sender shifted; binary: the partner's mantissa scaled), each
+    Dense's mapped conductances are unchanged by the fitting (mantissa x scale), and each exponent is the
+    units' own: 2^exp = 2^q 2^frac_dst 2^shift_src / 2^vf (binary: x the quantum instead of the shift)."""
+    from eqprop.neuromorphic.loihi.map import RANGES, range_violations
+
+    lo, hi, _ = RANGES["weight exponent"]
+    nets = [layered([128, 100, 20], diode="ideal", rails=(-0.05, 0.05), gain=4.0, seed=0),
+            layered([64, 32, 24, 20], diode="ideal", rails=(-0.05, 0.05), gain=3.0, seed=1), case()[0]]
+    shifted = 0
+    for net in nets:
+        for threshold, binary in ((0.0, False), (1e-4, False), (1e-3, True)):
+            prog = build_program(net, 1.0, alpha=0.5, threshold=threshold, binary=binary, betas=(0.0, 2e-7))
+            assert range_violations(prog) == [], (net.sizes, threshold, binary)
+            shifts = {"input": prog.input_shift, **{c: p.shift for c, p in enumerate(prog.layers)}}
+            shifted += sum(shifts.values())
+            for d in prog.dense:
+                assert lo <= d.weight_exp <= hi and 0 <= d.mantissa.min() and d.mantissa.max() <= 255
+                if d.role == "partner":
+                    assert np.all(d.mantissa * 2.0 ** d.weight_exp
+                                  == d.conductance * 2.0 ** (shifts[d.src] + (np.log2(prog.theta) if binary else 0)))
+                    continue
+                np.testing.assert_allclose(d.mantissa * d.scale, d.conductance, rtol=1 / 128 + 1e-12,
+                                           atol=0.5 * d.scale)
+                unit = prog.current_frac[d.dst] - prog.vf + (np.log2(prog.theta) if binary else shifts[d.src])
+                assert d.weight_exp == np.log2(d.scale) + unit
+                if binary:
+                    assert shifts[d.src] == 0
+    assert shifted > 0  # the graded mappings needed shifts: the fitting was exercised
+
+
+def test_a_mapping_that_cannot_fit_is_refused_before_any_run():
+    """A sender whose connections need exponents more than the range (plus the mantissas' headroom) apart cannot
+    be fitted by one payload shift: build_program refuses it in one line naming the quantity."""
+    net = layered([16, 12, 10, 8], diode="ideal", rails=(-0.05, 0.05), gain=3.0, seed=2)
+    net.weights[1] *= 2.0 ** -30  # hidden 1 -> hidden 2 almost open: layer 2's backward Dense needs a far lower exponent
+    with pytest.raises(NetworkError, match=r"does not fit Loihi 2 as mapped: .*weight exponent") as err:
+        build_program(net, 1.0, alpha=0.5, threshold=1e-4)
+    assert "\n" not in str(err.value)
+
+
+def test_shifted_payloads_round_to_their_unit_and_a_silent_sender_stays_within_its_quantum():
+    rng = np.random.default_rng(4)
+    x = rng.integers(-2**22, 2**22, (200, 50))
+    sent0 = x + rng.integers(-5000, 5000, x.shape)
+    for shift in (0, 1, 4, 6):
+        for theta in (0, 3, 100):
+            out, sent = microcode.encode(x, sent0, theta, False, shift)
+            assert np.array_equal(sent, sent0 + (out << shift))
+            moved = out != 0
+            assert np.all(np.abs(x - sent)[moved] <= (1 << shift) // 2)
+            assert np.all(np.abs(x - sent0)[~moved] < max(theta, 1 << shift))
+            if shift == 0:
+                ref = np.where(np.abs(x - sent0) >= max(theta, 1), x - sent0, 0)
+                assert np.array_equal(out, ref)
 
 
 def test_rails_round_inward_and_shockley_is_refused_with_the_reason():

@@ -6,7 +6,8 @@ satisfies, in volts and amperes,
     (G_i + beta s_i) v_i = sum_j C_ij (v_j + eps_j) + b_i + beta (R^T y)_i + beta (partner) + e_i
 
 where C are the exact couplings (forward a G, backward G / a), eps_j the sender's unsent remainder
-(|eps| < max(theta, 1 LSB); input sources also round to 0.5 LSB), and e_i the arithmetic's own errors:
+(|eps| < max(theta, 1 LSB), or 2^shift LSB where the sender's payloads are shifted (``loihi.map``); input sources
+also round to 0.5 LSB), and e_i the arithmetic's own errors:
 
   * weights:    sum_j |C~_ij - C_ij| (|v_j| + theta)    (8-bit mantissas; exact per synapse)
   * Dense shift: K_d current units per Dense with a negative weight exponent (Lava floors the shifted
@@ -63,7 +64,9 @@ def error_bound(program, sources, exact_layers, beta: float = 0.0, active_steps=
     lsb = program.lsb
     C, Cq, Cin, Cinq, off = _couplings(program)
     G = np.concatenate(node_conductance(net))
-    theta = max(program.theta, 1) * lsb
+    # what a silent sender's sent value may differ from its own: max(theta, 1 LSB), or a payload shift's unit
+    theta = np.concatenate([np.full(s, program.sender_quantum(c) * lsb) for c, s in enumerate(net.free_sizes)])
+    theta_in = program.sender_quantum("input") * lsb
     unit = np.concatenate([np.full(s, 2.0 ** -f) for s, f in zip(net.free_sizes, program.current_frac)])
     dv_stall = np.concatenate([np.full(s, np.ceil(2048 / p.dv)) for s, p in zip(net.free_sizes, program.layers)])
     rs = np.concatenate([np.full(s, 2.0 ** p.rs) for s, p in zip(net.free_sizes, program.layers)])
@@ -81,7 +84,7 @@ def error_bound(program, sources, exact_layers, beta: float = 0.0, active_steps=
     beta_step = 0.0  # the integer beta's rounding (S): half a step of 2^-shift current units per LSB
     if beta:
         beta_step = 0.5 * 2.0 ** -out_layer.beta_shift * 2.0 ** -program.current_frac[-1] / lsb
-    partner = max(program.theta, 1) * lsb if net.readout == "pairs" else 0.0
+    partner = program.sender_quantum(len(net.free_sizes) - 1) * lsb if net.readout == "pairs" else 0.0
     span = np.full(len(G), np.inf)  # an ideal clamp holds both equilibria between its rails
     for c, clamp in enumerate(net.neurons):
         if clamp is not None and "clip" in clamp.diode.integer_terms(clamp):
@@ -99,8 +102,8 @@ def error_bound(program, sources, exact_layers, beta: float = 0.0, active_steps=
                 held[sl] = (v[sl] >= clamp.v_high - 1e-12) | (v[sl] <= clamp.v_low + 1e-12)
             else:
                 g_extra[sl] = terms["g_mid"] + terms["g_on"] * ((v[sl] > terms["knee_high"]) | (v[sl] < terms["knee_low"]))
-        e = (np.abs(Cq - C) @ (np.abs(v) + theta) + np.abs(Cinq - Cin) @ (np.abs(s) + theta)
-             + C @ np.full(len(G), theta) + Cin @ np.full(s.shape, theta + 0.5 * lsb)
+        e = (np.abs(Cq - C) @ (np.abs(v) + theta) + np.abs(Cinq - Cin) @ (np.abs(s) + theta_in)
+             + C @ theta + Cin @ np.full(s.shape, theta_in + 0.5 * lsb)
              + floor + unit)  # sends, weights, floors, bias + nudge rounding
         e = e + C[:, held] @ np.full(held.sum(), lsb)  # rails rounded inward
         g_node = G + g_extra

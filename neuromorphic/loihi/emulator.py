@@ -46,7 +46,7 @@ def emulate(program, sources_int, targets_int=None, steps: int = 64, phases: int
     states = [NeuronState.zeros((B, p.r.shape[0])) for p in program.layers]
     recorder = Peaks() if peaks else None
     # reset step: the neurons are silent, the inputs send
-    src_out, src_sent = encode(sources_int, np.zeros_like(sources_int), program.theta, binary)
+    src_out, src_sent = encode(sources_int, np.zeros_like(sources_int), program.theta, binary, program.input_shift)
     outs = [np.zeros((B, p.r.shape[0]), dtype=np.int64) for p in program.layers]
     rec = [np.zeros((phases, B, p.r.shape[0]), dtype=np.int64) for p in program.layers]
     spikes = np.zeros((phases, B, L + 1), dtype=np.int64)
@@ -68,7 +68,7 @@ def emulate(program, sources_int, targets_int=None, steps: int = 64, phases: int
                     a_in[d.dst] += got
             new = [step(p, st, a_in[c], p_in, phase, targets_int, recorder)
                    for c, (p, st) in enumerate(zip(program.layers, states))]
-            src_out, src_sent = encode(sources_int, src_sent, program.theta, binary)
+            src_out, src_sent = encode(sources_int, src_sent, program.theta, binary, program.input_shift)
             outs = new
             spikes[phase, :, 0] += np.count_nonzero(src_out, axis=1)
             any_sent = np.zeros(B, bool)

@@ -99,6 +99,15 @@ class LoihiProgram:
     alpha: float
     v_in_max: float
     theta_volts: float
+    input_shift: int = 0  # the inputs' graded payloads in units of 2^input_shift LSB (``microcode.encode``)
+
+    def sender_quantum(self, src) -> int:
+        """LSBs within which a silent sender's (``'input'`` or a free layer's) sent value stands to its own:
+        max(theta, 2^shift) graded, theta binary (``microcode.encode``)."""
+        if self.binary:
+            return max(self.theta, 1)
+        shift = self.input_shift if src == "input" else self.layers[src].shift
+        return max(self.theta, 1 << shift)
 
     @property
     def lsb(self) -> float:
@@ -267,8 +276,41 @@ def build_program(net, v_in_max: float, alpha: float = 1.0, threshold: float = 0
         perm[np.arange(half) + half, np.arange(half)] = 1
         dense.append(DenseMap(perm, int(np.log2(theta)) if binary else 0, L - 1, L - 1, "partner",
                               perm.astype(float), 1.0))
+    shifts = _fit_exponents(dense, ["input"] + list(range(L)), binary)
+    for c, p in enumerate(layers):
+        p.shift = shifts[c]
     program = LoihiProgram(net, vf, fracs, layers, dense, theta, binary, alpha, float(v_in_max),
-                           theta * 2.0**-vf)
+                           theta * 2.0**-vf, shifts["input"])
     program._out = out_consts
     program.set_betas(betas)
+    bad = range_violations(program)
+    if bad:
+        raise NetworkError(f"this network does not fit Loihi 2 as mapped: {bad[0]}"
+                           + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else "")
+                           + "; lower the conductances' spread between connections, the gains or the input range "
+                           "(docs/loihi.md, Ranges)")
     return program
+
+
+def _fit_exponents(dense: list, senders: list, binary: bool) -> dict:
+    """Brings every Dense's weight exponent into ``RANGES`` before any run, exactly where it can be: a
+    connection whose exponent is below the range gets its sender's graded payload shifted right (the sender
+    sends its change in units of 2^shift LSB, ``microcode.encode``: exponent + shift), the smallest shift that
+    lifts every connection from that sender; one above the range has its mantissas scaled up by powers of two
+    while they stay 8-bit (exponent - k, the same weights). Returns the shift per sender; what still does not
+    fit is left for ``range_violations`` to name (the mapping is then refused)."""
+    lo, hi, _ = RANGES["weight exponent"]
+    shifts = {}
+    for s in senders:
+        mine = [d for d in dense if d.src == s]
+        low = min((d.weight_exp for d in mine), default=lo)
+        shifts[s] = 0 if binary else max(0, lo - low)
+        for d in mine:
+            d.weight_exp += shifts[s]
+            top = int(d.mantissa.max(initial=0))
+            while d.weight_exp > hi and 0 < top and 2 * top <= MANTISSA_MAX:
+                d.mantissa = d.mantissa * 2
+                d.scale /= 2.0
+                d.weight_exp -= 1
+                top *= 2
+    return shifts

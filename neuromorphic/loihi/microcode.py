@@ -15,7 +15,7 @@ Per step, for a node with host-given constants (``LayerProgram``, made once per 
     target  = diode(target)                            ideal: clip to the rails; PWL: the on-branch
     v      += ((target - v) * dv + 2^11) >> 12         leaky integration, dv = 4096 dt G / C
     delta   = v - sent                                 sigma-delta encoding
-    graded: send delta where |delta| >= theta;  binary: one +-1 spike where |delta| >= quantum
+    graded: send delta >> shift where |delta| >= max(theta, 2^shift);  binary: one +-1 spike where |delta| >= quantum
 
 ``v += alpha (I/G - v)`` is forward Euler of C dv/dt = I - G v with dt G / C = alpha: the node's own
 leaky integration, whose fixed points are the network's equilibria. Every product is of two operands of at
@@ -63,6 +63,7 @@ class LayerProgram:
     output: bool = False
     pairs: bool = False
     per_phase: list | None = None  # output layer: (r, pwl) per phase, the nudge's own conductance folded in
+    shift: int = 0  # graded payloads in units of 2^shift LSB (``encode``; chosen by ``loihi.map``)
 
 
 @dataclass
@@ -146,7 +147,7 @@ def step(p: LayerProgram, st: NeuronState, a_in, p_in, phase: int, targets, peak
     target = np.minimum(np.maximum(raw, -STATE_MAX), STATE_MAX)  # saturating, as 24-bit microcode
     update = target - st.v
     st.v += mul_shift(update, p.dv, DV_SHIFT)
-    out, st.sent = encode(st.v, st.sent, p.theta, p.binary)
+    out, st.sent = encode(st.v, st.sent, p.theta, p.binary, p.shift)
     if peaks is not None:
         peaks.see("a_in", a_in)
         peaks.see("i_acc", st.i_acc)
@@ -200,12 +201,18 @@ class Schedule:
         return self.sample * self.phases + self.phase
 
 
-def encode(x, sent, theta: int, binary: bool):
-    """Sigma-delta encoder of voltages x given what was sent: (payload, new sent). Graded: the change where
-    it is at least max(theta, 1) LSB; binary: one signed spike of one quantum where the change is >= theta."""
+def encode(x, sent, theta: int, binary: bool, shift: int = 0):
+    """Sigma-delta encoder of voltages x given what was sent: (payload, new sent). Graded: where the change is
+    at least max(theta, 2^shift) LSB, the change in units of 2^shift LSB, rounded (the sender's payload shift,
+    ``loihi.map``: it keeps the receiving Dense's weight exponent in range; what was sent then stands within
+    2^(shift-1) LSB of x, and a silent sender within max(theta, 2^shift)); binary: one signed spike of one
+    quantum where the change is >= theta."""
     delta = x - sent
     if binary:
         out = (delta >= theta).astype(np.int64) - (delta <= -theta).astype(np.int64)
         return out, sent + out * theta
-    out = np.where(np.abs(delta) >= max(theta, 1), delta, 0)
-    return out, sent + out
+    if shift <= 0:
+        out = np.where(np.abs(delta) >= max(theta, 1), delta, 0)
+        return out, sent + out
+    out = np.where(np.abs(delta) >= max(theta, 1 << shift), (delta + (1 << (shift - 1))) >> shift, 0)
+    return out, sent + (out << shift)

@@ -26,7 +26,7 @@ def run_loihi(program, sources_int, targets_int=None, steps: int = 64, phases: i
     S = sources_int.shape[0]
     L = len(program.layers)
     player = SamplePlayer(sources=sources_int, steps=steps, phases=phases, theta=program.theta,
-                          binary=program.binary, name="inputs")
+                          binary=program.binary, shift=program.input_shift, name="inputs")
     layers = [LoihiNeurons(program=p, samples=S, steps=steps, phases=phases,
                            targets=targets_int if p.output else None, record=p.output or record_hidden,
                            name=f"layer{c + 1}") for c, p in enumerate(program.layers)]

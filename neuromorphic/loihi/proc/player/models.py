@@ -29,6 +29,7 @@ class PySamplePlayerBitAcc(PyLoihiProcessModel):
         self.sources = np.asarray(proc_params["sources"], dtype=np.int64)
         self.steps, self.phases = int(proc_params["steps"]), int(proc_params["phases"])
         self.theta, self.binary = int(proc_params["theta"]), bool(proc_params["binary"])
+        self.shift = int(proc_params.get("shift", 0))
         self.clock = Schedule(self.steps, self.phases)
 
     def run_spk(self):
@@ -39,7 +40,7 @@ class PySamplePlayerBitAcc(PyLoihiProcessModel):
         else:
             if clock.local == 0:
                 self.sent = np.zeros_like(self.sent)
-            out, self.sent = encode(self.sources[clock.sample], self.sent, self.theta, self.binary)
+            out, self.sent = encode(self.sources[clock.sample], self.sent, self.theta, self.binary, self.shift)
             self.spikes[clock.slot] += int(np.count_nonzero(out))
         if self.binary:
             self.s_pos.send(out > 0)

@@ -13,9 +13,10 @@ from lava.magma.core.process.variable import Var
 
 class SamplePlayer(AbstractProcess):
     def __init__(self, *, sources: np.ndarray, steps: int, phases: int, theta: int, binary: bool,
-                 name: str | None = None):
+                 shift: int = 0, name: str | None = None):
         samples, n = sources.shape
-        super().__init__(sources=sources, steps=steps, phases=phases, theta=theta, binary=binary, name=name)
+        super().__init__(sources=sources, steps=steps, phases=phases, theta=theta, binary=binary, shift=shift,
+                         name=name)
         self.s_out = OutPort(shape=(n,))
         self.s_pos = OutPort(shape=(n,))
         self.s_neg = OutPort(shape=(n,))
