@@ -40,19 +40,21 @@ class LoihiBackend(ResistiveBackend):
     defaults = {"threshold": 1e-4, "time_steps": 64}
 
     def __init__(self, network: LayeredNetwork, threshold: float = 1e-4, binary: bool = False, steps: int = 64,
-                 alpha: float = 0.5, verify: int = 4, timeout: float = 300.0):
+                 alpha: float = 0.5, verify: int = 4, timeout: float = 300.0, leak: str = "reciprocal"):
         if not isinstance(network, LayeredNetwork):
             raise NetworkError(f"the Loihi backend runs LayeredNetworks, got {type(network).__name__}")
         check_network(network)
         self.network = network
         self.threshold, self.binary, self.steps, self.alpha = float(threshold), bool(binary), int(steps), float(alpha)
-        build_program(network, 1.0, alpha, threshold, binary)  # every parameter checked now, not mid-run
+        self.leak = leak
+        build_program(network, 1.0, alpha, threshold, binary, leak=leak)  # every parameter checked now, not mid-run
         self.verify, self.timeout = int(verify), float(timeout)
         self.verified = None  # samples the Lava run matched bit for bit (None: not yet checked)
 
     def program(self, sources, beta: float = 0.0):
         v_in = max(1.0, float(np.abs(sources).max(initial=0.0)))
-        return build_program(self.network, v_in, self.alpha, self.threshold, self.binary, betas=(beta,))
+        return build_program(self.network, v_in, self.alpha, self.threshold, self.binary, betas=(beta,),
+                             leak=self.leak)
 
     def settle(self, x, y=None, beta=0.0, init=None) -> Equilibrium:
         net = self.network
@@ -82,10 +84,10 @@ class LoihiBackend(ResistiveBackend):
         synops = float((spikes * fan).sum(axis=1).mean())
         n_spikes = float(spikes.sum(axis=1).mean())
         phases = r["spikes"].shape[0]
-        updates = float(sum(p.r.shape[0] for p in prog.layers)) * (1 + phases * self.steps)
+        updates = float(sum(p.r.shape[0] for p in prog.layers)) * (prog.pre_steps + phases * self.steps)
         last = r["last_spike"]
         return {"spikes_per_inference": n_spikes, "synops_per_inference": synops,
-                "time_steps": 1 + phases * self.steps, "silent_after_steps": float(last.mean()),
+                "time_steps": prog.pre_steps + phases * self.steps, "silent_after_steps": float(last.mean()),
                 "not_silent": float((last >= self.steps).mean()),
                 "loihi": per_inference(n_spikes, synops, updates)}
 

@@ -293,7 +293,7 @@ def cmd_loihi(args) -> int:
     from .loihi import loihi_report
 
     loihi_report(args.run, thresholds=args.threshold, binary=args.spikes == "binary", steps=args.time_steps,
-                 alpha=args.alpha, n_test=args.n_test, lava=args.lava, out=args.out)
+                 alpha=args.alpha, n_test=args.n_test, lava=args.lava, out=args.out, leak=args.leak)
     return 0
 
 
@@ -599,6 +599,9 @@ def build_parser() -> argparse.ArgumentParser:
     lo.add_argument("--spikes", choices=("graded", "binary"), default="graded", help="graded payloads or binary spikes")
     lo.add_argument("--time-steps", dest="time_steps", type=count, default=64, help="time steps per inference")
     lo.add_argument("--alpha", type=positive, default=0.5, help="dt G / C of the neurons' leaky integration, (0, 1]")
+    lo.add_argument("--leak", choices=("reciprocal", "measured"), default="reciprocal",
+                    help="how a neuron divides by its conductance: a host-computed reciprocal of the mapped G, or "
+                         "forward Euler with G measured on chip in two calibration steps per sample (docs/loihi.md)")
     lo.add_argument("--n-test", dest="n_test", type=count, help="use only the first N test samples")
     lo.add_argument("--lava", type=index, default=0, help="also run this many samples through the Lava processes "
                                                          "(bit-exact check and Lava's throughput)")

@@ -30,7 +30,7 @@ def _batches(n, size):
 
 
 def loihi_rows(net, x, labels, thresholds, binary=False, steps=64, alpha=0.5, bound_samples=50, batch=500,
-               log=print) -> tuple:
+               log=print, leak="reciprocal") -> tuple:
     native = NativeBackend(net, tol=1e-12)
     sources = net.encode_inputs(x)
     ref = [[] for _ in net.free_sizes]
@@ -43,7 +43,7 @@ def loihi_rows(net, x, labels, thresholds, binary=False, steps=64, alpha=0.5, bo
     v_in = max(1.0, float(np.abs(sources).max()))
     rows = []
     for th in thresholds:
-        prog = build_program(net, v_in, alpha, th, binary)
+        prog = build_program(net, v_in, alpha, th, binary, leak=leak)
         t0 = time.perf_counter()
         states, spikes, last, active, peaks = [[] for _ in net.free_sizes], [], [], [], {}
         for sl in _batches(len(x), batch):
@@ -69,7 +69,7 @@ def loihi_rows(net, x, labels, thresholds, binary=False, steps=64, alpha=0.5, bo
         fan = np.array(prog.synapses_out(), dtype=float)
         synops = float((spikes * fan).sum(1).mean())
         n_spikes = float(spikes.sum(1).mean())
-        updates = float(sum(net.free_sizes)) * (1 + steps)
+        updates = float(sum(net.free_sizes)) * (prog.pre_steps + steps)
         energy = per_inference(n_spikes, synops, updates)
         row = {"threshold_v": prog.theta_volts, "threshold_lsb": prog.theta, "spikes": "binary" if binary else "graded",
                "accuracy": float(((v[-1] @ R.T).argmax(1) == labels).mean()), "native_accuracy": native_acc,
@@ -83,7 +83,7 @@ def loihi_rows(net, x, labels, thresholds, binary=False, steps=64, alpha=0.5, bo
                "spikes_per_inference": n_spikes, "synops_per_inference": synops,
                "silent_after_steps_mean": float(last[last < steps].mean()) if (last < steps).any() else None,
                "not_silent": float((last >= steps).mean()),
-               "time_steps": 1 + steps, "energy_nj": energy["energy_nj"], "time_us_serial": energy["time_us_serial"],
+               "time_steps": prog.pre_steps + steps, "leak": leak, "energy_nj": energy["energy_nj"], "time_us_serial": energy["time_us_serial"],
                "peak_bits": {k: bits_needed(m) for k, m in peaks.items()}, "range_violations": ranges, "emulator_samples_per_s": len(x) / seconds}
         rows.append(row)
         silent = row["bound_silent_samples"]
@@ -106,12 +106,13 @@ def loihi_rows(net, x, labels, thresholds, binary=False, steps=64, alpha=0.5, bo
     return rows, prog
 
 
-def lava_check(net, x, threshold, binary, steps, alpha, samples, timeout=1800.0) -> dict:
+def lava_check(net, x, threshold, binary, steps, alpha, samples, timeout=1800.0, leak="reciprocal") -> dict:
     """``samples`` test samples through the Lava processes: bit-exact with the emulator? and samples/s."""
     from eqprop.neuromorphic import LavaSession
 
     sources = net.encode_inputs(x[:samples])
-    prog = build_program(net, max(1.0, float(np.abs(net.encode_inputs(x)).max())), alpha, threshold, binary)
+    prog = build_program(net, max(1.0, float(np.abs(net.encode_inputs(x)).max())), alpha, threshold, binary,
+                         leak=leak)
     s_int = prog.sources_int(sources)
     emu = emulate(prog, s_int, None, steps, 1)
     with LavaSession(timeout=timeout) as session:
@@ -125,7 +126,7 @@ def lava_check(net, x, threshold, binary, steps, alpha, samples, timeout=1800.0)
 
 
 def loihi_report(run_dir, thresholds=(1e-4,), binary=False, steps=64, alpha=0.5, n_test=None, lava=0, out=None,
-                 log=print) -> dict:
+                 log=print, leak="reciprocal") -> dict:
     from eqprop.learning.outputs import OutputDir
 
     output = OutputDir(out, "loihi", ("loihi.json", "loihi_thresholds.png")).check() if out is not None else None
@@ -134,12 +135,12 @@ def loihi_report(run_dir, thresholds=(1e-4,), binary=False, steps=64, alpha=0.5,
     ds = load_for(cfg, n_train=None, n_test=n_test)
     x, labels = ds.x_test * cfg.input_scale, ds.y_test
     log(f"{run_dir}: {cfg.dataset} {'-'.join(map(str, net.sizes))}, {len(x)} test samples, "
-        f"{'binary' if binary else 'graded'} spikes, {steps} steps, alpha {alpha}")
-    rows, _ = loihi_rows(net, x, labels, thresholds, binary, steps, alpha, log=log)
+        f"{'binary' if binary else 'graded'} spikes, {steps} steps, alpha {alpha}, {leak} leak")
+    rows, _ = loihi_rows(net, x, labels, thresholds, binary, steps, alpha, log=log, leak=leak)
     report = {"run": str(run_dir), "dataset": cfg.dataset, "sizes": list(net.sizes), "n_test": len(x),
-              "steps": steps, "alpha": alpha, "rows": rows}
+              "steps": steps, "alpha": alpha, "leak": leak, "rows": rows}
     if lava:
-        report["lava"] = lava_check(net, x, thresholds[0], binary, steps, alpha, min(lava, len(x)))
+        report["lava"] = lava_check(net, x, thresholds[0], binary, steps, alpha, min(lava, len(x)), leak=leak)
         lv = report["lava"]
         log(f"Lava processes, {lv['lava_samples']} samples: bit-exact with the emulator: {lv['bit_exact']}; "
             f"{lv['lava_samples_per_s']:.2f} samples/s ({lv['lava_seconds']:.1f} s)")

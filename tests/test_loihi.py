@@ -62,7 +62,8 @@ def _per_step_paths() -> list:
     multiprocessing's start method). The emulator is the host's batched twin, checked bit for bit instead."""
     root = Path(microcode.__file__).parent
     trees = [(fn.__qualname__, ast.parse(textwrap.dedent(inspect.getsource(fn)))) for fn in
-             (microcode.step, microcode._diode, microcode.mul_shift, microcode.encode, microcode.Schedule)]
+             (microcode.step, microcode._diode, microcode.mul_shift, microcode.encode, microcode.Schedule,
+              microcode.measured_step, microcode.calibrate, microcode.calibration_send, microcode.cal_step)]
     for path in (root / "proc" / "neurons" / "models.py", root / "proc" / "player" / "models.py"):
         runs = [n for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.FunctionDef) and n.name == "run_spk"]
         assert len(runs) == 1, path
@@ -92,13 +93,13 @@ def test_the_integer_check_fails_on_planted_float_work(planted):
 def test_the_schedule_counters_follow_the_host_schedule():
     """The counters the neurons keep (add, compare, select) give the same sample, step, phase and step in the
     phase as the host's division-based schedule, over several samples of 1 to 3 phases."""
-    for steps, phases in ((1, 1), (3, 2), (5, 3), (4, 1)):
-        clock = microcode.Schedule(steps, phases)
-        for t in range(1, 4 * (1 + steps * phases) + 2):
+    for steps, phases, pre in ((1, 1, 1), (3, 2, 1), (5, 3, 1), (4, 1, 1), (3, 2, 3), (1, 1, 3)):
+        clock = microcode.Schedule(steps, phases, pre)
+        for t in range(1, 4 * (pre + steps * phases) + 2):
             clock.tick()
-            sample, local = microcode.schedule_slot(t, steps, phases)
-            phase = 0 if local == 0 else (local - 1) // steps
-            count = 0 if local == 0 else local - phase * steps
+            sample, local = microcode.schedule_slot(t, steps, phases, pre)
+            phase = 0 if local < pre else (local - pre) // steps
+            count = 0 if local < pre else local - pre + 1 - phase * steps
             assert (clock.sample, clock.local, clock.phase, clock.count) == (sample, local, phase, count)
             assert clock.slot == sample * phases + phase
 
@@ -140,13 +141,15 @@ def test_every_state_is_an_integer_of_its_width():
         check_widths(r["peaks"])
 
 
-@pytest.mark.parametrize("binary", [False, True])
-def test_emulator_equals_the_lava_run_bit_for_bit(binary):
+@pytest.mark.parametrize("binary,leak", [(False, "reciprocal"), (True, "reciprocal"), (False, "measured"),
+                                         (True, "measured")])
+def test_emulator_equals_the_lava_run_bit_for_bit(binary, leak):
     """Three phases (free, +beta, -beta) of a 2-hidden-layer network through SamplePlayer, LoihiNeurons and
-    Lava's own Dense (PyDenseModelBitAcc): every state, spike count and silence step equals the emulator's."""
+    Lava's own Dense (PyDenseModelBitAcc): every state, spike count and silence step equals the emulator's
+    (with a measured leak, the calibration steps' messages and conductances included)."""
     net, x, y = case(batch=3)
     prog = build_program(net, 1.0, alpha=0.5, threshold=4e-3 if binary else 1e-4, binary=binary,
-                         betas=(0.0, 2e-7, -2e-7))
+                         betas=(0.0, 2e-7, -2e-7), leak=leak)
     s, t = prog.sources_int(net.encode_inputs(x)), prog.targets_int(y)
     emu = emulate(prog, s, t, steps=24, phases=3, peaks=True)
     with LavaSession(timeout=240) as session:
@@ -158,10 +161,11 @@ def test_emulator_equals_the_lava_run_bit_for_bit(binary):
     assert emu["peaks"] == got["peaks"]
 
 
-@pytest.mark.parametrize("diode,binary,threshold", [("ideal", False, 0.0), ("ideal", False, 1e-3),
-                                                     ("ideal", True, 2e-3), ("pwl", False, 1e-4),
-                                                     ("ideal", False, 1e-2), ("pwl", True, 8e-3)])
-def test_equilibrium_error_within_the_derived_bound(diode, binary, threshold):
+@pytest.mark.parametrize("diode,binary,threshold,leak", [
+    ("ideal", False, 0.0, "reciprocal"), ("ideal", False, 1e-3, "reciprocal"), ("ideal", True, 2e-3, "reciprocal"),
+    ("pwl", False, 1e-4, "reciprocal"), ("ideal", False, 1e-2, "reciprocal"), ("pwl", True, 8e-3, "reciprocal"),
+    ("ideal", False, 1e-3, "measured"), ("pwl", False, 1e-4, "measured"), ("pwl", True, 8e-3, "measured")])
+def test_equilibrium_error_within_the_derived_bound(diode, binary, threshold, leak):
     """Free and nudged (+-beta, and strong nudges of 10 and 30 output conductances, where the nudge's own
     conductance, the partner's unsent remainder and the target's rounding dominate) on two hidden layers: the
     integer equilibrium is within the bound derived from the mantissas, the LSB and the threshold, and the bound
@@ -176,7 +180,7 @@ def test_equilibrium_error_within_the_derived_bound(diode, binary, threshold):
     g_out = mean_output_conductance(net)
     tightness = []
     for beta in (0.0, 2e-7, -2e-7, 10 * g_out, 30 * g_out):
-        prog = build_program(net, 1.0, alpha=0.5, threshold=threshold, binary=binary, betas=(beta,))
+        prog = build_program(net, 1.0, alpha=0.5, threshold=threshold, binary=binary, betas=(beta,), leak=leak)
         r = emulate(prog, prog.sources_int(src), prog.targets_int(y), steps=steps, phases=1, peaks=True)
         silent = r["last_spike"][0] < steps
         if threshold > 0:
@@ -190,6 +194,41 @@ def test_equilibrium_error_within_the_derived_bound(diode, binary, threshold):
         if silent.any():
             assert bound[silent].max() <= 50 * max(err[silent].max(), prog.lsb)
     assert np.median(tightness) <= 20, tightness  # measured 4-12
+
+
+def test_a_measured_leak_follows_synapses_reprogrammed_after_mapping():
+    """The synapses learn: every conductance of a mapped 2-hidden-layer network moves down by up to half and only
+    the Dense mantissas are reprogrammed (the first mapping's scales; the neurons untouched). With a measured
+    leak the neurons settle to the new network's equilibrium (within its derived bound, as a fresh mapping
+    does); with the host's reciprocals of the old conductances they do not (tens of mV off on 50 mV rails)."""
+    import copy
+
+    net = layered([16, 12, 10, 8], diode="ideal", rails=(-0.05, 0.05), gain=3.0, seed=5)
+    rng = np.random.default_rng(5)
+    x = rng.uniform(0, 1, (8, 8))
+    learned = copy.deepcopy(net)
+    for w in learned.weights:
+        w *= rng.uniform(0.5, 1.0, w.shape)
+    ref = solve(learned, x, tol=1e-13).layers
+    errors = {}
+    for leak in ("reciprocal", "measured"):
+        prog = build_program(net, 1.0, alpha=0.5, threshold=1e-4, leak=leak)
+        for d in prog.dense:
+            if d.role == "partner":
+                continue
+            c = d.dst if d.role == "forward" else d.src
+            d.conductance = (learned.gains[c] * learned.weights[c]).T if d.role == "forward" \
+                else learned.weights[c] / learned.gains[c]
+            d.mantissa = np.clip(np.rint(d.conductance / d.scale), 0, 255).astype(np.int64)
+        prog.net = learned
+        src = learned.encode_inputs(x)
+        r = emulate(prog, prog.sources_int(src), None, steps=400)
+        assert (r["last_spike"][0] < 400).all()
+        err = np.max(np.hstack([np.abs(prog.volts(s[0]) - v) for s, v in zip(r["states"], ref)]), axis=1)
+        errors[leak] = err
+        if leak == "measured":
+            assert (err <= error_bound(prog, src, ref, 0.0, r["active_steps"])).all()
+    assert errors["measured"].max() < 3e-3 < 1e-2 < errors["reciprocal"].max(), errors
 
 
 def test_a_saturated_state_fails_the_width_check():

@@ -70,6 +70,16 @@ def error_bound(program, sources, exact_layers, beta: float = 0.0, active_steps=
     unit = np.concatenate([np.full(s, 2.0 ** -f) for s, f in zip(net.free_sizes, program.current_frac)])
     dv_stall = np.concatenate([np.full(s, np.ceil(2048 / p.dv)) for s, p in zip(net.free_sizes, program.layers)])
     rs = np.concatenate([np.full(s, 2.0 ** p.rs) for s, p in zip(net.free_sizes, program.layers)])
+    measured = program.leak == "measured"
+    if measured:  # what the nodes divide by: the conductance they measured (mapped mantissas), rounded to 2^-gs
+        from .emulator import measured_conductance
+
+        g_scale = np.concatenate([np.full(s, 2.0 ** (f - program.vf + p.gs))
+                                  for s, f, p in zip(net.free_sizes, program.current_frac, program.layers)])
+        g_used = np.concatenate([g + p.g_const for g, p in zip(measured_conductance(program), program.layers)])
+        g_used = g_used / g_scale
+        # the update stops where |k (I - g v)| < 2^(ks - 1): a current of 2^(ks - 1) / k units, plus g v's rounding
+        stall = np.concatenate([np.full(s, 2.0 ** (p.ks - 1) / p.k + 0.5) for s, p in zip(net.free_sizes, program.layers)])
     # the Dense floors: K current units per Dense with a negative exponent, into its target layer
     floor = np.zeros(len(G))
     for i, d in enumerate(program.dense):
@@ -89,6 +99,17 @@ def error_bound(program, sources, exact_layers, beta: float = 0.0, active_steps=
     for c, clamp in enumerate(net.neurons):
         if clamp is not None and "clip" in clamp.diode.integer_terms(clamp):
             span[off[c]:off[c + 1]] = clamp.v_high - clamp.v_low
+    g_on = np.zeros(len(G))  # per node the PWL on-branch conductance, and its knees
+    knee_hi, knee_lo = np.full(len(G), np.inf), np.full(len(G), -np.inf)
+    for c, clamp in enumerate(net.neurons):
+        if clamp is not None and "g_on" in clamp.diode.integer_terms(clamp):
+            t = clamp.diode.integer_terms(clamp)
+            g_on[off[c]:off[c + 1]], knee_hi[off[c]:off[c + 1]], knee_lo[off[c]:off[c + 1]] = \
+                t["g_on"], t["knee_high"], t["knee_low"]
+
+    def g_on_part(v):
+        return g_on * ((v > knee_hi) | (v < knee_lo))
+
     out = np.empty(V.shape[0])
     for b in range(V.shape[0]):
         v, s = V[b], np.asarray(sources[b], dtype=float)
@@ -109,9 +130,15 @@ def error_bound(program, sources, exact_layers, beta: float = 0.0, active_steps=
         g_node = G + g_extra
         if beta:
             g_node[o] += beta  # the node's own multiplier divides by G + beta in a nudged phase
-        drive = g_node * (np.abs(v) + dv_stall * lsb) / unit  # current units
-        local = (dv_stall + 0.5 + 0.5 * drive / rs) * lsb  # update and multiplier rounding (V)
-        e = e + g_node * local
+        if measured:  # the measured g's departure from G, the update's stall, the PWL step's rounding
+            e = e + np.abs(g_used - (G + g_extra - g_on_part(v))) * np.abs(v) + 2.0 * stall * unit
+            e = e + g_on_part(v) * 0.5 * lsb + g_node * 0.5 * lsb
+            if beta:
+                e[o] += 0.5 / g_scale[o] * np.abs(v[o])  # beta's rounding in g's units
+        else:
+            drive = g_node * (np.abs(v) + dv_stall * lsb) / unit  # current units
+            local = (dv_stall + 0.5 + 0.5 * drive / rs) * lsb  # update and multiplier rounding (V)
+            e = e + g_node * local
         if beta:
             v_partner = np.abs(v[o]) @ np.abs(R.T @ R - np.diag(np.diag(R.T @ R)))
             e[o] += abs(beta) * (partner + 0.5 * lsb) + beta_step * (t_abs[b] + v_partner + partner)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .microcode import NeuronState, Peaks, encode, step
+from .microcode import NeuronState, Peaks, calibrate, calibration_send, encode, step
 
 
 def dense_out(d, payload, binary: bool) -> np.ndarray:
@@ -27,6 +27,25 @@ def dense_out(d, payload, binary: bool) -> np.ndarray:
     if not binary:
         return shifted(payload, 1)
     return shifted(payload > 0, 1) + shifted(payload < 0, -1)
+
+
+def measured_conductance(program) -> list:
+    """Per free layer, the g (x 2^gs, int) its nodes measure in the two calibration steps of a measured leak:
+    every sender's calibration payload through the Dense processes (the partner's goes to p_in and is not
+    heard), one side's current per step (``microcode.calibrate``). The same for every sample."""
+    binary = program.binary
+    n_in = program.net.sizes[0]
+    states = [NeuronState.zeros((1, p.r.shape[0])) for p in program.layers]
+    for local in (0, 1):
+        sends = [calibration_send(0, local, program.input_cal, n_in, binary)]
+        sends += [calibration_send(p.level, local, p.cal_payload, p.r.shape[0], binary) for p in program.layers]
+        a_cal = [np.zeros((1, p.r.shape[0]), dtype=np.int64) for p in program.layers]
+        for d in program.dense:
+            if d.role != "partner":
+                a_cal[d.dst] += dense_out(d, sends[0 if d.src == "input" else d.src + 1][None, :], binary)
+        for p, st, a in zip(program.layers, states, a_cal):
+            calibrate(p, st, a, local + 1)
+    return [st.g[0] for st in states]
 
 
 def emulate(program, sources_int, targets_int=None, steps: int = 64, phases: int = 1, peaks: bool = False) -> dict:
@@ -45,11 +64,20 @@ def emulate(program, sources_int, targets_int=None, steps: int = 64, phases: int
         targets_int = np.zeros((B, program.layers[-1].r.shape[0]), dtype=np.int64)
     states = [NeuronState.zeros((B, p.r.shape[0])) for p in program.layers]
     recorder = Peaks() if peaks else None
+    rec = [np.zeros((phases, B, p.r.shape[0]), dtype=np.int64) for p in program.layers]
+    spikes = np.zeros((phases, B, L + 1), dtype=np.int64)
+    if program.pre_steps > 1:  # a measured leak: two calibration steps, each node's g from what arrives
+        for st, g in zip(states, measured_conductance(program)):
+            st.g[...] = g
+        for local in (0, 1):
+            spikes[0, :, 0] += int(np.count_nonzero(calibration_send(0, local, program.input_cal,
+                                                                     sources_int.shape[1], binary)))
+            for c, p in enumerate(program.layers):
+                spikes[0, :, c + 1] += int(np.count_nonzero(calibration_send(p.level, local, p.cal_payload,
+                                                                             p.r.shape[0], binary)))
     # reset step: the neurons are silent, the inputs send
     src_out, src_sent = encode(sources_int, np.zeros_like(sources_int), program.theta, binary, program.input_shift)
     outs = [np.zeros((B, p.r.shape[0]), dtype=np.int64) for p in program.layers]
-    rec = [np.zeros((phases, B, p.r.shape[0]), dtype=np.int64) for p in program.layers]
-    spikes = np.zeros((phases, B, L + 1), dtype=np.int64)
     spikes[0, :, 0] += np.count_nonzero(src_out, axis=1)
     last = np.zeros((phases, B), dtype=np.int64)
     active = np.zeros((phases, len(program.dense)), dtype=np.int64)

@@ -20,7 +20,7 @@ import numpy as np
 from eqprop.circuits.energy import node_conductance
 from eqprop.circuits.errors import InputError, NetworkError
 
-from .microcode import STATE_MAX, LayerProgram
+from .microcode import PRE_STEPS, STATE_MAX, LayerProgram, cal_step
 
 MANTISSA_MAX = 255  # 8-bit unsigned weights (Lava Dense, sign mode excitatory)
 VF_DEFAULT = 20
@@ -100,6 +100,13 @@ class LoihiProgram:
     v_in_max: float
     theta_volts: float
     input_shift: int = 0  # the inputs' graded payloads in units of 2^input_shift LSB (``microcode.encode``)
+    leak: str = "reciprocal"  # how the neurons divide by their conductance (``build_program``)
+    input_cal: int = 0  # the inputs' calibration payload (leak="measured": ``microcode.calibration_send``)
+
+    @property
+    def pre_steps(self) -> int:
+        """Steps per sample before the phases: the reset step, after two calibration steps with a measured leak."""
+        return PRE_STEPS[self.leak]
 
     def sender_quantum(self, src) -> int:
         """LSBs within which a silent sender's (``'input'`` or a free layer's) sent value stands to its own:
@@ -145,6 +152,9 @@ class LoihiProgram:
         out.rs = _rs(g + min(0.0, min(betas)), self.vf, frac)
         out.r, out.pwl = _multipliers(g, terms, out.rs, self.vf, frac)
         out.per_phase = [_multipliers(g + b, terms, out.rs, self.vf, frac) for b in betas]
+        if self.leak == "measured":  # the nudge's conductance in g's units, and a step stable with it
+            out.beta_g = tuple(int(np.rint(b * 2.0 ** (frac - self.vf + out.gs))) for b in betas)
+            _set_steps(out, float(g.max()) + max(0.0, max(betas)), terms, self.alpha, self.vf, frac)
 
     def synapses_out(self) -> list:
         """Per free layer (and 'input' first): how many synapses one spike of a node of that layer reaches."""
@@ -208,12 +218,20 @@ def check_network(net) -> None:
         raise NetworkError(f"the Loihi path reads 'pairs' or 'nodes', got {net.readout!r}")
 
 
+LEAKS = ("reciprocal", "measured")
+
+
 def build_program(net, v_in_max: float, alpha: float = 1.0, threshold: float = 0.0, binary: bool = False,
-                  betas=(0.0,), vf: int | None = None) -> LoihiProgram:
+                  betas=(0.0,), vf: int | None = None, leak: str = "reciprocal") -> LoihiProgram:
     """Maps ``net`` for inputs up to ``v_in_max`` volts; ``threshold`` (V) is the graded sigma-delta threshold
     or, with ``binary``, the spike quantum (rounded to a power of two LSBs); ``betas``: nudging conductance
-    (S) per phase."""
+    (S) per phase. ``leak``: how a node divides by its conductance: ``reciprocal`` (the resting voltage I / G
+    from a host-computed multiplier 2^rs / G, exact for the conductances mapped) or ``measured`` (forward
+    Euler of C dv/dt = I - g v with g measured on chip in two calibration steps per sample: the synapses may
+    change without the host touching the neurons; ``microcode.measured_step``)."""
     check_network(net)
+    if leak not in LEAKS:
+        raise InputError(f"unknown leak {leak!r}; use one of {LEAKS}")
     if not (np.isfinite(v_in_max) and v_in_max > 0):
         raise InputError(f"v_in_max must be a positive voltage, got {v_in_max}")
     if not 0 < alpha <= 1:
@@ -282,6 +300,9 @@ def build_program(net, v_in_max: float, alpha: float = 1.0, threshold: float = 0
     program = LoihiProgram(net, vf, fracs, layers, dense, theta, binary, alpha, float(v_in_max),
                            theta * 2.0**-vf, shifts["input"])
     program._out = out_consts
+    program.leak = leak
+    if leak == "measured":
+        _measured_leak(program, totals)
     program.set_betas(betas)
     bad = range_violations(program)
     if bad:
@@ -290,6 +311,68 @@ def build_program(net, v_in_max: float, alpha: float = 1.0, threshold: float = 0
                            + "; lower the conductances' spread between connections, the gains or the input range "
                            "(docs/loihi.md, Ranges)")
     return program
+
+
+def _to_fixed(value: float, bits: int = 23) -> tuple:
+    """(m, s) with value ~= m / 2^s and 0 <= m < 2^bits (a 24-bit signed multiplier operand)."""
+    if value <= 0 or not np.isfinite(value):
+        return 0, 0
+    s = bits - 1 - int(np.floor(np.log2(value)))
+    return int(np.rint(value * 2.0**s)), s
+
+
+def _set_steps(p, g_ref: float, terms: dict, alpha: float, vf: int, frac: int) -> None:
+    """k / 2^ks = alpha / g_ref in LSB per current unit (g_ref: the stiffest node's conductance, S; the step
+    dt / C is the layer's, as one capacitance per node would make it); a PWL diode's 1 / (1 + k g_on)."""
+    unit = 2.0 ** (frac - vf)  # S -> current units per LSB
+    p.k, p.ks = _to_fixed(alpha / (g_ref * unit))
+    if "g_on" in terms:
+        p.r_on = _to_fixed(1.0 / (1.0 + p.k * 2.0**-p.ks * terms["g_on"] * unit))
+
+
+def _measured_leak(program, totals) -> None:
+    """The constants of leak="measured" (``microcode.measured_step``, ``microcode.calibrate``): per free layer
+    c (level c + 1) the g scale 2^gs, the conductances that are no synapse (biases, a PWL diode's g_mid), the
+    step, and the two multipliers that turn the calibration currents into g. Every sender at level l sends
+    ``cal`` payload units in calibration step ``cal_step(l)``: the smallest power of two that makes every one
+    of its Dense products exact (2^cal x 2^exponent >= 1)."""
+    net, vf, L = program.net, program.vf, len(program.layers)
+    senders = ["input"] + list(range(L))
+    cal = {}
+    for s in senders:
+        exps = [d.weight_exp for d in program.dense if d.src == s and d.role != "partner"]
+        cal[s] = 0 if program.binary else max(0, -min(exps, default=0))
+    program.input_cal = 1 << cal["input"]
+
+    def v_cal(s) -> float:  # the calibration payload in LSB
+        if program.binary:
+            return float(max(program.theta, 1))
+        shift = program.input_shift if s == "input" else program.layers[s].shift
+        return float(2 ** (cal[s] + shift))
+
+    for c, p in enumerate(program.layers):
+        clamp = net.neurons[c]
+        terms = {} if clamp is None else clamp.diode.integer_terms(clamp)
+        frac = program.current_frac[c]
+        unit = 2.0 ** (frac - vf)
+        g_max = float(totals[c].max() + terms.get("g_mid", 0.0))
+        p.leak = "measured"
+        p.gs = int(np.floor(np.log2(2.0**21 / (g_max * unit))))  # room for g to grow 4x as it learns
+        scale = unit * 2.0**p.gs
+        p.g_const = np.rint((net.biases[c].sum(0) + terms.get("g_mid", 0.0)) * scale).astype(np.int64)
+        p.level, p.cal_payload = c + 1, 1 << cal[c]
+        below = "input" if c == 0 else c - 1
+        p.cal_first = "below" if cal_step(c) == 0 else "above"
+        # I_below = (sum of a G) x V_cal x unit-of-current: g takes I_below x 2^gs / (a V_cal)
+        p.cal_below = _to_fixed(2.0**p.gs / (net.gains[c] * v_cal(below)))
+        p.cal_above = _to_fixed(2.0**p.gs * net.gains[c + 1] / v_cal(c + 1)) if c + 1 < L else (0, 0)
+        _set_steps(p, g_max, terms, program.alpha, vf, frac)
+        for d in program.dense:  # the calibration currents must fit the 24-bit input
+            if d.dst == c and d.role != "partner":
+                top = int(d.mantissa.sum(1).max(initial=0)) * 2.0 ** (cal[d.src] + d.weight_exp)
+                if top > STATE_MAX:
+                    raise NetworkError(f"layer {c + 1}'s calibration current ({top:.3g} units) does not fit 24 bits; "
+                                       "use leak='reciprocal' or a smaller fan-in")
 
 
 def _fit_exponents(dense: list, senders: list, binary: bool) -> dict:

@@ -35,7 +35,9 @@ DV_SHIFT = 12  # the leak's fraction: dv in units of 2^-12, as Loihi's decay con
 # every quantity the step holds or multiplies, recorded before any saturation: "target" is the resting voltage
 # the multiplier gives (the diode's output, before the 24-bit saturation), "update" the leak's operand target - v
 WIDTHS = {"i_acc": STATE_BITS, "p_acc": STATE_BITS, "drive": STATE_BITS, "v": STATE_BITS, "sent": STATE_BITS,
-          "payload": STATE_BITS, "a_in": STATE_BITS, "target": STATE_BITS, "update": STATE_BITS}
+          "payload": STATE_BITS, "a_in": STATE_BITS, "target": STATE_BITS, "update": STATE_BITS, "g": STATE_BITS}
+#: per sample, steps before the phases: the reset step; a measured leak adds the two calibration steps before it
+PRE_STEPS = {"reciprocal": 1, "measured": 3}
 
 
 @dataclass
@@ -64,7 +66,21 @@ class LayerProgram:
     pairs: bool = False
     per_phase: list | None = None  # output layer: (r, pwl) per phase, the nudge's own conductance folded in
     shift: int = 0  # graded payloads in units of 2^shift LSB (``encode``; chosen by ``loihi.map``)
-
+    # leak="measured" (``measured_step``): the node integrates v += k (I - g v) >> ks with g, its conductance in
+    # current units per LSB x 2^gs, measured on chip in the calibration steps; nothing here depends on the
+    # synapses' conductances, so they may change (learn) without the host touching the neuron
+    leak: str = "reciprocal"
+    gs: int = 0
+    g_const: np.ndarray | None = None  # the node's own conductances that are no synapse (bias, PWL g_mid), x 2^gs
+    beta_g: tuple = (0,)  # per phase: the nudge's conductance on the output nodes, x 2^gs
+    k: int = 0  # dt / C as the multiplier of k >> ks: LSB of voltage per current unit and step
+    ks: int = 0
+    r_on: tuple = (0, 0)  # PWL: (m, s) of 1 / (1 + k g_on), the diode's current taken implicitly past a knee
+    cal_first: str = "below"  # which side's calibration payload arrives in the first calibration step
+    cal_below: tuple = (0, 0)  # (m, s): g += (I_below * m) >> s (I_below: the calibration current from below)
+    cal_above: tuple = (0, 0)
+    level: int = 0  # the layer's level (inputs 0, free layer c: c + 1): it sends its calibration payload in
+    cal_payload: int = 0  # step ``cal_step(level)``, this many payload units (graded; binary: one spike)
 
 @dataclass
 class NeuronState:
@@ -72,11 +88,37 @@ class NeuronState:
     sent: np.ndarray
     i_acc: np.ndarray
     p_acc: np.ndarray
+    g: np.ndarray | None = None  # the measured conductance (leak="measured"), x 2^gs
 
     @classmethod
     def zeros(cls, shape) -> "NeuronState":
         z = lambda: np.zeros(shape, dtype=np.int64)  # noqa: E731
-        return cls(z(), z(), z(), z())
+        return cls(z(), z(), z(), z(), z())
+
+
+def cal_step(level: int) -> int:
+    """The calibration step (0 or 1) in which a sender at ``level`` sends: levels 0, 1 in step 0, levels 2, 3 in
+    step 1, and so on modulo 4. A node at level l hears levels l - 1 and l + 1, which this puts in different
+    steps: each calibration current is one side's sum alone (no division to separate them)."""
+    return (level >> 1) & 1  # level mod 4 < 2: bit 1 clear (a shift and a mask, no division)
+
+
+def calibration_send(level: int, local: int, payload: int, n: int, binary: bool):
+    """What a sender sends in calibration step ``local`` (0 or 1): ``payload`` units (binary: one +1 spike)
+    from every node in its step, nothing in the other."""
+    on = cal_step(level) == local
+    return np.full(n, (1 if binary else payload) if on else 0, dtype=np.int64)
+
+
+def calibrate(p: LayerProgram, st: NeuronState, a_in, local: int) -> None:
+    """Calibration step ``local`` (1 or 2: the payloads of steps 0 and 1 arrive one step late): the node turns
+    the current from one side into its share of g. Below: the synapses store a G (a the gain into the layer),
+    so g takes I_below / (a V_cal); above: they store G / a', so g takes I_above a' / V_cal (the node's own
+    conductance to the layer above is a' times what its backward synapses carry)."""
+    first = (local == 1) == (p.cal_first == "below")
+    m, s = p.cal_below if first else p.cal_above
+    share = mul_shift(a_in, m, s)
+    st.g = share if local == 1 else st.g + share
 
 
 @dataclass
@@ -133,6 +175,8 @@ def _diode(p: LayerProgram, pwl, drive, target):
 def step(p: LayerProgram, st: NeuronState, a_in, p_in, phase: int, targets, peaks: Peaks | None = None):
     """One time step; updates ``st`` in place and returns the outgoing payload: graded (int, 0 = no spike)
     or, with ``p.binary``, the signed spike (+1, -1, 0; a chip sends them on two binary ports)."""
+    if p.leak == "measured":
+        return measured_step(p, st, a_in, p_in, phase, targets, peaks)
     st.i_acc += a_in
     drive = st.i_acc + p.bias
     r, pwl = p.r, p.pwl
@@ -161,21 +205,65 @@ def step(p: LayerProgram, st: NeuronState, a_in, p_in, phase: int, targets, peak
     return out
 
 
-def schedule_slot(time_step: int, steps: int, phases: int) -> tuple:
-    """(sample, local step) of Lava time step ``time_step`` (from 1): each sample has one reset step (local
-    0) and then phases x steps steps. The host's reference for ``Schedule``, which the neurons run."""
-    per = 1 + phases * steps
+def measured_step(p: LayerProgram, st: NeuronState, a_in, p_in, phase: int, targets, peaks: Peaks | None = None):
+    """One time step of a node with a measured leak (``leak="measured"``): forward Euler of C dv/dt = I - g v,
+    v' = v + (k (I - (g v >> gs))) >> ks, with g = the measured conductance + the node's constant ones (+ beta in
+    a nudged phase). A PWL diode's current g_on (v - knee) is taken implicitly (it is stiff): past a knee,
+    v = knee + (v' - knee) / (1 + k g_on), a constant multiplier; an ideal clamp holds v between its rails.
+    Its fixed points are the network's equilibria (I = g v + the diode's current) whatever g is: the synapses
+    may learn and the node follows (a host reciprocal of G would not)."""
+    st.i_acc += a_in
+    drive = st.i_acc + p.bias
+    g = st.g + p.g_const
+    if p.output:
+        if p.pairs:
+            st.p_acc += p_in
+        beta = p.beta[phase]
+        if beta:
+            drive = drive + mul_shift(targets + st.p_acc if p.pairs else targets, beta, p.beta_shift)
+            g = g + p.beta_g[phase]
+    cur = drive - mul_shift(st.v, g, p.gs)  # I - g v, current units
+    raw = st.v + mul_shift(cur, p.k, p.ks)
+    if p.pwl is not None:
+        kh, kl = p.pwl["knee_high"], p.pwl["knee_low"]
+        m, s = p.r_on
+        raw = np.where(raw > kh, kh + mul_shift(raw - kh, m, s), np.where(raw < kl, kl + mul_shift(raw - kl, m, s), raw))
+    if p.low is not None:
+        raw = np.minimum(np.maximum(raw, p.low), p.high)
+    st.v = np.minimum(np.maximum(raw, -STATE_MAX), STATE_MAX)  # saturating, as 24-bit microcode
+    out, st.sent = encode(st.v, st.sent, p.theta, p.binary, p.shift)
+    if peaks is not None:
+        peaks.see("a_in", a_in)
+        peaks.see("i_acc", st.i_acc)
+        peaks.see("p_acc", st.p_acc)
+        peaks.see("drive", drive)
+        peaks.see("v", st.v)
+        peaks.see("sent", st.sent)
+        peaks.see("payload", out)
+        peaks.see("target", raw)  # before the saturation: check_widths fails on a saturated node
+        peaks.see("update", cur)
+        peaks.see("g", g)
+    return out
+
+
+def schedule_slot(time_step: int, steps: int, phases: int, pre: int = 1) -> tuple:
+    """(sample, local step) of Lava time step ``time_step`` (from 1): each sample has ``pre`` steps (the reset
+    step last; local 0 .. pre - 1) and then phases x steps steps. The host's reference for ``Schedule``, which
+    the neurons run."""
+    per = pre + phases * steps
     return (time_step - 1) // per, (time_step - 1) % per
 
 
 @dataclass
 class Schedule:
     """Where a process is in the sample schedule, kept as counters a neuron core holds (add, compare, select;
-    no division): ``sample``, ``local`` (0: the reset step, then 1 .. phases x steps), ``phase`` and ``count``
-    (1 .. steps within the phase). ``tick`` advances them by one time step; they start before time step 1."""
+    no division): ``sample``, ``local`` (0 .. pre - 1: the calibration steps of a measured leak and the reset
+    step, then pre .. pre - 1 + phases x steps), ``phase`` and ``count`` (1 .. steps within the phase). ``tick``
+    advances them by one time step; they start before time step 1."""
 
     steps: int
     phases: int
+    pre: int = 1
     sample: int = 0
     local: int = -1
     phase: int = 0
@@ -183,10 +271,10 @@ class Schedule:
 
     def tick(self) -> None:
         self.local += 1
-        if self.local > self.phases * self.steps:
+        if self.local >= self.pre + self.phases * self.steps:
             self.local = 0
             self.sample += 1
-        if self.local == 0:
+        if self.local < self.pre:
             self.phase = 0
             self.count = 0
         else:

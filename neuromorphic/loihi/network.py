@@ -26,9 +26,11 @@ def run_loihi(program, sources_int, targets_int=None, steps: int = 64, phases: i
     S = sources_int.shape[0]
     L = len(program.layers)
     player = SamplePlayer(sources=sources_int, steps=steps, phases=phases, theta=program.theta,
-                          binary=program.binary, shift=program.input_shift, name="inputs")
+                          binary=program.binary, shift=program.input_shift, pre=program.pre_steps,
+                          cal=program.input_cal, name="inputs")
     layers = [LoihiNeurons(program=p, samples=S, steps=steps, phases=phases,
                            targets=targets_int if p.output else None, record=p.output or record_hidden,
+                           pre=program.pre_steps,
                            name=f"layer{c + 1}") for c, p in enumerate(program.layers)]
     bits = 0 if program.binary else 24
     for d in program.dense:
@@ -45,7 +47,7 @@ def run_loihi(program, sources_int, targets_int=None, steps: int = 64, phases: i
                          name=f"{d.role}{d.src}to{d.dst}")
             src.s_out.connect(conn.s_in)
             conn.a_out.connect(dst)
-    total = S * (1 + phases * steps)
+    total = S * (program.pre_steps + phases * steps)
     cfg = Loihi2SimCfg(select_tag="bit_accurate_loihi")
     try:
         player.run(condition=RunSteps(num_steps=total), run_cfg=cfg)

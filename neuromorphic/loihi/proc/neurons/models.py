@@ -13,7 +13,8 @@ from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
 # absolute imports: Lava loads this file on its own (as module 'models') when it looks for ProcessModels
 from eqprop.neuromorphic.loihi.proc.neurons.process import LoihiNeurons
-from eqprop.neuromorphic.loihi.microcode import WIDTHS, NeuronState, Peaks, Schedule, step
+from eqprop.neuromorphic.loihi.microcode import (WIDTHS, NeuronState, Peaks, Schedule, calibrate, calibration_send,
+                                                 step)
 
 
 @implements(proc=LoihiNeurons, protocol=LoihiProtocol)
@@ -26,6 +27,7 @@ class PyLoihiNeuronsBitAcc(PyLoihiProcessModel):
     s_pos: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, bool, precision=1)
     s_neg: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, bool, precision=1)
     v: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=24)
+    g: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=24)
     sent: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=24)
     i_acc: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=24)
     p_acc: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=24)
@@ -41,7 +43,8 @@ class PyLoihiNeuronsBitAcc(PyLoihiProcessModel):
         targets = proc_params["targets"]
         self.targets = None if targets is None else np.asarray(targets, dtype=np.int64)
         self.recorder = Peaks()
-        self.clock = Schedule(self.steps, self.phases)
+        self.pre = int(proc_params["pre"])
+        self.clock = Schedule(self.steps, self.phases, self.pre)
 
     def run_spk(self):
         a_in = self.a_in.recv().astype(np.int64)
@@ -49,11 +52,24 @@ class PyLoihiNeuronsBitAcc(PyLoihiProcessModel):
         clock = self.clock
         clock.tick()
         n = self.v.shape[0]
-        if clock.local == 0:  # reset step: a new sample starts from zero; what arrives now is the last one's
+        p = self.program
+        if clock.local < self.pre - 1:  # a calibration step (measured leak): send the calibration payload
+            if clock.local == 1:
+                st = NeuronState(self.v, self.sent, self.i_acc, self.p_acc, self.g)
+                calibrate(p, st, a_in, 1)
+                self.g = st.g
+            out = calibration_send(p.level, clock.local, p.cal_payload, n, p.binary)
+            fired = int(np.count_nonzero(out))
+            self.spikes[clock.slot] += fired
+        elif clock.local == self.pre - 1:  # reset step: a new sample starts from zero (the measured g kept)
+            if self.pre > 1:
+                st = NeuronState(self.v, self.sent, self.i_acc, self.p_acc, self.g)
+                calibrate(p, st, a_in, 2)
+                self.g = st.g
             self.v, self.sent, self.i_acc, self.p_acc = (np.zeros(n, dtype=np.int64) for _ in range(4))
             out = np.zeros(n, dtype=np.int64)
         else:
-            st = NeuronState(self.v, self.sent, self.i_acc, self.p_acc)
+            st = NeuronState(self.v, self.sent, self.i_acc, self.p_acc, self.g)
             t = 0 if self.targets is None else self.targets[clock.sample]
             out = step(self.program, st, a_in, p_in, clock.phase, t, self.recorder)
             self.v, self.sent, self.i_acc, self.p_acc = st.v, st.sent, st.i_acc, st.p_acc

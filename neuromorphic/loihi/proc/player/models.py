@@ -10,7 +10,7 @@ from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
 # absolute imports: Lava loads this file on its own (as module 'models') when it looks for ProcessModels
-from eqprop.neuromorphic.loihi.microcode import Schedule, encode
+from eqprop.neuromorphic.loihi.microcode import Schedule, calibration_send, encode
 from eqprop.neuromorphic.loihi.proc.player.process import SamplePlayer
 
 
@@ -30,15 +30,19 @@ class PySamplePlayerBitAcc(PyLoihiProcessModel):
         self.steps, self.phases = int(proc_params["steps"]), int(proc_params["phases"])
         self.theta, self.binary = int(proc_params["theta"]), bool(proc_params["binary"])
         self.shift = int(proc_params.get("shift", 0))
-        self.clock = Schedule(self.steps, self.phases)
+        self.pre, self.cal = int(proc_params.get("pre", 1)), int(proc_params.get("cal", 0))
+        self.clock = Schedule(self.steps, self.phases, self.pre)
 
     def run_spk(self):
         clock = self.clock
         clock.tick()
         if clock.sample >= self.sources.shape[0]:
             out = np.zeros(self.sources.shape[1], dtype=np.int64)
+        elif clock.local < self.pre - 1:  # a calibration step (measured leak): the inputs are level 0
+            out = calibration_send(0, clock.local, self.cal, self.sources.shape[1], self.binary)
+            self.spikes[clock.slot] += int(np.count_nonzero(out))
         else:
-            if clock.local == 0:
+            if clock.local == self.pre - 1:
                 self.sent = np.zeros_like(self.sent)
             out, self.sent = encode(self.sources[clock.sample], self.sent, self.theta, self.binary, self.shift)
             self.spikes[clock.slot] += int(np.count_nonzero(out))

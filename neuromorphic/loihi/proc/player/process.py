@@ -13,10 +13,10 @@ from lava.magma.core.process.variable import Var
 
 class SamplePlayer(AbstractProcess):
     def __init__(self, *, sources: np.ndarray, steps: int, phases: int, theta: int, binary: bool,
-                 shift: int = 0, name: str | None = None):
+                 shift: int = 0, pre: int = 1, cal: int = 0, name: str | None = None):
         samples, n = sources.shape
         super().__init__(sources=sources, steps=steps, phases=phases, theta=theta, binary=binary, shift=shift,
-                         name=name)
+                         pre=pre, cal=cal, name=name)
         self.s_out = OutPort(shape=(n,))
         self.s_pos = OutPort(shape=(n,))
         self.s_neg = OutPort(shape=(n,))
