@@ -7,8 +7,10 @@ free, +beta and -beta phases, each settled for the derived number of periods, th
 through the device model) on scikit-learn's digits, 128-<hidden>-20. ``transformed`` writes the ideal input
 drivers as Norton equivalents (the default, ``Drive.source_transform``); ``resistors`` writes every input
 conductance as a resistor from its driver. Prints the median and the best seconds per training sample over the
-steps (after one warm-up step). Never run beside a Lava or other heavy job: Lava busy-waits. Measured, never
-asserted.
+steps (after one warm-up step), and where the median step's time goes: ngspice integrating between the period
+boundaries, the boundaries themselves (reading the nodes, the ADC, the exchange with Lava: ``CosimResult.bridge_s``)
+and the rest (writing and loading the netlist, the host's Python). Never run beside a Lava or other heavy job:
+Lava busy-waits. Measured, never asserted.
 """
 from __future__ import annotations
 
@@ -36,8 +38,8 @@ def main(argv=None):
                                momentum=0.0))
     sizes = "-".join(str(n) for n in [data.n_features * 2] + list(args.hidden) + [20])
     print(f"# cosim training step, {sizes}, batch {args.batch}, centered nudging, default converters, digits")
-    print("| input drivers | periods per phase | s / training sample, median | best |")
-    print("|---|---|---|---|")
+    print("| input drivers | periods per phase | s / training sample, median | best | ngspice | boundaries | rest |")
+    print("|---|---|---|---|---|---|---|")
     for form in args.forms:
         net = build_network(cfg, data.n_features, data.n_classes)
         backend = CosimBackend.from_config(net, cfg)
@@ -46,15 +48,20 @@ def main(argv=None):
         trainer = EqPropTrainer(backend, cfg, preset(cfg.device, g_max), data.n_classes)
         try:
             trainer.step(data.x_train[:args.batch], data.y_train[:args.batch])  # warm-up: Lava compiles
-            times = []
+            times, shares = [], []
             for s in range(args.steps):
                 i = (s + 1) * args.batch
                 t0 = time.perf_counter()
                 trainer.step(data.x_train[i:i + args.batch], data.y_train[i:i + args.batch])
-                times.append((time.perf_counter() - t0) / args.batch)
+                wall = time.perf_counter() - t0
+                r = backend.figures["last"]
+                times.append(wall / args.batch)
+                shares.append(((r.transient_s - r.bridge_s) / wall, r.bridge_s / wall, 1 - r.transient_s / wall))
         finally:
             backend.close()
-        print(f"| {form} | {backend.sim.P} | {np.median(times):.3f} | {min(times):.3f} |", flush=True)
+        ng, bridge, rest = shares[int(np.argsort(times)[len(times) // 2])]
+        print(f"| {form} | {backend.sim.P} | {np.median(times):.3f} | {min(times):.3f} | {ng:.0%} | {bridge:.0%} | "
+              f"{rest:.0%} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -101,6 +101,8 @@ class CosimResult:
     adc_lsb: float = 0.0
     code_trace: np.ndarray = field(repr=False, default=None)  # (periods + 1, n_free) ADC codes at every boundary
     input_clipped: int = 0  # input values beyond the input DACs' range (saturated)
+    bridge_s: float = 0.0  # wall seconds inside the period boundaries (node reads, ADC, the Lava exchange)
+    transient_s: float = 0.0  # wall seconds of the whole transient (ngspice's integration and the boundaries)
 
     @property
     def adc_volts(self) -> dict:
@@ -388,6 +390,7 @@ class CoSimulation:
         factors = self._noise_factors(x, y, beta, phases) if self.temperature is not None and not in_spice else None
 
         def boundary(m: int) -> None:
+            entered = _time.perf_counter()
             if state["plot"] is None:  # the names ngspice is asked for at every boundary, encoded once
                 plot = state["plot"] = ffi.string(lib.ngSpice_CurPlot()).decode()
                 state["names"] = [f"{plot}.{n}".encode() for n in read]
@@ -418,6 +421,7 @@ class CoSimulation:
             state["before"] = state["dac"]
             state["dac"] = decided[m - self.latency] if m > self.latency else np.zeros(net.n_targets)
             dac_tr[m] = state["dac"]
+            state["bridge"] = state.get("bridge", 0.0) + _time.perf_counter() - entered
             if _time.time() > deadline:
                 raise CosimError(f"the co-simulation ran past its {self.timeout:g} s limit at period {m} of {K}")
 
@@ -436,7 +440,9 @@ class CoSimulation:
         self._stop = False
         with _deadline(self.timeout) as expired:
             try:
+                started = _time.perf_counter()
                 ok = self._transient(circ)
+                state["transient"] = _time.perf_counter() - started
             except BaseException:  # Ctrl-C, the deadline: nothing of this batch is kept
                 self._stop = True  # a callback waiting on Lava returns
                 ng.external_error = ng.external_error or _Interrupted()
@@ -498,7 +504,8 @@ class CoSimulation:
         return CosimResult(phases, res["volts"], res["codes"], res["settling_time"], res["energy"],
                            res["converter_energy"], commands, clipped[0], clipped[1], nud_ops, lrn_ops, lrn_upd, wall, K,
                            T, trace if record else None, len(free), B * P * sum(1 for p in phases if PHASE_SIGNS[p]),
-                           net.n_targets, self.adc.lsb, codes_tr if record else None, inputs_clipped)
+                           net.n_targets, self.adc.lsb, codes_tr if record else None, inputs_clipped,
+                           state.get("bridge", 0.0), state.get("transient", 0.0))
 
 
     def _noise_factors(self, x, y, beta: float, phases) -> dict:
