@@ -47,8 +47,11 @@ def program_network(net, x, y, beta: float):
 class LavaOnchipIntBackend(LavaOnchipBackend):
     name = "lava-onchip-int"
 
-    def __init__(self, network, steps: int = 20, seed: int = 0, **kw):
+    def __init__(self, network, steps: int = 20, seed: int = 0, neurons: str = "float", **kw):
         super().__init__(network, steps=steps, **kw)
+        if neurons not in ("float", "integer"):
+            raise ValueError(f"neurons must be 'float' or 'integer', got {neurons!r}")
+        self.neurons = neurons
         self.map = None
         self.seed = int(seed)
         self.batches = 0
@@ -62,7 +65,7 @@ class LavaOnchipIntBackend(LavaOnchipBackend):
             self.map = program_network(net, x, y, beta)
         before = self.map.mantissas(net)  # for the copy warning: the mantissas this batch starts from
         r = self.session.onchip_train(net, net.encode_inputs(x), y, beta, scales, x.shape[0], self.steps,
-                                      int_map=self.map, seed=self.seed * 100003 + self.batches)
+                                      int_map=self.map, seed=self.seed * 100003 + self.batches, neurons=self.neurons)
         self.batches += 1
         if r["copy_mismatch"] > COPY_TOLERANCE:
             from eqprop.neuromorphic import LavaError

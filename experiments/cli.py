@@ -301,7 +301,8 @@ def cmd_onchip(args) -> int:
     from .onchip import onchip_report
 
     onchip_report(hidden=args.hidden, samples=args.samples, beta=args.beta, nudgings=args.nudging, steps=args.step,
-                  seed=args.seed, timeout=args.timeout, int_steps=args.int_step, repeats=args.repeats)
+                  seed=args.seed, timeout=args.timeout, int_steps=args.int_step, repeats=args.repeats,
+                  neurons=args.neurons)
     return 0
 
 
@@ -618,6 +619,9 @@ def build_parser() -> argparse.ArgumentParser:
     oc.add_argument("--int-step", type=positive, nargs="*", default=[1e-2],
                     help="steps for the bit-approximate engine's table (none: skip it)")
     oc.add_argument("--repeats", type=count, default=3, help="bit-approximate runs per step (other draws of the neurons' rounding)")
+    oc.add_argument("--neurons", choices=("float", "integer"), default="float",
+                    help="the bit-approximate runs' neurons: float, or integer (a leak measured in integers, forward "
+                         "Euler in voltage LSBs; docs/onchip.md)")
     oc.add_argument("--seed", type=index, default=0, help="random seed")
     oc.add_argument("--timeout", type=positive, default=900.0, help="seconds per Lava command")
     oc.set_defaults(func=cmd_onchip)

@@ -96,7 +96,7 @@ def format_row(r: OnchipRow) -> str:
 
 
 def onchip_report(hidden=(100,), samples=16, beta=0.01, nudgings=("positive", "centered"), steps=(1e-7, 1e-4),
-                  seed=0, timeout=900.0, int_steps=(1e-2,), repeats=3, log=print) -> list:
+                  seed=0, timeout=900.0, int_steps=(1e-2,), repeats=3, log=print, neurons="float") -> list:
     """``eqprop onchip``: Lava's learning engine against host-side EqProp on one digits batch."""
     from eqprop.backends.native import NativeBackend as Native
     from eqprop.learning.data import load
@@ -115,10 +115,11 @@ def onchip_report(hidden=(100,), samples=16, beta=0.01, nudgings=("positive", "c
     rows = onchip_rows(net, x, y, beta_abs, nudgings=nudgings, steps=steps, timeout=timeout, log=log)
     if int_steps:
         log("")
-        log("bit-approximate engine (lava-onchip-int: 8-bit weights, 7-bit traces, stochastic rounding), the "
-            "network programmed to 8 bits:")
+        log(f"bit-approximate engine (lava-onchip-int: 8-bit weights, 7-bit traces, stochastic rounding), the "
+            f"network programmed to 8 bits, {neurons} neurons:")
         log(BITAPPROX_HEADER.replace("{R}", str(repeats)))
-        rows += bitapprox_rows(net, x, y, beta_abs, steps=int_steps, repeats=repeats, timeout=timeout, log=log)
+        rows += bitapprox_rows(net, x, y, beta_abs, steps=int_steps, repeats=repeats, timeout=timeout, log=log,
+                               neurons=neurons)
     return rows
 
 
@@ -127,13 +128,14 @@ BITAPPROX_HEADER = ("| step | cosine vs host (mean of {R} runs) | host update st
                     "|---|---|---|---|---|---|---|")
 
 
-def bitapprox_rows(net, x, y, beta, steps=(1e-2,), repeats=8, timeout=900.0, log=print) -> list:
+def bitapprox_rows(net, x, y, beta, steps=(1e-2,), repeats=8, timeout=900.0, log=print, neurons="float") -> list:
     """Lava's bit-approximate engine (``lava-onchip-int``) on one batch, against host-side centered EqProp and
     the float engine on the same 8-bit-programmed network, at each ``step`` (largest update / largest
     conductance). One run's update carries the stochastic rounding of sub-LSB updates; ``floor`` is what
     rounding the host's own update that way gives (independent draws per synapse; the engine draws one number
     per step for all); ``held``: the tags of a run that never applies them, the integer rule's update before
-    it is rounded into 8-bit weights."""
+    it is rounded into 8-bit weights. ``neurons``: the bit-approximate runs' neurons, float or integer
+    (``onchip.network.integer_neurons``); the float engine's are float."""
     from eqprop.neuromorphic import LavaSession
 
     from eqprop.backends.lava_onchip_int import program_network
@@ -157,17 +159,19 @@ def bitapprox_rows(net, x, y, beta, steps=(1e-2,), repeats=8, timeout=900.0, log
             flt = [a - b for a, b in zip(fl["weights"] + fl["biases"], qnet.weights + qnet.biases)]
             runs, t0 = [], time.perf_counter()
             for r in range(repeats):
-                out = session.onchip_train(qnet, src, y, beta, [per] * len(host), len(x), int_map=m, seed=r)
+                out = session.onchip_train(qnet, src, y, beta, [per] * len(host), len(x), int_map=m, seed=r,
+                                           neurons=neurons)
                 if out["copy_mismatch"] != 0:
                     raise AssertionError(f"the two copies differ by {out['copy_mismatch']:g} LSB")
                 runs.append([a - b for a, b in zip(out["weights"] + out["biases"], qnet.weights + qnet.biases)])
             seconds = (time.perf_counter() - t0) / repeats
-            held = session.onchip_train(qnet, src, y, beta, [per] * len(host), len(x), int_map=m, hold=True)["held"]
+            held = session.onchip_train(qnet, src, y, beta, [per] * len(host), len(x), int_map=m, hold=True,
+                                        neurons=neurons)["held"]
             norm = float(np.sqrt(sum(float((g ** 2).sum()) for g in runs[0])) /
                          np.sqrt(sum(float((g ** 2).sum()) for g in want)))
             row = {"step": step, "cosine": float(np.mean([cosine(r, want) for r in runs])), "floor": cosine(floor, want),
                    "vs_float": cosine(runs[0], flt), "held": cosine(held, want), "norm": norm, "seconds": seconds,
-                   "repeats": repeats}
+                   "repeats": repeats, "neurons": neurons}
             rows.append(row)
             log(f"| {step:g} | {row['cosine']:.4f} | {row['floor']:.4f} | {row['vs_float']:.4f} | {row['held']:.4f} | "
                 f"{norm:.3f} | {seconds:.1f} |")

@@ -68,6 +68,12 @@ def _per_step_paths() -> list:
         runs = [n for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.FunctionDef) and n.name == "run_spk"]
         assert len(runs) == 1, path
         trees.append((f"{path.parent.name}.run_spk", runs[0]))
+    # the on-chip learning path's integer neurons (their node update and their measured leak)
+    path = root.parent / "simulation" / "proc" / "neurons" / "models.py"
+    found = [n for n in ast.walk(ast.parse(path.read_text()))
+             if isinstance(n, ast.FunctionDef) and n.name in ("_relax_int", "_calibrate_int")]
+    assert len(found) == 2, path
+    trees += [(f"TaggedNeurons.{n.name}", n) for n in found]
     return trees
 
 

@@ -97,6 +97,32 @@ def test_bit_approximate_engine_follows_host_eqprop_and_keeps_copies_identical()
     assert max(float(np.abs(a - b).max()) for a, b in zip(whole["weights"], net.weights)) > 0
 
 
+def test_integer_neurons_settle_in_integers_and_the_engine_still_makes_eqprops_update():
+    """lava-onchip-int with integer neurons (``onchip.network.integer_neurons``): each node measures its
+    conductance from the calibration currents in integers and integrates in voltage LSBs (no float relax, no
+    host leak). Its free phase is within 50 uV of the exact equilibrium at 40 steps, the tags point along host
+    EqProp as with float neurons (cosine above 0.999), and the two copies stay identical."""
+    from eqprop.backends.lava_onchip_int import program_network
+
+    net, x, y = int_case()
+    beta = 0.1 * NativeBackend(net).beta_unit()
+    m = program_network(net, x, y, beta)
+    native = NativeBackend(net.copy(), tol=1e-13)
+    free = native.settle(x).layers[-1]
+    g = eqprop_gradient(native, run_phases(native, x, y, beta, "centered"))
+    per = 0.05 * max(float(w.max()) for w in net.weights) / (6 * max(float(np.abs(t).max()) for t in g))
+    want = [-per * 6 * t for t in g]
+    with LavaSession(timeout=300) as session:
+        held = session.onchip_train(net, net.encode_inputs(x), y, beta, [per] * 6, 6, 40, int_map=m, hold=True,
+                                    neurons="integer")
+        assert np.abs(held["free_out"] - free).max() < 5e-5
+        assert cosine(held["held"], want) >= 0.999
+        whole = session.onchip_train(net, net.encode_inputs(x), y, beta, [per] * 6, 6, 20, int_map=m,
+                                     neurons="integer")
+    assert whole["copy_mismatch"] == 0
+    assert cosine([a - b for a, b in zip(whole["weights"] + whole["biases"], net.weights + net.biases)], want) >= 0.95
+
+
 def test_every_learning_rule_of_a_run_gets_the_same_trace_seed():
     """Lava draws a rule's trace random seed from numpy's global state unless given one: the two copies of a
     conductance then drew different streams and came 1 LSB apart after a few to a few dozen batches of the
@@ -252,7 +278,7 @@ def test_copies_one_lsb_apart_are_counted_and_more_is_refused():
                     "biases": [b.copy() for b in net.biases], "free_out": np.zeros((x.shape[0], net.sizes[-1]))}
 
     backend = object.__new__(LavaOnchipIntBackend)
-    backend.network, backend.session, backend.steps = net, Session(), 20
+    backend.network, backend.session, backend.steps, backend.neurons = net, Session(), 20, "float"
     backend.map, backend.seed, backend.batches, backend.mismatched_batches, backend.copy_mismatch = int_map, 0, 0, 0, 0.0
     assert COPY_TOLERANCE == 1
     backend.onchip_step(x, y, 1e-8, None)

@@ -313,7 +313,7 @@ def build_program(net, v_in_max: float, alpha: float = 1.0, threshold: float = 0
     return program
 
 
-def _to_fixed(value: float, bits: int = 23) -> tuple:
+def to_fixed(value: float, bits: int = 23) -> tuple:
     """(m, s) with value ~= m / 2^s and 0 <= m < 2^bits (a 24-bit signed multiplier operand)."""
     if value <= 0 or not np.isfinite(value):
         return 0, 0
@@ -325,9 +325,9 @@ def _set_steps(p, g_ref: float, terms: dict, alpha: float, vf: int, frac: int) -
     """k / 2^ks = alpha / g_ref in LSB per current unit (g_ref: the stiffest node's conductance, S; the step
     dt / C is the layer's, as one capacitance per node would make it); a PWL diode's 1 / (1 + k g_on)."""
     unit = 2.0 ** (frac - vf)  # S -> current units per LSB
-    p.k, p.ks = _to_fixed(alpha / (g_ref * unit))
+    p.k, p.ks = to_fixed(alpha / (g_ref * unit))
     if "g_on" in terms:
-        p.r_on = _to_fixed(1.0 / (1.0 + p.k * 2.0**-p.ks * terms["g_on"] * unit))
+        p.r_on = to_fixed(1.0 / (1.0 + p.k * 2.0**-p.ks * terms["g_on"] * unit))
 
 
 def _measured_leak(program, totals) -> None:
@@ -364,8 +364,8 @@ def _measured_leak(program, totals) -> None:
         below = "input" if c == 0 else c - 1
         p.cal_first = "below" if cal_step(c) == 0 else "above"
         # I_below = (sum of a G) x V_cal x unit-of-current: g takes I_below x 2^gs / (a V_cal)
-        p.cal_below = _to_fixed(2.0**p.gs / (net.gains[c] * v_cal(below)))
-        p.cal_above = _to_fixed(2.0**p.gs * net.gains[c + 1] / v_cal(c + 1)) if c + 1 < L else (0, 0)
+        p.cal_below = to_fixed(2.0**p.gs / (net.gains[c] * v_cal(below)))
+        p.cal_above = to_fixed(2.0**p.gs * net.gains[c + 1] / v_cal(c + 1)) if c + 1 < L else (0, 0)
         _set_steps(p, g_max, terms, program.alpha, vf, frac)
         for d in program.dense:  # the calibration currents must fit the 24-bit input
             if d.dst == c and d.role != "partner":

@@ -67,6 +67,44 @@ def _int_rule(e: int, s: int, seed: int = 0):
                                rng_seed=rule_seed(seed))
 
 
+def integer_neurons(net, m, targets, beta: float, alpha: float) -> list:
+    """Per free layer, the constants of integer neurons (``PyTaggedNeuronsFixed`` with ``integer``): the node
+    integrates v += (k (I - (g v >> gs))) >> ks in voltage LSBs (forward Euler of C dv/dt = I - g v), with g
+    measured from the calibration currents in integers (the gains are powers of two: shifts) and an ideal clamp
+    as a compare-and-select. The step k is the layer's dt / C: alpha over 1.5 times the largest node
+    conductance at programming (room for the conductances to grow as they learn), plus 2 beta at the outputs
+    (the nudge's own conductance, taken explicitly)."""
+    from eqprop.circuits.energy import node_conductance
+    from eqprop.circuits.errors import NetworkError
+    from eqprop.neuromorphic.loihi.map import to_fixed
+
+    L = net.n_connections
+    for c, clamp in enumerate(net.neurons):
+        if clamp is not None and clamp.diode.kind != "ideal":
+            raise NetworkError(f"integer on-chip neurons clamp with ideal diodes only; layer {c + 1} has "
+                               f"{type(clamp.diode).__name__}: use --diode ideal or float neurons")
+    totals = node_conductance(net)
+    vf = m.vf
+    out = []
+    for c in range(L):
+        unit = 2.0 ** (m.fracs[c] - vf)  # S -> current units per voltage LSB
+        b = beta if c == L - 1 else 0.0
+        g_max = float(totals[c].max())
+        gs = int(np.floor(np.log2(2.0**20 / (g_max * unit))))
+        k_in = int(np.rint(np.log2(net.gains[c])))
+        k_out = int(np.rint(np.log2(net.gains[c + 1]))) if c + 1 < L else 0
+        k, ks = to_fixed(alpha / ((1.5 * g_max + 2.0 * b) * unit))
+        clamp = net.neurons[c]
+        rails = None if clamp is None else (int(np.ceil(clamp.v_low * 2.0**vf)), int(np.floor(clamp.v_high * 2.0**vf)))
+        layer = {"gs": gs, "t": 4 - vf + gs - k_in, "k_in": k_in, "k_out": k_out, "k": k, "ks": ks, "rails": rails}
+        if c == L - 1:
+            layer["beta"] = to_fixed(b * unit)
+            layer["readout"] = np.rint(net.readout_matrix).astype(np.int64)
+            layer["targets"] = np.rint(np.asarray(targets, dtype=float) * 2.0**vf).astype(np.int64)
+        out.append(layer)
+    return out
+
+
 def coefficients(net, scales, beta: float) -> list:
     """Per free layer, (forward, bias, backward) coefficients: dG = -eta [(a u - v)^2_+beta - (.)^2_-beta] per
     sample with eta = scale x kappa_c / (4 beta kappa_L) (centered EqProp, the trainer's units); forward copies
@@ -87,8 +125,13 @@ class OnchipTraining:
     integer rule of ``onchip.map``; None: the float engine with ``TAG_RULE``."""
 
     def __init__(self, net, sources, targets, beta: float, scales, batch: int, steps: int = 40, alpha: float = 1.0,
-                 int_map=None, seed: int = 0, hold: bool = False):
+                 int_map=None, seed: int = 0, hold: bool = False, neurons: str = "float"):
         self.net, self.map, self.hold = net, int_map, bool(hold)
+        if neurons not in ("float", "integer"):
+            raise ValueError(f"neurons must be 'float' or 'integer', got {neurons!r}")
+        if neurons == "integer" and int_map is None:
+            raise ValueError("integer neurons run with the bit-approximate engine's integer mapping (int_map)")
+        integer = integer_neurons(net, int_map, targets, beta, alpha) if neurons == "integer" else None
         S = sources.shape[0]
         L = net.n_connections
         self.S, self.steps = S, steps
@@ -119,8 +162,9 @@ class OnchipTraining:
         def layer_fixed(c):
             used.append(c)
             o = None if c + 1 >= L else {"sd": m.s_delta[c + 1], "ss": m.s_sigma[c + 1]}
-            return fixed(frac=m.fracs[c], index=c, out=o, **{"in": {"sd": m.s_delta[c], "ss": m.s_sigma[c],
-                                                                      "bsd": m.bias_s_delta[c], "bss": m.bias_s_sigma[c]}})
+            return fixed(frac=m.fracs[c], index=c, out=o, integer=None if integer is None else integer[c],
+                         **{"in": {"sd": m.s_delta[c], "ss": m.s_sigma[c], "bsd": m.bias_s_delta[c],
+                                   "bss": m.bias_s_sigma[c]}})
 
         self.inputs = SampleSource(sources=sources, per_sample=per_sample, name="inputs",
                                    fixed=fixed(group=0, gain=float(net.gains[0]), ss=m.s_sigma[0], level=0) if m else None)

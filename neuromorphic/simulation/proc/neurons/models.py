@@ -19,6 +19,7 @@ from eqprop.circuits.node_solve import solve_nodes
 from eqprop.circuits.serialize import clamp_from_dict
 # absolute imports: Lava loads this file on its own (as module 'models') when it looks for ProcessModels
 from eqprop.neuromorphic.simulation.proc.neurons.process import EqPropNeurons, PlasticNeurons, TaggedNeurons
+from eqprop.neuromorphic.loihi.microcode import mul_shift
 from eqprop.neuromorphic.simulation.proc.source.models import CAL_STEPS, calibration_value, measured_leak, spike_payload
 
 
@@ -234,6 +235,8 @@ class PyTaggedNeuronsFixed(AbstractTaggedNeurons):
         self.plus = None
         self.codes = None
         self.clipped = 0
+        self.ints = f.get("integer")  # integer neurons (``onchip.network.integer_neurons``), or None: float ones
+        self.vi = self.g_int = None  # made on the first step (the Vars are not set yet here)
 
     def _code(self, x, lsb):
         from eqprop.neuromorphic.onchip.map import CODE_MAX, codes
@@ -256,25 +259,64 @@ class PyTaggedNeuronsFixed(AbstractTaggedNeurons):
             out["u"] = (self._code(du, o["sd"]), self._code(su, o["ss"]), self._code(du * su, 64 * o["sd"] * o["ss"]))
         return out
 
+    def _calibrate_int(self, local: int, a_in) -> None:
+        """The node's conductance from the calibration currents, in integers: B2 = I2 - (i + 1) I1 and
+        F2 = 2 I1 - B2 are 2 CAL_VOLTS times the sums of its synapses from above and below; g = F / a_in +
+        B a_out with power-of-two gains is F2 + (B2 << (k_in + k_out)), shifted into g's units."""
+        w = self.ints
+        if local == 1:
+            self._i1 = a_in
+        elif local == 2:
+            b2 = a_in - (self.index + 1) * self._i1
+            g2 = 2 * self._i1 - b2 + (b2 << (w["k_in"] + w["k_out"]))
+            t = w["t"]
+            self.g_int = g2 << t if t >= 0 else mul_shift(g2, 1, -t)
+
+    def _relax_int(self, a_in, phase: int, k: int) -> None:
+        """One step of v += (k (I - (g v >> gs))) >> ks in voltage LSBs, the nudge beta R^T (t - R v) in a nudged
+        phase (output layer), an ideal clamp's rails as a compare-and-select."""
+        w = self.ints
+        cur = a_in
+        if "beta" in w and phase in (1, 2) and k < self.samples:
+            err = (w["targets"][k] - w["readout"] @ self.vi) @ w["readout"]
+            nudge = mul_shift(err, w["beta"][0], w["beta"][1])
+            cur = cur + nudge if phase == 1 else cur - nudge
+        cur = cur - mul_shift(self.vi, self.g_int, w["gs"])
+        vi = self.vi + mul_shift(cur, w["k"], w["ks"])
+        if w["rails"] is not None:
+            vi = np.minimum(np.maximum(vi, w["rails"][0]), w["rails"][1])
+        self.vi = vi
+
     def run_spk(self):
         T, E = self.steps, self.epilogue
         f = self.fx
         k, local = divmod(self.time_step - 1, CAL_STEPS + 3 * T + E + 1)
-        current = self.a_in.recv().astype(float) * 2.0 ** -f["frac"]
+        raw = self.a_in.recv().astype(np.int64)
+        current = raw.astype(float) * 2.0 ** -f["frac"]
         v = self.v
         n = v.shape[0]
+        if self.ints is not None and self.vi is None:
+            self.vi, self.g_int = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
         zero = np.zeros(n, dtype=np.int64)
         ys = {side: [zero, zero, zero] for side in ("forward", "bias", "backward")}
-        cal = self.calibrate(local, current) if local < CAL_STEPS else None
+        if self.ints is not None and local < CAL_STEPS:
+            self._calibrate_int(local, raw)
+            cal = calibration_value(self.index + 1, local)
+        else:
+            cal = self.calibrate(local, current) if local < CAL_STEPS else None
         local -= CAL_STEPS
         phase = min(local // T, 3) if local >= 0 else -1  # -1 calibration, 0 free, 1 +beta, 2 -beta, 3 epilogue
         self.beta[0] = (0.0, self.schedule_beta, -self.schedule_beta, 0.0)[phase] if phase >= 0 else 0.0
         if self.schedule_targets is not None and k < self.samples:
             self.targets = self.schedule_targets[k]
         if 0 <= phase < 3:
-            self.relax(current)
+            if self.ints is None:
+                self.relax(current)
+            else:
+                self._relax_int(raw, phase, k)
+                self.v = self.vi * 2.0 ** -f["vf"]  # the voltages the epilogue codes (and the host reads)
         v = self.v
-        payload = np.rint(v * 2.0 ** f["vf"]).astype(np.int64)
+        payload = self.vi.copy() if self.ints is not None else np.rint(v * 2.0 ** f["vf"]).astype(np.int64)
         if cal is not None:
             payload = np.full(n, int(np.rint(cal * 2.0 ** f["vf"])), dtype=np.int64)
         if k < self.samples and local >= 0:
