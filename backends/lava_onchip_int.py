@@ -13,6 +13,7 @@ import warnings
 import numpy as np
 
 from eqprop.circuits.energy import readout
+from eqprop.circuits.errors import NetworkError
 
 from .lava_onchip import LavaOnchipBackend
 from .native import NativeBackend
@@ -51,6 +52,11 @@ class LavaOnchipIntBackend(LavaOnchipBackend):
         super().__init__(network, steps=steps, **kw)
         if neurons not in ("float", "integer"):
             raise ValueError(f"neurons must be 'float' or 'integer', got {neurons!r}")
+        if neurons == "integer":
+            for c, clamp in enumerate(network.neurons):
+                if clamp is not None and clamp.diode.kind != "ideal":
+                    raise NetworkError(f"integer on-chip neurons clamp with ideal diodes only; layer {c + 1} has "
+                                       f"{type(clamp.diode).__name__}: use --diode ideal or --neurons float")
         self.neurons = neurons
         self.map = None
         self.seed = int(seed)
@@ -102,6 +108,9 @@ class LavaOnchipIntBackend(LavaOnchipBackend):
 
     @classmethod
     def check_config(cls, cfg) -> None:
+        if cfg.neurons == "integer" and cfg.diode_kind() != "ideal":
+            raise ValueError(f"integer on-chip neurons clamp with ideal diodes only, not --diode {cfg.diode}: use "
+                             "--diode ideal or --neurons float")
         for a in cfg.gains():
             k = np.log2(a) if a > 0 else 0.5
             if k != np.rint(k):
@@ -110,7 +119,7 @@ class LavaOnchipIntBackend(LavaOnchipBackend):
 
     @classmethod
     def from_config(cls, network, cfg) -> "LavaOnchipIntBackend":
-        return cls(network, tol=cfg.tol, seed=cfg.seed)
+        return cls(network, tol=cfg.tol, seed=cfg.seed, neurons=cfg.neurons or "float")
 
 
 def _plain(value):

@@ -33,6 +33,7 @@ class BackendSpec:
     spiking: bool = False  # spiking messages: --threshold, --spikes, --time-steps
     hidden_pairs: bool = False  # settles differential hidden layers (--hidden-pairs; the default for deep networks)
     converters: bool = False  # a co-simulated loop whose ADC and DAC --converters sets
+    neurons: tuple = ()  # the neuron kinds --neurons picks from (the first is the default); () : no choice
     amplifiers: tuple = ("ideal",)  # amplifier models it settles (--amplifier; "opamp": the op-amp macromodel, "table": a characterised transistor-level one)
 
     def load(self):
@@ -78,7 +79,8 @@ register(BackendSpec("lava-onchip", "eqprop.backends.lava_onchip:LavaOnchipBacke
 register(BackendSpec("lava-onchip-int", "eqprop.backends.lava_onchip_int:LavaOnchipIntBackend",
                      "on-chip training on Lava's bit-approximate learning engine: 8-bit weights, 7-bit traces and "
                      "third factors, stochastic rounding; integer EqProp rule, copies bit-identical; power-of-two gains",
-                     needs=("lava",), diodes=("ideal", "pwl"), onchip=True, compare_samples=160, in_demo=False))
+                     needs=("lava",), diodes=("ideal", "pwl"), onchip=True, compare_samples=160, in_demo=False,
+                     neurons=("float", "integer")))
 register(BackendSpec("loihi", "eqprop.backends.loihi:LoihiBackend",
                      "the bit-accurate Loihi path: integer neurons and Lava's bit-accurate Dense, sigma-delta or "
                      "binary spikes (batched emulator, checked bit for bit against the Lava run)",

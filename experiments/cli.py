@@ -91,7 +91,7 @@ TRAIN_FIELDS = ("dataset", "data", "backend", "hidden", "epochs", "batch_size", 
                 "nudging", "target_amplitude", "input_scale", "diode", "diode_is", "rails", "gain", "device", "seed",
                 "n_train", "n_test", "validation", "pixel_max", "workers", "fixed_point", "threshold", "spikes", "time_steps", "cluster",
                 "checkpoint_every", "deadline", "hidden_pairs", "noise_capacitance", "noise_window", "amplifier",
-                "converters")
+                "converters", "neurons")
 
 
 def _given(args) -> dict:
@@ -455,6 +455,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=HELP["noise_capacitance"])
     t.add_argument("--amplifier", metavar="SPEC", help=HELP["amplifier"])
     t.add_argument("--converters", metavar="SPEC", help=HELP["converters"])
+    t.add_argument("--neurons", choices=("float", "integer"), help=HELP["neurons"])
     t.add_argument("--noise-window", dest="noise_window", type=nonnegative, metavar="SECONDS", help=HELP["noise_window"])
     t.add_argument("--out", help="run directory (default runs/DATASET-BACKEND-seedN); must be new or empty")
     t.add_argument("--resume", metavar="RUN", help="continue a run from its last checkpoint (with --epochs N: train "

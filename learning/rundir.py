@@ -219,7 +219,7 @@ def changed_fields(saved, cfg) -> list:
 # written before they existed keeps its hash (and stays loadable).
 LATER_FIELDS = {"threshold": None, "spikes": "graded", "time_steps": None, "warmup": 0.0, "shift": 0,
                 "pixel_max": None, "noise_capacitance": None, "noise_window": 0.0,
-                "amplifier": None, "converters": None}
+                "amplifier": None, "converters": None, "neurons": None}
 
 
 def config_hash(cfg) -> str:

@@ -90,6 +90,8 @@ HELP = {
                   "noise=1e-4': ADC and DAC bits, ADC range (+-V) and input noise (V rms), DAC range (+-A), latency in "
                   "periods, input_bits and input_range of the input DACs, Walden figure of merit (J per conversion "
                   "step; docs/cosim.md); default ideal: 24 bits, no noise, no latency, exact inputs",
+    "neurons": "the neurons of on-chip learning (lava-onchip-int): float, or integer (the leak measured and the node "
+               "integrated in integers, docs/onchip.md); default float",
     "noise_window": "thermal noise: each measurement averages the node voltages over this many seconds (default 0: "
                     "one instantaneous sample)",
 }
@@ -157,6 +159,7 @@ class TrainConfig:
     noise_window: float = 0.0  # s over which each measurement averages the node voltages (0: one sample)
     amplifier: str | None = None  # the amplifiers' model as text ('a0=1e3 rout=100 ...'); None: ideal
     converters: str | None = None  # the co-simulation's converters as text ('bits=10 latency=1'); None: ideal
+    neurons: str | None = None  # on-chip learning's neurons (backends with a choice: lava-onchip-int); None: default
 
     def resolve(self) -> "TrainConfig":
         """Fills the fields left unset from the backend's defaults, then the toolkit's."""
@@ -373,6 +376,10 @@ class TrainConfig:
                               f"has none (backends that do: {', '.join(spiking)})")
         self._check_amplifier(spec)
         self._check_converters(spec)
+        if self.neurons is not None and self.neurons not in spec.neurons:
+            have = [f"{s.name}: {', '.join(s.neurons)}" for s in backends.REGISTRY.values() if s.neurons]
+            raise ConfigError(f"--neurons {self.neurons} is not a neuron kind of the {spec.name} backend "
+                              f"(backends with a choice: {'; '.join(have)})")
         if spec.programs and self.momentum != 0:
             raise ConfigError(f"the {spec.name} backend's learning controller keeps no velocity: use --momentum 0 "
                               f"(got {self.momentum})")

@@ -571,6 +571,11 @@ def cases() -> list:
         C("train --backend loihi --diode shockley", "lava", ("ideal", "pwl"),
           argv=lambda t: ["train", "--backend", "loihi", "--diode", "shockley", "--epochs", "1",
                           "--n-train", "20", "--n-test", "10", "--out", str(t / "r15")]),
+        C("train integer on-chip neurons with PWL diodes", "config", ("ideal diodes only", "--neurons float"),
+          argv=lambda t: ["train", "--backend", "lava-onchip-int", "--neurons", "integer", "--diode", "pwl",
+                          "--epochs", "1", "--n-train", "16", "--out", str(t / "r16")]),
+        C("train --neurons on a backend without a choice", "config", ("not a neuron kind", "lava-onchip-int"),
+          argv=lambda t: ["train", "--neurons", "integer", "--epochs", "1", "--out", str(t / "r17")]),
     ]
 
 
