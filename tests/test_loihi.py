@@ -379,3 +379,20 @@ def test_a_loihi_run_too_short_to_settle_is_said_so_not_counted_as_within_its_bo
     assert rows[0]["bound_silent_samples"] > 0 and rows[0]["silent_after_steps_mean"] < 64
     assert rows[0]["bound_failures"] == 20 - rows[0]["bound_silent_samples"]
     assert 1 <= rows[0]["bound_tightness_median"] <= rows[0]["bound_tightness_worst"]
+
+
+def test_the_report_with_a_measured_leak_counts_its_calibration_steps_and_keeps_its_bound():
+    """``eqprop loihi --leak measured``: the same accuracy as the reciprocal on a digits subset, every silent
+    silent sample within its bound (none that fell silent failed), two more time steps per inference (the
+    calibration steps)."""
+    from eqprop.experiments.loihi import loihi_rows
+    from eqprop.learning.data import load
+
+    net = layered([128, 16, 20], diode="ideal", rails=(-0.05, 0.05), gain=4.0, seed=0)
+    ds = load("digits", n_test=40)
+    rows = {leak: loihi_rows(net, ds.x_test, ds.y_test, [1e-4], steps=64, bound_samples=20, log=lambda *_: None,
+                             leak=leak)[0][0] for leak in ("reciprocal", "measured")}
+    rec, mea = rows["reciprocal"], rows["measured"]
+    assert mea["leak"] == "measured" and mea["time_steps"] == rec["time_steps"] + 2
+    assert abs(mea["accuracy"] - rec["accuracy"]) <= 0.05
+    assert mea["bound_silent_samples"] > 0 and mea["bound_failures"] == 20 - mea["bound_silent_samples"]
