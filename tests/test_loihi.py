@@ -63,7 +63,8 @@ def _per_step_paths() -> list:
     root = Path(microcode.__file__).parent
     trees = [(fn.__qualname__, ast.parse(textwrap.dedent(inspect.getsource(fn)))) for fn in
              (microcode.step, microcode._diode, microcode.mul_shift, microcode.encode, microcode.Schedule,
-              microcode.measured_step, microcode.calibrate, microcode.calibration_send, microcode.cal_step)]
+              microcode.measured_step, microcode.calibrate, microcode.calibration_send, microcode.cal_step,
+              microcode._drive, microcode._record)]
     for path in (root / "proc" / "neurons" / "models.py", root / "proc" / "player" / "models.py"):
         runs = [n for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.FunctionDef) and n.name == "run_spk"]
         assert len(runs) == 1, path

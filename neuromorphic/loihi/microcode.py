@@ -177,32 +177,41 @@ def step(p: LayerProgram, st: NeuronState, a_in, p_in, phase: int, targets, peak
     or, with ``p.binary``, the signed spike (+1, -1, 0; a chip sends them on two binary ports)."""
     if p.leak == "measured":
         return measured_step(p, st, a_in, p_in, phase, targets, peaks)
-    st.i_acc += a_in
-    drive = st.i_acc + p.bias
+    drive = _drive(p, st, a_in, p_in, phase, targets)
     r, pwl = p.r, p.pwl
-    if p.output:
-        if p.pairs:
-            st.p_acc += p_in
-        beta = p.beta[phase]
-        if beta:  # beta (t - v + partner): the -beta v part is in this phase's multipliers
-            drive = drive + mul_shift(targets + st.p_acc if p.pairs else targets, beta, p.beta_shift)
-            r, pwl = p.per_phase[phase]
+    if p.output and p.beta[phase]:  # the -beta v part of the nudge is in this phase's multipliers
+        r, pwl = p.per_phase[phase]
     raw = _diode(p, pwl, drive, mul_shift(drive, r, p.rs))
     target = np.minimum(np.maximum(raw, -STATE_MAX), STATE_MAX)  # saturating, as 24-bit microcode
     update = target - st.v
     st.v += mul_shift(update, p.dv, DV_SHIFT)
     out, st.sent = encode(st.v, st.sent, p.theta, p.binary, p.shift)
     if peaks is not None:
-        peaks.see("a_in", a_in)
-        peaks.see("i_acc", st.i_acc)
-        peaks.see("p_acc", st.p_acc)
-        peaks.see("drive", drive)
-        peaks.see("v", st.v)
-        peaks.see("sent", st.sent)
-        peaks.see("payload", out)
-        peaks.see("target", raw)  # a saturated target needs more than 24 bits here: check_widths fails
-        peaks.see("update", update)
+        _record(peaks, st, a_in, drive, out, raw, update)  # a saturated target needs more than 24 bits here
     return out
+
+
+def _drive(p: LayerProgram, st: NeuronState, a_in, p_in, phase: int, targets):
+    """Sigma-decodes the synaptic input (and the partner's, output layer) and returns the drive: the input, the
+    bias and, in a nudged phase, beta (t + partner) (the -beta v part is the caller's)."""
+    st.i_acc += a_in
+    drive = st.i_acc + p.bias
+    if p.output:
+        if p.pairs:
+            st.p_acc += p_in
+        beta = p.beta[phase]
+        if beta:
+            drive = drive + mul_shift(targets + st.p_acc if p.pairs else targets, beta, p.beta_shift)
+    return drive
+
+
+def _record(peaks: Peaks, st: NeuronState, a_in, drive, out, target, update, g=None) -> None:
+    """Every quantity of a step into ``peaks``, ``target`` before the 24-bit saturation (``check_widths``)."""
+    for name, x in (("a_in", a_in), ("i_acc", st.i_acc), ("p_acc", st.p_acc), ("drive", drive), ("v", st.v),
+                    ("sent", st.sent), ("payload", out), ("target", target), ("update", update)):
+        peaks.see(name, x)
+    if g is not None:
+        peaks.see("g", g)
 
 
 def measured_step(p: LayerProgram, st: NeuronState, a_in, p_in, phase: int, targets, peaks: Peaks | None = None):
@@ -212,16 +221,10 @@ def measured_step(p: LayerProgram, st: NeuronState, a_in, p_in, phase: int, targ
     v = knee + (v' - knee) / (1 + k g_on), a constant multiplier; an ideal clamp holds v between its rails.
     Its fixed points are the network's equilibria (I = g v + the diode's current) whatever g is: the synapses
     may learn and the node follows (a host reciprocal of G would not)."""
-    st.i_acc += a_in
-    drive = st.i_acc + p.bias
+    drive = _drive(p, st, a_in, p_in, phase, targets)
     g = st.g + p.g_const
-    if p.output:
-        if p.pairs:
-            st.p_acc += p_in
-        beta = p.beta[phase]
-        if beta:
-            drive = drive + mul_shift(targets + st.p_acc if p.pairs else targets, beta, p.beta_shift)
-            g = g + p.beta_g[phase]
+    if p.output and p.beta[phase]:
+        g = g + p.beta_g[phase]
     cur = drive - mul_shift(st.v, g, p.gs)  # I - g v, current units
     raw = st.v + mul_shift(cur, p.k, p.ks)
     if p.pwl is not None:
@@ -233,16 +236,7 @@ def measured_step(p: LayerProgram, st: NeuronState, a_in, p_in, phase: int, targ
     st.v = np.minimum(np.maximum(raw, -STATE_MAX), STATE_MAX)  # saturating, as 24-bit microcode
     out, st.sent = encode(st.v, st.sent, p.theta, p.binary, p.shift)
     if peaks is not None:
-        peaks.see("a_in", a_in)
-        peaks.see("i_acc", st.i_acc)
-        peaks.see("p_acc", st.p_acc)
-        peaks.see("drive", drive)
-        peaks.see("v", st.v)
-        peaks.see("sent", st.sent)
-        peaks.see("payload", out)
-        peaks.see("target", raw)  # before the saturation: check_widths fails on a saturated node
-        peaks.see("update", cur)
-        peaks.see("g", g)
+        _record(peaks, st, a_in, drive, out, raw, cur, g)
     return out
 
 
