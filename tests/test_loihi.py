@@ -272,6 +272,14 @@ def test_each_mapped_quantity_outside_the_documented_ranges_is_named():
         found = range_violations(bad)
         assert len(found) == 1 and kind in found[0], (kind, found)
     assert "Dense output" in range_violations(prog, a_in_peak=2**15)[0]
+    # a measured leak's constants too (a strong nudge once overflowed beta_g; g's scale now leaves room for it)
+    for beta in (2e-7, 30 * float(net.weights[-1].sum(0).mean())):
+        meas = build_program(net, 1.0, alpha=0.5, threshold=1e-4, betas=(0.0, beta), leak="measured")
+        assert range_violations(meas) == []
+    meas.layers[-1].beta_g = (0, 2**24)
+    meas.layers[0].k = 2**23
+    found = range_violations(meas)
+    assert len(found) == 2 and "layer 1 k" in found[0] and "beta_g" in found[1], found
 
 
 def test_payload_shifts_bring_every_exponent_into_range_and_keep_the_weights():

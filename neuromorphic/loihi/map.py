@@ -64,6 +64,9 @@ def range_violations(program, a_in_peak: int | None = None) -> list:
             consts.update({k: np.atleast_1d(v) for k, v in p.pwl.items()})
         for k, (r_phase, pwl_phase) in enumerate(p.per_phase or []):
             consts[f"r (phase {k})"] = r_phase
+        if p.leak == "measured":
+            consts.update({"k": [p.k], "g constants": p.g_const, "beta_g": list(p.beta_g),
+                           "calibration multipliers": [p.cal_below[0], p.cal_above[0]], "r_on": [p.r_on[0]]})
         for name, values in consts.items():
             values = np.asarray(values, dtype=np.int64)
             if values.size:
@@ -113,8 +116,11 @@ class LoihiProgram:
         max(theta, 2^shift) graded, theta binary (``microcode.encode``)."""
         if self.binary:
             return max(self.theta, 1)
-        shift = self.input_shift if src == "input" else self.layers[src].shift
-        return max(self.theta, 1 << shift)
+        return max(self.theta, 1 << self.payload_shift(src))
+
+    def payload_shift(self, src) -> int:
+        """The graded payload shift of a sender (``'input'`` or a free layer's index)."""
+        return self.input_shift if src == "input" else self.layers[src].shift
 
     @property
     def lsb(self) -> float:
@@ -152,7 +158,8 @@ class LoihiProgram:
         out.rs = _rs(g + min(0.0, min(betas)), self.vf, frac)
         out.r, out.pwl = _multipliers(g, terms, out.rs, self.vf, frac)
         out.per_phase = [_multipliers(g + b, terms, out.rs, self.vf, frac) for b in betas]
-        if self.leak == "measured":  # the nudge's conductance in g's units, and a step stable with it
+        if self.leak == "measured":  # g's scale with room for the nudge's conductance, and a step stable with it
+            _layer_leak(self, len(self.layers) - 1, max(abs(b) for b in betas))
             out.beta_g = tuple(int(np.rint(b * 2.0 ** (frac - self.vf + out.gs))) for b in betas)
             _set_steps(out, float(g.max()) + max(0.0, max(betas)), terms, self.alpha, self.vf, frac)
 
@@ -302,7 +309,7 @@ def build_program(net, v_in_max: float, alpha: float = 1.0, threshold: float = 0
     program._out = out_consts
     program.leak = leak
     if leak == "measured":
-        _measured_leak(program, totals)
+        _measured_leak(program)
     program.set_betas(betas)
     bad = range_violations(program)
     if bad:
@@ -330,49 +337,54 @@ def _set_steps(p, g_ref: float, terms: dict, alpha: float, vf: int, frac: int) -
         p.r_on = to_fixed(1.0 / (1.0 + p.k * 2.0**-p.ks * terms["g_on"] * unit))
 
 
-def _measured_leak(program, totals) -> None:
+def _measured_leak(program) -> None:
     """The constants of leak="measured" (``microcode.measured_step``, ``microcode.calibrate``): per free layer
     c (level c + 1) the g scale 2^gs, the conductances that are no synapse (biases, a PWL diode's g_mid), the
     step, and the two multipliers that turn the calibration currents into g. Every sender at level l sends
     ``cal`` payload units in calibration step ``cal_step(l)``: the smallest power of two that makes every one
     of its Dense products exact (2^cal x 2^exponent >= 1)."""
-    net, vf, L = program.net, program.vf, len(program.layers)
-    senders = ["input"] + list(range(L))
-    cal = {}
-    for s in senders:
+    L = len(program.layers)
+    program._cal = cal = {}
+    for s in ["input"] + list(range(L)):
         exps = [d.weight_exp for d in program.dense if d.src == s and d.role != "partner"]
         cal[s] = 0 if program.binary else max(0, -min(exps, default=0))
     program.input_cal = 1 << cal["input"]
-
-    def v_cal(s) -> float:  # the calibration payload in LSB
-        if program.binary:
-            return float(max(program.theta, 1))
-        shift = program.input_shift if s == "input" else program.layers[s].shift
-        return float(2 ** (cal[s] + shift))
-
-    for c, p in enumerate(program.layers):
-        clamp = net.neurons[c]
-        terms = {} if clamp is None else clamp.diode.integer_terms(clamp)
-        frac = program.current_frac[c]
-        unit = 2.0 ** (frac - vf)
-        g_max = float(totals[c].max() + terms.get("g_mid", 0.0))
-        p.leak = "measured"
-        p.gs = int(np.floor(np.log2(2.0**21 / (g_max * unit))))  # room for g to grow 4x as it learns
-        scale = unit * 2.0**p.gs
-        p.g_const = np.rint((net.biases[c].sum(0) + terms.get("g_mid", 0.0)) * scale).astype(np.int64)
-        p.level, p.cal_payload = c + 1, 1 << cal[c]
-        below = "input" if c == 0 else c - 1
-        p.cal_first = "below" if cal_step(c) == 0 else "above"
-        # I_below = (sum of a G) x V_cal x unit-of-current: g takes I_below x 2^gs / (a V_cal)
-        p.cal_below = to_fixed(2.0**p.gs / (net.gains[c] * v_cal(below)))
-        p.cal_above = to_fixed(2.0**p.gs * net.gains[c + 1] / v_cal(c + 1)) if c + 1 < L else (0, 0)
-        _set_steps(p, g_max, terms, program.alpha, vf, frac)
+    for c in range(L):
+        _layer_leak(program, c, 0.0)
         for d in program.dense:  # the calibration currents must fit the 24-bit input
             if d.dst == c and d.role != "partner":
                 top = int(d.mantissa.sum(1).max(initial=0)) * 2.0 ** (cal[d.src] + d.weight_exp)
                 if top > STATE_MAX:
                     raise NetworkError(f"layer {c + 1}'s calibration current ({top:.3g} units) does not fit 24 bits; "
                                        "use leak='reciprocal' or a smaller fan-in")
+
+
+def _layer_leak(program, c: int, beta_max: float) -> None:
+    """Free layer c's measured-leak constants: g's scale 2^gs (the largest node conductance, plus ``beta_max``
+    at a nudged output, at 2^21: room for g to grow as it learns inside 24 bits), the node's own
+    conductances that are no synapse, the calibration multipliers and the step."""
+    net, vf, L, cal = program.net, program.vf, len(program.layers), program._cal
+    p = program.layers[c]
+    clamp = net.neurons[c]
+    terms = {} if clamp is None else clamp.diode.integer_terms(clamp)
+    frac = program.current_frac[c]
+    unit = 2.0 ** (frac - vf)
+    g_max = float(node_conductance(net)[c].max() + terms.get("g_mid", 0.0))
+
+    def v_cal(s) -> float:  # a sender's calibration payload in LSB
+        if program.binary:
+            return float(max(program.theta, 1))
+        return float(2 ** (cal[s] + program.payload_shift(s)))
+
+    p.leak = "measured"
+    p.gs = int(np.floor(np.log2(2.0**21 / ((g_max + beta_max) * unit))))
+    p.g_const = np.rint((net.biases[c].sum(0) + terms.get("g_mid", 0.0)) * unit * 2.0**p.gs).astype(np.int64)
+    p.level, p.cal_payload = c + 1, 1 << cal[c]
+    p.cal_first = "below" if cal_step(c) == 0 else "above"
+    # I_below = (sum of a G) x V_cal x unit-of-current: g takes I_below x 2^gs / (a V_cal)
+    p.cal_below = to_fixed(2.0**p.gs / (net.gains[c] * v_cal("input" if c == 0 else c - 1)))
+    p.cal_above = to_fixed(2.0**p.gs * net.gains[c + 1] / v_cal(c + 1)) if c + 1 < L else (0, 0)
+    _set_steps(p, g_max, terms, program.alpha, vf, frac)
 
 
 def _fit_exponents(dense: list, senders: list, binary: bool) -> dict:
