@@ -13,7 +13,6 @@ import warnings
 import numpy as np
 
 from eqprop.circuits.energy import readout
-from eqprop.circuits.errors import NetworkError
 
 from .lava_onchip import LavaOnchipBackend
 from .native import NativeBackend
@@ -53,10 +52,9 @@ class LavaOnchipIntBackend(LavaOnchipBackend):
         if neurons not in ("float", "integer"):
             raise ValueError(f"neurons must be 'float' or 'integer', got {neurons!r}")
         if neurons == "integer":
-            for c, clamp in enumerate(network.neurons):
-                if clamp is not None and clamp.diode.kind != "ideal":
-                    raise NetworkError(f"integer on-chip neurons clamp with ideal diodes only; layer {c + 1} has "
-                                       f"{type(clamp.diode).__name__}: use --diode ideal or --neurons float")
+            from eqprop.neuromorphic.onchip.map import check_integer_neurons
+
+            check_integer_neurons(network)
         self.neurons = neurons
         self.map = None
         self.seed = int(seed)

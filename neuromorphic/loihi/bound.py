@@ -99,13 +99,19 @@ def error_bound(program, sources, exact_layers, beta: float = 0.0, active_steps=
     for c, clamp in enumerate(net.neurons):
         if clamp is not None and "clip" in clamp.diode.integer_terms(clamp):
             span[off[c]:off[c + 1]] = clamp.v_high - clamp.v_low
-    g_on = np.zeros(len(G))  # per node the PWL on-branch conductance, and its knees
+    g_mid, g_on = np.zeros(len(G)), np.zeros(len(G))  # per node a PWL diode's conductances and its knees
     knee_hi, knee_lo = np.full(len(G), np.inf), np.full(len(G), -np.inf)
+    clip = np.zeros(len(G), bool)  # nodes an ideal clamp holds between its rails
+    rail_hi, rail_lo = np.zeros(len(G)), np.zeros(len(G))
     for c, clamp in enumerate(net.neurons):
-        if clamp is not None and "g_on" in clamp.diode.integer_terms(clamp):
-            t = clamp.diode.integer_terms(clamp)
-            g_on[off[c]:off[c + 1]], knee_hi[off[c]:off[c + 1]], knee_lo[off[c]:off[c + 1]] = \
-                t["g_on"], t["knee_high"], t["knee_low"]
+        if clamp is None:
+            continue
+        sl = slice(off[c], off[c + 1])
+        t = clamp.diode.integer_terms(clamp)
+        if "clip" in t:
+            clip[sl], rail_hi[sl], rail_lo[sl] = True, clamp.v_high, clamp.v_low
+        else:
+            g_mid[sl], g_on[sl], knee_hi[sl], knee_lo[sl] = t["g_mid"], t["g_on"], t["knee_high"], t["knee_low"]
 
     def g_on_part(v):
         return g_on * ((v > knee_hi) | (v < knee_lo))
@@ -113,16 +119,8 @@ def error_bound(program, sources, exact_layers, beta: float = 0.0, active_steps=
     out = np.empty(V.shape[0])
     for b in range(V.shape[0]):
         v, s = V[b], np.asarray(sources[b], dtype=float)
-        held, g_extra = np.zeros(len(G), bool), np.zeros(len(G))
-        for c, clamp in enumerate(net.neurons):
-            if clamp is None:
-                continue
-            sl = slice(off[c], off[c + 1])
-            terms = clamp.diode.integer_terms(clamp)
-            if "clip" in terms:
-                held[sl] = (v[sl] >= clamp.v_high - 1e-12) | (v[sl] <= clamp.v_low + 1e-12)
-            else:
-                g_extra[sl] = terms["g_mid"] + terms["g_on"] * ((v[sl] > terms["knee_high"]) | (v[sl] < terms["knee_low"]))
+        held = clip & ((v >= rail_hi - 1e-12) | (v <= rail_lo + 1e-12))
+        g_extra = g_mid + g_on_part(v)
         e = (np.abs(Cq - C) @ (np.abs(v) + theta) + np.abs(Cinq - Cin) @ (np.abs(s) + theta_in)
              + C @ theta + Cin @ np.full(s.shape, theta_in + 0.5 * lsb)
              + floor + unit)  # sends, weights, floors, bias + nudge rounding
@@ -131,7 +129,7 @@ def error_bound(program, sources, exact_layers, beta: float = 0.0, active_steps=
         if beta:
             g_node[o] += beta  # the node's own multiplier divides by G + beta in a nudged phase
         if measured:  # the measured g's departure from G, the update's stall, the PWL step's rounding
-            e = e + np.abs(g_used - (G + g_extra - g_on_part(v))) * np.abs(v) + 2.0 * stall * unit
+            e = e + np.abs(g_used - (G + g_mid)) * np.abs(v) + 2.0 * stall * unit
             e = e + g_on_part(v) * 0.5 * lsb + g_node * 0.5 * lsb
             if beta:
                 e[o] += 0.5 / g_scale[o] * np.abs(v[o])  # beta's rounding in g's units

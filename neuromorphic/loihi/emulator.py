@@ -29,16 +29,22 @@ def dense_out(d, payload, binary: bool) -> np.ndarray:
     return shifted(payload > 0, 1) + shifted(payload < 0, -1)
 
 
+def calibration_sends(program, local: int) -> list:
+    """What every sender sends in calibration step ``local`` of a measured leak: the inputs', then each free
+    layer's (``microcode.calibration_send``)."""
+    sends = [calibration_send(0, local, program.input_cal, program.net.sizes[0], program.binary)]
+    return sends + [calibration_send(p.level, local, p.cal_payload, p.r.shape[0], program.binary)
+                    for p in program.layers]
+
+
 def measured_conductance(program) -> list:
     """Per free layer, the g (x 2^gs, int) its nodes measure in the two calibration steps of a measured leak:
     every sender's calibration payload through the Dense processes (the partner's goes to p_in and is not
     heard), one side's current per step (``microcode.calibrate``). The same for every sample."""
     binary = program.binary
-    n_in = program.net.sizes[0]
     states = [NeuronState.zeros((1, p.r.shape[0])) for p in program.layers]
     for local in (0, 1):
-        sends = [calibration_send(0, local, program.input_cal, n_in, binary)]
-        sends += [calibration_send(p.level, local, p.cal_payload, p.r.shape[0], binary) for p in program.layers]
+        sends = calibration_sends(program, local)
         a_cal = [np.zeros((1, p.r.shape[0]), dtype=np.int64) for p in program.layers]
         for d in program.dense:
             if d.role != "partner":
@@ -70,11 +76,7 @@ def emulate(program, sources_int, targets_int=None, steps: int = 64, phases: int
         for st, g in zip(states, measured_conductance(program)):
             st.g[...] = g
         for local in (0, 1):
-            spikes[0, :, 0] += int(np.count_nonzero(calibration_send(0, local, program.input_cal,
-                                                                     sources_int.shape[1], binary)))
-            for c, p in enumerate(program.layers):
-                spikes[0, :, c + 1] += int(np.count_nonzero(calibration_send(p.level, local, p.cal_payload,
-                                                                             p.r.shape[0], binary)))
+            spikes[0] += [int(np.count_nonzero(s)) for s in calibration_sends(program, local)]
     # reset step: the neurons are silent, the inputs send
     src_out, src_sent = encode(sources_int, np.zeros_like(sources_int), program.theta, binary, program.input_shift)
     outs = [np.zeros((B, p.r.shape[0]), dtype=np.int64) for p in program.layers]

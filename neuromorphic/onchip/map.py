@@ -111,6 +111,14 @@ def check_network(net) -> None:
         _log2_gain(float(net.gains[c]))
 
 
+def check_integer_neurons(net) -> None:
+    """Integer on-chip neurons (``onchip.network.integer_neurons``) clamp with ideal diodes only."""
+    for c, clamp in enumerate(net.neurons):
+        if clamp is not None and clamp.diode.kind != "ideal":
+            raise NetworkError(f"integer on-chip neurons clamp with ideal diodes only; layer {c + 1} has "
+                               f"{type(clamp.diode).__name__}: use --diode ideal or --neurons float")
+
+
 def build_map(net, v_in_max: float, v_free_max: list, delta_max: list, sigma_max: list,
               stat_max: list | None = None) -> IntOnchipMap:
     """Exponents from the network's current conductances (largest mantissa 128); current units from the

@@ -75,14 +75,11 @@ def integer_neurons(net, m, targets, beta: float, alpha: float) -> list:
     conductance at programming (room for the conductances to grow as they learn), plus 2 beta at the outputs
     (the nudge's own conductance, taken explicitly)."""
     from eqprop.circuits.energy import node_conductance
-    from eqprop.circuits.errors import NetworkError
     from eqprop.neuromorphic.loihi.map import to_fixed
+    from eqprop.neuromorphic.onchip.map import check_integer_neurons
 
     L = net.n_connections
-    for c, clamp in enumerate(net.neurons):
-        if clamp is not None and clamp.diode.kind != "ideal":
-            raise NetworkError(f"integer on-chip neurons clamp with ideal diodes only; layer {c + 1} has "
-                               f"{type(clamp.diode).__name__}: use --diode ideal or float neurons")
+    check_integer_neurons(net)
     totals = node_conductance(net)
     vf = m.vf
     out = []
