@@ -12,7 +12,7 @@ import warnings
 
 import numpy as np
 
-from eqprop.circuits.energy import readout
+from eqprop.circuits.energy import node_conductance, readout
 
 from .lava_onchip import LavaOnchipBackend
 from .native import NativeBackend
@@ -41,6 +41,7 @@ def program_network(net, x, y, beta: float):
     w, b = m.conductances(net, [f[0] for f in mant["forward"]], [f[0] for f in mant["bias"]])
     for p, new in zip(net.weights + net.biases, w + b):
         p[...] = new
+    m.g_max = [float(t.max()) for t in node_conductance(net)]  # fixes the integer neurons' steps (integer_neurons)
     return m
 
 
@@ -130,6 +131,8 @@ def _plain(value):
         return int(value)
     if isinstance(value, np.floating):
         return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
     return value
 
 

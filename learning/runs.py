@@ -175,6 +175,12 @@ def _loop(cfg, run_dir, ds, x_train, x_test, backend, state, history, progress, 
             done, loss_sum, correct = position["steps"], position["loss_sum"], position["correct"]
             before = position.get("seconds", 0.0)
             position = None
+        if getattr(backend, "epoch_run", False):  # the whole epoch in one run of the backend (one chip)
+            xs = shifted(x_train[order], ds.image_shape, moves) if cfg.shift else x_train[order]
+            r = trainer.epoch_step(xs, ds.y_train[order], cfg.batch_size)
+            loss_sum, correct = r["loss"] * len(order), r["correct"]
+            steps += len(batches)
+            batches = ()
         bar = _progress(batches[done:], show, f"epoch {epoch + 1}/{cfg.epochs}")
         for n_done, i in enumerate(bar, start=done + 1):
             idx = order[i:i + cfg.batch_size]

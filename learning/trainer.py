@@ -529,6 +529,18 @@ class EqPropTrainer:
         self.backend.sync()
         return _batch_metrics(ph.free.prediction, y, labels)
 
+    def epoch_step(self, x, labels, batch: int) -> dict:
+        """A whole epoch on a backend that runs it in one go (``epoch_run``: every batch on chip, one rate for
+        the epoch, each batch's update at the rate of a full one); the epoch's mean loss and correct count from
+        each sample's free-phase prediction."""
+        y = self.targets(labels)
+        decay = self.rate_factor()
+        scales = [lr * decay * ref * ref / self.loss_unit / batch for lr, ref in zip(self.lr, self.g_ref)]
+        pred = self.backend.onchip_epoch(x, y, self.beta_abs, scales, batch)
+        self.steps += -(-len(x) // batch)
+        self.backend.sync()
+        return _batch_metrics(pred, y, labels)
+
     def evaluate(self, x, labels, batch_size: int = 512) -> dict:
         y = self.targets(labels)
         loss, correct = 0.0, 0

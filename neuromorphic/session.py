@@ -160,12 +160,14 @@ class LavaSession(Resource):
 
     def onchip_train(self, net: LayeredNetwork, sources, targets, beta: float, scales, batch: int, steps: int = 40,
                      alpha: float = 1.0, int_map=None, seed: int = 0, hold: bool = False,
-                     neurons: str = "float") -> dict:
+                     neurons: str = "float", backward=None, timeout: float | None = None) -> dict:
         """On-chip training over ``sources`` (``onchip.network.OnchipTraining``): the conductances Lava's
         learning engine leaves after every sample's phases and one update per ``batch`` samples. With
         ``int_map`` (``onchip.map.build_map``), Lava's bit-approximate engine on that integer mapping;
         ``hold``: its tags are never applied and come back as ``held`` (the update before weight rounding);
-        ``neurons="integer"`` (with ``int_map``): integer neurons (``onchip.network.integer_neurons``)."""
+        ``neurons="integer"`` (with ``int_map``): integer neurons (``onchip.network.integer_neurons``); ``backward``:
+        the backward copies' mantissas a previous run left (None: the forward copies'); ``timeout``: seconds for
+        this run (None: the session's)."""
         if not isinstance(net, LayeredNetwork):
             raise NetworkError(f"the Lava backend runs LayeredNetworks, got {type(net).__name__}")
         sources, targets = _checked_samples(net, sources, targets)
@@ -176,7 +178,7 @@ class LavaSession(Resource):
         meta, arrays = network_to_data(net)
         return self._call("onchip_train", (meta, arrays, (sources, targets, float(beta), [float(s) for s in scales],
                                                           int(batch), int(steps), float(alpha), int_map, int(seed),
-                                                          bool(hold), str(neurons))))
+                                                          bool(hold), str(neurons), backward)), timeout=timeout)
 
     def loihi(self, program, sources_int, targets_int=None, steps: int = 64, phases: int = 1,
               record_hidden: bool = True) -> dict:

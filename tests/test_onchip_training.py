@@ -284,3 +284,93 @@ def test_copies_one_lsb_apart_are_counted_and_more_is_refused():
     assert backend.mismatched_batches == 1 and backend.state()["mismatched_batches"] == 1
     with pytest.raises(LavaError, match="differ by 2 LSB after batch 3 .* more than the 1 LSB allowed"):
         backend.onchip_step(x, y, 1e-8, None)
+
+
+# --- one chip end to end (lava-chip): integer neurons, the bit-approximate engine, an epoch per Lava run ---
+
+def test_one_chip_runs_an_epoch_alone_and_follows_host_eqprop():
+    """An epoch of two batches of 3 in one Lava run of lava-chip: the second batch settles on the conductances
+    the first one's apply step left on chip (the host does nothing between them). Its total change points along
+    host-side centered EqProp done batch after batch from the same 8-bit network (float updates; measured
+    cosine 0.979), the copies end bit-identical, the conductances are 8-bit mantissas, and the run differs from
+    one batch of 6 (whose update is made at the start's conductances alone)."""
+    from eqprop.backends.lava_chip import LavaChipBackend
+
+    net, x, y = int_case()
+    beta = 0.1 * NativeBackend(net).beta_unit()
+    chip = LavaChipBackend(net.copy(), timeout=300)
+    try:
+        from eqprop.backends.lava_onchip_int import program_network
+
+        chip.map = program_network(chip.network, x[:3], y[:3], beta)
+        start = chip.network.copy()
+        native = NativeBackend(start.copy(), tol=1e-13)
+        g = eqprop_gradient(native, run_phases(native, x[:3], y[:3], beta, "centered"))
+        per = 0.05 * max(float(w.max()) for w in start.weights) / (3 * max(float(np.abs(t).max()) for t in g))
+        for half in (slice(0, 3), slice(3, 6)):
+            g = eqprop_gradient(native, run_phases(native, x[half], y[half], beta, "centered"))
+            for p, t in zip(native.network.weights + native.network.biases, g):
+                p -= per * 3 * t
+            native.sync()
+        chip.onchip_epoch(x, y, beta, [per] * 6, 3)
+        assert chip.batches == 2 and chip.epochs == 1 and chip.copy_mismatch == 0
+        got = [a - b for a, b in zip(chip.network.weights + chip.network.biases, start.weights + start.biases)]
+        want = [a - b for a, b in zip(native.network.weights + native.network.biases, start.weights + start.biases)]
+        assert cosine(got, want) >= 0.93
+        for c, (w, a) in enumerate(zip(chip.network.weights, chip.network.gains)):
+            mant = w * a / 2.0 ** chip.map.q[c]
+            assert np.array_equal(mant, np.rint(mant)) and 0 <= mant.min() and mant.max() <= 255
+        fwd = chip.map.mantissas(chip.network)["forward"]
+        assert all(np.array_equal(b, fwd[c + 1][0].T) for c, b in enumerate(chip.backward))
+        one = LavaChipBackend(start.copy(), timeout=300)
+        one.map = chip.map
+        try:
+            one.onchip_epoch(x, y, beta, [per] * 6, 6)
+        finally:
+            one.close()
+        assert max(float(np.abs(a - b).max()) for a, b in zip(one.network.weights, chip.network.weights)) > 0
+    finally:
+        chip.close()
+
+
+def test_one_chip_keeps_each_copy_as_the_last_run_left_it():
+    """The next run loads the backward copies the last one read back (never rebuilt from the forward ones): a
+    copy planted 1 LSB off stays 1 LSB off, is warned about and counted; 2 LSB stops the run in one line."""
+    from eqprop.backends.lava_chip import LavaChipBackend
+    from eqprop.backends.lava_onchip_int import program_network
+    from eqprop.neuromorphic import LavaError
+
+    net, x, y = int_case()
+    beta = 0.1 * NativeBackend(net).beta_unit()
+    native = NativeBackend(net.copy(), tol=1e-13)
+    g = eqprop_gradient(native, run_phases(native, x[:3], y[:3], beta, "centered"))
+    # a hundredth of the first test's step: below the engine's resolution, no weight moves (measured)
+    tiny = [5e-4 * max(float(w.max()) for w in net.weights) / (3 * max(float(np.abs(t).max()) for t in g))] * 6
+    chip = LavaChipBackend(net, timeout=300)
+    try:
+        chip.map = program_network(net, x[:3], y[:3], beta)
+        back = [f[0] for f in chip.map.mantissas(net)["backward"]]
+        back[0] = back[0].copy()
+        j = np.unravel_index(np.argmax(back[0]), back[0].shape)
+        back[0][j] -= 1
+        chip.backward = back
+        with pytest.warns(UserWarning, match="lava-chip run 1: 1 synapses' two copies are 1 LSB apart"):
+            chip.onchip_epoch(x[:3], y[:3], beta, tiny, 3)
+        assert chip.mismatched_synapses == 1 and chip.state()["mismatched_synapses"] == 1
+        chip.backward[0][j] -= 1
+        with pytest.raises(LavaError, match="1 synapses' forward and backward copies differ, by up to 2 LSB"):
+            chip.onchip_epoch(x[:3], y[:3], beta, tiny, 3)
+    finally:
+        chip.close()
+
+
+def test_one_chip_refuses_what_an_epoch_on_chip_cannot_do():
+    from eqprop.learning.trainer import ConfigError, TrainConfig
+
+    with pytest.raises(ConfigError, match="--warmup 0"):
+        TrainConfig(backend="lava-chip", warmup=1.0).validate()
+    with pytest.raises(ConfigError, match="--neurons integer is not a neuron kind of the lava-chip backend"):
+        TrainConfig(backend="lava-chip", neurons="integer").validate()
+    with pytest.raises(ConfigError, match="settles ideal diodes only"):
+        TrainConfig(backend="lava-chip", diode="shockley").validate()
+    TrainConfig(backend="lava-chip").validate()

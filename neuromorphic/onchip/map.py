@@ -37,6 +37,7 @@ MANTISSA_MAX = 255
 MANTISSA_START = 128  # the largest conductance's mantissa at the start: one bit of headroom to grow
 CODE_MAX = 63  # 7-bit signed codes (x1 = 64 + X must stay in 1..127)
 E_MIN = -7  # the engine's accumulator keeps 7 fractional bits of a tag LSB
+E_MAX = 8  # the largest exponent of a rule's scaling constant (lava.magma.core.learning.product_series refuses >= 9)
 TAG_BITS_MAX = 7  # a weight update keeps 7 fractional bits before it is rounded
 STATE_MAX = 2**23 - 1
 
@@ -63,6 +64,7 @@ class IntOnchipMap:
     exps: list = field(default_factory=list)  # rule exponent per connection (forward and backward copies)
     bias_exps: list = field(default_factory=list)
     tag_bits: list = field(default_factory=list)  # per connection (forward, bias): fractional bits of the tag
+    g_max: list = field(default_factory=list)  # per free layer: largest node conductance when mapped (S); [] : unset
 
     def mantissas(self, net) -> dict:
         """Each copy's mantissas (n_out, n_in) and weight exponent; a conductance the mapping cannot hold
@@ -186,6 +188,11 @@ def set_rates(m: IntOnchipMap, net, coefs) -> None:
             s = 0 if top <= 0 else int(np.clip(np.floor(np.log2(127.0 / top)), 0, TAG_BITS_MAX))
             e = int(np.ceil(np.log2(8.0 * k * sd[c] * ss[c])))
             e = max(e, E_MIN - s)
+            if e + s > E_MAX:
+                what = f"connection {c}" if which == 0 else f"the biases of connection {c}"
+                raise InputError(f"the learning rate of {what} asks the engine for a rule scale of 2^{e + s}, above "
+                                 f"Lava's 2^{E_MAX} (a learning rule's scaling exponents lie in -7..8): lower "
+                                 "--lr (it moves a weight by the whole of its 8 bits in one batch)")
             ss[c] = 2.0**e / (8.0 * k * sd[c])  # exact: the rate is what the host asked, not rounded
             out.append(e)
             bits.append(s)

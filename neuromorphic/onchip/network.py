@@ -72,21 +72,24 @@ def integer_neurons(net, m, targets, beta: float, alpha: float) -> list:
     integrates v += (k (I - (g v >> gs))) >> ks in voltage LSBs (forward Euler of C dv/dt = I - g v), with g
     measured from the calibration currents in integers (the gains are powers of two: shifts) and an ideal clamp
     as a compare-and-select. The step k is the layer's dt / C: alpha over 1.5 times the largest node
-    conductance at programming (room for the conductances to grow as they learn), plus 2 beta at the outputs
-    (the nudge's own conductance, taken explicitly)."""
+    conductance when the mapping was fixed (``IntOnchipMap.g_max``; room for the conductances to grow as they
+    learn: mantissas mapped at most 128 reach at most 255, so a node's total at most doubles and k g stays
+    below 4 alpha / 3 < 2, where forward Euler is stable), plus 2 beta at the outputs (the nudge's own
+    conductance, taken explicitly)."""
     from eqprop.circuits.energy import node_conductance
     from eqprop.neuromorphic.loihi.map import to_fixed
     from eqprop.neuromorphic.onchip.map import check_integer_neurons
 
     L = net.n_connections
     check_integer_neurons(net)
-    totals = node_conductance(net)
+    # the largest node conductance of each layer when the mapping was fixed (a design constant), else now
+    g_top = list(m.g_max) or [float(t.max()) for t in node_conductance(net)]
     vf = m.vf
     out = []
     for c in range(L):
         unit = 2.0 ** (m.fracs[c] - vf)  # S -> current units per voltage LSB
         b = beta if c == L - 1 else 0.0
-        g_max = float(totals[c].max())
+        g_max = float(g_top[c])
         gs = int(np.floor(np.log2(2.0**20 / (g_max * unit))))
         k_in = int(np.rint(np.log2(net.gains[c])))
         k_out = int(np.rint(np.log2(net.gains[c + 1]))) if c + 1 < L else 0
@@ -122,7 +125,9 @@ class OnchipTraining:
     integer rule of ``onchip.map``; None: the float engine with ``TAG_RULE``."""
 
     def __init__(self, net, sources, targets, beta: float, scales, batch: int, steps: int = 40, alpha: float = 1.0,
-                 int_map=None, seed: int = 0, hold: bool = False, neurons: str = "float"):
+                 int_map=None, seed: int = 0, hold: bool = False, neurons: str = "float", backward=None):
+        """``backward``: per connection after the first, the backward copy's mantissas (n_in, n_out) as a previous
+        run left them (a chip keeps both copies); None: the forward copy's, as mapped from ``net``."""
         self.net, self.map, self.hold = net, int_map, bool(hold)
         if neurons not in ("float", "integer"):
             raise ValueError(f"neurons must be 'float' or 'integer', got {neurons!r}")
@@ -143,6 +148,14 @@ class OnchipTraining:
                 raise ValueError("the bit-approximate engine needs a positive rate for every parameter array")
             self.epilogue = 4 * min(L, 2)
             mant = m.mantissas(net)
+            if backward is not None:
+                for c, b in enumerate(backward):
+                    old = mant["backward"][c][0]
+                    b = np.asarray(b)
+                    if b.shape != old.shape or b.dtype.kind != "i" or b.min(initial=0) < 0 or b.max(initial=0) > 255:
+                        raise ValueError(f"backward copy {c + 1}: mantissas must be a {old.shape} integer array in "
+                                         f"0..255, got {b.dtype} {b.shape}")
+                    mant["backward"][c] = (b, mant["backward"][c][1])
         else:
             self.epilogue = 0
         per_sample = CAL_STEPS + 3 * steps + self.epilogue + 1

@@ -1,0 +1,109 @@
+"""One chip, end to end: integer neurons and Lava's bit-approximate learning engine, a whole epoch in one Lava run.
+
+The training loop hands this backend an epoch (every sample in its order, the targets, the batch size and the
+epoch's rates); one Lava run then plays every sample's calibration, free, +beta and -beta phases and learning
+epilogue, and every batch's apply step, with integer microcode neurons (``onchip.network.integer_neurons``: the
+leak measured on chip, the node integrated in voltage LSBs) and the integer EqProp rule on Lava's
+``PyLearningDenseModelBitApproximate``. Between the batches of an epoch the host does nothing: no arithmetic
+on weights, no reprogramming of copies, no rate scaling.
+
+What the host does, once per epoch (one run): load the samples and targets, fix beta and the schedule, and set
+the rule's exponents from the epoch's rate (``onchip.map.set_rates``: the rate schedule goes through the rule);
+after the run it reads both copies' mantissas back. The next run loads each copy as the last one left it, so
+the forward and backward copies are never rebuilt from each other: a difference between them would persist
+and is compared after every epoch (``copy_mismatch``, ``mismatched_synapses``; more than ``COPY_TOLERANCE``
+stops the run). The integer mapping (exponents, units, code LSBs, the neurons' steps) is fixed by the first
+epoch's first batch, as one sets a converter's range.
+
+The last batch of an epoch may be short: it applies the sum of its samples' updates at the rate of a full
+batch (a rate per batch, not per sample, is what the rule holds). Momentum, warm-up ramps within an epoch and
+mid-epoch checkpoints are not what a chip running an epoch alone can do, and are refused or skipped.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from eqprop.circuits.energy import readout
+
+from .lava_onchip_int import COPY_TOLERANCE, LavaOnchipIntBackend, program_network
+
+#: seconds allowed per sample of a run (about 0.7 s on a 2-core host), on top of the session's timeout
+SECONDS_PER_SAMPLE = 10.0
+
+
+class LavaChipBackend(LavaOnchipIntBackend):
+    name = "lava-chip"
+    epoch_run = True  # the training loop hands it whole epochs (``onchip_epoch``)
+
+    def __init__(self, network, steps: int = 20, seed: int = 0, **kw):
+        kw.pop("neurons", None)
+        super().__init__(network, steps=steps, seed=seed, neurons="integer", **kw)
+        self.backward = None  # the backward copies' mantissas as the last run left them
+        self.epochs = 0
+        self.mismatched_synapses = 0
+
+    def onchip_step(self, x, y, beta: float, scales) -> np.ndarray:
+        """One batch: an epoch of one batch (the loop hands this backend whole epochs)."""
+        return self.onchip_epoch(x, y, beta, scales, len(x))
+
+    def onchip_epoch(self, x, y, beta: float, scales, batch: int) -> np.ndarray:
+        """Every sample of ``x`` in one Lava run, an update applied on chip after every ``batch`` samples;
+        returns the free-phase predictions of every sample (each made with the conductances of its batch)."""
+        net = self.network
+        x = net.check_inputs(x)
+        y = net.check_targets(y, x.shape[0])
+        if not (isinstance(batch, (int, np.integer)) and batch > 0):
+            raise ValueError(f"batch must be a positive number of samples, got {batch!r}")
+        if self.map is None:
+            self.map = program_network(net, x[:batch], y[:batch], beta)
+        r = self.session.onchip_train(net, net.encode_inputs(x), y, beta, scales, int(batch), self.steps,
+                                      int_map=self.map, seed=self.seed * 100003 + self.batches, neurons="integer",
+                                      backward=self.backward,
+                                      timeout=self.session.timeout + SECONDS_PER_SAMPLE * len(x))
+        self.batches += -(-len(x) // int(batch))
+        self.epochs += 1
+        mant = r["mantissas"]
+        diff = [np.abs(b - f.T) for b, f in zip(mant["backward"], mant["forward"][1:])]
+        worst = max((int(d.max(initial=0)) for d in diff), default=0)
+        count = sum(int(np.count_nonzero(d)) for d in diff)
+        self.copy_mismatch = max(self.copy_mismatch, float(worst))
+        self.mismatched_synapses = max(self.mismatched_synapses, count)
+        if worst > COPY_TOLERANCE:
+            from eqprop.neuromorphic import LavaError
+
+            raise LavaError(f"after run {self.epochs} of this backend {count} synapses' forward and backward copies "
+                            f"differ, by up to {worst} LSB (more than the {COPY_TOLERANCE} allowed): the engine lost "
+                            "their symmetry, so training stops here (docs/onchip.md, the copies)")
+        if count:
+            warnings.warn(f"lava-chip run {self.epochs}: {count} synapses' two copies are {worst} LSB apart (kept as "
+                          "they are: the next run loads each copy as this one left it)", stacklevel=2)
+        self.backward = [np.asarray(b, dtype=np.int64) for b in mant["backward"]]
+        for p, new in zip(net.weights + net.biases, r["weights"] + r["biases"]):
+            p[...] = new  # what the forward copies hold, for evaluation and checkpoints
+        return readout(net, r["free_out"])
+
+    def state(self) -> dict:
+        out = super().state()
+        out.update(epochs=self.epochs, mismatched_synapses=self.mismatched_synapses,
+                   backward=None if self.backward is None else [b.tolist() for b in self.backward])
+        return out
+
+    def load_state(self, state: dict) -> None:
+        super().load_state(state)
+        self.epochs = int(state.get("epochs", 0))
+        self.mismatched_synapses = int(state.get("mismatched_synapses", 0))
+        back = state.get("backward")
+        self.backward = None if back is None else [np.asarray(b, dtype=np.int64) for b in back]
+
+    @classmethod
+    def check_config(cls, cfg) -> None:
+        super().check_config(cfg)
+        if cfg.warmup:
+            raise ValueError(f"the {cls.name} backend runs a whole epoch on chip at one rate: a warm-up ramps the "
+                             f"rate batch by batch; use --warmup 0 (got {cfg.warmup:g})")
+
+    @classmethod
+    def from_config(cls, network, cfg) -> "LavaChipBackend":
+        return cls(network, tol=cfg.tol, seed=cfg.seed)
