@@ -69,12 +69,15 @@ def _per_step_paths() -> list:
         runs = [n for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.FunctionDef) and n.name == "run_spk"]
         assert len(runs) == 1, path
         trees.append((f"{path.parent.name}.run_spk", runs[0]))
-    # the on-chip learning path's integer neurons (their node update and their measured leak)
+    # the on-chip learning path's integer neurons (their node update, their measured leak, their epilogue codes)
     path = root.parent / "simulation" / "proc" / "neurons" / "models.py"
-    found = [n for n in ast.walk(ast.parse(path.read_text()))
-             if isinstance(n, ast.FunctionDef) and n.name in ("_relax_int", "_calibrate_int")]
-    assert len(found) == 2, path
+    names = ("_relax_int", "_calibrate_int", "_encode_int")
+    found = [n for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.FunctionDef) and n.name in names]
+    assert len(found) == len(names), path
     trees += [(f"TaggedNeurons.{n.name}", n) for n in found]
+    from eqprop.neuromorphic.onchip.map import int_codes
+
+    trees.append(("onchip.map.int_codes", ast.parse(textwrap.dedent(inspect.getsource(int_codes)))))
     return trees
 
 

@@ -374,3 +374,27 @@ def test_one_chip_refuses_what_an_epoch_on_chip_cannot_do():
     with pytest.raises(ConfigError, match="settles ideal diodes only"):
         TrainConfig(backend="lava-chip", diode="shockley").validate()
     TrainConfig(backend="lava-chip").validate()
+
+
+def test_integer_codes_round_stochastically_like_the_float_codes():
+    """``onchip.map.int_codes`` (an integer neuron's epilogue codes: multiply, add an integer draw, shift) is a
+    stochastic rounding of x / lsb: each code is the floor or the ceiling, their mean is x / lsb to within the
+    draws' spread, and codes saturate at +-63, for sums of 25 bits and products of 50 with LSBs that are not
+    powers of two. A code LSB too fine for its shifted operand is refused."""
+    from eqprop.circuits.errors import InputError
+    from eqprop.neuromorphic.onchip.map import code_constants, int_codes
+
+    rng = np.random.default_rng(0)
+    for lsb, bits, xs in ((3000.7, 25, [-12_345_678, -1, 0, 5, 77_777, 190_000]),
+                          (2.0**31 * 1.37, 50, [-(2**37) + 11, 3, 2**36 + 12_345, 10**12])):
+        m, sh, pre = code_constants(lsb, bits)
+        for x in xs:
+            want = x / lsb
+            draws = int_codes(np.full(20_000, x, dtype=np.int64), m, sh, pre, rng)
+            if abs(want) >= 63:
+                assert np.all(draws == np.sign(want) * 63)
+                continue
+            assert set(np.unique(draws)) <= {np.floor(want), np.ceil(want)}
+            assert abs(draws.mean() - want) < 5 * 0.5 / np.sqrt(len(draws)) + 1e-5
+    with pytest.raises(InputError, match="too fine"):
+        code_constants(2.0**12, 56)

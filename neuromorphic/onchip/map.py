@@ -207,6 +207,39 @@ def codes(x, lsb: float, rng) -> np.ndarray:
     return np.clip(q, -CODE_MAX, CODE_MAX).astype(np.int64)
 
 
+CODE_MULT_BITS = 22  # an integer code's multiplier (a 24-bit signed operand)
+CODE_OPERAND_BITS = 40  # what a quantity is shifted down to before the multiply: 40 + 22 bits fit int64
+
+
+def code_constants(lsb: float, bits: int) -> tuple:
+    """(m, sh, pre): an integer neuron's 7-bit code of a quantity x of at most ``bits`` bits (voltage LSBs, or
+    their products) whose code LSB is ``lsb`` in the same units: ``int_codes`` takes (((x >> pre) m) + R) >> sh
+    with R uniform on [0, 2^sh), a stochastic rounding of x / lsb with m / 2^(sh - pre) = 1 / lsb to 22 bits.
+    ``pre`` drops what a 40-bit operand cannot hold (a product of two 25-bit sums): a floor of at most 2^pre
+    units, 2^-12 of a code LSB or less where ``lsb`` is 2^20 units or more (refused below 2^(pre + 8))."""
+    pre = max(0, int(bits) - CODE_OPERAND_BITS)
+    if not (np.isfinite(lsb) and lsb > 0):
+        raise InputError(f"a code LSB must be positive and finite, got {lsb}")
+    if pre and lsb < 2.0 ** (pre + 8):
+        raise InputError(f"a code LSB of {lsb:.3g} units is too fine for a {bits}-bit quantity shifted by {pre} "
+                         "(the floor would bias the codes)")
+    r = 2.0**pre / lsb  # code per operand unit
+    sh = CODE_MULT_BITS - 1 - int(np.floor(np.log2(r)))
+    if sh < 0:  # the LSB is finer than one operand unit: every nonzero x saturates its code anyway
+        return min(int(np.rint(r)), 1 << CODE_MULT_BITS), 0, pre
+    if sh > 62:
+        return 0, 62, pre  # the LSB is so coarse that every code is 0
+    return int(np.rint(r * 2.0**sh)), sh, pre
+
+
+def int_codes(x, m: int, sh: int, pre: int, rng) -> np.ndarray:
+    """7-bit signed codes of the integer array x with ``code_constants``, in integers: stochastic rounding by an
+    integer random draw below 2^sh, saturating at +-63."""
+    x = np.asarray(x, dtype=np.int64)
+    r = rng.integers(0, 1 << sh, size=x.shape, dtype=np.int64) if sh else np.zeros(x.shape, dtype=np.int64)
+    return np.clip(((x >> pre) * m + r) >> sh, -CODE_MAX, CODE_MAX)
+
+
 def ranges_from_phases(net, sources, plus: list, minus: list) -> tuple:
     """(delta_max, sigma_max, stat_max) per connection for ``build_map``, from one batch's nudged equilibria (free
     layers' voltages, batch x units): connection c joins u~ = a_c u (the sources for c = 0) and v = layer c;

@@ -105,6 +105,25 @@ def integer_neurons(net, m, targets, beta: float, alpha: float) -> list:
     return out
 
 
+def epilogue_codes(net, m, c: int) -> dict:
+    """Free layer c's ``code_constants`` for its epilogue codes in integers (``PyTaggedNeuronsFixed._encode``),
+    as the upper end v of connection c (s, d, P = d s; the bias copy's d and P) and as the lower end u~ = a u of
+    connection c + 1 (a = 2^k: du~, su~ and their product), in voltage LSBs (2^-vf V) and their squares."""
+    from eqprop.neuromorphic.onchip.map import code_constants
+
+    one, two = 2.0**m.vf, 2.0 ** (2 * m.vf)
+    out = {"v": [code_constants(m.s_sigma[c] * one, 25), code_constants(m.s_delta[c] * one, 25),
+                 code_constants(64 * m.s_delta[c] * m.s_sigma[c] * two, 50)],
+           "bias": [code_constants(m.bias_s_delta[c] * one, 25),
+                    code_constants(64 * m.bias_s_delta[c] * m.bias_s_sigma[c] * two, 50)]}
+    if c + 1 < net.n_connections:
+        k = int(np.rint(np.log2(net.gains[c + 1])))
+        out["u"] = [code_constants(m.s_delta[c + 1] * one, 25 + k), code_constants(m.s_sigma[c + 1] * one, 25 + k),
+                    code_constants(64 * m.s_delta[c + 1] * m.s_sigma[c + 1] * two, 50 + 2 * k)]
+        out["k_out"] = k
+    return out
+
+
 def coefficients(net, scales, beta: float) -> list:
     """Per free layer, (forward, bias, backward) coefficients: dG = -eta [(a u - v)^2_+beta - (.)^2_-beta] per
     sample with eta = scale x kappa_c / (4 beta kappa_L) (centered EqProp, the trainer's units); forward copies
@@ -172,6 +191,8 @@ class OnchipTraining:
         def layer_fixed(c):
             used.append(c)
             o = None if c + 1 >= L else {"sd": m.s_delta[c + 1], "ss": m.s_sigma[c + 1]}
+            if integer is not None:  # the epilogue's codes in integers, with the rates' code LSBs (set_rates)
+                integer[c]["codes"] = epilogue_codes(net, m, c)
             return fixed(frac=m.fracs[c], index=c, out=o, integer=None if integer is None else integer[c],
                          **{"in": {"sd": m.s_delta[c], "ss": m.s_sigma[c], "bsd": m.bias_s_delta[c],
                                    "bss": m.bias_s_sigma[c]}})

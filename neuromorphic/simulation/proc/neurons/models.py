@@ -232,7 +232,7 @@ class PyTaggedNeuronsFixed(AbstractTaggedNeurons):
         self.fx = f
         self.epilogue = int(f["epilogue"])
         self.rng = np.random.default_rng(int(f["seed"]))
-        self.plus = None
+        self.plus = self._plus_i = None
         self.codes = None
         self.clipped = 0
         self.ints = f.get("integer")  # integer neurons (``onchip.network.integer_neurons``), or None: float ones
@@ -246,7 +246,9 @@ class PyTaggedNeuronsFixed(AbstractTaggedNeurons):
 
     def _encode(self, plus, minus) -> dict:
         """This sample's codes: as the upper layer v of connection i (forward and bias copies) and as the
-        lower layer u~ = a u of connection i+1."""
+        lower layer u~ = a u of connection i+1. Integer neurons code their voltage LSBs in integers."""
+        if self.ints is not None:
+            return self._encode_int(self._plus_i, self.vi)
         f = self.fx
         d, s = plus - minus, plus + minus
         i = f["in"]
@@ -257,6 +259,28 @@ class PyTaggedNeuronsFixed(AbstractTaggedNeurons):
             a = self.gain_out
             du, su = a * d, a * s
             out["u"] = (self._code(du, o["sd"]), self._code(su, o["ss"]), self._code(du * su, 64 * o["sd"] * o["ss"]))
+        return out
+
+    def _encode_int(self, plus, minus) -> dict:
+        """``_encode`` in integers (``onchip.map.int_codes``): sums, differences and their products of the
+        voltage LSBs, each times a constant multiplier, plus an integer random draw, shifted; a = 2^k a shift."""
+        from eqprop.neuromorphic.onchip.map import CODE_MAX, int_codes
+
+        w = self.ints["codes"]
+        d, s = plus - minus, plus + minus
+
+        def code(x, const):
+            c = int_codes(x, *const, self.rng)
+            self.clipped += int(np.count_nonzero(np.abs(c) == CODE_MAX))
+            return c
+
+        v = w["v"]
+        out = {"v": (code(s, v[0]), code(d, v[1]), code(d * s, v[2])),
+               "bias": (code(d, w["bias"][0]), code(d * s, w["bias"][1]))}
+        if "u" in w:
+            u, k = w["u"], w["k_out"]
+            du, su = d << k, s << k
+            out["u"] = (code(du, u[0]), code(su, u[1]), code(du * su, u[2]))
         return out
 
     def _calibrate_int(self, local: int, a_in) -> None:
@@ -324,6 +348,7 @@ class PyTaggedNeuronsFixed(AbstractTaggedNeurons):
                 self.free_out[k] = v
             elif local == 2 * T - 1:
                 self.plus = v.copy()
+                self._plus_i = None if self.vi is None else self.vi.copy()
             elif local == 3 * T - 1:
                 self.codes = self._encode(self.plus, v)
             elif 3 * T <= local < 3 * T + E:
