@@ -333,6 +333,7 @@ def test_one_chip_runs_an_epoch_alone_and_follows_host_eqprop():
         chip.close()
 
 
+@pytest.mark.slow  # two Lava runs (about 15 s); make test runs the epoch test above
 def test_one_chip_keeps_each_copy_as_the_last_run_left_it():
     """The next run loads the backward copies the last one read back (never rebuilt from the forward ones): a
     copy planted 1 LSB off stays 1 LSB off, is warned about and counted; 2 LSB stops the run in one line."""
