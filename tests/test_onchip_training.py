@@ -82,6 +82,9 @@ def test_bit_approximate_engine_follows_host_eqprop_and_keeps_copies_identical()
     with LavaSession(timeout=300) as session:
         held = session.onchip_train(net, net.encode_inputs(x), y, beta, [per] * 6, 6, 20, int_map=m, hold=True)
         assert cosine(held["held"], want) >= 0.999
+        tags = held["held_tags"]  # the two copies' tags, integer for integer, before any weight rounding
+        assert all(np.array_equal(b, tags["forward"][c + 1].T) for c, b in enumerate(tags["backward"]))
+        assert max(int(np.abs(b).max()) for b in tags["backward"]) > 0
         whole = session.onchip_train(net, net.encode_inputs(x), y, beta, [per] * 6, 6, 20, int_map=m)
         after = whole["weights"] + whole["biases"]
         lsb = [2.0**q / a for q, a in zip(m.q + m.q_bias, list(net.gains) * 2)]
@@ -140,6 +143,30 @@ print(len(seeds), _int_rule(0, 3, seed=8).rng_seed in seeds)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["1", "False"]
+
+
+def test_no_trace_of_any_learning_rule_decays():
+    """Every trace of every rule is overwritten each step, so none may decay within it. Lava's 3-factor rule fixes
+    the third factors' tau at 65535, and its bit-approximate engine decays a trace stochastically on the one
+    random number per step of each process: the two copies of a conductance, whose third factors are different
+    codes, lost a code in different steps and came 1 LSB apart (the one-chip digits run: three synapses in its
+    fifth epoch). Each tau must make exp(-1 / tau) exactly 1 in float64, as the engines compute it, so that no
+    trace ever moves (65535, the old third factors', and 2^40, the old x1's, both fail this)."""
+    import subprocess
+    import sys
+
+    code = """
+import numpy as np
+from eqprop.neuromorphic.onchip.network import _int_rule, _rule
+from eqprop.neuromorphic.onchip.plastic import _rule as plastic_rule
+for rule in (_int_rule(0, 3), _int_rule(-2, 5), _rule(), plastic_rule()):
+    taus = [rule.x1_tau, rule.x2_tau, rule.y1_tau, rule.y2_tau, rule.y3_tau]
+    print(all(np.exp(-1.0 / np.float64(t)) == 1.0 for t in taus))
+print(np.exp(-1.0 / 65535.0) == 1.0, np.exp(-1.0 / 2.0**40) == 1.0)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["True"] * 4 + ["False", "False"]
 
 
 @pytest.mark.slow  # make test checks the cause (the trace-seed test above) and cross-run equality (the resume test)

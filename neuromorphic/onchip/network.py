@@ -35,7 +35,13 @@ from eqprop.neuromorphic.simulation.proc.source.models import CAL_STEPS
 from eqprop.neuromorphic.simulation.proc.source.process import SampleSource, ValueSource
 
 TAG_RULE = {"dt": "u0 * y1 + u0 * 2^1 * x1 * y2 + u0 * 2^2 * x1 * x1 * y3 - y0 * t", "dw": "y0 * t"}
-NO_DECAY = 2.0**40  # the traces are overwritten every step; Lava's float engine leaves tau 0 as NaN
+# A trace that never decays. Every trace here is overwritten each step (x1 by the graded payload, y1..y3 by the
+# third-factor ports), so none may decay within it. Lava has no "no decay": tau 0 clears a trace (its
+# bit-approximate engine) or makes it NaN (its float engine), and a finite tau decays it, stochastically in the
+# bit-approximate engine. At tau = 2^60, exp(-1 / tau) is exactly 1.0 in float64: the value, its fraction 0 and
+# so its stochastic rounding are exact, by construction.
+NO_DECAY = 2.0**60
+THIRD_FACTOR_TAU = NO_DECAY  # the third factors' tau (``three_factor_rule``); benchmarks/onchip_copies.py sets Lava's
 
 
 def rule_seed(seed: int) -> int:
@@ -47,9 +53,21 @@ def rule_seed(seed: int) -> int:
     return 1 + int(seed) % 2_000_000_000
 
 
+def three_factor_rule(dw: str, dt: str | None = None, seed: int = 0):
+    """A Loihi 2 three-factor rule whose traces never decay (``NO_DECAY``), the x traces and the third factors
+    alike. Lava's ``Loihi3FLearningRule`` fixes the third factors' tau at 65535: in the bit-approximate engine a
+    third factor Y then drops one code towards 0 with probability |Y| / 65535 per step, on the one random number
+    per step the process draws, so the two copies of a conductance, whose third factors are different codes
+    (v's sum in one, u's difference in the other), lost the same code in different steps and their tags, then
+    their weights, came 1 LSB apart: one batch in 300 per synapse array with the per-batch runs, three synapses
+    in the fifth epoch of the one-chip digits run (docs/onchip.md, the copies). Set here to ``NO_DECAY``."""
+    rule = Loihi3FLearningRule(dw=dw, dt=dt, t_epoch=1, x1_tau=NO_DECAY, x2_tau=NO_DECAY, rng_seed=rule_seed(seed))
+    rule.y1_tau = rule.y2_tau = rule.y3_tau = THIRD_FACTOR_TAU
+    return rule
+
+
 def _rule(seed: int = 0):
-    return Loihi3FLearningRule(dw=TAG_RULE["dw"], dt=TAG_RULE["dt"], t_epoch=1, x1_tau=NO_DECAY, x2_tau=NO_DECAY,
-                               rng_seed=rule_seed(seed))
+    return three_factor_rule(TAG_RULE["dw"], TAG_RULE["dt"], seed)
 
 
 def hold_tags(training) -> bool:
@@ -58,13 +76,11 @@ def hold_tags(training) -> bool:
 
 def _int_rule(e: int, s: int, seed: int = 0):
     """The bit-approximate engine's rule (``onchip.map.rule_strings``). x1 must hold its payload for the
-    step's rule: Lava's engine clears a trace with tau 0 at the end of each epoch and decays a finite tau
-    stochastically, so tau is 2^40 (a drop of one code has probability ~1e-10 per step)."""
+    step's rule and the third factors theirs: no trace decays (``three_factor_rule``)."""
     from eqprop.neuromorphic.onchip.map import rule_strings
 
     r = rule_strings(e, s)
-    return Loihi3FLearningRule(dw=r["dw"], dt=r["dt"], t_epoch=1, x1_tau=NO_DECAY, x2_tau=NO_DECAY,
-                               rng_seed=rule_seed(seed))
+    return three_factor_rule(r["dw"], r["dt"], seed)
 
 
 def integer_neurons(net, m, targets, beta: float, alpha: float) -> list:
@@ -261,6 +277,7 @@ class OnchipTraining:
             bwd = [s.weights.get() for s in self.backward]
             bias = [s.weights.get() for s in self.bias]
             tags = [s.tag_1.get() for s in self.forward + self.bias] if hold_tags(self) else None
+            back_tags = [s.tag_1.get() for s in self.backward] if hold_tags(self) else None
             free_out = self.layers[-1].free_out.get()
         finally:
             self.inputs.stop()
@@ -278,6 +295,8 @@ class OnchipTraining:
                 qs = self.map.q + self.map.q_bias
                 gains = list(net.gains) * 2
                 out["held"] = [t.T * 2.0 ** (q - b) / a for t, q, b, a in zip(tags, qs, bits, gains)]
+                out["held_tags"] = {"forward": [np.rint(t).astype(np.int64) for t in tags[:L]],
+                                    "backward": [np.rint(t).astype(np.int64) for t in back_tags]}
             return out
         weights = [fwd[c].T / net.gains[c] for c in range(L)]
         mismatch = 0.0

@@ -19,7 +19,6 @@ of the two halves, which the host reads back (on a chip: an exchange between the
 from __future__ import annotations
 
 import numpy as np
-from lava.magma.core.learning.learning_rule import Loihi3FLearningRule
 from lava.magma.core.run_configs import Loihi2SimCfg
 from lava.proc.dense.process import LearningDense
 
@@ -31,16 +30,14 @@ from eqprop.neuromorphic.simulation.proc.neurons.process import PlasticNeurons
 from eqprop.neuromorphic.simulation.proc.source.process import ValueSource
 
 LEARNING_RULE = "u0 * y1 - u0 * 2^2 * x1 * y2"
-# Traces that must not decay: every trace is overwritten each step (x1 by the graded payload, y1/y2 by the
-# third-factor ports). Not 0: Lava 0.10's floating-point engine leaves a trace with tau 0 as NaN.
-NO_DECAY = 2.0**40
 
 
 def _rule():
-    # u0: the products apply at every epoch (decimation 2^0); t_epoch 1: an epoch is one time step
-    from .network import rule_seed
+    # u0: the products apply at every epoch (decimation 2^0); t_epoch 1: an epoch is one time step; no trace
+    # decays (every one is overwritten each step: x1 by the graded payload, y1/y2 by the third-factor ports)
+    from .network import three_factor_rule
 
-    return Loihi3FLearningRule(dw=LEARNING_RULE, t_epoch=1, x1_tau=NO_DECAY, x2_tau=NO_DECAY, rng_seed=rule_seed(0))
+    return three_factor_rule(LEARNING_RULE)
 
 
 class PlasticEqPropNetwork:
