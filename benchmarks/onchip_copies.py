@@ -1,10 +1,12 @@
 """Why the two copies of a conductance came apart on Lava's bit-approximate engine, measured on their tags.
 
-    python benchmarks/onchip_copies.py [--samples 96] [--hidden 100]
+    python benchmarks/onchip_copies.py [--samples 96] [--hidden 100] [--taus 256 4096 65535]
 
 One hold run (tags accumulated over every sample, never applied) of lava-onchip-int's integer rule on digits,
-the network mapped as the backend maps it, twice: with Lava's own third-factor tau (65535, which
-``Loihi3FLearningRule`` fixes) and with the toolkit's (``onchip.network.NO_DECAY``: no trace moves). Prints, per
+the network mapped as the backend maps it, per third-factor tau: Lava's own (65535, which ``Loihi3FLearningRule``
+fixes), shorter ones that make its stochastic decay fire more often (the same mechanism, magnified: a third
+factor Y drops a code with probability about |Y| / tau per step), and the toolkit's (``onchip.network.NO_DECAY``:
+no trace moves). Prints, per
 connection with two copies, how many synapses' forward and backward tags differ. The tags are the update before
 it is rounded into the weights: a tag difference is what turned into the 1-LSB weight differences. Runs Lava in
 this process (minutes: about 0.8 s per sample on 2 cores).
@@ -21,6 +23,8 @@ def main(argv=None):
     p.add_argument("--samples", type=int, default=96, help="samples in the hold run (its tags saturate beyond a few batches, which can hide a difference)")
     p.add_argument("--hidden", type=int, default=100)
     p.add_argument("--steps", type=int, default=20, help="time steps per phase")
+    p.add_argument("--taus", type=float, nargs="+", default=[256.0, 4096.0, 65535.0],
+                   help="third-factor taus to run besides no decay (65535: Lava's)")
     args = p.parse_args(argv)
 
     from eqprop.backends.lava_onchip_int import program_network
@@ -45,7 +49,8 @@ def main(argv=None):
           "per phase; synapses whose forward and backward tags differ, per connection with two copies")
     print("| third factors' tau | " + " | ".join(f"connection {c}" for c in range(1, net.n_connections)) + " |")
     print("|---|" + "---|" * (net.n_connections - 1))
-    for tau, name in ((65535.0, "65535 (Lava's Loihi3FLearningRule)"), (onchip.NO_DECAY, "2^60 (no decay)")):
+    rows = [(t, f"{t:g}" + (" (Lava's Loihi3FLearningRule)" if t == 65535 else "")) for t in args.taus]
+    for tau, name in rows + [(onchip.NO_DECAY, "2^60 (no decay: the toolkit's)")]:
         onchip.THIRD_FACTOR_TAU = tau
         run = onchip.OnchipTraining(net.copy(), net.encode_inputs(x), y, beta, scales, args.samples, args.steps,
                                     int_map=m, seed=0, hold=True)
