@@ -216,6 +216,8 @@ def _loop(cfg, run_dir, ds, x_train, x_test, backend, state, history, progress, 
             + f"test acc {last['test_accuracy']:.4f}  ({last['seconds']:.1f} s)")
         if on_epoch is not None:
             on_epoch(last)
+        if getattr(backend, "epoch_run", False) and stop_after_steps is not None and steps >= stop_after_steps:
+            return {"stopped": True}  # a backend that runs whole epochs stops at the end of one
     write_plots(run_dir, backend, history, x_test[:512])
     return last
 
