@@ -180,7 +180,8 @@ def test_each_recipe_runs_its_first_steps(recipe, tmp_path):
     extra = {"data": str(_mnist_like(tmp_path / "mnist.npz"))} if r.train.get("dataset") == "mnist" else {}
     # one ngspice process and a batch of 4 are enough for a step (every phase a sweep of operating points)
     one_worker = {"workers": 1, "batch_size": 4} if "workers" in r.train else {}
-    overrides = {**one_worker, **({} if extra else {"n_train": 16})}
+    # (a backend that runs whole epochs evaluates at the end of its first: 16 test images)
+    overrides = {**one_worker, **({} if extra else {"n_train": 16, "n_test": 16})}
     cfg = r.config(**extra, **overrides)
     out = train(cfg, tmp_path / "run", progress=False, log=lambda *_: None, stop_after_steps=1, recipe=str(recipe))
     assert out == {"stopped": True}
