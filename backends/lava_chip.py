@@ -38,7 +38,6 @@ class LavaChipBackend(LavaOnchipIntBackend):
     epoch_run = True  # the training loop hands it whole epochs (``onchip_epoch``)
 
     def __init__(self, network, steps: int = 20, seed: int = 0, **kw):
-        kw.pop("neurons", None)
         super().__init__(network, steps=steps, seed=seed, neurons="integer", **kw)
         self.backward = None  # the backward copies' mantissas as the last run left them
         self.epochs = 0
@@ -65,9 +64,8 @@ class LavaChipBackend(LavaOnchipIntBackend):
         self.batches += -(-len(x) // int(batch))
         self.epochs += 1
         mant = r["mantissas"]
-        diff = [np.abs(b - f.T) for b, f in zip(mant["backward"], mant["forward"][1:])]
-        worst = max((int(d.max(initial=0)) for d in diff), default=0)
-        count = sum(int(np.count_nonzero(d)) for d in diff)
+        worst = int(r["copy_mismatch"])  # the largest |backward - forward| of any synapse, in LSB
+        count = sum(int(np.count_nonzero(b != f.T)) for b, f in zip(mant["backward"], mant["forward"][1:]))
         self.copy_mismatch = max(self.copy_mismatch, float(worst))
         self.mismatched_synapses = max(self.mismatched_synapses, count)
         if worst > COPY_TOLERANCE:

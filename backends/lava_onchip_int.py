@@ -131,8 +131,6 @@ def _plain(value):
         return int(value)
     if isinstance(value, np.floating):
         return float(value)
-    if isinstance(value, np.ndarray):
-        return value.tolist()
     return value
 
 

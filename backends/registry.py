@@ -34,7 +34,6 @@ class BackendSpec:
     hidden_pairs: bool = False  # settles differential hidden layers (--hidden-pairs; the default for deep networks)
     converters: bool = False  # a co-simulated loop whose ADC and DAC --converters sets
     neurons: tuple = ()  # the neuron kinds --neurons picks from (the first is the default); () : no choice
-    epoch_run: bool = False  # onchip, and a whole epoch is one run of it: no mid-epoch checkpoint
     amplifiers: tuple = ("ideal",)  # amplifier models it settles (--amplifier; "opamp": the op-amp macromodel, "table": a characterised transistor-level one)
 
     def load(self):
@@ -85,8 +84,7 @@ register(BackendSpec("lava-onchip-int", "eqprop.backends.lava_onchip_int:LavaOnc
 register(BackendSpec("lava-chip", "eqprop.backends.lava_chip:LavaChipBackend",
                      "one chip end to end: integer neurons (leak measured on chip) and Lava's bit-approximate learning "
                      "engine, a whole epoch in one Lava run; the host loads samples and reads the synapses back",
-                     needs=("lava",), diodes=("ideal",), onchip=True, compare_samples=160, in_demo=False,
-                     epoch_run=True))
+                     needs=("lava",), diodes=("ideal",), onchip=True, compare_samples=160, in_demo=False))
 register(BackendSpec("loihi", "eqprop.backends.loihi:LoihiBackend",
                      "the bit-accurate Loihi path: integer neurons and Lava's bit-accurate Dense, sigma-delta or "
                      "binary spikes (batched emulator, checked bit for bit against the Lava run)",

@@ -163,6 +163,7 @@ def _loop(cfg, run_dir, ds, x_train, x_test, backend, state, history, progress, 
     x_valid = None if ds.x_valid is None else ds.x_valid * cfg.input_scale  # scaled once, like x_test
     trainer.warmup_steps = int(np.ceil(cfg.warmup * -(-len(x_train) // cfg.batch_size)))
     steps = 0
+    whole_epochs = getattr(backend, "epoch_run", False)  # the backend runs each epoch in one go (lava-chip)
     show = progress if progress is not None else _is_terminal()
     for epoch in range(trainer.epoch, cfg.epochs):
         t0 = t_saved = time.perf_counter()
@@ -175,7 +176,7 @@ def _loop(cfg, run_dir, ds, x_train, x_test, backend, state, history, progress, 
             done, loss_sum, correct = position["steps"], position["loss_sum"], position["correct"]
             before = position.get("seconds", 0.0)
             position = None
-        if getattr(backend, "epoch_run", False):  # the whole epoch in one run of the backend (one chip)
+        if whole_epochs:  # the whole epoch in one run of the backend (one chip)
             xs = shifted(x_train[order], ds.image_shape, moves) if cfg.shift else x_train[order]
             r = trainer.epoch_step(xs, ds.y_train[order], cfg.batch_size)
             loss_sum, correct = r["loss"] * len(order), r["correct"]
@@ -216,7 +217,7 @@ def _loop(cfg, run_dir, ds, x_train, x_test, backend, state, history, progress, 
             + f"test acc {last['test_accuracy']:.4f}  ({last['seconds']:.1f} s)")
         if on_epoch is not None:
             on_epoch(last)
-        if getattr(backend, "epoch_run", False) and stop_after_steps is not None and steps >= stop_after_steps:
+        if whole_epochs and stop_after_steps is not None and steps >= stop_after_steps:
             return {"stopped": True}  # a backend that runs whole epochs stops at the end of one
     write_plots(run_dir, backend, history, x_test[:512])
     return last
