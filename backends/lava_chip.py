@@ -57,10 +57,7 @@ class LavaChipBackend(LavaOnchipIntBackend):
             raise ValueError(f"batch must be a positive number of samples, got {batch!r}")
         if self.map is None:
             self.map = program_network(net, x[:batch], y[:batch], beta)
-        r = self.session.onchip_train(net, net.encode_inputs(x), y, beta, scales, int(batch), self.steps,
-                                      int_map=self.map, seed=self.seed * 100003 + self.batches, neurons="integer",
-                                      backward=self.backward,
-                                      timeout=self.session.timeout + SECONDS_PER_SAMPLE * len(x))
+        r = self._train(net, net.encode_inputs(x), y, beta, scales, int(batch), self.seed * 100003 + self.batches)
         self.batches += -(-len(x) // int(batch))
         self.epochs += 1
         mant = r["mantissas"]
@@ -81,6 +78,12 @@ class LavaChipBackend(LavaOnchipIntBackend):
         for p, new in zip(net.weights + net.biases, r["weights"] + r["biases"]):
             p[...] = new  # what the forward copies hold, for evaluation and checkpoints
         return readout(net, r["free_out"])
+
+    def _train(self, net, sources, y, beta: float, scales, batch: int, seed: int) -> dict:
+        """One run of the epoch's samples (``onchip.network.OnchipTraining``), here on Lava."""
+        return self.session.onchip_train(net, sources, y, beta, scales, batch, self.steps, int_map=self.map, seed=seed,
+                                         neurons="integer", backward=self.backward,
+                                         timeout=self.session.timeout + SECONDS_PER_SAMPLE * len(sources))
 
     def state(self) -> dict:
         out = super().state()
@@ -105,3 +108,47 @@ class LavaChipBackend(LavaOnchipIntBackend):
     @classmethod
     def from_config(cls, network, cfg) -> "LavaChipBackend":
         return cls(network, tol=cfg.tol, seed=cfg.seed)
+
+
+class LavaChipEmulatorBackend(LavaChipBackend):
+    """``lava-chip`` on the host emulator (``neuromorphic.onchip.emulator``): the same run, stepped in lockstep in
+    this process with the same neuron and source models and the bit-approximate engine's arithmetic written
+    out, bit-exact with the Lava run (its mantissas, tags and free-phase outputs; tests/test_onchip_emulator.py
+    and ``benchmarks/chip_emulator.py``) and without Lava's runtime. Evaluation settles the learned conductances
+    with the native solver (``lava-chip`` settles them on Lava's float models: the same equilibrium)."""
+
+    name = "lava-chip-emu"
+
+    def __init__(self, network, steps: int = 20, seed: int = 0, **kw):
+        super().__init__(network, steps=steps, seed=seed, **kw)
+        from .native import NativeBackend
+
+        self.native = NativeBackend(network, tol=self.tol)
+
+    def _train(self, net, sources, y, beta: float, scales, batch: int, seed: int) -> dict:
+        import copy
+
+        from eqprop.neuromorphic.onchip.network import OnchipTraining
+        from eqprop.neuromorphic.session import _checked_samples
+
+        sources, y = _checked_samples(net, sources, y)
+        # a copy of the network and of the mapping, as the Lava run's child process gets them: the run sets the
+        # epoch's rates on its mapping, which must not carry over to the next epoch
+        r = OnchipTraining(net.copy(), sources, y, float(beta), [float(s) for s in scales], int(batch), self.steps,
+                           1.0, copy.deepcopy(self.map), int(seed), False, "integer", self.backward).emulate()
+        return r
+
+    def onchip_epoch(self, x, y, beta: float, scales, batch: int) -> np.ndarray:
+        out = super().onchip_epoch(x, y, beta, scales, batch)
+        self.native.sync()
+        return out
+
+    def settle(self, x, y=None, beta=0.0, init=None):
+        return self.native.settle(x, y, beta, init)
+
+    def sync(self) -> None:
+        self.native.sync()
+
+    def close(self) -> None:
+        self.native.close()
+        super().close()

@@ -85,6 +85,11 @@ register(BackendSpec("lava-chip", "eqprop.backends.lava_chip:LavaChipBackend",
                      "one chip end to end: integer neurons (leak measured on chip) and Lava's bit-approximate learning "
                      "engine, a whole epoch in one Lava run; the host loads samples and reads the synapses back",
                      needs=("lava",), diodes=("ideal",), onchip=True, compare_samples=160, in_demo=False))
+register(BackendSpec("lava-chip-emu", "eqprop.backends.lava_chip:LavaChipEmulatorBackend",
+                     "lava-chip on the host emulator: the same neurons and the bit-approximate engine's arithmetic, "
+                     "stepped in one process, bit-exact with the Lava run and about 8x faster; evaluation on the "
+                     "native solver", needs=("lava",), diodes=("ideal",), onchip=True, compare_samples=160,
+                     in_demo=False))
 register(BackendSpec("loihi", "eqprop.backends.loihi:LoihiBackend",
                      "the bit-accurate Loihi path: integer neurons and Lava's bit-accurate Dense, sigma-delta or "
                      "binary spikes (batched emulator, checked bit for bit against the Lava run)",

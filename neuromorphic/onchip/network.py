@@ -232,12 +232,14 @@ class OnchipTraining:
                                 sign_mode=SignMode.EXCITATORY, name=name, **kw)  # conductances saturate at 0
             pre.s_out.connect(syn.s_in)
             syn.a_out.connect(post.a_in)
+            self.wiring.append((syn, pre, post, side))
             post.bap.connect(syn.s_in_bap)
             for k in (1, 2, 3):
                 getattr(post, f"y{k}_{side}").connect(getattr(syn, f"s_in_y{k}"))
             return syn
 
         self.forward, self.backward, self.bias, self.rails = [], [], [], []
+        self.wiring = []  # (synapses, pre, post, side) per synapse array, for the emulator
         for c in range(L):
             a, post = net.gains[c], self.layers[c]
             pre = self.inputs if c == 0 else self.layers[c - 1]
@@ -260,10 +262,18 @@ class OnchipTraining:
                 self.backward.append(synapse(mant["backward"][c - 1][0], f"backward{c}", post, pre, "backward",
                                              m.exps[c], mant["backward"][c - 1][1], m.tag_bits[c][0]))
 
+    def emulate(self) -> dict:
+        """``run`` on the host emulator (``onchip.emulator``, bit-exact with the Lava run, no Lava runtime)."""
+        from eqprop.neuromorphic.onchip.emulator import emulate
+
+        if self.map is None:
+            raise ValueError("the emulator runs the bit-approximate engine (an integer mapping, int_map)")
+        r = emulate(self)
+        return self._result(r["forward"], r["backward"], r["bias"], r["free_out"], r["tags"], r["back_tags"])
+
     def run(self) -> dict:
         """Every sample's phases; the conductances the learning engine left (weights from the forward copies,
         and how far the backward copies are from them), and the free-phase outputs."""
-        net = self.net
         tag = "floating_pt" if self.map is None else "fixed_pt"
         try:
             if self.map is None:
@@ -281,6 +291,10 @@ class OnchipTraining:
             free_out = self.layers[-1].free_out.get()
         finally:
             self.inputs.stop()
+        return self._result(fwd, bwd, bias, free_out, tags, back_tags)
+
+    def _result(self, fwd, bwd, bias, free_out, tags, back_tags) -> dict:
+        net = self.net
         L = net.n_connections
         if self.map is not None:
             fwd = [np.rint(f).astype(np.int64) for f in fwd]
