@@ -132,11 +132,29 @@ class LavaChipEmulatorBackend(LavaChipBackend):
         from eqprop.neuromorphic.session import _checked_samples
 
         sources, y = _checked_samples(net, sources, y)
+        self.samples_last = len(sources)
         # a copy of the network and of the mapping, as the Lava run's child process gets them: the run sets the
         # epoch's rates on its mapping, which must not carry over to the next epoch
         r = OnchipTraining(net.copy(), sources, y, float(beta), [float(s) for s in scales], int(batch), self.steps,
                            1.0, copy.deepcopy(self.map), int(seed), False, "integer", self.backward).emulate()
+        self.activity = r["activity"]
         return r
+
+    def chip_figures(self, cores: int = 1) -> dict:
+        """Energy (nJ) and time (us) per training sample and per inference on Loihi, (min, max), from what the last
+        epoch's emulated run counted (``neuromorphic.loihi.energy.estimate``: Loihi 1's published figures)."""
+        from eqprop.neuromorphic.loihi.energy import estimate
+
+        a = getattr(self, "activity", None)
+        if a is None:
+            raise ValueError("no epoch has run on this backend yet: the counts come from an emulated epoch")
+        out = {}
+        for what, counts in (("training_sample", a), ("inference", a["inference"])):
+            n = self.samples_last
+            k = {key: counts[key] / n for key in ("messages", "synops", "neuron_updates", "synapse_updates", "steps")}
+            out[what] = {**k, **estimate(k["messages"], k["synops"], k["neuron_updates"], k["synapse_updates"],
+                                         k["steps"], cores=cores)}
+        return out
 
     def onchip_epoch(self, x, y, beta: float, scales, batch: int) -> np.ndarray:
         out = super().onchip_epoch(x, y, beta, scales, batch)

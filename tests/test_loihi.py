@@ -408,3 +408,24 @@ def test_the_report_with_a_measured_leak_counts_its_calibration_steps_and_keeps_
     assert mea["leak"] == "measured" and mea["time_steps"] == rec["time_steps"] + 2
     assert abs(mea["accuracy"] - rec["accuracy"]) <= 0.05
     assert mea["bound_silent_samples"] > 0 and mea["bound_failures"] == 20 - mea["bound_silent_samples"]
+
+
+def test_energy_estimate_is_a_range_from_the_published_figures_and_names_what_it_leaves_out():
+    """Counts priced by Davies et al. 2018 Table 2, by hand: 1000 synaptic ops, 100 neuron updates, 50 messages and
+    400 synapse updates; the range spans the inactive and active neuron update and a tile hop per message; time
+    from all on one core down to an even share of 4 cores; static power and barriers only when given."""
+    from eqprop.neuromorphic.loihi.energy import estimate, per_inference
+
+    r = estimate(50, 1000, 100, 400, steps=10, cores=4)
+    lo = 1000 * 23.6 + 100 * 52 + 50 * 1.7 + 400 * 120  # pJ
+    hi = 1000 * 23.6 + 100 * 81 + 50 * (1.7 + 4.0) + 400 * 120
+    assert r["energy_nj"] == pytest.approx((lo * 1e-3, hi * 1e-3))
+    serial = (1000 * 3.5 + 100 * 8.4) * 1e-3
+    assert r["time_us"] == pytest.approx((serial / 4, serial))
+    assert "static power" in r["excluded"] and "barrier" in r["excluded"] and "host I/O" in r["excluded"]
+    s = estimate(50, 1000, 100, 400, steps=10, cores=4, static_w=0.1, barrier_s=1e-6)
+    assert s["time_us"] == pytest.approx((serial / 4 + 10, serial + 10))
+    assert s["energy_nj"][0] == pytest.approx(lo * 1e-3 + 0.1 * (serial / 4 + 10) * 1e3)
+    assert s["excluded"].startswith("host I/O")
+    p = per_inference(50, 1000, 100)
+    assert p["energy_nj"] == pytest.approx((1000 * 23.6 + 100 * 52 + 50 * 1.7) * 1e-3) and p["energy_nj_max"] > p["energy_nj"]

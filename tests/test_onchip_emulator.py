@@ -122,6 +122,15 @@ def whole_run(hold: str = "0") -> None:
             assert np.array_equal(a, b), key
             moved += int(np.count_nonzero(a != s[0]))
     assert np.array_equal(lava["free_out"], emu["free_out"])
+    # what a chip would do, counted: the learning engine visits every synapse every step, every free neuron
+    # updates every step, and nearly every payload is non-zero (graded voltages), each reaching its whole array
+    a = emu["activity"]
+    sizes = [(8, 12), (6, 8), (4, 6), (6, 8), (4, 6), (8, 2), (6, 2), (4, 2)]  # forward, backward, bias arrays
+    per_step = sum(p * q for p, q in sizes)
+    assert a["steps"] == 12 * (3 + 3 * 20 + 8 + 1) and a["synapse_updates"] == a["steps"] * per_step
+    assert a["neuron_updates"] == a["steps"] * (8 + 6 + 4)
+    assert 0.9 * a["steps"] * per_step < a["synops"] <= a["steps"] * per_step
+    assert a["inference"]["steps"] == 12 * 23 and a["inference"]["synops"] < a["synops"] / 3
     if hold == "1":
         assert moved == 0
         for key in ("forward", "backward"):

@@ -266,6 +266,18 @@ def emulate(training) -> dict:
         synapses.append((syn, s, out, pre_m.s_out, post_m.bap, [getattr(post_m, f"y{k}_{side}") for k in (1, 2, 3)]))
     steps = training.S * training.per_sample
     order = list(models.values())
+    # what a chip would do, counted as it happens: graded messages sent (non-zero payloads reach synapses), the
+    # synaptic ops they make (each message, every synapse of its array), neuron updates (every free-layer neuron
+    # every step), and the learning engine's synapse updates (every synapse every learning epoch, t_epoch 1)
+    from eqprop.neuromorphic.simulation.proc.source.models import CAL_STEPS
+
+    n_neurons = sum(int(layer.v.shape[0]) for layer in training.layers)
+    activity = {"steps": steps, "messages": 0, "synops": 0, "neuron_updates": steps * n_neurons,
+                "synapse_updates": steps * sum(s.weights.size for _, s, *_ in synapses)}
+    # an inference is a sample's calibration and free phase, without the learning engine
+    infer_steps = CAL_STEPS + training.steps
+    inference = {"steps": training.S * infer_steps, "messages": 0, "synops": 0,
+                 "neuron_updates": training.S * infer_steps * n_neurons, "synapse_updates": 0}
     with np.errstate(invalid="ignore"):  # a phase's payloads do not fit x1's byte: Lava's cast wraps them alike
         for t in range(1, steps + 1):
             for _, s, out, *_ in synapses:
@@ -275,8 +287,18 @@ def emulate(training) -> dict:
                 m.run_spk()
             for _, s, _, s_out, bap, ys in synapses:
                 # what each port of a LearningDense receives: the payload (int64), the bap (bool), y1..y3 (int32)
-                s.receive(s_out.data.astype(np.int64), bap.data.astype(bool), *(y.data.astype(np.int32) for y in ys))
+                payload = s_out.data.astype(np.int64)
+                sent = int(np.count_nonzero(payload))
+                activity["synops"] += sent * s.weights.shape[0]
+                if (t - 1) % training.per_sample < infer_steps:
+                    inference["synops"] += sent * s.weights.shape[0]
+                s.receive(payload, bap.data.astype(bool), *(y.data.astype(np.int32) for y in ys))
                 s.learn(t)
+            sent = sum(int(np.count_nonzero(m.s_out.data)) for m in order)
+            activity["messages"] += sent
+            if (t - 1) % training.per_sample < infer_steps:
+                inference["messages"] += sent
+    activity["inference"] = inference
     by_proc = {id(syn): s for syn, s, *_ in synapses}
     hold = training.hold and training.map is not None
     return {"forward": [by_proc[id(p)].weights.astype(np.int64) for p in training.forward],
@@ -284,4 +306,5 @@ def emulate(training) -> dict:
             "bias": [by_proc[id(p)].weights.astype(np.int64) for p in training.bias],
             "free_out": np.array(models[id(training.layers[-1])].free_out, dtype=float),
             "tags": [by_proc[id(p)].tag_1 for p in training.forward + training.bias] if hold else None,
-            "back_tags": [by_proc[id(p)].tag_1 for p in training.backward] if hold else None}
+            "back_tags": [by_proc[id(p)].tag_1 for p in training.backward] if hold else None,
+            "activity": activity}

@@ -269,7 +269,9 @@ class OnchipTraining:
         if self.map is None:
             raise ValueError("the emulator runs the bit-approximate engine (an integer mapping, int_map)")
         r = emulate(self)
-        return self._result(r["forward"], r["backward"], r["bias"], r["free_out"], r["tags"], r["back_tags"])
+        out = self._result(r["forward"], r["backward"], r["bias"], r["free_out"], r["tags"], r["back_tags"])
+        out["activity"] = r["activity"]
+        return out
 
     def run(self) -> dict:
         """Every sample's phases; the conductances the learning engine left (weights from the forward copies,
