@@ -63,6 +63,7 @@ def int_case():
     return net, rng.uniform(0, 1, (6, 6)), rng.uniform(-0.05, 0.05, (6, 2))
 
 
+@pytest.mark.slow  # two Lava runs (about 25 s); make test: the integer-neuron test below (the same checks of the tags)
 def test_bit_approximate_engine_follows_host_eqprop_and_keeps_copies_identical():
     """Lava's PyLearningDenseModelBitApproximate with the integer rule, one batch of 6 at a step of 5% of the
     largest conductance: the tags (the update before it is rounded into 8-bit weights) point along host-side
@@ -315,14 +316,16 @@ def test_copies_one_lsb_apart_are_counted_and_more_is_refused():
 
 # --- one chip end to end (lava-chip): integer neurons, the bit-approximate engine, an epoch per Lava run ---
 
-def test_one_chip_runs_an_epoch_alone_and_follows_host_eqprop():
-    """An epoch of two batches of 3 in one Lava run of lava-chip: the second batch settles on the conductances
+def one_chip_epoch(kind: str = "emu") -> None:
+    """An epoch of two batches of 3 in one run of lava-chip: the second batch settles on the conductances
     the first one's apply step left on chip (the host does nothing between them). Its total change points along
     host-side centered EqProp done batch after batch from the same 8-bit network (float updates; measured
     cosine 0.979), the copies end bit-identical, the conductances are 8-bit mantissas, and the run differs from
-    one batch of 6 (whose update is made at the start's conductances alone)."""
-    from eqprop.backends.lava_chip import LavaChipBackend
+    one batch of 6 (whose update is made at the start's conductances alone). ``kind``: "lava" (the Lava run) or
+    "emu" (the host emulator, bit-exact with it: tests/test_onchip_emulator.py)."""
+    from eqprop.backends.lava_chip import LavaChipBackend, LavaChipEmulatorBackend
 
+    LavaChipBackend = {"lava": LavaChipBackend, "emu": LavaChipEmulatorBackend}[kind]  # noqa: N806
     net, x, y = int_case()
     beta = 0.1 * NativeBackend(net).beta_unit()
     chip = LavaChipBackend(net.copy(), timeout=300)
@@ -358,6 +361,30 @@ def test_one_chip_runs_an_epoch_alone_and_follows_host_eqprop():
         assert max(float(np.abs(a - b).max()) for a, b in zip(one.network.weights, chip.network.weights)) > 0
     finally:
         chip.close()
+    print("ok")
+
+
+def _child(name: str, *args) -> str:
+    import os
+    import subprocess
+    import sys
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    code = f"import sys; sys.path.insert(0, {here!r}); import test_onchip_training as t; t.{name}(*sys.argv[1:])"
+    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out.stdout
+
+
+def test_one_chip_runs_an_epoch_alone_and_follows_host_eqprop():
+    """``one_chip_epoch`` on the host emulator, bit-exact with the Lava run (tests/test_onchip_emulator.py;
+    in a child process: the emulator imports Lava's models)."""
+    assert _child("one_chip_epoch", "emu").split()[-1] == "ok"
+
+
+@pytest.mark.slow  # the same on Lava (about 30 s); make test runs it on the emulator, bit-exact with Lava
+def test_one_chip_runs_an_epoch_alone_on_lava():
+    one_chip_epoch("lava")
 
 
 @pytest.mark.slow  # two Lava runs (about 15 s); make test runs the epoch test above
