@@ -128,8 +128,10 @@ class LavaChipEmulatorBackend(LavaChipBackend):
     def _train(self, net, sources, y, beta: float, scales, batch: int, seed: int) -> dict:
         import copy
 
+        from eqprop.neuromorphic.session import _checked_samples, prepare_lava_import
+
+        prepare_lava_import("the one-chip emulator")
         from eqprop.neuromorphic.onchip.network import OnchipTraining
-        from eqprop.neuromorphic.session import _checked_samples
 
         sources, y = _checked_samples(net, sources, y)
         self.samples_last = len(sources)

@@ -599,18 +599,12 @@ def _prepare_lava_import() -> None:
     """Lava's runtime runs in this process here (ngspice's callbacks talk to it), and importing it calls
     ``multiprocessing.set_start_method('fork')``, which raises once anything fixed the start method. An
     earlier 'fork' (Linux's default) is released so Lava can set it again; another method is refused."""
-    import multiprocessing as mp
-    import sys
+    from eqprop.neuromorphic.session import LavaError, prepare_lava_import
 
-    if "lava.magma.runtime.message_infrastructure.multiprocessing" in sys.modules:
-        return
-    current = mp.get_start_method(allow_none=True)
-    if current == "fork":
-        mp.set_start_method(None, force=True)
-    elif current is not None:
-        raise CosimError(f"this process's multiprocessing start method is {current!r}; Lava's runtime, which the "
-                         "co-simulation runs in this process, needs 'fork': run it in a process that does not set "
-                         "another method")
+    try:
+        prepare_lava_import("the co-simulation")
+    except LavaError as e:
+        raise CosimError(str(e)) from None
 
 
 def fixed_point_gain(gain: float, bits: int = 8) -> tuple:

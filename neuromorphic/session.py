@@ -79,6 +79,22 @@ def _serve(conn, alpha, threshold):
             conn.send(("error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"))
 
 
+def prepare_lava_import(what: str = "this run") -> None:
+    """Before Lava's runtime is imported into this process: importing it calls
+    ``multiprocessing.set_start_method('fork')``, which raises once anything fixed the start method. An earlier
+    'fork' (Linux's default) is released so Lava can set it again; another method is refused in one line."""
+    import multiprocessing as mp
+
+    if "lava.magma.runtime.message_infrastructure.multiprocessing" in sys.modules:
+        return
+    current = mp.get_start_method(allow_none=True)
+    if current == "fork":
+        mp.set_start_method(None, force=True)
+    elif current is not None:
+        raise LavaError(f"this process's multiprocessing start method is {current!r}; Lava, which {what} runs in this "
+                        "process, needs 'fork': run it in a process that does not set another method")
+
+
 def _checked_samples(net, sources, targets) -> tuple:
     """(sources, targets) as float arrays of one sample per row, or a one-line InputError."""
     if getattr(net, "hidden_pairs", False):

@@ -245,8 +245,9 @@ def emulate(training) -> dict:
     """Step every process of ``training`` (an ``onchip.network.OnchipTraining`` with an integer mapping) through
     its whole run; returns the forward, backward and bias mantissas, the free-phase outputs and (with ``hold``)
     the tags, as the Lava run reads them back."""
-    from lava.proc.dense.process import LearningDense  # noqa: F401 (the synapse processes' class)
+    from eqprop.neuromorphic.session import prepare_lava_import
 
+    prepare_lava_import("the one-chip emulator")
     from eqprop.neuromorphic.simulation.proc.neurons.models import PyTaggedNeuronsFixed
     from eqprop.neuromorphic.simulation.proc.source.models import PySampleSourceFixed, PyValueSourceFixed
 
