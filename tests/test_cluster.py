@@ -12,7 +12,7 @@ from eqprop.circuits import ShockleyDiode, layered
 from eqprop.netlists import SpiceError, SpicePool
 from eqprop.netlists.ray_pool import RaySpicePool, connect
 
-pytestmark = [pytest.mark.spice, pytest.mark.ray]
+pytestmark = [pytest.mark.spice, pytest.mark.ray, pytest.mark.xdist_group("ray")]  # one Ray instance at a time
 
 
 @pytest.fixture(scope="module")

@@ -45,7 +45,7 @@ class BitApproxSynapses:
     exponent, a three-factor rule (``onchip.network.three_factor_rule``), payloads that overwrite x1."""
 
     def __init__(self, weights, weight_exp: int, rule, num_weight_bits: int = 8):
-        from eqprop.neuromorphic.onchip.network import NO_DECAY
+        from eqprop.neuromorphic.onchip.map import NO_DECAY
 
         if rule.t_epoch != 1:
             raise ValueError(f"the emulator runs rules with t_epoch 1, got {rule.t_epoch}")
@@ -245,9 +245,6 @@ def emulate(training) -> dict:
     """Step every process of ``training`` (an ``onchip.network.OnchipTraining`` with an integer mapping) through
     its whole run; returns the forward, backward and bias mantissas, the free-phase outputs and (with ``hold``)
     the tags, as the Lava run reads them back."""
-    from eqprop.neuromorphic.session import prepare_lava_import
-
-    prepare_lava_import("the one-chip emulator")
     from eqprop.neuromorphic.simulation.proc.neurons.models import PyTaggedNeuronsFixed
     from eqprop.neuromorphic.simulation.proc.source.models import PySampleSourceFixed, PyValueSourceFixed
 

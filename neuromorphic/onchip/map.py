@@ -40,6 +40,7 @@ E_MIN = -7  # the engine's accumulator keeps 7 fractional bits of a tag LSB
 E_MAX = 8  # the largest exponent of a rule's scaling constant (lava.magma.core.learning.product_series refuses >= 9)
 TAG_BITS_MAX = 7  # a weight update keeps 7 fractional bits before it is rounded
 STATE_MAX = 2**23 - 1
+NO_DECAY = 2.0**60  # a trace's tau at which exp(-1 / tau) is exactly 1.0 (``onchip.network.three_factor_rule``)
 
 
 def rule_strings(e: int, s: int = 0) -> dict:

@@ -30,6 +30,7 @@ from lava.utils.weightutils import SignMode
 
 from eqprop.circuits.serialize import clamp_to_dict
 
+from eqprop.neuromorphic.onchip.map import NO_DECAY
 from eqprop.neuromorphic.simulation.proc.neurons.process import TaggedNeurons
 from eqprop.neuromorphic.simulation.proc.source.models import CAL_STEPS
 from eqprop.neuromorphic.simulation.proc.source.process import SampleSource, ValueSource
@@ -40,7 +41,6 @@ TAG_RULE = {"dt": "u0 * y1 + u0 * 2^1 * x1 * y2 + u0 * 2^2 * x1 * x1 * y3 - y0 *
 # bit-approximate engine) or makes it NaN (its float engine), and a finite tau decays it, stochastically in the
 # bit-approximate engine. At tau = 2^60, exp(-1 / tau) is exactly 1.0 in float64: the value, its fraction 0 and
 # so its stochastic rounding are exact, by construction.
-NO_DECAY = 2.0**60
 THIRD_FACTOR_TAU = NO_DECAY  # the third factors' tau (``three_factor_rule``); benchmarks/onchip_copies.py sets Lava's
 
 
