@@ -93,8 +93,9 @@ def test_engine_arithmetic_is_lavas_step_by_step():
 
 
 def whole_run(hold: str = "0") -> None:
-    """One run of 12 samples in batches of 3 (four apply steps) at a rate that moves weights, integer neurons, on
-    Lava and on the emulator: every mantissa of every copy, the free-phase outputs and (hold) the tags."""
+    """One run of 9 samples in batches of 3 (three apply steps) at a rate that moves weights, integer neurons, 12
+    steps a phase, on Lava and on the emulator: every mantissa of every copy, the free-phase outputs and (hold)
+    the tags."""
     from eqprop.backends.lava_onchip_int import program_network
     from eqprop.backends.native import NativeBackend
     from eqprop.circuits import layered
@@ -104,13 +105,13 @@ def whole_run(hold: str = "0") -> None:
 
     net = layered([12, 8, 6, 4], diode="ideal", rails=(-0.05, 0.05), gain=4.0, seed=1)
     rng = np.random.default_rng(1)
-    x, y = rng.uniform(0, 1, (12, 6)), rng.uniform(-0.05, 0.05, (12, 2))
+    x, y = rng.uniform(0, 1, (9, 6)), rng.uniform(-0.05, 0.05, (9, 2))
     beta = 0.1 * NativeBackend(net).beta_unit()
     m = program_network(net, x[:6], y[:6], beta)
     nb = NativeBackend(net.copy(), tol=1e-13)
     g = eqprop_gradient(nb, run_phases(nb, x[:6], y[:6], beta, "centered"))
     per = 0.3 * max(float(w.max()) for w in net.weights) / (6 * max(float(np.abs(t).max()) for t in g))
-    args = (net.encode_inputs(x), y, beta, [per] * 6, 3, 20)
+    args = (net.encode_inputs(x), y, beta, [per] * 6, 3, 12)
     kw = dict(int_map=m, seed=3, hold=hold == "1", neurons="integer")
     with LavaSession(timeout=600) as session:
         lava = session.onchip_train(net, *args, **kw)
@@ -127,17 +128,17 @@ def whole_run(hold: str = "0") -> None:
     a = emu["activity"]
     sizes = [(8, 12), (6, 8), (4, 6), (6, 8), (4, 6), (8, 2), (6, 2), (4, 2)]  # forward, backward, bias arrays
     per_step = sum(p * q for p, q in sizes)
-    assert a["steps"] == 12 * (3 + 3 * 20 + 8 + 1) and a["synapse_updates"] == a["steps"] * per_step
+    assert a["steps"] == 9 * (3 + 3 * 12 + 8 + 1) and a["synapse_updates"] == a["steps"] * per_step
     assert a["neuron_updates"] == a["steps"] * (8 + 6 + 4)
     assert 0.9 * a["steps"] * per_step < a["synops"] <= a["steps"] * per_step
-    assert a["inference"]["steps"] == 12 * 23 and a["inference"]["synops"] < a["synops"] / 3
+    assert a["inference"]["steps"] == 9 * 15 and a["inference"]["synops"] < a["synops"] / 3
     if hold == "1":
         assert moved == 0
         for key in ("forward", "backward"):
             for a, b in zip(lava["held_tags"][key], emu["held_tags"][key]):
                 assert np.array_equal(a, b) and np.abs(a).max() > 0, key
     else:
-        assert moved > 50, moved  # measured 86 of 312 forward, backward and bias mantissas
+        assert moved > 100, moved  # measured 139 of 312 forward, backward and bias mantissas
     print("ok")
 
 
