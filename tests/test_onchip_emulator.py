@@ -149,3 +149,35 @@ def test_emulated_run_is_the_lava_run_bit_for_bit():
 @pytest.mark.slow  # the run above covers the weights; this one the tags a hold run keeps
 def test_emulated_hold_run_keeps_the_lava_runs_tags():
     assert _child("whole_run", 1).split()[-1] == "ok"
+
+
+def resume_across_epochs(tmp: str) -> None:
+    """A lava-chip-emu run stopped after its first epoch and resumed ends with the conductances and backward copies
+    of a run that was never stopped (the mapping, the copies and the batch count travel in the checkpoint)."""
+    from pathlib import Path
+
+    from eqprop.learning.rundir import load_checkpoint
+    from eqprop.learning.runs import train
+    from eqprop.learning.trainer import TrainConfig
+
+    tmp = Path(tmp)
+    cfg = TrainConfig(backend="lava-chip-emu", dataset="digits", hidden=[8], epochs=2, n_train=8, n_test=8,
+                      batch_size=4, seed=0)
+    quiet = dict(progress=False, log=lambda *_: None)
+    train(cfg, tmp / "full", **quiet)
+    assert train(cfg, tmp / "cut", stop_after_steps=1, **quiet) == {"stopped": True}  # at the first epoch's end
+    _, first, _ = load_checkpoint(tmp / "cut")
+    assert first["epoch"] == 1
+    train(cfg, tmp / "cut", resume=True, **quiet)
+    full, state, _ = load_checkpoint(tmp / "full")
+    cut, cut_state, _ = load_checkpoint(tmp / "cut")
+    for a, b in zip(full.weights + full.biases, cut.weights + cut.biases):
+        np.testing.assert_array_equal(a, b)
+    assert state["backend_state"]["backward"] == cut_state["backend_state"]["backward"]
+    assert state["backend_state"]["batches"] == 4 == cut_state["backend_state"]["batches"]
+    assert first["backend_state"]["backward"] != state["backend_state"]["backward"]  # the second epoch moved them
+    print("ok")
+
+
+def test_an_emulated_run_resumes_as_an_uninterrupted_run(tmp_path):
+    assert _child("resume_across_epochs", tmp_path).split()[-1] == "ok"
