@@ -124,6 +124,8 @@ class LavaChipEmulatorBackend(LavaChipBackend):
         from .native import NativeBackend
 
         self.native = NativeBackend(network, tol=self.tol)
+        self.activity = None  # what the last epoch's run counted (``chip_figures``), and over how many samples
+        self.samples_last = 0
 
     def _train(self, net, sources, y, beta: float, scales, batch: int, seed: int) -> dict:
         import copy
@@ -147,12 +149,11 @@ class LavaChipEmulatorBackend(LavaChipBackend):
         epoch's emulated run counted (``neuromorphic.loihi.energy.estimate``: Loihi 1's published figures)."""
         from eqprop.neuromorphic.loihi.energy import estimate
 
-        a = getattr(self, "activity", None)
+        a, n = self.activity, self.samples_last
         if a is None:
             raise ValueError("no epoch has run on this backend yet: the counts come from an emulated epoch")
         out = {}
         for what, counts in (("training_sample", a), ("inference", a["inference"])):
-            n = self.samples_last
             k = {key: counts[key] / n for key in ("messages", "synops", "neuron_updates", "synapse_updates", "steps")}
             out[what] = {**k, **estimate(k["messages"], k["synops"], k["neuron_updates"], k["synapse_updates"],
                                          k["steps"], cores=cores)}

@@ -37,8 +37,6 @@ DAVIES_2018 = {
     "source": "Davies et al. 2018, IEEE Micro 38(1), Table 2 (Loihi 1, pre-silicon, 0.75 V)",
 }
 
-EXCLUDED = "static power, the per-step barrier synchronisation and host I/O (no published figure)"
-
 
 def estimate(messages: float, synops: float, neuron_updates: float, synapse_updates: float = 0.0, steps: float = 0.0,
              cores: int = 1, figures: dict = DAVIES_2018, static_w: float | None = None,

@@ -158,21 +158,17 @@ class BitApproxSynapses:
             setattr(self, name, value)
 
     def _finish(self, name: str, acc, r: float) -> np.ndarray:
+        """The accumulator's stochastic rounding back to the variable's width, then its saturation: weights
+        (excitatory) and delays keep no negative value, tags lie in -(2^8) - 1 .. 2^8 - 1."""
         width = VARS_BY_NAME[name]
-        if name == "weights":
-            acc = np.maximum(acc, 0)  # excitatory: the accumulator keeps no negative weight
-        elif name == "tag_2":
+        unsigned = name != "tag_1"
+        if unsigned:
             acc = np.maximum(acc, 0)
         step = 2 ** (W_ACC - width)
         lo = np.floor_divide(acc, step)
         frac = (acc - lo * step) / step
-        rounded = (lo + (r < frac)) * step
-        value = rounded >> (W_ACC + 1 - (width + 1))
-        if name == "weights":
-            return np.clip(value, 0, 2**width - 1)
-        if name == "tag_2":
-            return np.clip(value, 0, 2**width - 1)
-        return np.clip(value, -(2**width) - 1, 2**width - 1)
+        value = ((lo + (r < frac)) * step) >> (W_ACC + 1 - (width + 1))
+        return np.clip(value, 0 if unsigned else -(2**width) - 1, 2**width - 1)
 
 
 VARS_BY_NAME = {v[0]: v[1] for v in VARS.values()}
@@ -246,7 +242,7 @@ def emulate(training) -> dict:
     its whole run; returns the forward, backward and bias mantissas, the free-phase outputs and (with ``hold``)
     the tags, as the Lava run reads them back."""
     from eqprop.neuromorphic.simulation.proc.neurons.models import PyTaggedNeuronsFixed
-    from eqprop.neuromorphic.simulation.proc.source.models import PySampleSourceFixed, PyValueSourceFixed
+    from eqprop.neuromorphic.simulation.proc.source.models import CAL_STEPS, PySampleSourceFixed, PyValueSourceFixed
 
     models = {id(training.inputs): _model(PySampleSourceFixed, training.inputs)}
     for r in training.rails:
@@ -267,8 +263,6 @@ def emulate(training) -> dict:
     # what a chip would do, counted as it happens: graded messages sent (non-zero payloads reach synapses), the
     # synaptic ops they make (each message, every synapse of its array), neuron updates (every free-layer neuron
     # every step), and the learning engine's synapse updates (every synapse every learning epoch, t_epoch 1)
-    from eqprop.neuromorphic.simulation.proc.source.models import CAL_STEPS
-
     n_neurons = sum(int(layer.v.shape[0]) for layer in training.layers)
     activity = {"steps": steps, "messages": 0, "synops": 0, "neuron_updates": steps * n_neurons,
                 "synapse_updates": steps * sum(s.weights.size for _, s, *_ in synapses)}
@@ -283,22 +277,21 @@ def emulate(training) -> dict:
             for m in order:
                 m.time_step = t
                 m.run_spk()
+            counts = (activity, inference) if (t - 1) % training.per_sample < infer_steps else (activity,)
             for _, s, _, s_out, bap, ys in synapses:
                 # what each port of a LearningDense receives: the payload (int64), the bap (bool), y1..y3 (int32)
                 payload = s_out.data.astype(np.int64)
-                sent = int(np.count_nonzero(payload))
-                activity["synops"] += sent * s.weights.shape[0]
-                if (t - 1) % training.per_sample < infer_steps:
-                    inference["synops"] += sent * s.weights.shape[0]
+                synops = int(np.count_nonzero(payload)) * s.weights.shape[0]
+                for c in counts:
+                    c["synops"] += synops
                 s.receive(payload, bap.data.astype(bool), *(y.data.astype(np.int32) for y in ys))
                 s.learn(t)
             sent = sum(int(np.count_nonzero(m.s_out.data)) for m in order)
-            activity["messages"] += sent
-            if (t - 1) % training.per_sample < infer_steps:
-                inference["messages"] += sent
+            for c in counts:
+                c["messages"] += sent
     activity["inference"] = inference
     by_proc = {id(syn): s for syn, s, *_ in synapses}
-    hold = training.hold and training.map is not None
+    hold = training.hold  # the emulator runs integer mappings only (OnchipTraining.emulate)
     return {"forward": [by_proc[id(p)].weights.astype(np.int64) for p in training.forward],
             "backward": [by_proc[id(p)].weights.astype(np.int64) for p in training.backward],
             "bias": [by_proc[id(p)].weights.astype(np.int64) for p in training.bias],
