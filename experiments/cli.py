@@ -285,7 +285,7 @@ def cmd_sweep(args) -> int:
 def cmd_tune(args) -> int:
     from .tune import run_tune
 
-    best = run_tune(args.file, out=args.out, trials=args.trials, jobs=args.jobs, cluster=args.cluster)
+    best = run_tune(args.file, out=args.out, trials=args.trials, jobs=args.jobs, cluster=args.cluster, data=args.data)
     return 0 if best else 1
 
 
@@ -590,6 +590,7 @@ def build_parser() -> argparse.ArgumentParser:
     tu.add_argument("--out", help="directory of the study, its trials and summary (default: [tune] out); rerun to resume")
     tu.add_argument("--trials", type=count, help="finished trials in all (default: [tune] trials)")
     tu.add_argument("--jobs", type=count, help="trials at once, in processes (default: [tune] jobs)")
+    tu.add_argument("--data", help="data path (an .npz or a directory of IDX files), in place of [train] data")
     tu.add_argument("--cluster", help="run the trials as Ray tasks: 'ray' (local) or a Ray address (the output "
                                       "directory must be on a file system every node sees)")
     tu.set_defaults(func=cmd_tune)

@@ -67,9 +67,10 @@ class TuneError(ValueError):
     """A search file that cannot be run as written."""
 
 
-def load_space(path) -> tuple:
+def load_space(path, data=None) -> tuple:
     """(options, base, space): the [tune] options with their defaults, the [train] fields, and the [search]
-    fields, each checked (a trial's config is validated at every range's ends)."""
+    fields, each checked (a trial's config is validated at every range's ends). ``data`` (``--data``): the data
+    path, in place of [train] data (a search file for MNIST need not hold a path of one machine)."""
     from .recipes import toml_tables
 
     path = Path(path)
@@ -93,6 +94,10 @@ def load_space(path) -> tuple:
     base, space = doc.get("train", {}), doc.get("search", {})
     if not isinstance(base, dict) or not isinstance(space, dict):
         raise TuneError(f"{path}: [train] and [search] must be tables")
+    if data is not None:
+        if not str(data).strip():
+            raise TuneError("--data is empty (an unset shell variable?); give the data file or directory")
+        base = {**base, "data": os.path.abspath(data)}
     if not space:
         raise TuneError(f"{path}: [search] is empty; give at least one field, e.g. beta = {{ low = 0.01, high = 1.0, "
                         "log = true }")
@@ -209,11 +214,14 @@ def _check_data(path, cfg) -> None:
 
 
 # --- the search ----------------------------------------------------------------------------------------------
-def run_tune(path, out=None, trials=None, jobs=None, cluster=None, log=print) -> dict:
-    """Runs (or resumes) the search of ``path``; returns the best trial's summary."""
+def run_tune(path, out=None, trials=None, jobs=None, cluster=None, log=print, data=None) -> dict:
+    """Runs (or resumes) the search of ``path``; returns the best trial's summary. ``data``: the data path, in
+    place of the file's [train] data."""
     from eqprop.learning.outputs import OutputDir
 
-    options, base, space = load_space(path)
+    options, base, space = load_space(path, data)
+    if data is not None:
+        options["data"] = base["data"]  # the workers read the file again: they take the path from here
     check_split(path, base, space)
     if out is not None and not str(out).strip():
         raise TuneError("--out is empty (an unset shell variable?); give a directory")
@@ -313,7 +321,7 @@ def work(path: str, out: str, options: dict, index: int, jobs: int, log=None) ->
     if jobs > 1:
         os.environ[threads.ENV] = str(max(1, threads.cores() // jobs))
     optuna = _optuna()
-    _, base, space = load_space(path)
+    _, base, space = load_space(path, options.get("data"))
     out = Path(out)
     # TPE after 8 random trials (fewer when fewer are asked for); a trial is pruned from its second epoch on when
     # its metric is worse than the median of the earlier trials' at the same epoch (after 4 finished trials):

@@ -80,8 +80,6 @@ def train(cfg: TrainConfig, run_dir, *, resume: bool = False, progress: bool | N
     cfg = resolved(cfg)
     if resume and not run_dir.is_dir():
         raise RunError(f"--resume {run_dir}: no such run directory")
-    log(f"training {cfg.backend} backend on {cfg.dataset}: {'-'.join(map(str, _sizes(cfg, ds)))}, {cfg.epochs} epochs "
-        f"-> {run_dir}")
     with RunLock(writable_dir(run_dir)):  # created only now, after everything above was validated
         return _train_locked(cfg, run_dir, ds, resume, progress, log, stop_after_steps, recipe, on_epoch)
 
@@ -108,7 +106,9 @@ def check_shift(cfg, ds) -> None:
 
 def _train_locked(cfg, run_dir, ds, resume, progress, log, stop_after_steps, recipe=None, on_epoch=None) -> dict:
     x_train, x_test = ds.x_train * cfg.input_scale, ds.x_test * cfg.input_scale
-    check_run_dir(run_dir, resume)
+    check_run_dir(run_dir, resume)  # before the headline: a refused directory prints only the refusal
+    log(f"training {cfg.backend} backend on {cfg.dataset}: {'-'.join(map(str, _sizes(cfg, ds)))}, {cfg.epochs} epochs "
+        f"-> {run_dir}")
     history: list = []
     state = None
     if resume and (run_dir / CHECKPOINT).exists():
