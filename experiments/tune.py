@@ -210,7 +210,7 @@ def _check_data(path, cfg) -> None:
         where = cfg.data or spec.default_path
         if where is None or not Path(where).exists():
             raise TuneError(f"{path}: the {cfg.dataset} data " + (f"{cfg.data} does not exist" if cfg.data else
-                            "needs data = \"PATH\" in [train]") + f"; {spec.source}")
+                            "needs data = \"PATH\" in [train] or --data PATH") + f"; {spec.source}")
 
 
 # --- the search ----------------------------------------------------------------------------------------------

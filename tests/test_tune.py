@@ -121,3 +121,35 @@ def test_a_trial_whose_values_diverge_is_scored_worst_and_the_search_goes_on(tmp
     rows = json.loads((tmp_path / "out" / "trials.json").read_text())
     assert [r["value"] for r in rows] == [0.0, 0.0, 0.0] and all(r["error"].startswith("diverged") for r in rows)
     assert not (tmp_path / "out" / "best.toml").exists() and "diverged" in (tmp_path / "out" / "trials.md").read_text()
+
+
+def test_the_data_path_is_given_on_the_command_line_and_every_trial_and_the_recipe_use_it(tmp_path, capsys,
+                                                                                           monkeypatch):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    y_train, y_test = np.arange(200) % 10, np.arange(60) % 10
+    # a learnable MNIST-shaped file: each class lights its own rows of an 8x8 image
+    def images(y):
+        x = rng.integers(0, 40, (len(y), 8, 8))
+        x[np.arange(len(y)), y % 8, :] += 200
+        x[np.arange(len(y)), :, y // 2] += 120
+        return x.clip(0, 255).astype(np.uint8)
+    np.savez(tmp_path / "tiny.npz", x_train=images(y_train), y_train=y_train, x_test=images(y_test), y_test=y_test)
+    text = SPACE.format(out=tmp_path / "out", trials=2, jobs=1).replace(
+        'dataset = "digits"', 'dataset = "mnist"').replace("validation = 297", "validation = 50").replace(
+        "n_test = 120", "n_test = 60").replace("hidden = [16]", "hidden = [8]").replace("epochs = 3", "epochs = 1")
+    space = _space(tmp_path, text=text)
+    # without a path: one line that names both ways to give one, nothing written
+    assert main(["tune", str(space)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--data PATH" in err[0] and not (tmp_path / "out").exists()
+    # a relative --data is made absolute before the workers (whose working directory may differ) read it
+    monkeypatch.chdir(tmp_path)
+    assert main(["tune", str(space), "--data", "tiny.npz"]) == 0
+    out = tmp_path / "out"
+    rows = [r for r in json.loads((out / "trials.json").read_text()) if r["state"] in ("complete", "pruned")]
+    assert len(rows) == 2
+    for r in rows:
+        assert json.loads((out / r["run"] / "config.json").read_text())["data"] == str(tmp_path / "tiny.npz")
+    assert f'data = "{tmp_path / "tiny.npz"}"' in (out / "best.toml").read_text()
