@@ -46,7 +46,10 @@ between batches, from the programming commands the ``Learner`` emits at the batc
 from __future__ import annotations
 
 import multiprocessing
+import os
+import tempfile
 import time as _time
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -239,9 +242,13 @@ class CoSimulation:
         gains = [fixed_point_gain(g) for g in net.gains]
         ctrl, adc = Injector(shape=(self.layout.size,)), Injector(shape=(n_free,))
         nudger = Nudger(n_nodes=n_free, pos=self.pos, neg=self.neg, layout=self.layout)
+        register = self._open_register(net)
         learner = Learner(layer_sizes=list(net.free_sizes), n_inputs=net.sizes[0], gains=gains,
                           bias_code=int(np.rint(net.bias_voltage / self.adc.lsb)), layout=self.layout,
-                          pairs=net.hidden_pairs)
+                          pairs=net.hidden_pairs, register=register)
+        if learner.commands.shape != self._register.shape:
+            raise CosimError(f"the Learner has {learner.commands.shape[0]} commands and its register "
+                             f"{self._register.shape[0]}: the two counts must agree")
         ctrl.out_port.connect([nudger.ctrl_in, learner.ctrl_in])
         adc.out_port.connect([nudger.adc_in, learner.adc_in])
         dac_x = Extractor(shape=(net.n_targets,))
@@ -249,6 +256,24 @@ class CoSimulation:
         self._lava = {"ctrl": ctrl, "adc": adc, "nudger": nudger, "learner": learner, "dac": dac_x,
                       "started": False, "counted": (0, 0, 0)}
         self._gains = gains
+
+    def _open_register(self, net) -> str:
+        """The Learner's command register as the host sees it: a file of one float64 per parameter, mapped by
+        both sides (in memory where /dev/shm exists), removed on ``close`` or when this object goes."""
+        n_params = sum(w.size for w in net.weights) + sum(b.size for b in net.biases)
+        self._close_register()
+        folder = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
+        fd, path = tempfile.mkstemp(prefix="eqprop-cosim-commands-", suffix=".f64", dir=folder)
+        with os.fdopen(fd, "wb") as f:
+            f.truncate(8 * n_params)
+        self._register = np.memmap(path, dtype=np.float64, mode="r", shape=(n_params,))
+        self._register_path = path
+        self._register_gone = weakref.finalize(self, _remove, path)
+        return path
+
+    def _close_register(self) -> None:
+        if getattr(self, "_register_gone", None) is not None:
+            self._register, self._register_gone = None, self._register_gone()
 
     def _run_lava(self, steps: int):
         from lava.magma.core.run_conditions import RunSteps
@@ -271,6 +296,7 @@ class CoSimulation:
         for p in (self._lava or {}).get("children", ()):
             p.terminate()
         self._lava = None
+        self._close_register()
 
     def close(self) -> None:
         if self._lava is not None and self._lava["started"]:
@@ -279,6 +305,7 @@ class CoSimulation:
             except Exception:  # already stopped or never compiled
                 pass
         self._lava = None
+        self._close_register()
 
     # ---- one batch ----------------------------------------------------------------------------------
     def check_period(self, beta: float) -> dict:
@@ -467,7 +494,7 @@ class CoSimulation:
             raise SpiceError(f"the co-simulated transient stopped at period {state['m']} of {K}: "
                              f"{circ._last_messages()}", analysis="tran")
         if learn is not None:  # the Learner's commands of the batch's last boundary, read once the run ended
-            commands = np.asarray(lv["learner"].commands.get(), dtype=float)
+            commands = np.array(self._register, dtype=float)  # the register the Learner wrote (not Var.get)
         plot = circ._current_plot()
         tv = circ._vector(plot, "time")
         power = source_power(lambda name: circ._vector(plot, name), netlist)
@@ -593,6 +620,13 @@ class _deadline:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, self.old)
         return False
+
+
+def _remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
 
 
 def _prepare_lava_import() -> None:

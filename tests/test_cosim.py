@@ -78,8 +78,13 @@ def test_learner_commands_are_the_eqprop_update_and_follow_the_exact_gradient(sm
         grads, _ = resistive_exact_gradient(net, solve(net, x, tol=1e-13), y)
         fg = -np.concatenate([g.ravel() for g in grads])
         assert fa @ fg / (np.linalg.norm(fa) * np.linalg.norm(fg)) >= 0.999
+        # the host reads the commands from the Learner's register, the same numbers Lava's Var holds
+        path = be.sim._register_path
+        assert np.array_equal(np.array(be.sim._register), np.asarray(be.sim._lava["learner"].commands.get()))
     finally:
         be.close()
+    import os
+    assert not os.path.exists(path)  # the register goes with the co-simulation
 
 
 def test_differential_hidden_layers_settle_and_learn_as_native():

@@ -36,6 +36,9 @@ class PyLearnerFixed(PyLoihiProcessModel):
         self.acc = [np.zeros(s, dtype=np.int64) for s in self.shapes]
         self.slots = {}
         self.n_params = int(sum(a * b for a, b in self.shapes))
+        path = proc_params["register"]  # the host's register (a mapped file), or None: the Var alone
+        self.register = None if path is None else np.memmap(path, dtype=np.float64, mode="r+",
+                                                             shape=(self.n_params,))
 
     def _layers(self, codes):
         return [codes[a:b] for a, b in zip(self.bounds[:-1], self.bounds[1:])]
@@ -73,4 +76,7 @@ class PyLearnerFixed(PyLoihiProcessModel):
                 parts.append(np.asarray(shift_round(acc, int(m), int(s)), dtype=float).ravel())
                 acc[...] = 0
             self.commands[:] = np.concatenate(parts)
+            if self.register is not None:
+                self.register[:] = self.commands
+                self.register.flush()
             self.ops[0] += 2 * self.n_params
