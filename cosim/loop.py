@@ -262,10 +262,20 @@ class CoSimulation:
         both sides (in memory where /dev/shm exists), removed on ``close`` or when this object goes."""
         n_params = sum(w.size for w in net.weights) + sum(b.size for b in net.biases)
         self._close_register()
-        folder = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
-        fd, path = tempfile.mkstemp(prefix="eqprop-cosim-commands-", suffix=".f64", dir=folder)
-        with os.fdopen(fd, "wb") as f:
-            f.truncate(8 * n_params)
+        folders = (["/dev/shm"] if os.access("/dev/shm", os.W_OK) else []) + [None]
+        for folder in folders:  # written out in full: a full tmpfs fails here, not as a SIGBUS in Lava's process
+            path = None
+            try:
+                fd, path = tempfile.mkstemp(prefix="eqprop-cosim-commands-", suffix=".f64", dir=folder)
+                with os.fdopen(fd, "wb") as f:
+                    f.write(bytes(8 * n_params))
+                break
+            except OSError as e:
+                if path is not None:
+                    _remove(path)
+                if folder is None:
+                    raise CosimError(f"cannot write the Learner's {8 * n_params}-byte command register in "
+                                     f"{tempfile.gettempdir()}: {e}; free some space there or set TMPDIR") from e
         self._register = np.memmap(path, dtype=np.float64, mode="r", shape=(n_params,))
         self._register_path = path
         self._register_gone = weakref.finalize(self, _remove, path)

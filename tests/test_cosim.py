@@ -491,3 +491,25 @@ def test_inputs_as_norton_equivalents_are_the_same_circuit(small):
     assert pa.keys() == pb.keys() and len(pa) > 0
     for node in pa:
         assert pb[node] == pytest.approx(pa[node], rel=1e-12)
+
+
+def test_the_command_register_falls_back_from_dev_shm_and_a_place_it_cannot_write_is_one_clear_error(
+        small, tmp_path, monkeypatch):
+    import os
+    import tempfile
+
+    net = small[0]
+    sim = object.__new__(CoSimulation)  # only the register's own code: no ngspice, no Lava
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, m: False if p == "/dev/shm" else real_access(p, m))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    path = sim._open_register(net)
+    n = sum(w.size for w in net.weights) + sum(b.size for b in net.biases)
+    assert os.path.dirname(path) == str(tmp_path) and os.path.getsize(path) == 8 * n
+    assert sim._register.shape == (n,) and not sim._register.any()
+    sim._close_register()
+    assert not os.path.exists(path)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "missing"))
+    with pytest.raises(CosimError, match="command register .*set TMPDIR"):
+        sim._open_register(net)
+    assert os.listdir(tmp_path) == []
