@@ -9,7 +9,8 @@ drivers as Norton equivalents (the default, ``Drive.source_transform``); ``resis
 conductance as a resistor from its driver. Prints the median and the best seconds per training sample over the
 steps (after one warm-up step), and where the median step's time goes: ngspice integrating between the period
 boundaries, the boundaries themselves (reading the nodes, the ADC, the exchange with Lava: ``CosimResult.bridge_s``)
-and the rest (writing and loading the netlist, the host's Python). Never run beside a Lava or other heavy job:
+and the rest (writing and loading the netlist, the host's Python); then how long reading the Learner's commands
+takes through Lava's ``Var.get`` and through the register the loop reads. Never run beside a Lava or other heavy job:
 Lava busy-waits. Measured, never asserted.
 """
 from __future__ import annotations
@@ -40,6 +41,7 @@ def main(argv=None):
     print(f"# cosim training step, {sizes}, batch {args.batch}, centered nudging, default converters, digits")
     print("| input drivers | periods per phase | s / training sample, median | best | ngspice | boundaries | rest |")
     print("|---|---|---|---|---|---|---|")
+    notes = []
     for form in args.forms:
         net = build_network(cfg, data.n_features, data.n_classes)
         backend = CosimBackend.from_config(net, cfg)
@@ -57,11 +59,33 @@ def main(argv=None):
                 r = backend.figures["last"]
                 times.append(wall / args.batch)
                 shares.append(((r.transient_s - r.bridge_s) / wall, r.bridge_s / wall, 1 - r.transient_s / wall))
+            reads = _command_reads(backend.sim)
         finally:
             backend.close()
         ng, bridge, rest = shares[int(np.argsort(times)[len(times) // 2])]
         print(f"| {form} | {backend.sim.P} | {np.median(times):.3f} | {min(times):.3f} | {ng:.0%} | {bridge:.0%} | "
               f"{rest:.0%} |", flush=True)
+        notes.append(f"{form}: the Learner's {reads[2]} commands read with Lava's Var.get {np.median(reads[0]):.3f} s "
+                     f"median (best {min(reads[0]):.3f} s), from the host's register {np.median(reads[1]) * 1e3:.3f} ms "
+                     "(what the loop reads)")
+    for line in notes:
+        print(f"# {line}")
+
+
+def _command_reads(sim, repeats: int = 3) -> tuple:
+    """Seconds to read the last batch's programming commands both ways: Lava 0.10's ``Var.get`` (one channel
+    message per element) and the mapped register the loop reads; they must hold the same numbers."""
+    via_var, via_register = [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        var = np.asarray(sim._lava["learner"].commands.get(), dtype=float)
+        via_var.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        reg = np.array(sim._register, dtype=float)
+        via_register.append(time.perf_counter() - t0)
+        if not np.array_equal(var, reg):
+            raise SystemExit("the register and the Learner's Var differ: the loop would program wrong commands")
+    return via_var, via_register, var.size
 
 
 if __name__ == "__main__":
