@@ -277,13 +277,14 @@ class CoSimulation:
                     raise CosimError(f"cannot write the Learner's {8 * n_params}-byte command register in "
                                      f"{tempfile.gettempdir()}: {e}; free some space there or set TMPDIR") from e
         self._register = np.memmap(path, dtype=np.float64, mode="r", shape=(n_params,))
-        self._register_path = path
         self._register_gone = weakref.finalize(self, _remove, path)
         return path
 
     def _close_register(self) -> None:
-        if getattr(self, "_register_gone", None) is not None:
-            self._register, self._register_gone = None, self._register_gone()
+        remove = getattr(self, "_register_gone", None)
+        if remove is not None:
+            self._register = self._register_gone = None
+            remove()
 
     def _run_lava(self, steps: int):
         from lava.magma.core.run_conditions import RunSteps

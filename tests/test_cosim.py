@@ -1,5 +1,8 @@
 """Mixed-signal co-simulation (ngspice analog core + Lava periphery in lockstep): equilibria, gradients,
 converter bounds, loop stability, training and bad inputs."""
+import os
+import tempfile
+
 import numpy as np
 import pytest
 
@@ -79,11 +82,10 @@ def test_learner_commands_are_the_eqprop_update_and_follow_the_exact_gradient(sm
         fg = -np.concatenate([g.ravel() for g in grads])
         assert fa @ fg / (np.linalg.norm(fa) * np.linalg.norm(fg)) >= 0.999
         # the host reads the commands from the Learner's register, the same numbers Lava's Var holds
-        path = be.sim._register_path
+        path = be.sim._register.filename
         assert np.array_equal(np.array(be.sim._register), np.asarray(be.sim._lava["learner"].commands.get()))
     finally:
         be.close()
-    import os
     assert not os.path.exists(path)  # the register goes with the co-simulation
 
 
@@ -495,9 +497,6 @@ def test_inputs_as_norton_equivalents_are_the_same_circuit(small):
 
 def test_the_command_register_falls_back_from_dev_shm_and_a_place_it_cannot_write_is_one_clear_error(
         small, tmp_path, monkeypatch):
-    import os
-    import tempfile
-
     net = small[0]
     sim = object.__new__(CoSimulation)  # only the register's own code: no ngspice, no Lava
     real_access = os.access

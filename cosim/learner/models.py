@@ -77,6 +77,5 @@ class PyLearnerFixed(PyLoihiProcessModel):
                 acc[...] = 0
             self.commands[:] = np.concatenate(parts)
             if self.register is not None:
-                self.register[:] = self.commands
-                self.register.flush()
+                self.register[:] = self.commands  # the host maps the same pages: no flush needed
             self.ops[0] += 2 * self.n_params
