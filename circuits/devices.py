@@ -159,6 +159,11 @@ class DiodeModel(_Registered):
         """Two-sided current noise density (A^2/Hz) of a node's two diodes at node voltage v."""
         return self.noise_density(v - clamp.v_high, kt) + self.noise_density(clamp.v_low - v, kt)
 
+    def knee(self) -> float:
+        """V past its rail at which the diode starts to conduct (its threshold). A clamp's two diodes must not both
+        conduct inside the rails: the clamps' exact solves have one piece per diode and a middle one."""
+        return 0.0
+
     def spice_subckt_params(self) -> str:
         """Parameters of the neuron subcircuit's header (`` name=default ...``); none unless each node differs."""
         return ""
@@ -850,6 +855,9 @@ class PiecewiseLinearDiode(DiodeModel):
         if self.g_off < 0 or not np.isfinite(self.g_off) or not np.isfinite(self.v_on):
             raise NetworkError("PiecewiseLinearDiode.g_off must be >= 0 and v_on finite")
 
+    def knee(self) -> float:
+        return self.v_on
+
     def current(self, vd):
         return self.g_off * vd + self.g_on * np.maximum(vd - self.v_on, 0.0)
 
@@ -872,10 +880,15 @@ class PiecewiseLinearDiode(DiodeModel):
         return np.where(vl - v > self.v_on, lower, v)
 
     def spice_lines(self, suffix: str, options, stand_in=None) -> tuple:
-        # i = g_off vd + g_on max(vd - v_on, 0), as a behavioural current source (exact, not a fit)
-        body = [f"{name} {a} {b} I = {spice_number(self.g_off)}*v({a},{b}) + "
-                f"{spice_number(self.g_on)}*max(v({a},{b}) - {spice_number(self.v_on)}, 0)"
-                for name, a, b in (("B_up", "node", "hi"), ("B_dn", "lo", "node"))]
+        # i = g_off vd + g_on max(vd - v_on, 0), as a behavioural current source (exact, not a fit). Terms that
+        # are zero and factors that are one are left out (the same numbers): ngspice evaluates the expression's
+        # tree and its derivative at every Newton iteration, 200 sources of a 100-node layer each time.
+        def expr(a, b):
+            vd = f"v({a},{b})"
+            knee = vd if self.v_on == 0 else f"{vd} - {spice_number(self.v_on)}"
+            on = f"max({knee}, 0)" if self.g_on == 1 else f"{spice_number(self.g_on)}*max({knee}, 0)"
+            return on if self.g_off == 0 else f"{spice_number(self.g_off)}*{vd} + {on}"
+        body = [f"{name} {a} {b} I = {expr(a, b)}" for name, a, b in (("B_up", "node", "hi"), ("B_dn", "lo", "node"))]
         return body, [], []
 
 
@@ -941,6 +954,11 @@ class DiodeClamp:
         object.__setattr__(self, "diode", diode_model(self.diode))
         if not (np.isfinite(self.v_low) and np.isfinite(self.v_high) and self.v_low < self.v_high):
             raise NetworkError(f"diode rails need v_low < v_high, got [{self.v_low}, {self.v_high}]")
+        knee = float(self.diode.knee())
+        if 2.0 * knee < self.v_low - self.v_high:
+            raise NetworkError(f"the {self.diode.kind} diodes' knee {knee:g} V is more than half the rails' span "
+                               f"({self.v_high - self.v_low:g} V) below the rails: both diodes would conduct between "
+                               f"them; use a knee of at least {(self.v_low - self.v_high) / 2:g} V or wider rails")
 
     @property
     def v_mid(self) -> float:

@@ -1,6 +1,7 @@
 """Lockstep mixed-signal co-simulation: the analog core in ngspice, its digital periphery in Lava.
 
-Time is cut into periods of T seconds of circuit time; one Lava time step is one period. ngspice (this
+Time is cut into periods of T seconds of circuit time; the host sends the periphery one word per period and is
+its clock (the ProcessModels are asynchronous: each handles one word at a time, in order). ngspice (this
 process, shared library) integrates the transient of the resistive network with its node capacitances. A
 voltage source with a corner at every period boundary makes ngspice place a time point exactly there (a
 breakpoint). The nudging DACs are EXTERNAL current sources: ngspice asks this process for their value at
@@ -8,10 +9,11 @@ every evaluation (``NgSpiceShared.get_isrc_data``). The first time it asks for a
 point at mT has been accepted, so the bridge
 
   1. reads every free node's voltage at mT (sample-and-hold) and converts it with the ADC,
-  2. sends the codes and the sequencer's control word into Lava (``Injector``s),
-  3. lets Lava run step m (``Nudger`` and ``Learner`` are integer ProcessModels), and
-  4. receives the DAC codes (``Extractor``); after the converters' latency of L periods (0 by default: the DAC
-     changes at the sampling instant) they hold for one period (zero-order hold).
+  2. sends the sequencer's control word and the codes to the ``Nudger`` (an integer ProcessModel, the
+     periphery's port to the host), which
+  3. answers with the DAC codes of period m and passes the word on to the ``Learner`` (nothing waits for it).
+     After the converters' latency of L periods (0 by default: the DAC changes at the sampling instant) the
+     codes hold for one period (zero-order hold).
 
 With L = 0 the loop's only delay is the hold itself (a code decided at mT acts during (mT, (m+1)T]); a clocked
 converter pair that needs a period to convert has L = 1 (``cosim.bounds`` derives the stability limit for each L). Why callbacks and not
@@ -231,16 +233,12 @@ class CoSimulation:
     # ---- the digital side ---------------------------------------------------------------------------
     def _build_lava(self):
         _prepare_lava_import()
-        from lava.proc.io.extractor import Extractor
-        from lava.proc.io.injector import Injector
-
         from .learner.process import Learner
         from .nudger.process import Nudger
 
         net = self.network
         n_free = sum(net.free_sizes)
         gains = [fixed_point_gain(g) for g in net.gains]
-        ctrl, adc = Injector(shape=(self.layout.size,)), Injector(shape=(n_free,))
         nudger = Nudger(n_nodes=n_free, pos=self.pos, neg=self.neg, layout=self.layout)
         register = self._open_register(net)
         learner = Learner(layer_sizes=list(net.free_sizes), n_inputs=net.sizes[0], gains=gains,
@@ -249,11 +247,9 @@ class CoSimulation:
         if learner.commands.shape != self._register.shape:
             raise CosimError(f"the Learner has {learner.commands.shape[0]} commands and its register "
                              f"{self._register.shape[0]}: the two counts must agree")
-        ctrl.out_port.connect([nudger.ctrl_in, learner.ctrl_in])
-        adc.out_port.connect([nudger.adc_in, learner.adc_in])
-        dac_x = Extractor(shape=(net.n_targets,))
-        nudger.dac_out.connect(dac_x.in_port)
-        self._lava = {"ctrl": ctrl, "adc": adc, "nudger": nudger, "learner": learner, "dac": dac_x,
+        nudger.ctrl_out.connect(learner.ctrl_in)
+        nudger.adc_out.connect(learner.adc_in)
+        self._lava = {"nudger": nudger, "learner": learner,
                       "started": False, "counted": (0, 0, 0)}
         self._gains = gains
 
@@ -290,12 +286,8 @@ class CoSimulation:
         from lava.magma.core.run_conditions import RunSteps
         from lava.magma.core.run_configs import Loihi2SimCfg
 
-        from lava.proc.io.extractor import Extractor, PyLoihiExtractorModel
-        from lava.proc.io.injector import Injector, PyLoihiInjectorModel
-
         lv = self._lava
-        cfg = Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map={Injector: PyLoihiInjectorModel,
-                                                                             Extractor: PyLoihiExtractorModel})
+        cfg = Loihi2SimCfg(select_tag="fixed_pt")
         before = set(multiprocessing.active_children())
         lv["nudger"].run(condition=RunSteps(num_steps=steps, blocking=False), run_cfg=cfg)
         if not lv["started"]:
@@ -451,9 +443,8 @@ class CoSimulation:
             c = self.adc.convert(v, self.rng)
             clipped[0] += int((np.abs(v) > self.adc.v_range).sum())
             codes_tr[m] = c
-            lv["ctrl"].send(word(m))
-            lv["adc"].send(c.astype(float))
-            d = np.rint(self._receive(lv["dac"])).astype(np.int64)
+            lv["nudger"].send(word(m), c)
+            d = np.rint(self._receive(lv["nudger"].reply())).astype(np.int64)
             clipped[1] += int((np.abs(d) > self.dac.max_code).sum())
             decided[m] = self.dac.amps(d)
             state["before"] = state["dac"]
@@ -492,9 +483,8 @@ class CoSimulation:
                 elif not expired() and not isinstance(ng.external_error, (_Expired, _Interrupted)):
                     # Lava waits for every step's inputs: feed what ngspice did not reach, so that it finishes
                     for m in range(state["m"] + 1, K + 1):
-                        lv["ctrl"].send(self.layout.pack())
-                        lv["adc"].send(np.zeros(len(free)))
-                        lv["dac"].receive()
+                        lv["nudger"].send(self.layout.pack(), np.zeros(len(free)))
+                        lv["nudger"].reply().recv()
                     lv["nudger"].wait()
                 else:  # a ProcessModel failed or hung in its subprocess, or Ctrl-C: abandon this Lava network
                     self._abandon_lava()  # first: a callback waiting on Lava then fails, and ngspice can halt
@@ -559,17 +549,17 @@ class CoSimulation:
         return out
 
 
-    def _receive(self, extractor):
-        """Lava's next output, waited for without blocking for ever: the bridge runs in ngspice's background
-        thread, and a run that is stopped (Ctrl-C, the deadline) or a Lava process that died must let it return."""
-        port = extractor.out_port.external_pipe_csp_recv_port
+    def _receive(self, port):
+        """Lava's next output on ``port`` (the Nudger's reply channel), waited for without blocking for ever: the
+        bridge runs in ngspice's background thread, and a run that is stopped (Ctrl-C, the deadline) or a Lava
+        process that died must let it return."""
         spins = 0
         while not port.probe():
             if self._stop:
                 raise _Interrupted("the co-simulation was stopped while it waited for Lava")
             spins += 1
             _time.sleep(0 if spins < 500 else 1e-4)
-        return extractor.receive()
+        return port.recv()
 
     def _transient(self, circ) -> bool:
         """Runs the loaded transient in ngspice's background thread (its EXTERNAL sources call the bridge there)

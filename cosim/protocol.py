@@ -1,4 +1,4 @@
-"""The control word the host sends the digital periphery every period (through a Lava ``Injector``).
+"""The control word the host sends the digital periphery every period (through the ``Nudger``'s host channel).
 
 The host plays the role of the chip's sequencer and sample loader: it says which nudge sign the next period
 has, which phase's settled ADC codes to latch, when a sample's statistics are complete, when a batch ends

@@ -225,7 +225,7 @@ def test_a_periphery_that_stops_answering_is_bounded(small, monkeypatch):
     net, x, y, g_out = small
     sim = CoSimulation(net, timeout=3.0)
     sim._build_lava()
-    port = sim._lava["dac"].out_port
+    nudger = sim._lava["nudger"]
     calls = []
 
     def probe_after_first_calls(real):
@@ -235,7 +235,7 @@ def test_a_periphery_that_stops_answering_is_bounded(small, monkeypatch):
         return probe
 
     sim.run(x[:1], phases=("free",))  # builds the channels
-    recv = port.external_pipe_csp_recv_port
+    recv = nudger.reply()
     monkeypatch.setattr(recv, "probe", probe_after_first_calls(recv.probe))
     t0 = time.time()
     with pytest.raises(CosimError, match="no answer within 3 s"):

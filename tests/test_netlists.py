@@ -191,7 +191,7 @@ def test_missing_libngspice_says_how_to_install(monkeypatch):
 def test_writer_refuses_what_spice_cannot_simulate():
     net = layered([4, 3, 2], diode="ideal")
     stand_in = to_netlist(net).text  # ideal diodes: the exact 1 S piecewise-linear behavioural source
-    assert "PiecewiseLinearDiode(g_on=1.0" in stand_in and "B_up node hi I = 0.0*v(node,hi) + 1.0*max(" in stand_in
+    assert "PiecewiseLinearDiode(g_on=1.0" in stand_in and "B_up node hi I = max(v(node,hi), 0)" in stand_in
     approx = to_netlist(net, ideal_diode=ShockleyDiode(i_s=1e-12, n=0.02)).text  # or an explicit stand-in
     assert "written as ShockleyDiode(i_s=1e-12" in approx and ".model dclamp D(IS=1e-12 N=0.02)" in approx
     shock = layered([4, 3, 2], diode="shockley")
@@ -352,6 +352,32 @@ def test_ctrl_c_and_a_deadline_stop_a_long_ngspice_analysis_at_once(terminal_ctr
     circuit.deadline = None
     eq = circuit.equilibrium(x)
     assert np.abs(eq.voltages - solve(net, x, tol=1e-13).voltages).max() < MICROVOLT
+
+
+@pytest.mark.parametrize("g_on,v_on,g_off", [(1.0, 0.0, 0.0), (2e-3, 0.01, 0.0), (1.0, 0.0, 1e-5), (5e-3, -0.005, 2e-6)])
+def test_piecewise_linear_diodes_are_written_term_by_term_and_settle_as_native(g_on, v_on, g_off):
+    """The behavioural source of a piecewise-linear diode leaves out zero terms and unit factors (ngspice evaluates
+    its tree at every iteration) and keeps every other one: ngspice's equilibria equal the native solver's."""
+    from eqprop.circuits.devices import PiecewiseLinearDiode
+
+    diode = PiecewiseLinearDiode(g_on=g_on, v_on=v_on, g_off=g_off)
+    net = layered([12, 8, 6, 4], diode=diode, rails=(-0.01, 0.01), gain=[3.0, 2.0], seed=2)
+    rng = np.random.default_rng(1)
+    x, y = rng.uniform(0, 3, (4, 6)), rng.uniform(-0.05, 0.05, (4, 2))
+    line = next(s for s in to_netlist(net, x[:1]).text.splitlines() if s.startswith("B_up"))
+    assert ("max(v(node,hi), 0)" in line) == (v_on == 0 and g_on == 1)
+    assert ("*v(node,hi) + " in line) == (g_off != 0) and (" - " in line) == (v_on != 0)
+    circuit = NgspiceCircuit(net)
+    conducting = 0
+    for beta in (0.0, 1e-6, -1e-6):
+        ref = solve(net, x, y, beta, tol=1e-13)
+        assert np.abs(circuit.equilibrium(x, y, beta).voltages - ref.voltages).max() < 1e-9, beta
+        v = ref.layers[0]
+        conducting += int(np.sum((v - 0.01 > v_on) | (-0.01 - v > v_on)))
+    assert conducting > 0  # some diodes are past their knee: the nonlinear piece is exercised
+    if v_on < 0:  # knees more than half the rails' span inside them: both diodes would conduct, refused
+        with pytest.raises(NetworkError, match="both diodes would conduct"):
+            layered([12, 8, 4], diode=PiecewiseLinearDiode(g_on=g_on, v_on=-0.0101, g_off=g_off), rails=(-0.01, 0.01))
 
 
 @pytest.mark.parametrize("diode", ["ideal", ShockleyDiode(i_s=1e-7)])

@@ -1,23 +1,24 @@
-"""Integer ProcessModel of ``Learner`` (tag ``fixed_pt``)."""
+"""Integer ProcessModel of ``Learner`` (tag ``fixed_pt``). Asynchronous: it handles one period per message, in
+the order they come; nothing waits for it but the end of the run (its commands are read after it)."""
 from __future__ import annotations
 
 import numpy as np
 from lava.magma.core.decorator import implements, requires, tag
-from lava.magma.core.model.py.model import PyLoihiProcessModel
+from lava.magma.core.model.py.model import PyAsyncProcessModel
 from lava.magma.core.model.py.ports import PyInPort
 from lava.magma.core.model.py.type import LavaPyType
 from lava.magma.core.resources import CPU
-from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
+from lava.magma.core.sync.protocols.async_protocol import AsyncProtocol
 
 # absolute imports: Lava loads this file on its own (as module 'models') when it looks for ProcessModels
 from eqprop.cosim.learner.process import Learner
 from eqprop.cosim.protocol import shift_round
 
 
-@implements(proc=Learner, protocol=LoihiProtocol)
+@implements(proc=Learner, protocol=AsyncProtocol)
 @requires(CPU)
 @tag("fixed_pt")
-class PyLearnerFixed(PyLoihiProcessModel):
+class PyLearnerFixed(PyAsyncProcessModel):
     adc_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
     ctrl_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
     commands: np.ndarray = LavaPyType(np.ndarray, float)
@@ -63,7 +64,11 @@ class PyLearnerFixed(PyLoihiProcessModel):
         self.updates[0] += n_syn
         self.ops[0] += 6 * n_syn  # two drops (multiply, subtract), their sum and difference, a product, an add
 
-    def run_spk(self):
+    def run_async(self):
+        for _ in range(self.num_steps):  # one word per period, passed on by the Nudger
+            self.period()
+
+    def period(self):
         codes = np.rint(self.adc_in.recv()).astype(np.int64)
         w = self.layout.unpack(self.ctrl_in.recv())
         if w["latch"] >= 0:
