@@ -408,6 +408,8 @@ class CoSimulation:
         state = {"m": 0, "dac": np.zeros(net.n_targets), "before": np.zeros(net.n_targets), "plot": None}
         settle = self.converters.dac_settle
         trace = np.zeros((K + 1, len(free)))
+        everything = np.arange(len(free))
+        nudged = np.array(sorted(set(self.pos.tolist()) | set(int(i) for i in self.neg if i >= 0)))
         codes_tr = np.zeros((K + 1, len(free)), dtype=np.int64)
         dac_tr = np.zeros((K + 1, net.n_targets))
         decided = np.zeros((K + 1, net.n_targets))  # the DAC current decided at each boundary (applied L later)
@@ -425,23 +427,30 @@ class CoSimulation:
                 plot = state["plot"] = ffi.string(lib.ngSpice_CurPlot()).decode()
                 state["names"] = [f"{plot}.{n}".encode() for n in read]
                 state["time"] = f"{plot}.time".encode()
+            # a phase's last boundary converts every free node (the Learner latches them); the others only the
+            # nodes the nudge reads (the output pairs), as the converter energy counts. A recording run reads
+            # and keeps every node's code at every boundary; random draws are made for every node either way,
+            # so what the periphery gets does not depend on recording.
+            conv = everything if m % P == 0 else nudged
+            keep = everything if record else conv
             tinfo = lib.ngGet_Vec_Info(state["time"])
             t_last = tinfo.v_realdata[tinfo.v_length - 1]
             if abs(t_last - m * T) > 1e-6 * T:
                 raise CosimError(f"ngspice's last time point before boundary {m} is at {t_last:.6g} s, not "
                                  f"{m * T:.6g} s (the breakpoint source did not pin it)")
-            v = np.empty(len(free))
-            for i, name in enumerate(state["names"]):
-                info = lib.ngGet_Vec_Info(name)
-                v[i] = info.v_realdata[info.v_length - 1]
-            trace[m] = v
+            names = state["names"]
+            for i in keep:
+                info = lib.ngGet_Vec_Info(names[i])
+                trace[m, i] = info.v_realdata[info.v_length - 1]
+            v = trace[m]
             if factors is not None:  # the circuit's noise on what this conversion reads (its sample and phase)
                 q = min(m - 1, K - 1) // P
                 f = factors[phases[q % n_ph]][q // n_ph]
                 z = self.rng.standard_normal(len(v))
                 v = v + (f @ z if f.ndim == 2 else f * z)
-            c = self.adc.convert(v, self.rng)
-            clipped[0] += int((np.abs(v) > self.adc.v_range).sum())
+            c = codes_tr[m - 1].copy()  # a node not converted this period keeps its last code
+            c[keep] = self.adc.convert(v, self.rng)[keep]
+            clipped[0] += int((np.abs(v[conv]) > self.adc.v_range).sum())
             codes_tr[m] = c
             lv["nudger"].send(word(m), c)
             d = np.rint(self._receive(lv["nudger"].reply())).astype(np.int64)
@@ -509,7 +518,7 @@ class CoSimulation:
 
         out_idx = np.nonzero(np.abs(netlist.readout).sum(0) > 0)[0]
         res = {k: {} for k in ("volts", "codes", "settling_time", "energy", "converter_energy")}
-        n_read = len(set(self.pos.tolist()) | set(int(m) for m in self.neg if m >= 0))
+        n_read = len(nudged)
         at_end = len(free) if learn is not None else n_read
         for q, ph in enumerate(phases):
             ends = np.array([(s * n_ph + q + 1) * P for s in range(B)])

@@ -365,6 +365,27 @@ def test_what_the_loop_reads_carries_the_circuits_thermal_noise(small):
         CoSimulation(net, temperature=300.0, noise="pink")
 
 
+def test_what_the_periphery_gets_does_not_depend_on_recording(small):
+    """Between phase ends only the output pairs are read and converted (a recording run reads and keeps every
+    node): with thermal noise and a noisy ADC, the same seed gives the same codes, commands and clipping."""
+    net, x, y, g_out = small
+    out = []
+    for record in (True, False):
+        sim = CoSimulation(net, temperature=300.0, adc=ADC(bits=14, v_range=0.06, noise=2e-4), seed=3)
+        try:
+            out.append(sim.run(x, y, 0.1 * g_out, phases=("free", "plus", "minus"), learn=("plus", "minus"),
+                               rates=[1e-3] * 4, record=record))
+        finally:
+            sim.close()
+    rec, plain = out
+    assert plain.code_trace is None and rec.code_trace.shape == (rec.periods + 1, rec.n_free)
+    for ph in ("free", "plus", "minus"):
+        assert np.array_equal(rec.codes[ph], plain.codes[ph])
+    assert all(np.array_equal(a, b) for a, b in zip(rec.commands, plain.commands))
+    assert any(np.abs(c).sum() > 0 for c in plain.commands)
+    assert rec.adc_clipped == plain.adc_clipped > 0  # the narrow range clips: the count does not depend on it
+
+
 def test_predictions_come_through_the_adc_and_conversions_are_priced(small):
     from eqprop.cosim.converters import Converters
 
