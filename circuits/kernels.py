@@ -476,3 +476,75 @@ def conductance_sums(w: np.ndarray):
         return None
     cols, rows = np.zeros(w.shape[1]), np.empty(w.shape[0])
     return _sums_kernel(w, cols, rows), cols, rows
+
+
+@_compile
+def _saved(change, tol, rate, new_rate):  # solve_layered._sweeps_saved, compiled
+    if change <= tol:
+        return 0.0
+    decades = math.log(tol / change)
+    return decades / math.log(rate) - decades / math.log(max(new_rate, 1e-3))
+
+
+@_compile
+def box_sweeps(layers, ks, fwds, backs, inv_s, S, lo, hi, pairs, y, beta, tol, max_sweeps, omega, estimate,
+               omega_max):
+    """The whole sweep loop of a network whose every layer is a box layer (``box_update``) or nudged linear output
+    pairs (``pairs_update``), compiled: ``solve_layered._sweeps`` without the Python around each layer's two GEMMs
+    and kernel (at a batch of 64 of 1568-100-20 that Python was about as long as the GEMMs themselves). The same
+    GEMMs into kept buffers, the same kernels and the same stopping and over-relaxation rules, in the same order.
+
+    Per layer c: ``layers[c]`` (B, n_c) updated in place; ``ks[c]`` its constant drive (B, n_c); ``fwds[c]`` a_c W_c
+    and ``backs[c]`` W_c / a_c, both (n_{c-1}, n_c) (index 0 unused); ``inv_s``, ``S``, ``lo``, ``hi`` its nodes'
+    1/S, S and box; ``pairs[c]`` 1 for nudged output pairs (then ``y`` and ``beta``). Returns (sweeps, last change,
+    omega)."""
+    L = len(layers)
+    B = layers[0].shape[0]
+    ba = [np.empty((B, layers[c].shape[1])) for c in range(L)]
+    bb = [np.empty((B, layers[c].shape[1])) for c in range(L)]
+    change = np.inf
+    rate = -1.0  # none yet
+    sweep = 0
+    for sweep in range(1, max_sweeps + 1):
+        last = change
+        change = 0.0
+        for c in range(L):
+            v = layers[c]
+            terms = 0
+            if c + 1 < L:  # the drive from the layer above, backward through its amplifiers
+                np.dot(layers[c + 1], backs[c + 1].T, ba[c])
+                terms = 1
+            if c > 0:  # and from the layer below, forward
+                if terms == 1:
+                    np.dot(layers[c - 1], fwds[c], bb[c])
+                else:
+                    np.dot(layers[c - 1], fwds[c], ba[c])
+                terms += 1
+            if pairs[c]:
+                if terms == 0:
+                    ba[c][:] = 0.0
+                step = pairs_update(ba[c], ks[c], v, S[c], beta, y, omega)
+            elif terms == 2:
+                step = box_update(ba[c], bb[c], ks[c], v, 2, inv_s[c], lo[c], hi[c], omega)
+            elif terms == 1:
+                step = box_update(ba[c], ba[c], ks[c], v, 1, inv_s[c], lo[c], hi[c], omega)
+            else:
+                step = box_update(ks[c], ks[c], ks[c], v, 0, inv_s[c], lo[c], hi[c], omega)
+            if not step <= change:  # a NaN step is kept
+                change = step
+        if change <= tol or change != change:
+            break
+        if estimate and 0.0 < change < last < np.inf:
+            r = change / last
+            if rate >= 0.0 and abs(r - rate) <= 0.05 * r:
+                mu2 = min((r + omega - 1.0) ** 2 / (r * omega**2), 0.99)
+                better = min(2.0 / (1.0 + math.sqrt(1.0 - mu2)), omega_max)
+                refined = omega > 1.0
+                if better > omega and r > omega - 1.0 and _saved(change, tol, r, better - 1.0) >= 2.0:
+                    omega = better
+                    rate = -1.0
+                    estimate = not refined
+                    continue
+                estimate = False
+            rate = r
+    return sweep, change, omega

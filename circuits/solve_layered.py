@@ -103,11 +103,14 @@ def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | N
     # Box layers take T/S from matrices with 1/S folded in (one array pass less per layer and sweep).
     scaled = _scaled(totals, const, fwd, back) if all_boxes and not any(updates) else None
     ops = (net, totals, fwd, back, nudged, beta, tol, max_sweeps, boxes, omega, estimate, updates)
+    compiled = _compiled_layers(net, updates, boxes, back)
 
     def run(bounds):
         lo, hi = bounds
         part = [v[lo:hi] for v in layers]
         cut = lambda ks: [k[lo:hi] if np.ndim(k) == 2 else k for k in ks]  # noqa: E731  (per-sample drives)
+        if compiled is not None:
+            return _compiled_sweeps(compiled, ops, cut(const), part, None if y is None else y[lo:hi])
         sc = None if scaled is None else (cut(scaled[0]), scaled[1], scaled[2])
         return _sweeps(ops, cut(const), part, None if y is None else y[lo:hi], sc)
 
@@ -120,6 +123,48 @@ def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | N
     change = max(r[2] for r in results)
     omega = max(r[3] for r in results)
     return layers, sweeps, change, lambda: _residual(net, totals, const, fwd, back, layers, y, beta), omega
+
+
+COMPILED_SWEEPS = True  # False: every network takes the per-layer Python loop (tests compare the two)
+
+
+def _compiled_layers(net: LayeredNetwork, updates, boxes, back):
+    """What ``kernels.box_sweeps`` needs beyond the drives, where every layer has a box update or is a nudged
+    linear output pair layer (ideal diodes, linear nodes: the networks whose sweeps are all GEMMs and one
+    compiled pass per layer), else None: (per layer W_c / a_c as a C array, S, 1/S, lo, hi, pairs flags)."""
+    if not COMPILED_SWEEPS or boxes is None or not updates or any(u is None or not (u[0] == "pairs" or hasattr(u[0], "box"))
+                                           for u in updates):
+        return None
+    L = len(updates)
+    dummy = np.zeros((1, 1))
+    backs = [dummy] + [np.ascontiguousarray(back[c].T) for c in range(1, L)]  # a view where back is one
+    S = tuple(np.ascontiguousarray(u[1], dtype=float) for u in updates)
+    inv_s = tuple(s if u[0] == "pairs" else np.ascontiguousarray(u[2], dtype=float) for s, u in zip(S, updates))
+    box = [(-np.inf, np.inf) if u[0] == "pairs" else u[0].box for u in updates]
+    return (tuple(backs), S, inv_s, np.array([b[0] for b in box], dtype=float),
+            np.array([b[1] for b in box], dtype=float), np.array([u[0] == "pairs" for u in updates], dtype=np.int64))
+
+
+def _compiled_sweeps(compiled, ops, const, layers, y):
+    """``_sweeps`` through ``kernels.box_sweeps`` (one compiled call for the whole loop), on one chunk."""
+    net, totals, fwd, back, nudged, beta, tol, max_sweeps, boxes, omega, estimate, updates = ops
+    backs, S, inv_s, lo, hi, pairs = compiled
+    L = len(layers)
+    B = layers[0].shape[0]
+    ks = []
+    for c in range(L):
+        k = const[c]
+        if nudged and c == L - 1 and not pairs[c]:
+            k = k + beta * y
+        if not (np.ndim(k) == 2 and k.flags.c_contiguous and k.flags.writeable and k.dtype == float):
+            k = np.array(np.broadcast_to(k, (B, layers[c].shape[1])), dtype=float, order="C")  # a row drive, whole
+        ks.append(k)
+    fwds = (np.zeros((1, 1)),) + tuple(np.ascontiguousarray(fwd[c]) for c in range(1, L))
+    yy = np.ascontiguousarray(y, dtype=float) if (nudged and pairs[-1]) else np.zeros((1, 1))
+    sweeps, change, omega = kernels.box_sweeps(tuple(layers), tuple(ks), fwds, backs, inv_s, S, lo, hi, pairs, yy,
+                                               float(beta), float(tol), int(max_sweeps), float(omega),
+                                               bool(estimate), OMEGA_MAX)
+    return layers, int(sweeps), float(change), float(omega)
 
 
 def _setup(net: LayeredNetwork, totals, nudged: bool, beta: float):

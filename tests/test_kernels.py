@@ -54,6 +54,42 @@ def test_kernels_give_the_numpy_equilibrium(monkeypatch, sizes, diode, kw):
         assert f.residual < 1e-15 and np.isfinite(f.info["omega"])
 
 
+@pytest.mark.parametrize("sizes,diode,kw,B", [
+    ([48, 30, 10], "ideal", {}, 40),
+    ([48, 24, 24, 24, 10], "ideal", {}, 40),
+    ([48, 20, 20, 10], "ideal", {"hidden_pairs": True}, 300),  # two chunks in threads
+    ([48, 30, 10], None, {}, 40),
+    ([48, 30, 10], "ideal", {"output_diodes": True, "readout": "nodes"}, 40),
+    ([48, 10], "ideal", {}, 5),
+])
+def test_the_compiled_sweep_loop_is_the_python_loop(monkeypatch, sizes, diode, kw, B):
+    """Networks of box layers and linear output pairs run their whole sweep loop compiled
+    (``kernels.box_sweeps``): the same GEMMs, kernels and over-relaxation rule as the per-layer loop, so the
+    same sweeps, the same omega and the equilibrium to rounding, free and nudged both ways."""
+    net, x, y = _case(sizes, diode, B=B, **kw)
+    b = float(net.weights[-1].mean())
+    calls = []
+    real = kernels.box_sweeps
+    monkeypatch.setattr(kernels, "box_sweeps", lambda *a: calls.append(1) or real(*a))
+
+    def phases():
+        free = solve(net, x, tol=1e-12, max_iter=20_000)
+        return [free] + [solve(net, x, y, beta=s * b, init=free, tol=1e-12, max_iter=20_000) for s in (1, -1)]
+
+    monkeypatch.setattr(solve_layered, "COMPILED_SWEEPS", False)
+    ref = phases()
+    assert not calls
+    monkeypatch.setattr(solve_layered, "COMPILED_SWEEPS", True)
+    got = phases()
+    assert len(calls) >= 3  # every phase went through the compiled loop
+    for r, g in zip(ref, got):
+        assert np.abs(r.voltages - g.voltages).max() < 1e-13
+        assert r.iterations == g.iterations and r.info["omega"] == pytest.approx(g.info["omega"], rel=1e-12)
+    if len(sizes) > 2:  # (one free layer settles in a sweep)
+        with pytest.raises(Exception, match="did not converge"):  # the loop stops at max_iter and says so
+            solve(net, x, tol=1e-15, max_iter=2)
+
+
 def test_kernels_serve_the_layers_they_can_and_numpy_the_rest(monkeypatch):
     from eqprop.circuits.energy import node_conductance
 
