@@ -468,6 +468,27 @@ _sums_kernel = _sums_loop if njit is None else njit(nogil=True, cache=True, erro
                                                     fastmath={"reassoc"})(_sums_loop)
 
 
+def _finite_loop(a):  # pragma: no cover - compiled
+    n, m = a.shape
+    bad = 0
+    for i in range(n):
+        for j in range(m):
+            x = a[i, j]
+            bad += not (x - x == 0.0)  # NaN and +-inf give NaN; no branch, so the loop vectorises
+    return bad == 0
+
+
+_finite_kernel = _finite_loop if njit is None else njit(nogil=True, cache=True, error_model="numpy")(_finite_loop)
+
+
+def all_finite(a: np.ndarray) -> bool:
+    """No NaN or inf in a: one compiled pass that raises no floating-point warning (numpy's sum would warn on
+    inf - inf and needs ``np.errstate``, about 6 us a call), or numpy's test where the kernel does not serve."""
+    if not available() or a.dtype != np.float64 or not a.flags.c_contiguous or a.ndim != 2:
+        return bool(np.isfinite(a).all())
+    return bool(_finite_kernel(a))
+
+
 def conductance_sums(w: np.ndarray):
     """(all entries >= 0 and not NaN, column sums, row sums) of a conductance matrix in one pass (numpy's
     min, sum(0) and sum(1) are three), or None where the numpy path serves (no numba, not C-contiguous

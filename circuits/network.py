@@ -46,13 +46,8 @@ def _check_inputs(x, n_features: int, what: str = "x", finite: bool = True) -> n
         raise InputError(f"{what} must have shape (batch, {n_features}) or ({n_features},), got {np.shape(x)}")
     if not finite:  # the caller checks a product of x instead (NaN and inf always reach it)
         return x
-    with np.errstate(over="ignore", invalid="ignore"):  # huge values overflow, inf - inf is NaN: both checked below
-        total = x.sum()
-    if not np.isfinite(total):  # one reduction; locate the culprit only when something is off
-        bad = np.argwhere(~np.isfinite(x))
-        if len(bad) == 0:
-            return x  # finite values whose sum overflowed
-        sample, col = bad[0]
+    if not kernels.all_finite(x):  # one pass; locate the culprit only when something is off
+        sample, col = np.argwhere(~np.isfinite(x))[0]
         raise InputError(f"{what} holds NaN/inf (first at sample {sample}, column {col}); clean the data first")
     return x
 
@@ -300,6 +295,9 @@ class LayeredNetwork:
         with np.errstate(over="ignore"):  # sums past the float range are reported below
             totals = self.node_totals(sums)
         for c, total in enumerate(totals):
+            low, high = total.min(), total.max()  # two reductions; the detailed checks only when one fails
+            if low > 0 and high < np.inf:
+                continue
             if not np.isfinite(total).all():  # an inf conductance (NaN and negatives were caught above)
                 bad = next(((n, k) for k in range(L) for n, a in (("weights", self.weights[k]),
                                                                   ("biases", self.biases[k]))

@@ -82,14 +82,14 @@ def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | N
     # What does not depend on x, y or the start: computed once per unchanged() block (the phases of a step)
     setup = net.derived(("bcd", nudged, float(beta) if nudged else 0.0),
                         lambda: _setup(net, node_conductance(net) if totals is None else totals, nudged, beta))
-    totals, fwd, back, boxes, updates, bias_drive, all_boxes = setup
+    totals, fwd, back, boxes, updates, bias_drive, all_boxes, compiled = setup
     L = len(totals)
     const = list(bias_drive)
-    with np.errstate(over="ignore", invalid="ignore"):  # NaN/inf in x (0 x inf) are checked just below
-        const[0] = const[0] + source_drive(net, x)
-        total = const[0].sum() if check_drive else 0.0
+    # NaN/inf in x (0 x inf) reach the drive: BLAS raises no floating-point warning, adding the finite bias
+    # drive cannot make inf - inf, and the check is a compiled pass (no np.errstate, about 6 us a call)
+    const[0] = const[0] + source_drive(net, x)
     if check_drive:  # x was checked for its shape only (``solver._solve_layered``)
-        if not np.isfinite(total):
+        if not kernels.all_finite(const[0]):
             net.check_inputs(x)  # raises naming the first NaN/inf of x; finite inputs go on, as they did before
     for c, e in enumerate(extra or []):
         if e is not None:
@@ -103,7 +103,6 @@ def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | N
     # Box layers take T/S from matrices with 1/S folded in (one array pass less per layer and sweep).
     scaled = _scaled(totals, const, fwd, back) if all_boxes and not any(updates) else None
     ops = (net, totals, fwd, back, nudged, beta, tol, max_sweeps, boxes, omega, estimate, updates)
-    compiled = _compiled_layers(net, updates, boxes, back)
 
     def run(bounds):
         lo, hi = bounds
@@ -128,27 +127,33 @@ def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | N
 COMPILED_SWEEPS = True  # False: every network takes the per-layer Python loop (tests compare the two)
 
 
-def _compiled_layers(net: LayeredNetwork, updates, boxes, back):
+def _compiled_layers(updates, boxes, fwd, scaled):
     """What ``kernels.box_sweeps`` needs beyond the drives, where every layer has a box update or is a nudged
     linear output pair layer (ideal diodes, linear nodes: the networks whose sweeps are all GEMMs and one
-    compiled pass per layer), else None: (per layer W_c / a_c as a C array, S, 1/S, lo, hi, pairs flags)."""
-    if not COMPILED_SWEEPS or boxes is None or not updates or any(u is None or not (u[0] == "pairs" or hasattr(u[0], "box"))
-                                           for u in updates):
+    compiled pass per layer), else None: (per layer a_c W_c and W_c / a_c as C arrays, S, 1/S, lo, hi, pairs)."""
+    if not COMPILED_SWEEPS or boxes is None or not updates:
         return None
-    L = len(updates)
+    lo, hi, pairs = [], [], []
+    for u in updates:
+        if u is None:
+            return None
+        if u[0] == "pairs":
+            lo.append(-np.inf), hi.append(np.inf), pairs.append(1)
+        elif hasattr(u[0], "box"):
+            lo.append(u[0].box[0]), hi.append(u[0].box[1]), pairs.append(0)
+        else:
+            return None
     dummy = np.zeros((1, 1))
-    backs = [dummy] + [np.ascontiguousarray(back[c].T) for c in range(1, L)]  # a view where back is one
-    S = tuple(np.ascontiguousarray(u[1], dtype=float) for u in updates)
-    inv_s = tuple(s if u[0] == "pairs" else np.ascontiguousarray(u[2], dtype=float) for s, u in zip(S, updates))
-    box = [(-np.inf, np.inf) if u[0] == "pairs" else u[0].box for u in updates]
-    return (tuple(backs), S, inv_s, np.array([b[0] for b in box], dtype=float),
-            np.array([b[1] for b in box], dtype=float), np.array([u[0] == "pairs" for u in updates], dtype=np.int64))
+    S = tuple(u[1] for u in updates)  # contiguous float arrays (``_layer_updates``)
+    inv_s = tuple(s if u[2] is None else u[2] for s, u in zip(S, updates))
+    return ((dummy,) + tuple(fwd[1:]), (dummy,) + tuple(scaled[1:]), S, inv_s, np.array(lo), np.array(hi),
+            np.array(pairs, dtype=np.int64))
 
 
 def _compiled_sweeps(compiled, ops, const, layers, y):
     """``_sweeps`` through ``kernels.box_sweeps`` (one compiled call for the whole loop), on one chunk."""
     net, totals, fwd, back, nudged, beta, tol, max_sweeps, boxes, omega, estimate, updates = ops
-    backs, S, inv_s, lo, hi, pairs = compiled
+    fwds, backs, S, inv_s, lo, hi, pairs = compiled
     L = len(layers)
     B = layers[0].shape[0]
     ks = []
@@ -159,7 +164,6 @@ def _compiled_sweeps(compiled, ops, const, layers, y):
         if not (np.ndim(k) == 2 and k.flags.c_contiguous and k.flags.writeable and k.dtype == float):
             k = np.array(np.broadcast_to(k, (B, layers[c].shape[1])), dtype=float, order="C")  # a row drive, whole
         ks.append(k)
-    fwds = (np.zeros((1, 1)),) + tuple(np.ascontiguousarray(fwd[c]) for c in range(1, L))
     yy = np.ascontiguousarray(y, dtype=float) if (nudged and pairs[-1]) else np.zeros((1, 1))
     sweeps, change, omega = kernels.box_sweeps(tuple(layers), tuple(ks), fwds, backs, inv_s, S, lo, hi, pairs, yy,
                                                float(beta), float(tol), int(max_sweeps), float(omega),
@@ -171,28 +175,30 @@ def _setup(net: LayeredNetwork, totals, nudged: bool, beta: float):
     """bcd's set-up that depends on the conductances and the phase only (not on x, y or the start):
     (totals, forward and backward matrices, boxes, compiled layer updates, the bias sources' drive per layer,
     whether every layer is a box)."""
-    fwd, back = net.derived("amplifier_matrices", lambda: _amplifier_matrices(net))
+    fwd, back, scaled = net.derived("amplifier_matrices", lambda: _amplifier_matrices(net))
     vb = net.bias_voltage
     bias_drive = [vb * (net.biases[c][0] - net.biases[c][1]) for c in range(net.n_connections)]
     boxes = _boxes(net, nudged)
     updates = _layer_updates(net, totals, nudged, beta)
     all_boxes = boxes is not None and all(isinstance(b, tuple) for b in boxes)
-    return totals, fwd, back, boxes, updates, bias_drive, all_boxes
+    return totals, fwd, back, boxes, updates, bias_drive, all_boxes, _compiled_layers(updates, boxes, fwd, scaled)
 
 
 def _amplifier_matrices(net: LayeredNetwork):
-    """Per connection after the first, the forward matrix a W and the backward one W^T / a (None for c = 0).
+    """Per connection after the first, the forward matrix a W, the backward one W^T / a and W / a itself (None for
+    c = 0; the compiled sweep loop reads W / a transposed).
     A large backward matrix is a transposed view (a transposed copy of a 1024 x 1024 matrix costs 3.3 ms,
     more than a solve's products at batch 64, and BLAS reads either order at about the same speed there); a
     small one is copied contiguous, which its GEMMs read faster (64 x 20 by 20 x 100: 8.0 -> 6.1 us, the copy
     1 us; ``benchmarks/solver.py``'s bound times them contiguous too)."""
-    fwd, back = [None], [None]
+    fwd, back, scaled = [None], [None], [None]
     for c in range(1, net.n_connections):
         w = net.signed_weights(c)
         fwd.append(net.gains[c] * w)
-        b = (w / net.gains[c]).T
+        scaled.append(w / net.gains[c])  # W / a, C-contiguous: the compiled sweeps read it transposed
+        b = scaled[-1].T
         back.append(np.ascontiguousarray(b) if b.size <= SMALL_MATRIX else b)
-    return fwd, back
+    return fwd, back, scaled
 
 
 SMALL_MATRIX = 16384  # entries of a backward matrix copied contiguous (its copy costs about one small GEMM)
@@ -352,11 +358,12 @@ def _pool():
 def _product(x, w):
     """x @ w, split over the solver's chunk threads as its sweeps are (``threads``: each thread's BLAS gets its
     share of the cores), so a large batch's costliest product neither idles a core nor leaves BLAS threads
-    spinning beside the sweeps."""
+    spinning beside the sweeps. ``np.dot``, not the matmul ufunc: the same BLAS call, without the floating-point
+    status check after it, which warned on the NaN that inf inputs make (the solver checks the drive itself)."""
     if len(_chunks(len(x))) == 1:
-        return x @ w
+        return np.dot(x, w)
     out = np.empty((len(x), w.shape[1]), dtype=np.result_type(x, w))
-    _over_chunks(len(x), lambda b: np.matmul(x[b[0]:b[1]], w, out=out[b[0]:b[1]]))
+    _over_chunks(len(x), lambda b: np.dot(x[b[0]:b[1]], w, out=out[b[0]:b[1]]))
     return out
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import kernels
 from .energy import clamp_residual, node_conductance, readout
 from .equilibrium import Equilibrium
 from .errors import ConvergenceError, InputError, NetworkError
@@ -68,7 +69,7 @@ def _prepare(network, x, y, beta, init, n_free, check_x: bool = True):
         init = init.voltages if isinstance(init, Equilibrium) else np.asarray(init, dtype=float)
         if init.shape != (B, n_free):
             raise InputError(f"init must have shape ({B}, {n_free}) (batch, free nodes), got {init.shape}")
-        if not np.isfinite(init).all():
+        if not kernels.all_finite(init):
             raise InputError("init holds NaN/inf voltages")
     return x, y, init
 
@@ -82,7 +83,11 @@ def _solve_layered(net: LayeredNetwork, x, y, beta, init, tol, max_iter, omega=N
     x, y, init = _prepare(net, x, y, beta, init, n_free, check_x=not on_drive)
     if beta < 0:
         _check_negative_beta(net, beta)
-    init_layers = None if init is None else np.split(init, np.cumsum(net.free_sizes)[:-1], axis=1)
+    if init is None:
+        init_layers = None
+    else:  # the layers' columns of init (views: bcd copies them)
+        edges = np.cumsum([0] + list(net.free_sizes)).tolist()
+        init_layers = [init[:, a:b] for a, b in zip(edges[:-1], edges[1:])]
     layers, sweeps, change, residual, omega = bcd(net, x, y, beta, init_layers, tol, max_iter, omega, totals,
                                                   check_drive=on_drive)
     if change <= tol and net.op_amps:
@@ -97,7 +102,7 @@ def _solve_layered(net: LayeredNetwork, x, y, beta, init, tol, max_iter, omega=N
             f"block coordinate descent did not converge in {max_iter} sweeps (last change {change:.3e} V > tol "
             f"{tol:.1e} V): sample {worst} has KCL residual {worst_res:.3e} A; raise max_iter or tol", worst, worst_res)
     voltages = np.hstack(layers)
-    if not np.isfinite(voltages).all():
+    if not kernels.all_finite(voltages):
         worst = int(np.argwhere(~np.isfinite(voltages))[0, 0])
         raise ConvergenceError(f"the solve diverged (non-finite voltages at sample {worst})", worst, np.inf)
     def largest_residual():

@@ -46,6 +46,8 @@ def cores() -> int:
 
 def chunks(batch: int) -> int:
     """Threads a batch's sweeps are split over."""
+    if batch < 2 * MIN_CHUNK:  # one thread whatever the cores (and no system call to count them)
+        return 1
     return max(1, min(cores(), batch // MIN_CHUNK))
 
 
