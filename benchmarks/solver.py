@@ -12,7 +12,8 @@ asserted.
 Each row is also given as a fraction of the compute bound of its own arithmetic, timed in the same
 run: the GEMMs the solver performs, of the same shapes (the input product once per batch, over the
 features, as the solver folds each +x/-x pair into one signed weight G+ - G-; then per sweep the
-forward and backward products between the layers), at the sweep counts the solver took. ``--input-scale 4`` (volts
+forward and backward products between the layers, split over the solver's chunk threads as its sweeps are), at
+the sweep counts the solver took. ``--input-scale 4`` (volts
 per unit pixel) gives rows in which a realistic share of hidden nodes sits on the rails (printed).
 """
 from __future__ import annotations
@@ -66,12 +67,12 @@ def summary(t) -> dict:
 
 
 def gemm_calls(net, x):
-    """The solver's GEMMs alone: (input product, one sweep's products), as functions.
+    """The solver's GEMMs alone: (input product, n sweeps' products), as functions (of n for the sweeps).
 
     The shapes are the solver's (``circuits.solve_layered``): x (B, features) @ (G+ - G-) once, then per
     sweep, for every connection between free layers, layer c @ (a W) forward and layer c+1 @ (W^T / a)
     backward, contiguous as the solver holds them, each written into a kept buffer."""
-    from eqprop.circuits.solve_layered import source_drive
+    from eqprop.circuits.solve_layered import _over_chunks, source_drive
 
     B = x.shape[0]
     L = net.n_connections
@@ -81,12 +82,17 @@ def gemm_calls(net, x):
     out_f = [np.empty((B, net.free_sizes[c])) for c in range(1, L)]
     out_b = [np.empty((B, net.free_sizes[c - 1])) for c in range(1, L)]
 
-    def sweep():  # into kept buffers, as the solver's compiled path does: no allocation in the bound
-        for c in range(1, L):
-            np.matmul(layers[c - 1], fwd[c - 1], out=out_f[c - 1])
-            np.matmul(layers[c], back[c - 1], out=out_b[c - 1])
+    def sweeps(n):  # split over the solver's chunk threads as its sweeps are: each thread runs all n sweeps
+        def chunk(bounds):  # into kept buffers, as the solver's compiled path does: no allocation in the bound
+            lo, hi = bounds
+            for _ in range(n):
+                for c in range(1, L):
+                    np.matmul(layers[c - 1][lo:hi], fwd[c - 1], out=out_f[c - 1][lo:hi])
+                    np.matmul(layers[c][lo:hi], back[c - 1], out=out_b[c - 1][lo:hi])
 
-    return (lambda: source_drive(net, x)), sweep
+        _over_chunks(B, chunk)
+
+    return (lambda: source_drive(net, x)), sweeps
 
 
 def main(argv=None):
@@ -135,13 +141,14 @@ def main(argv=None):
                 free = solve(net, x)
                 nudged = solve(net, x, y, beta=1e-7, init=free)
                 rails = float(np.mean(np.abs(free.layers[0]) >= 0.05 - 1e-9))
-                s_free, s_nudged, s_in, s_sweep = (summary(t) for t in timed(
-                    [lambda: solve(net, x), lambda: solve(net, x, y, beta=1e-7, init=free), *gemm_calls(net, x)],
-                    args.calls))
+                product, sweeps = gemm_calls(net, x)
+                s_free, s_nudged, s_in, s_sw_free, s_sw_nudged = (summary(t) for t in timed(
+                    [lambda: solve(net, x), lambda: solve(net, x, y, beta=1e-7, init=free), product,
+                     lambda: sweeps(free.iterations), lambda: sweeps(nudged.iterations)], args.calls))
                 r_free, r_nudged = batch / s_free["median"], batch / s_nudged["median"]
                 # the bound: equilibria/s if the solver did nothing but its GEMMs
-                b_free = batch / (s_in["median"] + free.iterations * s_sweep["median"])
-                b_nudged = batch / (s_in["median"] + nudged.iterations * s_sweep["median"])
+                b_free = batch / (s_in["median"] + s_sw_free["median"])
+                b_nudged = batch / (s_in["median"] + s_sw_nudged["median"])
                 rows.append(dict(diode=diode, input_scale=scale, on_rails=rails, batch=batch, free_per_s=r_free,
                                  nudged_per_s=r_nudged, free_best_per_s=batch / s_free["best"],
                                  nudged_best_per_s=batch / s_nudged["best"], spread_free=s_free["spread"],
