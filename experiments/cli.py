@@ -76,7 +76,9 @@ def cmd_info(args) -> int:
         print(f"  {spec.name:<9} {spec.summary}" + (f" (needs {', '.join(spec.needs)})" if spec.needs else ""))
     print("datasets:")
     for spec in DATASETS.values():
-        print(f"  {spec.name:<14} {spec.n_features} features, {spec.n_classes} classes; {spec.source}")
+        size = (f"{spec.n_features} features, {spec.n_classes} classes" if spec.n_classes else
+                "features and classes from the file")
+        print(f"  {spec.name:<14} {size}; {spec.source}")
     return 0
 
 

@@ -1,8 +1,11 @@
-"""Datasets: scikit-learn's bundled digits (embedded default), MNIST / Fashion-MNIST from a path.
+"""Datasets: scikit-learn's bundled digits (embedded default), MNIST / Fashion-MNIST from a path, and any data
+set of your own (``npz``).
 
 Nothing is downloaded. A path may be an .npz with x_train/y_train/x_test/y_test, or a directory of
 IDX files (gzipped or not) with the standard names. Pixels are scaled to [0, 1] (volts at the sources,
-times ``input_scale``); labels become targets of +/- ``target_amplitude`` volts per output pair.
+times ``input_scale``); labels become targets of +/- ``target_amplitude`` volts per output pair. ``npz`` takes
+features of any shape and sign and K classes (labels 0..K-1, K from the labels), so the network gets K output
+pairs.
 """
 from __future__ import annotations
 
@@ -53,6 +56,8 @@ class DatasetSpec:
     source: str  # where the files come from (shown when --data is missing)
     default_path: str | None = None  # used when --data is not given and this exists
     takes_path: bool = True
+    path_form: str = ("an .npz with x_train/y_train/x_test/y_test or a directory of IDX files "
+                      "(train-images-idx3-ubyte[.gz], ...)")  # what --data must be
 
 
 DATASETS: dict = {}
@@ -88,8 +93,7 @@ def load(name: str = "digits", path: str | None = None, *, n_train: int | None =
             raise DataError(f"the {name} dataset is {spec.source}, scaled to [0, 1] already; drop --pixel-max")
     elif path is None:
         if spec.default_path is None or not Path(spec.default_path).exists():
-            raise DataError(f"{name} needs --data PATH: an .npz with x_train/y_train/x_test/y_test or a directory "
-                            f"of IDX files (train-images-idx3-ubyte[.gz], ...); {spec.source}. Nothing is downloaded")
+            raise DataError(f"{name} needs --data PATH: {spec.path_form}; {spec.source}. Nothing is downloaded")
         path = spec.default_path
     ds = spec.loader(path, seed, pixel_max)
     ds.name = name
@@ -144,6 +148,39 @@ def _images(path, seed, pixel_max=None, n_classes: int = 10) -> Dataset:
     return Dataset("", _flatten(arrays["x_train"]) / scale, arrays["y_train"].astype(int),
                    _flatten(arrays["x_test"]) / scale, arrays["y_test"].astype(int), n_classes,
                    _image_shape(arrays["x_train"]))
+
+
+def _arrays(path, seed, pixel_max=None) -> Dataset:
+    """A data set of your own: an .npz of x_train, y_train, x_test, y_test. Each sample's features are flattened;
+    integer features are pixel intensities (the rule of ``pixel_scale``), float features are volts per unit of
+    ``input_scale`` as they are (any sign; divided by ``pixel_max`` where it is given). Labels are integers
+    0..K-1; K, the number of output pairs, is the largest label plus one (at least 2)."""
+    if Path(path).is_dir():
+        raise DataError(f"{path} is a directory: the npz dataset reads one .npz file of x_train, y_train, x_test "
+                        "and y_test (a directory of IDX files is --dataset mnist)")
+    arrays = load_arrays(path, None, pixels=False)
+    for split in ("train", "test"):
+        if arrays[f"x_{split}"].size == 0:
+            raise DataError(f"{path}: x_{split} holds no samples; a dataset needs training and test samples")
+    k = int(max(arrays["y_train"].max(), arrays["y_test"].max())) + 1
+    if k < 2:
+        raise DataError(f"{path}: every label is 0; a classifier needs labels of at least two classes (0..K-1)")
+    x_train, x_test = _flatten(arrays["x_train"]), _flatten(arrays["x_test"])
+    ints = [np.issubdtype(arrays[f"x_{s}"].dtype, np.integer) for s in ("train", "test")]
+    if ints[0] != ints[1]:
+        raise DataError(f"{path}: x_train holds {arrays['x_train'].dtype} but x_test {arrays['x_test'].dtype}; store "
+                        "both splits the same way (integers: pixel intensities; floats: volts as they are)")
+    if ints[0]:
+        for split in ("train", "test"):
+            if arrays[f"x_{split}"].min(initial=0) < 0:
+                raise DataError(f"{path}: x_{split} holds negative integers; integer features are pixel intensities "
+                                "(>= 0): store signed features as floats, used as they are")
+        scale = pixel_scale(arrays, path, pixel_max)
+        x_train, x_test = x_train / scale, x_test / scale
+    elif pixel_max is not None:  # float features in units of pixel_max
+        x_train, x_test = x_train / pixel_max, x_test / pixel_max
+    shape = tuple(int(n) for n in arrays["x_train"].shape[1:]) if arrays["x_train"].ndim == 3 else None
+    return Dataset("", x_train, arrays["y_train"].astype(int), x_test, arrays["y_test"].astype(int), k, shape)
 
 
 def _image_shape(x) -> tuple | None:
@@ -219,6 +256,9 @@ register(DatasetSpec("digits", _digits, 10, 64, "bundled with scikit-learn (8x8 
                      takes_path=False))
 register(DatasetSpec("mnist", _images, 10, 784, "get it as an .npz of the four IDX arrays or the four IDX files "
                      "(e.g. ../shared/data/mnist/mnist.npz in this project's workspace)"))
+register(DatasetSpec("npz", _arrays, 0, 0, "your own data: features of any shape (float: volts as they are; "
+                     "integer: pixel intensities), integer labels 0..K-1 (K output pairs)",
+                     path_form="one .npz of x_train, y_train, x_test, y_test"))
 register(DatasetSpec("fashion-mnist", _images, 10, 784, "Debian's dataset-fashion-mnist package installs the IDX "
                      "files in /usr/share/datasets/fashion-mnist (apt-get install dataset-fashion-mnist)",
                      default_path="/usr/share/datasets/fashion-mnist"))
@@ -228,8 +268,9 @@ def _flatten(x):
     return x.reshape(len(x), -1).astype(float)
 
 
-def load_arrays(path, n_classes: int = 10) -> dict:
-    """The four arrays from an .npz file or an IDX directory, checked for consistency."""
+def load_arrays(path, n_classes: int | None = 10, pixels: bool = True) -> dict:
+    """The four arrays from an .npz file or an IDX directory, checked for consistency. ``pixels``: the features
+    are intensities 0..255 (else any finite number); ``n_classes`` None: labels need only be >= 0."""
     p = Path(path)
     if not p.exists():
         raise DataError(f"data path {p} does not exist; give an .npz file or a directory of IDX files")
@@ -254,11 +295,16 @@ def load_arrays(path, n_classes: int = 10) -> dict:
         if not np.issubdtype(xs.dtype, np.number) or not np.issubdtype(ys.dtype, np.integer):
             raise DataError(f"{p}: x_{split} must hold numbers and y_{split} integer labels, got {xs.dtype} and "
                             f"{ys.dtype}")
-        if xs.size and (not np.isfinite(xs).all() or xs.min() < 0 or xs.max() > 255):
+        if xs.size and not pixels and not np.isfinite(xs).all():
+            bad = int(np.argwhere(~np.isfinite(xs))[0][0])
+            raise DataError(f"{p}: x_{split} sample {bad} holds NaN/inf; clean the data first")
+        if xs.size and pixels and (not np.isfinite(xs).all() or xs.min() < 0 or xs.max() > 255):
             bad = int(np.argwhere(~np.isfinite(xs) | (xs < 0) | (xs > 255))[0][0])
             raise DataError(f"{p}: x_{split} must hold pixel intensities 0..255 (they are divided by 255); "
                             f"image {bad} holds NaN/inf or values out of range")
-        if len(ys) and (ys.min() < 0 or ys.max() >= n_classes):
+        if len(ys) and n_classes is None and ys.min() < 0:
+            raise DataError(f"{p}: y_{split} labels must be class numbers 0..K-1, found {ys.min()}")
+        if len(ys) and n_classes is not None and (ys.min() < 0 or ys.max() >= n_classes):
             raise DataError(f"{p}: y_{split} labels must lie in 0..{n_classes - 1}, found {ys.min()}..{ys.max()}")
     return arrays
 

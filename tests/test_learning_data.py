@@ -131,3 +131,59 @@ def test_image_shape_from_stored_images_or_a_square_side(tmp_path):
     np.savez(p, x_train=np.zeros((3, 20), np.uint8), y_train=np.array([0, 1, 2]),
              x_test=np.zeros((2, 20), np.uint8), y_test=np.array([3, 4]))
     assert load("mnist", str(p)).image_shape is None  # 20 features: no square; --shift refuses it
+
+
+def _own(path, x_train, y_train, x_test, y_test):
+    np.savez(path, x_train=x_train, y_train=np.asarray(y_train), x_test=x_test, y_test=np.asarray(y_test))
+    return str(path)
+
+
+def test_a_data_set_of_your_own_takes_its_classes_and_features_from_the_file(tmp_path):
+    """--dataset npz: K classes from the labels (K output pairs), features of any sign as floats, integer
+    features as pixel intensities, stored images keep their shape; what it cannot use is refused in one line."""
+    from eqprop.learning.runs import build_network
+    from eqprop.learning.trainer import TrainConfig
+
+    rng = np.random.default_rng(0)
+    p = _own(tmp_path / "own.npz", rng.normal(0, 2, (30, 5)), rng.integers(0, 3, 30), rng.normal(0, 2, (9, 5)),
+             [0, 1, 2, 0, 1, 2, 0, 1, 2])
+    ds = load("npz", p)
+    assert ds.n_classes == 3 and ds.n_features == 5 and ds.image_shape is None
+    assert ds.x_train.min() < 0 and np.array_equal(ds.x_train, np.load(p)["x_train"])  # floats as they are
+    net = build_network(TrainConfig(dataset="npz", hidden=[4]).resolve(), ds.n_features, ds.n_classes)
+    assert list(net.sizes) == [10, 4, 6]  # +x/-x sources, 3 output pairs
+    q = _own(tmp_path / "img.npz", np.full((4, 3, 2), 255, np.uint8), [0, 1, 3, 2], np.zeros((2, 3, 2), np.uint8),
+             [1, 0])
+    img = load("npz", q)
+    assert img.n_classes == 4 and img.image_shape == (3, 2) and img.x_train.max() == 1.0  # 8-bit intensities
+    assert load("npz", p, pixel_max=4.0).x_test.max() <= 2.0 / 4.0 * np.abs(np.load(p)["x_test"]).max()
+    for arrays, match in (
+            ((np.zeros((3, 2)), [0, 0, 0], np.zeros((1, 2)), [0]), "at least two classes"),
+            ((np.array([[0.0, np.nan]] * 3), [0, 1, 0], np.zeros((1, 2)), [1]), "sample 0 holds NaN/inf"),
+            ((np.zeros((3, 2)), [0, -1, 1], np.zeros((1, 2)), [1]), "class numbers 0..K-1"),
+            ((np.zeros((3, 2)), [0.0, 1.0, 1.0], np.zeros((1, 2)), [1]), "integer labels"),
+            ((np.zeros((3, 2), np.int64) - 1, [0, 1, 1], np.zeros((1, 2), np.int64), [1]), "negative integers"),
+            ((np.zeros((3, 2)), [0, 1, 1], np.zeros((1, 3)), [1]), "3 features per sample but x_train has 2"),
+            ((np.zeros((3, 2)), [0, 1, 1], np.zeros((1, 2), np.uint8), [1]), "store both splits the same way")):
+        with pytest.raises(DataError, match=match):
+            load("npz", _own(tmp_path / "bad.npz", *arrays))
+    with pytest.raises(DataError, match="is a directory"):
+        load("npz", str(tmp_path))
+
+
+def test_training_on_a_data_set_of_your_own_from_the_command_line(tmp_path):
+    import subprocess
+    import sys
+
+    rng = np.random.default_rng(1)
+    centres = rng.normal(0, 1, (3, 6))
+    y_train, y_test = rng.integers(0, 3, 300), rng.integers(0, 3, 60)
+    p = _own(tmp_path / "blobs.npz", centres[y_train] + 0.1 * rng.normal(size=(300, 6)), y_train,
+             centres[y_test] + 0.1 * rng.normal(size=(60, 6)), y_test)
+    run = subprocess.run([sys.executable, "-m", "eqprop.experiments.cli", "train", "--dataset", "npz", "--data", p,
+                          "--hidden", "8", "--epochs", "6", "--out", str(tmp_path / "run")],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    import json
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics[-1]["test_accuracy"] > 0.6  # three well separated blobs: far above chance (1/3)

@@ -163,7 +163,8 @@ def _mnist_like(path: Path, n=48):
 @pytest.mark.parametrize("recipe", RECIPES, ids=[p.stem for p in RECIPES])
 def test_each_recipe_runs_its_first_steps(recipe, tmp_path):
     """The recipe as written (sizes, rates, augmentation, backend), its first step, on its own data shape:
-    MNIST recipes on a 48-image file of MNIST's format, so the test needs no download."""
+    MNIST and Fashion-MNIST recipes on a 48-image file of their format, so the test needs no download and no
+    installed data set."""
     from eqprop.backends import registry
     from eqprop.experiments.recipes import load_recipe
 
@@ -177,7 +178,8 @@ def test_each_recipe_runs_its_first_steps(recipe, tmp_path):
 
         if not ngspice_status()[0]:
             pytest.skip("libngspice is not installed")
-    extra = {"data": str(_mnist_like(tmp_path / "mnist.npz"))} if r.train.get("dataset") == "mnist" else {}
+    mnist_format = r.train.get("dataset") in ("mnist", "fashion-mnist")
+    extra = {"data": str(_mnist_like(tmp_path / "mnist.npz"))} if mnist_format else {}
     # one ngspice process and a batch of 4 are enough for a step (every phase a sweep of operating points)
     one_worker = {"workers": 1, "batch_size": 4} if "workers" in r.train else {}
     # (a backend that runs whole epochs evaluates at the end of its first: 16 test images)
