@@ -261,8 +261,9 @@ class CoSimulation:
         folders = (["/dev/shm"] if os.access("/dev/shm", os.W_OK) else []) + [None]
         for folder in folders:  # written out in full: a full tmpfs fails here, not as a SIGBUS in Lava's process
             path = None
+            _remove_orphans(folder)
             try:
-                fd, path = tempfile.mkstemp(prefix="eqprop-cosim-commands-", suffix=".f64", dir=folder)
+                fd, path = tempfile.mkstemp(prefix=f"{REGISTER_PREFIX}{os.getpid()}-", suffix=".f64", dir=folder)
                 with os.fdopen(fd, "wb") as f:
                     f.write(bytes(8 * n_params))
                 break
@@ -637,6 +638,29 @@ def _remove(path: str) -> None:
         os.remove(path)
     except FileNotFoundError:
         pass
+
+
+REGISTER_PREFIX = "eqprop-cosim-commands-"  # then the owner's process id, a dash and tempfile's random part
+
+
+def _remove_orphans(folder) -> None:
+    """Registers left by processes that no longer exist (killed with SIGKILL: no finalizer ran) are removed before
+    a new one is made, so they do not pile up in /dev/shm; a live process's are left alone."""
+    folder = folder or tempfile.gettempdir()
+    try:
+        names = [n for n in os.listdir(folder) if n.startswith(REGISTER_PREFIX) and n.endswith(".f64")]
+    except OSError:
+        return
+    for name in names:
+        pid = name[len(REGISTER_PREFIX):].split("-", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)  # the owner is alive (or not ours to signal): keep its file
+        except ProcessLookupError:
+            _remove(os.path.join(folder, name))
+        except (PermissionError, OverflowError):
+            continue
 
 
 def _prepare_lava_import() -> None:

@@ -533,3 +533,34 @@ def test_the_command_register_falls_back_from_dev_shm_and_a_place_it_cannot_writ
     with pytest.raises(CosimError, match="command register .*set TMPDIR"):
         sim._open_register(net)
     assert os.listdir(tmp_path) == []
+
+
+def test_registers_left_by_killed_processes_are_removed_and_live_ones_kept(small, tmp_path, monkeypatch):
+    """A SIGKILLed co-simulation leaves its register behind (no finalizer runs): the next one removes the files
+    of processes that no longer exist, and leaves a live process's and other files alone."""
+    import subprocess
+    import sys
+
+    from eqprop.cosim.loop import REGISTER_PREFIX
+
+    net = small[0]
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, m: False if p == "/dev/shm" else real_access(p, m))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # its process id now names no process
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        names = [f"{REGISTER_PREFIX}{gone.pid}-abc.f64", f"{REGISTER_PREFIX}{live.pid}-def.f64",
+                 f"{REGISTER_PREFIX}x-ghi.f64", "notes.f64"]
+        for name in names:
+            (tmp_path / name).write_bytes(b"\0" * 8)
+        sim = object.__new__(CoSimulation)
+        path = sim._open_register(net)
+        assert os.path.basename(path).startswith(f"{REGISTER_PREFIX}{os.getpid()}-")
+        left = set(os.listdir(tmp_path))
+        assert names[0] not in left and set(names[1:]) <= left
+        sim._close_register()
+    finally:
+        live.kill()
+        live.wait()
