@@ -1,5 +1,6 @@
 """Fault tests: a training run SIGKILLed anywhere (before it writes, mid-epoch, mid-checkpoint, while
 plotting) and resumed with `eqprop train --resume` ends bit for bit where an uninterrupted run ends."""
+import json
 import os
 
 import numpy as np
@@ -19,12 +20,15 @@ ARGS = "--hidden 32 --epochs 6 --n-train 500 --n-test 100 --batch-size 20 --seed
 def test_sigkilled_run_resumes_to_the_same_conductances_bit_for_bit(tmp_path, device):
     args = ARGS + ["--device", device]
     assert train_with_kills(args, tmp_path / "whole", []) == []
+    # an epoch's seconds on this machine (a fast solver makes it a few hundredths of a second): the kills
+    # inside epochs wait a fraction of it, so they land inside the next epoch however fast the machine is
+    epoch = float(np.median([h["seconds"] for h in json.loads((tmp_path / "whole" / "metrics.json").read_text())]))
     rng = np.random.default_rng(7)
-    # Where each attempt is killed: (epochs it must checkpoint first, then a random fraction of an epoch).
+    # Where each attempt is killed: (epochs it must checkpoint first, then a delay in seconds).
     # From the start (before or just after config.json), mid-epoch after 1, 2 and 1 new epochs, and after
     # the last epoch's checkpoint (in the plots).
     triggers = [(0, rng.uniform(0.0, 0.6)), (0, rng.uniform(0.6, 1.0))] + \
-               [(k, rng.uniform(0.0, 0.1)) for k in (1, 2, 1)] + [("end", rng.uniform(0.0, 0.5))]
+               [(k, rng.uniform(0.0, 0.5) * epoch) for k in (1, 2, 1)] + [("end", rng.uniform(0.0, 0.5))]
     kills = train_with_kills(args, tmp_path / "killed", triggers)
     assert_same_run(final_state(tmp_path / "whole"), final_state(tmp_path / "killed"))
     landed = [k.state for k in kills]
