@@ -404,7 +404,7 @@ def _sweeps(ops, const, layers, y, scaled=None):
     net, totals, fwd, back, nudged, beta, tol, max_sweeps, boxes, omega, estimate, _ = ops
     L = len(layers)
     fused = _fused(ops, const, layers, y)
-    change, sweep, rate = np.inf, 0, None
+    change, sweep, rate = np.inf, 0, -1.0  # rate: the last measured contraction (-1: none yet)
     for sweep in range(1, max_sweeps + 1):
         # Inexact early sweeps: a per-node Newton solve need not be finer than the sweep's progress.
         inner_tol = max(NEWTON_TOL, min(1e-6, 1e-3 * change))
@@ -440,32 +440,9 @@ def _sweeps(ops, const, layers, y, scaled=None):
             layers[c] = new
         if change <= tol or change != change:  # converged, or NaN: the caller's check names the sample
             break
-        if estimate and 0.0 < change < last < np.inf:
-            r = change / last
-            if rate is not None and abs(r - rate) <= 0.05 * r:  # the contraction has settled at rate r
-                # Young: an SOR rate r at omega means Jacobi's mu^2 = (r + omega - 1)^2 / (r omega^2)
-                # (at omega 1: mu^2 = r, the plain sweeps' rate). While r > omega - 1 omega is below the
-                # optimum, which the first, early estimate usually is: refine it once more.
-                mu2 = min((r + omega - 1.0) ** 2 / (r * omega**2), 0.99)
-                better = min(2.0 / (1.0 + np.sqrt(1.0 - mu2)), OMEGA_MAX)
-                refined = omega > 1.0
-                # Switching costs about a sweep (the fast modes the plain sweeps had removed come back at
-                # the rate omega - 1): switch only where it saves two or more of the sweeps still to go.
-                if better > omega and r > omega - 1.0 and _sweeps_saved(change, tol, r, better - 1.0) >= 2.0:
-                    omega, rate = better, None
-                    estimate = not refined
-                    continue
-                estimate = False
-            rate = r
+        # over-relaxation: measured from the plain sweeps' contraction (``kernels.sor_rule``, the compiled loop's too)
+        omega, rate, estimate, _ = kernels.sor_rule(change, last, rate, omega, estimate, tol, OMEGA_MAX)
     return layers, sweep, change, omega
-
-
-def _sweeps_saved(change, tol, rate, new_rate) -> float:
-    """Sweeps from ``change`` down to ``tol`` at the current contraction ``rate`` minus those at ``new_rate``."""
-    if change <= tol:
-        return 0.0
-    decades = np.log(tol / change)
-    return decades / np.log(rate) - decades / np.log(max(new_rate, 1e-3))
 
 
 def _residual(net, totals, const, fwd, back, layers, y, beta):
