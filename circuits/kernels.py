@@ -536,8 +536,8 @@ def box_sweeps(layers, ks, fwds, backs, inv_s, S, lo, hi, pairs, y, beta, tol, m
                omega_max):
     """The whole sweep loop of a network whose every layer is a box layer (``box_update``) or nudged linear output
     pairs (``pairs_update``), compiled: ``solve_layered._sweeps`` without the Python around each layer's two GEMMs
-    and kernel (at a batch of 64 of 1568-100-20 that Python was about as long as the GEMMs themselves). The same
-    GEMMs into kept buffers, the same kernels and the same stopping and over-relaxation rules, in the same order.
+    and kernel (``python benchmarks/sweep_loop.py`` times the two loops). The same GEMMs into kept buffers, the
+    same kernels and the same stopping and over-relaxation rules, in the same order.
 
     Per layer c: ``layers[c]`` (B, n_c) updated in place; ``ks[c]`` its constant drive (B, n_c); ``fwds[c]`` a_c W_c
     and ``backs[c]`` W_c / a_c, both (n_{c-1}, n_c) (index 0 unused); ``inv_s``, ``S``, ``lo``, ``hi`` its nodes'

@@ -8,7 +8,8 @@ breakpoint). The nudging DACs are EXTERNAL current sources: ngspice asks this pr
 every evaluation (``NgSpiceShared.get_isrc_data``). The first time it asks for a time past boundary m, the
 point at mT has been accepted, so the bridge
 
-  1. reads every free node's voltage at mT (sample-and-hold) and converts it with the ADC,
+  1. reads the output pairs' voltages at mT (at a phase's last boundary every free node's, which the Learner
+     latches) and converts them with the ADC,
   2. sends the sequencer's control word and the codes to the ``Nudger`` (an integer ProcessModel, the
      periphery's port to the host), which
   3. answers with the DAC codes of period m and passes the word on to the ``Learner`` (nothing waits for it).
