@@ -34,6 +34,7 @@ class BackendSpec:
     hidden_pairs: bool = False  # settles differential hidden layers (--hidden-pairs; the default for deep networks)
     converters: bool = False  # a co-simulated loop whose ADC and DAC --converters sets
     neurons: tuple = ()  # the neuron kinds --neurons picks from (the first is the default); () : no choice
+    dropout: bool = False  # grounds hidden nodes per sample in its solves (LayeredNetwork.grounded): --dropout
     amplifiers: tuple = ("ideal",)  # amplifier models it settles (--amplifier; "opamp": the op-amp macromodel, "table": a characterised transistor-level one)
 
     def load(self):
@@ -63,7 +64,8 @@ def get(name: str) -> BackendSpec:
 
 register(BackendSpec("native", "eqprop.backends.native:NativeBackend",
                      "the native solver: exact block coordinate descent in numpy (the circuit's digital twin)",
-                     hidden_pairs=True, amplifiers=("ideal", "opamp", "table"), diodes=("ideal", "shockley", "pwl", "shockley-rs", "mosfet", "table")))
+                     hidden_pairs=True, amplifiers=("ideal", "opamp", "table"), dropout=True,
+                     diodes=("ideal", "shockley", "pwl", "shockley-rs", "mosfet", "table")))
 register(BackendSpec("spice", "eqprop.backends.spice:SpiceBackend",
                      "every phase an ngspice operating point (worker processes, or Ray actors with --cluster)",
                      needs=("ngspice",), cluster=True, analyses=True, hidden_pairs=True, amplifiers=("ideal", "opamp", "table"),

@@ -88,6 +88,29 @@ def box_update(ta, tb, k, v, terms, inv_s, lo, hi, omega):
 
 
 @_compile
+def grounded_box_update(ta, tb, k, v, terms, inv_s, lo, hi, omega, m):
+    """``box_update`` on a layer some of whose nodes are grounded: node j of sample i is held at 0 V where
+    m[i, j] is 0 (a reset switch to ground; 1 leaves it free). A grounded node's exact step is to 0, so it stays
+    there and does not hold up the stopping test."""
+    B, n = v.shape
+    step = 0
+    relax = omega != 1.0
+    ca = 1.0 if terms > 0 else 0.0
+    cb = 1.0 if terms > 1 else 0.0
+    for i in range(B):
+        for j in range(n):
+            x = k[i, j] + ca * ta[i, j] + cb * tb[i, j]
+            x = min(max(x * inv_s[j], lo), hi) * m[i, j]
+            old = v[i, j]
+            d = x - old
+            step = max(step, _bits(abs(d)))
+            if relax:
+                x = min(max(old + omega * d, lo), hi) * m[i, j]
+            v[i, j] = x
+    return _float(step) * omega
+
+
+@_compile
 def pairs_update(ta, k, v, S, beta, y, omega):
     """Nudged linear output pairs, in place on v (B, 2h): each pair (V+, V-) solves its 2x2 system exactly
     (the pair cost beta (y - V+ + V-)^2 / 2 couples them: ``solve_layered._solve_output_nudged``), then moves
@@ -533,7 +556,7 @@ def sor_rule(change, last, rate, omega, estimate, tol, omega_max):
 
 @_compile
 def box_sweeps(layers, ks, fwds, backs, inv_s, S, lo, hi, pairs, y, beta, tol, max_sweeps, omega, estimate,
-               omega_max):
+               omega_max, masks, masked):
     """The whole sweep loop of a network whose every layer is a box layer (``box_update``) or nudged linear output
     pairs (``pairs_update``), compiled: ``solve_layered._sweeps`` without the Python around each layer's two GEMMs
     and kernel (``python benchmarks/sweep_loop.py`` times the two loops). The same GEMMs into kept buffers, the
@@ -541,7 +564,8 @@ def box_sweeps(layers, ks, fwds, backs, inv_s, S, lo, hi, pairs, y, beta, tol, m
 
     Per layer c: ``layers[c]`` (B, n_c) updated in place; ``ks[c]`` its constant drive (B, n_c); ``fwds[c]`` a_c W_c
     and ``backs[c]`` W_c / a_c, both (n_{c-1}, n_c) (index 0 unused); ``inv_s``, ``S``, ``lo``, ``hi`` its nodes'
-    1/S, S and box; ``pairs[c]`` 1 for nudged output pairs (then ``y`` and ``beta``). Returns (sweeps, last change,
+    1/S, S and box; ``pairs[c]`` 1 for nudged output pairs (then ``y`` and ``beta``); ``masked[c]`` 1 where
+    ``masks[c]`` (B, n_c) grounds some of the layer's nodes (``grounded_box_update``). Returns (sweeps, last change,
     omega)."""
     L = len(layers)
     B = layers[0].shape[0]
@@ -569,6 +593,12 @@ def box_sweeps(layers, ks, fwds, backs, inv_s, S, lo, hi, pairs, y, beta, tol, m
                 if terms == 0:
                     ba[c][:] = 0.0
                 step = pairs_update(ba[c], ks[c], v, S[c], beta, y, omega)
+            elif masked[c]:
+                if terms == 0:
+                    step = grounded_box_update(ks[c], ks[c], ks[c], v, 0, inv_s[c], lo[c], hi[c], omega, masks[c])
+                else:
+                    step = grounded_box_update(ba[c], ba[c] if terms == 1 else bb[c], ks[c], v, terms, inv_s[c], lo[c],
+                                               hi[c], omega, masks[c])
             elif terms == 2:
                 step = box_update(ba[c], bb[c], ks[c], v, 2, inv_s[c], lo[c], hi[c], omega)
             elif terms == 1:

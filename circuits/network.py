@@ -75,6 +75,8 @@ class LayeredNetwork:
     amplifier: Amplifier = field(default_factory=Amplifier)
     #: set inside ``unchanged()``: the totals validated on entry and arrays derived from the conductances
     _fixed: dict | None = field(default=None, init=False, repr=False, compare=False)
+    #: set inside ``grounded()``: per hidden layer a (batch, nodes) array, 0 where a node is held at 0 V
+    _grounded: list | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self):
         self.sizes = tuple(int(s) for s in self.sizes)
@@ -223,6 +225,36 @@ class LayeredNetwork:
         finally:
             self._fixed = None
 
+    @contextmanager
+    def grounded(self, masks):
+        """A block in which some hidden nodes are held at 0 V, sample by sample: ``masks`` has one (batch, nodes)
+        array per hidden layer (or None for a layer left free), 1 where a node is free and 0 where a switch ties it
+        to ground; every solve in the block must settle that batch. The circuit a hardware dropout makes: a reset
+        switch per hidden node, closed on a random subset for each training sample, in the free and the nudged
+        phases alike, so the phases settle one sub-circuit and EqProp's estimate is that sub-circuit's gradient
+        (a grounded node's conductances to clamped nodes see the same drop in both phases and are not moved).
+        Only the solvers that know the switches read them (``circuits.solve`` on a layered network)."""
+        hidden = len(self.sizes) - 2
+        masks = list(masks)
+        if len(masks) != hidden:
+            raise NetworkError(f"grounded() needs one mask per hidden layer ({hidden}), got {len(masks)}")
+        held = []
+        for c, m in enumerate(masks):
+            if m is not None:
+                m = np.ascontiguousarray(m, dtype=float)
+                if m.ndim != 2 or m.shape[1] != self.sizes[c + 1] or not np.isin(m, (0.0, 1.0)).all():
+                    raise NetworkError(f"the mask of hidden layer {c + 1} must be a (batch, {self.sizes[c + 1]}) "
+                                       f"array of 0 (grounded) and 1 (free), got shape {np.shape(m)}")
+            held.append(m)
+        batches = {m.shape[0] for m in held if m is not None}
+        if len(batches) > 1:
+            raise NetworkError(f"the masks of grounded() cover different batches ({sorted(batches)} samples)")
+        outer, self._grounded = self._grounded, (held if batches else None)
+        try:
+            yield self
+        finally:
+            self._grounded = outer
+
     def derived(self, key, make):
         """``make()``, computed once per ``unchanged()`` block under ``key``; outside a block, every call."""
         fixed = self._fixed
@@ -331,7 +363,7 @@ class LayeredNetwork:
 
     def __getstate__(self):
         # a copy or a pickled network (a worker's) may be edited: it does not inherit an unchanged() block
-        return {**self.__dict__, "_fixed": None}
+        return {**self.__dict__, "_fixed": None, "_grounded": None}
 
     # ---- inputs and outputs ------------------------------------------------------------------
     def check_inputs(self, x, finite: bool = True) -> np.ndarray:

@@ -14,6 +14,7 @@ import numpy as np
 
 from . import kernels, threads
 from .energy import clamp_residual, node_conductance, nudge_current
+from .errors import InputError
 from .network import LayeredNetwork
 from .node_solve import NEWTON_TOL, solve_nodes
 
@@ -94,6 +95,7 @@ def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | N
     for c, e in enumerate(extra or []):
         if e is not None:
             const[c] = const[c] + e
+    masks = _masks(net, B)
     if init is None:
         layers = [np.zeros((B, n)) for n in net.free_sizes]
     else:
@@ -108,10 +110,11 @@ def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | N
         lo, hi = bounds
         part = [v[lo:hi] for v in layers]
         cut = lambda ks: [k[lo:hi] if np.ndim(k) == 2 else k for k in ks]  # noqa: E731  (per-sample drives)
+        ms = None if masks is None else [None if m is None else m[lo:hi] for m in masks]
         if compiled is not None:
-            return _compiled_sweeps(compiled, ops, cut(const), part, None if y is None else y[lo:hi])
+            return _compiled_sweeps(compiled, ops, cut(const), part, None if y is None else y[lo:hi], ms)
         sc = None if scaled is None else (cut(scaled[0]), scaled[1], scaled[2])
-        return _sweeps(ops, cut(const), part, None if y is None else y[lo:hi], sc)
+        return _sweeps(ops, cut(const), part, None if y is None else y[lo:hi], sc, ms)
 
     results = _over_chunks(B, run)
     if len(results) == 1:
@@ -121,7 +124,19 @@ def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | N
     sweeps = max(r[1] for r in results)
     change = max(r[2] for r in results)
     omega = max(r[3] for r in results)
-    return layers, sweeps, change, lambda: _residual(net, totals, const, fwd, back, layers, y, beta), omega
+    return layers, sweeps, change, lambda: _residual(net, totals, const, fwd, back, layers, y, beta, masks), omega
+
+
+def _masks(net: LayeredNetwork, B: int):
+    """Per free layer the (B, n) 0/1 array of ``net.grounded()`` (None: free), or None outside such a block."""
+    masks = net._grounded
+    if masks is None:
+        return None
+    rows = next(m.shape[0] for m in masks if m is not None)
+    if rows != B:
+        raise InputError(f"this solve settles {B} samples but the grounded nodes are set for {rows}; settle the "
+                         f"batch the masks were drawn for, or leave the grounded() block")
+    return list(masks) + [None]  # the output layer is never grounded
 
 
 COMPILED_SWEEPS = True  # False: every network takes the per-layer Python loop (tests compare the two)
@@ -150,7 +165,10 @@ def _compiled_layers(updates, boxes, fwd, scaled):
             np.array(pairs, dtype=np.int64))
 
 
-def _compiled_sweeps(compiled, ops, const, layers, y):
+_FREE = np.ones((1, 1))  # what box_sweeps is passed for a layer without grounded nodes
+
+
+def _compiled_sweeps(compiled, ops, const, layers, y, masks=None):
     """``_sweeps`` through ``kernels.box_sweeps`` (one compiled call for the whole loop), on one chunk."""
     net, totals, fwd, back, nudged, beta, tol, max_sweeps, boxes, omega, estimate, updates = ops
     fwds, backs, S, inv_s, lo, hi, pairs = compiled
@@ -165,9 +183,12 @@ def _compiled_sweeps(compiled, ops, const, layers, y):
             k = np.array(np.broadcast_to(k, (B, layers[c].shape[1])), dtype=float, order="C")  # a row drive, whole
         ks.append(k)
     yy = np.ascontiguousarray(y, dtype=float) if (nudged and pairs[-1]) else np.zeros((1, 1))
+    masks = masks or [None] * L
+    masked = np.array([m is not None for m in masks], dtype=np.int64)
+    ms = tuple(_FREE if m is None else m for m in masks)
     sweeps, change, omega = kernels.box_sweeps(tuple(layers), tuple(ks), fwds, backs, inv_s, S, lo, hi, pairs, yy,
                                                float(beta), float(tol), int(max_sweeps), float(omega),
-                                               bool(estimate), OMEGA_MAX)
+                                               bool(estimate), OMEGA_MAX, ms, masked)
     return layers, int(sweeps), float(change), float(omega)
 
 
@@ -225,16 +246,18 @@ def _layer_updates(net: LayeredNetwork, totals, nudged: bool, beta: float):
     return out
 
 
-def _fused(ops, const, layers, y):
+def _fused(ops, const, layers, y, masks=None):
     """Per layer a function (layers, omega, tol) -> step running its compiled update, or None. Each keeps
-    buffers for its GEMMs (the drive from the layer above and from the one below), written in place."""
+    buffers for its GEMMs (the drive from the layer above and from the one below), written in place. A layer with
+    grounded nodes (``masks``) has one where it is a box layer (``kernels.grounded_box_update``), else None."""
     net, totals, fwd, back, nudged, beta = ops[:6]
     updates = ops[-1]
     L = len(layers)
     B = layers[0].shape[0]
     steps = []
     for c, spec in enumerate(updates):
-        if spec is None:
+        m = None if masks is None else masks[c]
+        if spec is None or (m is not None and not hasattr(spec[0], "box")):
             steps.append(None)
             continue
         update, S, inv_s = spec
@@ -248,9 +271,24 @@ def _fused(ops, const, layers, y):
         if nudged and c == L - 1:
             k = k + beta * y
         k = k if np.ndim(k) == 2 else np.broadcast_to(k, (B, n))
+        if m is not None:
+            steps.append(_grounded_step(c, update.box, inv_s, k, products, bufs, m))
+            continue
         steps.append(_box_step(c, update.box, inv_s, k, products, bufs) if hasattr(update, "box") else
                      _update_step(c, update, S, inv_s, k, products, bufs))
     return steps
+
+
+def _grounded_step(c, box, inv_s, k, products, bufs, m):
+    """A box layer's step with some nodes held at 0 V (``kernels.grounded_box_update``)."""
+    lo, hi = box
+
+    def step(layers, omega, tol):
+        t = [np.matmul(layers[src], w, out=buf) for (src, w), buf in zip(products, bufs)]
+        ta = t[0] if t else k
+        return kernels.grounded_box_update(ta, t[-1] if t else k, k, layers[c], len(t), inv_s, lo, hi, omega, m)
+
+    return step
 
 
 def _update_step(c, update, S, inv_s, k, products, bufs):
@@ -400,10 +438,11 @@ def _drive(const, fwd, back, layers, c):
     return t
 
 
-def _sweeps(ops, const, layers, y, scaled=None):
+def _sweeps(ops, const, layers, y, scaled=None, masks=None):
     net, totals, fwd, back, nudged, beta, tol, max_sweeps, boxes, omega, estimate, _ = ops
     L = len(layers)
-    fused = _fused(ops, const, layers, y)
+    fused = _fused(ops, const, layers, y, masks)
+    masks = masks or [None] * L
     change, sweep, rate = np.inf, 0, -1.0  # rate: the last measured contraction (-1: none yet)
     for sweep in range(1, max_sweeps + 1):
         # Inexact early sweeps: a per-node Newton solve need not be finer than the sweep's progress.
@@ -423,9 +462,13 @@ def _sweeps(ops, const, layers, y, scaled=None):
                 new = _box_solve(scaled, layers, c, boxes[c])
             else:
                 new = solve_nodes(net.neurons[c], totals[c], _drive(const, fwd, back, layers, c), old, inner_tol)
+            if masks[c] is not None:  # grounded nodes: their exact step is to 0 V
+                new = new * masks[c]
             if omega != 1.0 and not isinstance(boxes[c], tuple):  # a model that bounds its own relaxed step
                 # (its resistive S alone is a safe curvature floor: a nudge only adds beta to it)
                 new = boxes[c].diode.relax(boxes[c], totals[c], old, new, omega)
+                if masks[c] is not None:
+                    new *= masks[c]
                 change = max(change, float(np.abs(new - old).max(initial=0.0)))
                 layers[c] = new
                 continue
@@ -445,15 +488,17 @@ def _sweeps(ops, const, layers, y, scaled=None):
     return layers, sweep, change, omega
 
 
-def _residual(net, totals, const, fwd, back, layers, y, beta):
-    """KCL residual (amperes) per layer, reusing the source drive computed for the sweeps."""
+def _residual(net, totals, const, fwd, back, layers, y, beta, masks=None):
+    """KCL residual (amperes) per layer, reusing the source drive computed for the sweeps; a grounded node's is 0
+    (its switch carries whatever current its neighbours send)."""
     L = len(layers)
     res = []
     for c in range(L):
         r = totals[c] * layers[c] - _drive(const, fwd, back, layers, c)
         if c == L - 1 and beta != 0.0 and y is not None:
             r = r - nudge_current(net, layers[c], y, beta)
-        res.append(clamp_residual(net.neurons[c], layers[c], r))
+        r = clamp_residual(net.neurons[c], layers[c], r)
+        res.append(r if masks is None or masks[c] is None else r * masks[c])
     return res
 
 

@@ -89,7 +89,7 @@ def cmd_solve(args) -> int:
     return 0
 
 
-TRAIN_FIELDS = ("dataset", "data", "backend", "hidden", "epochs", "batch_size", "lr", "lr_decay", "warmup", "shift", "momentum", "beta",
+TRAIN_FIELDS = ("dataset", "data", "backend", "hidden", "epochs", "batch_size", "lr", "lr_decay", "warmup", "shift", "dropout", "momentum", "beta",
                 "nudging", "target_amplitude", "input_scale", "diode", "diode_is", "rails", "gain", "device", "seed",
                 "n_train", "n_test", "validation", "pixel_max", "workers", "fixed_point", "threshold", "spikes", "time_steps", "cluster",
                 "checkpoint_every", "deadline", "hidden_pairs", "noise_capacitance", "noise_window", "amplifier",
@@ -428,6 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr-decay", dest="lr_decay", type=positive, help=HELP["lr_decay"])
     t.add_argument("--warmup", type=nonnegative, help=HELP["warmup"])
     t.add_argument("--shift", type=index, help=HELP["shift"])
+    t.add_argument("--dropout", type=nonnegative, help=HELP["dropout"])
     t.add_argument("--momentum", type=nonnegative, help=HELP["momentum"])
     t.add_argument("--beta", type=positive, help=HELP["beta"])
     t.add_argument("--nudging", choices=NUDGINGS, help=HELP["nudging"])

@@ -45,6 +45,9 @@ HELP = {
     "shift": "data augmentation: each training image moved by a random whole number of pixels, up to this many in "
              "each direction (rows and columns drawn apart, new each epoch, the border filled with 0); 0: none "
              "(default 0). Test images are never moved",
+    "dropout": "fraction in [0, 1) of hidden nodes held at 0 V by a switch to ground, drawn anew for each training "
+               "sample and kept through its free and nudged phases (dropout in hardware; never at test); 0: none "
+               "(default 0)",
     "momentum": "SGD momentum in [0, 1) (default 0.9; hopfield 0)",
     "beta": "nudging strength relative to an output node's conductance (default 0.1; hopfield 0.5, absolute)",
     "nudging": "centered (+beta and -beta), positive, negative, or random sign (default centered; hopfield random)",
@@ -128,6 +131,7 @@ class TrainConfig:
     lr_decay: float | None = None  # multiplied into every lr after each epoch
     warmup: float = 0.0  # epochs of linear warm-up of every lr (0: none)
     shift: int = 0  # augmentation: random translations of training images by up to this many pixels (0: none)
+    dropout: float = 0.0  # fraction of hidden nodes grounded, drawn anew for each training sample (0: none)
     momentum: float | None = None
     beta: float | None = None  # relative to the mean output-node conductance
     nudging: str | None = None
@@ -238,6 +242,8 @@ class TrainConfig:
         positive("checkpoint_every", allow_none=True, allow_zero=True,
                  need="must be seconds >= 0 (0: after every step) or null")
         self._check_noise()
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
+            bad("dropout", self.dropout, "must be a fraction in [0, 1) of hidden nodes to ground per sample (0: none)")
         if not isinstance(self.momentum, (int, float)) or isinstance(self.momentum, bool) or not 0 <= self.momentum < 1:
             bad("momentum", self.momentum, "must be in [0, 1)")
         if not isinstance(self.seed, (int, np.integer)) or isinstance(self.seed, bool) or self.seed < 0:
@@ -395,6 +401,10 @@ class TrainConfig:
             runs = [s.name for s in backends.REGISTRY.values() if s.analyses]
             raise ConfigError(f"--deadline bounds each ngspice analysis; the {spec.name} backend runs none (backends "
                               f"that do: {', '.join(runs)}); leave it out")
+        if self.dropout and not spec.dropout:
+            have = [s.name for s in backends.REGISTRY.values() if s.dropout]
+            raise ConfigError(f"--dropout grounds hidden nodes inside the solver; the {spec.name} backend has no such "
+                              f"switches (backends that do: {', '.join(have)}); leave it out")
         if self.cluster and not spec.cluster:
             raise ConfigError(f"--cluster spreads a backend's work over Ray; the {spec.name} backend does not use it "
                               "(use --backend spice, or eqprop sweep --cluster to spread whole runs)")
@@ -508,12 +518,21 @@ class EqPropTrainer:
                 sgd_step(p, g, v, cfg.momentum, ref / self.loss_unit, lr * decay * ref)
             self.backend.sync()
             return _batch_metrics(pred, y, labels)
-        ph = run_phases(self.backend, x, y, self.beta_abs, cfg.nudging, self.rng)
+        if cfg.dropout:  # the same nodes grounded through the sample's free and nudged phases
+            masks = self.grounding(len(x))
+            with self.backend.network.grounded(masks):
+                ph = run_phases(self.backend, x, y, self.beta_abs, cfg.nudging, self.rng)
+            free = np.hstack(masks + [np.ones((len(x), self.backend.network.sizes[-1]))])
+        else:
+            ph = run_phases(self.backend, x, y, self.beta_abs, cfg.nudging, self.rng)
+            free = None
         if self.thermal is not None:  # what a measurement of each settled phase reads: the circuit's own noise
             for eq in (ph.free, ph.plus, ph.minus):
                 if eq is not None:
                     eq.voltages = eq.voltages + self.thermal.sample(self.backend.network, eq.voltages, self.rng,
                                                                     eq.beta)
+                    if free is not None:  # a grounded node reads 0 V
+                        eq.voltages *= free
         if self.device is not None and self.device.read_noise:
             for eq in (ph.free, ph.plus, ph.minus):
                 if eq is not None:
@@ -528,6 +547,12 @@ class EqPropTrainer:
                      self.rng, gains)
         self.backend.sync()
         return _batch_metrics(ph.free.prediction, y, labels)
+
+    def grounding(self, batch: int) -> list:
+        """Per hidden layer a (batch, nodes) 0/1 mask: each node grounded (0) with probability ``dropout``, apart
+        for every sample."""
+        p = self.config.dropout
+        return [(self.rng.random((batch, n)) >= p).astype(float) for n in self.backend.network.sizes[1:-1]]
 
     def epoch_step(self, x, labels, batch: int) -> dict:
         """A whole epoch on a backend that runs it in one go (``epoch_run``: every batch on chip, one rate for
