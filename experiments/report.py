@@ -43,7 +43,8 @@ def run_row(run_dir) -> dict:
 
 
 def _parts(cfg) -> list:
-    """What the run's circuit has beyond the defaults: its diodes, its amplifiers, its thermal noise."""
+    """What the run's circuit has beyond the defaults: its diodes, its amplifiers, its thermal noise, its training's
+    grounding switches (dropout)."""
     parts = []
     if getattr(cfg, "diode", "ideal") not in (None, "ideal"):
         parts.append(f"{cfg.diode} diodes")
@@ -54,6 +55,8 @@ def _parts(cfg) -> list:
         parts.append(f"op-amps {amp}")
     if getattr(cfg, "noise_capacitance", None) is not None:
         parts.append(f"noise of {cfg.noise_capacitance:g} F nodes")
+    if getattr(cfg, "dropout", 0.0):
+        parts.append(f"dropout {cfg.dropout:g}")
     return parts
 
 
