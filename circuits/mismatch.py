@@ -5,7 +5,9 @@ lands within a relative spread of its target, and every amplifier has its own in
 is a copy of the network with those draws, seeded by the die's number, so the same die is the same circuit in the
 native solver and in its SPICE netlist (the netlist is written from it). Shockley neuron diodes get their own
 saturation current (log-normal: IS x exp(sigma z), a relative spread sigma) and emission coefficient (N x (1 +
-sigma z)), each diode of each node its own draw (``MismatchedShockleyDiode``).
+sigma z)), each diode of each node its own draw (``MismatchedShockleyDiode``). A fraction of each die's hidden nodes
+can be dead: shorted to 0 V (mid-rail) through their two bias conductances, raised to a million times the node's
+total conductance, so the native solver and the netlist hold the same failed circuit.
 """
 from __future__ import annotations
 
@@ -21,17 +23,19 @@ from .network import LayeredNetwork
 @dataclass(frozen=True)
 class Mismatch:
     """Relative spread of every conductance (``conductance``: a normal draw of that deviation, times the target,
-    clipped at 0), and each amplifier's input-offset spread (V) and relative loop-gain spread."""
+    clipped at 0), each amplifier's input-offset spread (V) and relative loop-gain spread, the Shockley diodes'
+    spreads, and the fraction of hidden nodes that are dead (``dead_nodes``: held at 0 V, each die its own)."""
 
     conductance: float = 0.0
     amplifier_offset: float = 0.0
     amplifier_gain: float = 0.0
     diode_is: float = 0.0
     diode_n: float = 0.0
+    dead_nodes: float = 0.0
 
     def __post_init__(self):
         for name, hi in (("conductance", 1.0), ("amplifier_offset", 1.0), ("amplifier_gain", 0.2), ("diode_is", 2.0),
-                         ("diode_n", 0.2)):
+                         ("diode_n", 0.2), ("dead_nodes", 1.0)):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or not 0 <= v <= hi:
                 raise NetworkError(f"mismatch {name} must be 0 to {hi:g}, got {v!r}")
@@ -55,8 +59,16 @@ class Mismatch:
             raise NetworkError(f"the network's amplifier is not an amplifier model: {net.amplifier!r}")
         if self.diode_is or self.diode_n:
             die.neurons = self._diodes(net, np.random.default_rng([int(seed), 2]))
+        if self.dead_nodes:
+            _short_to_ground(die, self.dead(net, seed))
         die.validate()
         return die
+
+    def dead(self, net: LayeredNetwork, seed: int) -> list:
+        """Per hidden layer the indices of die ``seed``'s dead nodes: each node dead with probability
+        ``dead_nodes``, drawn from the die's own stream."""
+        rng = np.random.default_rng([int(seed), 3])
+        return [np.flatnonzero(rng.random(n) < self.dead_nodes) for n in net.sizes[1:-1]]
 
     def _diodes(self, net: LayeredNetwork, rng) -> list:
         """Each layer's clamp with every node's two diodes drawn (up then down, layer by layer)."""
@@ -83,3 +95,15 @@ class Mismatch:
                 n_dn=n_dn * np.maximum(1.0 + self.diode_n * z[3], 0.5))
             neurons.append(DiodeClamp(drawn, clamp.v_low, clamp.v_high))
         return neurons
+
+
+def _short_to_ground(die: LayeredNetwork, dead: list) -> None:
+    """Shorts the dead nodes (per hidden layer, their indices) to 0 V: both bias conductances of each (to +V and
+    -V) set to ``DEAD_SHORT`` times the node's total, so it sits within a millionth of its drive of 0 V (the
+    Thevenin equivalent of a short to mid-rail), in the native solver and in the netlist alike."""
+    totals = die.node_totals()
+    for c, idx in enumerate(dead):
+        die.biases[c][:, idx] = DEAD_SHORT * totals[c][idx]
+
+
+DEAD_SHORT = 1e6  # a dead node's bias conductances, in units of its own total conductance

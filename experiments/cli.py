@@ -252,7 +252,8 @@ def cmd_dies(args) -> int:
     from .dies import run_dies
 
     run_dies(args.run, args.out, args.dies, args.conductance, args.amplifier_offset, args.amplifier_gain, args.spice,
-             args.data, cluster=args.cluster, diode_is=args.diode_is_spread, diode_n=args.diode_n_spread)
+             args.data, cluster=args.cluster, diode_is=args.diode_is_spread, diode_n=args.diode_n_spread,
+             dead_nodes=args.dead_nodes)
     print(f"table and JSON in {args.out}")
     return 0
 
@@ -532,6 +533,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="Shockley neuron diodes: each diode's saturation current IS x exp(SIGMA z) (log-normal)")
     di.add_argument("--diode-n-spread", dest="diode_n_spread", type=nonnegative, default=0.0, metavar="REL",
                     help="Shockley neuron diodes: relative spread of each diode's emission coefficient N")
+    di.add_argument("--dead-nodes", dest="dead_nodes", type=nonnegative, default=0.0, metavar="FRACTION",
+                    help="fraction of hidden nodes dead on each die (shorted to 0 V, each die its own draw); a run "
+                         "trained with --dropout is made for it")
     di.add_argument("--spice", type=index, default=0, metavar="N",
                     help="also solve the first N dies' first 40 test images (dies.SPICE_IMAGES) in ngspice and compare")
     di.add_argument("--data", help="the run's data file where it was moved or copied")

@@ -2,7 +2,8 @@
 
 Each die is the run's network with every conductance off its target by a normal relative spread, every
 amplifier with its own input offset and loop gain, and (Shockley clamps) every neuron diode with its own saturation
-current and emission coefficient (``circuits.mismatch.Mismatch``), drawn from the die's number.
+current and emission coefficient, and (``--dead-nodes``) a fraction of its hidden nodes dead, shorted to 0 V
+(``circuits.mismatch.Mismatch``), drawn from the die's number.
 Each die's test accuracy comes from the native solver; ``--spice N`` also solves the first N dies' first test
 images in ngspice, from the netlist of that same die, and reports the largest node difference and whether the
 predicted classes agree. The table gives every die and the spread: what a designer reads as yield.
@@ -46,14 +47,14 @@ def die_row(net, mismatch: Mismatch, d: int, x, labels, spice: bool) -> dict:
 
 def run_dies(run, out, dies: int = 20, conductance: float = 0.05, amplifier_offset: float = 0.0,
              amplifier_gain: float = 0.0, spice: int = 0, data=None, cluster=None, log=print, diode_is: float = 0.0,
-             diode_n: float = 0.0) -> dict:
+             diode_n: float = 0.0, dead_nodes: float = 0.0) -> dict:
     """``cluster``: run the dies as Ray tasks ('ray' for a local instance, or a cluster's address); each die is
     drawn from its number, so the table is the same either way."""
     from eqprop.learning.data import load_for
     from eqprop.learning.runs import load_circuit_run
 
     output = OutputDir(out, "dies", DIES_FILES).check()  # refused before anything runs
-    mismatch = Mismatch(conductance, amplifier_offset, amplifier_gain, diode_is, diode_n)
+    mismatch = Mismatch(conductance, amplifier_offset, amplifier_gain, diode_is, diode_n, dead_nodes)
     if not 1 <= dies <= 10000:
         raise ValueError(f"--dies {dies}: give 1 to 10000 dies")
     if not 0 <= spice <= dies:
@@ -73,7 +74,8 @@ def run_dies(run, out, dies: int = 20, conductance: float = 0.05, amplifier_offs
     log(f"{run}: {len(labels)} test images, nominal accuracy {nominal:.4f}; {dies} dies, conductances off their "
         f"targets by {100 * conductance:g}% rms, amplifier offsets {amplifier_offset:g} V rms, loop gains "
         f"{100 * amplifier_gain:g}% rms" + (f", diode IS x exp({diode_is:g} z), N {100 * diode_n:g}% rms"
-                                          if diode_is or diode_n else ""))
+                                          if diode_is or diode_n else "")
+        + (f", {100 * dead_nodes:g}% of hidden nodes dead" if dead_nodes else ""))
     head = "| die | test accuracy | vs nominal |" + (" ngspice vs native (V) | same classes |" if spice else "")
     both(head)
     both("|---" * (3 + 2 * bool(spice)) + "|")
@@ -105,7 +107,7 @@ def run_dies(run, out, dies: int = 20, conductance: float = 0.05, amplifier_offs
          "1 point of nominal")
     result = {"run": str(run), "mismatch": {"conductance": conductance, "amplifier_offset": amplifier_offset,
                                             "amplifier_gain": amplifier_gain, "diode_is": diode_is,
-                                            "diode_n": diode_n}, "summary": summary, "dies": rows}
+                                            "diode_n": diode_n, "dead_nodes": dead_nodes}, "summary": summary, "dies": rows}
     with output as o:
         o.write_text("dies.json", json.dumps(result, indent=1))
         o.write_text("dies.md", "\n".join(lines) + "\n")

@@ -48,6 +48,10 @@ def test_eqprop_dies_counts_every_die_and_agrees_with_ngspice(tmp_path):
     assert main(["dies", str(run), "--dies", "2", "--conductance", "0", "--out", str(none)]) == 0
     n = json.loads((none / "dies.json").read_text())
     assert all(d["test_accuracy"] == n["summary"]["nominal"] for d in n["dies"])  # no mismatch: the run itself
+    dead = tmp_path / "dead"
+    assert main(["dies", str(run), "--dies", "2", "--conductance", "0", "--dead-nodes", "0.5", "--out", str(dead)]) == 0
+    k = json.loads((dead / "dies.json").read_text())
+    assert k["mismatch"]["dead_nodes"] == 0.5 and k["summary"]["mean"] < n["summary"]["nominal"]
     assert main(["dies", str(run), "--conductance", "1.5", "--out", str(tmp_path / "bad")]) == 2
     assert not (tmp_path / "bad").exists()
     assert main(["dies", str(run), "--out", str(run)]) == 2  # never into a train run
@@ -150,3 +154,33 @@ def test_diode_spreads_need_shockley_diodes_and_say_so(tmp_path):
                  "--no-progress"]) == 0
     assert main(["dies", str(run), "--dies", "2", "--diode-is-spread", "0.2", "--out", str(tmp_path / "d")]) == 2
     assert not (tmp_path / "d").exists()
+
+
+def test_dead_nodes_sit_at_zero_volts_as_grounded_nodes_do_and_ngspice_agrees():
+    """A die's dead nodes are shorted to 0 V through their bias conductances: the native equilibrium is the one the
+    same nodes grounded by ``LayeredNetwork.grounded`` give (to a millionth of the drive), and ngspice's on the
+    die's netlist. Each die draws its own dead nodes, about the fraction asked."""
+    from eqprop.netlists import NgspiceCircuit
+
+    net = layered([16, 40, 30, 6], rails=(-0.05, 0.05), gain=4, seed=2)
+    x = np.random.default_rng(1).uniform(-1, 1, (5, 8))
+    m = Mismatch(dead_nodes=0.3)
+    dead = m.dead(net, 4)
+    assert [len(d) for d in dead] != [len(d) for d in m.dead(net, 5)] or any(
+        not np.array_equal(a, b) for a, b in zip(dead, m.dead(net, 5)))
+    assert 0.1 < sum(len(d) for d in dead) / 70 < 0.5
+    die = m.die(net, 4)
+    eq = solve(die, x, tol=1e-13, max_iter=20_000)
+    masks = []
+    for d, n in zip(dead, net.sizes[1:-1]):
+        keep = np.ones((5, n))
+        keep[:, d] = 0.0
+        masks.append(keep)
+    with net.grounded(masks):
+        ref = solve(net, x, tol=1e-13, max_iter=20_000)
+    assert np.abs(eq.voltages - ref.voltages).max() < 1e-7
+    assert np.abs(eq.layers[0][:, dead[0]]).max() < 1e-7 and np.abs(eq.layers[0]).max() > 1e-3
+    sp = NgspiceCircuit(die).equilibrium(x)
+    assert np.abs(sp.voltages - solve(die, x, tol=1e-12).voltages).max() < 1e-6  # (the ideal diodes' stand-in)
+    with pytest.raises(NetworkError, match="dead_nodes"):
+        Mismatch(dead_nodes=1.5)
