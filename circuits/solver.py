@@ -48,6 +48,9 @@ def solve(network, x, y=None, beta: float = 0.0, init=None, *, tol: float = 1e-1
     if isinstance(network, LayeredNetwork):
         if method in ("auto", "bcd"):
             return _solve_layered(network, x, y, beta, init, tol, max_iter, omega, totals)
+        if network._grounded is not None:
+            raise NetworkError(f"method={method!r} does not hold grounded nodes (LayeredNetwork.grounded); inside "
+                               "that block use method='bcd' or 'auto'")
         return _solve_graph(network.to_graph(), x, y, beta, init, tol, max_iter, layer_sizes=network.free_sizes)
     if isinstance(network, GraphNetwork):
         if method == "bcd":

@@ -80,6 +80,8 @@ def test_grounding_refuses_what_it_cannot_hold():
         with pytest.raises(InputError, match="settles 2 samples but the grounded nodes are set for 3"):
             solve(net, x[:2])
         solve(net, x)
+        with pytest.raises(NetworkError, match="does not hold grounded nodes"):
+            solve(net, x, method="newton")
     assert net.copy()._grounded is None
 
 
