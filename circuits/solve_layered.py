@@ -77,6 +77,10 @@ def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | N
     fast modes, which plain sweeps remove at once and SOR only at the rate omega - 1 (a nudged
     1568-256-256-20 took 10 sweeps with it, 8 without, 7 plain); and the switch is made only where it
     saves two sweeps or more of those still to go (a small nudge has few left).
+
+    Inside ``net.grounded(masks)`` the masked nodes of each sample are held at 0 V: their exact step is to 0 V in
+    every kernel and in the numpy path alike (``kernels.grounded_box_update`` for box layers), so they neither move
+    nor hold up the stopping test, and their residual is the switch's current (reported as 0).
     """
     B = x.shape[0]
     nudged = beta != 0.0 and y is not None
