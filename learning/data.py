@@ -141,13 +141,17 @@ def _digits(path, seed, pixel_max=None) -> Dataset:
 def _images(path, seed, pixel_max=None, n_classes: int = 10) -> Dataset:
     """Images from an .npz or an IDX directory, pixels scaled to [0, 1]."""
     arrays = load_arrays(path, n_classes)
-    for split in ("train", "test"):
-        if arrays[f"x_{split}"].size == 0:
-            raise DataError(f"{path}: x_{split} holds no images; a dataset needs training and test samples")
+    _check_not_empty(arrays, path, "images")
     scale = pixel_scale(arrays, path, pixel_max)
     return Dataset("", _flatten(arrays["x_train"]) / scale, arrays["y_train"].astype(int),
                    _flatten(arrays["x_test"]) / scale, arrays["y_test"].astype(int), n_classes,
                    _image_shape(arrays["x_train"]))
+
+
+def _check_not_empty(arrays, path, what: str) -> None:
+    for split in ("train", "test"):
+        if arrays[f"x_{split}"].size == 0:
+            raise DataError(f"{path}: x_{split} holds no {what}; a dataset needs training and test samples")
 
 
 def _arrays(path, seed, pixel_max=None) -> Dataset:
@@ -159,9 +163,7 @@ def _arrays(path, seed, pixel_max=None) -> Dataset:
         raise DataError(f"{path} is a directory: the npz dataset reads one .npz file of x_train, y_train, x_test "
                         "and y_test (a directory of IDX files is --dataset mnist)")
     arrays = load_arrays(path, None, pixels=False)
-    for split in ("train", "test"):
-        if arrays[f"x_{split}"].size == 0:
-            raise DataError(f"{path}: x_{split} holds no samples; a dataset needs training and test samples")
+    _check_not_empty(arrays, path, "samples")
     k = int(max(arrays["y_train"].max(), arrays["y_test"].max())) + 1
     if k < 2:
         raise DataError(f"{path}: every label is 0; a classifier needs labels of at least two classes (0..K-1)")
