@@ -21,6 +21,7 @@ from .network import GraphNetwork, conductances
 
 MAX_STEP = 0.1  # volts per Newton iteration at most
 NONMONOTONE = 8  # residuals the line search compares with where op-amps make KCL piecewise smooth
+STALL = 8  # Newton iterations without the step halving: the rounding floor of the solve
 
 
 @dataclass
@@ -243,11 +244,19 @@ def _newton(batch: _Batch, v, tol, max_iter):
     diag = batch.K.diagonal()
     r = batch.residual(v)
     norms = []
+    smallest, stalled = np.inf, 0
     for it in range(1, max_iter + 1):
         step = spla.spsolve(batch.jacobian(v), -r)
         big = np.abs(step).max(initial=0.0)
         if big <= tol:  # the full Newton step estimates the remaining error: done
             return v + step, it
+        # Newton halves its step (at least) each iteration until it reaches the rounding floor of the solve, which
+        # in an ill-conditioned system (milliohm wires beside microsiemens conductances) lies above tol: steps
+        # that stop shrinking for STALL iterations are that floor. Accept when the voltage-equivalent residual
+        # is below tol, as where no step lowers the residual.
+        smallest, stalled = (big, 0) if big < 0.5 * smallest else (smallest, stalled + 1)
+        if stalled >= STALL and np.abs(r / diag).max(initial=0.0) <= tol:
+            return v, it
         if big > MAX_STEP:
             step *= MAX_STEP / big
         norms = (norms + [np.linalg.norm(r)])[-NONMONOTONE:]

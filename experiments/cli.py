@@ -89,7 +89,7 @@ def cmd_solve(args) -> int:
     return 0
 
 
-TRAIN_FIELDS = ("dataset", "data", "backend", "hidden", "epochs", "batch_size", "lr", "lr_decay", "warmup", "shift", "dropout", "momentum", "beta",
+TRAIN_FIELDS = ("dataset", "data", "backend", "hidden", "epochs", "batch_size", "lr", "lr_decay", "warmup", "shift", "dropout", "weight_decay", "momentum", "beta",
                 "nudging", "target_amplitude", "input_scale", "diode", "diode_is", "rails", "gain", "device", "seed",
                 "n_train", "n_test", "validation", "pixel_max", "workers", "fixed_point", "threshold", "spikes", "time_steps", "cluster",
                 "checkpoint_every", "deadline", "hidden_pairs", "noise_capacitance", "noise_window", "amplifier",
@@ -254,6 +254,14 @@ def cmd_dies(args) -> int:
     run_dies(args.run, args.out, args.dies, args.conductance, args.amplifier_offset, args.amplifier_gain, args.spice,
              args.data, cluster=args.cluster, diode_is=args.diode_is_spread, diode_n=args.diode_n_spread,
              dead_nodes=args.dead_nodes)
+    print(f"table and JSON in {args.out}")
+    return 0
+
+
+def cmd_parasitics(args) -> int:
+    from .parasitics import run_parasitics
+
+    run_parasitics(args.run, args.out, args.wire, args.images, args.spice, args.data)
     print(f"table and JSON in {args.out}")
     return 0
 
@@ -430,6 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--warmup", type=nonnegative, help=HELP["warmup"])
     t.add_argument("--shift", type=index, help=HELP["shift"])
     t.add_argument("--dropout", type=nonnegative, help=HELP["dropout"])
+    t.add_argument("--weight-decay", dest="weight_decay", type=nonnegative, help=HELP["weight_decay"])
     t.add_argument("--momentum", type=nonnegative, help=HELP["momentum"])
     t.add_argument("--beta", type=positive, help=HELP["beta"])
     t.add_argument("--nudging", choices=NUDGINGS, help=HELP["nudging"])
@@ -542,6 +551,18 @@ def build_parser() -> argparse.ArgumentParser:
     di.add_argument("--cluster", metavar="ADDRESS", help="the dies as Ray tasks: 'ray' for a local instance, or a "
                                                          "cluster's address ('auto', 'host:6379')")
     di.set_defaults(func=cmd_dies)
+    pa = sub.add_parser("parasitics", help="a trained run laid out as crossbars with resistive row and column wires: "
+                                           "accuracy and node shifts against ideal wires, optionally in ngspice")
+    pa.add_argument("run", help="a run directory of a circuit backend")
+    pa.add_argument("--wire", type=positive, nargs="+", required=True, metavar="OHMS",
+                    help="wire resistance per segment between neighbouring crossings, one or more values")
+    pa.add_argument("--images", type=count, default=100, help="first test images to solve (default 100; the sparse "
+                                                                "graph solve costs about 0.6 s an image on 128-100-20)")
+    pa.add_argument("--spice", type=index, default=0, metavar="N",
+                    help="also solve the first N images of each wire resistance in ngspice and compare")
+    pa.add_argument("--out", default="reports/parasitics", help="directory for the table and JSON")
+    pa.add_argument("--data", help="the run's data file where it was moved or copied")
+    pa.set_defaults(func=cmd_parasitics)
     tr = sub.add_parser("transistors", help="amplifiers and clamps at transistor level (on a published process): "
                                             "characterised in ngspice, trained on natively, the trained network "
                                             "checked in ngspice with the transistors")

@@ -1,0 +1,127 @@
+"""Crossbar wire resistance: the wired circuit against a hand-solved ladder, ngspice, and the ideal-wire limit;
+its layout, its refusals and eqprop parasitics over a trained run."""
+import json
+
+import numpy as np
+import pytest
+
+from eqprop.circuits import NetworkError, OpAmp, layered, solve
+from eqprop.circuits.parasitics import neuron_voltages, wired
+
+
+def test_one_column_is_the_series_ladder_solved_by_hand():
+    # one feature as +x/-x sources, one output node, no biases: the only current runs source+ -> row wire ->
+    # G_a -> column wire -> G_b -> row wire -> source-, through three wire segments (r each) in series
+    net = layered([2, 1], diode=None, readout="nodes", seed=0)
+    ga, gb, r, x = 3e-6, 1e-6, 2e4, 0.7
+    net.weights[0][:] = [[ga], [gb]]
+    net.biases[0][:] = 0.0
+    graph = wired(net, r)
+    eq = solve(graph, np.array([[x]]))
+    current = 2 * x / (r + 1 / ga + r + 1 / gb + r)
+    expected = -x + current * (1 / gb + r)  # the output hangs off the column below the last crossing: no current
+    got = neuron_voltages(graph, eq, net)
+    assert abs(got[0, 0] - expected) < 1e-12
+    assert abs(solve(net, np.array([[x]])).voltages[0, 0] - (-x + 2 * x / (1 / ga + 1 / gb) / gb)) < 1e-12
+
+
+@pytest.mark.parametrize("kw", [dict(diode=None, gain=3), dict(diode="shockley", gain=2, hidden_pairs=True),
+                                dict(diode="shockley", gain=[2, 4]), dict(diode="ideal", gain=2)])
+def test_ideal_wires_are_the_limit_and_the_error_scales_with_r(kw):
+    sizes = [6, 5, 4, 4] if isinstance(kw.get("gain"), list) else [6, 5, 4]
+    net = layered(sizes, seed=1, **kw)
+    x = np.random.default_rng(2).uniform(-1, 1, (3, 3))
+    ideal = solve(net, x).voltages
+    errs = []
+    for r in (1.0, 10.0, 100.0):
+        graph = wired(net, r)
+        errs.append(np.abs(neuron_voltages(graph, solve(graph, x), net) - ideal).max())
+    assert errs[0] < 1e-5 and errs[0] < errs[1] < errs[2]
+    assert 8 < errs[1] / errs[0] < 12 and 8 < errs[2] / errs[1] < 12  # first order in r
+    # milliohm wires beside microsiemens conductances: the solve stops at its rounding floor instead of failing
+    graph = wired(net, 1e-3)
+    assert np.abs(neuron_voltages(graph, solve(graph, x), net) - ideal).max() < 1e-6
+
+
+@pytest.mark.parametrize("kw", [dict(diode=None, gain=3), dict(diode="shockley", gain=2, hidden_pairs=True)])
+def test_ngspice_solves_the_wired_netlist_to_the_same_volts(kw):
+    from eqprop.netlists import NgspiceCircuit
+
+    net = layered([6, 5, 4], seed=3, **kw)
+    graph = wired(net, 3e4)  # a wire load of order one: the volts move far from the ideal wires'
+    x = np.random.default_rng(4).uniform(-1, 1, (2, 3))
+    native, spice = solve(graph, x), NgspiceCircuit(graph).equilibrium(x)
+    assert np.abs(spice.voltages - native.voltages).max() < 1e-9
+    assert np.abs(neuron_voltages(graph, native, net) - solve(net, x).voltages).max() > 1e-3
+
+
+def test_the_layout_keeps_every_conductance_once_on_its_own_crossing():
+    net = layered([6, 5, 4], diode=None, gain=2, hidden_pairs=True, seed=5)
+    net.weights[0][1, 2] = 0.0  # a missing crossing: the wires pass on
+    graph = wired(net, 7.0).graph
+    crossings, wires = [], []
+    for a, b, d in graph.edges(data=True):
+        w, u = sorted((a, b), reverse=True)
+        if w[0] == "w" and u[0] == "u" and w[1:] == u[1:]:  # a row wire meets a column wire of the same place
+            crossings.append(d["g"])
+        else:
+            wires.append(d.get("g", d.get("g_inv")))
+    everything = np.concatenate([np.ravel(np.vstack([w, b])) for w, b in zip(net.weights, net.biases)])
+    assert sorted(crossings) == sorted(everything[everything > 0])
+    assert all(g == 1 / 7.0 for g in wires)  # every other edge is a wire segment
+    assert "u0_1_2" in graph and not graph.has_edge("w0_1_2", "u0_1_2")
+    # connection 1 is differential: 2 x 5 driver rows (the second five from the inverting outputs) and 2 bias rows
+    amp = [(a, b, d) for a, b, d in graph.edges(data=True) if "gain" in d and a.startswith(("h", "w1"))]
+    assert len(amp) == 10 and sum("g_inv" in d for *_, d in amp) == 5
+    assert all(d["gain"] == 2.0 for *_, d in amp)
+    assert len([n for n in graph if n.startswith("w1_")]) == (2 * 5 + 2) * 4
+
+
+def test_wired_refuses_what_it_cannot_lay_out():
+    net = layered([6, 5, 4], seed=0)
+    for bad in (0, -1.0, float("nan"), float("inf"), True, "1"):
+        with pytest.raises(NetworkError, match="wire resistance"):
+            wired(net, bad)
+    real = layered([6, 5, 4], gain=2, amplifier=OpAmp(a0=1e3), seed=0)
+    with pytest.raises(NetworkError, match="ideal amplifiers"):
+        wired(real, 1.0)
+
+
+def test_eqprop_parasitics_over_a_trained_run(tmp_path, capsys):
+    from eqprop.experiments.cli import main
+
+    run = tmp_path / "run"
+    assert main(["train", "--hidden", "12", "--epochs", "1", "--n-train", "200", "--out", str(run),
+                 "--no-progress"]) == 0
+    out = tmp_path / "par"
+    assert main(["parasitics", str(run), "--wire", "0.5", "1e5", "--images", "12", "--spice", "1",
+                 "--out", str(out)]) == 0
+    r = json.loads((out / "parasitics.json").read_text())
+    small, large = r["wires"]
+    assert r["images"] == 12 and [w["wire_ohms"] for w in r["wires"]] == [0.5, 1e5]
+    assert small["max_shift"] < 1e-4 < large["max_shift"]  # the shift grows with the wire
+    assert small["spice_same_classes"] == 1 and small["spice_max_diff"] < 1e-5  # (the ideal diodes' stand-in)
+    assert large["wire_load"] == pytest.approx(2e5 * small["wire_load"])
+    assert "| 100000 |" in (out / "parasitics.md").read_text()
+    capsys.readouterr()
+    assert main(["parasitics", str(run), "--wire", "1", "--images", "2", "--spice", "3",
+                 "--out", str(tmp_path / "bad")]) == 2
+    assert "--spice 3" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+    assert main(["parasitics", str(run), "--wire", "1e-4", "--out", str(tmp_path / "faint")]) == 2
+    assert "give wires of at least" in capsys.readouterr().err and not (tmp_path / "faint").exists()
+    assert main(["parasitics", str(run), "--wire", "1", "--out", str(run)]) == 2  # never into a train run
+    assert (run / "model.npz").exists() or any(run.iterdir())
+
+
+@pytest.mark.parametrize("diode", [None, "ideal"])
+def test_only_the_wire_load_matters(diode):
+    # every conductance k times larger and every wire k times shorter: the same circuit up to a current scale,
+    # so the same free equilibrium; the table's wire load (r x conductance) is what carries to another technology
+    net = layered([6, 5, 4], diode=diode, gain=2, seed=6)
+    big = layered([6, 5, 4], diode=diode, gain=2, seed=6)
+    for w, b in zip(big.weights + big.biases, net.weights + net.biases):
+        w[:] = 40 * b
+    x = np.random.default_rng(7).uniform(-1, 1, (2, 3))
+    g1, g2 = wired(net, 4e4), wired(big, 1e3)
+    v1, v2 = neuron_voltages(g1, solve(g1, x), net), neuron_voltages(g2, solve(g2, x), big)
+    assert np.abs(v1 - v2).max() < 1e-9 and np.abs(v1 - solve(net, x).voltages).max() > 1e-3
