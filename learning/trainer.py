@@ -48,6 +48,9 @@ HELP = {
     "dropout": "fraction in [0, 1) of hidden nodes held at 0 V by a switch to ground, drawn anew for each training "
                "sample and kept through its free and nudged phases (dropout in hardware; never at test); 0: none "
                "(default 0)",
+    "weight_decay": "L2 pull of every parameter toward 0: its dimensionless value (G / g_ref) times this added to "
+                    "each step's gradient, so a conductance shrinks by lr x weight_decay of itself per step beside "
+                    "its update; 0: none (default 0)",
     "momentum": "SGD momentum in [0, 1) (default 0.9; hopfield 0)",
     "beta": "nudging strength relative to an output node's conductance (default 0.1; hopfield 0.5, absolute)",
     "nudging": "centered (+beta and -beta), positive, negative, or random sign (default centered; hopfield random)",
@@ -132,6 +135,7 @@ class TrainConfig:
     warmup: float = 0.0  # epochs of linear warm-up of every lr (0: none)
     shift: int = 0  # augmentation: random translations of training images by up to this many pixels (0: none)
     dropout: float = 0.0  # fraction of hidden nodes grounded, drawn anew for each training sample (0: none)
+    weight_decay: float = 0.0  # L2 on the dimensionless parameters G / g_ref, added to each step's gradient
     momentum: float | None = None
     beta: float | None = None  # relative to the mean output-node conductance
     nudging: str | None = None
@@ -244,6 +248,9 @@ class TrainConfig:
         self._check_noise()
         if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
             bad("dropout", self.dropout, "must be a fraction in [0, 1) of hidden nodes to ground per sample (0: none)")
+        if isinstance(self.weight_decay, bool) or not isinstance(self.weight_decay, (int, float)) \
+                or not 0 <= self.weight_decay < np.inf:
+            bad("weight_decay", self.weight_decay, "must be a number >= 0 (0: none)")
         if not isinstance(self.momentum, (int, float)) or isinstance(self.momentum, bool) or not 0 <= self.momentum < 1:
             bad("momentum", self.momentum, "must be in [0, 1)")
         if not isinstance(self.seed, (int, np.integer)) or isinstance(self.seed, bool) or self.seed < 0:
@@ -405,6 +412,9 @@ class TrainConfig:
             have = [s.name for s in backends.REGISTRY.values() if s.dropout]
             raise ConfigError(f"--dropout grounds hidden nodes inside the solver; the {spec.name} backend has no such "
                               f"switches (backends that do: {', '.join(have)}); leave it out")
+        if self.weight_decay and spec.onchip:
+            raise ConfigError(f"--weight-decay is applied by the host's update; the {spec.name} backend's synapses "
+                              "update themselves on chip without it; leave it out")
         if self.cluster and not spec.cluster:
             raise ConfigError(f"--cluster spreads a backend's work over Ray; the {spec.name} backend does not use it "
                               "(use --backend spice, or eqprop sweep --cluster to spread whole runs)")
@@ -515,6 +525,7 @@ class EqPropTrainer:
             decay = self.rate_factor()
             self.steps += 1
             for p, g, v, ref, lr in zip(self.backend.parameters(), grads, self.velocity, self.g_ref, self.lr):
+                self.decay_weights(p, g, ref / self.loss_unit, ref)
                 sgd_step(p, g, v, cfg.momentum, ref / self.loss_unit, lr * decay * ref)
             self.backend.sync()
             return _batch_metrics(pred, y, labels)
@@ -543,10 +554,17 @@ class EqPropTrainer:
         for p, g, v, ref, lr, gains in zip(self.backend.parameters(), stats, self.velocity, self.g_ref, self.lr,
                                            self.d2d):
             # dimensionless: p = G / g_ref, loss in its unit; g is this step's own array (overwritten)
+            self.decay_weights(p, g, scale * ref / self.loss_unit, ref)
             sgd_step(p, g, v, cfg.momentum, scale * ref / self.loss_unit, lr * decay * ref, self.device,
                      self.rng, gains)
         self.backend.sync()
         return _batch_metrics(ph.free.prediction, y, labels)
+
+    def decay_weights(self, p, g, g_scale: float, ref: float) -> None:
+        """Adds weight decay to this step's gradient ``g`` (in place): weight_decay x p / ref in the dimensionless
+        units that ``g x g_scale`` has."""
+        if self.config.weight_decay:
+            g += (self.config.weight_decay / (ref * g_scale)) * p
 
     def grounding(self, batch: int) -> list:
         """Per hidden layer a (batch, nodes) 0/1 mask: each node grounded (0) with probability ``dropout``, apart

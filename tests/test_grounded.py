@@ -127,3 +127,24 @@ def test_dropout_is_refused_where_it_means_nothing():
             TrainConfig(dropout=bad).validate()
     with pytest.raises(ConfigError, match="the spice backend has no such switches"):
         TrainConfig(backend="spice", dropout=0.2).validate()
+
+
+def test_weight_decay_pulls_each_conductance_by_lr_times_decay_of_itself():
+    rng = np.random.default_rng(1)
+    x, labels = rng.uniform(0, 3, (6, 5)), rng.integers(0, 3, 6)
+    plain, _ = _trainer(0.0, seed=2)
+    decayed, _ = _trainer(0.0, seed=2, weight_decay=0.03)
+    before = [p.copy() for p in plain.backend.parameters()]
+    plain.step(x, labels)
+    decayed.step(x, labels)
+    for b, p, d in zip(before, plain.backend.parameters(), decayed.backend.parameters()):
+        inside = (p > 0) & (d > 0)  # away from the lower bound's clip
+        assert inside.mean() > 0.9
+        np.testing.assert_allclose((d - p)[inside], -1.0 * 0.03 * b[inside], rtol=1e-6, atol=1e-18)
+    from eqprop.learning.trainer import ConfigError, TrainConfig
+
+    for bad in (-1.0, float("nan"), float("inf"), True):
+        with pytest.raises(ConfigError, match="weight_decay"):
+            TrainConfig(weight_decay=bad).validate()
+    with pytest.raises(ConfigError, match="--weight-decay"):
+        TrainConfig(backend="lava-onchip", weight_decay=0.1, momentum=0.0).validate()
