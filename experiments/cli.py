@@ -1,6 +1,6 @@
 """The ``eqprop`` command line: it parses and dispatches; each command's work lives in its own module.
 
-Commands: info, solve, train, evaluate, report, netlist, physics, noise, tolerance, amplifiers, transistors, dies, gradcheck, sweep, loihi, onchip, cosim, nonideal,
+Commands: info, solve, train, evaluate, report, netlist, physics, noise, tolerance, amplifiers, transistors, dies, parasitics, gradcheck, sweep, loihi, onchip, cosim, nonideal,
 compare, demo (``eqprop COMMAND --help`` for each). User mistakes (bad paths, bad configs, bad inputs) end in one
 line naming the problem and exit code 2, not a traceback from inside a library.
 """
@@ -204,7 +204,8 @@ def cmd_demo(args) -> int:
 def cmd_netlist(args) -> int:
     from .export import export_netlist
 
-    export_netlist(args.run, args.out, args.split, args.sample, args.count, args.beta, args.nudge, force=args.force)
+    export_netlist(args.run, args.out, args.split, args.sample, args.count, args.beta, args.nudge, force=args.force,
+                   wire=args.wire)
     return 0
 
 
@@ -493,6 +494,8 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--count", type=count, default=1, help="samples (more than 1: swept by .dc)")
     n.add_argument("--beta", type=float, default=0.0, help="write the nudged phase (relative beta, as in train)")
     n.add_argument("--nudge", choices=["current", "conductance"], default="current", help="how the nudge is written")
+    n.add_argument("--wire", type=positive, metavar="OHMS", help="lay the network out as crossbars with this "
+                                                              "resistance per wire segment (eqprop parasitics)")
     n.set_defaults(func=cmd_netlist)
     ph = sub.add_parser("physics", help="static power, settling time and energy per inference (ngspice)")
     ph.add_argument("run", nargs="*", help="run directories (default: two example networks)")

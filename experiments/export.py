@@ -21,11 +21,14 @@ class ExportError(ValueError):
 
 
 def export_netlist(run, out, split="test", sample=0, count=1, beta=0.0, nudge="current", log=print,
-                   force=False) -> dict:
-    """``force``: replace an existing file at ``out`` (refused otherwise, before anything is loaded)."""
+                   force=False, wire=None) -> dict:
+    """``force``: replace an existing file at ``out`` (refused otherwise, before anything is loaded); ``wire``:
+    ohms per crossbar wire segment, the network laid out as crossbars (``circuits.parasitics.wired``)."""
     out = claim_file(out, force=force)
     if count < 1 or sample < 0:
         raise ExportError(f"--sample must be >= 0 and --count >= 1, got --sample {sample} --count {count}")
+    if wire is not None and not (np.isfinite(wire) and wire > 0):
+        raise ExportError(f"--wire {wire}: give the wire resistance in ohms per segment, > 0")
     cfg = load_config(run)
     net, state, _ = load_checkpoint(run, cfg)
     if not hasattr(net, "neurons"):
@@ -40,11 +43,21 @@ def export_netlist(run, out, split="test", sample=0, count=1, beta=0.0, nudge="c
     x = x_all[idx] * cfg.input_scale
     y = ResistiveBackend.targets(y_all[idx], ds.n_classes, cfg.target_amplitude)
     beta_abs = beta * state["beta_abs"] / cfg.beta if beta else 0.0
+    laid_out = ""
+    if wire is not None:
+        from eqprop.circuits import NetworkError
+        from eqprop.circuits.parasitics import wired
+
+        try:
+            net = wired(net, wire)
+        except NetworkError as e:
+            raise ExportError(f"--wire: {e}") from None
+        laid_out = f"laid out as crossbars with {wire:g} ohms per wire segment\n"
     deviation = measured_deviation(net, x, y if beta_abs else None, beta_abs)
     from eqprop.netlists import to_netlist
 
     title = (f"eqprop-hw run {run}: {split} samples {idx[0]}..{idx[-1]} (labels {y_all[idx].tolist()})\n"
-             + deviation["text"])
+             + laid_out + deviation["text"])
     text = to_netlist(net, x, y if beta_abs else None, beta_abs, nudge=nudge, title=title)
     try:
         atomic_write(claim_file(out, force=force), text.text.encode())  # checked again: it may have appeared since

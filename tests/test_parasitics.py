@@ -110,6 +110,16 @@ def test_eqprop_parasitics_over_a_trained_run(tmp_path, capsys):
     assert main(["parasitics", str(run), "--wire", "1e-4", "--out", str(tmp_path / "faint")]) == 2
     assert "give wires of at least" in capsys.readouterr().err and not (tmp_path / "faint").exists()
     assert main(["parasitics", str(run), "--wire", "1", "--out", str(run)]) == 2  # never into a train run
+    deck = tmp_path / "wired.cir"  # the same circuit as a deck a user takes to their own simulator
+    assert main(["netlist", str(run), "--wire", "1e5", "--count", "2", "--out", str(deck)]) == 0
+    text = deck.read_text()
+    assert "100000 ohms per wire segment" in text and "the same for 2/2 samples" in text
+    plain = tmp_path / "plain.cir"
+    assert main(["netlist", str(run), "--out", str(plain)]) == 0
+    assert text.count("\nR") > 2 * plain.read_text().count("\nR")
+    with pytest.raises(SystemExit, match="2"):
+        main(["netlist", str(run), "--wire", "0", "--out", str(tmp_path / "no.cir")])
+    assert "--wire: must be > 0" in capsys.readouterr().err and not (tmp_path / "no.cir").exists()
     assert (run / "model.npz").exists() or any(run.iterdir())
 
 
