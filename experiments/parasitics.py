@@ -19,7 +19,14 @@ from eqprop.learning.outputs import OutputDir
 
 PARASITICS_FILES = ["parasitics.md", "parasitics.json"]
 MIN_LOAD = 1e-6  # below it the shift (about a tenth of the load, in volts) nears the solve's rounding floor (~1e-8 V)
-CHUNK = 10  # images per graph solve (the batch is one block-diagonal sparse system)
+BATCH_NODES = 300_000  # unknowns per graph solve (the images of one solve are one block-diagonal sparse system)
+MAX_NODES = 1_000_000  # wired nodes per image: beyond, one image's sparse LU outgrows this machine's time and memory
+
+
+def wired_nodes(net) -> int:
+    """Nodes of ``wired(net, r)`` per image: two per crossing (row and column wire), every row (drivers and the
+    two bias rows) crossing every column."""
+    return sum(2 * (w.shape[0] + b.shape[0]) * w.shape[1] for w, b in zip(net.weights, net.biases))
 
 
 def wire_load(net, r_wire: float) -> float:
@@ -45,6 +52,12 @@ def run_parasitics(run, out, wires, images: int = 100, spice: int = 0, data=None
     if not 0 <= spice <= images:
         raise ValueError(f"--spice {spice}: give 0 to --images ({images}) images to check in ngspice")
     cfg, net = load_circuit_run(run, "eqprop parasitics", data)
+    nodes = wired_nodes(net)
+    if nodes > MAX_NODES:
+        raise ValueError(f"{run}: {'-'.join(map(str, net.sizes))} laid out as crossbars is {nodes:,} nodes an image, "
+                         f"beyond the {MAX_NODES:,} the sparse solve takes here; train a smaller network for this "
+                         f"study (the wire load carries over: docs/devices.md, *Wire resistance*)")
+    chunk = max(1, BATCH_NODES // nodes)
     faint = [r for r in wires if wire_load(net, r) < MIN_LOAD]
     if faint:
         raise ValueError(f"--wire {faint[0]:g}: a wire load of {wire_load(net, faint[0]):.1e} moves the nodes by less "
@@ -68,8 +81,8 @@ def run_parasitics(run, out, wires, images: int = 100, spice: int = 0, data=None
     for r in wires:
         graph = wired(net, r)
         volts, preds = [], []
-        for i in range(0, len(x), CHUNK):
-            eq = solve(graph, x[i:i + CHUNK])
+        for i in range(0, len(x), chunk):
+            eq = solve(graph, x[i:i + chunk])
             volts.append(neuron_voltages(graph, eq, net))
             preds.append(eq.prediction)
         volts, preds = np.vstack(volts), np.vstack(preds)

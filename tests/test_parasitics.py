@@ -75,6 +75,9 @@ def test_the_layout_keeps_every_conductance_once_on_its_own_crossing():
     assert len(amp) == 10 and sum("g_inv" in d for *_, d in amp) == 5
     assert all(d["gain"] == 2.0 for *_, d in amp)
     assert len([n for n in graph if n.startswith("w1_")]) == (2 * 5 + 2) * 4
+    from eqprop.experiments.parasitics import wired_nodes
+
+    assert len(graph) - len(net.to_graph().graph) == wired_nodes(net)
 
 
 def test_wired_refuses_what_it_cannot_lay_out():
@@ -110,6 +113,12 @@ def test_eqprop_parasitics_over_a_trained_run(tmp_path, capsys):
     assert main(["parasitics", str(run), "--wire", "1e-4", "--out", str(tmp_path / "faint")]) == 2
     assert "give wires of at least" in capsys.readouterr().err and not (tmp_path / "faint").exists()
     assert main(["parasitics", str(run), "--wire", "1", "--out", str(run)]) == 2  # never into a train run
+    wide = tmp_path / "wide"  # 128-4000-20 as crossbars: 1.2 million nodes an image, refused before any solve
+    assert main(["train", "--hidden", "4000", "--epochs", "1", "--n-train", "20", "--n-test", "10", "--out", str(wide),
+                 "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["parasitics", str(wide), "--wire", "1", "--out", str(tmp_path / "w")]) == 2
+    assert "1,200,080 nodes an image" in capsys.readouterr().err and not (tmp_path / "w").exists()
     deck = tmp_path / "wired.cir"  # the same circuit as a deck a user takes to their own simulator
     assert main(["netlist", str(run), "--wire", "1e5", "--count", "2", "--out", str(deck)]) == 0
     text = deck.read_text()
