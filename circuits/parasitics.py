@@ -67,6 +67,12 @@ def wired(net: LayeredNetwork, r_wire: float) -> GraphNetwork:
     return GraphNetwork(g, n_features=net.n_features, readout=net.readout)
 
 
+def wired_nodes(net: LayeredNetwork) -> int:
+    """Nodes ``wired(net, r)`` adds per image: two per crossing (row and column wire), every row (drivers and the
+    two bias rows) crossing every column."""
+    return sum(2 * (w.shape[0] + b.shape[0]) * w.shape[1] for w, b in zip(net.weights, net.biases))
+
+
 def _layer_names(net: LayeredNetwork, g) -> list:
     """The graph's node names per layer: the sources of layer 0 in row order, then each free layer's."""
     sources = [n for n, d in g.nodes(data=True) if d.get("role") == "input"]

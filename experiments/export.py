@@ -46,8 +46,13 @@ def export_netlist(run, out, split="test", sample=0, count=1, beta=0.0, nudge="c
     laid_out = ""
     if wire is not None:
         from eqprop.circuits import NetworkError
-        from eqprop.circuits.parasitics import wired
+        from eqprop.circuits.parasitics import wired, wired_nodes
 
+        from .parasitics import MAX_NODES
+
+        if wired_nodes(net) > MAX_NODES:
+            raise ExportError(f"--wire: {'-'.join(map(str, net.sizes))} laid out as crossbars is "
+                              f"{wired_nodes(net):,} nodes, beyond the {MAX_NODES:,} whose deck is checked here")
         try:
             net = wired(net, wire)
         except NetworkError as e:

@@ -14,19 +14,13 @@ import json
 import numpy as np
 
 from eqprop.circuits import solve
-from eqprop.circuits.parasitics import neuron_voltages, wired
+from eqprop.circuits.parasitics import neuron_voltages, wired, wired_nodes
 from eqprop.learning.outputs import OutputDir
 
 PARASITICS_FILES = ["parasitics.md", "parasitics.json"]
 MIN_LOAD = 1e-6  # below it the shift (about a tenth of the load, in volts) nears the solve's rounding floor (~1e-8 V)
 BATCH_NODES = 300_000  # unknowns per graph solve (the images of one solve are one block-diagonal sparse system)
 MAX_NODES = 1_000_000  # wired nodes per image: beyond, one image's sparse LU outgrows this machine's time and memory
-
-
-def wired_nodes(net) -> int:
-    """Nodes of ``wired(net, r)`` per image: two per crossing (row and column wire), every row (drivers and the
-    two bias rows) crossing every column."""
-    return sum(2 * (w.shape[0] + b.shape[0]) * w.shape[1] for w, b in zip(net.weights, net.biases))
 
 
 def wire_load(net, r_wire: float) -> float:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from eqprop.circuits import NetworkError, OpAmp, layered, solve
-from eqprop.circuits.parasitics import neuron_voltages, wired
+from eqprop.circuits.parasitics import neuron_voltages, wired, wired_nodes
 
 
 def test_one_column_is_the_series_ladder_solved_by_hand():
@@ -75,8 +75,6 @@ def test_the_layout_keeps_every_conductance_once_on_its_own_crossing():
     assert len(amp) == 10 and sum("g_inv" in d for *_, d in amp) == 5
     assert all(d["gain"] == 2.0 for *_, d in amp)
     assert len([n for n in graph if n.startswith("w1_")]) == (2 * 5 + 2) * 4
-    from eqprop.experiments.parasitics import wired_nodes
-
     assert len(graph) - len(net.to_graph().graph) == wired_nodes(net)
 
 
@@ -119,6 +117,8 @@ def test_eqprop_parasitics_over_a_trained_run(tmp_path, capsys):
     capsys.readouterr()
     assert main(["parasitics", str(wide), "--wire", "1", "--out", str(tmp_path / "w")]) == 2
     assert "1,200,080 nodes an image" in capsys.readouterr().err and not (tmp_path / "w").exists()
+    assert main(["netlist", str(wide), "--wire", "1", "--out", str(tmp_path / "w.cir")]) == 2
+    assert "1,200,080 nodes" in capsys.readouterr().err and not (tmp_path / "w.cir").exists()
     deck = tmp_path / "wired.cir"  # the same circuit as a deck a user takes to their own simulator
     assert main(["netlist", str(run), "--wire", "1e5", "--count", "2", "--out", str(deck)]) == 0
     text = deck.read_text()
