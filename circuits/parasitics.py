@@ -29,8 +29,7 @@ def wired(net: LayeredNetwork, r_wire: float) -> GraphNetwork:
             or not r_wire > 0:
         raise NetworkError(f"wire resistance must be a positive number of ohms per segment, got {r_wire!r}; for "
                            "ideal wires solve the network itself")
-    if not net.amplifier.ideal:
-        raise NetworkError(f"wired crossbars take ideal amplifiers; this network has {net.amplifier.describe()}")
+    check_wirable(net)
     base = net.to_graph()
     g = base.graph
     g_wire = 1.0 / float(r_wire)
@@ -65,6 +64,12 @@ def wired(net: LayeredNetwork, r_wire: float) -> GraphNetwork:
             for a, b in zip(chain, chain[1:] + [col]):
                 g.add_edge(a, b, g=g_wire)
     return GraphNetwork(g, n_features=net.n_features, readout=net.readout)
+
+
+def check_wirable(net: LayeredNetwork) -> None:
+    """Raises NetworkError where ``wired`` cannot lay ``net`` out: its amplifiers must be ideal."""
+    if not net.amplifier.ideal:
+        raise NetworkError(f"wired crossbars take ideal amplifiers; this network has {net.amplifier.describe()}")
 
 
 def wired_nodes(net: LayeredNetwork) -> int:

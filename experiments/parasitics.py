@@ -14,7 +14,7 @@ import json
 import numpy as np
 
 from eqprop.circuits import solve
-from eqprop.circuits.parasitics import neuron_voltages, wired, wired_nodes
+from eqprop.circuits.parasitics import check_wirable, neuron_voltages, wired, wired_nodes
 from eqprop.learning.outputs import OutputDir
 
 PARASITICS_FILES = ["parasitics.md", "parasitics.json"]
@@ -46,6 +46,7 @@ def run_parasitics(run, out, wires, images: int = 100, spice: int = 0, data=None
     if not 0 <= spice <= images:
         raise ValueError(f"--spice {spice}: give 0 to --images ({images}) images to check in ngspice")
     cfg, net = load_circuit_run(run, "eqprop parasitics", data)
+    check_wirable(net)  # before anything is solved or printed
     nodes = wired_nodes(net)
     if nodes > MAX_NODES:
         raise ValueError(f"{run}: {'-'.join(map(str, net.sizes))} laid out as crossbars is {nodes:,} nodes an image, "

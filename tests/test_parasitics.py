@@ -119,6 +119,13 @@ def test_eqprop_parasitics_over_a_trained_run(tmp_path, capsys):
     assert "1,200,080 nodes an image" in capsys.readouterr().err and not (tmp_path / "w").exists()
     assert main(["netlist", str(wide), "--wire", "1", "--out", str(tmp_path / "w.cir")]) == 2
     assert "1,200,080 nodes" in capsys.readouterr().err and not (tmp_path / "w.cir").exists()
+    amp = tmp_path / "amp"  # op-amps: refused in one line before anything is solved or printed
+    assert main(["train", "--hidden", "6", "--epochs", "1", "--n-train", "50", "--n-test", "10", "--amplifier",
+                 "a0=1e3", "--out", str(amp), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["parasitics", str(amp), "--wire", "100", "--out", str(tmp_path / "a")]) == 2
+    out = capsys.readouterr()
+    assert out.out == "" and "take ideal amplifiers" in out.err and not (tmp_path / "a").exists()
     deck = tmp_path / "wired.cir"  # the same circuit as a deck a user takes to their own simulator
     assert main(["netlist", str(run), "--wire", "1e5", "--count", "2", "--out", str(deck)]) == 0
     text = deck.read_text()
