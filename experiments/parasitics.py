@@ -19,7 +19,7 @@ from eqprop.learning.outputs import OutputDir
 
 PARASITICS_FILES = ["parasitics.md", "parasitics.json"]
 MIN_LOAD = 1e-6  # below it the shift (about a tenth of the load, in volts) nears the solve's rounding floor (~1e-8 V)
-BATCH_NODES = 300_000  # unknowns per graph solve (the images of one solve are one block-diagonal sparse system)
+BATCH_NODES = 3_000_000  # unknowns per graph solve: the images of one solve share one LU of their wires
 MAX_NODES = 1_000_000  # wired nodes per image: beyond, one image's sparse LU outgrows this machine's time and memory
 
 

@@ -7,6 +7,7 @@ import pytest
 
 from eqprop.circuits import NetworkError, OpAmp, layered, solve
 from eqprop.circuits.parasitics import neuron_voltages, wired, wired_nodes
+from eqprop.circuits.solve_graph import _reduced
 
 
 def test_one_column_is_the_series_ladder_solved_by_hand():
@@ -151,3 +152,23 @@ def test_only_the_wire_load_matters(diode):
     g1, g2 = wired(net, 4e4), wired(big, 1e3)
     v1, v2 = neuron_voltages(g1, solve(g1, x), net), neuron_voltages(g2, solve(g2, x), big)
     assert np.abs(v1 - v2).max() < 1e-9 and np.abs(v1 - solve(net, x).voltages).max() > 1e-3
+
+
+@pytest.mark.parametrize("kw", [dict(diode="ideal", gain=3), dict(diode="ideal", gain=2, hidden_pairs=True),
+                                dict(diode="shockley", gain=2)])
+def test_eliminating_the_linear_nodes_first_gives_the_same_equilibrium(kw, monkeypatch):
+    # the graph solver's clamped-node reduction (one LU of the wires for the whole batch) against the full system
+    import eqprop.circuits.solve_graph as sg
+
+    net = layered([8, 6, 4], seed=8, **kw)
+    graph = wired(net, 5e3)
+    rng = np.random.default_rng(9)
+    x, y = rng.uniform(-1, 1, (5, 4)), rng.uniform(-0.1, 0.1, (5, 2))
+    monkeypatch.setattr(sg, "REDUCE_MIN_NODES", 10 ** 9)
+    full = [solve(graph, x), solve(graph, x, y, 0.3)]
+    calls = []
+    monkeypatch.setattr(sg, "REDUCE_MIN_NODES", 0)
+    monkeypatch.setattr(sg, "_reduced", lambda *a: calls.append(1) or _reduced(*a))
+    for f, r in zip(full, [solve(graph, x), solve(graph, x, y, 0.3)]):
+        assert np.abs(f.voltages - r.voltages).max() < 1e-10
+    assert len(calls) == 2
