@@ -30,6 +30,7 @@ class BackendSpec:
     programs: bool = False  # onchip, but requests changes that the host's device model programs (--device)
     compare_samples: int = 0  # eqprop compare trains and tests it on this many images only (0: all): slow backends
     in_demo: bool = True  # part of `eqprop demo`'s closing compare (minutes, not an hour)
+    same_circuit: bool = True  # settles the network as drawn, so `eqprop compare` sets it against native (by default)
     spiking: bool = False  # spiking messages: --threshold, --spikes, --time-steps
     hidden_pairs: bool = False  # settles differential hidden layers (--hidden-pairs; the default for deep networks)
     converters: bool = False  # a co-simulated loop whose ADC and DAC --converters sets
@@ -66,6 +67,10 @@ register(BackendSpec("native", "eqprop.backends.native:NativeBackend",
                      "the native solver: exact block coordinate descent in numpy (the circuit's digital twin)",
                      hidden_pairs=True, amplifiers=("ideal", "opamp", "table"), dropout=True,
                      diodes=("ideal", "shockley", "pwl", "shockley-rs", "mosfet", "table")))
+register(BackendSpec("wired", "eqprop.backends.wired:WiredBackend",
+                     "the network as crossbars with resistive row and column wires (--wire OHMS per segment), settled "
+                     "by the sparse graph solver and trained in situ: each conductance's rule reads its own crossing",
+                     hidden_pairs=True, in_demo=False, same_circuit=False))
 register(BackendSpec("spice", "eqprop.backends.spice:SpiceBackend",
                      "every phase an ngspice operating point (worker processes, or Ray actors with --cluster)",
                      needs=("ngspice",), cluster=True, analyses=True, hidden_pairs=True, amplifiers=("ideal", "opamp", "table"),

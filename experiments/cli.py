@@ -89,7 +89,7 @@ def cmd_solve(args) -> int:
     return 0
 
 
-TRAIN_FIELDS = ("dataset", "data", "backend", "hidden", "epochs", "batch_size", "lr", "lr_decay", "warmup", "shift", "dropout", "weight_decay", "momentum", "beta",
+TRAIN_FIELDS = ("dataset", "data", "backend", "hidden", "epochs", "batch_size", "lr", "lr_decay", "warmup", "shift", "dropout", "weight_decay", "wire", "momentum", "beta",
                 "nudging", "target_amplitude", "input_scale", "diode", "diode_is", "rails", "gain", "device", "seed",
                 "n_train", "n_test", "validation", "pixel_max", "workers", "fixed_point", "threshold", "spikes", "time_steps", "cluster",
                 "checkpoint_every", "deadline", "hidden_pairs", "noise_capacitance", "noise_window", "amplifier",
@@ -440,6 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--shift", type=index, help=HELP["shift"])
     t.add_argument("--dropout", type=nonnegative, help=HELP["dropout"])
     t.add_argument("--weight-decay", dest="weight_decay", type=nonnegative, help=HELP["weight_decay"])
+    t.add_argument("--wire", type=positive, metavar="OHMS", help=HELP["wire"])
     t.add_argument("--momentum", type=nonnegative, help=HELP["momentum"])
     t.add_argument("--beta", type=positive, help=HELP["beta"])
     t.add_argument("--nudging", choices=NUDGINGS, help=HELP["nudging"])
@@ -690,7 +691,8 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--batch-size", dest="batch_size", type=count, help="samples per update of the training runs "
                                                                        "(default: each backend's own)")
     cp.add_argument("--workers", type=count, default=1, help="ngspice processes")
-    cp.add_argument("--backends", nargs="+", default=list(names), choices=names, help="backends to compare")
+    cp.add_argument("--backends", nargs="+", choices=names, help="backends to compare (default: every one that "
+                                                                   "settles the network as drawn; not wired)")
     cp.add_argument("--out", default="reports/compare", help="report directory")
     cp.set_defaults(func=cmd_compare)
     rp = sub.add_parser("report", help="the results table of run directories (markdown and JSON), from their own "

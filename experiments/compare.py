@@ -38,10 +38,10 @@ CHANCE_MARGIN = 0.15  # a final test accuracy below chance + this is flagged in 
 def compare(out_dir, *, dataset="digits", data=None, hidden=(32,), epochs=3, n_train=None, n_test=None, seed=0,
             batch=32, beta=0.01, backends=None, capacitance=1e-12, workers=1, lr=None, batch_size=None,
             log=print) -> dict:
-    """``backends``: names from the registry (default: all of them); ``batch_size``: of the training runs (default:
-    each backend's own)."""
+    """``backends``: names from the registry (default: every one that settles the network as drawn, not the
+    wired crossbars); ``batch_size``: of the training runs (default: each backend's own)."""
     output = OutputDir(out_dir, "compare", COMPARE_FILES).check()  # refused before anything runs
-    backends = list(backends or registry.names())
+    backends = list(backends or [n for n, spec in registry.REGISTRY.items() if spec.same_circuit])
     for name in backends:
         registry.get(name)  # an unknown name fails here, before anything runs
     # One circuit for every backend: differential hidden layers only if every compared backend settles them.

@@ -52,6 +52,8 @@ HELP = {
                     "each step's gradient, so a conductance shrinks by lr x weight_decay of itself per step beside "
                     "its update; 0: none (default 0)",
     "momentum": "SGD momentum in [0, 1) (default 0.9; hopfield 0)",
+    "wire": "ohms of crossbar wire between neighbouring crossings (the wired backend: the network settled and trained "
+            "as crossbars with resistive row and column wires)",
     "beta": "nudging strength relative to an output node's conductance (default 0.1; hopfield 0.5, absolute)",
     "nudging": "centered (+beta and -beta), positive, negative, or random sign (default centered; hopfield random)",
     "target_amplitude": "volts per output pair: + for the true class, - for the others",
@@ -136,6 +138,7 @@ class TrainConfig:
     shift: int = 0  # augmentation: random translations of training images by up to this many pixels (0: none)
     dropout: float = 0.0  # fraction of hidden nodes grounded, drawn anew for each training sample (0: none)
     weight_decay: float = 0.0  # L2 on the dimensionless parameters G / g_ref, added to each step's gradient
+    wire: float | None = None  # ohms per crossbar wire segment (the wired backend only)
     momentum: float | None = None
     beta: float | None = None  # relative to the mean output-node conductance
     nudging: str | None = None
@@ -251,6 +254,9 @@ class TrainConfig:
         if isinstance(self.weight_decay, bool) or not isinstance(self.weight_decay, (int, float)) \
                 or not 0 <= self.weight_decay < np.inf:
             bad("weight_decay", self.weight_decay, "must be a number >= 0 (0: none)")
+        if self.wire is not None and (isinstance(self.wire, bool) or not isinstance(self.wire, (int, float))
+                                      or not 0 < self.wire < np.inf):
+            bad("wire", self.wire, "must be ohms > 0 per crossbar wire segment")
         if not isinstance(self.momentum, (int, float)) or isinstance(self.momentum, bool) or not 0 <= self.momentum < 1:
             bad("momentum", self.momentum, "must be in [0, 1)")
         if not isinstance(self.seed, (int, np.integer)) or isinstance(self.seed, bool) or self.seed < 0:
@@ -412,6 +418,9 @@ class TrainConfig:
             have = [s.name for s in backends.REGISTRY.values() if s.dropout]
             raise ConfigError(f"--dropout grounds hidden nodes inside the solver; the {spec.name} backend has no such "
                               f"switches (backends that do: {', '.join(have)}); leave it out")
+        if self.wire is not None and spec.name != "wired":
+            raise ConfigError(f"--wire lays the network out as crossbars with resistive wires: use --backend wired "
+                              f"(got {spec.name}), or leave it out")
         if self.weight_decay and spec.onchip:
             raise ConfigError(f"--weight-decay is applied by the host's update; the {spec.name} backend's synapses "
                               "update themselves on chip without it; leave it out")

@@ -1,0 +1,72 @@
+"""The wired backend: EqProp on crossbars with resistive wires. Its estimate is the wired circuit's own gradient
+(finite differences of that circuit's loss), and it becomes the native backend as the wires vanish."""
+import numpy as np
+import pytest
+
+from eqprop.backends.native import NativeBackend
+from eqprop.backends.wired import WiredBackend
+from eqprop.circuits import layered
+from eqprop.learning.eqprop import eqprop_gradient, run_phases
+
+
+def _loss(backend, x, y):
+    pred = backend.settle(x).prediction
+    return 0.5 * ((pred - y) ** 2).sum(1).mean()
+
+
+def _data(seed, b=4, f=4, k=2):
+    rng = np.random.default_rng(seed)
+    return rng.uniform(-1, 1, (b, f)), rng.uniform(-0.05, 0.05, (b, k))
+
+
+@pytest.mark.parametrize("kw", [dict(diode=None, gain=2), dict(diode=None, gain=2, hidden_pairs=True)])
+def test_the_estimate_is_the_wired_circuits_own_gradient(kw):
+    net = layered([8, 6, 5, 4], seed=11, **kw)
+    x, y = _data(12)
+    wired = WiredBackend(net, 2e4)  # wires that move the volts by tens of millivolts
+    est = eqprop_gradient(wired, run_phases(wired, x, y, 1e-3 * wired.beta_unit()))
+    native = NativeBackend(net)
+    ideal = eqprop_gradient(native, run_phases(native, x, y, 1e-3 * native.beta_unit()))
+    params = wired.parameters()
+    rng = np.random.default_rng(13)
+    worst, apart = 0.0, 0.0
+    for p, (g, gi) in enumerate(zip(est, ideal)):
+        for idx in [tuple(rng.integers(0, s) for s in g.shape) for _ in range(4)]:
+            base, h = params[p][idx], 1e-4 * params[p][idx]
+            params[p][idx] = base + h
+            up = _loss(wired, x, y)
+            params[p][idx] = base - h
+            down = _loss(wired, x, y)
+            params[p][idx] = base
+            fd = (up - down) / (2 * h)
+            scale = np.abs(g).max()
+            worst = max(worst, abs(g[idx] - fd) / scale)
+            apart = max(apart, abs(gi[idx] - fd) / scale)
+    assert worst < 1e-3  # EqProp on the wired circuit: its own gradient
+    assert apart > 10 * worst  # and not the ideal network's
+
+
+def test_vanishing_wires_are_the_native_backend():
+    net = layered([8, 6, 4], seed=14, gain=3)
+    x, y = _data(15)
+    native, wired = NativeBackend(net), WiredBackend(net, 1e-2)
+    a = eqprop_gradient(native, run_phases(native, x, y, 0.1 * native.beta_unit()))
+    b = eqprop_gradient(wired, run_phases(wired, x, y, 0.1 * native.beta_unit()))
+    for ga, gb in zip(a, b):
+        assert np.abs(ga - gb).max() < 1e-4 * np.abs(ga).max()
+
+
+def test_train_on_the_wired_backend_and_evaluate_it(tmp_path):
+    import json
+
+    from eqprop.experiments.cli import main
+
+    run = tmp_path / "run"
+    assert main(["train", "--backend", "wired", "--wire", "3000", "--hidden", "8", "--epochs", "1", "--n-train",
+                 "64", "--n-test", "20", "--out", str(run), "--no-progress"]) == 0
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["wire"] == 3000 and cfg["backend"] == "wired"
+    assert main(["evaluate", str(run)]) == 0
+    assert main(["train", "--wire", "3000", "--out", str(tmp_path / "no")]) == 2  # native: refused, nothing written
+    assert not (tmp_path / "no").exists()
+    assert main(["train", "--backend", "wired", "--out", str(tmp_path / "no")]) == 2
