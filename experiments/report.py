@@ -44,7 +44,7 @@ def run_row(run_dir) -> dict:
 
 def _parts(cfg) -> list:
     """What the run's circuit has beyond the defaults: its diodes, its amplifiers, its thermal noise, its training's
-    grounding switches (dropout)."""
+    grounding switches (dropout), its weight decay, its crossbar wires."""
     parts = []
     if getattr(cfg, "diode", "ideal") not in (None, "ideal"):
         parts.append(f"{cfg.diode} diodes")
@@ -57,6 +57,10 @@ def _parts(cfg) -> list:
         parts.append(f"noise of {cfg.noise_capacitance:g} F nodes")
     if getattr(cfg, "dropout", 0.0):
         parts.append(f"dropout {cfg.dropout:g}")
+    if getattr(cfg, "weight_decay", 0.0):
+        parts.append(f"weight decay {cfg.weight_decay:g}")
+    if getattr(cfg, "wire", None) is not None:
+        parts.append(f"crossbar wires {cfg.wire:g} ohm per segment")
     return parts
 
 

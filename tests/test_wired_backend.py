@@ -67,6 +67,8 @@ def test_train_on_the_wired_backend_and_evaluate_it(tmp_path):
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["wire"] == 3000 and cfg["backend"] == "wired"
     assert main(["evaluate", str(run)]) == 0
+    assert main(["report", str(run), "--out", str(tmp_path / "rep")]) == 0
+    assert "crossbar wires 3000 ohm per segment" in (tmp_path / "rep" / "results.md").read_text()
     assert main(["train", "--wire", "3000", "--out", str(tmp_path / "no")]) == 2  # native: refused, nothing written
     assert not (tmp_path / "no").exists()
     assert main(["train", "--backend", "wired", "--out", str(tmp_path / "no")]) == 2
