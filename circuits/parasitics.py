@@ -58,7 +58,7 @@ def wired(net: LayeredNetwork, r_wire: float) -> GraphNetwork:
                     g.add_edge(node, f"u{c}_{r}_{j}", g=float(conductances[j]))
         for j, col in enumerate(cols):  # each column wire from the first row to its neuron
             chain = [f"u{c}_{r}_{j}" for r in range(len(rows))]
-            for r, node in enumerate(chain):
+            for node in chain:
                 if node not in g:  # no crossing there: the wire passes on
                     g.add_node(node, role="hidden")
             for a, b in zip(chain, chain[1:] + [col]):

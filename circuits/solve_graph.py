@@ -169,6 +169,11 @@ def _graph_amplifiers(net: GraphNetwork, fi: dict, si: dict) -> GraphAmplifiers 
         None if all(f is None for f in factors) else np.array([1.0 if f is None else f for f in factors], dtype=float))
 
 
+def _batch_clamps(groups, B: int, n: int) -> list:
+    """Each clamp's node indices of one sample, laid out flat over a batch of B samples of n nodes."""
+    return [(c, (np.arange(B)[:, None] * n + ix[None, :]).reshape(-1)) for c, ix in groups]
+
+
 class _Batch:
     """The block-diagonal system of a batch, with the per-node clamps laid out flat."""
 
@@ -185,7 +190,7 @@ class _Batch:
             rhs = rhs + beta * (y @ cg.R.toarray())
         self.K1 = sp.csr_matrix(K)
         self.b = rhs.reshape(-1)
-        self.clamps = [(c, (np.arange(B)[:, None] * n + ix[None, :]).reshape(-1)) for c, ix in cg.groups]
+        self.clamps = _batch_clamps(cg.groups, B, n)
         self.kappa = np.tile(cg.kappa, B)
 
     @cached_property
@@ -313,7 +318,7 @@ class _Reduced:
         self.K1 = sp.csr_matrix(S)
         self.K = sp.kron(sp.identity(B, format="csr"), self.K1, format="csr")
         self.b = rhs.reshape(-1)
-        self.clamps = [(c, (np.arange(B)[:, None] * self.n + ix[None, :]).reshape(-1)) for c, ix in groups]
+        self.clamps = _batch_clamps(groups, B, self.n)
         self.kappa = np.ones(B * self.n)
 
 
