@@ -77,17 +77,14 @@ class WiredBackend(ResistiveBackend):
 
     def _statistics(self, hi, lo) -> list:
         """Per weight and bias array: kappa_c / 2 x the sum over the batch of the squared drop across each
-        crossing (at ``hi`` minus at ``lo`` where given, as (d_hi - d_lo)(d_hi + d_lo): a difference of order
-        beta keeps its digits, as in ``circuits.energy.statistics_difference``)."""
+        crossing (at ``hi`` minus at ``lo`` where given)."""
         kappa = self.network.energy_weights
         weights, biases = [], []
         for c, (w_ix, u_ix) in enumerate(hi.info["crossings"]):
-            d_hi = hi.info["nodes"][:, w_ix] - hi.info["nodes"][:, u_ix]
-            if lo is None:
-                s = 0.5 * kappa[c] * (d_hi ** 2).sum(0)
-            else:
-                d_lo = lo.info["nodes"][:, w_ix] - lo.info["nodes"][:, u_ix]
-                s = 0.5 * kappa[c] * ((d_hi - d_lo) * (d_hi + d_lo)).sum(0)
+            def sq(eq):
+                v = eq.info["nodes"]
+                return ((v[:, w_ix] - v[:, u_ix]) ** 2).sum(0)
+            s = 0.5 * kappa[c] * (sq(hi) - (sq(lo) if lo is not None else 0.0))
             n = self.network.weights[c].shape[0]
             weights.append(s[:n])
             biases.append(s[n:])
