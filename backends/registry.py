@@ -30,7 +30,8 @@ class BackendSpec:
     programs: bool = False  # onchip, but requests changes that the host's device model programs (--device)
     compare_samples: int = 0  # eqprop compare trains and tests it on this many images only (0: all): slow backends
     in_demo: bool = True  # part of `eqprop demo`'s closing compare (minutes, not an hour)
-    same_circuit: bool = True  # settles the network as drawn, so `eqprop compare` sets it against native (by default)
+    wires: bool = False  # lays the network out as crossbars with resistive wires (--wire): another circuit than the
+    # one drawn, so `eqprop compare` and the demo leave it out unless named
     spiking: bool = False  # spiking messages: --threshold, --spikes, --time-steps
     hidden_pairs: bool = False  # settles differential hidden layers (--hidden-pairs; the default for deep networks)
     converters: bool = False  # a co-simulated loop whose ADC and DAC --converters sets
@@ -70,7 +71,7 @@ register(BackendSpec("native", "eqprop.backends.native:NativeBackend",
 register(BackendSpec("wired", "eqprop.backends.wired:WiredBackend",
                      "the network as crossbars with resistive row and column wires (--wire OHMS per segment), settled "
                      "by the sparse graph solver and trained in situ: each conductance's rule reads its own crossing",
-                     hidden_pairs=True, in_demo=False, same_circuit=False))
+                     hidden_pairs=True, in_demo=False, wires=True))
 register(BackendSpec("spice", "eqprop.backends.spice:SpiceBackend",
                      "every phase an ngspice operating point (worker processes, or Ray actors with --cluster)",
                      needs=("ngspice",), cluster=True, analyses=True, hidden_pairs=True, amplifiers=("ideal", "opamp", "table"),

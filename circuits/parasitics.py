@@ -66,10 +66,19 @@ def wired(net: LayeredNetwork, r_wire: float) -> GraphNetwork:
     return GraphNetwork(g, n_features=net.n_features, readout=net.readout)
 
 
+MAX_NODES = 1_000_000  # wired nodes per image: beyond, one image's sparse LU outgrows a workstation's time and memory
+
+
 def check_wirable(net: LayeredNetwork) -> None:
-    """Raises NetworkError where ``wired`` cannot lay ``net`` out: its amplifiers must be ideal."""
+    """Raises NetworkError where ``net`` cannot be laid out and solved as crossbars: its amplifiers must be ideal,
+    and its wired circuit at most MAX_NODES nodes an image."""
     if not net.amplifier.ideal:
         raise NetworkError(f"wired crossbars take ideal amplifiers; this network has {net.amplifier.describe()}")
+    nodes = wired_nodes(net)
+    if nodes > MAX_NODES:
+        raise NetworkError(f"{'-'.join(map(str, net.sizes))} laid out as crossbars is {nodes:,} nodes an image, beyond "
+                           f"the {MAX_NODES:,} the sparse solve takes; use a smaller network (the wire load carries "
+                           "over: docs/devices.md, *Wire resistance*)")
 
 
 def wired_nodes(net: LayeredNetwork) -> int:

@@ -560,8 +560,8 @@ def build_parser() -> argparse.ArgumentParser:
     pa.add_argument("run", help="a run directory of a circuit backend")
     pa.add_argument("--wire", type=positive, nargs="+", required=True, metavar="OHMS",
                     help="wire resistance per segment between neighbouring crossings, one or more values")
-    pa.add_argument("--images", type=count, default=100, help="first test images to solve (default 100; the sparse "
-                                                                "graph solve costs about 0.6 s an image on 128-100-20)")
+    pa.add_argument("--images", type=count, default=100, help="first test images to solve (default 100; all 360 "
+                                                                "of digits on 128-100-20 take seconds)")
     pa.add_argument("--spice", type=index, default=0, metavar="N",
                     help="also solve the first N images of each wire resistance in ngspice and compare")
     pa.add_argument("--out", default="reports/parasitics", help="directory for the table and JSON")

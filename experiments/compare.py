@@ -41,7 +41,7 @@ def compare(out_dir, *, dataset="digits", data=None, hidden=(32,), epochs=3, n_t
     """``backends``: names from the registry (default: every one that settles the network as drawn, not the
     wired crossbars); ``batch_size``: of the training runs (default: each backend's own)."""
     output = OutputDir(out_dir, "compare", COMPARE_FILES).check()  # refused before anything runs
-    backends = list(backends or [n for n, spec in registry.REGISTRY.items() if spec.same_circuit])
+    backends = list(backends or [n for n, spec in registry.REGISTRY.items() if not spec.wires])
     for name in backends:
         registry.get(name)  # an unknown name fails here, before anything runs
     # One circuit for every backend: differential hidden layers only if every compared backend settles them.

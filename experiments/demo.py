@@ -65,7 +65,7 @@ def _demo(output, epochs, with_compare, with_hardware, progress, log) -> dict:
 
         from .compare import compare
 
-        names = [n for n, spec in registry.REGISTRY.items() if spec.in_demo and spec.same_circuit]
+        names = [n for n, spec in registry.REGISTRY.items() if spec.in_demo and not spec.wires]
         left_out = [n for n in registry.REGISTRY if n not in names]
         log(f"\n== 5. short compare on digits (hidden 32, 2 epochs of batch 16 on 300 images, tested on 200): "
             f"{', '.join(names)} ==")

@@ -27,8 +27,6 @@ def export_netlist(run, out, split="test", sample=0, count=1, beta=0.0, nudge="c
     out = claim_file(out, force=force)
     if count < 1 or sample < 0:
         raise ExportError(f"--sample must be >= 0 and --count >= 1, got --sample {sample} --count {count}")
-    if wire is not None and not (np.isfinite(wire) and wire > 0):
-        raise ExportError(f"--wire {wire}: give the wire resistance in ohms per segment, > 0")
     cfg = load_config(run)
     net, state, _ = load_checkpoint(run, cfg)
     if not hasattr(net, "neurons"):
@@ -46,13 +44,8 @@ def export_netlist(run, out, split="test", sample=0, count=1, beta=0.0, nudge="c
     laid_out = ""
     if wire is not None:
         from eqprop.circuits import NetworkError
-        from eqprop.circuits.parasitics import wired, wired_nodes
+        from eqprop.circuits.parasitics import wired
 
-        from .parasitics import MAX_NODES
-
-        if wired_nodes(net) > MAX_NODES:
-            raise ExportError(f"--wire: {'-'.join(map(str, net.sizes))} laid out as crossbars is "
-                              f"{wired_nodes(net):,} nodes, beyond the {MAX_NODES:,} whose deck is checked here")
         try:
             net = wired(net, wire)
         except NetworkError as e:

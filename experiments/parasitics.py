@@ -20,7 +20,6 @@ from eqprop.learning.outputs import OutputDir
 PARASITICS_FILES = ["parasitics.md", "parasitics.json"]
 MIN_LOAD = 1e-6  # below it the shift (about a tenth of the load, in volts) nears the solve's rounding floor (~1e-8 V)
 BATCH_NODES = 3_000_000  # unknowns per graph solve: the images of one solve share one LU of their wires
-MAX_NODES = 1_000_000  # wired nodes per image: beyond, one image's sparse LU outgrows this machine's time and memory
 
 
 def wire_load(net, r_wire: float) -> float:
@@ -47,12 +46,7 @@ def run_parasitics(run, out, wires, images: int = 100, spice: int = 0, data=None
         raise ValueError(f"--spice {spice}: give 0 to --images ({images}) images to check in ngspice")
     cfg, net = load_circuit_run(run, "eqprop parasitics", data)
     check_wirable(net)  # before anything is solved or printed
-    nodes = wired_nodes(net)
-    if nodes > MAX_NODES:
-        raise ValueError(f"{run}: {'-'.join(map(str, net.sizes))} laid out as crossbars is {nodes:,} nodes an image, "
-                         f"beyond the {MAX_NODES:,} the sparse solve takes here; train a smaller network for this "
-                         f"study (the wire load carries over: docs/devices.md, *Wire resistance*)")
-    chunk = max(1, BATCH_NODES // nodes)
+    chunk = max(1, BATCH_NODES // wired_nodes(net))
     faint = [r for r in wires if wire_load(net, r) < MIN_LOAD]
     if faint:
         raise ValueError(f"--wire {faint[0]:g}: a wire load of {wire_load(net, faint[0]):.1e} moves the nodes by less "

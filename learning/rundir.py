@@ -217,8 +217,8 @@ def changed_fields(saved, cfg) -> list:
 
 # Fields added after checkpoint format 2, with their defaults: left out of the hash at the default, so a run
 # written before they existed keeps its hash (and stays loadable).
-LATER_FIELDS = {"threshold": None, "spikes": "graded", "time_steps": None, "warmup": 0.0, "shift": 0, "dropout": 0.0, "weight_decay": 0.0, "wire": None,
-                "pixel_max": None, "noise_capacitance": None, "noise_window": 0.0,
+LATER_FIELDS = {"threshold": None, "spikes": "graded", "time_steps": None, "warmup": 0.0, "shift": 0, "dropout": 0.0,
+                "weight_decay": 0.0, "wire": None, "pixel_max": None, "noise_capacitance": None, "noise_window": 0.0,
                 "amplifier": None, "converters": None, "neurons": None}
 
 

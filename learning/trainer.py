@@ -418,9 +418,10 @@ class TrainConfig:
             have = [s.name for s in backends.REGISTRY.values() if s.dropout]
             raise ConfigError(f"--dropout grounds hidden nodes inside the solver; the {spec.name} backend has no such "
                               f"switches (backends that do: {', '.join(have)}); leave it out")
-        if self.wire is not None and spec.name != "wired":
-            raise ConfigError(f"--wire lays the network out as crossbars with resistive wires: use --backend wired "
-                              f"(got {spec.name}), or leave it out")
+        if self.wire is not None and not spec.wires:
+            have = [s.name for s in backends.REGISTRY.values() if s.wires]
+            raise ConfigError(f"--wire lays the network out as crossbars with resistive wires: use --backend "
+                              f"{' or '.join(have)} (got {spec.name}), or leave it out")
         if self.weight_decay and spec.onchip:
             raise ConfigError(f"--weight-decay is applied by the host's update; the {spec.name} backend's synapses "
                               "update themselves on chip without it; leave it out")
