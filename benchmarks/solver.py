@@ -19,6 +19,7 @@ per unit pixel) gives rows in which a realistic share of hidden nodes sits on th
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -48,15 +49,23 @@ def timed(fns, calls):
     """Each function's call times (seconds, sorted), the functions called in turn ``calls`` times.
 
     Interleaving puts the solver and its bound under the same load; the median is what a user gets, the
-    fastest call the figure least disturbed by other work, and slowest / median the spread."""
+    fastest call the figure least disturbed by other work, and slowest / median the spread. The garbage
+    collector is off while timing, as ``timeit`` has it: a collection pass lands on whichever call happens
+    to be running and is no part of a solve."""
     for f in fns:
         f()  # warm caches and the thread pool
     times = [[] for _ in fns]
-    for _ in range(calls):
-        for i, f in enumerate(fns):
-            t0 = time.perf_counter()
-            f()
-            times[i].append(time.perf_counter() - t0)
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(calls):
+            for i, f in enumerate(fns):
+                t0 = time.perf_counter()
+                f()
+                times[i].append(time.perf_counter() - t0)
+    finally:
+        if collecting:
+            gc.enable()
     return [np.sort(t) for t in times]
 
 
@@ -120,9 +129,9 @@ def main(argv=None):
     print(f"# threads: {threads.describe()}")
     print(f"# inputs: {source}; tol 1e-10 V; nudged phase warm-started from the free equilibrium; {args.calls} calls "
           "each: median eq/s (best), slowest / median; bound fractions from the medians")
-    print("| diode | V/pixel | hidden on rails | batch | free eq/s | nudged eq/s | spread free/nudged | sweeps "
+    print("| diode | V/pixel | hidden on rails | batch | calls | free eq/s | nudged eq/s | spread free/nudged | sweeps "
           "free/nudged | free / bound | nudged / bound |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     rows = []
     networks = [(scale, "untrained", diode, layered(args.sizes, diode=diode, rails=(-0.05, 0.05), gain=4.0,
                                                      seed=0))
@@ -132,35 +141,79 @@ def main(argv=None):
         networks += [(1.0, f"trained ({run})", "ideal", with_diode(net, IdealDiode())),
                      (1.0, f"trained ({run})", "shockley", with_diode(net, ShockleyDiode(i_s=1e-7)))]
     for scale, which, diode, net in networks:
-        if True:
-            diode = f"{diode}, {which}" if which != "untrained" else diode
-            for batch in (1, 64, 512):
-                x = x_all[:batch] * scale
-                y = np.zeros((batch, 10))
-                y[np.arange(batch), np.arange(batch) % 10] = 0.05
-                free = solve(net, x)
-                nudged = solve(net, x, y, beta=1e-7, init=free)
-                rails = float(np.mean(np.abs(free.layers[0]) >= 0.05 - 1e-9))
-                product, sweeps = gemm_calls(net, x)
-                s_free, s_nudged, s_in, s_sw_free, s_sw_nudged = (summary(t) for t in timed(
-                    [lambda: solve(net, x), lambda: solve(net, x, y, beta=1e-7, init=free), product,
-                     lambda: sweeps(free.iterations), lambda: sweeps(nudged.iterations)], args.calls))
-                r_free, r_nudged = batch / s_free["median"], batch / s_nudged["median"]
-                # the bound: equilibria/s if the solver did nothing but its GEMMs
-                b_free = batch / (s_in["median"] + s_sw_free["median"])
-                b_nudged = batch / (s_in["median"] + s_sw_nudged["median"])
-                rows.append(dict(diode=diode, input_scale=scale, on_rails=rails, batch=batch, free_per_s=r_free,
-                                 nudged_per_s=r_nudged, free_best_per_s=batch / s_free["best"],
-                                 nudged_best_per_s=batch / s_nudged["best"], spread_free=s_free["spread"],
-                                 spread_nudged=s_nudged["spread"], sweeps_free=free.iterations,
-                                 sweeps_nudged=nudged.iterations, bound_free=b_free, bound_nudged=b_nudged))
-                print(f"| {diode} | {scale:g} | {rails:.0%} | {batch} | {r_free:,.0f} ({batch / s_free['best']:,.0f}) | "
-                      f"{r_nudged:,.0f} ({batch / s_nudged['best']:,.0f}) | {s_free['spread']:.2f} / "
-                      f"{s_nudged['spread']:.2f} | {free.iterations}/{nudged.iterations} | {r_free / b_free:.0%} | "
-                      f"{r_nudged / b_nudged:.0%} |", flush=True)
+        diode = f"{diode}, {which}" if which != "untrained" else diode
+        for batch in (1, 64, 512):
+            x = x_all[:batch] * scale
+            y = np.zeros((batch, 10))
+            y[np.arange(batch), np.arange(batch) % 10] = 0.05
+            free = solve(net, x)
+            nudged = solve(net, x, y, beta=1e-7, init=free)
+            rails = float(np.mean(np.abs(free.layers[0]) >= 0.05 - 1e-9))
+            for mode in MODES:
+                row = timed_row(net, x, y, free, nudged, mode, args.calls)
+                rows.append(dict(diode=diode, input_scale=scale, on_rails=rails, batch=batch, **row))
+                print(f"| {diode} | {scale:g} | {rails:.0%} | {batch} | {mode} | {row['free_per_s']:,.0f} "
+                      f"({row['free_best_per_s']:,.0f}) | {row['nudged_per_s']:,.0f} ({row['nudged_best_per_s']:,.0f}) "
+                      f"| {row['spread_free']:.2f} / {row['spread_nudged']:.2f} | {free.iterations}/"
+                      f"{nudged.iterations} | {row['free_per_s'] / row['bound_free']:.0%} | "
+                      f"{row['nudged_per_s'] / row['bound_nudged']:.0%} |", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(dict(cores=os.cpu_count(), threads=threads.describe(), inputs=source,
                                                    rows=rows), indent=1))
+
+
+MODES = ("solve()", "step")
+
+
+def timed_row(net, x, y, free, nudged, mode, calls) -> dict:
+    """Median, best and spread of the free and nudged solves of one configuration, and their bounds.
+
+    ``solve()``: bare calls, as the Python API makes them: each validates the network (a pass over its
+    conductances) and derives its matrices (the signed input matrix G+ - G- among them). ``step``: the calls of
+    a training step, inside ``net.unchanged()``: validated and derived once on entry; each free phase settles a
+    new batch (here x and x with one pixel moved by one ulp, in turn: compared by value, it is a new batch, and
+    its sweeps are the same), and its nudged phases reuse the free phase's input product, so the nudged bound has
+    no input product either."""
+    product, sweeps = gemm_calls(net, x)
+    if mode == "solve()":
+        fns = [lambda: solve(net, x), lambda: solve(net, x, y, beta=1e-7, init=free), product]
+        times = timed(fns + [lambda: sweeps(free.iterations), lambda: sweeps(nudged.iterations)], calls)
+        s_free, s_nudged, s_in, s_sw_free, s_sw_nudged = (summary(t) for t in times)
+        in_nudged = s_in["median"]
+    else:
+        other = x.copy()
+        other.flat[0] = np.nextafter(other.flat[0], np.inf)
+        batches = [x, other]
+        frees = [free, solve(net, other)]
+        if frees[1].iterations != free.iterations or \
+                solve(net, other, y, beta=1e-7, init=frees[1]).iterations != nudged.iterations:
+            raise SystemExit("solver.py: a one-ulp change of the batch changed its sweeps; the step rows need the same")
+        turn = [0]
+
+        def step_free():  # the free phase of the next step: a new batch
+            turn[0] ^= 1
+            return solve(net, batches[turn[0]])
+
+        def step_nudged():  # a nudged phase of the same step: on the free phase's batch, from its equilibrium
+            return solve(net, batches[turn[0]], y, beta=1e-7, init=frees[turn[0]])
+
+        with net.unchanged():
+            from eqprop.circuits.solve_layered import _product
+
+            w = net.weights[0]
+            n = net.n_features
+            signed = w[:n] - w[n:]
+            times = timed([step_free, step_nudged, lambda: _product(x, signed), lambda: sweeps(free.iterations),
+                           lambda: sweeps(nudged.iterations)], calls)
+        s_free, s_nudged, s_in, s_sw_free, s_sw_nudged = (summary(t) for t in times)
+        in_nudged = 0.0
+    # the bound: equilibria/s if the solver did nothing but its GEMMs
+    B = x.shape[0]
+    return dict(calls=mode, free_per_s=B / s_free["median"], nudged_per_s=B / s_nudged["median"],
+                free_best_per_s=B / s_free["best"], nudged_best_per_s=B / s_nudged["best"],
+                spread_free=s_free["spread"], spread_nudged=s_nudged["spread"], sweeps_free=free.iterations,
+                sweeps_nudged=nudged.iterations, bound_free=B / (s_in["median"] + s_sw_free["median"]),
+                bound_nudged=B / (in_nudged + s_sw_nudged["median"]))
 
 
 def trained_network(run):

@@ -512,6 +512,38 @@ def all_finite(a: np.ndarray) -> bool:
     return bool(_finite_kernel(a))
 
 
+def _same_loop(a, b):  # pragma: no cover - compiled
+    n = a.size
+    blocks = n // 256
+    for block in range(blocks):  # branch-free within a block of fixed length (it vectorises), a test after each
+        start = block * 256
+        diff = 0
+        for i in range(256):
+            diff |= a[start + i] ^ b[start + i]
+        if diff != 0:
+            return False
+    diff = 0
+    for i in range(blocks * 256, n):
+        diff |= a[i] ^ b[i]
+    return diff == 0
+
+
+_same_kernel = _same_loop if njit is None else njit(nogil=True, cache=True)(_same_loop)
+
+
+def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    """a and b hold the same numbers bit for bit (same shape and dtype): compared as 64-bit integers, stopping
+    at the first difference, so a new batch costs next to nothing and a repeated one a single pass without the
+    temporary that ``np.array_equal`` builds (at 512 x 784 that compare took a quarter of the input product's
+    time). Bits, not values: -0.0 and 0.0 differ, a NaN equals itself (callers only reuse work on a match)."""
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    a, b = np.ascontiguousarray(a).reshape(-1), np.ascontiguousarray(b).reshape(-1)  # copies only if strided
+    if not available() or a.dtype != np.float64:
+        return bool(np.array_equal(a.view(np.uint8), b.view(np.uint8)))
+    return bool(_same_kernel(a.view(np.int64), b.view(np.int64)))
+
+
 def conductance_sums(w: np.ndarray):
     """(all entries >= 0 and not NaN, column sums, row sums) of a conductance matrix in one pass (numpy's
     min, sum(0) and sum(1) are three), or None where the numpy path serves (no numba, not C-contiguous

@@ -597,10 +597,11 @@ class EqPropTrainer:
     def evaluate(self, x, labels, batch_size: int = 512) -> dict:
         y = self.targets(labels)
         loss, correct = 0.0, 0
-        for i in range(0, len(x), batch_size):
-            pred = self.backend.settle(x[i:i + batch_size]).prediction
-            loss += float(0.5 * ((pred - y[i:i + batch_size]) ** 2).sum())
-            correct += int((pred.argmax(1) == labels[i:i + batch_size]).sum())
+        with self.backend.unchanged():  # nothing is edited while it reads: checked and derived once, not per batch
+            for i in range(0, len(x), batch_size):
+                pred = self.backend.settle(x[i:i + batch_size]).prediction
+                loss += float(0.5 * ((pred - y[i:i + batch_size]) ** 2).sum())
+                correct += int((pred.argmax(1) == labels[i:i + batch_size]).sum())
         return {"loss": loss / len(x), "accuracy": correct / len(x)}
 
     def state(self) -> dict:

@@ -214,3 +214,25 @@ def test_conductance_sums_flag_and_sums(bad, ok):
         np.testing.assert_allclose(got[1], w.sum(0), rtol=1e-14)
         np.testing.assert_allclose(got[2], w.sum(1), rtol=1e-14)
     assert kernels.conductance_sums(np.asfortranarray(w)) is None  # not C-contiguous: the numpy path
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 5), (64, 784), (7, 300)])
+def test_same_bits_finds_any_one_ulp_change(shape):
+    """The kept input product's test: a one-ulp change anywhere (first element, the edges of its 256-element
+    blocks, the tail after them, the last) is a difference; -0.0 and 0.0 differ; shapes and dtypes must agree;
+    the numpy path (not C-contiguous) answers the same."""
+    a = np.random.default_rng(1).uniform(0, 1, shape)
+    assert kernels.same_bits(a, a.copy())
+    n = a.size
+    for k in sorted({0, 255, 256, 257, n - (n % 256) if n % 256 else n - 1, n // 2, n - 1} - {n}):
+        if k >= n:
+            continue
+        b = a.copy()
+        b.flat[k] = np.nextafter(b.flat[k], 2.0)
+        assert not kernels.same_bits(a, b), k
+        assert not kernels.same_bits(np.asfortranarray(a), np.asfortranarray(b)), k
+    z = np.zeros(shape)
+    assert not kernels.same_bits(z, -z)
+    assert not kernels.same_bits(a, a.reshape(-1)[None, :]) or a.shape[0] == 1
+    assert not kernels.same_bits(a, a.astype(np.float32))
+    assert kernels.same_bits(np.asfortranarray(a), a.copy())

@@ -84,6 +84,26 @@ def test_the_kept_source_drive_follows_x_by_value():
     assert not np.allclose(edited.voltages[2], first.voltages[2])
 
 
+def test_the_kept_source_drive_alternates_batches_without_going_stale():
+    """A new batch of the same shape goes into the kept copy's buffer: going back to an earlier batch, or to the
+    new one edited in place by one ulp, recomputes; every solve in the block equals the same solve outside it."""
+    net = layered([16, 10, 6], seed=2, rails=(-0.05, 0.05))
+    rng = np.random.default_rng(3)
+    a, b = rng.uniform(0, 1, (5, 8)), rng.uniform(0, 1, (5, 8))
+    expected = {k: solve(net, v).voltages for k, v in (("a", a), ("b", b))}
+    with net.unchanged():
+        for k, v in (("a", a), ("b", b), ("a", a), ("a", a), ("b", b)):
+            np.testing.assert_array_equal(solve(net, v).voltages, expected[k])
+        b[4, 7] = np.nextafter(b[4, 7], 2.0)  # one ulp: the kept copy is refreshed
+        solve(net, b)
+        assert net._fixed["source_drive"][0][4, 7] == b[4, 7]
+        b[4, 7] += 0.25
+        edited = solve(net, b).voltages
+        assert not np.array_equal(edited, expected["b"])
+        np.testing.assert_array_equal(solve(net, a[:3]).voltages, expected["a"][:3])  # another shape
+    np.testing.assert_array_equal(edited, solve(net, b).voltages)
+
+
 def test_a_fault_left_by_an_update_is_reported_by_the_next_phases():
     """The native backend's sync no longer validates: the next step's block must still catch the fault."""
     net = layered([16, 10, 6], seed=2, rails=(-0.05, 0.05))
