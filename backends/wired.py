@@ -41,18 +41,21 @@ class WiredBackend(ResistiveBackend):
 
     @contextmanager
     def unchanged(self):
+        """The phases of a step: the network laid out once, its graph checked and compiled once (its own
+        ``unchanged()`` block), instead of for every phase."""
         with self.network.unchanged():
             if self._graph is not None:  # nested: the outer block's graph
                 yield self
                 return
             self._graph = self._layout()
             try:
-                yield self
+                with self._graph[0].unchanged():
+                    yield self
             finally:
                 self._graph = None
 
     def _layout(self):
-        graph = wired(self.network, self.wire)
+        graph = wired(self.network, self.wire, validate=False)  # a solve or the step's block checks it
         free = {n: i for i, n in enumerate(graph.free_nodes)}
         crossings = []  # per connection: the row-wire and column-wire node indices of each crossing
         for c, (w, b) in enumerate(zip(self.network.weights, self.network.biases)):

@@ -60,8 +60,39 @@ def _readout_matrix(readout: str, n_out_nodes: int) -> np.ndarray:
     return np.hstack([np.eye(half), -np.eye(half)])
 
 
+class Unchanged:
+    """``unchanged()`` and ``derived()``, the same for both kinds of network: a block in which the conductances are
+    not edited (the phases of one training step) is validated once on entry, and what the solver derives from
+    them is computed once and reused by every solve in the block instead of again per solve. Nested blocks share
+    the outer one's. Editing conductances inside a block would leave what was derived stale: the trainer updates
+    only after its block has closed. A copy or a pickled network (a worker's) is outside any block."""
+
+    _fixed = None  # inside a block: {"totals": what validate() returned, key: what derived() made}
+
+    @contextmanager
+    def unchanged(self):
+        if self._fixed is not None:
+            yield self
+            return
+        totals = self.validate()
+        self._fixed = {"totals": totals}
+        try:
+            yield self
+        finally:
+            self._fixed = None
+
+    def derived(self, key, make):
+        """``make()``, computed once per ``unchanged()`` block under ``key``; outside a block, every call."""
+        fixed = self._fixed
+        if fixed is None:
+            return make()
+        if key not in fixed:
+            fixed[key] = make()
+        return fixed[key]
+
+
 @dataclass
-class LayeredNetwork:
+class LayeredNetwork(Unchanged):
     sizes: tuple
     weights: list
     biases: list
@@ -209,23 +240,6 @@ class LayeredNetwork:
         return _readout_matrix(self.readout, self.sizes[-1])
 
     @contextmanager
-    def unchanged(self):
-        """A block in which the conductances are not edited (the phases of one training step): the network
-        is validated once on entry, and what the solver derives from the conductances (node totals, the
-        signed input and amplifier matrices) is computed once and reused by every solve in the block
-        instead of again per solve. Nested blocks share the outer one's. Editing conductances inside the
-        block would leave those arrays stale: the trainer updates only after the block has closed."""
-        if self._fixed is not None:
-            yield self
-            return
-        totals = self.validate()
-        self._fixed = {"totals": totals}
-        try:
-            yield self
-        finally:
-            self._fixed = None
-
-    @contextmanager
     def grounded(self, masks):
         """A block in which some hidden nodes are held at 0 V, sample by sample: ``masks`` has one (batch, nodes)
         array per hidden layer (or None for a layer left free), 1 where a node is free and 0 where a switch ties it
@@ -254,15 +268,6 @@ class LayeredNetwork:
             yield self
         finally:
             self._grounded = outer
-
-    def derived(self, key, make):
-        """``make()``, computed once per ``unchanged()`` block under ``key``; outside a block, every call."""
-        fixed = self._fixed
-        if fixed is None:
-            return make()
-        if key not in fixed:
-            fixed[key] = make()
-        return fixed[key]
 
     def validate(self) -> list:
         """Raises NetworkError naming what is wrong; returns each free layer's total node conductance
@@ -393,9 +398,10 @@ class LayeredNetwork:
             names += [f"out{k}" for k in range(n_out)]
         return names
 
-    def to_graph(self) -> "GraphNetwork":
+    def to_graph(self, validate: bool = True) -> "GraphNetwork":
         """The same circuit as a graph (used by the generic solver, the netlist writer and plots). A differential
-        amplifier's two outputs are one edge's ``g`` (from +a V) and ``g_inv`` (from -a V) (``conductances``)."""
+        amplifier's two outputs are one edge's ``g`` (from +a V) and ``g_inv`` (from -a V) (``conductances``).
+        ``validate=False``: the graph's check is left to its first solve (``GraphNetwork``)."""
         g = nx.Graph(amplifier=self.amplifier)
         s = self.sizes
         src = []
@@ -449,7 +455,7 @@ class LayeredNetwork:
             for b, bname in enumerate(("biasp", "biasn")):
                 for j in np.nonzero(self.biases[c][b])[0]:
                     g.add_edge(bname, layers[c + 1][j], g=float(self.biases[c][b, j]))
-        return GraphNetwork(g, n_features=self.n_features, readout=self.readout)
+        return GraphNetwork(g, n_features=self.n_features, readout=self.readout, validate=validate)
 
 
 def _readout_entry(readout: str, j: int, n_out: int) -> tuple:
@@ -537,7 +543,7 @@ def conductances(graph):
             yield u, v, d["g_inv"], -gain, driver
 
 
-class GraphNetwork:
+class GraphNetwork(Unchanged):
     """Any topology: a networkx graph with node roles and conductance edges.
 
     Node attributes: ``role`` in {input, bias, hidden, output}; inputs carry ``feature`` and ``sign``
@@ -547,14 +553,21 @@ class GraphNetwork:
     the amplifier multiplies); a differential amplifier's edge may also carry ``g_inv``, the conductance
     from its inverting output (-gain V_driver), and then ``g`` only where that conductance is not zero.
     Read them with ``conductances``, which lists each as its own element.
+
+    ``validate=False`` leaves the check to the first solve (every solve validates, or an ``unchanged()`` block
+    on entry): for graphs built by code that solves them at once (``circuits.parasitics``).
     """
 
-    def __init__(self, graph: nx.Graph, n_features: int, readout: str = "pairs"):
+    def __init__(self, graph: nx.Graph, n_features: int, readout: str = "pairs", validate: bool = True):
         self.graph = graph
         self.amplifier = amplifier_model(graph.graph.get("amplifier"))
         self.n_features = int(n_features)
         self.readout = readout
-        self.validate()
+        if validate:
+            self.validate()
+
+    def __getstate__(self):
+        return {**self.__dict__, "_fixed": None}  # a copy or a worker's may be edited: outside the block
 
     @property
     def sources(self) -> list:
@@ -573,6 +586,10 @@ class GraphNetwork:
         return 1 + max(self.graph.nodes[n]["readout"][0] for n in self.output_nodes)
 
     def validate(self) -> None:
+        """Raises NetworkError naming what is wrong (roles, devices, conductances, floating nodes, amplifier loops
+        without an energy); inside ``unchanged()`` the block's entry check stands."""
+        if self._fixed is not None:
+            return None
         g = self.graph
         for n, data in g.nodes(data=True):
             role = data.get("role")

@@ -23,14 +23,16 @@ from .errors import NetworkError
 from .network import GraphNetwork, LayeredNetwork
 
 
-def wired(net: LayeredNetwork, r_wire: float) -> GraphNetwork:
-    """``net`` as crossbars with ``r_wire`` ohms per wire segment between neighbouring crossings (> 0)."""
+def wired(net: LayeredNetwork, r_wire: float, validate: bool = True) -> GraphNetwork:
+    """``net`` as crossbars with ``r_wire`` ohms per wire segment between neighbouring crossings (> 0).
+    ``validate=False`` leaves the graph's check to its first solve or ``unchanged()`` block (the wired backend,
+    which lays the network out for every step: the check of a 30,000-node graph takes about half a second)."""
     if isinstance(r_wire, bool) or not isinstance(r_wire, (int, float, np.floating)) or not np.isfinite(r_wire) \
             or not r_wire > 0:
         raise NetworkError(f"wire resistance must be a positive number of ohms per segment, got {r_wire!r}; for "
                            "ideal wires solve the network itself")
     check_wirable(net)
-    base = net.to_graph()
+    base = net.to_graph(validate=False)  # the wired graph is checked instead: a fault of this one is a fault of it
     g = base.graph
     g_wire = 1.0 / float(r_wire)
     layers = _layer_names(net, g)
@@ -63,7 +65,7 @@ def wired(net: LayeredNetwork, r_wire: float) -> GraphNetwork:
                     g.add_node(node, role="hidden")
             for a, b in zip(chain, chain[1:] + [col]):
                 g.add_edge(a, b, g=g_wire)
-    return GraphNetwork(g, n_features=net.n_features, readout=net.readout)
+    return GraphNetwork(g, n_features=net.n_features, readout=net.readout, validate=validate)
 
 
 MAX_NODES = 1_000_000  # wired nodes per image: beyond, one image's sparse LU outgrows a workstation's time and memory

@@ -10,7 +10,7 @@ The batch is solved as one block-diagonal sparse system.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
@@ -35,6 +35,9 @@ class CompiledGraph:
     groups: list  # [(DiodeClamp, free indices)]
     kappa: np.ndarray  # energy weight per free node: diag(kappa) K is symmetric
     amps: "GraphAmplifiers | None" = None  # the op-amps, where the amplifier model is not ideal
+    #: what solves of this compiled graph share (``_reduction``); it lives as long as the compiled graph: one
+    #: solve, or one ``unchanged()`` block (the phases of a step)
+    memo: dict = field(default_factory=dict, repr=False, compare=False)
 
 
 @dataclass
@@ -300,13 +303,40 @@ REDUCE_MAX_ENTRIES = 50_000_000  # linear x clamped nodes at most: the dense cou
 
 
 def _box_solve(batch: _Batch, cg: CompiledGraph, tol, max_iter):
-    """``_active_set`` on the batch, or on its clamped nodes alone where most nodes are linear (``_reduced``)."""
-    clamped = sum(len(ix) for _, ix in cg.groups)
+    """``_active_set`` on the batch, or on its clamped and read-out nodes alone where most nodes are linear
+    (``_reduced``)."""
+    clamped = _kept(cg).size
     n = batch.n
     if (n >= REDUCE_MIN_NODES and 0 < clamped <= n // 4 and (n - clamped) * clamped <= REDUCE_MAX_ENTRIES
             and batch.amps is None):
         return _reduced(batch, cg, tol, max_iter)
     return _active_set(batch, tol, max_iter)
+
+
+def _kept(cg: CompiledGraph) -> np.ndarray:
+    """The nodes ``_reduced`` keeps (sorted): the clamped ones, and the read-out ones, where the nudge acts."""
+    kept = np.zeros(len(cg.free), bool)
+    for _, ix in cg.groups:
+        kept[ix] = True
+    kept[cg.R.tocsr().indices] = True
+    return np.flatnonzero(kept)
+
+
+def _reduction(cg: CompiledGraph):
+    """(kept nodes C, linear nodes L, LU of K_LL, K_LL^-1 K_LC, K_CL, the Schur complement K_CC - K_CL K_LL^-1 K_LC),
+    of the free phase's matrix row-scaled by kappa. The nudge adds beta R^T R on the read-out nodes, which are
+    all kept, so the free and nudged phases of a step share this: computed once per compiled graph (``memo``)."""
+    got = cg.memo.get("reduction")
+    if got is None:
+        C = _kept(cg)
+        L = np.setdiff1d(np.arange(len(cg.free)), C)
+        K1 = (sp.diags(cg.kappa) @ cg.K).tocsr()
+        rows_L, rows_C = K1[L], K1[C]
+        lu = spla.splu(rows_L[:, L].tocsc())
+        X = lu.solve(rows_L[:, C].toarray())  # K_LL^-1 K_LC
+        KCL = rows_C[:, L]
+        got = cg.memo["reduction"] = (C, L, lu, X, KCL, rows_C[:, C].toarray() - KCL @ X)
+    return got
 
 
 class _Reduced:
@@ -329,20 +359,16 @@ def _reduced(batch: _Batch, cg: CompiledGraph, tol, max_iter):
     linear (a crossbar's wire nodes around its neurons: ``circuits.parasitics``), they are eliminated exactly:
     one sparse LU of the linear block, the clamped nodes' Schur complement S (dense), the active-set method on S
     for every sample, then the linear nodes from the clamped ones by the same LU. The same equilibrium as the
-    full system (tested), for a factorisation per batch instead of one per sample and active-set iteration."""
+    full system (tested), for a factorisation per batch instead of one per sample and active-set iteration. The
+    read-out nodes are kept with the clamped ones, so the factorisation does not depend on the nudge: the phases
+    of a step share it (``_reduction``)."""
     B, n = batch.B, batch.n
     kap = cg.kappa
-    K1 = (sp.diags(kap) @ batch.K1).tocsr()
     b = (kap[None, :] * batch.b.reshape(B, n))
-    clamped = np.zeros(n, bool)
-    for _, ix in cg.groups:
-        clamped[ix] = True
-    C, L = np.flatnonzero(clamped), np.flatnonzero(~clamped)
-    rows_L, rows_C = K1[L], K1[C]
-    lu = spla.splu(rows_L[:, L].tocsc())
-    X = lu.solve(rows_L[:, C].toarray())  # K_LL^-1 K_LC
-    KCL = rows_C[:, L]
-    S = rows_C[:, C].toarray() - KCL @ X
+    C, L, lu, X, KCL, S = _reduction(cg)
+    nudge = batch.K1 - cg.K  # beta R^T R of a nudged phase: on read-out nodes only, all of them kept
+    if nudge.nnz:
+        S = S + (sp.diags(kap) @ nudge).tocsr()[C][:, C].toarray()
     YL = lu.solve(np.ascontiguousarray(b[:, L].T))  # K_LL^-1 b_L, one column per sample
     YL = YL.reshape(len(L), B)
     rhs = b[:, C] - (KCL @ YL).T

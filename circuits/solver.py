@@ -174,7 +174,7 @@ def _check_negative_beta(net: LayeredNetwork, beta: float) -> None:
 
 
 def _solve_graph(net: GraphNetwork, x, y, beta, init, tol, max_iter, layer_sizes=None) -> Equilibrium:
-    cg = compile_graph(net)
+    cg = net.derived("compiled", lambda: compile_graph(net))  # once per unchanged() block
     x, y, init = _prepare(net, x, y, beta, init, len(cg.free))
     sources = net.encode_inputs(x)
     v, iterations, r = solve_graph(cg, sources, y, beta, init, tol, max_iter)

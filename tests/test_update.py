@@ -159,3 +159,62 @@ def test_velocities_never_become_subnormal(kernels, monkeypatch):
     tiny = np.finfo(float).tiny
     assert not ((v != 0) & (np.abs(v) < tiny)).any()
     assert (v == 0).all()
+
+
+def test_a_graph_block_checks_and_compiles_once_and_solves_the_same(monkeypatch):
+    """GraphNetwork.unchanged(): one check on entry and one compile for every solve in it, the same volts as bare
+    solves; a copy is outside the block, and after it a solve sees an edit again."""
+    import copy
+
+    import eqprop.circuits.solver as solver_module
+    from eqprop.circuits.network import GraphNetwork
+
+    graph = layered([8, 6, 4], seed=5, rails=(-0.05, 0.05)).to_graph()
+    x, y = np.random.default_rng(6).uniform(-1, 1, (3, 4)), np.zeros((3, 2))
+    bare = [solve(graph, x), solve(graph, x, y, 1e-6)]
+    calls = {"validate": 0, "compile": 0}
+    check, build = GraphNetwork._check_energy_exists, solver_module.compile_graph
+
+    def counted_check(self):
+        calls["validate"] += 1
+        return check(self)
+
+    def counted_build(net):
+        calls["compile"] += 1
+        return build(net)
+
+    monkeypatch.setattr(GraphNetwork, "_check_energy_exists", counted_check)
+    monkeypatch.setattr(solver_module, "compile_graph", counted_build)
+    with graph.unchanged():
+        inside = [solve(graph, x), solve(graph, x, y, 1e-6), solve(graph, x, y, -1e-6)]
+        assert copy.deepcopy(graph)._fixed is None and pickle.loads(pickle.dumps(graph))._fixed is None
+    assert calls == {"validate": 1, "compile": 1}
+    for a, b in zip(bare, inside):
+        np.testing.assert_array_equal(a.voltages, b.voltages)
+    u, v = next(iter(graph.graph.edges()))
+    graph.graph.edges[u, v]["g"] = -1.0
+    with pytest.raises(NetworkError, match="conductance"):
+        solve(graph, x)
+
+
+def test_an_unchecked_graph_is_checked_by_its_first_solve_or_block():
+    """GraphNetwork(validate=False) and wired(validate=False) defer the check, they do not skip it."""
+    from eqprop.circuits.network import GraphNetwork
+    from eqprop.circuits.parasitics import wired
+
+    net = layered([8, 6, 4], seed=5)
+    g = net.to_graph(validate=False).graph
+    g.add_node("island", role="hidden")
+    g.add_node("island2", role="hidden")
+    g.add_edge("island", "island2", g=1e-6)
+    graph = GraphNetwork(g, n_features=4, validate=False)
+    x = np.ones((1, 4))
+    with pytest.raises(NetworkError, match="no resistive path"):
+        solve(graph, x)
+    with pytest.raises(NetworkError, match="no resistive path"):
+        with graph.unchanged():
+            pass
+    laid = wired(net, 100.0, validate=False)
+    next(iter(laid.graph.edges(data=True)))[2]["g"] = np.nan
+    with pytest.raises(NetworkError, match="conductance"):
+        solve(laid, x)

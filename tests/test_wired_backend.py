@@ -72,3 +72,33 @@ def test_train_on_the_wired_backend_and_evaluate_it(tmp_path):
     assert main(["train", "--wire", "3000", "--out", str(tmp_path / "no")]) == 2  # native: refused, nothing written
     assert not (tmp_path / "no").exists()
     assert main(["train", "--backend", "wired", "--out", str(tmp_path / "no")]) == 2
+
+
+def test_a_step_lays_out_checks_and_compiles_once(monkeypatch):
+    """The three phases of a step share one layout, one check and one compile of the wired graph, and give the
+    volts that each phase gets alone."""
+    import eqprop.circuits.solver as solver_module
+    from eqprop.circuits.network import GraphNetwork
+
+    net = layered([8, 6, 4], seed=16, gain=3)
+    x, y = _data(17)
+    wired = WiredBackend(net, 1e3)
+    beta = 0.1 * wired.beta_unit()
+    alone = [wired.settle(x), wired.settle(x, y, beta), wired.settle(x, y, -beta)]
+    calls = {"validate": 0, "compile": 0}
+    check, build = GraphNetwork._check_energy_exists, solver_module.compile_graph
+
+    def counted_check(self):
+        calls["validate"] += 1
+        return check(self)
+
+    def counted_build(graph):
+        calls["compile"] += 1
+        return build(graph)
+
+    monkeypatch.setattr(GraphNetwork, "_check_energy_exists", counted_check)
+    monkeypatch.setattr(solver_module, "compile_graph", counted_build)
+    ph = run_phases(wired, x, y, beta)
+    assert calls == {"validate": 1, "compile": 1}
+    for a, b in zip(alone, (ph.free, ph.plus, ph.minus)):
+        np.testing.assert_allclose(b.voltages, a.voltages, atol=1e-12)
