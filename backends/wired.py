@@ -1,7 +1,7 @@
 """The wired backend: the network settled as crossbars with resistive row and column wires, trained in situ.
 
 Each phase solves ``circuits.parasitics.wired(network, wire)`` (the sparse graph solver, the wires eliminated
-once per batch) and each conductance's statistic is the squared drop across its own crossing, between its row
+once per step; the layout is kept and programmed with each step's conductances: ``Crossbars``) and each conductance's statistic is the squared drop across its own crossing, between its row
 wire and its column wire, not between the two nodes the layered model joins: the EqProp rule as a crossbar
 carrying its IR drops would apply it. As the wire resistance goes to 0 it is the native backend (tested).
 Its parameters, checkpoints and reports are the layered network's; evaluation settles the wired circuit too.
@@ -12,8 +12,8 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from eqprop.circuits import Equilibrium, LayeredNetwork, solve
-from eqprop.circuits.parasitics import check_wirable, neuron_voltages, wired
+from eqprop.circuits import Equilibrium, LayeredNetwork
+from eqprop.circuits.parasitics import Crossbars, check_wirable
 
 from .base import ResistiveBackend
 
@@ -27,7 +27,8 @@ class WiredBackend(ResistiveBackend):
         self.wire = float(wire)
         self.tol = tol
         self.max_iter = max_iter
-        self._graph = None  # built once per unchanged() block (the phases of a step)
+        self._crossbars = None  # laid out at the first solve, again only if the circuit changes
+        self._compiled = None  # programmed once per unchanged() block (the phases of a step)
 
     @classmethod
     def from_config(cls, network, cfg) -> "WiredBackend":
@@ -41,36 +42,33 @@ class WiredBackend(ResistiveBackend):
 
     @contextmanager
     def unchanged(self):
-        """The phases of a step: the network laid out once, its graph checked and compiled once (its own
-        ``unchanged()`` block), instead of for every phase."""
+        """The phases of a step: the crossbars programmed with the step's conductances once, not for every phase."""
         with self.network.unchanged():
-            if self._graph is not None:  # nested: the outer block's graph
+            if self._compiled is not None:  # nested: the outer block's
                 yield self
                 return
-            self._graph = self._layout()
+            self._compiled = self._program()
             try:
-                with self._graph[0].unchanged():
-                    yield self
+                yield self
             finally:
-                self._graph = None
+                self._compiled = None
 
-    def _layout(self):
-        graph = wired(self.network, self.wire, validate=False)  # a solve or the step's block checks it
-        free = {n: i for i, n in enumerate(graph.free_nodes)}
-        crossings = []  # per connection: the row-wire and column-wire node indices of each crossing
-        for c, (w, b) in enumerate(zip(self.network.weights, self.network.biases)):
-            rows, cols = w.shape[0] + b.shape[0], w.shape[1]
-            crossings.append(tuple(np.array([[free[f"{k}{c}_{r}_{j}"] for j in range(cols)] for r in range(rows)])
-                                   for k in "wu"))
-        return graph, crossings
+    def _program(self):
+        """The wired circuit compiled with the network's present conductances (``circuits.parasitics.Crossbars``:
+        laid out once, each step a sparse sum)."""
+        self.network.validate()  # the crossings' conductances finite and >= 0 (inside a block: its entry check)
+        check_wirable(self.network)
+        if self._crossbars is None or not self._crossbars.fits(self.network):
+            self._crossbars = Crossbars(self.network, self.wire)
+        return self._crossbars.program(self.network)
 
     def settle(self, x, y=None, beta=0.0, init=None) -> Equilibrium:
-        graph, crossings = self._graph if self._graph is not None else self._layout()
-        eq = solve(graph, x, y, beta, tol=self.tol, max_iter=self.max_iter)
-        net = self.network
-        return Equilibrium(neuron_voltages(graph, eq, net), np.asarray(x, dtype=float), eq.prediction, eq.iterations,
-                           eq.residual, beta, eq.targets, tuple(net.free_sizes), "wired",
-                           {"nodes": eq.voltages, "crossings": crossings})
+        compiled = self._compiled if self._compiled is not None else self._program()
+        bars = self._crossbars
+        eq = bars.solve(compiled, x, y, beta, tol=self.tol, max_iter=self.max_iter)
+        return Equilibrium(eq.voltages[:, bars.neurons], np.asarray(x, dtype=float), eq.prediction, eq.iterations,
+                           eq.residual, beta, eq.targets, tuple(self.network.free_sizes), "wired",
+                           {"nodes": eq.voltages, "crossings": bars.crossings})
 
     def local_statistics(self, eq: Equilibrium) -> list:
         return self._statistics(eq, None)

@@ -17,10 +17,16 @@ placed in the order of the rows and columns of ``weights[c]`` and the biases' tw
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
+import scipy.sparse as sp
+from scipy.sparse import csgraph
 
 from .errors import NetworkError
 from .network import GraphNetwork, LayeredNetwork
+from .solve_graph import CompiledGraph, compile_graph
+from .solver import _solve_graph
 
 
 def wired(net: LayeredNetwork, r_wire: float, validate: bool = True) -> GraphNetwork:
@@ -119,3 +125,82 @@ def neuron_voltages(graph_net: GraphNetwork, eq, net: LayeredNetwork) -> np.ndar
     index = {n: i for i, n in enumerate(graph_net.free_nodes)}
     cols = [index[n] for n in net.free_node_names()]
     return np.asarray(eq.voltages)[:, cols]
+
+
+class Crossbars:
+    """``wired(net, r_wire)`` laid out once and programmed with a network's conductances for each use, as a chip's
+    crossbars are: the wires, the drivers, the neurons and the read-out stay; only the conductances at the
+    crossings change. ``program(net)`` gives the compiled graph of ``wired(net, r_wire)`` (equal to rounding, with
+    its own node order: tested) from a sparse sum, instead of laying out, checking and compiling a graph of
+    30,000 nodes again for every training step. Node order: ``graph.free_nodes``; ``crossings[c]`` holds the
+    (row-wire, column-wire) node indices of each crossing of connection c (its weights' rows, then its biases'),
+    ``neurons`` the indices of ``net``'s free nodes in its own order."""
+
+    def __init__(self, net: LayeredNetwork, r_wire: float):
+        self.r_wire = float(r_wire)
+        self.circuit = _circuit(net)
+        template = net.copy()
+        for a in list(template.weights) + list(template.biases):
+            a[...] = 1.0  # every crossing present (wired() leaves out the zero ones)
+        template.validate()
+        graph = wired(template, r_wire)  # checked: roles, connectivity, the amplifiers' energy
+        free = {n: i for i, n in enumerate(graph.free_nodes)}
+        self.crossings = [tuple(np.array([[free[f"{k}{c}_{r}_{j}"] for j in range(w.shape[1])]
+                                          for r in range(w.shape[0] + b.shape[0])]) for k in "wu")
+                          for c, (w, b) in enumerate(zip(net.weights, net.biases))]
+        self.neurons = np.array([free[n] for n in net.free_node_names()])
+        wires = graph.graph.copy()
+        wires.remove_edges_from([(f"w{c}_{r}_{j}", f"u{c}_{r}_{j}") for c, (w_ix, _) in enumerate(self.crossings)
+                                 for r in range(w_ix.shape[0]) for j in range(w_ix.shape[1])])
+        bare = GraphNetwork(wires, n_features=graph.n_features, readout=graph.readout, validate=False)
+        bare.energy_weights = graph.energy_weights  # the crossings are plain resistors: they do not change them
+        self._wires: CompiledGraph = compile_graph(bare)  # K of the wires and the amplifiers' first segments
+        self.graph = graph  # the sources' order and encoding, the free nodes' names
+
+    def fits(self, net: LayeredNetwork) -> bool:
+        """``net`` has the circuit this layout was laid out for (all but its conductances)."""
+        return _circuit(net) == self.circuit
+
+    def program(self, net: LayeredNetwork) -> CompiledGraph:
+        """The compiled wired circuit with ``net``'s conductances at the crossings. ``net`` must be validated (its
+        conductances finite and >= 0: ``net.validate()``, or inside its ``unchanged()`` block) and fit the layout.
+        Raises NetworkError where a group of nodes has no resistive path to a source."""
+        if not self.fits(net):
+            raise NetworkError("the network's circuit changed since it was laid out as crossbars (sizes, gains, "
+                               "neurons, read-out or amplifiers): lay it out again")
+        rows, cols, vals = [], [], []
+        for c, (w_ix, u_ix) in enumerate(self.crossings):
+            g = np.vstack([net.weights[c], net.biases[c]]).ravel()
+            on = g > 0  # a zero conductance is no edge, as in wired()
+            a, b, g = w_ix.ravel()[on], u_ix.ravel()[on], g[on]
+            rows += [a, b, a, b]
+            cols += [a, b, b, a]
+            vals += [g, g, -g, -g]
+        n = len(self._wires.free)
+        cross = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
+        K = (self._wires.K + cross).tocsr()
+        self._check_connected(K)
+        return replace(self._wires, K=K, memo={})
+
+    def solve(self, compiled: CompiledGraph, x, y=None, beta: float = 0.0, *, tol: float = 1e-10,
+              max_iter: int = 2000):
+        """``circuits.solve`` of the wired circuit that ``program`` compiled: an Equilibrium over ``graph``'s free
+        nodes."""
+        return _solve_graph(self.graph, x, y, beta, None, tol, max_iter, compiled=compiled)
+
+    def _check_connected(self, K) -> None:
+        count, label = csgraph.connected_components(K, directed=False)
+        driven = np.zeros(count, bool)
+        driven[label[np.diff(self._wires.D.tocsr().indptr) > 0]] = True
+        floating = np.flatnonzero(~driven[label])
+        if floating.size:
+            names = [self._wires.free[i] for i in floating[:5]]
+            raise NetworkError(f"{floating.size} node(s) of the crossbars have no resistive path to a source, e.g. "
+                               f"{names}: their crossings' conductances are all zero; give them a conductance")
+
+
+def _circuit(net: LayeredNetwork) -> tuple:
+    """What a crossbar layout depends on besides the conductances."""
+    return (tuple(net.sizes), tuple(float(a) for a in net.gains), tuple(map(id, net.neurons)), net.hidden_pairs,
+            net.readout, float(net.bias_voltage), net.input_pairs, id(net.amplifier),
+            tuple((w.shape, b.shape) for w, b in zip(net.weights, net.biases)))

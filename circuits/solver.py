@@ -173,8 +173,9 @@ def _check_negative_beta(net: LayeredNetwork, beta: float) -> None:
                          f"{limit:.3g} S, beyond which the nudged energy has no minimum; use a smaller |beta|")
 
 
-def _solve_graph(net: GraphNetwork, x, y, beta, init, tol, max_iter, layer_sizes=None) -> Equilibrium:
-    cg = net.derived("compiled", lambda: compile_graph(net))  # once per unchanged() block
+def _solve_graph(net: GraphNetwork, x, y, beta, init, tol, max_iter, layer_sizes=None, compiled=None) -> Equilibrium:
+    """``compiled``: the graph's compiled form, where the caller holds it (``parasitics.Crossbars``)."""
+    cg = compiled if compiled is not None else net.derived("compiled", lambda: compile_graph(net))
     x, y, init = _prepare(net, x, y, beta, init, len(cg.free))
     sources = net.encode_inputs(x)
     v, iterations, r = solve_graph(cg, sources, y, beta, init, tol, max_iter)

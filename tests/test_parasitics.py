@@ -172,3 +172,60 @@ def test_eliminating_the_linear_nodes_first_gives_the_same_equilibrium(kw, monke
     for f, r in zip(full, [solve(graph, x), solve(graph, x, y, 0.3)]):
         assert np.abs(f.voltages - r.voltages).max() < 1e-10
     assert len(calls) == 2
+
+
+@pytest.mark.parametrize("kw", [dict(gain=3.0), dict(gain=2.0, hidden_pairs=True, sizes=[8, 6, 5, 4]),
+                                dict(gain=1.0, diode=None)])
+def test_programmed_crossbars_are_the_wired_graph(kw):
+    """Crossbars.program(net): the compiled graph of wired(net, r) to rounding, in its own node order, with zero
+    conductances at some crossings (no edge there in wired()); its solves are wired()'s, free and nudged."""
+    from eqprop.circuits.parasitics import Crossbars
+    from eqprop.circuits.solve_graph import compile_graph
+
+    kw = dict(kw)
+    net = layered(kw.pop("sizes", [8, 6, 4]), seed=21, rails=(-0.05, 0.05), **kw)
+    rng = np.random.default_rng(22)
+    for w in net.weights:
+        w[rng.uniform(size=w.shape) < 0.2] = 0.0
+    net.biases[0][0, 1] = 0.0
+    bars = Crossbars(net, 3e3)
+    got = bars.program(net)
+    graph = wired(net, 3e3)
+    want = compile_graph(graph)
+    index = {n: i for i, n in enumerate(want.free)}
+    perm = np.array([index[n] for n in got.free])
+    assert sorted(got.free) == sorted(want.free)
+    Kw = want.K.toarray()[np.ix_(perm, perm)]
+    np.testing.assert_allclose(got.K.toarray(), Kw, rtol=1e-14, atol=1e-14 * np.abs(Kw).max())
+    np.testing.assert_array_equal(got.D.toarray(), want.D.toarray()[perm])
+    np.testing.assert_array_equal(got.R.toarray(), want.R.toarray()[:, perm])
+    np.testing.assert_allclose(got.kappa, want.kappa[perm], rtol=1e-14)
+    x = rng.uniform(-1, 1, (3, net.n_features))
+    y = rng.uniform(-0.05, 0.05, (3, net.sizes[-1] // 2))
+    for args in ((), (y, 1e-6), (y, -1e-6)):
+        a = bars.solve(got, x, *args)
+        b = solve(graph, x, *args)
+        np.testing.assert_allclose(a.voltages, b.voltages[:, perm], atol=1e-10)
+        np.testing.assert_allclose(a.voltages[:, bars.neurons], neuron_voltages(graph, b, net), atol=1e-10)
+
+
+def test_programmed_crossbars_refuse_floating_nodes_and_another_circuit():
+    """An island of nodes whose crossings are all zero is named (wired() refuses it the same way); a network whose
+    circuit differs from the layout's is refused, not solved on the old layout."""
+    from eqprop.circuits.parasitics import Crossbars
+
+    net = layered([8, 6, 4], seed=23, gain=2.0)
+    bars = Crossbars(net, 1e3)
+    net.weights[0][:, 2] = 0.0  # hidden node 2: nothing from the inputs or the biases, only to the outputs
+    net.biases[0][:, 2] = 0.0
+    net.weights[1][:, :] = 0.0
+    net.weights[1][2, 0] = 1e-6  # ... to output 0 alone, which hears nothing else
+    net.biases[1][:, 0] = 0.0
+    with pytest.raises(NetworkError, match="no resistive path to a source"):
+        wired(net, 1e3)
+    with pytest.raises(NetworkError, match="no resistive path to a source"):
+        bars.program(net)
+    other = layered([8, 6, 4], seed=23, gain=3.0)
+    assert not bars.fits(other)
+    with pytest.raises(NetworkError, match="lay it out again"):
+        bars.program(other)

@@ -74,31 +74,33 @@ def test_train_on_the_wired_backend_and_evaluate_it(tmp_path):
     assert main(["train", "--backend", "wired", "--out", str(tmp_path / "no")]) == 2
 
 
-def test_a_step_lays_out_checks_and_compiles_once(monkeypatch):
-    """The three phases of a step share one layout, one check and one compile of the wired graph, and give the
-    volts that each phase gets alone."""
-    import eqprop.circuits.solver as solver_module
-    from eqprop.circuits.network import GraphNetwork
+def test_a_step_programs_the_kept_layout_once(monkeypatch):
+    """The crossbars are laid out at the first solve; each step then programs them once for its three phases (no
+    graph is built, checked or compiled again), and the phases give the volts that each gets alone; a change of the
+    circuit (a gain) lays them out again."""
+    import eqprop.circuits.parasitics as parasitics
 
     net = layered([8, 6, 4], seed=16, gain=3)
     x, y = _data(17)
     wired = WiredBackend(net, 1e3)
     beta = 0.1 * wired.beta_unit()
     alone = [wired.settle(x), wired.settle(x, y, beta), wired.settle(x, y, -beta)]
-    calls = {"validate": 0, "compile": 0}
-    check, build = GraphNetwork._check_energy_exists, solver_module.compile_graph
+    calls = {"layout": 0, "program": 0, "compile": 0}
+    layout, program, build = parasitics.Crossbars.__init__, parasitics.Crossbars.program, parasitics.compile_graph
 
-    def counted_check(self):
-        calls["validate"] += 1
-        return check(self)
+    def counted(key, fn):
+        def call(*a, **k):
+            calls[key] += 1
+            return fn(*a, **k)
+        return call
 
-    def counted_build(graph):
-        calls["compile"] += 1
-        return build(graph)
-
-    monkeypatch.setattr(GraphNetwork, "_check_energy_exists", counted_check)
-    monkeypatch.setattr(solver_module, "compile_graph", counted_build)
+    monkeypatch.setattr(parasitics.Crossbars, "__init__", counted("layout", layout))
+    monkeypatch.setattr(parasitics.Crossbars, "program", counted("program", program))
+    monkeypatch.setattr(parasitics, "compile_graph", counted("compile", build))
     ph = run_phases(wired, x, y, beta)
-    assert calls == {"validate": 1, "compile": 1}
+    assert calls == {"layout": 0, "program": 1, "compile": 0}
     for a, b in zip(alone, (ph.free, ph.plus, ph.minus)):
         np.testing.assert_allclose(b.voltages, a.voltages, atol=1e-12)
+    net.gains = (1.0, 2.0)
+    wired.settle(x)
+    assert calls["layout"] == 1
