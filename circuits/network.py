@@ -555,7 +555,7 @@ class GraphNetwork(Unchanged):
     Read them with ``conductances``, which lists each as its own element.
 
     ``validate=False`` leaves the check to the first solve (every solve validates, or an ``unchanged()`` block
-    on entry): for graphs built by code that solves them at once (``circuits.parasitics``).
+    on entry), or to whoever builds on the graph (``circuits.parasitics.wired`` checks the graph it makes of it).
     """
 
     def __init__(self, graph: nx.Graph, n_features: int, readout: str = "pairs", validate: bool = True):

@@ -29,10 +29,8 @@ from .solve_graph import CompiledGraph, compile_graph
 from .solver import _solve_graph
 
 
-def wired(net: LayeredNetwork, r_wire: float, validate: bool = True) -> GraphNetwork:
-    """``net`` as crossbars with ``r_wire`` ohms per wire segment between neighbouring crossings (> 0).
-    ``validate=False`` leaves the graph's check to its first solve or ``unchanged()`` block (the wired backend,
-    which lays the network out for every step: the check of a 30,000-node graph takes about half a second)."""
+def wired(net: LayeredNetwork, r_wire: float) -> GraphNetwork:
+    """``net`` as crossbars with ``r_wire`` ohms per wire segment between neighbouring crossings (> 0)."""
     if isinstance(r_wire, bool) or not isinstance(r_wire, (int, float, np.floating)) or not np.isfinite(r_wire) \
             or not r_wire > 0:
         raise NetworkError(f"wire resistance must be a positive number of ohms per segment, got {r_wire!r}; for "
@@ -71,7 +69,7 @@ def wired(net: LayeredNetwork, r_wire: float, validate: bool = True) -> GraphNet
                     g.add_node(node, role="hidden")
             for a, b in zip(chain, chain[1:] + [col]):
                 g.add_edge(a, b, g=g_wire)
-    return GraphNetwork(g, n_features=net.n_features, readout=net.readout, validate=validate)
+    return GraphNetwork(g, n_features=net.n_features, readout=net.readout)
 
 
 MAX_NODES = 1_000_000  # wired nodes per image: beyond, one image's sparse LU outgrows a workstation's time and memory

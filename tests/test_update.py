@@ -198,9 +198,8 @@ def test_a_graph_block_checks_and_compiles_once_and_solves_the_same(monkeypatch)
 
 
 def test_an_unchecked_graph_is_checked_by_its_first_solve_or_block():
-    """GraphNetwork(validate=False) and wired(validate=False) defer the check, they do not skip it."""
+    """GraphNetwork(validate=False) and to_graph(validate=False) defer the check, they do not skip it."""
     from eqprop.circuits.network import GraphNetwork
-    from eqprop.circuits.parasitics import wired
 
     net = layered([8, 6, 4], seed=5)
     g = net.to_graph(validate=False).graph
@@ -214,7 +213,7 @@ def test_an_unchecked_graph_is_checked_by_its_first_solve_or_block():
     with pytest.raises(NetworkError, match="no resistive path"):
         with graph.unchanged():
             pass
-    laid = wired(net, 100.0, validate=False)
+    laid = net.to_graph(validate=False)
     next(iter(laid.graph.edges(data=True)))[2]["g"] = np.nan
     with pytest.raises(NetworkError, match="conductance"):
         solve(laid, x)
