@@ -1,9 +1,10 @@
 """The wired backend: the network settled as crossbars with resistive row and column wires, trained in situ.
 
-Each phase solves ``circuits.parasitics.wired(network, wire)`` (the sparse graph solver, the wires eliminated
-once per step; the layout is kept and programmed with each step's conductances: ``Crossbars``) and each conductance's statistic is the squared drop across its own crossing, between its row
-wire and its column wire, not between the two nodes the layered model joins: the EqProp rule as a crossbar
-carrying its IR drops would apply it. As the wire resistance goes to 0 it is the native backend (tested).
+Each phase solves ``circuits.parasitics.wired(network, wire)`` (the sparse graph solver; the layout is kept and
+programmed with each step's conductances, ``Crossbars``, and the wires are eliminated once per step) and each
+conductance's statistic is the squared drop across its own crossing, between its row wire and its column wire,
+not between the two nodes the layered model joins: the EqProp rule as a crossbar carrying its IR drops would
+apply it. As the wire resistance goes to 0 it is the native backend (tested).
 Its parameters, checkpoints and reports are the layered network's; evaluation settles the wired circuit too.
 """
 from __future__ import annotations
