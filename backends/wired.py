@@ -57,7 +57,6 @@ class WiredBackend(ResistiveBackend):
     def _program(self):
         """The wired circuit compiled with the network's present conductances (``circuits.parasitics.Crossbars``:
         laid out once, each step a sparse sum)."""
-        self.network.validate()  # the crossings' conductances finite and >= 0 (inside a block: its entry check)
         check_wirable(self.network)
         if self._crossbars is None or not self._crossbars.fits(self.network):
             self._crossbars = Crossbars(self.network, self.wire)

@@ -160,9 +160,10 @@ class Crossbars:
         return _circuit(net) == self.circuit
 
     def program(self, net: LayeredNetwork) -> CompiledGraph:
-        """The compiled wired circuit with ``net``'s conductances at the crossings. ``net`` must be validated (its
-        conductances finite and >= 0: ``net.validate()``, or inside its ``unchanged()`` block) and fit the layout.
-        Raises NetworkError where a group of nodes has no resistive path to a source."""
+        """The compiled wired circuit with ``net``'s conductances at the crossings. Raises NetworkError where
+        ``net`` is invalid (``net.validate()``: inside its ``unchanged()`` block, the block's entry check), does not
+        fit the layout, or leaves a group of nodes without a resistive path to a source."""
+        net.validate()
         if not self.fits(net):
             raise NetworkError("the network's circuit changed since it was laid out as crossbars (sizes, gains, "
                                "neurons, read-out or amplifiers): lay it out again")

@@ -229,3 +229,16 @@ def test_programmed_crossbars_refuse_floating_nodes_and_another_circuit():
     assert not bars.fits(other)
     with pytest.raises(NetworkError, match="lay it out again"):
         bars.program(other)
+
+
+def test_programmed_crossbars_refuse_bad_conductances():
+    from eqprop.circuits.parasitics import Crossbars
+
+    net = layered([8, 6, 4], seed=24)
+    bars = Crossbars(net, 1e3)
+    net.weights[1][0, 0] = np.nan
+    with pytest.raises(NetworkError, match="NaN"):
+        bars.program(net)
+    net.weights[1][0, 0] = -1e-6
+    with pytest.raises(NetworkError, match="negative"):
+        bars.program(net)
