@@ -606,6 +606,10 @@ class GraphNetwork(Unchanged):
                 raise NetworkError(f"node {n!r} has unknown device {neuron!r}; a neuron must be a DiodeClamp or None")
             if role == "output" and "readout" not in data:
                 raise NetworkError(f"output node {n!r} needs readout=(target_index, sign)")
+            cap = data.get("capacitance")  # its own, for transients (netlists.Transient)
+            if cap is not None and (isinstance(cap, bool) or not isinstance(cap, (int, float, np.floating))
+                                    or not np.isfinite(cap) or not cap > 0):
+                raise NetworkError(f"node {n!r} has capacitance {cap!r}: a node's capacitance must be positive farads")
         for u, v, data in g.edges(data=True):
             unknown = set(data) - {"g", "g_inv", "gain", "driver"}
             if unknown:

@@ -29,12 +29,18 @@ from .solve_graph import CompiledGraph, compile_graph
 from .solver import _solve_graph
 
 
-def wired(net: LayeredNetwork, r_wire: float) -> GraphNetwork:
-    """``net`` as crossbars with ``r_wire`` ohms per wire segment between neighbouring crossings (> 0)."""
+def wired(net: LayeredNetwork, r_wire: float, c_wire: float | None = None) -> GraphNetwork:
+    """``net`` as crossbars with ``r_wire`` ohms per wire segment between neighbouring crossings (> 0). ``c_wire``:
+    the farads of each wire node to ground (a segment's capacitance), which transients give it
+    (``netlists.Transient``); None: the transient's node capacitance, as every other node."""
     if isinstance(r_wire, bool) or not isinstance(r_wire, (int, float, np.floating)) or not np.isfinite(r_wire) \
             or not r_wire > 0:
         raise NetworkError(f"wire resistance must be a positive number of ohms per segment, got {r_wire!r}; for "
                            "ideal wires solve the network itself")
+    if c_wire is not None and (isinstance(c_wire, bool) or not isinstance(c_wire, (int, float, np.floating))
+                               or not np.isfinite(c_wire) or not c_wire > 0):
+        raise NetworkError(f"wire capacitance must be a positive number of farads per segment, got {c_wire!r}")
+    wire_node = {"role": "hidden"} if c_wire is None else {"role": "hidden", "capacitance": float(c_wire)}
     check_wirable(net)
     base = net.to_graph(validate=False)  # the wired graph is checked instead: a fault of this one is a fault of it
     g = base.graph
@@ -52,7 +58,7 @@ def wired(net: LayeredNetwork, r_wire: float) -> GraphNetwork:
             prev = driver
             for j, col in enumerate(cols):
                 node = f"w{c}_{r}_{j}"
-                g.add_node(node, role="hidden")
+                g.add_node(node, **wire_node)
                 if prev == driver and gain is not None:  # the amplifier drives the row's first segment
                     attrs = {("g_inv" if inverting else "g"): g_wire, "gain": gain, "driver": driver}
                 else:
@@ -60,13 +66,13 @@ def wired(net: LayeredNetwork, r_wire: float) -> GraphNetwork:
                 g.add_edge(prev, node, **attrs)
                 prev = node
                 if conductances[j] > 0:
-                    g.add_node(f"u{c}_{r}_{j}", role="hidden")
+                    g.add_node(f"u{c}_{r}_{j}", **wire_node)
                     g.add_edge(node, f"u{c}_{r}_{j}", g=float(conductances[j]))
         for j, col in enumerate(cols):  # each column wire from the first row to its neuron
             chain = [f"u{c}_{r}_{j}" for r in range(len(rows))]
             for node in chain:
                 if node not in g:  # no crossing there: the wire passes on
-                    g.add_node(node, role="hidden")
+                    g.add_node(node, **wire_node)
             for a, b in zip(chain, chain[1:] + [col]):
                 g.add_edge(a, b, g=g_wire)
     return GraphNetwork(g, n_features=net.n_features, readout=net.readout)

@@ -212,7 +212,8 @@ def cmd_netlist(args) -> int:
 def cmd_physics(args) -> int:
     from .physics import physics_rows
 
-    physics_rows(args.run or [], args.sizes or [], args.capacitance, args.samples)
+    physics_rows(args.run or [], args.sizes or [], args.capacitance, args.samples, wire=args.wire,
+                 wire_capacitance=args.wire_capacitance)
     return 0
 
 
@@ -503,6 +504,11 @@ def build_parser() -> argparse.ArgumentParser:
     ph.add_argument("--sizes", nargs="+", help="layered networks to build, e.g. 64-32-10 1568-100-20")
     ph.add_argument("--capacitance", type=positive, default=1e-12, help="farads from every free node to ground")
     ph.add_argument("--samples", type=count, default=3, help="random inputs per network")
+    ph.add_argument("--wire", type=positive, metavar="OHMS", help="lay the networks out as crossbars with this "
+                                                              "resistance per wire segment (eqprop parasitics)")
+    ph.add_argument("--wire-capacitance", type=positive, metavar="F",
+                    help="farads from each crossbar wire node to ground, with --wire (default: 1 fF, a segment of a "
+                         "few micrometres)")
     ph.set_defaults(func=cmd_physics)
     nz = sub.add_parser("noise", help="thermal noise of the equilibrium: the native model against ngspice's noise "
                                       "analysis and transients with trnoise on every conductance")

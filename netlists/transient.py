@@ -13,8 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+from scipy import linalg
 
 from eqprop.circuits.errors import InputError
+from eqprop.circuits.network import GraphNetwork
+from eqprop.circuits.solve_graph import compile_graph
 
 from .ngspice import NgspiceCircuit, SpiceError
 from .writer import Transient
@@ -31,11 +36,31 @@ class Settling:
 
 
 def node_time_constant(network, capacitance: float) -> float:
-    """The slowest node's RC time constant (s): capacitance over its smallest total conductance."""
+    """The time constant (s) a transient is sized by. A layered network: the slowest node's, capacitance over its
+    smallest total conductance. A graph: the slowest mode of its linear part with every free node's own
+    capacitance (node attribute ``capacitance``, else ``capacitance``), 1 / the smallest lambda of
+    (kappa K) v = lambda (kappa C) v (kappa K is symmetric): a chain of N wire nodes settles about N^2 times
+    slower than one of its nodes' C / G, which the layered rule would miss."""
+    if isinstance(network, GraphNetwork):
+        return _slowest_mode(network, capacitance)
     from eqprop.circuits.energy import node_conductance
 
     smallest = min(float(s.min()) for s in node_conductance(network))
     return capacitance / smallest
+
+
+def _slowest_mode(network: GraphNetwork, capacitance: float) -> float:
+    cg = compile_graph(network)
+    nodes = network.graph.nodes
+    c = np.array([nodes[n].get("capacitance") or capacitance for n in cg.free], dtype=float)
+    A = (sp.diags(cg.kappa) @ cg.K).tocsc()
+    A = 0.5 * (A + A.T)  # symmetric up to rounding
+    M = sp.diags(cg.kappa * c).tocsc()
+    if A.shape[0] <= 50:
+        low = float(linalg.eigh(A.toarray(), M.toarray(), eigvals_only=True)[0])
+    else:
+        low = float(spla.eigsh(A, k=1, M=M, sigma=0.0, which="LM", return_eigenvectors=False)[0])
+    return 1.0 / low
 
 
 def settling(circuit: NgspiceCircuit, x, capacitance: float = 1e-12, tolerance: float = 0.01,

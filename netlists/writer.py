@@ -37,7 +37,9 @@ ANALYSES = ("op", "tran")
 
 @dataclass
 class Transient:
-    """A transient from a reset state: every free node starts at 0 V with ``capacitance`` farads to ground."""
+    """A transient from a reset state: every free node starts at 0 V with ``capacitance`` farads to ground, or with
+    its own where a graph's node carries one (node attribute ``capacitance``: a crossbar's wire nodes,
+    ``circuits.parasitics.wired``)."""
 
     capacitance: float
     t_stop: float
@@ -289,8 +291,10 @@ class _Writer:
             if self.drive.sample_hold is not None:
                 body += self._sample_hold(free)
         if analysis == "tran":
-            body += ["", f"* node capacitances for the transient ({_num(transient.capacitance)} F each)"]
-            body += [f"C_{n} {n} 0 {_num(transient.capacitance)} IC=0" for n in free]
+            own = {str(n): c for n, c in g.nodes(data="capacitance") if c is not None}
+            body += ["", f"* node capacitances for the transient ({_num(transient.capacitance)} F each"
+                     + (f", {len(own)} nodes their own" if own else "") + ")"]
+            body += [f"C_{n} {n} 0 {_num(own.get(n, transient.capacitance))} IC=0" for n in free]
             if transient.noise_temperature is not None:
                 body += ["", f"* thermal noise of every conductance at {transient.noise_temperature:g} K: trnoise current "
                          f"sources of two-sided density 2kTG, white to {_num(0.5 / transient.t_step)} Hz"]

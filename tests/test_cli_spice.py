@@ -47,6 +47,11 @@ def test_physics_and_gradcheck_report_numbers(tmp_path, capsys):
     row = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 8-6-4")][0]
     power, settle, energy = (float(c.split()[0]) for c in row.split("|")[3:6])
     assert power > 0 and settle > 0 and energy > 0
+    # laid out as crossbars whose wires are slow (1 Mohm and 1 pF a segment): more nodes, slower to settle
+    assert main(["physics", "--sizes", "8-6-4", "--samples", "1", "--wire", "1e6", "--wire-capacitance", "1e-12"]) == 0
+    row = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 8-6-4")][0]
+    nodes, _, wired_settle = (float(c.split()[0]) for c in row.split("|")[2:5])
+    assert nodes > 10 and wired_settle > 2 * settle
     assert main(["gradcheck", "--out", str(tmp_path / "g"), "--spice", "1e-6:1e-9"]) == 0
     rows = json.loads((tmp_path / "g" / "gradient_fidelity.json").read_text())
     best = {}

@@ -432,3 +432,42 @@ def test_graph_networks_refuse_a_malformed_inverting_conductance():
             GraphNetwork(graph(**edge), 1, readout="nodes")
     GraphNetwork(graph(g=1e-6, g_inv=1e-6, gain=2.0, driver="h", amplifier=OpAmp()), 1, readout="nodes")  # an
     # op-amp's inverting loop drives the g_inv half
+
+
+def test_crossbar_transient_settles_as_the_linear_ode_says():
+    """A linear network laid out as crossbars, its wire nodes with their own capacitance: ngspice's settling time
+    against the exact solution of C dV/dt = D s - K V from reset (a matrix exponential, outputs within 1% of
+    their final values by the same rule), and the transient's span from the slowest mode (a dense generalized
+    eigenproblem); a chain of wire nodes settles far slower than any one node's C / G."""
+    from scipy.linalg import eigh, expm
+
+    from eqprop.circuits.parasitics import wired
+    from eqprop.circuits.solve_graph import compile_graph
+    from eqprop.netlists.transient import node_time_constant
+
+    net = layered([8, 4, 4], diode=None, gain=2.0, seed=7)
+    graph = wired(net, 2e4, c_wire=3e-13)
+    assert f"C_w0_0_0 w0_0_0 0 3e-13" in to_netlist(graph, np.zeros((1, 4)), analysis="tran",
+                                                    transient=Transient(1e-12, 1e-6, 1e-9)).text
+    x = np.random.default_rng(8).uniform(0, 1, (1, 4))
+    s = settling(NgspiceCircuit(graph), x, capacitance=1e-12)
+    cg = compile_graph(graph)
+    c = np.array([graph.graph.nodes[n].get("capacitance") or 1e-12 for n in cg.free])
+    K = cg.K.toarray()
+    A = np.diag(cg.kappa) @ K
+    slowest = 1.0 / eigh(0.5 * (A + A.T), np.diag(cg.kappa * c), eigvals_only=True)[0]
+    assert node_time_constant(graph, 1e-12) == pytest.approx(slowest, rel=1e-8)
+    assert slowest > 3 * max(c / K.diagonal())  # the wires' chains, not one node
+    drive = cg.D.toarray() @ graph.encode_inputs(x)[0]
+    final = np.linalg.solve(K, drive)
+    outputs = np.flatnonzero(np.abs(cg.R.toarray()).sum(0))
+    band = 0.01 * np.abs(final[outputs]).max()
+    t = np.linspace(0, s.t_stop, 4001)
+    step = expm(-(K / c[:, None]) * t[1])
+    v, last = np.zeros_like(final), 0.0
+    for k in range(1, len(t)):
+        v = final + step @ (v - final)
+        if np.abs(v[outputs] - final[outputs]).max() > band:
+            last = t[k]
+    np.testing.assert_allclose(s.final_outputs, final[outputs], rtol=1e-3, atol=1e-6)
+    assert s.settling_time == pytest.approx(last, rel=0.03, abs=s.t_stop / 500)

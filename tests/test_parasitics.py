@@ -242,3 +242,17 @@ def test_programmed_crossbars_refuse_bad_conductances():
     net.weights[1][0, 0] = -1e-6
     with pytest.raises(NetworkError, match="negative"):
         bars.program(net)
+
+
+def test_wire_capacitance_is_checked_where_it_is_given():
+    from eqprop.circuits.network import GraphNetwork
+
+    net = layered([8, 6, 4], seed=25)
+    for bad in (-1e-15, 0.0, np.nan, True, "1f"):
+        with pytest.raises(NetworkError, match="wire capacitance"):
+            wired(net, 1e3, c_wire=bad)
+    g = wired(net, 1e3, c_wire=2e-15).graph
+    assert g.nodes["w0_0_0"]["capacitance"] == 2e-15 and "capacitance" not in g.nodes["h1_0"]
+    g.nodes["w0_0_0"]["capacitance"] = -1.0
+    with pytest.raises(NetworkError, match="w0_0_0.*capacitance"):
+        GraphNetwork(g, n_features=4)
