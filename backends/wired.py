@@ -78,14 +78,20 @@ class WiredBackend(ResistiveBackend):
 
     def _statistics(self, hi, lo) -> list:
         """Per weight and bias array: kappa_c / 2 x the sum over the batch of the squared drop across each
-        crossing (at ``hi`` minus at ``lo`` where given)."""
+        crossing (at ``hi`` minus at ``lo`` where given, as (d_hi - d_lo)(d_hi + d_lo), d_hi - d_lo from the nodes'
+        own changes: the phases differ by a small nudge, and the difference of their squares, or of drops each
+        rounded to the nodes' volts, would lose its digits)."""
         kappa = self.network.energy_weights
+        v_hi = hi.info["nodes"]
+        moved = None if lo is None else v_hi - lo.info["nodes"]  # exact where the phases are close
         weights, biases = [], []
         for c, (w_ix, u_ix) in enumerate(hi.info["crossings"]):
-            def sq(eq):
-                v = eq.info["nodes"]
-                return ((v[:, w_ix] - v[:, u_ix]) ** 2).sum(0)
-            s = 0.5 * kappa[c] * (sq(hi) - (sq(lo) if lo is not None else 0.0))
+            d_hi = v_hi[:, w_ix] - v_hi[:, u_ix]
+            if lo is None:
+                s = 0.5 * kappa[c] * (d_hi ** 2).sum(0)
+            else:
+                change = moved[:, w_ix] - moved[:, u_ix]
+                s = 0.5 * kappa[c] * (change * (2.0 * d_hi - change)).sum(0)
             n = self.network.weights[c].shape[0]
             weights.append(s[:n])
             biases.append(s[n:])
