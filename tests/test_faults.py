@@ -45,10 +45,13 @@ def test_checkpoints_inside_epochs_resume_mid_epoch_bit_for_bit(tmp_path):
     # Two long epochs, a checkpoint after every step: each kill loses at most a step, not an epoch.
     args = "--hidden 16 --epochs 2 --n-train 240 --n-test 100 --batch-size 5 --seed 5".split()
     assert train_with_kills(args + ["--checkpoint-every", "1e9"], tmp_path / "whole", []) == []
+    # the delays are fractions of an epoch of the uninterrupted run (whose epochs, without a checkpoint per step,
+    # are the shorter): in seconds, a faster solver moved the last kill past the end of the run
+    epoch = float(np.median([h["seconds"] for h in json.loads((tmp_path / "whole" / "metrics.json").read_text())]))
     rng = np.random.default_rng(11)
     kills = train_with_kills(args + ["--checkpoint-every", "0"], tmp_path / "killed",
-                             [("checkpoint", rng.uniform(0.0, 0.4)), ("checkpoint", rng.uniform(0.0, 0.4)),
-                              (1, rng.uniform(0.1, 0.3))])
+                             [("checkpoint", rng.uniform(0.0, 0.4) * epoch), ("checkpoint", rng.uniform(0.0, 0.4) * epoch),
+                              (1, rng.uniform(0.1, 0.3) * epoch)])
     assert_same_run(final_state(tmp_path / "whole"), final_state(tmp_path / "killed"))
     assert sum(" step " in k.state for k in kills) >= 2, [k.state for k in kills]
 
