@@ -126,9 +126,13 @@ def _drivers(net: LayeredNetwork, c: int, names: list) -> list:
 def neuron_voltages(graph_net: GraphNetwork, eq, net: LayeredNetwork) -> np.ndarray:
     """The equilibrium's voltages at ``net``'s free nodes (its neurons and outputs), in ``net``'s order, from a
     solve of ``wired(net, ...)``."""
+    return np.asarray(eq.voltages)[:, neuron_indices(graph_net, net)]
+
+
+def neuron_indices(graph_net: GraphNetwork, net: LayeredNetwork) -> np.ndarray:
+    """Where ``net``'s free nodes (its neurons and outputs, in its order) are among ``wired(net, ...)``'s free nodes."""
     index = {n: i for i, n in enumerate(graph_net.free_nodes)}
-    cols = [index[n] for n in net.free_node_names()]
-    return np.asarray(eq.voltages)[:, cols]
+    return np.array([index[n] for n in net.free_node_names()])
 
 
 class Crossbars:
@@ -141,7 +145,6 @@ class Crossbars:
     ``neurons`` the indices of ``net``'s free nodes in its own order."""
 
     def __init__(self, net: LayeredNetwork, r_wire: float):
-        self.r_wire = float(r_wire)
         self.circuit = _circuit(net)
         template = net.copy()
         for a in list(template.weights) + list(template.biases):
@@ -152,13 +155,14 @@ class Crossbars:
         self.crossings = [tuple(np.array([[free[f"{k}{c}_{r}_{j}"] for j in range(w.shape[1])]
                                           for r in range(w.shape[0] + b.shape[0])]) for k in "wu")
                           for c, (w, b) in enumerate(zip(net.weights, net.biases))]
-        self.neurons = np.array([free[n] for n in net.free_node_names()])
+        self.neurons = neuron_indices(graph, net)
         wires = graph.graph.copy()
         wires.remove_edges_from([(f"w{c}_{r}_{j}", f"u{c}_{r}_{j}") for c, (w_ix, _) in enumerate(self.crossings)
                                  for r in range(w_ix.shape[0]) for j in range(w_ix.shape[1])])
         bare = GraphNetwork(wires, n_features=graph.n_features, readout=graph.readout, validate=False)
         bare.energy_weights = graph.energy_weights  # the crossings are plain resistors: they do not change them
         self._wires: CompiledGraph = compile_graph(bare)  # K of the wires and the amplifiers' first segments
+        self._driven = np.diff(self._wires.D.tocsr().indptr) > 0  # the nodes a source drives through a wire segment
         self.graph = graph  # the sources' order and encoding, the free nodes' names
 
     def fits(self, net: LayeredNetwork) -> bool:
@@ -196,7 +200,7 @@ class Crossbars:
     def _check_connected(self, K) -> None:
         count, label = csgraph.connected_components(K, directed=False)
         driven = np.zeros(count, bool)
-        driven[label[np.diff(self._wires.D.tocsr().indptr) > 0]] = True
+        driven[label[self._driven]] = True
         floating = np.flatnonzero(~driven[label])
         if floating.size:
             names = [self._wires.free[i] for i in floating[:5]]

@@ -315,11 +315,14 @@ def _box_solve(batch: _Batch, cg: CompiledGraph, tol, max_iter):
 
 def _kept(cg: CompiledGraph) -> np.ndarray:
     """The nodes ``_reduced`` keeps (sorted): the clamped ones, and the read-out ones, where the nudge acts."""
-    kept = np.zeros(len(cg.free), bool)
-    for _, ix in cg.groups:
-        kept[ix] = True
-    kept[cg.R.tocsr().indices] = True
-    return np.flatnonzero(kept)
+    got = cg.memo.get("kept")
+    if got is None:
+        kept = np.zeros(len(cg.free), bool)
+        for _, ix in cg.groups:
+            kept[ix] = True
+        kept[cg.R.tocsr().indices] = True
+        got = cg.memo["kept"] = np.flatnonzero(kept)
+    return got
 
 
 def _reduction(cg: CompiledGraph):
