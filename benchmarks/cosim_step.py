@@ -1,12 +1,15 @@
 """Co-simulated training steps (ngspice transient + Lava periphery in lockstep): seconds per training sample.
 
     python benchmarks/cosim_step.py [--hidden 100] [--batch 16] [--steps 5] [--forms transformed resistors]
+                                    [--noise-capacitance F]
 
 A training step of the cosim backend with the defaults of ``eqprop train --backend cosim`` (centered nudging:
 free, +beta and -beta phases, each settled for the derived number of periods, the Learner's update programmed
 through the device model) on scikit-learn's digits, 128-<hidden>-20. ``transformed`` writes the ideal input
 drivers as Norton equivalents (the default, ``Drive.source_transform``); ``resistors`` writes every input
-conductance as a resistor from its driver. Prints the median and the best seconds per training sample over the
+conductance as a resistor from its driver. ``--noise-capacitance F`` times the steps with every conductance's
+thermal noise in the transients (``eqprop train --backend cosim --noise-capacitance F``) beside the steps without
+it (1 pF nodes: give 1e-12 to compare at the same capacitance). Prints the median and the best seconds per training sample over the
 steps (after one warm-up step), and where the median step's time goes: ngspice integrating between the period
 boundaries, the boundaries themselves (reading the nodes, the ADC, the exchange with Lava: ``CosimResult.bridge_s``)
 and the rest (writing and loading the netlist, the host's Python); then how long reading the Learner's commands
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 
 import numpy as np
 
@@ -33,18 +37,22 @@ def main(argv=None):
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--forms", nargs="+", default=["transformed", "resistors"], choices=["transformed", "resistors"])
+    p.add_argument("--noise-capacitance", type=float, default=None, metavar="F",
+                   help="also time the steps with thermal noise in the transients at this node capacitance")
     args = p.parse_args(argv)
     data = load("digits")
     cfg = resolved(TrainConfig(dataset="digits", backend="cosim", hidden=list(args.hidden), batch_size=args.batch,
                                momentum=0.0))
     sizes = "-".join(str(n) for n in [data.n_features * 2] + list(args.hidden) + [20])
     print(f"# cosim training step, {sizes}, batch {args.batch}, centered nudging, default converters, digits")
-    print("| input drivers | periods per phase | s / training sample, median | best | ngspice | boundaries | rest |")
-    print("|---|---|---|---|---|---|---|")
+    print("| input drivers | thermal noise | periods per phase | s / training sample, median | best | ngspice | "
+          "boundaries | rest |")
+    print("|---|---|---|---|---|---|---|---|")
     notes = []
-    for form in args.forms:
+    noises = [None] if args.noise_capacitance is None else [None, args.noise_capacitance]
+    for form, noisy in [(f, n) for f in args.forms for n in noises]:
         net = build_network(cfg, data.n_features, data.n_classes)
-        backend = CosimBackend.from_config(net, cfg)
+        backend = CosimBackend.from_config(net, replace(cfg, noise_capacitance=noisy))  # as the flag builds it
         backend.sim.source_transform = form == "transformed"
         g_max = 2.0 * max(float(w.max()) for w in net.weights)
         trainer = EqPropTrainer(backend, cfg, preset(cfg.device, g_max), data.n_classes)
@@ -63,7 +71,8 @@ def main(argv=None):
         finally:
             backend.close()
         ng, bridge, rest = shares[int(np.argsort(times)[len(times) // 2])]
-        print(f"| {form} | {backend.sim.P} | {np.median(times):.3f} | {min(times):.3f} | {ng:.0%} | {bridge:.0%} | "
+        what = "none" if noisy is None else f"transient, {noisy:g} F"
+        print(f"| {form} | {what} | {backend.sim.P} | {np.median(times):.3f} | {min(times):.3f} | {ng:.0%} | {bridge:.0%} | "
               f"{rest:.0%} |", flush=True)
         notes.append(f"{form}: the Learner's {reads[2]} commands read with Lava's Var.get {np.median(reads[0]):.3f} s "
                      f"median (best {min(reads[0]):.3f} s), from the host's register {np.median(reads[1]) * 1e3:.3f} ms "

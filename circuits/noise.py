@@ -22,7 +22,7 @@ the average: with R(tau) = exp(A tau) P for tau >= 0,
 
 on the eigen-decomposition A = V Lambda V^-1; T = 0 is an instantaneous sample (P itself), and a long
 window falls as 2 tau / T per mode. ``netlists.transient.noise_spread`` measures the same in ngspice
-transients with ``trnoise`` sources on every conductance.
+transients with a noise source on every conductance.
 """
 from __future__ import annotations
 

@@ -21,10 +21,10 @@ converter pair that needs a period to convert has L = 1 (``cosim.bounds`` derive
 stop/alter/resume: the external source hands ngspice a value without a command (no netlist parse, no
 halt), and the breakpoint source pins the sampling instants, so one ``tran`` runs a whole batch.
 
-Thermal noise (``temperature``), two ways. ``noise="transient"``: a ``trnoise`` current source across every
-resistor, of density 2kTG, white to 10 / tau of the fastest node (t_step 1/20 of its RC): the kT/C of the node
-capacitances appears by itself, in the network and in everything the loop reads; ngspice 39 draws each
-transient's noise afresh (not repeatable), and the short noise steps make the transient several times slower.
+Thermal noise (``temperature``), two ways. ``noise="transient"``: a noise current source across every resistor,
+of density 2kTG (``netlists.Transient.noise_temperature``: Gaussian samples held 1/20 of the fastest node's RC):
+the kT/C of the node capacitances appears by itself, in the network and in everything the loop reads; each
+transient's noise is drawn afresh (not repeatable), and the short noise steps make the transient slower.
 ``noise="sampled"`` (the default): every conversion reads the node voltages plus one draw of the circuit's noise
 model (``circuits.noise.ThermalNoise``: the stationary covariance of the nodes at each sample's equilibrium in
 each phase, Shockley diodes' shot noise included), seeded; draws of successive periods are independent (the
@@ -73,8 +73,8 @@ PHASE_SIGNS = {"free": 0, "plus": 1, "minus": -1}
 SLOTS = {"free": 0, "plus": 1, "minus": 2}
 #: options for transients: Newton to 1e-9 V; LTE relative 1e-6 (reltol sets both in SPICE)
 TRANSIENT_OPTIONS = SpiceOptions(reltol=1e-6, vntol=1e-9, abstol=1e-15)
-#: thermal noise: trnoise samples per fastest node time constant (white to 10 / tau; fewer lose the fast modes
-#: variance: at 10 the outputs of 16-8-4 read 10% below 50 samples, which cost 3x the time)
+#: thermal noise: noise samples per fastest node time constant (the held samples' density is flat to within 0.1%
+#: at that node's corner from 10 on; 20 leaves a margin)
 NOISE_STEPS = 20
 NOISE_MODES = ("sampled", "transient")
 

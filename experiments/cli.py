@@ -511,7 +511,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "few micrometres)")
     ph.set_defaults(func=cmd_physics)
     nz = sub.add_parser("noise", help="thermal noise of the equilibrium: the native model against ngspice's noise "
-                                      "analysis and transients with trnoise on every conductance")
+                                      "analysis and transients with a noise source on every conductance")
     nz.add_argument("--sizes", nargs="+", help="layered networks to build instead of the two examples, e.g. 12-8-4")
     nz.add_argument("--gain", type=positive, help="amplifier gain of the --sizes networks (default 1: no amplifier)")
     nz.add_argument("--diode", choices=("ideal", "pwl"), help="diodes of the --sizes networks (default: none, linear)")
@@ -520,7 +520,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also compare averages over this many slowest time constants (0: none)")
     nz.add_argument("--temperature", type=positive, default=300.15, help="kelvin")
     nz.add_argument("--transient", dest="spans", type=nonnegative, default=0.0,
-                    help="also run an ngspice transient with trnoise sources this many slowest time constants long "
+                    help="also run an ngspice transient with noise sources this many slowest time constants long "
                          "(0: only ngspice's noise analysis; 1000 gives about 3%% per node in a minute or so)")
     nz.add_argument("--steps-per-tau", dest="steps_per_tau", type=positive, default=50.0,
                     help="noise samples per fastest time constant")
@@ -680,8 +680,8 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("--noise-capacitance", dest="noise_capacitance", type=positive, metavar="FARADS",
                     help="node capacitance with every conductance's thermal noise (27 C); default 1 pF, noiseless")
     co.add_argument("--noise", choices=("sampled", "transient"), default="sampled",
-                    help="thermal noise drawn from the circuit's noise model at every conversion, or trnoise sources "
-                         "in the ngspice transients (several times slower, not repeatable)")
+                    help="thermal noise drawn from the circuit's noise model at every conversion (seeded), or noise "
+                         "sources in the ngspice transients (slower, not repeatable)")
     co.add_argument("--seed", type=index, default=0, help="random seed")
     co.add_argument("--out", help="directory for cosim.json")
     co.set_defaults(func=cmd_cosim)

@@ -2,7 +2,8 @@
 
 For each network: one random input, the native equilibrium, the model's rms noise of every free node
 (``circuits.noise.ThermalNoise``: Lyapunov equation of the circuit linearised there), and ngspice's transient
-of the same circuit with a ``trnoise`` source of density 4kTG on every conductance, whose node voltages'
+of the same circuit with a noise current source of density 4kTG on every conductance (Gaussian samples held
+for a time step, ``trrandom``), whose node voltages'
 spread is measured after settling (--transient). Printed per node and summarised as the largest relative difference.
 """
 from __future__ import annotations
@@ -27,7 +28,7 @@ DEFAULT_NETWORKS = (
 def noise_rows(sizes=(), gain=None, diode=None, capacitance=1e-12, window_tau=0.0, temperature=300.15,
                spans=0.0, steps_per_tau=50.0, seed=1, log=print) -> list:
     """One row per network: the model's rms per node against ngspice's noise analysis (always) and against an
-    ngspice transient with trnoise sources (``spans`` > 0: that many slowest time constants)."""
+    ngspice transient with a noise source on every conductance (``spans`` > 0: that many slowest time constants)."""
     nets = [dict(d) for d in DEFAULT_NETWORKS] if not sizes else [
         {"name": s, "sizes": parse_sizes(s), "gain": 1.0 if gain is None else gain, "diode": diode} for s in sizes]
     if not (np.isfinite(spans) and (spans == 0 or spans >= 50)):

@@ -44,10 +44,13 @@ class Transient:
     capacitance: float
     t_stop: float
     t_step: float
-    #: K: with a temperature, every conductance G gets a ``trnoise`` current source of two-sided density 2 k T G
-    #: (white up to 1 / (2 t_step): t_step well below the fastest node time constant), its thermal noise
-    #: ngspice 39 draws each transient's noise afresh (neither ``.options seed`` nor ``setseed`` repeats it): the
-    #: noise is a fresh realisation every run, and figures from it are statistical
+    #: K: with a temperature, every conductance G gets a current source of two-sided density 2 k T G at low
+    #: frequency, its thermal noise: a Gaussian sample every t_step, held (``trrandom``; flat to about 1 / (2
+    #: t_step): t_step well below the fastest node time constant). Not ``trnoise``: ngspice 39's generator
+    #: behind it (Wallace's method, a pool of draws transformed in place) lets its variance wander by tens of
+    #: percent over millions of draws, within a run and on through the next runs of the same ngspice, where
+    #: ``trrandom``'s Gaussian draws keep theirs (``benchmarks/noise_sources.py``, docs/noise.md). Figures from the noise are
+    #: statistical: one realisation per run.
     noise_temperature: float | None = None
 
     def __post_init__(self):
@@ -62,8 +65,8 @@ class Transient:
             raise NetworkError(f"Transient.noise_temperature must be positive kelvin (or None), got {t!r}")
 
     def noise_amplitude(self, g: float) -> float:
-        """rms (A) of the trnoise samples, one per t_step, that give conductance g's two-sided density
-        2 k T g at low frequency (a sampled-and-interpolated white noise of rms s has density s^2 t_step)."""
+        """rms (A) of the noise samples, one held per t_step, that give conductance g's two-sided density
+        2 k T g at low frequency (white samples of rms s held for t_step each have density s^2 t_step there)."""
         return float(np.sqrt(2.0 * BOLTZMANN * self.noise_temperature * g / self.t_step))
 
 
@@ -296,8 +299,8 @@ class _Writer:
                      + (f", {len(own)} nodes their own" if own else "") + ")"]
             body += [f"C_{n} {n} 0 {_num(own.get(n, transient.capacitance))} IC=0" for n in free]
             if transient.noise_temperature is not None:
-                body += ["", f"* thermal noise of every conductance at {transient.noise_temperature:g} K: trnoise current "
-                         f"sources of two-sided density 2kTG, white to {_num(0.5 / transient.t_step)} Hz"]
+                body += ["", f"* thermal noise of every conductance at {transient.noise_temperature:g} K: trrandom current "
+                         f"sources of two-sided density 2kTG at low frequency, Gaussian samples held {_num(transient.t_step)} s each"]
                 body += self._noise_sources(resistors, transient)
         body += ["", self.options.card()]
         if analysis == "op":
@@ -461,12 +464,13 @@ class _Writer:
 
     @staticmethod
     def _noise_sources(resistors, transient) -> list:
-        """One trnoise current source across each resistor (``R_<name> a b ohms``): its thermal noise."""
+        """One noise current source across each resistor (``R_<name> a b ohms``): its thermal noise, Gaussian
+        samples held for t_step each (``trrandom`` type 2: mean 0, the rms ``noise_amplitude``)."""
         lines = []
         for line in resistors:
             name, a, b, ohms = line.split()
             amp = transient.noise_amplitude(1.0 / float(ohms))
-            lines.append(f"I_nz{name[1:]} {a} {b} dc 0 trnoise({_num(amp)} {_num(transient.t_step)} 0 0)")
+            lines.append(f"I_nz{name[1:]} {a} {b} dc 0 trrandom(2 {_num(transient.t_step)} 0 {_num(amp)} 0)")
         return lines
 
     def _nudges(self, y, beta, form):

@@ -344,7 +344,7 @@ def test_a_loop_with_latency_settles_below_its_limit_and_oscillates_past_it(smal
 
 def test_what_the_loop_reads_carries_the_circuits_thermal_noise(small):
     """Sampled (the default): every conversion's spread is the noise model's rms at the node (mean ratio within
-    5% over the nodes). In the transient (trnoise across every resistor): the spread ngspice makes is the model's
+    5% over the nodes). In the transient (a noise source across every resistor): the spread ngspice makes is the model's
     without the diodes' shot noise, which the transient does not have (mean ratio within 10%; statistical)."""
     from eqprop.circuits.noise import ThermalNoise
 
@@ -472,7 +472,7 @@ def test_a_track_and_hold_loads_its_node_lags_by_its_switch_and_leaves_the_equil
 def test_inputs_as_norton_equivalents_are_the_same_circuit(small):
     """The co-simulation writes the ideal input drivers as Norton equivalents (a conductance and a current source
     per node they feed): the same trace at every period boundary, the same energy (the drivers' power recomputed),
-    and the same thermal noise current per node as the parallel input resistors' trnoise sources."""
+    and the same thermal noise current per node as the parallel input resistors' noise sources."""
     import re
 
     from eqprop.netlists import Drive, Transient, to_netlist
@@ -503,9 +503,9 @@ def test_inputs_as_norton_equivalents_are_the_same_circuit(small):
     assert not re.search(r"^V_in\d", decks[True], re.M) and not re.search(r"^R_in\d", decks[True], re.M)
     assert len(inputs) > 0 and re.search(r"^R_in\d", decks[False], re.M)
 
-    def noise_power(text):  # node -> sum of trnoise amplitude^2 over the sources touching it (inputs only)
+    def noise_power(text):  # node -> sum of noise amplitude^2 over the sources touching it (inputs only)
         per = {}
-        for m in re.finditer(r"^I_nz_(in\w+?__|norton__)(\w+) (\S+) (\S+) dc 0 trnoise\((\S+)", text, re.M):
+        for m in re.finditer(r"^I_nz_(in\w+?__|norton__)(\w+) (\S+) (\S+) dc 0 trrandom\(2 \S+ 0 (\S+) 0\)", text, re.M):
             node = m.group(2)
             per[node] = per.get(node, 0.0) + float(m.group(5)) ** 2
         return per

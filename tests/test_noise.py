@@ -1,5 +1,5 @@
 """Thermal noise of the equilibrium: the native model (Lyapunov equation of the linearised circuit) against
-physics (equipartition), ngspice's own noise analysis, and ngspice transients with trnoise sources."""
+physics (equipartition), ngspice's own noise analysis, and ngspice transients with a noise source on every conductance."""
 import numpy as np
 import pytest
 
@@ -69,15 +69,21 @@ def test_the_model_is_ngspices_noise_analysis_on_two_networks(rows):
         assert np.all(np.array(r["noise_analysis_std"])[pinned] < 1e-3 * r["equipartition_std"])
 
 
-@pytest.mark.slow  # two ngspice transients of 3000 time constants: about two minutes
-def test_the_model_is_the_spread_of_ngspice_transients_with_trnoise_to_10_percent():
+@pytest.mark.slow  # four ngspice transients of 3000 time constants: about two minutes
+def test_the_model_is_the_spread_of_ngspice_transients_to_6_percent_run_after_run():
+    """Each node's rms over 3000 slowest time constants is within about 2% of the model (one sigma), so 6% for the
+    worst node. The same ngspice runs 6-4-2 three times: with ``trnoise`` sources (ngspice 39's Wallace generator)
+    the spread drifted down run after run, to 10-20% below the model by the third; the held Gaussian samples
+    (``trrandom``) the netlists use keep it."""
     pytest.importorskip("PySpice")
     from eqprop.experiments.noise import noise_rows
 
     rows = noise_rows(["6-4-2"], spans=3000, seed=3, log=lambda *_: None)
     rows += noise_rows(["6-4-4-2"], gain=4.0, spans=3000, seed=3, log=lambda *_: None)
-    for r in rows:
-        assert r["transient_max_rel_diff"] < 0.10, r["network"]
+    rows += noise_rows(["6-4-2"], spans=3000, seed=3, log=lambda *_: None)
+    rows += noise_rows(["6-4-2"], spans=3000, seed=3, log=lambda *_: None)
+    for i, r in enumerate(rows):
+        assert r["transient_max_rel_diff"] < 0.06, (i, r["network"], r["transient_max_rel_diff"])
 
 
 def test_the_noise_command_refuses_bad_settings_in_one_line():
