@@ -8,13 +8,13 @@ free, +beta and -beta phases, each settled for the derived number of periods, th
 through the device model) on scikit-learn's digits, 128-<hidden>-20. ``transformed`` writes the ideal input
 drivers as Norton equivalents (the default, ``Drive.source_transform``); ``resistors`` writes every input
 conductance as a resistor from its driver. ``--noise-capacitance F`` times the steps with every conductance's
-thermal noise in the transients (``eqprop train --backend cosim --noise-capacitance F``) beside the steps without
-it (1 pF nodes: give 1e-12 to compare at the same capacitance). Prints the median and the best seconds per training sample over the
-steps (after one warm-up step), and where the median step's time goes: ngspice integrating between the period
-boundaries, the boundaries themselves (reading the nodes, the ADC, the exchange with Lava: ``CosimResult.bridge_s``)
-and the rest (writing and loading the netlist, the host's Python); then how long reading the Learner's commands
-takes through Lava's ``Var.get`` and through the register the loop reads. Never run beside a Lava or other heavy job:
-Lava busy-waits. Measured, never asserted.
+thermal noise in the transients (``eqprop train --backend cosim --noise-capacitance F``) beside the steps without it
+(1 pF nodes: give 1e-12 to compare at the same capacitance). Prints the median and the best seconds per training
+sample over the steps (after one warm-up step), and where the median step's time goes: ngspice integrating between
+the period boundaries, the boundaries themselves (reading the nodes, the ADC, the exchange with Lava:
+``CosimResult.bridge_s``) and the rest (writing and loading the netlist, the host's Python); then how long reading
+the Learner's commands takes through Lava's ``Var.get`` and through the register the loop reads. Never run beside a
+Lava or other heavy job: Lava busy-waits. Measured, never asserted.
 """
 from __future__ import annotations
 
@@ -72,7 +72,8 @@ def main(argv=None):
             backend.close()
         ng, bridge, rest = shares[int(np.argsort(times)[len(times) // 2])]
         what = "none" if noisy is None else f"transient, {noisy:g} F"
-        print(f"| {form} | {what} | {backend.sim.P} | {np.median(times):.3f} | {min(times):.3f} | {ng:.0%} | {bridge:.0%} | "
+        print(f"| {form} | {what} | {backend.sim.P} | {np.median(times):.3f} | {min(times):.3f} | {ng:.0%} | "
+              f"{bridge:.0%} | "
               f"{rest:.0%} |", flush=True)
         notes.append(f"{form}: the Learner's {reads[2]} commands read with Lava's Var.get {np.median(reads[0]):.3f} s "
                      f"median (best {min(reads[0]):.3f} s), from the host's register {np.median(reads[1]) * 1e3:.3f} ms "

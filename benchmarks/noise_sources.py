@@ -62,7 +62,8 @@ def network(form: str, runs: int, folder: Path) -> list:
     tau, fast = model.time_constants(net, [v[0] for v in eq.layers])
     want = model.node_std(net, eq.layers)[0]
     circuit = NgspiceCircuit(net)
-    netlist = circuit._netlist(x, analysis="tran", transient=Transient(1e-12, 3020 * tau, fast / 50, noise_temperature=300.15))
+    noisy = Transient(1e-12, 3020 * tau, fast / 50, noise_temperature=300.15)
+    netlist = circuit._netlist(x, analysis="tran", transient=noisy)
     body = [line for line in netlist.text.splitlines() if not line.startswith((".tran", ".end"))]
     if form == "trnoise":  # the writer's held samples back to ngspice's trnoise, same rms and step
         body = [re.sub(r"trrandom\(2 (\S+) 0 (\S+) 0\)", r"trnoise(\2 \1 0 0)", line) for line in body]

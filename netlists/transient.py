@@ -106,7 +106,8 @@ class NoiseSpread:
 
 def noise_spread(circuit: NgspiceCircuit, x, capacitance: float, t_stop: float, t_step: float, settle: float,
                  temperature: float = 300.15, window: float = 0.0) -> NoiseSpread:
-    """The node voltages' spread in an ngspice transient with every conductance's thermal noise (``Transient.noise_temperature``).
+    """The node voltages' spread in an ngspice transient with every conductance's thermal noise
+    (``Transient.noise_temperature``).
 
     One sample from reset; the first ``settle`` seconds (many slowest time constants) are dropped, the rest is
     read on a uniform grid of ``t_step`` (ngspice's own time points are not uniform). With a ``window`` the

@@ -49,8 +49,8 @@ class Transient:
     #: t_step): t_step well below the fastest node time constant). Not ``trnoise``: ngspice 39's generator
     #: behind it (Wallace's method, a pool of draws transformed in place) lets its variance wander by tens of
     #: percent over millions of draws, within a run and on through the next runs of the same ngspice, where
-    #: ``trrandom``'s Gaussian draws keep theirs (``benchmarks/noise_sources.py``, docs/noise.md). Figures from the noise are
-    #: statistical: one realisation per run.
+    #: ``trrandom``'s Gaussian draws keep theirs (``benchmarks/noise_sources.py``, docs/noise.md). Figures from
+    #: the noise are statistical: one realisation per run.
     noise_temperature: float | None = None
 
     def __post_init__(self):
@@ -299,8 +299,10 @@ class _Writer:
                      + (f", {len(own)} nodes their own" if own else "") + ")"]
             body += [f"C_{n} {n} 0 {_num(own.get(n, transient.capacitance))} IC=0" for n in free]
             if transient.noise_temperature is not None:
-                body += ["", f"* thermal noise of every conductance at {transient.noise_temperature:g} K: trrandom current "
-                         f"sources of two-sided density 2kTG at low frequency, Gaussian samples held {_num(transient.t_step)} s each"]
+                held = _num(transient.t_step)
+                body += ["", f"* thermal noise of every conductance at {transient.noise_temperature:g} K: current "
+                         f"sources of two-sided density 2kTG at low frequency, Gaussian samples held {held} s each "
+                         "(trrandom)"]
                 body += self._noise_sources(resistors, transient)
         body += ["", self.options.card()]
         if analysis == "op":

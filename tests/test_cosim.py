@@ -505,7 +505,8 @@ def test_inputs_as_norton_equivalents_are_the_same_circuit(small):
 
     def noise_power(text):  # node -> sum of noise amplitude^2 over the sources touching it (inputs only)
         per = {}
-        for m in re.finditer(r"^I_nz_(in\w+?__|norton__)(\w+) (\S+) (\S+) dc 0 trrandom\(2 \S+ 0 (\S+) 0\)", text, re.M):
+        sources = r"^I_nz_(in\w+?__|norton__)(\w+) (\S+) (\S+) dc 0 trrandom\(2 \S+ 0 (\S+) 0\)"
+        for m in re.finditer(sources, text, re.M):
             node = m.group(2)
             per[node] = per.get(node, 0.0) + float(m.group(5)) ** 2
         return per

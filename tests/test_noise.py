@@ -1,5 +1,6 @@
 """Thermal noise of the equilibrium: the native model (Lyapunov equation of the linearised circuit) against
-physics (equipartition), ngspice's own noise analysis, and ngspice transients with a noise source on every conductance."""
+physics (equipartition), ngspice's own noise analysis, and ngspice transients with a noise source on every
+conductance."""
 import numpy as np
 import pytest
 
