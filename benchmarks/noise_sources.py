@@ -85,6 +85,10 @@ def main(argv=None):
     p.add_argument("--ms", type=float, default=4.0, help="milliseconds of the generator check")
     p.add_argument("--runs", type=int, default=4, help="transients of the network, one after another")
     args = p.parse_args(argv)
+    if not (0 < args.ms <= 100):
+        p.error(f"--ms {args.ms:g}: give 0 to 100 milliseconds (4 takes about a minute per source)")
+    if not 1 <= args.runs <= 20:
+        p.error(f"--runs {args.runs}: give 1 to 20 transients")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         print(f"# 1. mean square of four unit sources (1 ns samples) in each tenth of {args.ms:g} ms")
