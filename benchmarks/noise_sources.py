@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -89,6 +90,9 @@ def main(argv=None):
         p.error(f"--ms {args.ms:g}: give 0 to 100 milliseconds (4 takes about a minute per source)")
     if not 1 <= args.runs <= 20:
         p.error(f"--runs {args.runs}: give 1 to 20 transients")
+    if shutil.which("ngspice") is None:
+        raise SystemExit("this check runs the ngspice program, which is not on PATH: install it (make setup does, "
+                         "scripts/ensure-ngspice)")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         print(f"# 1. mean square of four unit sources (1 ns samples) in each tenth of {args.ms:g} ms")
