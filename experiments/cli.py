@@ -189,8 +189,25 @@ def cmd_train(args) -> int:
 def cmd_evaluate(args) -> int:
     from eqprop.learning.runs import evaluate_run
 
+    if args.nodes:  # a digital model's run is refused before anything is printed
+        from eqprop.learning.runs import load_circuit_run, node_usage
+
+        load_circuit_run(args.run, "--nodes", check=False)
     r = evaluate_run(args.run, args.split, data=args.data)
     print(f"{args.split} accuracy {r['accuracy']:.4f}  loss {r['loss']:.4e}")
+    if args.nodes:
+
+        print(f"\nnode voltages on the {args.split} split (percentiles over every node and sample):")
+        for row in node_usage(args.run, args.split, data=args.data):
+            lo, mid, hi = (f"{1e3 * v:+.2f}" for v in row["percentiles_v"])
+            line = f"  {row['layer']} ({row['nodes']} nodes): 1% / 50% / 99% at {lo} / {mid} / {hi} mV"
+            if "rails_v" in row:
+                a, b = (f"{1e3 * v:+g}" for v in row["rails_v"])
+                line += (f"; on the {a} mV rail {row['low']:.1%}, on the {b} mV rail {row['high']:.1%}, "
+                         f"between {row['between']:.1%}")
+            else:
+                line += "; linear (no clamp)"
+            print(line)
     return 0
 
 
@@ -486,6 +503,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--split", choices=["test", "train"], default="test", help="which split to evaluate")
     e.add_argument("--data", metavar="PATH", help="the run's data file where it was moved or copied (checked against "
                                                   "the sha256 the run recorded)")
+    e.add_argument("--nodes", action="store_true", help="also how the circuit uses its nodes: per layer the share of "
+                                                        "readings on each diode rail and between, and the voltage swing")
     e.set_defaults(func=cmd_evaluate)
     n = sub.add_parser("netlist", help="export a trained run as an ngspice netlist (ngspice -b runs it)")
     n.add_argument("run", help="run directory of a circuit backend")

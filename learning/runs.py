@@ -280,4 +280,39 @@ def evaluate_run(run_dir, split: str = "test", data=None) -> dict:
         backend.close()
 
 
-__all__ = ["CONFIG", "RunError", "build_network", "evaluate_run", "load_run", "make_backend", "train"]
+RAIL_TOL = 1e-6  # V: a node this close to where its clamp's diode starts to conduct, or past it, is on that rail
+
+
+def node_usage(run_dir, split: str = "test", data=None, batch_size: int = 512) -> list:
+    """How a trained circuit uses its nodes on a split: one dict per free layer (its hidden layers, then the
+    outputs) with the share of node readings on the low rail, on the high rail and between (where the layer has
+    diode clamps: at or past the voltage where a diode starts to conduct, within ``RAIL_TOL``), and the 1st, 50th
+    and 99th percentiles of the node voltages (the swing a converter reading them must cover). Circuit runs only."""
+    cfg, net = load_circuit_run(run_dir, "--nodes", data=data)
+    ds = load_for(cfg)
+    x = (ds.x_test if split == "test" else ds.x_train) * cfg.input_scale
+    backend = make_backend(cfg, net)
+    try:
+        parts = None
+        with backend.unchanged():
+            for i in range(0, len(x), batch_size):
+                layers = backend.settle(x[i:i + batch_size]).layers
+                parts = [[v] for v in layers] if parts is None else [p + [v] for p, v in zip(parts, layers)]
+    finally:
+        backend.close()
+    rows = []
+    for c, vs in enumerate(parts):
+        v = np.concatenate(vs)
+        clamp = net.neurons[c]
+        row = {"layer": f"hidden {c + 1}" if c < len(parts) - 1 else "outputs", "nodes": int(v.shape[1]),
+               "readings": int(v.size), "percentiles_v": [float(q) for q in np.percentile(v, [1, 50, 99])]}
+        if clamp is not None:
+            knee = float(clamp.diode.knee())
+            low = float((v <= clamp.v_low - knee + RAIL_TOL).mean())
+            high = float((v >= clamp.v_high + knee - RAIL_TOL).mean())
+            row.update(rails_v=[float(clamp.v_low), float(clamp.v_high)], low=low, high=high, between=1.0 - low - high)
+        rows.append(row)
+    return rows
+
+
+__all__ = ["CONFIG", "RunError", "build_network", "evaluate_run", "load_run", "make_backend", "node_usage", "train"]

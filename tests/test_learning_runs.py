@@ -125,3 +125,34 @@ def test_cli_train_and_evaluate(tmp_path):
     assert r.returncode == 0, r.stderr
     r = run_cli("evaluate", str(out))
     assert r.returncode == 0 and "test accuracy" in r.stdout
+
+
+def test_evaluate_nodes_reports_each_layers_rails_and_swing(tmp_path):
+    """``eqprop evaluate RUN --nodes``: per layer the share of readings on each diode rail and between and the
+    voltage percentiles, the same as solving the split directly and counting; a digital model's run is refused
+    in one line before anything is printed."""
+    from eqprop.circuits import solve
+    from eqprop.learning.data import load_for
+    from eqprop.learning.runs import load_run, node_usage
+
+    out = tmp_path / "run"
+    quiet = dict(progress=False, log=lambda *_: None)
+    train(TrainConfig(hidden=[16], epochs=2, n_train=200, n_test=100, input_scale=4.0), out, **quiet)
+    rows = node_usage(out)
+    cfg, _, net = load_run(out)
+    hidden, outputs = solve(net, load_for(cfg).x_test * cfg.input_scale).layers
+    lo, hi = cfg.rails
+    assert [r["layer"] for r in rows] == ["hidden 1", "outputs"] and rows[0]["nodes"] == 16
+    assert rows[0]["low"] == pytest.approx(float((hidden <= lo + 1e-9).mean()), abs=1e-12)
+    assert rows[0]["high"] == pytest.approx(float((hidden >= hi - 1e-9).mean()), abs=1e-12)
+    assert rows[0]["low"] > 0 and rows[0]["high"] > 0 and rows[0]["between"] > 0  # input scale 4 uses both rails
+    assert rows[0]["rails_v"] == [lo, hi] and "rails_v" not in rows[1]  # the outputs are linear nodes
+    for row, v in zip(rows, (hidden, outputs)):
+        np.testing.assert_allclose(row["percentiles_v"], np.percentile(v, [1, 50, 99]), rtol=0, atol=1e-9)
+    r = run_cli("evaluate", str(out), "--nodes")
+    assert r.returncode == 0 and "hidden 1 (16 nodes)" in r.stdout and "outputs (20 nodes)" in r.stdout, r.stderr
+    digital = tmp_path / "bp"
+    train(TrainConfig(backend="backprop", hidden=[16], epochs=1, n_train=64, n_test=32), digital, **quiet)
+    r = run_cli("evaluate", str(digital), "--nodes")
+    assert r.returncode == 2 and "a digital model, not a circuit" in r.stderr and r.stdout == "", (r.stdout, r.stderr)
+    assert len(r.stderr.strip().splitlines()) == 1
