@@ -6,9 +6,9 @@ Why the netlists put ``trrandom`` (Gaussian samples held for a time step) and no
 (``netlists.writer.Transient.noise_temperature``). Two checks with the ngspice program (``ngspice -b``), each for
 both sources:
 
-1. Generator: four unit sources of 1 ns samples over ``--ms`` milliseconds (four million draws a millisecond), read
-   at every sample; the mean square of each source in each tenth of the run (1.0 is right, about 0.003 its
-   statistical spread).
+1. Generator: four unit sources of 1 ns samples over ``--ms`` milliseconds (a million samples a millisecond each),
+   read at every sample; the mean square of each source in each tenth of the run (1.0 is right; at 4 ms about
+   0.002 its statistical spread).
 2. Network: the 6-4-2 network of ``eqprop noise --sizes 6-4-2`` (seed 3, 1 pF) with every conductance's thermal
    noise, ``--runs`` transients of 3000 slowest time constants one after another in the same ngspice; per run the
    mean over the nodes of (rms / the model's rms - 1), the model being ``circuits.noise.ThermalNoise`` (kT/C on
