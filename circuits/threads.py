@@ -85,11 +85,23 @@ def single_blas_thread():
         yield
 
 
-def describe() -> str:
-    """The settings in one line: cores, the split rule, the BLAS libraries and their current threads."""
+def blas_libraries() -> list:
+    """The BLAS libraries loaded, each as {library, version, kernels, threads}. ``kernels``: the CPU kernels the
+    library chose (OpenBLAS: its core type, e.g. Haswell or SkylakeX): products round differently on different
+    kernels, so a run's figures repeat bit for bit only on the same ones (OpenBLAS takes ``OPENBLAS_CORETYPE``
+    to choose them). Empty without threadpoolctl."""
     controller = _blas()
-    libs = ", ".join(f"{i['internal_api']} {i['num_threads']} threads" for i in controller.info()
-                     if i["user_api"] == "blas") if controller else "threadpoolctl missing"
+    if not controller:
+        return []
+    return [{"library": i.get("internal_api"), "version": i.get("version"), "kernels": i.get("architecture"),
+             "threads": i.get("num_threads")} for i in controller.info() if i["user_api"] == "blas"]
+
+
+def describe() -> str:
+    """The settings in one line: cores, the split rule, the BLAS libraries, their kernels and current threads."""
+    controller = _blas()
+    libs = ", ".join(f"{b['library']} ({b['kernels'] or 'kernels not reported'}) {b['threads']} threads"
+                     for b in blas_libraries()) if controller else "threadpoolctl missing"
     src = f"{ENV}={os.environ[ENV]}" if os.environ.get(ENV, "").strip() else "affinity"
     return (f"{cores()} cores ({src}); a batch is split over one thread per {MIN_CHUNK} samples, at most "
             f"{cores()}, and BLAS gets cores / threads inside the split; BLAS: {libs or 'none found'}")

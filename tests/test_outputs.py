@@ -206,6 +206,9 @@ def test_config_flags_override_the_recipe_and_report_reads_the_run(tmp_path):
     assert cfg["hidden"] == [12] and cfg["epochs"] == 2 and cfg["dropout"] == 0.25
     prov = json.loads((run / "provenance.json").read_text())
     assert prov[0]["recipe"] == str(recipe) and prov[0]["machine"]["cores"] == os.cpu_count()
+    from eqprop.circuits.threads import blas_libraries
+
+    assert prov[0]["blas"] == blas_libraries() and prov[0]["blas"], prov[0]["blas"]  # which kernels rounded the run
     rep = tmp_path / "rep"
     done = cli("report", str(run), "--out", str(rep))
     assert done.returncode == 0, done.stderr
@@ -367,3 +370,21 @@ def test_a_closed_stdout_does_not_stop_training(tmp_path):
 def test_physics_refuses_capacitances_that_would_run_for_hours(value):
     done = cli("physics", "--sizes", "8-6-4", "--capacitance", value)
     assert done.returncode == 2 and "outside" in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+def test_provenance_names_the_blas_kernels_the_run_used(tmp_path):
+    """Products round differently on different BLAS kernels (a recipe's test error can move by a test image from
+    one CPU to another), so a run records the kernels it ran on: the ones OpenBLAS was told to use here."""
+    from eqprop.circuits.threads import blas_libraries
+
+    if not any(b["library"] == "openblas" for b in blas_libraries()):
+        pytest.skip("numpy's BLAS here is not OpenBLAS")
+    run = tmp_path / "run"
+    env = {**os.environ, "OPENBLAS_CORETYPE": "Haswell"}
+    done = subprocess.run([sys.executable, "-m", "eqprop.experiments.cli", "train", "--hidden", "8", "--epochs", "1",
+                           "--n-train", "32", "--n-test", "16", "--out", str(run), "--no-progress"],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr
+    blas = json.loads((run / "provenance.json").read_text())[0]["blas"]
+    assert [b["kernels"] for b in blas if b["library"] == "openblas"] and \
+        all(b["kernels"] == "Haswell" for b in blas if b["library"] == "openblas"), blas
