@@ -43,11 +43,16 @@ def run_row(run_dir) -> dict:
 
 
 def _parts(cfg) -> list:
-    """What the run's circuit has beyond the defaults: its diodes, its amplifiers, its thermal noise, its training's
-    grounding switches (dropout), its weight decay, its crossbar wires."""
+    """What the run's circuit has beyond the defaults: its diodes and their rails, its amplifiers, its thermal noise,
+    its training's grounding switches (dropout), its weight decay, its crossbar wires."""
+    from eqprop.learning.trainer import TrainConfig
+
     parts = []
     if getattr(cfg, "diode", "ideal") not in (None, "ideal"):
         parts.append(f"{cfg.diode} diodes")
+    rails = getattr(cfg, "rails", None)
+    if rails is not None and tuple(rails) != tuple(TrainConfig.rails):
+        parts.append(f"rails {rails[0]:g} / {rails[1]:g} V")
     amp = getattr(cfg, "amplifier", None)
     if isinstance(amp, str) and amp.strip().endswith(".json"):
         parts.append(f"transistor amplifiers ({Path(amp.strip()).name})")

@@ -199,8 +199,8 @@ def test_config_flags_override_the_recipe_and_report_reads_the_run(tmp_path):
     recipe = tmp_path / "r.toml"
     recipe.write_text('[recipe]\nabout = "test"\n\n[train]\nhidden = [12]\nepochs = 3\nn_train = 120\nn_test = 40\n')
     run = tmp_path / "run"
-    done = cli("train", "--config", str(recipe), "--epochs", "2", "--dropout", "0.25", "--out", str(run),
-               "--no-progress")
+    done = cli("train", "--config", str(recipe), "--epochs", "2", "--dropout", "0.25", "--rails", "0", "1", "--out",
+               str(run), "--no-progress")
     assert done.returncode == 0, done.stderr
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["hidden"] == [12] and cfg["epochs"] == 2 and cfg["dropout"] == 0.25
@@ -215,7 +215,7 @@ def test_config_flags_override_the_recipe_and_report_reads_the_run(tmp_path):
     rows = json.loads((rep / "results.json").read_text())["runs"]
     metrics = json.loads((run / "metrics.json").read_text())
     assert rows[0]["epochs"] == 2 and rows[0]["test_error"] == pytest.approx(100 * (1 - metrics[-1]["test_accuracy"]))
-    assert "| hidden 12, dropout 0.25 |" in (rep / "results.md").read_text()
+    assert "| hidden 12, rails 0 / 1 V, dropout 0.25 |" in (rep / "results.md").read_text()
     bad = tmp_path / "bad.toml"
     for text, says in (('[train]\nhiden = [3]\n', "hiden"), ("[recipe]\nabout = 'x'\n", "no [train]"),
                        ("[train\n", "not valid TOML"), ('[extra]\n[train]\nhidden=[3]\n', "unknown table")):
