@@ -196,7 +196,6 @@ def cmd_evaluate(args) -> int:
     r = evaluate_run(args.run, args.split, data=args.data)
     print(f"{args.split} accuracy {r['accuracy']:.4f}  loss {r['loss']:.4e}")
     if args.nodes:
-
         print(f"\nnode voltages on the {args.split} split (percentiles over every node and sample):")
         for row in node_usage(args.run, args.split, data=args.data):
             lo, mid, hi = (f"{1e3 * v:+.2f}" for v in row["percentiles_v"])

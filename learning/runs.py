@@ -296,7 +296,11 @@ def node_usage(run_dir, split: str = "test", data=None, batch_size: int = 512) -
         parts = None
         with backend.unchanged():
             for i in range(0, len(x), batch_size):
-                layers = backend.settle(x[i:i + batch_size]).layers
+                eq = backend.settle(x[i:i + batch_size])
+                if eq.layer_sizes is None:
+                    raise RunError(f"{run_dir}: the {cfg.backend} backend settles its circuit as a graph of nodes, "
+                                   "not in layers; --nodes reads layered circuits (native, spice, lava, loihi)")
+                layers = eq.layers
                 parts = [[v] for v in layers] if parts is None else [p + [v] for p, v in zip(parts, layers)]
     finally:
         backend.close()
