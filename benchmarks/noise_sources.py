@@ -54,7 +54,7 @@ def network(form: str, runs: int, folder: Path) -> list:
     from eqprop.circuits import solve
     from eqprop.circuits.noise import ThermalNoise
     from eqprop.experiments.noise import layered
-    from eqprop.netlists import NgspiceCircuit, Transient
+    from eqprop.netlists import NgspiceCircuit, Transient, to_netlist
 
     net = layered([6, 4, 2], diode=None, rails=(-0.05, 0.05), gain=1.0, seed=3)
     x = np.random.default_rng(3).uniform(0, 1, (1, net.n_features))
@@ -62,9 +62,9 @@ def network(form: str, runs: int, folder: Path) -> list:
     model = ThermalNoise(1e-12)
     tau, fast = model.time_constants(net, [v[0] for v in eq.layers])
     want = model.node_std(net, eq.layers)[0]
-    circuit = NgspiceCircuit(net)
     noisy = Transient(1e-12, 3020 * tau, fast / 50, noise_temperature=300.15)
-    netlist = circuit._netlist(x, analysis="tran", transient=noisy)
+    # the deck eqprop noise --transient runs: its options, no control block
+    netlist = to_netlist(net, x, options=NgspiceCircuit(net).options, analysis="tran", transient=noisy, control=False)
     body = [line for line in netlist.text.splitlines() if not line.startswith((".tran", ".end"))]
     if form == "trnoise":  # the writer's held samples back to ngspice's trnoise, same rms and step
         body = [re.sub(r"trrandom\(2 (\S+) 0 (\S+) 0\)", r"trnoise(\2 \1 0 0)", line) for line in body]
