@@ -73,8 +73,7 @@ def main(argv=None):
         ng, bridge, rest = shares[int(np.argsort(times)[len(times) // 2])]
         what = "none" if noisy is None else f"transient, {noisy:g} F"
         print(f"| {form} | {what} | {backend.sim.P} | {np.median(times):.3f} | {min(times):.3f} | {ng:.0%} | "
-              f"{bridge:.0%} | "
-              f"{rest:.0%} |", flush=True)
+              f"{bridge:.0%} | {rest:.0%} |", flush=True)
         notes.append(f"{form}: the Learner's {reads[2]} commands read with Lava's Var.get {np.median(reads[0]):.3f} s "
                      f"median (best {min(reads[0]):.3f} s), from the host's register {np.median(reads[1]) * 1e3:.3f} ms "
                      "(what the loop reads)")

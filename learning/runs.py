@@ -293,22 +293,21 @@ def node_usage(run_dir, split: str = "test", data=None, batch_size: int = 512) -
     x = (ds.x_test if split == "test" else ds.x_train) * cfg.input_scale
     backend = make_backend(cfg, net)
     try:
-        parts = None
+        batches = []  # per batch, its layers' voltages
         with backend.unchanged():
             for i in range(0, len(x), batch_size):
                 eq = backend.settle(x[i:i + batch_size])
                 if eq.layer_sizes is None:
                     raise RunError(f"{run_dir}: the {cfg.backend} backend settles its circuit as a graph of nodes, "
                                    "not in layers; --nodes reads layered circuits (native, spice, lava, loihi)")
-                layers = eq.layers
-                parts = [[v] for v in layers] if parts is None else [p + [v] for p, v in zip(parts, layers)]
+                batches.append(eq.layers)
     finally:
         backend.close()
     rows = []
-    for c, vs in enumerate(parts):
-        v = np.concatenate(vs)
+    layers = [np.concatenate(vs) for vs in zip(*batches)]
+    for c, v in enumerate(layers):
         clamp = net.neurons[c]
-        row = {"layer": f"hidden {c + 1}" if c < len(parts) - 1 else "outputs", "nodes": int(v.shape[1]),
+        row = {"layer": f"hidden {c + 1}" if c < len(layers) - 1 else "outputs", "nodes": int(v.shape[1]),
                "readings": int(v.size), "percentiles_v": [float(q) for q in np.percentile(v, [1, 50, 99])]}
         if clamp is not None:
             knee = float(clamp.diode.knee())
