@@ -9,8 +9,9 @@ vary from call to call. So the two are chosen together here:
   for users who want another split, e.g. several runs side by side: ``EQPROP_THREADS=1``).
 - ``chunks(B)``: how many threads a batch of B samples is split over: one per ``MIN_CHUNK`` samples, at most
   ``cores()``.
-- ``blas_threads(n_chunks)``: inside the chunked sweeps BLAS gets ``cores() // n_chunks`` threads (at least 1),
-  set with threadpoolctl (the standard way to limit OpenBLAS, MKL and BLIS at run time) and put back after.
+- ``blas_threads(n_chunks)``: inside the chunked sweeps BLAS gets ``cores() // n_chunks`` threads (at least 1;
+  never more than it had), set through threadpoolctl's controllers (the standard way to limit OpenBLAS, MKL and
+  BLIS at run time) and put back after.
 
 Every native solve goes through it, so the CLI, the Python API, pool workers and Ray actors follow it (Lava's
 child processes run their own models and are not limited here); ``describe()`` states the settings
@@ -65,13 +66,27 @@ def _blas():
 
 @contextmanager
 def blas_threads(n_chunks: int):
-    """BLAS limited to ``cores() // n_chunks`` threads while ``n_chunks`` threads call it."""
+    """BLAS limited to ``cores() // n_chunks`` threads while ``n_chunks`` threads call it (a library already held to
+    fewer keeps its limit). Each library's own get and set calls, about 1 us each: ``controller.limit`` takes
+    50-70 us to enter and leave (it reads every library's full description), and a large batch's solve enters
+    twice."""
     controller = _blas()
     if n_chunks <= 1 or not controller:
         yield
         return
-    with controller.limit(limits=max(1, cores() // n_chunks), user_api="blas"):
+    want = max(1, cores() // n_chunks)
+    changed = []
+    for lib in controller.lib_controllers:
+        if lib.user_api == "blas":
+            had = lib.get_num_threads()
+            if had is not None and had > want:
+                lib.set_num_threads(want)
+                changed.append((lib, had))
+    try:
         yield
+    finally:
+        for lib, had in changed:
+            lib.set_num_threads(had)
 
 
 @contextmanager

@@ -54,11 +54,11 @@ def test_a_large_batch_solve_keeps_no_more_threads_running_than_cores():
     """During 2 s of solves of a batch split over every core, the scheduler's own account of each thread
     (/proc/self/task/*/schedstat: time on a core, time ready but waiting for one): their sum over the process's
     threads, over the wall time, is how many of its threads were runnable on average. With the policy that is at
-    most the cores (measured on 2 cores beside a 2-thread training: 1.55-2.06). Time waiting alone would not do:
-    another process's load makes these threads wait too (0.6-1.07 of the time beside that training, 0.06 alone).
-    Without the policy each chunk thread's BLAS runs threads of its own beside the chunk threads (2.29-2.38
-    runnable beside the training; alone they waited 0.97 of the time): the second run, on an otherwise idle
-    machine, checks that the measure sees them."""
+    most the cores (measured on 2 cores beside a 2-thread training: 1.55-2.06; alone 1.40-1.41). Time waiting alone
+    would not do: another process's load makes these threads wait too (0.6-1.07 of the time beside that training,
+    0.006 alone). Without the policy each chunk thread's BLAS runs threads of its own beside the chunk threads
+    (alone: 2.43-2.51 runnable, waiting 0.57-0.60 of the time): the second run, on an otherwise idle machine,
+    checks that the measure sees them."""
     cores, running, waiting = core_waits()
     runnable = running + waiting
     assert runnable <= cores + 0.2, (f"{runnable:.2f} threads runnable on average on {cores} cores (running "
@@ -68,7 +68,7 @@ def test_a_large_batch_solve_keeps_no_more_threads_running_than_cores():
     # bounds the policy (above), but the runs without it come closer (2.3 against 1.9-2.1) than a check can trust.
     if cores == 2 and waiting < 0.25:
         cores, running, unlimited = core_waits("without-policy")
-        assert running + unlimited > cores + 0.5, (
+        assert running + unlimited > cores + 0.25, (
             f"without the policy {running + unlimited:.2f} threads were runnable, with it {runnable:.2f}: the "
             "measure is blind")
 
