@@ -74,8 +74,9 @@ class Unchanged:
         if self._fixed is not None:
             yield self
             return
-        totals = self.validate()
-        self._fixed = {"totals": totals}
+        derived = {}
+        totals = self.validate(derived)
+        self._fixed = {"totals": totals, **derived}
         try:
             yield self
         finally:
@@ -108,6 +109,8 @@ class LayeredNetwork(Unchanged):
     _fixed: dict | None = field(default=None, init=False, repr=False, compare=False)
     #: set inside ``grounded()``: per hidden layer a (batch, nodes) array, 0 where a node is held at 0 V
     _grounded: list | None = field(default=None, init=False, repr=False, compare=False)
+    #: memory the checks reuse from call to call (the signed input weights ``validate`` writes): never copied
+    _scratch: dict | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self):
         self.sizes = tuple(int(s) for s in self.sizes)
@@ -269,11 +272,15 @@ class LayeredNetwork(Unchanged):
         finally:
             self._grounded = outer
 
-    def validate(self) -> list:
+    def validate(self, derived: dict | None = None) -> list:
         """Raises NetworkError naming what is wrong; returns each free layer's total node conductance
-        (``node_totals``), computed on the way: the solver reuses it. Two passes over each conductance
-        array (its minimum, its sums); the element-by-element checks run only to name a fault. Inside
-        ``unchanged()`` the block's entry check stands and its totals are returned."""
+        (``node_totals``), computed on the way: the solver reuses it. One compiled pass over each conductance
+        array (its minimum and sums); the element-by-element checks run only to name a fault. Inside
+        ``unchanged()`` the block's entry check stands and its totals are returned.
+
+        ``derived``: a dict into which the check puts what it formed on the way for the solver: with +x/-x input
+        pairs, ``"source_weights"``, the signed input weights G+ - G- (``kernels.pair_sums``: read in the same
+        pass as the check; an array the network reuses at the next such call, valid until then)."""
         if self._fixed is not None:
             return self._fixed["totals"]
         s = self.sizes
@@ -295,7 +302,15 @@ class LayeredNetwork(Unchanged):
                                      ("biases", self.biases[c], (2, s[c + 1]))):
                 if arr.shape != shape:
                     raise NetworkError(f"{name}[{c}] must have shape {shape}, got {arr.shape}")
-                got = kernels.conductance_sums(arr) if name == "weights" else None
+                if name != "weights":
+                    got = None
+                elif c == 0 and self.input_pairs and derived is not None:
+                    got = kernels.pair_sums(arr, self._signed_buffer(arr))
+                    if got is not None:  # (ok, column sums): the row sums of the sources feed no node's total
+                        derived["source_weights"] = self._scratch["signed"]
+                        got = (got[0], got[1], None)
+                else:
+                    got = kernels.conductance_sums(arr)
                 if got is not None:
                     sums[c] = got[1:]
                     if got[0]:  # every entry >= 0 (NaN and -inf fail); +inf shows in the node totals below
@@ -349,6 +364,17 @@ class LayeredNetwork(Unchanged):
                                    "give it a conductance to a neighbour or a bias source")
         return totals
 
+    def _signed_buffer(self, w) -> np.ndarray:
+        """The kept (features, columns) array of the signed input weights, made again where the shape changed."""
+        scratch = self._scratch
+        if scratch is None:
+            scratch = self._scratch = {}
+        shape = (w.shape[0] // 2, w.shape[1])
+        buf = scratch.get("signed")
+        if buf is None or buf.shape != shape:
+            buf = scratch["signed"] = np.empty(shape)
+        return buf
+
     def node_totals(self, sums=None) -> list:
         """Total conductance at every free node (the sum of all its resistors), one array per free layer.
         ``sums``: {connection: (column sums, row sums) of its weights} already computed (``validate``)."""
@@ -368,7 +394,7 @@ class LayeredNetwork(Unchanged):
 
     def __getstate__(self):
         # a copy or a pickled network (a worker's) may be edited: it does not inherit an unchanged() block
-        return {**self.__dict__, "_fixed": None, "_grounded": None}
+        return {**self.__dict__, "_fixed": None, "_grounded": None, "_scratch": None}
 
     # ---- inputs and outputs ------------------------------------------------------------------
     def check_inputs(self, x, finite: bool = True) -> np.ndarray:
@@ -585,9 +611,10 @@ class GraphNetwork(Unchanged):
     def n_targets(self) -> int:
         return 1 + max(self.graph.nodes[n]["readout"][0] for n in self.output_nodes)
 
-    def validate(self) -> None:
+    def validate(self, derived: dict | None = None) -> None:
         """Raises NetworkError naming what is wrong (roles, devices, conductances, floating nodes, amplifier loops
-        without an energy); inside ``unchanged()`` the block's entry check stands."""
+        without an energy); inside ``unchanged()`` the block's entry check stands. ``derived``: as the layered
+        network's (a graph's check forms nothing the solver reuses)."""
         if self._fixed is not None:
             return None
         g = self.graph

@@ -8,8 +8,6 @@ the whole batch at once.
 """
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor, wait
-
 import numpy as np
 
 from . import kernels, threads
@@ -18,24 +16,25 @@ from .errors import InputError
 from .network import LayeredNetwork
 from .node_solve import NEWTON_TOL, solve_nodes
 
-_POOL = None
 
-
-def source_drive(net: LayeredNetwork, x) -> np.ndarray:
+def source_drive(net: LayeredNetwork, x, signed=None) -> np.ndarray:
     """Drive of layer 1 from the sources: the costliest product, done once per solve.
 
     With +x/-x pairs the two conductances of a feature act as one signed weight G+ - G-, so the
     product runs over the features, not over twice as many sources. Inside ``net.unchanged()`` (the phases of
     a training step) the product is kept: the nudged phases settle the same x and reuse the free phase's
     (x is compared bit for bit with a copy, so an x edited in between is recomputed; the copy goes into the
-    last batch's buffer where the shapes agree). The result must not be modified.
+    last batch's buffer where the shapes agree). The result must not be modified. ``signed``: G+ - G- where the
+    caller has it (the network's check forms it, ``LayeredNetwork.validate``).
     """
     fixed = net._fixed  # inside ``net.unchanged()``: the phases of a step settle the same x on the same network
     last = None if fixed is None else fixed.get("source_drive")
     if last is not None and kernels.same_bits(last[0], x):
         return last[1]  # read-only by contract: bcd adds to it out of place
     w = net.weights[0]
-    if net.input_pairs:
+    if signed is not None:
+        w = signed
+    elif net.input_pairs:
         n = net.n_features
         w = net.derived("source_weights", lambda: w[:n] - w[n:])
     drive = _product(x, w)
@@ -54,11 +53,12 @@ OMEGA_MAX = 1.9  # projected SOR converges for any omega in (0, 2); stay clear o
 
 
 def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | None = None, totals=None,
-        check_drive: bool = False, extra=None):
+        check_drive: bool = False, extra=None, signed=None):
     """Returns (layers, sweeps, last_change, residual, omega). ``x`` holds the input features; ``residual``
     is a function giving the KCL residual per layer (computed on demand: it costs about a sweep); ``extra``:
     per layer None or a (batch, nodes) current added to its drive (the op-amps' departure from a V);
-    ``omega`` is the over-relaxation factor the sweeps ended with (1: plain block coordinate descent).
+    ``omega`` is the over-relaxation factor the sweeps ended with (1: plain block coordinate descent); ``signed``:
+    the signed input weights where the caller has them (``source_drive``).
 
     The source projection runs once on the whole batch (BLAS uses every core); the sweeps then run
     on batch chunks in threads: they are many small array operations that numpy runs without the
@@ -97,7 +97,7 @@ def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | N
     const = list(bias_drive)
     # NaN/inf in x (0 x inf) reach the drive: BLAS raises no floating-point warning, adding the finite bias
     # drive cannot make inf - inf, and the check is a compiled pass (no np.errstate, about 6 us a call)
-    const[0] = const[0] + source_drive(net, x)
+    const[0] = const[0] + source_drive(net, x, signed)
     if check_drive:  # x was checked for its shape only (``solver._solve_layered``)
         if not kernels.all_finite(const[0]):
             net.check_inputs(x)  # raises naming the first NaN/inf of x; finite inputs go on, as they did before
@@ -395,13 +395,6 @@ def _clip(v, box):
     return v
 
 
-def _pool():
-    global _POOL
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=threads.cores(), thread_name_prefix="eqprop-bcd")
-    return _POOL
-
-
 def _product(x, w):
     """x @ w, split over the solver's chunk threads as its sweeps are (``threads``: each thread's BLAS gets its
     share of the cores), so a large batch's costliest product neither idles a core nor leaves BLAS threads
@@ -415,28 +408,15 @@ def _product(x, w):
 
 
 def _over_chunks(B, fn) -> list:
-    """[fn((lo, hi)) for each chunk of a batch of B rows]: the first chunk in this thread, the others in the pool,
-    with each thread's BLAS given its share of the cores (``threads``: chunk threads x BLAS threads <= cores).
-    This thread works rather than waits: a pool thread's wake-up costs 60-150 us on the 2-core machines, as
-    much as a tenth of a batch of 512's sweeps."""
-    chunks = _chunks(B)
-    if len(chunks) == 1:
-        return [fn(chunks[0])]
-    with threads.blas_threads(len(chunks)):
-        rest = [_pool().submit(fn, c) for c in chunks[1:]]
-        try:
-            first = fn(chunks[0])
-        finally:  # the other chunks write into the caller's arrays: they finish before this returns or raises
-            wait(rest)
-        return [first] + [f.result() for f in rest]
+    """[fn((lo, hi)) for each chunk of a batch of B rows] (``threads.run``: the first chunk in this thread, each
+    thread's BLAS given its share of the cores)."""
+    return threads.run(_chunks(B), fn)
 
 
 def _chunks(B):
     """(lo, hi) row ranges of the chunk threads: as even as whole rows allow (integer arithmetic: numpy's
     linspace cost 12 us a call, a tenth of a small batch's sweeps)."""
-    n = threads.chunks(B)
-    edges = [B * i // n for i in range(n + 1)]
-    return list(zip(edges[:-1], edges[1:]))
+    return threads.ranges(B, threads.chunks(B))
 
 
 def _drive(const, fwd, back, layers, c):

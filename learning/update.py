@@ -7,9 +7,11 @@
 For the large arrays of a wide network this is the step's costliest part after the solves: in numpy it is
 five or six passes over every parameter array, each a 1568 x 1024 float64 matrix (12.8 MB) on the
 1024-hidden MNIST network, which at small batches is more time than the solves. Where the device is a
-plain bounded addition (``ProgrammingModel.bounded_addition``) the whole update is one compiled pass
-(numba; serial: a parallel loop's OpenMP threads spin after it and slowed the solver's BLAS calls, 19.8k -> 13.5k samples/s on 1568-100-20 at batch 512); other device models and installs without numba take the numpy path, which gives the
-same result (tested).
+plain bounded addition (``ProgrammingModel.bounded_addition``) the whole update is one compiled pass on one
+thread: numba's parallel loops' OpenMP threads spin after each loop and slowed the solver's BLAS calls (19.8k ->
+13.5k samples/s on 1568-100-20 at batch 512), and a split over the toolkit's threads loses to OpenBLAS's own
+spinning threads (``circuits.threads``). Other device models and installs without numba take the numpy path,
+which gives the same result (tested).
 """
 from __future__ import annotations
 

@@ -216,6 +216,27 @@ def test_conductance_sums_flag_and_sums(bad, ok):
     assert kernels.conductance_sums(np.asfortranarray(w)) is None  # not C-contiguous: the numpy path
 
 
+@pytest.mark.parametrize("where", [None, (0, 0), (101, 76), (102, 0), (203, 40), (-1, -1)])
+@pytest.mark.parametrize("bad,ok", [(np.nan, False), (-1e-300, False), (-np.inf, False), (np.inf, True)])
+def test_pair_sums_check_sum_and_sign_the_input_pairs(where, bad, ok):
+    """The check of an input connection of +x/-x pairs, with its signed weights: the flag fails on NaN and
+    negatives in either half (first, last, the halves' edges), the column sums are numpy's sum(0) bit for bit
+    (the rows added in order, so the solver's totals do not move by an ulp), the signed weights numpy's
+    w[:n] - w[n:]; shapes it cannot take are left to the numpy path."""
+    w = np.random.default_rng(0).uniform(0, 1e-6, (204, 77))
+    if where is not None:
+        w[where] = bad
+    diff = np.full((102, 77), 7.0)
+    got = kernels.pair_sums(w, diff)
+    assert got[0] is (ok or where is None)
+    with np.errstate(invalid="ignore"):
+        assert got[1].tobytes() == w.sum(0).tobytes()
+        assert diff.tobytes() == (w[:102] - w[102:]).tobytes()
+    assert kernels.pair_sums(w, np.empty((101, 77))) is None  # the wrong buffer
+    assert kernels.pair_sums(w[:203], np.empty((101, 77))) is None  # an odd number of sources
+    assert kernels.pair_sums(np.asfortranarray(w), diff) is None
+
+
 @pytest.mark.parametrize("shape", [(1, 1), (3, 5), (64, 784), (7, 300)])
 def test_same_bits_finds_any_one_ulp_change(shape):
     """The kept input product's test: a one-ulp change anywhere (first element, the edges of its 256-element

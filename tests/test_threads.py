@@ -85,3 +85,32 @@ def test_the_override_and_its_refusals(monkeypatch):
     monkeypatch.delenv(threads.ENV)
     assert threads.cores() == len(os.sched_getaffinity(0))
     assert "cores" in threads.describe()
+
+
+def test_run_keeps_the_order_and_every_range_has_finished_when_it_returns_or_raises():
+    """``threads.run``: the first range in the calling thread, the rest in the pool; results in the ranges' order;
+    when the calling thread's range raises, the others (which write into the caller's arrays) have finished."""
+    import threading
+    import time
+
+    assert threads.ranges(10, 3) == [(0, 3), (3, 6), (6, 10)] and threads.ranges(2, 5) == [(0, 1), (1, 2)]
+    caller = threading.get_ident()
+    where = {}
+
+    def fn(b):
+        where[b] = threading.get_ident()
+        return b[0]
+
+    assert threads.run([(0, 1), (1, 2), (2, 3)], fn) == [0, 1, 2]
+    assert where[(0, 1)] == caller and where[(1, 2)] != caller
+    done = []
+
+    def slow_or_fail(b):
+        if b[0] == 0:
+            raise ValueError("first range")
+        time.sleep(0.2)
+        done.append(b)
+
+    with pytest.raises(ValueError, match="first range"):
+        threads.run([(0, 1), (1, 2)], slow_or_fail)
+    assert done == [(1, 2)]

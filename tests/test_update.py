@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from eqprop.circuits import layered, solve
-from eqprop.circuits.errors import NetworkError
+from eqprop.circuits.errors import InputError, NetworkError
 from eqprop.learning import NativeBackend, run_phases
 from eqprop.learning import update
 from eqprop.learning.programming import preset
@@ -65,6 +65,29 @@ def test_unchanged_block_validates_once_and_solves_the_same():
     assert net._fixed is None
     for a, b in zip(outside, inside):
         np.testing.assert_array_equal(a.voltages, b.voltages)
+
+
+def test_the_signed_input_weights_follow_the_conductances_from_solve_to_solve():
+    """The check forms G+ - G- into an array the network keeps: a bare solve after an in-place edit, or after a
+    block, uses the edited conductances (each solve equals the same solve of a fresh copy, bit for bit); a copy or
+    a pickle carries no such array; a negative nudge's limit reads the checked totals."""
+    net = layered([16, 10, 6], seed=2, rails=(-0.05, 0.05))
+    rng = np.random.default_rng(5)
+    x, y = rng.uniform(0, 1, (4, 8)), rng.uniform(-0.05, 0.05, (4, 3))
+    for edit in range(4):
+        got = solve(net, x, y, -1e-7)
+        want = solve(pickle.loads(pickle.dumps(net)), x, y, -1e-7)
+        assert got.voltages.tobytes() == want.voltages.tobytes()
+        with net.unchanged():
+            assert net._fixed["source_weights"] is net._scratch["signed"]
+            np.testing.assert_array_equal(net._fixed["source_weights"], net.weights[0][:8] - net.weights[0][8:])
+            assert solve(net, x).voltages.tobytes() == solve(net.copy(), x).voltages.tobytes()
+        net.weights[0][edit, edit] *= 3.0  # in place, between solves
+        assert net.copy()._scratch is None and pickle.loads(pickle.dumps(net))._scratch is None
+    S = net.node_totals()[-1]
+    limit = float(np.min(S[:3] * S[3:] / (S[:3] + S[3:])))
+    with pytest.raises(InputError, match="too negative"):
+        solve(net, x, y, -1.01 * limit)
 
 
 def test_the_kept_source_drive_follows_x_by_value():
