@@ -8,11 +8,11 @@ input scale; ``--hidden`` and ``--input-scale`` are then the run's): a trained n
 which a fresh network does not show (dead hidden nodes, decayed velocities).
 
 A full training step is the free phase, the centered nudged phases (+beta and -beta, warm-started from
-the free state), the local statistics and the update through the programming model. Prints samples
-per second at batch 64 and 512, and the share of each part (the backend's settle is wrapped and timed;
-the rest of the step is the local statistics, the update and Python), with the default threads
-(``circuits/threads.py``, printed). A missing MNIST file is refused; ``--random`` asks for random inputs.
-Measured, never asserted.
+the free state), the local statistics and the update through the programming model. Each step is timed: prints
+samples per second of the median step at batch 64 and 512, of the fastest beside it, the spread (slowest step
+/ median), and the share of each part over all the steps (the backend's settle is wrapped and timed; the rest
+of the step is the local statistics, the update and Python), with the default threads (``circuits/threads.py``,
+printed). A missing MNIST file is refused; ``--random`` asks for random inputs. Measured, never asserted.
 """
 from __future__ import annotations
 
@@ -61,8 +61,9 @@ def main(argv=None):
 
     print(f"# native training step, {sizes}, ideal diodes, centered nudging, input scale {args.input_scale:g}, {source}")
     print(f"# threads: {threads.describe()}")
-    print("| batch | samples / s | free phase | nudged phases (+beta, -beta) | statistics, update, Python |")
-    print("|---|---|---|---|---|")
+    print(f"# {args.steps} steps each: samples / s of the median step (of the fastest), slowest step / median")
+    print("| batch | samples / s | spread | free phase | nudged phases (+beta, -beta) | statistics, update, Python |")
+    print("|---|---|---|---|---|---|")
     for batch in args.batch:
         if run is None:
             cfg = resolved(TrainConfig(dataset="mnist", hidden=list(args.hidden), batch_size=batch,
@@ -89,14 +90,16 @@ def main(argv=None):
         backend.settle = timed_settle
         trainer.step(x_all[:batch], y_all[:batch])  # warm up
         spent.clear()
-        t0 = time.perf_counter()
+        times = []
         for s in range(args.steps):
             i = (s * batch) % (len(x_all) - batch)
+            t0 = time.perf_counter()
             trainer.step(x_all[i:i + batch], y_all[i:i + batch])
-        total = time.perf_counter() - t0
+            times.append(time.perf_counter() - t0)
+        total, median = sum(times), float(np.median(times))
         rest = total - spent["free"] - spent["nudged"]
-        print(f"| {batch} | {args.steps * batch / total:,.0f} | {spent['free'] / total:.0%} | "
-              f"{spent['nudged'] / total:.0%} | {rest / total:.0%} |", flush=True)
+        print(f"| {batch} | {batch / median:,.0f} ({batch / min(times):,.0f}) | {max(times) / median:.2f} | "
+              f"{spent['free'] / total:.0%} | {spent['nudged'] / total:.0%} | {rest / total:.0%} |", flush=True)
 
 
 if __name__ == "__main__":
