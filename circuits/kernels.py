@@ -554,9 +554,9 @@ def conductance_sums(w: np.ndarray):
     return _sums_kernel(w, cols, rows), cols, rows
 
 
-def _pair_loop(w, n, cols, diff):  # pragma: no cover - compiled
-    # rows as 1-d slices and a local accumulator: LLVM then vectorises the inner loops (indexing the 2-d arrays
-    # in place left them scalar, 3x slower)
+def _pair_loop(w, n, diff):  # pragma: no cover - compiled
+    # rows as 1-d slices and an accumulator of its own: LLVM then vectorises the inner loops (indexing the 2-d
+    # arrays in place and adding into the caller's array left them scalar, 3x slower)
     bad = 0
     m = w.shape[1]
     acc = np.zeros(m)
@@ -573,8 +573,7 @@ def _pair_loop(w, n, cols, diff):  # pragma: no cover - compiled
             bad += not (x >= 0.0)
             acc[j] += x
             d[j] = a[j] - x
-    cols[:] = acc
-    return bad
+    return bad, acc
 
 
 _pair_kernel = _pair_loop if njit is None else njit(nogil=True, cache=True, error_model="numpy")(_pair_loop)
@@ -585,13 +584,12 @@ def pair_sums(w: np.ndarray, diff: np.ndarray):
     not NaN, column sums), with ``diff`` (n, columns) set to the signed weights G+ - G-; or None where the numpy
     path serves. The column sums are ``conductance_sums``' bit for bit (the rows added in order); the signed
     weights are numpy's ``w[:n] - w[n:]``. Reads the + rows twice and the - rows once, against twice each for the
-    sums and then the difference (1568 x 100: 87 against 111 us; 1568 x 1024: 1.04 against 1.33 ms)."""
+    sums and then the difference (``benchmarks/check_pass.py``)."""
     if (not available() or w.dtype != np.float64 or not w.flags.c_contiguous or w.ndim != 2 or w.shape[0] % 2
             or diff.shape != (w.shape[0] // 2, w.shape[1]) or diff.dtype != np.float64 or not diff.flags.c_contiguous):
         return None
-    n, m = w.shape[0] // 2, w.shape[1]
-    cols = np.empty(m)
-    return _pair_kernel(w, n, cols, diff) == 0, cols
+    bad, cols = _pair_kernel(w, w.shape[0] // 2, diff)
+    return bad == 0, cols
 
 
 @_compile
