@@ -189,7 +189,8 @@ def _compiled_sweeps(compiled, ops, const, layers, y, masks=None):
         if nudged and c == L - 1 and not pairs[c]:
             k = k + beta * y
         if not (np.ndim(k) == 2 and k.flags.c_contiguous and k.flags.writeable and k.dtype == float):
-            k = np.array(np.broadcast_to(k, (B, layers[c].shape[1])), dtype=float, order="C")  # a row drive, whole
+            row, k = k, np.empty((B, layers[c].shape[1]))  # a row drive, whole
+            k[...] = row
         ks.append(k)
     yy = np.ascontiguousarray(y, dtype=float) if (nudged and pairs[-1]) else np.zeros((1, 1))
     masks = masks or [None] * L

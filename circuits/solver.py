@@ -6,6 +6,8 @@ with ``method='newton'``, use the sparse Newton / active-set path. Both return a
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import kernels
@@ -35,7 +37,7 @@ def solve(network, x, y=None, beta: float = 0.0, init=None, *, tol: float = 1e-1
     """
     if method not in METHODS:
         raise NetworkError(f"unknown method {method!r}; use one of {METHODS}")
-    if not np.isfinite(beta):
+    if not math.isfinite(beta):  # numpy's isfinite costs 2 us a call on a scalar
         raise InputError(f"beta must be finite, got {beta}")
     if not tol > 0:
         raise InputError(f"tol must be positive, got {tol}")
@@ -95,8 +97,10 @@ def _solve_layered(net: LayeredNetwork, x, y, beta, init, tol, max_iter, omega=N
     if init is None:
         init_layers = None
     else:  # the layers' columns of init (views: bcd copies them)
-        edges = np.cumsum([0] + list(net.free_sizes)).tolist()
-        init_layers = [init[:, a:b] for a, b in zip(edges[:-1], edges[1:])]
+        init_layers, a = [], 0
+        for n in net.free_sizes:
+            init_layers.append(init[:, a:a + n])
+            a += n
     layers, sweeps, change, residual, omega = bcd(net, x, y, beta, init_layers, tol, max_iter, omega, totals,
                                                   check_drive=on_drive, signed=signed)
     if change <= tol and net.op_amps:
@@ -111,7 +115,7 @@ def _solve_layered(net: LayeredNetwork, x, y, beta, init, tol, max_iter, omega=N
         raise ConvergenceError(
             f"block coordinate descent did not converge in {max_iter} sweeps (last change {change:.3e} V > tol "
             f"{tol:.1e} V): sample {worst} has KCL residual {worst_res:.3e} A; raise max_iter or tol", worst, worst_res)
-    voltages = np.hstack(layers)
+    voltages = np.concatenate(layers, axis=1)
     if not kernels.all_finite(voltages):
         worst = int(np.argwhere(~np.isfinite(voltages))[0, 0])
         raise ConvergenceError(f"the solve diverged (non-finite voltages at sample {worst})", worst, np.inf)
