@@ -124,10 +124,11 @@ def main(argv=None):
         raise SystemExit(f"--sizes must start with 1568 (784 MNIST pixels as +x/-x pairs) and end with 20 (10 output "
                          f"pairs), with at least one hidden layer between; got {args.sizes}")
     name = "-".join(map(str, args.sizes))
-    from eqprop.circuits import threads
+    from eqprop.circuits import memory, threads
 
     print(f"# native solver, network {name}, {os.cpu_count()} cores ({platform.processor() or platform.machine()})")
     print(f"# threads: {threads.describe()}")
+    print(f"# memory: {memory.keep()} (circuits/memory.py; a solve sets it on its first call)")
     print(f"# inputs: {source}; tol 1e-10 V; nudged phase warm-started from the free equilibrium; {args.calls} calls "
           "each: median eq/s (best), slowest / median; bound fractions from the medians")
     print("| diode | V/pixel | hidden on rails | batch | calls | free eq/s | nudged eq/s | spread free/nudged | sweeps "
@@ -159,7 +160,8 @@ def main(argv=None):
                       f"{nudged.iterations} | {row['free_per_s'] / row['bound_free']:.0%} | "
                       f"{row['nudged_per_s'] / row['bound_nudged']:.0%} |", flush=True)
     if args.json:
-        Path(args.json).write_text(json.dumps(dict(cores=os.cpu_count(), threads=threads.describe(), inputs=source,
+        Path(args.json).write_text(json.dumps(dict(cores=os.cpu_count(), threads=threads.describe(),
+                                                   memory=memory.describe(), inputs=source,
                                                    rows=rows), indent=1))
 
 

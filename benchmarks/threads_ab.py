@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from eqprop.circuits import layered, solve, threads
+from eqprop.circuits import layered, memory, solve, threads
 
 DEFAULT_MNIST = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist" / "mnist.npz"
 
@@ -32,6 +32,7 @@ def main(argv=None):
     net = layered([1568, 100, 20], diode="ideal", rails=(-0.05, 0.05), gain=4.0, seed=0)
     policy = threads.blas_threads
     print(f"# threads: {threads.describe()}")
+    print(f"# memory: {memory.keep()} (circuits/memory.py; a solve sets it on its first call)")
     print("| round | BLAS | median (ms) | fastest (ms) | slowest / median |")
     print("|---|---|---|---|---|")
     for r in range(args.rounds):

@@ -57,10 +57,11 @@ def main(argv=None):
         x_all, y_all, source = z["x_train"][:512 * 4].reshape(-1, 784) / 255.0, z["y_train"][:512 * 4], "MNIST"
     x_all = x_all * args.input_scale
     sizes = "-".join(str(n) for n in [1568] + args.hidden + [20]) + (f" from {args.from_run}" if run else "")
-    from eqprop.circuits import threads
+    from eqprop.circuits import memory, threads
 
     print(f"# native training step, {sizes}, ideal diodes, centered nudging, input scale {args.input_scale:g}, {source}")
     print(f"# threads: {threads.describe()}")
+    print(f"# memory: {memory.keep()} (circuits/memory.py; a solve sets it on its first call)")
     print(f"# {args.steps} steps each: samples / s of the median step (of the fastest), slowest step / median")
     print("| batch | samples / s | spread | free phase | nudged phases (+beta, -beta) | statistics, update, Python |")
     print("|---|---|---|---|---|---|")

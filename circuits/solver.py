@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from . import kernels
+from . import kernels, memory
 from .energy import clamp_residual, node_conductance, readout
 from .equilibrium import Equilibrium
 from .errors import ConvergenceError, InputError, NetworkError
@@ -35,6 +35,7 @@ def solve(network, x, y=None, beta: float = 0.0, init=None, *, tol: float = 1e-1
     first sweeps, 1.0 gives plain block coordinate descent, a number in (0, 2) fixes it. The factor used
     is in ``Equilibrium.info['omega']``.
     """
+    memory.keep()  # once per process: freed temporaries are reused, not faulted in again
     if method not in METHODS:
         raise NetworkError(f"unknown method {method!r}; use one of {METHODS}")
     if not math.isfinite(beta):  # numpy's isfinite costs 2 us a call on a scalar
