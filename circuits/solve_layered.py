@@ -97,7 +97,12 @@ def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | N
     const = list(bias_drive)
     # NaN/inf in x (0 x inf) reach the drive: BLAS raises no floating-point warning, adding the finite bias
     # drive cannot make inf - inf, and the check is a compiled pass (no np.errstate, about 6 us a call)
-    const[0] = const[0] + source_drive(net, x, signed)
+    drive = source_drive(net, x, signed)
+    if drive.flags.writeable:  # this solve's own product (a block's kept one is read-only): the bias added in place
+        drive += const[0]
+        const[0] = drive
+    else:
+        const[0] = const[0] + drive
     if check_drive:  # x was checked for its shape only (``solver._solve_layered``)
         if not kernels.all_finite(const[0]):
             net.check_inputs(x)  # raises naming the first NaN/inf of x; finite inputs go on, as they did before
