@@ -3,11 +3,12 @@
 glibc's malloc serves a request above its mmap threshold (128 KB at start, raised as large blocks are freed) with
 fresh pages from the kernel, and gives the top of its heap back to the kernel once more than its trim threshold
 is free there. A training step makes and frees arrays of 0.1-2 MB (a batch's layers and products, the statistics):
-with the defaults each step's arrays came on fresh pages, one minor page fault per 4 KB touched. On 1568-100-20 a
-step took 760 faults at batch 64 and 2,300 at batch 512, a quarter of its time (``benchmarks/train_step.py``,
-docs/solver.md). ``keep()`` fixes the mmap threshold at glibc's largest (32 MB) and the trim threshold at 1 GiB,
-once per process, so freed blocks are reused. The process then holds the memory of its largest step until it
-exits, as caching allocators do. Results do not change: only where arrays live.
+unless something had raised the threshold before, each step's arrays came on fresh pages, one minor page fault per
+4 KB touched: on 1568-100-20, 776 faults a step at batch 64 and 2,300 at batch 512, which made the steps 1.4
+times slower (``python benchmarks/page_faults.py``). ``keep()`` fixes the mmap threshold at glibc's largest
+(32 MB) and the trim threshold at 1 GiB, once per process, so freed blocks are reused whatever the process did
+before. The process then holds the memory of its largest step until it exits, as caching allocators do. Results
+do not change: only where arrays live.
 
 The solver calls ``keep()`` on its first solve, so the CLI, the Python API, pool workers and Ray actors all get
 it. ``EQPROP_MALLOC=system`` (read at that first call) leaves glibc's defaults. Where the C library has no
