@@ -44,7 +44,8 @@ def _apply() -> str:
         return "the C library's malloc defaults (no mallopt here)"
     if not (mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) and mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)):
         return "the C library's malloc defaults (mallopt refused the thresholds)"
-    return f"freed memory kept (glibc mmap threshold {MMAP_THRESHOLD >> 20} MB, trim threshold {TRIM_THRESHOLD >> 30} GiB)"
+    return (f"freed memory kept (glibc mmap threshold {MMAP_THRESHOLD >> 20} MB, trim threshold "
+            f"{TRIM_THRESHOLD >> 30} GiB)")
 
 
 def describe() -> str:

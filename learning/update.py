@@ -8,9 +8,10 @@ For the large arrays of a wide network this is the step's costliest part after t
 five or six passes over every parameter array, each a 1568 x 1024 float64 matrix (12.8 MB) on the
 1024-hidden MNIST network, which at small batches is more time than the solves. Where the device is a
 plain bounded addition (``ProgrammingModel.bounded_addition``) the whole update is one compiled pass, for small
-arrays too (a 2 x 100 bias array: 3 us against 11 us for the numpy path's passes), on one thread: numba's parallel loops' OpenMP threads spin after each loop and slowed the solver's BLAS calls (19.8k ->
-13.5k samples/s on 1568-100-20 at batch 512), and a split over the toolkit's threads loses to OpenBLAS's own
-spinning threads (``circuits.threads``). Other device models and installs without numba take the numpy path,
+arrays too (there numpy's passes cost more than one compiled call), on one thread: numba's parallel loops'
+OpenMP threads spin after each loop and slowed the solver's BLAS calls (19.8k -> 13.5k samples/s on 1568-100-20
+at batch 512), and a split over the toolkit's threads loses to OpenBLAS's own spinning threads
+(``circuits.threads``). Other device models and installs without numba take the numpy path,
 which gives the same result (tested).
 """
 from __future__ import annotations

@@ -129,7 +129,8 @@ FAULTS = textwrap.dedent("""
     rng = np.random.default_rng(0)
     x, labels = rng.uniform(0, 1, (64, 784)), rng.integers(0, 10, 64)
     net = build_network(cfg, 784, 10)
-    trainer = EqPropTrainer(NativeBackend(net, tol=cfg.tol), cfg, preset(cfg.device, 2 * float(net.weights[0].max())), 10)
+    g_max = 2 * float(net.weights[0].max())
+    trainer = EqPropTrainer(NativeBackend(net, tol=cfg.tol), cfg, preset(cfg.device, g_max), 10)
     for _ in range(5):
         trainer.step(x, labels)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
