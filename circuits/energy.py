@@ -63,7 +63,8 @@ def statistics_difference(net: LayeredNetwork, sources, layers_hi, layers_lo) ->
     product u^T (v_hi - v_lo). Besides halving that (largest) GEMM, this avoids subtracting two large
     sums of squares whose difference is of order beta: the estimate keeps its digits at small beta. Later
     connections use u_hi^T v_hi - u_lo^T v_lo = u_hi^T (v_hi - v_lo) + (u_hi - u_lo)^T v_lo for the same reason. With
-    +x/-x input pairs the product runs over the features only (the -x rows are the +x rows negated)."""
+    +x/-x input pairs the product runs over the features only (the -x rows are the +x rows negated), so ``sources``
+    may then be the (batch, features) features themselves: the -x half is never read."""
     kappa = net.energy_weights
     vb = net.bias_voltage
     weights, biases = [], []
