@@ -15,7 +15,10 @@ import io
 import json
 import os
 import re
+import signal
 import tempfile
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -458,6 +461,29 @@ def load_checkpoint(run_dir: Path, cfg=None):
 def parameter_shapes(net) -> list:
     """Shapes of a network's parameter arrays, weights then biases (circuits and the Hopfield reference)."""
     return [list(p.shape) for p in list(net.weights) + list(net.biases)]
+
+
+@contextmanager
+def held_signals():
+    """Ctrl-C (SIGINT), SIGTERM and SIGHUP wait until the block has run: files written together (an epoch's checkpoint
+    and its metrics) stay level. A signal that came in between is delivered again on leaving, to the handlers that
+    were there before, so the command stops as it would have, one step later. Outside the main thread (where Python
+    takes no signal handlers) the block just runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if sig is not None:
+            previous[sig] = signal.signal(sig, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)  # None: set outside Python
+        if caught:
+            signal.raise_signal(caught[0])
 
 
 def write_metrics(run_dir: Path, history: list) -> None:

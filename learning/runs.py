@@ -19,7 +19,7 @@ from .data import load_for, shifted
 from .programming import preset
 from .rundir import (CHECKPOINT, CONFIG, RunError, RunLock, changed_fields, check_data, recorded_data_hashes, relocate_data, check_run_dir,
                      load_checkpoint, load_config, parameter_shapes, provenance, record_provenance, save_checkpoint,
-                     write_config, write_metrics, write_plots, writable_dir)
+                     held_signals, write_config, write_metrics, write_plots, writable_dir)
 from .trainer import ConfigError, EqPropTrainer, TrainConfig
 
 MEMORY_FRACTION = 0.8  # refuse a network whose arrays would need more than this share of the machine's memory
@@ -210,8 +210,9 @@ def _loop(cfg, run_dir, ds, x_train, x_test, backend, state, history, progress, 
             valid = trainer.evaluate(x_valid, ds.y_valid)
             last["valid_loss"], last["valid_accuracy"] = valid["loss"], valid["accuracy"]
         history.append(last)
-        save_checkpoint(run_dir, cfg, backend, trainer, history)
-        write_metrics(run_dir, history)
+        with held_signals():  # a Ctrl-C between the two would leave the metrics an epoch behind the checkpoint
+            save_checkpoint(run_dir, cfg, backend, trainer, history)
+            write_metrics(run_dir, history)
         log(f"epoch {epoch + 1}: train acc {last['train_accuracy']:.4f}  "
             + (f"valid acc {last['valid_accuracy']:.4f}  " if "valid_accuracy" in last else "")
             + f"test acc {last['test_accuracy']:.4f}  ({last['seconds']:.1f} s)")

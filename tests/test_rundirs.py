@@ -264,3 +264,32 @@ def test_a_simulator_failing_mid_run_ends_in_one_line_naming_the_checkpoint(tmp_
     assert rc == 2
     assert err == [f"eqprop train: error: the model stopped answering; the run's last checkpoint is {out / 'checkpoint.npz'}"]
     assert (out / "checkpoint.npz").exists()
+
+
+def test_a_signal_while_an_epoch_is_saved_waits_for_its_metrics(tmp_path):
+    """An epoch's checkpoint and metrics are written under ``held_signals``: a Ctrl-C (or SIGTERM) that arrives
+    between the two is delivered after both, to the handler that was there, so the files stay level."""
+    from eqprop.learning.rundir import held_signals
+
+    order = []
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # Python's own: Ctrl-C raises KeyboardInterrupt
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with held_signals():
+                os.kill(os.getpid(), signal.SIGINT)  # the handler would raise here, between the two writes
+                order.append("checkpoint")
+                time.sleep(0.01)
+                order.append("metrics")
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is back
+    finally:
+        signal.signal(signal.SIGINT, before)
+    assert order == ["checkpoint", "metrics"]
+    seen = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: seen.append(signum))
+    try:
+        with held_signals():
+            os.kill(os.getpid(), signal.SIGTERM)
+            assert seen == []
+        assert seen == [signal.SIGTERM]
+    finally:
+        signal.signal(signal.SIGTERM, previous)
