@@ -14,13 +14,12 @@ import argparse
 import gc
 import resource
 import time
-from pathlib import Path
 
 import numpy as np
 
 from eqprop.circuits import layered, solve
+from solver import DEFAULT_MNIST, inputs  # this folder's solver benchmark: the same inputs
 
-DEFAULT_MNIST = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist" / "mnist.npz"
 
 
 def main(argv=None):
@@ -30,12 +29,7 @@ def main(argv=None):
     p.add_argument("--calls", type=int, default=600)
     p.add_argument("--batch", type=int, nargs="+", default=[64, 512])
     args = p.parse_args(argv)
-    if args.random:
-        x_all = np.random.default_rng(0).uniform(0, 1, (max(args.batch), 784))
-    elif not Path(args.mnist).is_file():
-        raise SystemExit(f"call_spread.py: no MNIST file at {args.mnist}; give --mnist PATH, or --random")
-    else:
-        x_all = np.load(args.mnist)["x_test"][:max(args.batch)].reshape(-1, 784) / 255.0
+    x_all, _ = inputs(max(args.batch), args.mnist, args.random, "call_spread.py")
     net = layered([1568, 100, 20], diode="ideal", rails=(-0.05, 0.05), gain=4.0, seed=0)
     for batch in args.batch:
         x = x_all[:batch]

@@ -15,13 +15,12 @@ import argparse
 import gc
 import time
 from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
 
 from eqprop.circuits import layered, network, solve, solve_layered
+from solver import DEFAULT_MNIST, inputs  # this folder's solver benchmark: the same inputs
 
-DEFAULT_MNIST = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist" / "mnist.npz"
 PARTS = (("check", network.LayeredNetwork, "validate"), ("set-up", solve_layered, "_setup"),
          ("input product", solve_layered, "_product"), ("sweeps", solve_layered, "_over_chunks"))
 
@@ -33,12 +32,7 @@ def main(argv=None):
     p.add_argument("--calls", type=int, default=300)
     p.add_argument("--batch", type=int, nargs="+", default=[64, 512])
     args = p.parse_args(argv)
-    if args.random:
-        x_all = np.random.default_rng(0).uniform(0, 1, (max(args.batch), 784))
-    elif not Path(args.mnist).is_file():
-        raise SystemExit(f"solve_parts.py: no MNIST file at {args.mnist}; give --mnist PATH, or --random")
-    else:
-        x_all = np.load(args.mnist)["x_test"][:max(args.batch)].reshape(-1, 784) / 255.0
+    x_all, _ = inputs(max(args.batch), args.mnist, args.random, "solve_parts.py")
     net = layered([1568, 100, 20], diode="ideal", rails=(-0.05, 0.05), gain=4.0, seed=0)
     spent = defaultdict(float)
     depth = [0]

@@ -36,11 +36,13 @@ from eqprop.circuits.solve_layered import _product
 DEFAULT_MNIST = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist" / "mnist.npz"
 
 
-def inputs(n, mnist_path, random=False):
+def inputs(n, mnist_path, random=False, script="solver.py"):
+    """(n inputs, what they are): MNIST test images (pixel / 255), or random uniform [0, 1] ones; a missing file is
+    refused in one line naming ``script`` (the benchmarks of the solver's calls share this)."""
     if random:
         return np.random.default_rng(0).uniform(0, 1, (n, 784)), "random uniform [0, 1] (--random)"
     if not Path(mnist_path).is_file():
-        raise SystemExit(f"solver.py: no MNIST file at {mnist_path}; give --mnist PATH (an .npz with x_test), or "
+        raise SystemExit(f"{script}: no MNIST file at {mnist_path}; give --mnist PATH (an .npz with x_test), or "
                          "--random for random inputs")
     x = np.load(mnist_path)["x_test"][:n].reshape(n, -1) / 255.0
     return x, f"MNIST test images ({mnist_path})"
