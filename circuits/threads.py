@@ -9,9 +9,8 @@ vary from call to call. So the two are chosen together here:
   for users who want another split, e.g. several runs side by side: ``EQPROP_THREADS=1``).
 - ``chunks(B)``: how many threads a batch of B samples is split over: one per ``MIN_CHUNK`` samples, at most
   ``cores()``. A pass over a large array (a training step's update, the check of a wide layer's conductances)
-  stays on one thread: OpenBLAS's own threads spin for about 0.1 s after each multi-threaded call and take the
-  second core (on 1568-1024-20 at batch 16 the update split in two took 2.5-2.7 ms against 2.4-2.6 on one
-  thread, though 0.83 against 1.41 ms with no BLAS call before it).
+  stays on one thread: OpenBLAS's own threads spin for a while after each multi-threaded call and take the
+  second core, so inside a training step a split pass was no faster (docs/solver.md, *Threads*).
 - ``run(ranges, fn)``: ``fn`` on each range, the first in the calling thread and the others in the toolkit's
   one thread pool.
 - ``blas_threads(n_chunks)``: inside the chunked sweeps BLAS gets ``cores() // n_chunks`` threads (at least 1;
