@@ -4,7 +4,9 @@
 
 Each round times ``--calls`` free-phase solves with the policy (``circuits/threads.py``) and then with its BLAS
 limit switched off (each chunk thread's BLAS keeps all its threads), in one process. Prints the median, the
-fastest call and slowest / median of each. Measured, never asserted.
+fastest call and slowest / median of each. First it prints the policy's own costs, the median of 1,000 calls each
+after a solve (OpenBLAS's threads then just used): entering and leaving ``blas_threads(2)`` against threadpoolctl's
+``limit()``, and ``threads.run`` over two empty ranges (a pool thread's round trip). Measured, never asserted.
 """
 from __future__ import annotations
 
@@ -32,6 +34,19 @@ def main(argv=None):
     net = layered([1568, 100, 20], diode="ideal", rails=(-0.05, 0.05), gain=4.0, seed=0)
     policy = threads.blas_threads
     print(f"# threads: {threads.describe()}")
+    solve(net, x)
+    costs = []
+    for what in (lambda: policy(2), lambda: threads._blas().limit(limits=1, user_api="blas"),
+                 lambda: contextlib.nullcontext(threads.run([(0, 1), (1, 2)], lambda b: None))):
+        t = []
+        for _ in range(1000):
+            t0 = time.perf_counter()
+            with what():
+                pass
+            t.append(time.perf_counter() - t0)
+        costs.append(1e6 * float(np.median(t)))
+    print(f"# blas_threads(2) in and out {costs[0]:.1f} us; threadpoolctl's limit() {costs[1]:.1f} us; threads.run over "
+          f"two empty ranges {costs[2]:.1f} us")
     print(f"# memory: {memory.keep()} (circuits/memory.py; a solve sets it on its first call)")
     print("| round | BLAS | median (ms) | fastest (ms) | slowest / median |")
     print("|---|---|---|---|---|")

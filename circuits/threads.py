@@ -67,8 +67,8 @@ def ranges(n: int, parts: int) -> list:
 
 def run(bounds: list, fn) -> list:
     """[fn(b) for b in bounds]: the first in this thread, the others in the pool, with BLAS limited to its share of
-    the cores (``blas_threads``). This thread works rather than waits: a pool thread's wake-up costs 60-150 us on
-    the 2-core machines. Every range has finished when this returns or raises (they write into the caller's
+    the cores (``blas_threads``). This thread works rather than waits: a round trip to a pool thread costs about
+    0.1 ms on the 2-core machines (``benchmarks/threads_ab.py``). Every range has finished when this returns or raises (they write into the caller's
     arrays)."""
     if len(bounds) == 1:
         return [fn(bounds[0])]
@@ -99,8 +99,8 @@ def _blas():
 @contextmanager
 def blas_threads(n_chunks: int):
     """BLAS limited to ``cores() // n_chunks`` threads while ``n_chunks`` threads call it (a library already held to
-    fewer keeps its limit). Each library's own get and set calls, about 1 us each: ``controller.limit`` takes
-    50-70 us to enter and leave (it reads every library's full description), and a large batch's solve enters
+    fewer keeps its limit). Each library's own get and set calls: cheaper than ``controller.limit``, which reads
+    every library's full description (``benchmarks/threads_ab.py`` times both), and a large batch's solve enters
     twice."""
     controller = _blas()
     if n_chunks <= 1 or not controller:
