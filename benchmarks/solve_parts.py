@@ -7,7 +7,8 @@
 few microseconds), and the mean time in the check of the network (``LayeredNetwork.validate``: its compiled passes
 and the Python around them), the sweeps' set-up, the input product, the compiled sweeps, and the rest (the Python
 of the solve, its checks of x, y and the start, the readout). With two chunk threads the sweeps' time is the
-calling thread's wait for both. Measured, never asserted.
+calling thread's wait for both, and a new batch's input product is made in the same round (``solve_layered``):
+it is counted in the sweeps, and the input product column reads 0. Measured, never asserted.
 """
 from __future__ import annotations
 

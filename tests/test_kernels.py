@@ -257,3 +257,34 @@ def test_same_bits_finds_any_one_ulp_change(shape):
     assert not kernels.same_bits(a, a.reshape(-1)[None, :]) or a.shape[0] == 1
     assert not kernels.same_bits(a, a.astype(np.float32))
     assert kernels.same_bits(np.asfortranarray(a), a.copy())
+
+
+def test_a_split_batch_makes_its_input_product_in_the_chunk_threads(monkeypatch):
+    """A new batch split over two threads has each thread make its rows of the input product before its sweeps:
+    bare and inside a block (where the product is kept for the nudged phases), the equilibria, the kept product
+    and the residuals are those of the product made in a round of its own, bit for bit; a NaN input is still named."""
+    from eqprop.circuits import solve_layered, threads
+    from eqprop.circuits.errors import InputError
+
+    monkeypatch.setenv(threads.ENV, "2")
+    net = layered([40, 16, 6], seed=5, rails=(-0.05, 0.05), gain=3.0)
+    rng = np.random.default_rng(2)
+    x, y = rng.uniform(0, 1, (300, 20)), rng.uniform(-0.05, 0.05, (300, 3))
+    assert len(solve_layered._chunks(300)) == 2
+    got = {}
+    for fused in (True, False):
+        monkeypatch.setattr(solve_layered, "FUSED_PRODUCT", fused)
+        free = solve(net, x)
+        nudged = solve(net, x, y, 1e-7, init=free)
+        with net.unchanged():
+            block_free = solve(net, x)
+            kept = np.array(net._fixed["source_drive"][1])
+            block_nudged = solve(net, x, y, -1e-7, init=block_free)
+        got[fused] = [e.voltages for e in (free, nudged, block_free, block_nudged)] + [kept] + [
+            np.array([e.residual for e in (free, nudged, block_free, block_nudged)])]
+        bad = x.copy()
+        bad[290, 7] = np.nan
+        with pytest.raises(InputError, match="sample 290, column 7"):
+            solve(net, bad)
+    for a, b in zip(got[True], got[False]):
+        assert a.tobytes() == b.tobytes()
