@@ -1,6 +1,6 @@
 """Where a bare solve's time goes: the solver's own functions wrapped with timers.
 
-    python benchmarks/solve_parts.py [--mnist PATH | --random] [--calls 300] [--batch 64 512]
+    python benchmarks/solve_parts.py [--mnist PATH | --random] [--calls 300] [--batch 64 512] [--two-rounds]
 
 1568-100-20, ideal diodes, MNIST test images (pixel / 255 as volts), bare free and nudged calls of ``solve()`` as in
 ``benchmarks/solver.py``'s ``solve()`` rows. Prints per call, in microseconds: the median call (the wrappers add a
@@ -8,7 +8,8 @@ few microseconds), and the mean time in the check of the network (``LayeredNetwo
 and the Python around them), the sweeps' set-up, the input product, the compiled sweeps, and the rest (the Python
 of the solve, its checks of x, y and the start, the readout). With two chunk threads the sweeps' time is the
 calling thread's wait for both, and a new batch's input product is made in the same round (``solve_layered``):
-it is counted in the sweeps, and the input product column reads 0. Measured, never asserted.
+it is counted in the sweeps, and the input product column reads 0; ``--two-rounds`` makes it in a round of its
+own, as before (``solve_layered.FUSED_PRODUCT = False``), for comparison. Measured, never asserted.
 """
 from __future__ import annotations
 
@@ -32,7 +33,9 @@ def main(argv=None):
     p.add_argument("--random", action="store_true", help="random uniform inputs instead of MNIST images")
     p.add_argument("--calls", type=int, default=300)
     p.add_argument("--batch", type=int, nargs="+", default=[64, 512])
+    p.add_argument("--two-rounds", action="store_true", help="a split batch's input product in a round of its own")
     args = p.parse_args(argv)
+    solve_layered.FUSED_PRODUCT = not args.two_rounds
     x_all, _ = inputs(max(args.batch), args.mnist, args.random, "solve_parts.py")
     net = layered([1568, 100, 20], diode="ideal", rails=(-0.05, 0.05), gain=4.0, seed=0)
     spent = defaultdict(float)
