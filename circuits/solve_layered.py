@@ -136,7 +136,8 @@ def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | N
             const[0] = drive
         else:
             const[0] = const[0] + drive
-        if check_drive:  # x was checked for its shape only (``solver._solve_layered``)
+        if check_drive and kept is None:  # x was checked for its shape only (``solver._solve_layered``); a kept
+            # product was checked by the phase that made it, on the same x bit for bit
             if not kernels.all_finite(const[0]):
                 net.check_inputs(x)  # raises naming the first NaN/inf of x; finite inputs go on, as they did before
     for c, e in enumerate(extra or []):
