@@ -184,8 +184,9 @@ def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | N
             _keep_drive(net, x, drive)
     if len(results) == 1:
         layers = results[0][0]
-    else:
+    elif compiled is None:  # the numpy path's sweeps make new arrays per chunk
         layers = [np.concatenate([r[0][c] for r in results]) for c in range(L)]
+    # else: the compiled sweeps wrote each chunk's rows in place, in the whole layers' arrays
     sweeps = max(r[1] for r in results)
     change = max(r[2] for r in results)
     omega = max(r[3] for r in results)

@@ -288,3 +288,8 @@ def test_a_split_batch_makes_its_input_product_in_the_chunk_threads(monkeypatch)
             solve(net, bad)
     for a, b in zip(got[True], got[False]):
         assert a.tobytes() == b.tobytes()
+    monkeypatch.setenv(threads.ENV, "1")  # the batch in one chunk: the same equilibria to the tolerance
+    assert len(solve_layered._chunks(300)) == 1
+    whole = solve(net, x)
+    np.testing.assert_allclose(got[True][0], whole.voltages, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(got[True][1], solve(net, x, y, 1e-7, init=whole).voltages, rtol=0, atol=1e-9)
