@@ -4,7 +4,7 @@ glibc's malloc serves a request above its mmap threshold (128 KB at start, raise
 fresh pages from the kernel, and gives the top of its heap back to the kernel once more than its trim threshold
 is free there. A training step makes and frees arrays of 0.1-2 MB (a batch's layers and products, the statistics):
 unless something had raised the threshold before, each step's arrays came on fresh pages, one minor page fault per
-4 KB touched: on 1568-100-20 at batch 512, 1,755 faults a step, which made the steps 1.3 times slower
+4 KB touched: on 1568-100-20 at batch 512, 1,561 faults a step, which made the steps 1.3-1.6 times slower
 (``python benchmarks/page_faults.py --batch 512 --steps 300``). ``keep()`` fixes the mmap threshold at glibc's largest
 (32 MB) and the trim threshold at 1 GiB, once per process, so freed blocks are reused whatever the process did
 before. The process then holds the memory of its largest step until it exits, as caching allocators do. Results

@@ -152,7 +152,7 @@ def page_faults(env):
 def test_freed_temporaries_are_reused_not_faulted_in_again():
     """20 training steps of 1568-100-20 at batch 512 (after 5 to warm up) touch no fresh pages once the solver has
     set the policy (``circuits/memory.py``); with glibc's defaults (``EQPROP_MALLOC=system``, which checks that the
-    count sees them) each step faulted in about 1,750 pages."""
+    count sees them) each step faulted in about 1,560 pages."""
     kept, state = page_faults({})
     if "kept" not in state:
         pytest.skip(f"this C library: {state}")
