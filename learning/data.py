@@ -143,8 +143,10 @@ def _images(path, seed, pixel_max=None, n_classes: int = 10) -> Dataset:
     arrays = load_arrays(path, n_classes)
     _check_not_empty(arrays, path, "images")
     scale = pixel_scale(arrays, path, pixel_max)
-    return Dataset("", _flatten(arrays["x_train"]) / scale, arrays["y_train"].astype(int),
-                   _flatten(arrays["x_test"]) / scale, arrays["y_test"].astype(int), n_classes,
+    x_train, x_test = _flatten(arrays["x_train"]), _flatten(arrays["x_test"])
+    x_train /= scale  # in place: MNIST's training images are 376 MB as floats
+    x_test /= scale
+    return Dataset("", x_train, arrays["y_train"].astype(int), x_test, arrays["y_test"].astype(int), n_classes,
                    _image_shape(arrays["x_train"]))
 
 
@@ -178,9 +180,11 @@ def _arrays(path, seed, pixel_max=None) -> Dataset:
                 raise DataError(f"{path}: x_{split} holds negative integers; integer features are pixel intensities "
                                 "(>= 0): store signed features as floats, used as they are")
         scale = pixel_scale(arrays, path, pixel_max)
-        x_train, x_test = x_train / scale, x_test / scale
+        x_train /= scale
+        x_test /= scale
     elif pixel_max is not None:  # float features in units of pixel_max
-        x_train, x_test = x_train / pixel_max, x_test / pixel_max
+        x_train /= pixel_max
+        x_test /= pixel_max
     shape = tuple(int(n) for n in arrays["x_train"].shape[1:]) if arrays["x_train"].ndim == 3 else None
     return Dataset("", x_train, arrays["y_train"].astype(int), x_test, arrays["y_test"].astype(int), k, shape)
 
@@ -267,6 +271,7 @@ register(DatasetSpec("fashion-mnist", _images, 10, 784, "Debian's dataset-fashio
 
 
 def _flatten(x):
+    """The samples' features as rows of a new float array (the caller may scale it in place)."""
     return x.reshape(len(x), -1).astype(float)
 
 

@@ -105,7 +105,9 @@ def check_shift(cfg, ds) -> None:
 
 
 def _train_locked(cfg, run_dir, ds, resume, progress, log, stop_after_steps, recipe=None, on_epoch=None) -> dict:
-    x_train, x_test = ds.x_train * cfg.input_scale, ds.x_test * cfg.input_scale
+    # in place: the data set was loaded for this run alone (x_valid, the held-out tail, is scaled in _loop)
+    x_train, x_test = (np.multiply(x, cfg.input_scale, out=x) if x.dtype == float and x.flags.writeable
+                       else x * cfg.input_scale for x in (ds.x_train, ds.x_test))
     check_run_dir(run_dir, resume)  # before the headline: a refused directory prints only the refusal
     log(f"training {cfg.backend} backend on {cfg.dataset}: {'-'.join(map(str, _sizes(cfg, ds)))}, {cfg.epochs} epochs "
         f"-> {run_dir}")
