@@ -81,9 +81,10 @@ def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | N
     ``omega`` is the over-relaxation factor the sweeps ended with (1: plain block coordinate descent); ``signed``:
     the signed input weights where the caller has them (``source_drive``).
 
-    The source projection runs once on the whole batch (BLAS uses every core); the sweeps then run
-    on batch chunks in threads: they are many small array operations that numpy runs without the
-    GIL, and one thread cannot keep both cores busy with them. Each layer's update is its two GEMMs, written
+    The source projection runs once per batch; the sweeps run on batch chunks in threads (``threads``): they
+    are many small array operations that numpy runs without the GIL, and one thread cannot keep both cores
+    busy with them. A batch in one chunk has its product from a BLAS that uses every core; a split one has each
+    chunk thread make its rows of the product before its sweeps (one round of the pool, ``FUSED_PRODUCT``). Each layer's update is its two GEMMs, written
     into buffers kept for the solve, then one compiled pass over the layer (``DiodeModel.layer_update``,
     ``circuits/kernels.py``: drive, node solve, over-relaxation, projection and stopping test together);
     layers without a kernel (piecewise-linear diodes, clamped output pairs under a nudge) and installs
