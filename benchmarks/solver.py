@@ -12,8 +12,9 @@ asserted.
 Each row is also given as a fraction of the compute bound of its own arithmetic, timed in the same
 run: the GEMMs the solver performs, of the same shapes (the input product once per batch, over the
 features, as the solver folds each +x/-x pair into one signed weight G+ - G-; then per sweep the
-forward and backward products between the layers, split over the solver's chunk threads as its sweeps are), at
-the sweep counts the solver took. ``--input-scale 4`` (volts
+forward and backward products between the layers; split over the solver's chunk threads as its solves are, a
+split batch's product made by the chunk threads in the same round as their sweeps), at the sweep counts the
+solver took. ``--input-scale 4`` (volts
 per unit pixel) gives rows in which a realistic share of hidden nodes sits on the rails (printed).
 """
 from __future__ import annotations
