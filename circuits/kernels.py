@@ -504,10 +504,16 @@ def _finite_loop(a):  # pragma: no cover - compiled
 _finite_kernel = _finite_loop if njit is None else njit(nogil=True, cache=True, error_model="numpy")(_finite_loop)
 
 
+def _serves(a: np.ndarray) -> bool:
+    """Whether the compiled passes over a whole matrix take ``a``: numba present and a C-contiguous 2-d float64
+    array (else the numpy path serves)."""
+    return available() and a.dtype == np.float64 and a.flags.c_contiguous and a.ndim == 2
+
+
 def all_finite(a: np.ndarray) -> bool:
     """No NaN or inf in a: one compiled pass that raises no floating-point warning (numpy's sum would warn on
     inf - inf and needs ``np.errstate``, about 6 us a call), or numpy's test where the kernel does not serve."""
-    if not available() or a.dtype != np.float64 or not a.flags.c_contiguous or a.ndim != 2:
+    if not _serves(a):
         return bool(np.isfinite(a).all())
     return bool(_finite_kernel(a))
 
@@ -548,7 +554,7 @@ def conductance_sums(w: np.ndarray):
     """(all entries >= 0 and not NaN, column sums, row sums) of a conductance matrix in one pass (numpy's
     min, sum(0) and sum(1) are three), or None where the numpy path serves (no numba, not C-contiguous
     float64). The column sums add the rows in order, as numpy's sum(0) does."""
-    if not available() or w.dtype != np.float64 or not w.flags.c_contiguous or w.ndim != 2:
+    if not _serves(w):
         return None
     cols, rows = np.zeros(w.shape[1]), np.empty(w.shape[0])
     return _sums_kernel(w, cols, rows), cols, rows
@@ -585,8 +591,7 @@ def pair_sums(w: np.ndarray, diff: np.ndarray):
     path serves. The column sums are ``conductance_sums``' bit for bit (the rows added in order); the signed
     weights are numpy's ``w[:n] - w[n:]``. Reads the + rows twice and the - rows once, against twice each for the
     sums and then the difference (``benchmarks/check_pass.py``)."""
-    if (not available() or w.dtype != np.float64 or not w.flags.c_contiguous or w.ndim != 2 or w.shape[0] % 2
-            or diff.shape != (w.shape[0] // 2, w.shape[1]) or diff.dtype != np.float64 or not diff.flags.c_contiguous):
+    if not (_serves(w) and _serves(diff)) or w.shape[0] % 2 or diff.shape != (w.shape[0] // 2, w.shape[1]):
         return None
     bad, cols = _pair_kernel(w, w.shape[0] // 2, diff)
     return bad == 0, cols
