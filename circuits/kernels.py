@@ -507,7 +507,11 @@ _finite_kernel = _finite_loop if njit is None else njit(nogil=True, cache=True, 
 def _serves(a: np.ndarray) -> bool:
     """Whether the compiled passes over a whole matrix take ``a``: numba present and a C-contiguous 2-d float64
     array (else the numpy path serves)."""
-    return available() and a.dtype == np.float64 and a.flags.c_contiguous and a.ndim == 2
+    return available() and _layout(a)
+
+
+def _layout(a: np.ndarray) -> bool:
+    return a.dtype == np.float64 and a.flags.c_contiguous and a.ndim == 2
 
 
 def all_finite(a: np.ndarray) -> bool:
@@ -550,14 +554,54 @@ def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
     return bool(_same_kernel(a.view(np.int64), b.view(np.int64)))
 
 
-def conductance_sums(w: np.ndarray):
+def conductance_sums(w: np.ndarray, served: bool = False):
     """(all entries >= 0 and not NaN, column sums, row sums) of a conductance matrix in one pass (numpy's
     min, sum(0) and sum(1) are three), or None where the numpy path serves (no numba, not C-contiguous
-    float64). The column sums add the rows in order, as numpy's sum(0) does."""
-    if not _serves(w):
+    float64). The column sums add the rows in order, as numpy's sum(0) does. ``served``: the caller has checked
+    that the kernels take w (``serves``)."""
+    if not (served or _serves(w)):
         return None
     cols, rows = np.zeros(w.shape[1]), np.empty(w.shape[0])
     return _sums_kernel(w, cols, rows), cols, rows
+
+
+def _totals_loop(cols, biases, rows, split, out):  # pragma: no cover - compiled
+    bad = 0
+    a = 0
+    L = len(cols)
+    for c in range(L):
+        col, b = cols[c], biases[c]
+        n = col.shape[0]
+        r = rows[c + 1] if c + 1 < L else col  # (the last layer adds no rows)
+        half = split[c + 1] if c + 1 < L else 0
+        for j in range(n):
+            b0, b1 = b[0, j], b[1, j]
+            bad += not (b0 >= 0.0) or not (b1 >= 0.0)  # NaN fails this
+            t = col[j] + (b0 + b1)  # numpy's biases.sum(0): the two rows added in order
+            if c + 1 < L:
+                t += (r[j] + r[half + j]) if half else r[j]  # a differential pair's two rows, summed first
+            bad += not (t > 0.0) or not (t < np.inf)  # a floating node, or a sum past the float range
+            out[a + j] = t
+        a += n
+    return bad == 0
+
+
+_totals_kernel = _totals_loop if njit is None else njit(nogil=True, cache=True, error_model="numpy")(_totals_loop)
+
+
+def node_totals(cols: tuple, biases: tuple, rows: tuple, split: tuple, out: np.ndarray) -> bool:
+    """The node totals of a layered network in one pass, and the check of its biases: writes into ``out`` the free
+    layers' totals one after another, each node's column sum ``cols[c]`` + its two bias conductances (added first,
+    as numpy's ``biases[c].sum(0)``) + the row sums ``rows[c + 1]`` of the connection it drives (a differential
+    pair's two rows, ``split[c + 1]`` apart, summed first; 0: single rows); returns whether every bias conductance
+    is >= 0 (not NaN) and every total positive and finite. The same sums, in the same order, as
+    ``LayeredNetwork.node_totals``. The caller has checked that the kernels serve (``serves``)."""
+    return bool(_totals_kernel(cols, biases, rows, split, out))
+
+
+def serves(*arrays) -> bool:
+    """Whether the compiled passes take every array (``_serves``; the environment read once)."""
+    return available() and all(_layout(a) for a in arrays)
 
 
 def _pair_loop(w, n, diff):  # pragma: no cover - compiled
@@ -585,13 +629,13 @@ def _pair_loop(w, n, diff):  # pragma: no cover - compiled
 _pair_kernel = _pair_loop if njit is None else njit(nogil=True, cache=True, error_model="numpy")(_pair_loop)
 
 
-def pair_sums(w: np.ndarray, diff: np.ndarray):
+def pair_sums(w: np.ndarray, diff: np.ndarray, served: bool = False):
     """For an input connection of +x/-x pairs (rows 0..n-1 the + sources, n..2n-1 the - ones): (all entries >= 0 and
     not NaN, column sums), with ``diff`` (n, columns) set to the signed weights G+ - G-; or None where the numpy
     path serves. The column sums are ``conductance_sums``' bit for bit (the rows added in order); the signed
     weights are numpy's ``w[:n] - w[n:]``. Reads the + rows twice and the - rows once, against twice each for the
-    sums and then the difference (``benchmarks/check_pass.py``)."""
-    if not (_serves(w) and _serves(diff)) or w.shape[0] % 2 or diff.shape != (w.shape[0] // 2, w.shape[1]):
+    sums and then the difference (``benchmarks/check_pass.py``). ``served``: as ``conductance_sums``'."""
+    if not (served or (_serves(w) and _serves(diff))) or w.shape[0] % 2 or diff.shape != (w.shape[0] // 2, w.shape[1]):
         return None
     bad, cols = _pair_kernel(w, w.shape[0] // 2, diff)
     return bad == 0, cols

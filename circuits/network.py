@@ -23,6 +23,7 @@ Conventions (SI units throughout):
 from __future__ import annotations
 
 import copy
+import math
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -296,6 +297,9 @@ class LayeredNetwork(Unchanged):
         for name, seq in (("weights", self.weights), ("biases", self.biases), ("neurons", self.neurons), ("gains", self.gains)):
             if len(seq) != L:
                 raise NetworkError(f"{name} needs one entry per connection ({L}), got {len(seq)}")
+        totals = self._checked(derived)
+        if totals is not None:
+            return totals
         sums = {}  # connection -> (column sums, row sums) of its weights, where one compiled pass gave them
         for c in range(L):
             for name, arr, shape in (("weights", self.weights[c], (self.rows(c), s[c + 1])),
@@ -362,6 +366,59 @@ class LayeredNetwork(Unchanged):
                 j = int(np.argmin(total))
                 raise NetworkError(f"node {j} of layer {c + 1} is floating: all its conductances are zero; "
                                    "give it a conductance to a neighbour or a bias source")
+        return totals
+
+    def _checked(self, derived):
+        """``validate``'s compiled path: every check the loop below makes, in three or so compiled calls (each
+        connection's conductance pass, ``kernels.pair_sums`` or ``kernels.conductance_sums``, then one pass for the
+        biases and the node totals, ``kernels.node_totals``) instead of a dozen numpy calls on small arrays, which
+        cost a bare solve more than its check of the input conductances (``benchmarks/solve_parts.py``). The same
+        totals bit for bit (the same kernels, the same sums in the same order), as views of one array. None where
+        the kernels do not serve an array or any check fails: the loop then runs and names the fault."""
+        s, ws, bs = self.sizes, self.weights, self.biases
+        L = len(s) - 1
+        pairs = self.hidden_pairs
+        if not kernels.serves(*ws, *bs):
+            return None
+        for c in range(L):
+            w, b, n = ws[c], bs[c], s[c + 1]
+            if (w.shape != ((2 * s[c] if c and pairs else s[c]), n) or b.shape != (2, n)
+                    or not 0.0 < self.gains[c] < math.inf):
+                return None
+            clamp = self.neurons[c]
+            if clamp is not None and (not isinstance(clamp, DiodeClamp)
+                                      or getattr(clamp.diode, "size", None) not in (None, n)):
+                return None
+        amp = self.amplifier
+        if self.gains[0] != 1.0 or not isinstance(amp, Amplifier) or not (
+                amp.ideal or (self.amplified and not (pairs and not getattr(amp, "inverting", False)))):
+            return None
+        cols, rows = [], []
+        signed = self.input_pairs and derived is not None  # the check forms G+ - G- for the solver
+        for c in range(L):
+            w = ws[c]
+            if c == 0 and signed:
+                got = kernels.pair_sums(w, self._signed_buffer(w), served=True)
+                if got is None or not got[0]:
+                    return None
+                cols.append(got[1])
+                rows.append(got[1])  # (the sources' rows feed no node's total: unread)
+            else:
+                got = kernels.conductance_sums(w, served=True)
+                if got is None or not got[0]:
+                    return None
+                cols.append(got[1])
+                rows.append(got[2])
+        out = np.empty(sum(s) - s[0])
+        split = tuple(s[c] if c and pairs else 0 for c in range(L))
+        if not kernels.node_totals(tuple(cols), tuple(bs), tuple(rows), split, out):
+            return None
+        if signed:
+            derived["source_weights"] = self._scratch["signed"]
+        totals, a = [], 0
+        for n in s[1:]:
+            totals.append(out[a:a + n])
+            a += n
         return totals
 
     def _signed_buffer(self, w) -> np.ndarray:

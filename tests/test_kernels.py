@@ -237,6 +237,77 @@ def test_pair_sums_check_sum_and_sign_the_input_pairs(where, bad, ok):
     assert kernels.pair_sums(np.asfortranarray(w), diff) is None
 
 
+def _loop_totals(net, derived):
+    """validate's loop, its compiled path left out."""
+    fast = net._checked
+    net._checked = lambda derived: None
+    try:
+        return net.validate(derived)
+    finally:
+        del net._checked
+        assert net._checked == fast
+
+
+@pytest.mark.parametrize("sizes,kw", [([48, 30, 10], {}), ([48, 24, 24, 24, 10], {"hidden_pairs": True}),
+                                      ([25, 7, 6], {"input_pairs": False, "readout": "nodes"}), ([1568, 100, 20], {}),
+                                      ([6, 1, 2], {})])
+def test_the_compiled_check_gives_the_loops_totals(sizes, kw):
+    """validate's compiled path (``LayeredNetwork._checked``) stands in for its loop: the same node totals bit for bit
+    (random biases with zeros among them, differential hidden layers, single inputs and outputs), and with +x/-x
+    inputs G+ - G- as numpy's."""
+    net = layered(sizes, diode="ideal", rails=(-0.05, 0.05), gain=4.0, seed=3, **kw)
+    rng = np.random.default_rng(4)
+    for b in net.biases:
+        b[...] = rng.uniform(0, 1e-3, b.shape) * (rng.uniform(size=b.shape) > 0.3)
+    for derived in (None, {}):
+        fast = net._checked(derived)
+        assert fast is not None
+        slow = _loop_totals(net, None if derived is None else {})
+        assert [t.tobytes() for t in fast] == [t.tobytes() for t in slow]
+        assert [t.shape for t in fast] == [(n,) for n in net.free_sizes]
+    n = net.n_features
+    if net.input_pairs:
+        assert derived["source_weights"].tobytes() == (net.weights[0][:n] - net.weights[0][n:]).tobytes()
+    else:
+        assert "source_weights" not in derived
+
+
+@pytest.mark.parametrize("fault,message", [
+    ("negative bias", r"biases\[1\]\[1, 3\] = -1e-09 S is negative"), ("NaN bias", r"biases\[0\] holds NaN/inf"),
+    ("inf bias", r"biases\[1\] holds NaN/inf"), ("floating", "node 2 of layer 2 is floating"),
+    ("overflow", "sum past the float range"), ("negative weight", r"weights\[1\]\[4, 2\] = -1e-09 S is negative"),
+    ("NaN input weight", r"weights\[0\] holds NaN/inf")])
+def test_a_fault_the_compiled_check_finds_is_named_by_the_loop(fault, message):
+    """Where the compiled path finds a fault it answers None and the loop names it; a layout the kernels do not take
+    (a Fortran-order matrix) goes to the loop too (numpy's sums there: the same totals to rounding)."""
+    from eqprop.circuits.errors import NetworkError
+    net = layered([48, 30, 10], diode="ideal", rails=(-0.05, 0.05), gain=4.0, seed=3)
+    before = net._checked({})
+    if fault == "negative bias":
+        net.biases[1][1, 3] = -1e-9
+    elif fault == "NaN bias":
+        net.biases[0][0, 7] = np.nan
+    elif fault == "inf bias":
+        net.biases[1][0, 9] = np.inf
+    elif fault == "floating":
+        net.weights[1][:, 2] = 0.0
+        net.biases[1][:, 2] = 0.0
+    elif fault == "overflow":
+        net.weights[1][:, 5] = 1e308
+    elif fault == "negative weight":
+        net.weights[1][4, 2] = -1e-9
+    else:
+        net.weights[0][40, 1] = np.nan
+    assert net._checked({}) is None
+    with pytest.raises(NetworkError, match=message):
+        net.validate({})
+    clean = layered([48, 30, 10], diode="ideal", rails=(-0.05, 0.05), gain=4.0, seed=3)
+    clean.weights[1] = np.asfortranarray(clean.weights[1])
+    assert clean._checked({}) is None
+    for t, b in zip(clean.validate({}), before):
+        np.testing.assert_allclose(t, b, rtol=1e-14, atol=0)
+
+
 @pytest.mark.parametrize("shape", [(1, 1), (3, 5), (64, 784), (7, 300)])
 def test_same_bits_finds_any_one_ulp_change(shape):
     """The kept input product's test: a one-ulp change anywhere (first element, the edges of its 256-element
