@@ -599,6 +599,35 @@ def node_totals(cols: tuple, biases: tuple, rows: tuple, split: tuple, out: np.n
     return bool(_totals_kernel(cols, biases, rows, split, out))
 
 
+def _join_loop(layers, out):  # pragma: no cover - compiled
+    bad = 0
+    a = 0
+    for c in range(len(layers)):
+        v = layers[c]
+        B, n = v.shape
+        for i in range(B):
+            for j in range(n):
+                x = v[i, j]
+                bad += not (x - x == 0.0)  # NaN and +-inf give NaN; no branch, so the loop vectorises
+                out[i, a + j] = x
+        a += n
+    return bad == 0
+
+
+_join_kernel = _join_loop if njit is None else njit(nogil=True, cache=True, error_model="numpy")(_join_loop)
+
+
+def join_finite(layers) -> tuple:
+    """(the layers side by side as one (batch, nodes) array, whether every voltage is finite): numpy's
+    ``concatenate(layers, axis=1)`` and ``all_finite`` of it in one compiled pass where the kernels take every
+    layer, else those two."""
+    if len(layers) > 1 and serves(*layers) and all(v.shape[0] == layers[0].shape[0] for v in layers):
+        out = np.empty((layers[0].shape[0], sum(v.shape[1] for v in layers)))
+        return out, bool(_join_kernel(tuple(layers), out))
+    out = np.concatenate(layers, axis=1)
+    return out, all_finite(out)
+
+
 def serves(*arrays) -> bool:
     """Whether the compiled passes take every array (``_serves``; the environment read once)."""
     return available() and all(_layout(a) for a in arrays)

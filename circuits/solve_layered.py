@@ -240,6 +240,17 @@ def _compiled_layers(updates, boxes, fwd, scaled):
 
 
 _FREE = np.ones((1, 1))  # what box_sweeps is passed for a layer without grounded nodes
+_NO_TARGETS = np.zeros((1, 1))  # its targets where no layer is nudged output pairs (never read)
+_UNMASKED = {}
+
+
+def _unmasked(L: int):
+    """box_sweeps' mask flags and masks for L layers none of which has grounded nodes, made once per L (the kernel
+    only reads them; left writable: a read-only array would be a second signature to compile)."""
+    got = _UNMASKED.get(L)
+    if got is None:
+        got = _UNMASKED[L] = (np.zeros(L, dtype=np.int64), (_FREE,) * L)
+    return got
 
 
 def _compiled_sweeps(compiled, ops, const, layers, y, masks=None):
@@ -257,10 +268,12 @@ def _compiled_sweeps(compiled, ops, const, layers, y, masks=None):
             row, k = k, np.empty((B, layers[c].shape[1]))  # a row drive, whole
             k[...] = row
         ks.append(k)
-    yy = np.ascontiguousarray(y, dtype=float) if (nudged and pairs[-1]) else np.zeros((1, 1))
-    masks = masks or [None] * L
-    masked = np.array([m is not None for m in masks], dtype=np.int64)
-    ms = tuple(_FREE if m is None else m for m in masks)
+    yy = np.ascontiguousarray(y, dtype=float) if (nudged and pairs[-1]) else _NO_TARGETS
+    if masks is None:  # no grounded nodes: the same flags and placeholders every call
+        masked, ms = _unmasked(L)
+    else:
+        masked = np.array([m is not None for m in masks], dtype=np.int64)
+        ms = tuple(_FREE if m is None else m for m in masks)
     sweeps, change, omega = kernels.box_sweeps(tuple(layers), tuple(ks), fwds, backs, inv_s, S, lo, hi, pairs, yy,
                                                float(beta), float(tol), int(max_sweeps), float(omega),
                                                bool(estimate), OMEGA_MAX, ms, masked)

@@ -116,8 +116,8 @@ def _solve_layered(net: LayeredNetwork, x, y, beta, init, tol, max_iter, omega=N
         raise ConvergenceError(
             f"block coordinate descent did not converge in {max_iter} sweeps (last change {change:.3e} V > tol "
             f"{tol:.1e} V): sample {worst} has KCL residual {worst_res:.3e} A; raise max_iter or tol", worst, worst_res)
-    voltages = np.concatenate(layers, axis=1)
-    if not kernels.all_finite(voltages):
+    voltages, finite = kernels.join_finite(layers)
+    if not finite:
         worst = int(np.argwhere(~np.isfinite(voltages))[0, 0])
         raise ConvergenceError(f"the solve diverged (non-finite voltages at sample {worst})", worst, np.inf)
     def largest_residual():

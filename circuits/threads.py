@@ -60,7 +60,9 @@ def chunks(batch: int) -> int:
 
 def ranges(n: int, parts: int) -> list:
     """``parts`` (lo, hi) ranges covering 0..n, as even as whole items allow (integer arithmetic)."""
-    parts = max(1, min(parts, n)) if n else 1
+    if parts <= 1 or n <= 1:
+        return [(0, n)]
+    parts = min(parts, n)
     edges = [n * i // parts for i in range(parts + 1)]
     return list(zip(edges[:-1], edges[1:]))
 
