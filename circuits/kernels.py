@@ -617,6 +617,29 @@ def _join_loop(layers, out):  # pragma: no cover - compiled
 _join_kernel = _join_loop if njit is None else njit(nogil=True, cache=True, error_model="numpy")(_join_loop)
 
 
+def _add_row_loop(out, d, row):  # pragma: no cover - compiled
+    B, n = d.shape
+    bad = 0
+    for i in range(B):
+        for j in range(n):
+            x = d[i, j] + row[j]
+            bad += not (x - x == 0.0)
+            out[i, j] = x
+    return bad == 0
+
+
+_add_row_kernel = _add_row_loop if njit is None else njit(nogil=True, cache=True, error_model="numpy")(_add_row_loop)
+
+
+def add_row(out: np.ndarray, d: np.ndarray, row: np.ndarray) -> bool:
+    """out = d + row (the row added to each of d's rows, numpy's ``d + row`` bit for bit; ``out`` may be d itself)
+    and whether every sum is finite: one compiled pass where numpy's add and ``all_finite`` are two."""
+    if serves(out, d) and row.ndim == 1 and row.dtype == np.float64 and row.flags.c_contiguous:
+        return bool(_add_row_kernel(out, d, row))
+    np.add(d, row, out=out)
+    return all_finite(out)
+
+
 def join_finite(layers) -> tuple:
     """(the layers side by side as one (batch, nodes) array, whether every voltage is finite): numpy's
     ``concatenate(layers, axis=1)`` and ``all_finite`` of it in one compiled pass where the kernels take every

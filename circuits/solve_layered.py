@@ -155,25 +155,31 @@ def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | N
     scaled = _scaled(totals, const, fwd, back) if all_boxes and not any(updates) else None
     ops = (net, totals, fwd, back, nudged, beta, tol, max_sweeps, boxes, omega, estimate, updates)
 
-    def run(bounds):
-        lo, hi = bounds
-        part = [v[lo:hi] for v in layers]
-        cut = lambda ks: [k[lo:hi] if np.ndim(k) == 2 else k for k in ks]  # noqa: E731  (per-sample drives)
-        ms = None if masks is None else [None if m is None else m[lo:hi] for m in masks]
-        ks = cut(const)
-        if fused:  # this chunk's rows of the input product (``_product``'s split), then its drive
-            d = np.dot(x[lo:hi], w, out=drive[lo:hi])
-            if own:
-                d += bias0
-                ks[0] = d
-            else:
-                ks[0] = d + bias0
-            if check_drive and not kernels.all_finite(ks[0]):
-                unchecked.append(lo)
-        if compiled is not None:
-            return _compiled_sweeps(compiled, ops, ks, part, None if y is None else y[lo:hi], ms)
-        sc = None if scaled is None else (cut(scaled[0]), scaled[1], scaled[2])
-        return _sweeps(ops, ks, part, None if y is None else y[lo:hi], sc, ms)
+    if compiled is not None:
+        # Each chunk's kernel arguments are made here, before the round: a chunk thread then runs its product (a
+        # split batch's), one compiled pass adding the bias drive and checking it, and the compiled sweeps, and
+        # takes the GIL three times, not once per line of Python (two threads waiting on each other's Python
+        # cost each a wake-up, tens of microseconds on a VM).
+        prepared = {}
+        for lo, hi in chunks:
+            ks = [k[lo:hi] if np.ndim(k) == 2 else k for k in const]
+            if fused:  # the bias goes into this solve's own product in place; a kept product stays as made
+                ks[0] = drive[lo:hi] if own else np.empty((hi - lo, drive.shape[1]))
+            ms = None if masks is None else [None if m is None else m[lo:hi] for m in masks]
+            prepared[lo] = (hi, ks[0], _kernel_args(compiled, ops, ks, [v[lo:hi] for v in layers],
+                                                    None if y is None else y[lo:hi], ms))
+
+        def run(bounds):
+            hi, k0, args = prepared[bounds[0]]
+            lo = bounds[0]
+            if fused:  # this chunk's rows of the input product (``_product``'s split), then its drive
+                d = np.dot(x[lo:hi], w, out=drive[lo:hi])
+                if not kernels.add_row(k0, d, bias0) and check_drive:
+                    unchecked.append(lo)
+            sweeps, change, om = kernels.box_sweeps(*args)
+            return args[0], int(sweeps), float(change), float(om)
+    else:
+        run = _python_run(ops, const, layers, y, masks, scaled)
 
     results = _over_chunks(B, run)
     if fused:
@@ -183,10 +189,9 @@ def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | N
             const[0] = drive  # the bias is in it
         else:
             _keep_drive(net, x, drive)
-    if len(results) == 1:
-        layers = results[0][0]
-    elif compiled is None:  # the numpy path's sweeps make new arrays per chunk
-        layers = [np.concatenate([r[0][c] for r in results]) for c in range(L)]
+    if compiled is None:  # the numpy path's sweeps make new arrays per chunk
+        layers = results[0][0] if len(results) == 1 else [np.concatenate([r[0][c] for r in results])
+                                                         for c in range(L)]
     # else: the compiled sweeps wrote each chunk's rows in place, in the whole layers' arrays
     sweeps = max(r[1] for r in results)
     change = max(r[2] for r in results)
@@ -198,6 +203,20 @@ def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | N
         return _residual(net, totals, const, fwd, back, layers, y, beta, masks)
 
     return layers, sweeps, change, residual, omega
+
+
+def _python_run(ops, const, layers, y, masks, scaled):
+    """The function a chunk thread runs where the sweeps are not compiled: the per-layer Python loop (``_sweeps``)
+    on its rows, which returns new arrays."""
+    def run(bounds):
+        lo, hi = bounds
+        part = [v[lo:hi] for v in layers]
+        cut = lambda ks: [k[lo:hi] if np.ndim(k) == 2 else k for k in ks]  # noqa: E731  (per-sample drives)
+        ms = None if masks is None else [None if m is None else m[lo:hi] for m in masks]
+        sc = None if scaled is None else (cut(scaled[0]), scaled[1], scaled[2])
+        return _sweeps(ops, cut(const), part, None if y is None else y[lo:hi], sc, ms)
+
+    return run
 
 
 def _masks(net: LayeredNetwork, B: int):
@@ -253,8 +272,9 @@ def _unmasked(L: int):
     return got
 
 
-def _compiled_sweeps(compiled, ops, const, layers, y, masks=None):
-    """``_sweeps`` through ``kernels.box_sweeps`` (one compiled call for the whole loop), on one chunk."""
+def _kernel_args(compiled, ops, const, layers, y, masks=None) -> tuple:
+    """``kernels.box_sweeps``' arguments for one chunk: ``_sweeps`` as one compiled call for the whole loop. ``const``
+    per layer its constant drive: a (chunk, n) array, or a row, made whole here."""
     net, totals, fwd, back, nudged, beta, tol, max_sweeps, boxes, omega, estimate, updates = ops
     fwds, backs, S, inv_s, lo, hi, pairs = compiled
     L = len(layers)
@@ -274,10 +294,8 @@ def _compiled_sweeps(compiled, ops, const, layers, y, masks=None):
     else:
         masked = np.array([m is not None for m in masks], dtype=np.int64)
         ms = tuple(_FREE if m is None else m for m in masks)
-    sweeps, change, omega = kernels.box_sweeps(tuple(layers), tuple(ks), fwds, backs, inv_s, S, lo, hi, pairs, yy,
-                                               float(beta), float(tol), int(max_sweeps), float(omega),
-                                               bool(estimate), OMEGA_MAX, ms, masked)
-    return layers, int(sweeps), float(change), float(omega)
+    return (tuple(layers), tuple(ks), fwds, backs, inv_s, S, lo, hi, pairs, yy, float(beta), float(tol),
+            int(max_sweeps), float(omega), bool(estimate), OMEGA_MAX, ms, masked)
 
 
 def _setup(net: LayeredNetwork, totals, nudged: bool, beta: float):
