@@ -640,6 +640,13 @@ def add_row(out: np.ndarray, d: np.ndarray, row: np.ndarray) -> bool:
     return all_finite(out)
 
 
+def join_rows(layers, out: np.ndarray) -> bool:
+    """Writes the layers side by side into ``out`` (their rows, (rows, total width)) and returns whether every voltage
+    is finite: ``join_finite`` into the caller's array; the caller has checked that the kernels take the layers (the
+    compiled sweeps' own arrays)."""
+    return bool(_join_kernel(tuple(layers), out))
+
+
 def join_finite(layers) -> tuple:
     """(the layers side by side as one (batch, nodes) array, whether every voltage is finite): numpy's
     ``concatenate(layers, axis=1)`` and ``all_finite`` of it in one compiled pass where the kernels take every

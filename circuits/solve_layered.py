@@ -74,12 +74,14 @@ OMEGA_MAX = 1.9  # projected SOR converges for any omega in (0, 2); stay clear o
 
 
 def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | None = None, totals=None,
-        check_drive: bool = False, extra=None, signed=None):
+        check_drive: bool = False, extra=None, signed=None, joined=None):
     """Returns (layers, sweeps, last_change, residual, omega). ``x`` holds the input features; ``residual``
     is a function giving the KCL residual per layer (computed on demand: it costs about a sweep); ``extra``:
     per layer None or a (batch, nodes) current added to its drive (the op-amps' departure from a V);
     ``omega`` is the over-relaxation factor the sweeps ended with (1: plain block coordinate descent); ``signed``:
-    the signed input weights where the caller has them (``source_drive``).
+    the signed input weights where the caller has them (``source_drive``); ``joined``: a dict into which the
+    compiled sweeps put the layers side by side (``"voltages"``, (batch, free nodes), each chunk thread its own
+    rows while they are in its cache) and whether all are finite (``"finite"``); left empty by the numpy path.
 
     The source projection runs once per batch; the sweeps run on batch chunks in threads (``threads``): they
     are many small array operations that numpy runs without the GIL, and one thread cannot keep both cores
@@ -161,6 +163,10 @@ def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | N
         # takes the GIL three times, not once per line of Python (two threads waiting on each other's Python
         # cost each a wake-up, tens of microseconds on a VM).
         prepared = {}
+        out = None
+        if joined is not None:
+            out = np.empty((B, sum(v.shape[1] for v in layers)))
+            finite = []
         for lo, hi in chunks:
             ks = [k[lo:hi] if np.ndim(k) == 2 else k for k in const]
             if fused:  # the bias goes into this solve's own product in place; a kept product stays as made
@@ -177,11 +183,15 @@ def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | N
                 if not kernels.add_row(k0, d, bias0) and check_drive:
                     unchecked.append(lo)
             sweeps, change, om = kernels.box_sweeps(*args)
+            if out is not None:
+                finite.append(kernels.join_rows(args[0], out[lo:hi]))
             return args[0], int(sweeps), float(change), float(om)
     else:
         run = _python_run(ops, const, layers, y, masks, scaled)
 
-    results = _over_chunks(B, run)
+    results = _over_chunks(B, run, chunks)
+    if compiled is not None and out is not None:
+        joined["voltages"], joined["finite"] = out, all(finite)
     if fused:
         if unchecked:
             net.check_inputs(x)  # raises naming the first NaN/inf of x; finite inputs go on, as they did before
@@ -504,10 +514,10 @@ def _product(x, w):
     return out
 
 
-def _over_chunks(B, fn) -> list:
+def _over_chunks(B, fn, chunks=None) -> list:
     """[fn((lo, hi)) for each chunk of a batch of B rows] (``threads.run``: the first chunk in this thread, each
-    thread's BLAS given its share of the cores)."""
-    return threads.run(_chunks(B), fn)
+    thread's BLAS given its share of the cores); ``chunks``: the caller's ``_chunks(B)``."""
+    return threads.run(_chunks(B) if chunks is None else chunks, fn)
 
 
 def _chunks(B):

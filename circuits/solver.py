@@ -102,9 +102,11 @@ def _solve_layered(net: LayeredNetwork, x, y, beta, init, tol, max_iter, omega=N
         for n in net.free_sizes:
             init_layers.append(init[:, a:a + n])
             a += n
+    joined = {}
     layers, sweeps, change, residual, omega = bcd(net, x, y, beta, init_layers, tol, max_iter, omega, totals,
-                                                  check_drive=on_drive, signed=signed)
+                                                  check_drive=on_drive, signed=signed, joined=joined)
     if change <= tol and net.op_amps:
+        joined.clear()  # the op-amps' rounds move the layers on
         layers, sweeps, change, residual = _settle_amplifiers(net, x, y, beta, layers, sweeps, tol, max_iter, totals,
                                                               signed)
     if change > tol:
@@ -116,7 +118,10 @@ def _solve_layered(net: LayeredNetwork, x, y, beta, init, tol, max_iter, omega=N
         raise ConvergenceError(
             f"block coordinate descent did not converge in {max_iter} sweeps (last change {change:.3e} V > tol "
             f"{tol:.1e} V): sample {worst} has KCL residual {worst_res:.3e} A; raise max_iter or tol", worst, worst_res)
-    voltages, finite = kernels.join_finite(layers)
+    if "voltages" in joined:  # the compiled sweeps' chunk threads joined their rows
+        voltages, finite = joined["voltages"], joined["finite"]
+    else:
+        voltages, finite = kernels.join_finite(layers)
     if not finite:
         worst = int(np.argwhere(~np.isfinite(voltages))[0, 0])
         raise ConvergenceError(f"the solve diverged (non-finite voltages at sample {worst})", worst, np.inf)
