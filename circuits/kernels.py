@@ -13,9 +13,10 @@ the reference (``EQPROP_KERNELS=numpy`` forces it).
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
+
+from .settings import setting
 
 try:  # numba is a dependency; the numpy path remains for a broken or missing install
     from llvmlite import ir
@@ -26,7 +27,7 @@ except ImportError:  # pragma: no cover - exercised only without numba
 
 
 def available() -> bool:
-    return njit is not None and os.environ.get("EQPROP_KERNELS", "").lower() != "numpy"
+    return njit is not None and setting("EQPROP_KERNELS").lower() != "numpy"
 
 
 def _compile(fn):

@@ -27,6 +27,8 @@ import os
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 
+from .settings import setting
+
 MIN_CHUNK = 128  # batch rows per thread below which a thread costs more than it saves
 ENV = "EQPROP_THREADS"
 
@@ -36,7 +38,7 @@ _pool = None
 
 def cores() -> int:
     """Threads the toolkit may keep busy: ``EQPROP_THREADS`` if set, else the cores of this process's affinity."""
-    value = os.environ.get(ENV, "").strip()
+    value = setting(ENV).strip()
     if value:
         try:
             n = int(value)
@@ -151,6 +153,6 @@ def describe() -> str:
     controller = _blas()
     libs = ", ".join(f"{b['library']} ({b['kernels'] or 'kernels not reported'}) {b['threads']} threads"
                      for b in blas_libraries()) if controller else "threadpoolctl missing"
-    src = f"{ENV}={os.environ[ENV]}" if os.environ.get(ENV, "").strip() else "affinity"
+    src = f"{ENV}={setting(ENV)}" if setting(ENV).strip() else "affinity"
     return (f"{cores()} cores ({src}); a batch is split over one thread per {MIN_CHUNK} samples, at most "
             f"{cores()}, and BLAS gets cores / threads inside the split; BLAS: {libs or 'none found'}")

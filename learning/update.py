@@ -16,9 +16,9 @@ which gives the same result (tested).
 """
 from __future__ import annotations
 
-import os
-
 import numpy as np
+
+from eqprop.circuits import kernels
 
 try:
     from numba import njit
@@ -36,7 +36,7 @@ FLUSH = 1e-300
 
 
 def _fused_available() -> bool:
-    return njit is not None and os.environ.get("EQPROP_KERNELS", "").lower() != "numpy"
+    return njit is not None and kernels.available()
 
 
 if njit is not None:

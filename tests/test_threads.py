@@ -160,3 +160,25 @@ def test_freed_temporaries_are_reused_not_faulted_in_again():
     system, state = page_faults({"EQPROP_MALLOC": "system"})
     assert "EQPROP_MALLOC=system" in state
     assert system > 20 * 200, (system, state)
+
+
+def test_a_setting_is_read_as_the_environment_holds_it_at_each_call(monkeypatch):
+    """``settings.setting`` is ``os.environ.get(name, "")`` at every call: set, changed, unset and set through
+    ``os.environ`` directly while the process runs; the kernels' switch and the thread count follow it."""
+    from eqprop.circuits import kernels
+    from eqprop.circuits.settings import setting
+
+    monkeypatch.delenv("EQPROP_TEST_SETTING", raising=False)
+    assert setting("EQPROP_TEST_SETTING") == ""
+    monkeypatch.setenv("EQPROP_TEST_SETTING", "a b")
+    assert setting("EQPROP_TEST_SETTING") == "a b"
+    os.environ["EQPROP_TEST_SETTING"] = "\u00e9"
+    assert setting("EQPROP_TEST_SETTING") == os.environ.get("EQPROP_TEST_SETTING") == "\u00e9"
+    monkeypatch.delenv("EQPROP_TEST_SETTING")
+    assert setting("EQPROP_TEST_SETTING") == ""
+    monkeypatch.setenv(threads.ENV, "1")
+    assert threads.cores() == 1
+    monkeypatch.setenv("EQPROP_KERNELS", "numpy")
+    assert not kernels.available()
+    monkeypatch.setenv("EQPROP_KERNELS", "")
+    assert kernels.available() == (kernels.njit is not None)
