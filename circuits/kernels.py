@@ -641,6 +641,34 @@ def add_row(out: np.ndarray, d: np.ndarray, row: np.ndarray) -> bool:
     return all_finite(out)
 
 
+def _split_loop(a, parts):  # pragma: no cover - compiled
+    bad = 0
+    off = 0
+    for c in range(len(parts)):
+        v = parts[c]
+        B, n = v.shape
+        for i in range(B):
+            for j in range(n):
+                x = a[i, off + j]
+                bad += not (x - x == 0.0)
+                v[i, j] = x
+        off += n
+    return bad == 0
+
+
+_split_kernel = _split_loop if njit is None else njit(nogil=True, cache=True, error_model="numpy")(_split_loop)
+
+
+def split_finite(a: np.ndarray, sizes) -> tuple:
+    """(a's column blocks of the given widths as C-contiguous copies, whether every entry is finite): the layers of
+    a warm start, copied and checked in one compiled pass; (None, None) where the kernels do not take ``a`` (the
+    caller then checks and copies)."""
+    if not (len(sizes) and serves(a) and a.shape[1] == sum(sizes)):
+        return None, None
+    parts = [np.empty((a.shape[0], n)) for n in sizes]
+    return parts, bool(_split_kernel(a, tuple(parts)))
+
+
 def join_rows(layers, out: np.ndarray) -> bool:
     """Writes the layers side by side into ``out`` (their rows, (rows, total width)) and returns whether every voltage
     is finite: ``join_finite`` into the caller's array; the caller has checked that the kernels take the layers (the

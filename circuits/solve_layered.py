@@ -74,7 +74,7 @@ OMEGA_MAX = 1.9  # projected SOR converges for any omega in (0, 2); stay clear o
 
 
 def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | None = None, totals=None,
-        check_drive: bool = False, extra=None, signed=None, joined=None):
+        check_drive: bool = False, extra=None, signed=None, joined=None, own_start: bool = False):
     """Returns (layers, sweeps, last_change, residual, omega). ``x`` holds the input features; ``residual``
     is a function giving the KCL residual per layer (computed on demand: it costs about a sweep); ``extra``:
     per layer None or a (batch, nodes) current added to its drive (the op-amps' departure from a V);
@@ -82,6 +82,7 @@ def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | N
     the signed input weights where the caller has them (``source_drive``); ``joined``: a dict into which the
     compiled sweeps put the layers side by side (``"voltages"``, (batch, free nodes), each chunk thread its own
     rows while they are in its cache) and whether all are finite (``"finite"``); left empty by the numpy path.
+    ``own_start``: ``init`` is the caller's copy, C-contiguous float arrays the sweeps may write in place.
 
     The source projection runs once per batch; the sweeps run on batch chunks in threads (``threads``): they
     are many small array operations that numpy runs without the GIL, and one thread cannot keep both cores
@@ -150,7 +151,7 @@ def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | N
     if init is None:
         layers = [np.zeros((B, n)) for n in net.free_sizes]
     else:
-        layers = [np.array(v, dtype=float, copy=True) for v in init]
+        layers = list(init) if own_start else [np.array(v, dtype=float, copy=True) for v in init]
     estimate = boxes is not None and omega is None
     omega = 1.0 if boxes is None or omega is None else float(omega)
     # Box layers take T/S from matrices with 1/S folded in (one array pass less per layer and sweep).

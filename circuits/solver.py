@@ -65,7 +65,9 @@ def solve(network, x, y=None, beta: float = 0.0, init=None, *, tol: float = 1e-1
     raise NetworkError(f"solve() takes a LayeredNetwork or GraphNetwork, got {type(network).__name__}")
 
 
-def _prepare(network, x, y, beta, init, n_free, check_x: bool = True):
+def _prepare(network, x, y, beta, init, n_free, check_x: bool = True, check_init: bool = True):
+    """x, y and init checked (``check_init=False``: init's shape only, for a caller that checks its values as it
+    copies them)."""
     x = network.check_inputs(x) if check_x else network.check_inputs(x, finite=False)
     B = x.shape[0]
     if beta != 0.0:
@@ -78,9 +80,12 @@ def _prepare(network, x, y, beta, init, n_free, check_x: bool = True):
         init = init.voltages if isinstance(init, Equilibrium) else np.asarray(init, dtype=float)
         if init.shape != (B, n_free):
             raise InputError(f"init must have shape ({B}, {n_free}) (batch, free nodes), got {init.shape}")
-        if not kernels.all_finite(init):
-            raise InputError("init holds NaN/inf voltages")
+        if check_init and not kernels.all_finite(init):
+            raise InputError(INIT_NOT_FINITE)
     return x, y, init
+
+
+INIT_NOT_FINITE = "init holds NaN/inf voltages"
 
 
 def _solve_layered(net: LayeredNetwork, x, y, beta, init, tol, max_iter, omega=None, totals=None,
@@ -92,19 +97,29 @@ def _solve_layered(net: LayeredNetwork, x, y, beta, init, tol, max_iter, omega=N
     # where the first layer is narrower than x, bcd checks that product instead of x: a pass over a smaller
     # array; on a hit it runs the check of x, whose message names the sample and column.
     on_drive = net.free_sizes[0] < net.n_features
-    x, y, init = _prepare(net, x, y, beta, init, n_free, check_x=not on_drive)
-    if beta < 0:
-        _check_negative_beta(net, beta, totals)
+    x, y, init = _prepare(net, x, y, beta, init, n_free, check_x=not on_drive, check_init=False)
+    own_start = False
     if init is None:
         init_layers = None
-    else:  # the layers' columns of init (views: bcd copies them)
-        init_layers, a = [], 0
-        for n in net.free_sizes:
-            init_layers.append(init[:, a:a + n])
-            a += n
+    else:  # the layers' columns of init: copied and checked in one compiled pass, or views (bcd copies them)
+        init_layers, finite = kernels.split_finite(init, net.free_sizes)
+        if init_layers is None:
+            if not kernels.all_finite(init):
+                raise InputError(INIT_NOT_FINITE)
+            init_layers, a = [], 0
+            for n in net.free_sizes:
+                init_layers.append(init[:, a:a + n])
+                a += n
+        elif not finite:
+            raise InputError(INIT_NOT_FINITE)
+        else:
+            own_start = True
+    if beta < 0:
+        _check_negative_beta(net, beta, totals)
     joined = {}
     layers, sweeps, change, residual, omega = bcd(net, x, y, beta, init_layers, tol, max_iter, omega, totals,
-                                                  check_drive=on_drive, signed=signed, joined=joined)
+                                                  check_drive=on_drive, signed=signed, joined=joined,
+                                                  own_start=own_start)
     if change <= tol and net.op_amps:
         joined.clear()  # the op-amps' rounds move the layers on
         layers, sweeps, change, residual = _settle_amplifiers(net, x, y, beta, layers, sweeps, tol, max_iter, totals,

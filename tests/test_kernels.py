@@ -364,3 +364,52 @@ def test_a_split_batch_makes_its_input_product_in_the_chunk_threads(monkeypatch)
     whole = solve(net, x)
     np.testing.assert_allclose(got[True][0], whole.voltages, rtol=0, atol=1e-9)
     np.testing.assert_allclose(got[True][1], solve(net, x, y, 1e-7, init=whole).voltages, rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("bad", [None, np.nan, np.inf, -np.inf])
+def test_the_passes_that_copy_and_check_voltages(bad):
+    """The one-pass copies of a solve: the voltages joined side by side (``join_finite``, ``join_rows``), a warm
+    start split into its layers (``split_finite``), the bias drive added to a product (``add_row``, in place or
+    not): numpy's values bit for bit, and the finiteness flag false for a NaN or inf anywhere (first, last, a
+    layer's edge)."""
+    rng = np.random.default_rng(5)
+    layers = [rng.normal(size=(9, n)) for n in (7, 3, 4)]
+    for where in [(0, 0, 0), (2, 8, 3), (1, 4, 0), (1, 4, 2)] if bad is not None else [None]:
+        ls = [v.copy() for v in layers]
+        if where is not None:
+            ls[where[0]][where[1], where[2]] = bad
+        ref = np.concatenate(ls, axis=1)
+        joined, ok = kernels.join_finite(ls)
+        assert joined.tobytes() == ref.tobytes() and ok is (bad is None)
+        out = np.full((5, 14), 7.0)
+        assert kernels.join_rows([v[2:7] for v in ls], out) is (bad is None or not 2 <= where[1] < 7)
+        assert out.tobytes() == ref[2:7].tobytes()
+        parts, ok = kernels.split_finite(ref, [7, 3, 4])
+        assert [p.tobytes() for p in parts] == [v.tobytes() for v in ls] and ok is (bad is None)
+        assert all(p.flags.c_contiguous for p in parts)
+        assert kernels.split_finite(np.asfortranarray(ref), [7, 3, 4]) == (None, None)
+        row = rng.normal(size=14)
+        into = np.empty_like(ref)
+        assert kernels.add_row(into, ref, row) is (bad is None)
+        assert into.tobytes() == (ref + row).tobytes()
+        own = ref.copy()
+        assert kernels.add_row(own, own, row) is (bad is None)
+        assert own.tobytes() == (ref + row).tobytes()
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_a_warm_start_with_nan_is_refused_in_one_line(order):
+    """A NaN or inf in ``init`` is named before any sweep, whether the compiled pass copies it or numpy does (a
+    Fortran-order start); a finite start settles to the same equilibrium either way (to the tolerance: the sweeps
+    then run on Fortran-order layers, whose products round differently)."""
+    from eqprop.circuits.errors import InputError
+    net, x, y = _case([48, 30, 10], "ideal")
+    free = solve(net, x)
+    start = np.array(free.voltages, order=order)
+    nudged = solve(net, x, y, beta=1e-7, init=start)
+    np.testing.assert_allclose(nudged.voltages, solve(net, x, y, beta=1e-7, init=free).voltages, rtol=0, atol=1e-9)
+    for bad in (np.nan, np.inf):
+        start = np.array(free.voltages, order=order)
+        start[3, 31] = bad
+        with pytest.raises(InputError, match="^init holds NaN/inf voltages$"):
+            solve(net, x, y, beta=1e-7, init=start)
