@@ -659,6 +659,12 @@ def _split_loop(a, parts):  # pragma: no cover - compiled
 _split_kernel = _split_loop if njit is None else njit(nogil=True, cache=True, error_model="numpy")(_split_loop)
 
 
+def split_rows(a: np.ndarray, parts) -> bool:
+    """``split_finite`` into the caller's arrays: a's column blocks copied into ``parts`` (the same rows) and whether
+    every entry is finite; the caller has checked that the kernels take them."""
+    return bool(_split_kernel(a, tuple(parts)))
+
+
 def split_finite(a: np.ndarray, sizes) -> tuple:
     """(a's column blocks of the given widths as C-contiguous copies, whether every entry is finite): the layers of
     a warm start, copied and checked in one compiled pass; (None, None) where the kernels do not take ``a`` (the

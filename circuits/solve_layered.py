@@ -70,11 +70,12 @@ def _keep_drive(net: LayeredNetwork, x, drive) -> None:
     fixed["source_drive"] = (kept, drive)
 
 
+INIT_NOT_FINITE = "init holds NaN/inf voltages"
 OMEGA_MAX = 1.9  # projected SOR converges for any omega in (0, 2); stay clear of 2
 
 
 def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | None = None, totals=None,
-        check_drive: bool = False, extra=None, signed=None, joined=None, own_start: bool = False):
+        check_drive: bool = False, extra=None, signed=None, joined=None, start=None):
     """Returns (layers, sweeps, last_change, residual, omega). ``x`` holds the input features; ``residual``
     is a function giving the KCL residual per layer (computed on demand: it costs about a sweep); ``extra``:
     per layer None or a (batch, nodes) current added to its drive (the op-amps' departure from a V);
@@ -82,7 +83,9 @@ def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | N
     the signed input weights where the caller has them (``source_drive``); ``joined``: a dict into which the
     compiled sweeps put the layers side by side (``"voltages"``, (batch, free nodes), each chunk thread its own
     rows while they are in its cache) and whether all are finite (``"finite"``); left empty by the numpy path.
-    ``own_start``: ``init`` is the caller's copy, C-contiguous float arrays the sweeps may write in place.
+    ``start``: in place of ``init``, the (batch, free nodes) voltages to start from, unchecked (a C-contiguous float
+    array): copied into the layers and checked for NaN/inf in one compiled pass, by the chunk threads for their
+    rows where the sweeps are compiled; a NaN or inf raises InputError.
 
     The source projection runs once per batch; the sweeps run on batch chunks in threads (``threads``): they
     are many small array operations that numpy runs without the GIL, and one thread cannot keep both cores
@@ -148,10 +151,17 @@ def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | N
         if e is not None:
             const[c] = const[c] + e
     masks = _masks(net, B)
-    if init is None:
+    split = start is not None and compiled is not None  # each chunk thread copies and checks its rows of start
+    if split:
+        layers = [np.empty((B, n)) for n in net.free_sizes]
+    elif start is not None:
+        layers, finite = kernels.split_finite(start, net.free_sizes)
+        if not finite:
+            raise InputError(INIT_NOT_FINITE)
+    elif init is None:
         layers = [np.zeros((B, n)) for n in net.free_sizes]
     else:
-        layers = list(init) if own_start else [np.array(v, dtype=float, copy=True) for v in init]
+        layers = [np.array(v, dtype=float, copy=True) for v in init]
     estimate = boxes is not None and omega is None
     omega = 1.0 if boxes is None or omega is None else float(omega)
     # Box layers take T/S from matrices with 1/S folded in (one array pass less per layer and sweep).
@@ -165,9 +175,9 @@ def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | N
         # cost each a wake-up, tens of microseconds on a VM).
         prepared = {}
         out = None
+        finite, started = [], []
         if joined is not None:
             out = np.empty((B, sum(v.shape[1] for v in layers)))
-            finite = []
         for lo, hi in chunks:
             ks = [k[lo:hi] if np.ndim(k) == 2 else k for k in const]
             if fused:  # the bias goes into this solve's own product in place; a kept product stays as made
@@ -179,6 +189,8 @@ def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | N
         def run(bounds):
             hi, k0, args = prepared[bounds[0]]
             lo = bounds[0]
+            if split:
+                started.append(kernels.split_rows(start[lo:hi], args[0]))
             if fused:  # this chunk's rows of the input product (``_product``'s split), then its drive
                 d = np.dot(x[lo:hi], w, out=drive[lo:hi])
                 if not kernels.add_row(k0, d, bias0) and check_drive:
@@ -191,6 +203,8 @@ def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | N
         run = _python_run(ops, const, layers, y, masks, scaled)
 
     results = _over_chunks(B, run, chunks)
+    if split and not all(started):
+        raise InputError(INIT_NOT_FINITE)
     if compiled is not None and out is not None:
         joined["voltages"], joined["finite"] = out, all(finite)
     if fused:

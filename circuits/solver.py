@@ -15,7 +15,7 @@ from .energy import clamp_residual, node_conductance, readout
 from .equilibrium import Equilibrium
 from .errors import ConvergenceError, InputError, NetworkError
 from .network import GraphNetwork, LayeredNetwork
-from .solve_layered import bcd
+from .solve_layered import INIT_NOT_FINITE, bcd
 from .solve_graph import compile_graph, solve_graph
 
 METHODS = ("auto", "bcd", "newton")
@@ -85,9 +85,6 @@ def _prepare(network, x, y, beta, init, n_free, check_x: bool = True, check_init
     return x, y, init
 
 
-INIT_NOT_FINITE = "init holds NaN/inf voltages"
-
-
 def _solve_layered(net: LayeredNetwork, x, y, beta, init, tol, max_iter, omega=None, totals=None,
                    signed=None) -> Equilibrium:
     """``totals``, ``signed``: the node totals and signed input weights the network's check returned (None: derived
@@ -98,28 +95,22 @@ def _solve_layered(net: LayeredNetwork, x, y, beta, init, tol, max_iter, omega=N
     # array; on a hit it runs the check of x, whose message names the sample and column.
     on_drive = net.free_sizes[0] < net.n_features
     x, y, init = _prepare(net, x, y, beta, init, n_free, check_x=not on_drive, check_init=False)
-    own_start = False
-    if init is None:
-        init_layers = None
-    else:  # the layers' columns of init: copied and checked in one compiled pass, or views (bcd copies them)
-        init_layers, finite = kernels.split_finite(init, net.free_sizes)
-        if init_layers is None:
+    init_layers = start = None
+    if init is not None:
+        if kernels.serves(init):  # bcd copies it into its layers and checks it in one compiled pass
+            start = init
+        else:  # the layers' columns of init (views: bcd copies them)
             if not kernels.all_finite(init):
                 raise InputError(INIT_NOT_FINITE)
             init_layers, a = [], 0
             for n in net.free_sizes:
                 init_layers.append(init[:, a:a + n])
                 a += n
-        elif not finite:
-            raise InputError(INIT_NOT_FINITE)
-        else:
-            own_start = True
     if beta < 0:
         _check_negative_beta(net, beta, totals)
     joined = {}
     layers, sweeps, change, residual, omega = bcd(net, x, y, beta, init_layers, tol, max_iter, omega, totals,
-                                                  check_drive=on_drive, signed=signed, joined=joined,
-                                                  own_start=own_start)
+                                                  check_drive=on_drive, signed=signed, joined=joined, start=start)
     if change <= tol and net.op_amps:
         joined.clear()  # the op-amps' rounds move the layers on
         layers, sweeps, change, residual = _settle_amplifiers(net, x, y, beta, layers, sweeps, tol, max_iter, totals,
