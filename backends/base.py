@@ -140,14 +140,17 @@ class ResistiveBackend(Backend):
     def local_statistics(self, eq: Equilibrium) -> list:
         return conductance_statistics(self.network, self.network.encode_inputs(eq.inputs), eq.layers)
 
-    def statistics_difference(self, hi: Equilibrium, lo: Equilibrium) -> list:
+    def statistics_difference(self, hi: Equilibrium, lo: Equilibrium, paired: bool = False) -> list:
+        """``paired``: an input connection of +x/-x pairs may come as ``circuits.energy.PairedRows``."""
         if hi.inputs is not lo.inputs and (hi.inputs.shape != lo.inputs.shape
                                            or not np.array_equal(hi.inputs, lo.inputs)):
             return super().statistics_difference(hi, lo)
         # with input pairs the features serve as the sources (their -x half is never read); the settle checked them
         net = self.network
         sources = net.check_inputs(hi.inputs, finite=False) if net.input_pairs else net.encode_inputs(hi.inputs)
-        return statistics_difference(net, sources, hi.layers, lo.layers)
+        return statistics_difference(net, sources, hi.layers, lo.layers, paired=paired)
+
+    statistics_difference.pairs = True  # takes paired= (``learning.eqprop.eqprop_statistics``); an override does not
 
     def sync(self) -> None:
         self.network.validate()

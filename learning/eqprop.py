@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from eqprop.circuits.energy import PairedRows
+
 NUDGINGS = ("centered", "positive", "negative", "random")
 
 
@@ -41,9 +43,11 @@ def run_phases(backend, x, y, beta: float, nudging: str = "centered", rng=None) 
     return Phases(free, plus, minus, beta)
 
 
-def eqprop_statistics(backend, phases: Phases) -> tuple:
+def eqprop_statistics(backend, phases: Phases, paired: bool = False) -> tuple:
     """(statistics differences, scale): the gradient estimate of every parameter is difference * scale.
-    The differences are this call's own arrays (a caller may scale or overwrite them in place)."""
+    The differences are this call's own arrays (a caller may scale or overwrite them in place). ``paired``: where
+    the backend's ``statistics_difference`` takes it (its ``pairs`` attribute), an input connection of +x/-x pairs
+    comes as ``circuits.energy.PairedRows``, for an update that forms the - rows as it reads them."""
     beta = phases.beta
     if phases.plus is not None and phases.minus is not None:
         hi, lo, span = phases.plus, phases.minus, 2 * beta
@@ -52,7 +56,11 @@ def eqprop_statistics(backend, phases: Phases) -> tuple:
     else:
         hi, lo, span = phases.free, phases.minus, beta
     scale = 1.0 / (span * backend.cost_weight * phases.free.batch)
-    return [np.asarray(d, dtype=float) for d in backend.statistics_difference(hi, lo)], scale
+    difference = backend.statistics_difference
+    if paired and getattr(difference, "pairs", False):
+        stats = difference(hi, lo, paired=True)
+        return [d if isinstance(d, PairedRows) else np.asarray(d, dtype=float) for d in stats], scale
+    return [np.asarray(d, dtype=float) for d in difference(hi, lo)], scale
 
 
 def eqprop_gradient(backend, phases: Phases) -> list:

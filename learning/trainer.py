@@ -17,10 +17,11 @@ from dataclasses import asdict, dataclass, field, fields
 import numpy as np
 
 from eqprop import backends
+from eqprop.circuits.energy import PairedRows
 
 from .eqprop import NUDGINGS, eqprop_statistics, run_phases
 from .programming import PRESETS, ProgrammingModel
-from .update import sgd_step
+from .update import sgd_step, sgd_step_pairs
 
 
 class ConfigError(ValueError):
@@ -558,15 +559,21 @@ class EqPropTrainer:
             for eq in (ph.free, ph.plus, ph.minus):
                 if eq is not None:
                     eq.voltages = self.device.read(eq.voltages, self.rng)
-        stats, scale = eqprop_statistics(self.backend, ph)
+        stats, scale = eqprop_statistics(self.backend, ph, paired=True)
         decay = self.rate_factor()
         self.steps += 1
         for p, g, v, ref, lr, gains in zip(self.backend.parameters(), stats, self.velocity, self.g_ref, self.lr,
                                            self.d2d):
             # dimensionless: p = G / g_ref, loss in its unit; g is this step's own array (overwritten)
-            self.decay_weights(p, g, scale * ref / self.loss_unit, ref)
-            sgd_step(p, g, v, cfg.momentum, scale * ref / self.loss_unit, lr * decay * ref, self.device,
-                     self.rng, gains)
+            g_scale = scale * ref / self.loss_unit
+            if isinstance(g, PairedRows):  # the input pairs' - rows formed by the update as it reads them
+                wd = self.config.weight_decay
+                if sgd_step_pairs(p, g, v, cfg.momentum, g_scale, lr * decay * ref, self.device, gains,
+                                  (wd / (ref * g_scale)) if wd else None):
+                    continue
+                g = g.full()
+            self.decay_weights(p, g, g_scale, ref)
+            sgd_step(p, g, v, cfg.momentum, g_scale, lr * decay * ref, self.device, self.rng, gains)
         self.backend.sync()
         return _batch_metrics(ph.free.prediction, y, labels)
 

@@ -51,16 +51,66 @@ if njit is not None:
             pf[i] = min(max(q, lo), hi)
 
 
+if njit is not None:
+    @njit(nogil=True, cache=True, fastmath=False, error_model="numpy")
+    def _pair_rows_step(p, plus, row, v, momentum, g_scale, step, lo, hi, decay, coef):  # pragma: no cover
+        n, m = plus.shape
+        for i in range(n):  # the + rows: g = plus
+            for j in range(m):
+                g = plus[i, j]
+                if decay:
+                    g = g + coef * p[i, j]
+                vi = momentum * v[i, j] + g_scale * g
+                vi = vi if abs(vi) >= FLUSH else 0.0
+                v[i, j] = vi
+                q = p[i, j] - step * vi
+                p[i, j] = min(max(q, lo), hi)
+        for i in range(n):  # the - rows: g = row - plus, formed here (``PairedRows``)
+            r = n + i
+            for j in range(m):
+                g = row[j] - plus[i, j]
+                if decay:
+                    g = g + coef * p[r, j]
+                vi = momentum * v[r, j] + g_scale * g
+                vi = vi if abs(vi) >= FLUSH else 0.0
+                v[r, j] = vi
+                q = p[r, j] - step * vi
+                p[r, j] = min(max(q, lo), hi)
+
+
+def _bounds(device, gains):
+    """(lo, hi) the fused update clips to, or (None, None) where the device model applies the step itself."""
+    if device is None:
+        return -np.inf, np.inf
+    if gains is None and device.bounded_addition:
+        return device.g_min, device.g_max
+    return None, None
+
+
+def sgd_step_pairs(p: np.ndarray, pairs, v: np.ndarray, momentum: float, g_scale: float, step: float, device=None,
+                   gains=None, decay: float | None = None) -> bool:
+    """``sgd_step`` of an input connection of +x/-x pairs whose statistics come as ``circuits.energy.PairedRows``
+    (``pairs``): its - rows formed as the update reads them, never written; ``decay``: the weight decay
+    coefficient the trainer adds first (g + decay p, as ``EqPropTrainer.decay_weights``), None for none. The same
+    parameters and velocities bit for bit as ``pairs.full()`` through ``decay_weights`` and ``sgd_step``. Returns
+    False, doing nothing, where the fused kernel does not serve (a device model that applies the step itself,
+    numba missing, other arrays): the caller then takes ``pairs.full()``."""
+    lo, hi = _bounds(device, gains)
+    plus, row = pairs.plus, pairs.row
+    if (lo is None or not _fused_available() or p.shape != pairs.shape or v.shape != p.shape
+            or row.shape != (plus.shape[1],)
+            or not all(a.dtype == np.float64 and a.flags.c_contiguous for a in (p, plus, row, v))):
+        return False
+    _pair_rows_step(p, plus, row, v, float(momentum), float(g_scale), float(step), float(lo), float(hi),
+                    decay is not None, 0.0 if decay is None else float(decay))
+    return True
+
+
 def sgd_step(p: np.ndarray, g: np.ndarray, v: np.ndarray, momentum: float, g_scale: float, step: float,
              device=None, rng=None, gains=None) -> None:
     """One update of parameter array ``p`` in place (``v``: its velocity, updated in place; ``g`` may be
     overwritten). ``device``: a ProgrammingModel, or None for signed weights (no bounds)."""
-    if device is None:
-        lo, hi = -np.inf, np.inf
-    elif gains is None and device.bounded_addition:
-        lo, hi = device.g_min, device.g_max
-    else:
-        lo = None
+    lo, hi = _bounds(device, gains)
     if (lo is not None and _fused_available() and p.dtype == g.dtype == v.dtype == np.float64
             and p.flags.c_contiguous and g.flags.c_contiguous and v.flags.c_contiguous):
         _momentum_clip(p, g, v, float(momentum), float(g_scale), float(step), float(lo), float(hi))

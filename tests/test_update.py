@@ -240,3 +240,38 @@ def test_an_unchecked_graph_is_checked_by_its_first_solve_or_block():
     next(iter(laid.graph.edges(data=True)))[2]["g"] = np.nan
     with pytest.raises(NetworkError, match="conductance"):
         solve(laid, x)
+
+
+@pytest.mark.parametrize("device,weight_decay", [("ideal", 0.0), ("ideal", 1e-3), ("bounded", 1e-3), ("quantized", 0.0)])
+def test_the_input_pairs_update_from_paired_rows_is_the_full_one_bit_for_bit(monkeypatch, device, weight_decay):
+    """A training step updates an input connection of +x/-x pairs from its statistics as ``PairedRows`` (the - rows
+    formed by the update as it reads them, ``sgd_step_pairs``): after a few steps the conductances and velocities
+    are those of the full statistics array through ``decay_weights`` and ``sgd_step``, bit for bit, with and
+    without weight decay; a device model that applies the step itself (levels) gets the full array."""
+    from eqprop.circuits.energy import PairedRows
+    from eqprop.learning import eqprop as eqprop_module
+    from eqprop.learning import trainer as trainer_module
+    from eqprop.learning.runs import build_network, resolved
+    from eqprop.learning.trainer import EqPropTrainer, TrainConfig
+
+    rng = np.random.default_rng(3)
+    x, labels = rng.uniform(0, 1, (24, 30)), rng.integers(0, 4, 24)
+    seen, results = [], []
+    for paired in (True, False):
+        full = eqprop_module.eqprop_statistics
+
+        def statistics(backend, phases, paired=False, _use=paired):
+            stats, scale = full(backend, phases, paired=_use)
+            seen.append(any(isinstance(s, PairedRows) for s in stats))
+            return stats, scale
+
+        monkeypatch.setattr(trainer_module, "eqprop_statistics", statistics)
+        cfg = resolved(TrainConfig(hidden=[9], weight_decay=weight_decay, batch_size=24))
+        net = build_network(cfg, 30, 4)
+        g_max = 2.0 * max(float(w.max()) for w in net.weights)
+        trainer = EqPropTrainer(NativeBackend(net), cfg, preset(device, g_max), 4)
+        for _ in range(4):
+            trainer.step(x, labels)
+        results.append(([w.tobytes() for w in net.weights + net.biases], [v.tobytes() for v in trainer.velocity]))
+    assert seen == [True] * 4 + [False] * 4
+    assert results[0] == results[1]
