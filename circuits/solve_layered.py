@@ -138,15 +138,12 @@ def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | N
         # NaN/inf in x (0 x inf) reach the drive: BLAS raises no floating-point warning, adding the finite bias
         # drive cannot make inf - inf, and the check is a compiled pass (no np.errstate, about 6 us a call)
         drive = kept if kept is not None else source_drive(net, x, signed)
-        if drive.flags.writeable:  # this solve's own product (a block's kept one is read-only): the bias in place
-            drive += const[0]
-            const[0] = drive
-        else:
-            const[0] = const[0] + drive
-        if check_drive and kept is None:  # x was checked for its shape only (``solver._solve_layered``); a kept
-            # product was checked by the phase that made it, on the same x bit for bit
-            if not kernels.all_finite(const[0]):
-                net.check_inputs(x)  # raises naming the first NaN/inf of x; finite inputs go on, as they did before
+        # this solve's own product takes the bias in place; a block's kept one is read-only: the sum is new
+        const[0] = total = drive if drive.flags.writeable else np.empty(drive.shape)
+        finite = kernels.add_row(total, drive, bias_drive[0])  # one pass: the sum and its check for NaN/inf
+        if check_drive and kept is None and not finite:  # x was checked for its shape only
+            # (``solver._solve_layered``); a kept product was checked by the phase that made it, on the same x
+            net.check_inputs(x)  # raises naming the first NaN/inf of x; finite inputs go on, as they did before
     for c, e in enumerate(extra or []):
         if e is not None:
             const[c] = const[c] + e
