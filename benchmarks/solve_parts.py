@@ -6,9 +6,11 @@
 ``benchmarks/solver.py``'s ``solve()`` rows. Prints per call, in microseconds: the median call (the wrappers add a
 few microseconds), and the mean time in the check of the network (``LayeredNetwork.validate``: its compiled passes
 and the Python around them), the sweeps' set-up, the input product, the compiled sweeps, and the rest (the Python
-of the solve, its checks of x, y and the start, the readout). With two chunk threads the sweeps' time is the
-calling thread's wait for both, and a new batch's input product is made in the same round (``solve_layered``):
-it is counted in the sweeps, and the input product column reads 0; ``--two-rounds`` makes it in a round of its
+of the solve, its checks of x and y, the readout). The sweeps' round includes what the chunk threads do around
+them: the bias drive added to the product, a warm start's copy into the layers (checked for NaN/inf) and their
+rows of the joined voltages. With two chunk threads the sweeps' time is the calling thread's wait for both, and
+a new batch's input product is made in the same round (``solve_layered``): it is counted in the sweeps, and the
+input product column reads 0; ``--two-rounds`` makes it in a round of its
 own, as before (``solve_layered.FUSED_PRODUCT = False``), for comparison. Measured, never asserted.
 """
 from __future__ import annotations

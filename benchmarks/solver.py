@@ -49,15 +49,21 @@ def inputs(n, mnist_path, random=False, script="solver.py"):
     return x, f"MNIST test images ({mnist_path})"
 
 
+WARM_ROUNDS = 5  # the first calls of a process grow its heap (page faults) and warm its caches:
+# ``benchmarks/call_spread.py`` found the first ten or so calls at batch 512 slower than the rest
+
+
 def timed(fns, calls):
-    """Each function's call times (seconds, sorted), the functions called in turn ``calls`` times.
+    """Each function's call times (seconds, sorted), the functions called in turn ``calls`` times, after
+    ``WARM_ROUNDS`` untimed rounds.
 
     Interleaving puts the solver and its bound under the same load; the median is what a user gets, the
     fastest call the figure least disturbed by other work, and slowest / median the spread. The garbage
     collector is off while timing, as ``timeit`` has it: a collection pass lands on whichever call happens
     to be running and is no part of a solve."""
-    for f in fns:
-        f()  # warm caches and the thread pool
+    for _ in range(WARM_ROUNDS):
+        for f in fns:
+            f()  # warm the caches, the thread pool and the heap
     times = [[] for _ in fns]
     collecting = gc.isenabled()
     gc.disable()

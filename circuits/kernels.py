@@ -665,6 +665,24 @@ def split_rows(a: np.ndarray, parts) -> bool:
     return bool(_split_kernel(a, tuple(parts)))
 
 
+def _zero_loop(parts):  # pragma: no cover - compiled
+    for c in range(len(parts)):
+        v = parts[c]
+        B, n = v.shape
+        for i in range(B):
+            for j in range(n):
+                v[i, j] = 0.0
+
+
+_zero_kernel = _zero_loop if njit is None else njit(nogil=True, cache=True)(_zero_loop)
+
+
+def zero_rows(parts) -> None:
+    """Every entry of the arrays ``parts`` set to 0.0 (the compiled sweeps' own C-contiguous layers): a chunk
+    thread's rows of a cold start, zeroed in that thread (the GIL released), where they are then swept."""
+    _zero_kernel(tuple(parts))
+
+
 def split_finite(a: np.ndarray, sizes) -> tuple:
     """(a's column blocks of the given widths as C-contiguous copies, whether every entry is finite): the layers of
     a warm start, copied and checked in one compiled pass; (None, None) where the kernels do not take ``a`` (the

@@ -85,7 +85,8 @@ def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | N
     rows while they are in its cache) and whether all are finite (``"finite"``); left empty by the numpy path.
     ``start``: in place of ``init``, the (batch, free nodes) voltages to start from, unchecked (a C-contiguous float
     array): copied into the layers and checked for NaN/inf in one compiled pass, by the chunk threads for their
-    rows where the sweeps are compiled; a NaN or inf raises InputError.
+    rows where the sweeps are compiled; a NaN or inf raises InputError. With neither, the sweeps start from 0 V
+    (the chunk threads zero their own rows where the sweeps are compiled).
 
     The source projection runs once per batch; the sweeps run on batch chunks in threads (``threads``): they
     are many small array operations that numpy runs without the GIL, and one thread cannot keep both cores
@@ -149,7 +150,8 @@ def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | N
             const[c] = const[c] + e
     masks = _masks(net, B)
     split = start is not None and compiled is not None  # each chunk thread copies and checks its rows of start
-    if split:
+    zeroed = init is None and start is None and compiled is not None  # each chunk thread zeroes its rows
+    if split or zeroed:
         layers = [np.empty((B, n)) for n in net.free_sizes]
     elif start is not None:
         layers, finite = kernels.split_finite(start, net.free_sizes)
@@ -172,7 +174,7 @@ def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | N
         # cost each a wake-up, tens of microseconds on a VM).
         prepared = {}
         out = None
-        finite, started = [], []
+        joined_ok, started = [], []  # per chunk: its rows of the voltages finite; its rows of start finite
         if joined is not None:
             out = np.empty((B, sum(v.shape[1] for v in layers)))
         for lo, hi in chunks:
@@ -188,13 +190,15 @@ def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | N
             lo = bounds[0]
             if split:
                 started.append(kernels.split_rows(start[lo:hi], args[0]))
+            elif zeroed:
+                kernels.zero_rows(args[0])
             if fused:  # this chunk's rows of the input product (``_product``'s split), then its drive
                 d = np.dot(x[lo:hi], w, out=drive[lo:hi])
                 if not kernels.add_row(k0, d, bias0) and check_drive:
                     unchecked.append(lo)
             sweeps, change, om = kernels.box_sweeps(*args)
             if out is not None:
-                finite.append(kernels.join_rows(args[0], out[lo:hi]))
+                joined_ok.append(kernels.join_rows(args[0], out[lo:hi]))
             return args[0], int(sweeps), float(change), float(om)
     else:
         run = _python_run(ops, const, layers, y, masks, scaled)
@@ -203,7 +207,7 @@ def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | N
     if split and not all(started):
         raise InputError(INIT_NOT_FINITE)
     if compiled is not None and out is not None:
-        joined["voltages"], joined["finite"] = out, all(finite)
+        joined["voltages"], joined["finite"] = out, all(joined_ok)
     if fused:
         if unchecked:
             net.check_inputs(x)  # raises naming the first NaN/inf of x; finite inputs go on, as they did before

@@ -369,8 +369,8 @@ def test_a_split_batch_makes_its_input_product_in_the_chunk_threads(monkeypatch)
 @pytest.mark.parametrize("bad", [None, np.nan, np.inf, -np.inf])
 def test_the_passes_that_copy_and_check_voltages(bad):
     """The one-pass copies of a solve: the voltages joined side by side (``join_finite``, ``join_rows``), a warm
-    start split into its layers (``split_finite``), the bias drive added to a product (``add_row``, in place or
-    not): numpy's values bit for bit, and the finiteness flag false for a NaN or inf anywhere (first, last, a
+    start split into its layers (``split_finite``) and a chunk's rows of a cold one zeroed (``zero_rows``), the bias
+    drive added to a product (``add_row``, in place or not): numpy's values bit for bit, and the finiteness flag false for a NaN or inf anywhere (first, last, a
     layer's edge)."""
     rng = np.random.default_rng(5)
     layers = [rng.normal(size=(9, n)) for n in (7, 3, 4)]
@@ -386,6 +386,9 @@ def test_the_passes_that_copy_and_check_voltages(bad):
         assert out.tobytes() == ref[2:7].tobytes()
         parts, ok = kernels.split_finite(ref, [7, 3, 4])
         assert [p.tobytes() for p in parts] == [v.tobytes() for v in ls] and ok is (bad is None)
+        kernels.zero_rows([p[3:6] for p in parts])
+        assert all(not p[3:6].any() and p[:3].tobytes() == v[:3].tobytes() and p[6:].tobytes() == v[6:].tobytes()
+                   for p, v in zip(parts, ls))
         assert all(p.flags.c_contiguous for p in parts)
         assert kernels.split_finite(np.asfortranarray(ref), [7, 3, 4]) == (None, None)
         row = rng.normal(size=14)
