@@ -49,8 +49,8 @@ def inputs(n, mnist_path, random=False, script="solver.py"):
     return x, f"MNIST test images ({mnist_path})"
 
 
-WARM_ROUNDS = 5  # the first calls of a process grow its heap (page faults) and warm its caches:
-# ``benchmarks/call_spread.py`` found the first ten or so calls at batch 512 slower than the rest
+WARM_ROUNDS = 5  # untimed rounds first: the first calls of a process grow its heap and fill its caches (in one
+# of three runs of ``benchmarks/call_spread.py`` the first ten timed calls at batch 512 were all slow, with page faults)
 
 
 def timed(fns, calls):
