@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import time
 
+import eqprop.circuits  # noqa: F401  (first, as the eqprop command: OpenBLAS's idle-thread spin, circuits/threads.py)
 import numpy as np
 
 from eqprop.circuits import layered

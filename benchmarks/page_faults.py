@@ -26,6 +26,7 @@ DEFAULT_MNIST = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" /
 
 CHILD = textwrap.dedent("""
     import resource, sys, time
+    import eqprop.circuits  # first, as the eqprop command: OpenBLAS's idle-thread spin (circuits/threads.py)
     import numpy as np
     from eqprop.backends.native import NativeBackend
     from eqprop.circuits import memory

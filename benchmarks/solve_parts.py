@@ -20,6 +20,7 @@ import gc
 import time
 from collections import defaultdict
 
+import eqprop.circuits  # noqa: F401  (first, as the eqprop command: OpenBLAS's idle-thread spin, circuits/threads.py)
 import numpy as np
 
 from eqprop.circuits import layered, network, solve, solve_layered

@@ -14,6 +14,7 @@ import argparse
 import time
 from pathlib import Path
 
+import eqprop.circuits  # noqa: F401  (first, as the eqprop command: OpenBLAS's idle-thread spin, circuits/threads.py)
 import numpy as np
 
 from eqprop.circuits import layered, solve, solve_layered

@@ -15,6 +15,7 @@ import contextlib
 import time
 from pathlib import Path
 
+import eqprop.circuits  # noqa: F401  (first, as the eqprop command: OpenBLAS's idle-thread spin, circuits/threads.py)
 import numpy as np
 
 from eqprop.circuits import layered, memory, solve, threads

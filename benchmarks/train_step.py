@@ -21,6 +21,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+import eqprop.circuits  # noqa: F401  (first, as the eqprop command: OpenBLAS's idle-thread spin, circuits/threads.py)
 import numpy as np
 
 from eqprop.backends.native import NativeBackend

@@ -1,4 +1,8 @@
 """What the network is: topology, devices, energy, and the native batched equilibrium solvers."""
+from . import threads as _threads
+
+_threads.limit_blas_spin()  # first, before numpy loads its OpenBLAS below (``threads.limit_blas_spin``)
+
 from .devices import (AMPLIFIER_MODELS, DIODE_MODELS, Amplifier, OpAmp, amplifier_model, Conductance, DiodeClamp, DiodeModel, IdealDiode, PiecewiseLinearDiode,
                       ShockleyDiode, diode_model, thermal_voltage)
 from .energy import cost, energy, kcl_residual, nudge_current, readout

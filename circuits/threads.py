@@ -16,6 +16,14 @@ vary from call to call. So the two are chosen together here:
 - ``blas_threads(n_chunks)``: inside the chunked sweeps BLAS gets ``cores() // n_chunks`` threads (at least 1;
   never more than it had), set through threadpoolctl's controllers (the standard way to limit OpenBLAS, MKL and
   BLIS at run time) and put back after.
+- ``limit_blas_spin()``: OpenBLAS's idle threads sleep after 2^24 cycles (``OPENBLAS_THREAD_TIMEOUT=24``) instead
+  of 2^28. After every multi-threaded call OpenBLAS's worker threads spin for that long waiting for the next one;
+  two such libraries are loaded (numpy's, and the one numba's kernels call), and a spinning worker holds a core
+  that a chunk thread or the other library's worker needs (docs/solver.md, *Threads*). OpenBLAS reads the
+  variable when it loads, so ``eqprop.circuits`` sets it on import, before it imports numpy, where the user has not
+  set it: it applies to every OpenBLAS loaded after that (numba's always; numpy's where eqprop is imported
+  first, as the ``eqprop`` command does; child processes inherit it). Results do not change: only idle threads
+  sleep sooner.
 
 Every native solve goes through it, so the CLI, the Python API, pool workers and Ray actors follow it (Lava's
 child processes run their own models and are not limited here); ``describe()`` states the settings
@@ -24,6 +32,7 @@ child processes run their own models and are not limited here); ``describe()`` s
 from __future__ import annotations
 
 import os
+import sys
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 
@@ -31,6 +40,9 @@ from .settings import setting
 
 MIN_CHUNK = 128  # batch rows per thread below which a thread costs more than it saves
 ENV = "EQPROP_THREADS"
+SPIN_ENV = "OPENBLAS_THREAD_TIMEOUT"  # OpenBLAS's own variable: its idle threads spin 2^N cycles, then sleep
+SPIN = 24  # OpenBLAS's default is 28 (about 0.1 s); 22-24 gave the same training steps, 26 not (docs/solver.md)
+_spin = None  # what limit_blas_spin() found: (who set the variable, whether numpy had loaded OpenBLAS before)
 
 _controller = None
 _pool = None
@@ -86,6 +98,33 @@ def run(bounds: list, fn) -> list:
         finally:
             wait(rest)
         return [first] + [f.result() for f in rest]
+
+
+def limit_blas_spin() -> None:
+    """Puts ``OPENBLAS_THREAD_TIMEOUT=24`` in the environment where it is not set (the user's value stands), for
+    every OpenBLAS that loads after this call; notes whether numpy's had already loaded (``describe`` says so).
+    Called by ``eqprop.circuits`` on import, before numpy; once per process."""
+    global _spin
+    if _spin is not None:
+        return
+    loaded = "numpy" in sys.modules
+    if setting(SPIN_ENV).strip():
+        _spin = ("user", loaded)
+    else:
+        os.environ[SPIN_ENV] = str(SPIN)
+        _spin = ("eqprop", loaded)
+
+
+def spin() -> str:
+    """The spin setting in words."""
+    if _spin is None:
+        return f"{SPIN_ENV} not set by eqprop (eqprop.circuits not imported)"
+    who, loaded = _spin
+    text = f"{SPIN_ENV}={setting(SPIN_ENV)} ({'yours' if who == 'user' else 'set by eqprop on import'})"
+    if loaded:
+        text += ("; numpy was imported before eqprop, so its OpenBLAS keeps the value it loaded with (import eqprop "
+                 f"first, or set {SPIN_ENV}=24 before starting Python)")
+    return text
 
 
 def _blas():
@@ -155,4 +194,5 @@ def describe() -> str:
                      for b in blas_libraries()) if controller else "threadpoolctl missing"
     src = f"{ENV}={setting(ENV)}" if setting(ENV).strip() else "affinity"
     return (f"{cores()} cores ({src}); a batch is split over one thread per {MIN_CHUNK} samples, at most "
-            f"{cores()}, and BLAS gets cores / threads inside the split; BLAS: {libs or 'none found'}")
+            f"{cores()}, and BLAS gets cores / threads inside the split; BLAS: {libs or 'none found'}; idle BLAS "
+            f"threads: {spin()}")

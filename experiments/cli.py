@@ -15,6 +15,7 @@ import re
 import sys
 from pathlib import Path
 
+import eqprop.circuits  # noqa: F401  (first: it sets OpenBLAS's idle-thread spin before numpy loads it, threads.py)
 import numpy as np
 
 USER_ERRORS = (ValueError, FileNotFoundError, KeyError, OSError, OverflowError)  # Overflow: a Loihi state width

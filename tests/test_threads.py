@@ -162,6 +162,35 @@ def test_freed_temporaries_are_reused_not_faulted_in_again():
     assert system > 20 * 200, (system, state)
 
 
+@pytest.mark.parametrize("preset,first", [(None, "eqprop"), (None, "numpy"), ("28", "eqprop")])
+def test_importing_eqprop_limits_openblas_idle_spin_unless_the_user_set_it(preset, first):
+    """``import eqprop.circuits`` puts OPENBLAS_THREAD_TIMEOUT=24 in the environment before it imports numpy (so
+    numpy's OpenBLAS, loaded after, reads it), keeps a value the user set, and says in ``threads.describe()`` when
+    numpy had loaded first (its OpenBLAS then keeps its own value); child processes inherit the variable."""
+    env = {k: v for k, v in os.environ.items() if k != threads.SPIN_ENV}
+    if preset is not None:
+        env[threads.SPIN_ENV] = preset
+    code = textwrap.dedent(f"""
+        import os, subprocess, sys
+        {"import numpy" if first == "numpy" else ""}
+        assert "numpy" not in sys.modules or {first == "numpy"}
+        import eqprop.circuits
+        from eqprop.circuits import threads
+        print(os.environ["{threads.SPIN_ENV}"])
+        print(threads.describe())
+        print(subprocess.run([sys.executable, "-c", "import os; print(os.environ['{threads.SPIN_ENV}'])"],
+                             capture_output=True, text=True).stdout.strip())
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    value, described, child = out.stdout.strip().splitlines()
+    want = preset or str(threads.SPIN)
+    assert value == child == want
+    assert f"{threads.SPIN_ENV}={want}" in described
+    assert ("yours" in described) == (preset is not None)
+    assert ("numpy was imported before eqprop" in described) == (first == "numpy")
+
+
 def test_a_setting_is_read_as_the_environment_holds_it_at_each_call(monkeypatch):
     """``settings.setting`` is ``os.environ.get(name, "")`` at every call: set, changed, unset and set through
     ``os.environ`` directly while the process runs; the kernels' switch and the thread count follow it."""
