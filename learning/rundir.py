@@ -244,11 +244,12 @@ def provenance(cfg, recipe=None) -> dict:
 
     from .data import content_hash
 
-    from eqprop.circuits.threads import blas_libraries
+    from eqprop.circuits.threads import blas_libraries, spin
 
     return {"started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "code": code_version(), "machine": machine(), "python": platform.python_version(),
-            "numpy": np.__version__, "blas": blas_libraries(), "recipe": recipe, "argv": sys.argv[1:],
+            "numpy": np.__version__, "blas": blas_libraries(), "blas_idle_spin": spin(), "recipe": recipe,
+            "argv": sys.argv[1:],
             "data": cfg.data, "data_sha256": content_hash(cfg.data) if cfg.data else None}
 
 

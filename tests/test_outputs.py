@@ -380,11 +380,14 @@ def test_provenance_names_the_blas_kernels_the_run_used(tmp_path):
     if not any(b["library"] == "openblas" for b in blas_libraries()):
         pytest.skip("numpy's BLAS here is not OpenBLAS")
     run = tmp_path / "run"
-    env = {**os.environ, "OPENBLAS_CORETYPE": "Haswell"}
+    env = {**{k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}, "OPENBLAS_CORETYPE": "Haswell"}
     done = subprocess.run([sys.executable, "-m", "eqprop.experiments.cli", "train", "--hidden", "8", "--epochs", "1",
                            "--n-train", "32", "--n-test", "16", "--out", str(run), "--no-progress"],
                           capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr
-    blas = json.loads((run / "provenance.json").read_text())[0]["blas"]
+    prov = json.loads((run / "provenance.json").read_text())[0]
+    blas = prov["blas"]
     assert [b["kernels"] for b in blas if b["library"] == "openblas"] and \
         all(b["kernels"] == "Haswell" for b in blas if b["library"] == "openblas"), blas
+    # the command imports eqprop before numpy: the idle-thread spin it set applies to numpy's OpenBLAS too
+    assert prov["blas_idle_spin"] == "OPENBLAS_THREAD_TIMEOUT=24 (set by eqprop on import)", prov["blas_idle_spin"]
