@@ -4,8 +4,9 @@
 
 1568-100-20, ideal diodes, MNIST test images (pixel / 255 as volts), as ``benchmarks/solver.py``'s first rows.
 Prints per batch the median call, the slowest over the median, how many calls took more than 1.5 times the
-median and at which call numbers, the minor page faults (``getrusage``) in those calls and in the others, and the
-slowest over the median in each window of 60 calls (the spread ``solver.py`` reports for one row). The garbage
+median and at which call numbers, the minor page faults and the involuntary context switches (another task took
+the core, ``getrusage``) in those calls and in the others, and the slowest over the median in each window of 60
+calls (the spread ``solver.py`` reports for one row). The garbage
 collector is off while timing. Measured, never asserted.
 """
 from __future__ import annotations
@@ -36,27 +37,30 @@ def main(argv=None):
         x = x_all[:batch]
         for _ in range(20):
             solve(net, x)
-        times, faults = [], []
+        times, faults, switches = [], [], []
         collecting = gc.isenabled()
         gc.disable()
         try:
             for _ in range(args.calls):
-                f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+                r0 = resource.getrusage(resource.RUSAGE_SELF)
                 t0 = time.perf_counter()
                 solve(net, x)
                 times.append(time.perf_counter() - t0)
-                faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0)
+                r1 = resource.getrusage(resource.RUSAGE_SELF)
+                faults.append(r1.ru_minflt - r0.ru_minflt)
+                switches.append(r1.ru_nivcsw - r0.ru_nivcsw)
         finally:
             if collecting:
                 gc.enable()
-        times, faults = np.array(times), np.array(faults)
+        times, faults, switches = np.array(times), np.array(faults), np.array(switches)
         med = float(np.median(times))
         slow = times > 1.5 * med
         n = len(times) // 60 * 60
         windows = times[:n].reshape(-1, 60)
         print(f"batch {batch}: median {1e6 * med:.0f} us, slowest / median {times.max() / med:.2f}; "
               f"{int(slow.sum())} of {len(times)} calls over 1.5x the median (calls {np.nonzero(slow)[0].tolist()}); "
-              f"page faults in those {faults[slow].sum()}, in the others {faults[~slow].sum()}; per 60 calls, slowest "
+              f"page faults in those {faults[slow].sum()}, in the others {faults[~slow].sum()}; involuntary context "
+              f"switches in those {switches[slow].sum()}, in the others {switches[~slow].sum()}; per 60 calls, slowest "
               f"/ median: {' '.join(f'{w.max() / np.median(w):.2f}' for w in windows)}", flush=True)
 
 
