@@ -54,10 +54,10 @@ def test_a_large_batch_solve_keeps_no_more_threads_running_than_cores():
     """During 2 s of solves of a batch split over every core, the scheduler's own account of each thread
     (/proc/self/task/*/schedstat: time on a core, time ready but waiting for one): their sum over the process's
     threads, over the wall time, is how many of its threads were runnable on average. With the policy that is at
-    most the cores (measured on 2 cores beside a 2-thread training: 1.55-2.06; alone 1.40-1.41). Time waiting alone
+    most the cores (measured on 2 cores beside a 2-thread training: 1.55-2.06; alone 1.57). Time waiting alone
     would not do: another process's load makes these threads wait too (0.6-1.07 of the time beside that training,
     0.006 alone). Without the policy each chunk thread's BLAS runs threads of its own beside the chunk threads
-    (alone: 2.43-2.51 runnable, waiting 0.57-0.60 of the time): the second run, on an otherwise idle machine,
+    (alone: 2.45-2.58 runnable, waiting 0.59-0.62 of the time): the second run, on an otherwise idle machine,
     checks that the measure sees them."""
     cores, running, waiting = core_waits()
     runnable = running + waiting
