@@ -190,15 +190,13 @@ def cmd_train(args) -> int:
 def cmd_evaluate(args) -> int:
     from eqprop.learning.runs import evaluate_run
 
-    if args.nodes:  # a digital model's run is refused before anything is printed
-        from eqprop.learning.runs import load_circuit_run, node_usage
-
-        load_circuit_run(args.run, "--nodes", check=False)
-    r = evaluate_run(args.run, args.split, data=args.data)
+    # --nodes reads the same settles as the accuracy (one pass over the split); a digital model's run is refused
+    # before anything is printed
+    r = evaluate_run(args.run, args.split, data=args.data, nodes=args.nodes)
     print(f"{args.split} accuracy {r['accuracy']:.4f}  loss {r['loss']:.4e}")
     if args.nodes:
         print(f"\nnode voltages on the {args.split} split (percentiles over every node and sample):")
-        for row in node_usage(args.run, args.split, data=args.data):
+        for row in r["nodes"]:
             lo, mid, hi = (f"{1e3 * v:+.2f}" for v in row["percentiles_v"])
             line = f"  {row['layer']} ({row['nodes']} nodes): 1% / 50% / 99% at {lo} / {mid} / {hi} mV"
             if "rails_v" in row:

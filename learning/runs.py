@@ -252,9 +252,7 @@ def load_circuit_run(run_dir, what: str, data=None, check: bool = True) -> tuple
     one line saying that ``what`` takes a circuit. ``check``: the run's data file checked against its recorded
     sha256 (``data``: where it was moved or copied)."""
     cfg, _, net = load_run(run_dir)
-    if not hasattr(net, "neurons"):
-        raise RunError(f"{run_dir} is a {cfg.backend} run: a digital model, not a circuit; {what} takes a circuit run "
-                       "(native, spice, lava)")
+    _require_circuit(run_dir, cfg, net, what)
     if data is not None:
         relocate_data(run_dir, cfg, data)
     if check:
@@ -262,10 +260,19 @@ def load_circuit_run(run_dir, what: str, data=None, check: bool = True) -> tuple
     return cfg, net
 
 
-def evaluate_run(run_dir, split: str = "test", data=None) -> dict:
+def _require_circuit(run_dir, cfg, net, what: str) -> None:
+    if not hasattr(net, "neurons"):
+        raise RunError(f"{run_dir} is a {cfg.backend} run: a digital model, not a circuit; {what} takes a circuit run "
+                       "(native, spice, lava)")
+
+
+def evaluate_run(run_dir, split: str = "test", data=None, nodes: bool = False) -> dict:
     """Accuracy and loss of a trained run on a split; ``data``: the run's data file where it was moved or
-    copied (checked against the sha256 the run recorded)."""
+    copied (checked against the sha256 the run recorded). ``nodes``: also how the circuit uses its nodes
+    (``node_usage``'s rows under ``"nodes"``), read from the same settles: a simulator's split is settled once."""
     cfg, cls, net = load_run(run_dir)
+    if nodes:
+        _require_circuit(run_dir, cfg, net, "--nodes")
     if data is not None:
         relocate_data(run_dir, cfg, data)
     check_data(run_dir, cfg)
@@ -278,9 +285,25 @@ def evaluate_run(run_dir, split: str = "test", data=None) -> dict:
     try:
         trainer = EqPropTrainer(backend, cfg, None, ds.n_classes)
         x, y = (ds.x_test, ds.y_test) if split == "test" else (ds.x_train, ds.y_train)
-        return trainer.evaluate(x * cfg.input_scale, y)
+        batches = []
+        result = trainer.evaluate(x * cfg.input_scale, y, each=_layers_of(run_dir, cfg, batches) if nodes else None)
     finally:
         backend.close()
+    if nodes:
+        result["nodes"] = _node_rows(net, batches)
+    return result
+
+
+def _layers_of(run_dir, cfg, batches: list):
+    """A function that keeps each settled batch's layers in ``batches``; a backend that settles its circuit as a
+    graph (no layers) is refused at the first batch."""
+    def keep(eq):
+        if eq.layer_sizes is None:
+            raise RunError(f"{run_dir}: the {cfg.backend} backend settles its circuit as a graph of nodes, "
+                           "not in layers; --nodes reads layered circuits (native, spice, lava, loihi)")
+        batches.append(eq.layers)
+
+    return keep
 
 
 RAIL_TOL = 1e-6  # V: a node this close to where its clamp's diode starts to conduct, or past it, is on that rail
@@ -295,17 +318,19 @@ def node_usage(run_dir, split: str = "test", data=None, batch_size: int = 512) -
     ds = load_for(cfg)
     x = (ds.x_test if split == "test" else ds.x_train) * cfg.input_scale
     backend = make_backend(cfg, net)
+    batches = []  # per batch, its layers' voltages
+    keep = _layers_of(run_dir, cfg, batches)
     try:
-        batches = []  # per batch, its layers' voltages
         with backend.unchanged():
             for i in range(0, len(x), batch_size):
-                eq = backend.settle(x[i:i + batch_size])
-                if eq.layer_sizes is None:
-                    raise RunError(f"{run_dir}: the {cfg.backend} backend settles its circuit as a graph of nodes, "
-                                   "not in layers; --nodes reads layered circuits (native, spice, lava, loihi)")
-                batches.append(eq.layers)
+                keep(backend.settle(x[i:i + batch_size]))
     finally:
         backend.close()
+    return _node_rows(net, batches)
+
+
+def _node_rows(net, batches: list) -> list:
+    """``node_usage``'s rows from the settled batches' layers."""
     rows = []
     layers = [np.concatenate(vs) for vs in zip(*batches)]
     for c, v in enumerate(layers):

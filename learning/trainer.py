@@ -601,12 +601,17 @@ class EqPropTrainer:
         self.backend.sync()
         return _batch_metrics(pred, y, labels)
 
-    def evaluate(self, x, labels, batch_size: int = 512) -> dict:
+    def evaluate(self, x, labels, batch_size: int = 512, each=None) -> dict:
+        """Mean loss and accuracy over (x, labels), settled in batches of ``batch_size``; ``each``: called with
+        every batch's equilibrium (a caller that reads more of the same settles, ``runs.evaluate_run``)."""
         y = self.targets(labels)
         loss, correct = 0.0, 0
         with self.backend.unchanged():  # nothing is edited while it reads: checked and derived once, not per batch
             for i in range(0, len(x), batch_size):
-                pred = self.backend.settle(x[i:i + batch_size]).prediction
+                eq = self.backend.settle(x[i:i + batch_size])
+                if each is not None:
+                    each(eq)
+                pred = eq.prediction
                 loss += float(0.5 * ((pred - y[i:i + batch_size]) ** 2).sum())
                 correct += int((pred.argmax(1) == labels[i:i + batch_size]).sum())
         return {"loss": loss / len(x), "accuracy": correct / len(x)}

@@ -151,6 +151,24 @@ def test_evaluate_nodes_reports_each_layers_rails_and_swing(tmp_path):
         np.testing.assert_allclose(row["percentiles_v"], np.percentile(v, [1, 50, 99]), rtol=0, atol=1e-9)
     r = run_cli("evaluate", str(out), "--nodes")
     assert r.returncode == 0 and "hidden 1 (16 nodes)" in r.stdout and "outputs (20 nodes)" in r.stdout, r.stderr
+    # the accuracy and the rows from one pass over the split: the same as each alone, half the settles
+    from eqprop.backends.native import NativeBackend
+    from eqprop.learning.runs import evaluate_run
+
+    settle, calls = NativeBackend.settle, []
+
+    def counted(self, *a, **k):
+        calls.append(1)
+        return settle(self, *a, **k)
+
+    NativeBackend.settle = counted
+    try:
+        both = evaluate_run(out, nodes=True)
+        n_both = len(calls)
+        alone = evaluate_run(out)
+    finally:
+        NativeBackend.settle = settle
+    assert both.pop("nodes") == rows and both == alone and n_both == len(calls) - n_both == 1  # 100 samples
     digital = tmp_path / "bp"
     train(TrainConfig(backend="backprop", hidden=[16], epochs=1, n_train=64, n_test=32), digital, **quiet)
     r = run_cli("evaluate", str(digital), "--nodes")
