@@ -160,7 +160,7 @@ def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | N
     elif init is None:
         layers = [np.zeros((B, n)) for n in net.free_sizes]
     else:
-        layers = [np.array(v, dtype=float, copy=True) for v in init]
+        layers = [np.array(v, dtype=float, order="C", copy=True) for v in init]  # C: the kernels' own layout
     estimate = boxes is not None and omega is None
     omega = 1.0 if boxes is None or omega is None else float(omega)
     # Box layers take T/S from matrices with 1/S folded in (one array pass less per layer and sweep).
