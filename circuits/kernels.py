@@ -600,22 +600,26 @@ def node_totals(cols: tuple, biases: tuple, rows: tuple, split: tuple, out: np.n
     return bool(_totals_kernel(cols, biases, rows, split, out))
 
 
-def _join_loop(layers, out):  # pragma: no cover - compiled
+def _blocks_loop(whole, parts, into_parts):  # pragma: no cover - compiled
+    # whole (B, sum of widths) and its column blocks parts[c] (B, width c): copies one way or the other
     bad = 0
     a = 0
-    for c in range(len(layers)):
-        v = layers[c]
+    for c in range(len(parts)):
+        v = parts[c]
         B, n = v.shape
         for i in range(B):
             for j in range(n):
-                x = v[i, j]
+                x = whole[i, a + j] if into_parts else v[i, j]
                 bad += not (x - x == 0.0)  # NaN and +-inf give NaN; no branch, so the loop vectorises
-                out[i, a + j] = x
+                if into_parts:
+                    v[i, j] = x
+                else:
+                    whole[i, a + j] = x
         a += n
     return bad == 0
 
 
-_join_kernel = _join_loop if njit is None else njit(nogil=True, cache=True, error_model="numpy")(_join_loop)
+_blocks_kernel = _blocks_loop if njit is None else njit(nogil=True, cache=True, error_model="numpy")(_blocks_loop)
 
 
 def _add_row_loop(out, d, row):  # pragma: no cover - compiled
@@ -641,28 +645,10 @@ def add_row(out: np.ndarray, d: np.ndarray, row: np.ndarray) -> bool:
     return all_finite(out)
 
 
-def _split_loop(a, parts):  # pragma: no cover - compiled
-    bad = 0
-    off = 0
-    for c in range(len(parts)):
-        v = parts[c]
-        B, n = v.shape
-        for i in range(B):
-            for j in range(n):
-                x = a[i, off + j]
-                bad += not (x - x == 0.0)
-                v[i, j] = x
-        off += n
-    return bad == 0
-
-
-_split_kernel = _split_loop if njit is None else njit(nogil=True, cache=True, error_model="numpy")(_split_loop)
-
-
 def split_rows(a: np.ndarray, parts) -> bool:
     """``split_finite`` into the caller's arrays: a's column blocks copied into ``parts`` (the same rows) and whether
     every entry is finite; the caller has checked that the kernels take them."""
-    return bool(_split_kernel(a, tuple(parts)))
+    return bool(_blocks_kernel(a, tuple(parts), True))
 
 
 def _zero_loop(parts):  # pragma: no cover - compiled
@@ -690,14 +676,14 @@ def split_finite(a: np.ndarray, sizes) -> tuple:
     if not (len(sizes) and serves(a) and a.shape[1] == sum(sizes)):
         return None, None
     parts = [np.empty((a.shape[0], n)) for n in sizes]
-    return parts, bool(_split_kernel(a, tuple(parts)))
+    return parts, bool(_blocks_kernel(a, tuple(parts), True))
 
 
 def join_rows(layers, out: np.ndarray) -> bool:
     """Writes the layers side by side into ``out`` (their rows, (rows, total width)) and returns whether every voltage
     is finite: ``join_finite`` into the caller's array; the caller has checked that the kernels take the layers (the
     compiled sweeps' own arrays)."""
-    return bool(_join_kernel(tuple(layers), out))
+    return bool(_blocks_kernel(out, tuple(layers), False))
 
 
 def join_finite(layers) -> tuple:
@@ -706,7 +692,7 @@ def join_finite(layers) -> tuple:
     layer, else those two."""
     if len(layers) > 1 and serves(*layers) and all(v.shape[0] == layers[0].shape[0] for v in layers):
         out = np.empty((layers[0].shape[0], sum(v.shape[1] for v in layers)))
-        return out, bool(_join_kernel(tuple(layers), out))
+        return out, bool(_blocks_kernel(out, tuple(layers), False))
     out = np.concatenate(layers, axis=1)
     return out, all_finite(out)
 

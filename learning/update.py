@@ -40,42 +40,30 @@ def _fused_available() -> bool:
 
 
 if njit is not None:
+    @njit(nogil=True, cache=True, fastmath=False, error_model="numpy", inline="always")
+    def _one(p, v, g, momentum, g_scale, step, lo, hi):  # pragma: no cover - compiled
+        """(new p, new v) of one parameter: momentum, the flush of a tiny velocity, the step, the clip."""
+        vi = momentum * v + g_scale * g
+        vi = vi if abs(vi) >= FLUSH else 0.0
+        return min(max(p - step * vi, lo), hi), vi
+
     @njit(nogil=True, cache=True, fastmath=False, error_model="numpy")
     def _momentum_clip(p, g, v, momentum, g_scale, step, lo, hi):  # pragma: no cover - compiled
         pf, gf, vf = p.reshape(-1), g.reshape(-1), v.reshape(-1)
         for i in range(pf.size):
-            vi = momentum * vf[i] + g_scale * gf[i]
-            vi = vi if abs(vi) >= FLUSH else 0.0
-            vf[i] = vi
-            q = pf[i] - step * vi
-            pf[i] = min(max(q, lo), hi)
+            pf[i], vf[i] = _one(pf[i], vf[i], gf[i], momentum, g_scale, step, lo, hi)
 
-
-if njit is not None:
     @njit(nogil=True, cache=True, fastmath=False, error_model="numpy")
     def _pair_rows_step(p, plus, row, v, momentum, g_scale, step, lo, hi, decay, coef):  # pragma: no cover
         n, m = plus.shape
-        for i in range(n):  # the + rows: g = plus
+        for r in range(2 * n):  # the + rows: g = plus; the - rows: g = row - plus, formed here (``PairedRows``)
+            i = r if r < n else r - n
+            minus = r >= n
             for j in range(m):
-                g = plus[i, j]
-                if decay:
-                    g = g + coef * p[i, j]
-                vi = momentum * v[i, j] + g_scale * g
-                vi = vi if abs(vi) >= FLUSH else 0.0
-                v[i, j] = vi
-                q = p[i, j] - step * vi
-                p[i, j] = min(max(q, lo), hi)
-        for i in range(n):  # the - rows: g = row - plus, formed here (``PairedRows``)
-            r = n + i
-            for j in range(m):
-                g = row[j] - plus[i, j]
+                g = row[j] - plus[i, j] if minus else plus[i, j]
                 if decay:
                     g = g + coef * p[r, j]
-                vi = momentum * v[r, j] + g_scale * g
-                vi = vi if abs(vi) >= FLUSH else 0.0
-                v[r, j] = vi
-                q = p[r, j] - step * vi
-                p[r, j] = min(max(q, lo), hi)
+                p[r, j], v[r, j] = _one(p[r, j], v[r, j], g, momentum, g_scale, step, lo, hi)
 
 
 def _bounds(device, gains):
