@@ -567,9 +567,8 @@ class EqPropTrainer:
             # dimensionless: p = G / g_ref, loss in its unit; g is this step's own array (overwritten)
             g_scale = scale * ref / self.loss_unit
             if isinstance(g, PairedRows):  # the input pairs' - rows formed by the update as it reads them
-                wd = self.config.weight_decay
                 if sgd_step_pairs(p, g, v, cfg.momentum, g_scale, lr * decay * ref, self.device, gains,
-                                  (wd / (ref * g_scale)) if wd else None):
+                                  self.decay_coefficient(g_scale, ref)):
                     continue
                 g = g.full()
             self.decay_weights(p, g, g_scale, ref)
@@ -580,8 +579,14 @@ class EqPropTrainer:
     def decay_weights(self, p, g, g_scale: float, ref: float) -> None:
         """Adds weight decay to this step's gradient ``g`` (in place): weight_decay x p / ref in the dimensionless
         units that ``g x g_scale`` has."""
-        if self.config.weight_decay:
-            g += (self.config.weight_decay / (ref * g_scale)) * p
+        coefficient = self.decay_coefficient(g_scale, ref)
+        if coefficient is not None:
+            g += coefficient * p
+
+    def decay_coefficient(self, g_scale: float, ref: float) -> float | None:
+        """What ``decay_weights`` multiplies p by (None without weight decay)."""
+        wd = self.config.weight_decay
+        return wd / (ref * g_scale) if wd else None
 
     def grounding(self, batch: int) -> list:
         """Per hidden layer a (batch, nodes) 0/1 mask: each node grounded (0) with probability ``dropout``, apart
