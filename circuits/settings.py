@@ -1,10 +1,9 @@
 """The toolkit's settings from the environment (``EQPROP_KERNELS``, ``EQPROP_THREADS``, ``EQPROP_MALLOC``), read at
 every call: a user or a test may set them while the process runs.
 
-``os.environ.get`` encodes the name and, for a name that is not set, raises and catches a KeyError inside: about
-0.7 us, and a solve asks several times. ``setting`` looks the encoded name up in the dict behind ``os.environ``
-(CPython's ``_data``, which every change through ``os.environ`` updates), about 0.1 us; where that dict is not
-there it asks ``os.environ``.
+``os.environ.get`` encodes the name and, for a name that is not set, raises and catches a KeyError inside, and a
+solve asks several times. ``setting`` looks the encoded name up in the dict behind ``os.environ`` (CPython's
+``_data``, which every change through ``os.environ`` updates); where that dict is not there it asks ``os.environ``.
 """
 from __future__ import annotations
 
