@@ -55,7 +55,8 @@ def run_state(run_dir: Path) -> str:
 
 def train_with_kills(train_args: list, run_dir: Path, triggers: list, timeout: float = 300) -> list:
     """One attempt per trigger (new_epochs, delay_s): wait until this attempt has checkpointed new_epochs more
-    epochs (0: from the process start; "end": the last epoch, so the kill lands in the final plots;
+    epochs (0: from the process start; "config": until the run's config.json is there, so the kill lands in the
+    first epoch however long the start-up takes; "end": the last epoch, so the kill lands in the final plots;
     "checkpoint": the next checkpoint it writes, inside an epoch or at its end), wait delay_s more,
     SIGKILL it if it still runs, resume. The attempt after the last trigger runs to the end. Returns the
     kills that landed; raises if an attempt fails."""
@@ -74,9 +75,12 @@ def train_with_kills(train_args: list, run_dir: Path, triggers: list, timeout: f
                 while proc.poll() is None and checkpoint_info(run_dir) == start_info:
                     time.sleep(0.005)
                 new_epochs = 0
-            if new_epochs == "end":  # the run's epoch count, once its config.json is there
+            if new_epochs in ("config", "end"):
                 while proc.poll() is None and not (run_dir / "config.json").exists():
                     time.sleep(0.005)
+            if new_epochs == "config":
+                new_epochs = 0
+            if new_epochs == "end":  # the run's epoch count, once its config.json is there
                 config = run_dir / "config.json"
                 new_epochs = int(json.loads(config.read_text())["epochs"]) - start_epoch if config.exists() else 0
             while new_epochs and proc.poll() is None and checkpointed_epoch(run_dir) < start_epoch + new_epochs:

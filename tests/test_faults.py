@@ -25,9 +25,10 @@ def test_sigkilled_run_resumes_to_the_same_conductances_bit_for_bit(tmp_path, de
     epoch = float(np.median([h["seconds"] for h in json.loads((tmp_path / "whole" / "metrics.json").read_text())]))
     rng = np.random.default_rng(7)
     # Where each attempt is killed: (epochs it must checkpoint first, then a delay in seconds).
-    # From the start (before or just after config.json), mid-epoch after 1, 2 and 1 new epochs, and after
-    # the last epoch's checkpoint (in the plots).
-    triggers = [(0, rng.uniform(0.0, 0.6)), (0, rng.uniform(0.6, 1.0))] + \
+    # In the start-up (most likely before anything is written), in the first epoch (a fraction of an epoch
+    # after config.json: a delay counted from the process start landed in epoch 5 on a machine that starts
+    # faster), mid-epoch after 1, 2 and 1 new epochs, and after the last epoch's checkpoint (in the plots).
+    triggers = [(0, rng.uniform(0.0, 0.3)), ("config", rng.uniform(0.0, 0.5) * epoch)] + \
                [(k, rng.uniform(0.0, 0.5) * epoch) for k in (1, 2, 1)] + [("end", rng.uniform(0.0, 0.5))]
     kills = train_with_kills(args, tmp_path / "killed", triggers)
     assert_same_run(final_state(tmp_path / "whole"), final_state(tmp_path / "killed"))
