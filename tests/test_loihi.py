@@ -386,11 +386,20 @@ def test_a_loihi_run_too_short_to_settle_is_said_so_not_counted_as_within_its_bo
     assert rows[0]["not_silent"] == 1.0 and rows[0]["bound_silent_samples"] == 0
     assert rows[0]["silent_after_steps_mean"] is None and rows[0]["bound_failures"] == 20
     assert "20 of 20 failed" in lines[0] and "not silent: 20" in lines[0] and "none fell silent" in lines[0]
-    assert any(line.startswith("warning: 100% of the samples were still spiking after 1 steps") for line in lines)
+    assert any(line.startswith("warning: 40 of the 40 samples (100.0%) were still spiking after 1 steps")
+               for line in lines)
     rows, _ = loihi_rows(net, ds.x_test, ds.y_test, [1e-4], steps=64, bound_samples=20, log=lambda *_: None)
     assert rows[0]["bound_silent_samples"] > 0 and rows[0]["silent_after_steps_mean"] < 64
     assert rows[0]["bound_failures"] == 20 - rows[0]["bound_silent_samples"]
     assert 1 <= rows[0]["bound_tightness_median"] <= rows[0]["bound_tightness_worst"]
+    # some fell silent, some did not: the mean step is said to be of those that did, and the warning counts the rest
+    lines = []
+    rows, _ = loihi_rows(net, ds.x_test, ds.y_test, [1e-4], steps=20, bound_samples=20, log=lines.append)
+    spiking = round(rows[0]["not_silent"] * 40)
+    assert 0 < spiking < 40, spiking
+    assert f", {40 - spiking} of 40 fell silent, after " in lines[0]
+    assert any(line.startswith(f"warning: {spiking} of the 40 samples ({spiking / 40:.1%}) were still spiking")
+               for line in lines)
 
 
 def test_the_report_with_a_measured_leak_counts_its_calibration_steps_and_keeps_its_bound():
