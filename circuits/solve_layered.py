@@ -8,6 +8,8 @@ the whole batch at once.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from . import kernels, threads
@@ -118,9 +120,11 @@ def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | N
     """
     B = x.shape[0]
     nudged = beta != 0.0 and y is not None
-    # What does not depend on x, y or the start: computed once per unchanged() block (the phases of a step)
+    # What does not depend on x, y or the start: computed once per unchanged() block (the phases of a step), and
+    # outside one reused from the network's last call where everything it is made from is the same bit for bit
+    make = _setup if net._fixed is not None else _recalled_setup
     setup = net.derived(("bcd", nudged, float(beta) if nudged else 0.0),
-                        lambda: _setup(net, node_conductance(net) if totals is None else totals, nudged, beta))
+                        lambda: make(net, node_conductance(net) if totals is None else totals, nudged, beta))
     totals, fwd, back, boxes, updates, bias_drive, all_boxes, compiled = setup
     L = len(totals)
     const = list(bias_drive)
@@ -322,6 +326,77 @@ def _kernel_args(compiled, ops, const, layers, y, masks=None) -> tuple:
         ms = tuple(_FREE if m is None else m for m in masks)
     return (tuple(layers), tuple(ks), fwds, backs, inv_s, S, lo, hi, pairs, yy, float(beta), float(tol),
             int(max_sweeps), float(omega), bool(estimate), OMEGA_MAX, ms, masked)
+
+
+SETUP_MEMO_ENTRIES = 65536  # the most entries of the conductances a set-up is compared by (beyond: made anew)
+SETUP_MEMO_PHASES = 4  # set-ups kept per network, one per phase (free; nudged at each beta)
+
+
+def _recalled_setup(net: LayeredNetwork, totals, nudged: bool, beta: float):
+    """``_setup`` for a call outside ``unchanged()``: the network's last set-up of the phase where everything it reads is
+    the same (the node totals, the biases and the weights between free layers bit for bit; the gains, bias voltage,
+    readout and flags by value; the neuron clamps by identity, each frozen with scalar fields, so they
+    cannot have changed), else made and kept. A bare call's set-up costs about 40 us, a fifth of a batch of one's
+    solve and a twelfth of a batch of 64's (``benchmarks/solve_parts.py``); comparing costs a few. Networks whose
+    weights between free layers are large (``SETUP_MEMO_ENTRIES``), or whose clamps could change in place, make it
+    anew: there the set-up is a small share of a solve, or a memo could be stale."""
+    key = _setup_key(net, totals, nudged, beta)
+    scratch = net._scratch
+    if scratch is None:
+        scratch = net._scratch = {}
+    memo = scratch.get("setups")
+    if memo is None:
+        memo = scratch["setups"] = {}
+    phase = key[1][:2] if key is not None else None  # one set-up kept per phase: free and nudged calls alternate
+    kept = memo.get(phase)
+    if key is not None and kept is not None and _same_setup_key(kept[0], key):
+        return kept[1]
+    made = _setup(net, totals, nudged, beta)
+    if key is not None and all(_frozen_clamp(n) for n in net.neurons):  # checked once, when kept: the same
+        # objects (identity) are the same clamps
+        if len(memo) >= SETUP_MEMO_PHASES and phase not in memo:
+            memo.pop(next(iter(memo)))  # the oldest phase
+        memo[phase] = (key, made)
+    return made
+
+
+def _setup_key(net: LayeredNetwork, totals, nudged: bool, beta: float):
+    """What ``_setup`` reads, in a form compared cheaply (``_same_setup_key``), or None where it cannot be."""
+    weights = net.weights[1:]
+    if sum(w.size for w in weights) > SETUP_MEMO_ENTRIES:
+        return None
+    arrays = b"".join([t.tobytes() for t in totals] + [b.tobytes() for b in net.biases] + [w.tobytes() for w in weights])
+    shapes = tuple(t.shape for t in totals) + tuple(b.shape for b in net.biases) + tuple(w.shape for w in weights)
+    return (tuple(net.neurons), (nudged, float(beta) if nudged else 0.0, net.gains, net.bias_voltage, net.readout,
+                                 net.hidden_pairs, net.input_pairs, net.sizes, kernels.available(),
+                                 COMPILED_SWEEPS, SMALL_MATRIX, shapes, arrays))
+
+
+def _same_setup_key(a, b) -> bool:
+    """The clamps compared by identity (a clamp's == compares its fields, which a subclass may give arrays), the
+    rest by value."""
+    return len(a[0]) == len(b[0]) and all(x is y for x, y in zip(a[0], b[0])) and a[1] == b[1]
+
+
+def _frozen_clamp(clamp) -> bool:
+    """Whether a clamp (None: linear nodes) cannot change in place: a frozen dataclass, its diode too, whose fields
+    hold scalars or tuples of them (an array field could be written in place)."""
+    if clamp is None:
+        return True
+    for obj in (clamp, clamp.diode):
+        kind = type(obj)
+        params = getattr(type(obj), "__dataclass_params__", None)
+        if params is None or not params.frozen:
+            return False
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if f.name != "diode" and not (isinstance(value, _SCALARS) or isinstance(value, tuple) and all(
+                    isinstance(v, _SCALARS) for v in value)):
+                return False
+    return True
+
+
+_SCALARS = (int, float, str, bool, type(None))
 
 
 def _setup(net: LayeredNetwork, totals, nudged: bool, beta: float):

@@ -417,3 +417,50 @@ def test_a_warm_start_with_nan_is_refused_in_one_line(order, B):
         start[row, 31] = bad
         with pytest.raises(InputError, match="^init holds NaN/inf voltages$"):
             solve(net, x, y, beta=1e-7, init=start)
+
+
+def test_a_bare_call_reuses_its_phase_set_up_only_while_what_it_is_made_of_is_unchanged(monkeypatch):
+    """Outside ``unchanged()`` each phase's set-up is kept (``solve_layered._recalled_setup``) and made anew after any
+    edit in place of what it is made of (the hidden weights, a bias, the input conductances through the node totals,
+    a gain, a clamp): every call gives the equilibrium of a fresh copy of the network, bit for bit. A clamp that could
+    change in place (an array field) is never kept."""
+    from dataclasses import dataclass, replace
+
+    from eqprop.circuits import DiodeClamp, IdealDiode
+
+    made = []
+    setup = solve_layered._setup
+    monkeypatch.setattr(solve_layered, "_setup", lambda *a: made.append(1) or setup(*a))
+    net, x, y = _case([48, 30, 10], "ideal", B=8)
+    free = solve(net, x)
+    solve(net, x, y, 1e-7, init=free)
+    n = len(made)
+    for _ in range(3):  # free and nudged calls alternate, as in a training step: each phase keeps its own
+        solve(net, x)
+        solve(net, x, y, 1e-7, init=free)
+        solve(net, x, y, -1e-7, init=free)
+    assert len(made) == n + 1  # the second nudge's set-up, once
+
+    def same_as_fresh(remade=True):
+        for args in ((), (y, 1e-7)):
+            n = len(made)
+            got = solve(net, x, *args)
+            assert len(made) == n + remade
+            assert got.voltages.tobytes() == solve(net.copy(), x, *args).voltages.tobytes()
+
+    edits = [lambda: net.weights[1].__imul__(1.01), lambda: net.biases[1].__iadd__(1e-5),
+             lambda: net.biases[0].__iadd__(1e-5), lambda: net.weights[0].__imul__(0.99),
+             lambda: setattr(net, "gains", (1.0, 3.0)), lambda: setattr(net, "bias_voltage", 0.5),
+             lambda: net.neurons.__setitem__(0, DiodeClamp(IdealDiode(), -0.04, 0.04))]
+    for edit in edits:
+        edit()
+        same_as_fresh()
+    same_as_fresh(remade=False)
+
+    @dataclass(frozen=True)
+    class Knees(IdealDiode):  # a diode with an array field, which could be written in place
+        knees: object = None
+
+    net.neurons[0] = replace(net.neurons[0], diode=Knees(knees=np.zeros(3)))
+    same_as_fresh()
+    same_as_fresh()  # not kept
