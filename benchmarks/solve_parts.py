@@ -5,7 +5,8 @@
 1568-100-20, ideal diodes, MNIST test images (pixel / 255 as volts), bare free and nudged calls of ``solve()`` as in
 ``benchmarks/solver.py``'s ``solve()`` rows. Prints per call, in microseconds: the median call (the wrappers add a
 few microseconds), and the mean time in the check of the network (``LayeredNetwork.validate``: its compiled passes
-and the Python around them), the sweeps' set-up, the input product, the compiled sweeps, and the rest (the Python
+and the Python around them), the sweeps' set-up (a bare call's: the phase's kept one looked up, made where
+it does not serve, ``solve_layered._recalled_setup``), the input product, the compiled sweeps, and the rest (the Python
 of the solve, its checks of x and y, the readout). The sweeps' round includes what the chunk threads do around
 them: the bias drive added to the product, a warm start's copy into the layers (checked for NaN/inf) and their
 rows of the joined voltages. With two chunk threads the sweeps' time is the calling thread's wait for both, and
@@ -26,7 +27,7 @@ import numpy as np
 from eqprop.circuits import layered, network, solve, solve_layered
 from solver import DEFAULT_MNIST, inputs  # this folder's solver benchmark: the same inputs
 
-PARTS = (("check", network.LayeredNetwork, "validate"), ("set-up", solve_layered, "_setup"),
+PARTS = (("check", network.LayeredNetwork, "validate"), ("set-up", solve_layered, "_recalled_setup"),
          ("input product", solve_layered, "_product"), ("sweeps", solve_layered, "_over_chunks"))
 
 
