@@ -355,7 +355,8 @@ def _recalled_setup(net: LayeredNetwork, totals, nudged: bool, beta: float):
     if key is not None and all(_frozen_clamp(n) for n in net.neurons):  # checked once, when kept: the same
         # objects (identity) are the same clamps
         if len(memo) >= SETUP_MEMO_PHASES and phase not in memo:
-            memo.pop(next(iter(memo)))  # the oldest phase
+            for oldest in list(memo)[:1]:  # (list(): one step under the GIL, as another thread may edit it)
+                memo.pop(oldest, None)
         memo[phase] = (key, made)
     return made
 

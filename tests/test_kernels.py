@@ -464,3 +464,15 @@ def test_a_bare_call_reuses_its_phase_set_up_only_while_what_it_is_made_of_is_un
     net.neurons[0] = replace(net.neurons[0], diode=Knees(knees=np.zeros(3)))
     same_as_fresh()
     same_as_fresh()  # not kept
+
+
+def test_kept_set_ups_are_bounded_and_the_oldest_phase_goes_first(monkeypatch):
+    """One set-up kept per phase, at most ``SETUP_MEMO_PHASES``: a sweep over many betas keeps the latest ones."""
+    net, x, y = _case([48, 30, 10], "ideal", B=4)
+    free = solve(net, x)
+    betas = [1e-7 * (k + 1) for k in range(solve_layered.SETUP_MEMO_PHASES + 2)]
+    for beta in betas:
+        solve(net, x, y, beta, init=free)
+    kept = net._scratch["setups"]
+    assert len(kept) == solve_layered.SETUP_MEMO_PHASES
+    assert [phase[1] for phase in kept] == betas[-solve_layered.SETUP_MEMO_PHASES:]
