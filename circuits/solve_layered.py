@@ -385,7 +385,6 @@ def _frozen_clamp(clamp) -> bool:
     if clamp is None:
         return True
     for obj in (clamp, clamp.diode):
-        kind = type(obj)
         params = getattr(type(obj), "__dataclass_params__", None)
         if params is None or not params.frozen:
             return False

@@ -102,7 +102,7 @@ def loihi_rows(net, x, labels, thresholds, binary=False, steps=64, alpha=0.5, bo
         if ranges:
             log(f"warning: {len(ranges)} mapped quantities are outside Loihi's documented ranges (docs/loihi.md, "
                 f"'Ranges'): {'; '.join(ranges[:3])}{'; ...' if len(ranges) > 3 else ''}")
-        spiking = int((last >= steps).sum())
+        spiking = len(last) - quiet_all
         if spiking:  # a count: one sample in 360 is "0%" at the percentage's precision
             log(f"warning: {spiking} of the {len(last)} samples ({row['not_silent']:.1%}) were still spiking after "
                 f"{steps} steps: their states had not settled and no bound covers them; raise --time-steps (or the "
