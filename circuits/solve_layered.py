@@ -333,8 +333,8 @@ SETUP_MEMO_PHASES = 4  # set-ups kept per network, one per phase (free; nudged a
 
 
 def _recalled_setup(net: LayeredNetwork, totals, nudged: bool, beta: float):
-    """``_setup`` for a call outside ``unchanged()``: the network's last set-up of the phase where everything it reads is
-    the same (the node totals, the biases and the weights between free layers bit for bit; the gains, bias voltage,
+    """``_setup`` for a call outside ``unchanged()``: the network's last set-up of the phase where everything it reads
+    is the same (the node totals, the biases and the weights between free layers bit for bit; the gains, bias voltage,
     readout and flags by value; the neuron clamps by identity, each frozen with scalar fields, so they
     cannot have changed), else made and kept. A bare call's set-up costs about 40 us, a fifth of a batch of one's
     solve and a twelfth of a batch of 64's (``benchmarks/solve_parts.py``); comparing costs a few. Networks whose
@@ -366,7 +366,7 @@ def _setup_key(net: LayeredNetwork, totals, nudged: bool, beta: float):
     weights = net.weights[1:]
     if sum(w.size for w in weights) > SETUP_MEMO_ENTRIES:
         return None
-    arrays = b"".join([t.tobytes() for t in totals] + [b.tobytes() for b in net.biases] + [w.tobytes() for w in weights])
+    arrays = b"".join([a.tobytes() for group in (totals, net.biases, weights) for a in group])
     shapes = tuple(t.shape for t in totals) + tuple(b.shape for b in net.biases) + tuple(w.shape for w in weights)
     return (tuple(net.neurons), (nudged, float(beta) if nudged else 0.0, net.gains, net.bias_voltage, net.readout,
                                  net.hidden_pairs, net.input_pairs, net.sizes, kernels.available(),
