@@ -567,6 +567,12 @@ def conductance_sums(w: np.ndarray, served: bool = False):
 
 
 def _totals_loop(cols, biases, rows, split, out):  # pragma: no cover - compiled
+    # The node totals of a layered network in one pass, and the check of its biases: writes into ``out`` the free
+    # layers' totals one after another, each node's column sum ``cols[c]`` + its two bias conductances (added first,
+    # as numpy's ``biases[c].sum(0)``) + the row sums ``rows[c + 1]`` of the connection it drives (a differential
+    # pair's two rows, ``split[c + 1]`` apart, summed first; 0: single rows); returns whether every bias conductance
+    # is >= 0 (not NaN) and every total positive and finite. The same sums, in the same order, as
+    # ``LayeredNetwork.node_totals``.
     bad = 0
     a = 0
     L = len(cols)
@@ -588,16 +594,6 @@ def _totals_loop(cols, biases, rows, split, out):  # pragma: no cover - compiled
 
 
 _totals_kernel = _totals_loop if njit is None else njit(nogil=True, cache=True, error_model="numpy")(_totals_loop)
-
-
-def node_totals(cols: tuple, biases: tuple, rows: tuple, split: tuple, out: np.ndarray) -> bool:
-    """The node totals of a layered network in one pass, and the check of its biases: writes into ``out`` the free
-    layers' totals one after another, each node's column sum ``cols[c]`` + its two bias conductances (added first,
-    as numpy's ``biases[c].sum(0)``) + the row sums ``rows[c + 1]`` of the connection it drives (a differential
-    pair's two rows, ``split[c + 1]`` apart, summed first; 0: single rows); returns whether every bias conductance
-    is >= 0 (not NaN) and every total positive and finite. The same sums, in the same order, as
-    ``LayeredNetwork.node_totals``. The caller has checked that the kernels serve (``serves``)."""
-    return bool(_totals_kernel(cols, biases, rows, split, out))
 
 
 def _blocks_loop(whole, parts, into_parts):  # pragma: no cover - compiled
@@ -739,6 +735,36 @@ def pair_sums(w: np.ndarray, diff: np.ndarray, served: bool = False):
     return bad == 0, cols
 
 
+def _layered_loop(ws, bs, diff, signed, split, out):  # pragma: no cover - compiled
+    cols, rows = [], []
+    for c in range(len(ws)):
+        w = ws[c]
+        if c == 0 and signed:
+            bad, acc = _pair_kernel(w, w.shape[0] // 2, diff)
+            if bad:
+                return False
+            cols.append(acc)
+            rows.append(acc)  # (the sources' rows feed no node's total: unread)
+        else:
+            col, row = np.zeros(w.shape[1]), np.empty(w.shape[0])
+            if not _sums_kernel(w, col, row):
+                return False
+            cols.append(col)
+            rows.append(row)
+    return _totals_kernel(cols, bs, rows, split, out)
+
+
+_layered_kernel = _layered_loop if njit is None else njit(nogil=True, cache=True)(_layered_loop)
+
+
+def layered_sums(ws: tuple, bs: tuple, diff: np.ndarray, signed: bool, split: tuple, out: np.ndarray) -> bool:
+    """A layered network's whole check of its conductances in one compiled call (``LayeredNetwork._checked``): each
+    connection's pass (``pair_sums`` into ``diff`` for the input pairs where ``signed``, else ``conductance_sums``),
+    then ``node_totals`` into ``out``; False as soon as one fails. The same passes and sums in the same order as those
+    calls one by one. The caller has checked the shapes and that the kernels serve every array."""
+    return bool(_layered_kernel(ws, bs, diff, signed, split, out))
+
+
 @_compile
 def _saved(change, tol, rate, new_rate):
     """Sweeps from ``change`` down to ``tol`` at the contraction ``rate`` minus those at ``new_rate``."""
@@ -828,3 +854,30 @@ def box_sweeps(layers, ks, fwds, backs, inv_s, S, lo, hi, pairs, y, beta, tol, m
             break
         omega, rate, estimate, _ = sor_rule(change, last, rate, omega, estimate, tol, omega_max)
     return sweep, change, omega
+
+
+@_compile
+def chunk_sweeps(start_mode, start, out, pred, layers, ks, fwds, backs, inv_s, S, lo, hi, pairs, y, beta, tol,
+                 max_sweeps, omega, estimate, omega_max, masks, masked):
+    """A chunk's round of a compiled solve in one call, so that its thread enters compiled code once: the layers'
+    start (``start_mode`` 0: as they are; 1: zeroed, ``zero_rows``; 2: ``start``'s rows copied in and checked for
+    NaN/inf, ``split_rows``), ``box_sweeps`` (the arguments after ``pred``), then the layers side by side into
+    ``out`` and checked (``join_rows``), and, where ``pred`` has rows, the pair readout V+ - V- of the last layer
+    (``energy.readout``). ``start``, ``out`` and ``pred`` are the chunk's rows, or a 0-row placeholder where unused.
+    Returns (sweeps, last change, omega, start finite, voltages finite); a start with NaN/inf is not swept."""
+    if start_mode == 1:
+        _zero_kernel(layers)
+    elif start_mode == 2 and not _blocks_kernel(start, layers, True):
+        return 0, np.inf, omega, False, True
+    sweeps, change, omega = box_sweeps(layers, ks, fwds, backs, inv_s, S, lo, hi, pairs, y, beta, tol, max_sweeps,
+                                       omega, estimate, omega_max, masks, masked)
+    finite = True
+    if out.shape[0] > 0:
+        finite = _blocks_kernel(out, layers, False)
+    if pred.shape[0] > 0:
+        v = layers[len(layers) - 1]
+        h = pred.shape[1]
+        for i in range(pred.shape[0]):
+            for j in range(h):
+                pred[i, j] = v[i, j] - v[i, h + j]
+    return sweeps, change, omega, True, finite

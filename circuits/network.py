@@ -53,6 +53,9 @@ def _check_inputs(x, n_features: int, what: str = "x", finite: bool = True) -> n
     return x
 
 
+_NO_SIGNED = np.empty((0, 0))  # ``kernels.layered_sums``' signed weights where it forms none
+
+
 def _readout_matrix(readout: str, n_out_nodes: int) -> np.ndarray:
     """R such that the prediction is R @ V_out (pairs: V+ - V-, with + nodes first)."""
     if readout == "nodes":
@@ -369,10 +372,10 @@ class LayeredNetwork(Unchanged):
         return totals
 
     def _checked(self, derived):
-        """``validate``'s compiled path: every check the loop below makes, in three or so compiled calls (each
-        connection's conductance pass, ``kernels.pair_sums`` or ``kernels.conductance_sums``, then one pass for the
-        biases and the node totals, ``kernels.node_totals``) instead of a dozen numpy calls on small arrays, which
-        cost a bare solve more than its check of the input conductances (``benchmarks/solve_parts.py``). The same
+        """``validate``'s compiled path: every check the loop below makes, in one compiled call
+        (``kernels.layered_sums``: each connection's conductance pass, then one pass for the biases and the node
+        totals) instead of a dozen numpy calls on small arrays, which cost a bare solve more than its check of the
+        input conductances (``benchmarks/solve_parts.py``). The same
         totals bit for bit (the same kernels, the same sums in the same order), as views of one array. None where
         the kernels do not serve an array or any check fails: the loop then runs and names the fault."""
         s, ws, bs = self.sizes, self.weights, self.biases
@@ -393,25 +396,11 @@ class LayeredNetwork(Unchanged):
         if self.gains[0] != 1.0 or not isinstance(amp, Amplifier) or not (
                 amp.ideal or (self.amplified and not (pairs and not getattr(amp, "inverting", False)))):
             return None
-        cols, rows = [], []
         signed = self.input_pairs and derived is not None  # the check forms G+ - G- for the solver
-        for c in range(L):
-            w = ws[c]
-            if c == 0 and signed:
-                got = kernels.pair_sums(w, self._signed_buffer(w), served=True)
-                if got is None or not got[0]:
-                    return None
-                cols.append(got[1])
-                rows.append(got[1])  # (the sources' rows feed no node's total: unread)
-            else:
-                got = kernels.conductance_sums(w, served=True)
-                if got is None or not got[0]:
-                    return None
-                cols.append(got[1])
-                rows.append(got[2])
         out = np.empty(sum(s) - s[0])
         split = tuple(s[c] if c and pairs else 0 for c in range(L))
-        if not kernels.node_totals(tuple(cols), tuple(bs), tuple(rows), split, out):
+        if not kernels.layered_sums(tuple(ws), tuple(bs), self._signed_buffer(ws[0]) if signed else _NO_SIGNED,
+                                    signed, split, out):
             return None
         if signed:
             derived["source_weights"] = self._scratch["signed"]

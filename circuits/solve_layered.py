@@ -177,41 +177,47 @@ def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | N
         # takes the GIL three times, not once per line of Python (two threads waiting on each other's Python
         # cost each a wake-up, tens of microseconds on a VM).
         prepared = {}
-        out = None
+        out = pred = _NONE
         joined_ok, started = [], []  # per chunk: its rows of the voltages finite; its rows of start finite
-        if joined is not None:
+        if joined is not None:  # the layers joined, and the pair readout, by each chunk's kernel for its rows
             out = np.empty((B, sum(v.shape[1] for v in layers)))
+            if net.readout == "pairs":
+                pred = np.empty((B, layers[-1].shape[1] // 2))
+        mode = 2 if split else 1 if zeroed else 0
         for lo, hi in chunks:
-            ks = [k[lo:hi] if np.ndim(k) == 2 else k for k in const]
+            if hi - lo == B:  # one chunk: the whole arrays (slicing each costs a view)
+                ks, ms, ls, ys = list(const), masks, layers, y
+            else:
+                ks = [k[lo:hi] if k.ndim == 2 else k for k in const]
+                ms = None if masks is None else [None if m is None else m[lo:hi] for m in masks]
+                ls, ys = [v[lo:hi] for v in layers], None if y is None else y[lo:hi]
             if fused:  # the bias goes into this solve's own product in place; a kept product stays as made
                 ks[0] = drive[lo:hi] if own else np.empty((hi - lo, drive.shape[1]))
-            ms = None if masks is None else [None if m is None else m[lo:hi] for m in masks]
-            prepared[lo] = (hi, ks[0], _kernel_args(compiled, ops, ks, [v[lo:hi] for v in layers],
-                                                    None if y is None else y[lo:hi], ms))
+            prepared[lo] = (hi, ks[0], _kernel_args(compiled, ops, ks, ls, ys, ms))
 
         def run(bounds):
             hi, k0, args = prepared[bounds[0]]
             lo = bounds[0]
-            if split:
-                started.append(kernels.split_rows(start[lo:hi], args[0]))
-            elif zeroed:
-                kernels.zero_rows(args[0])
             if fused:  # this chunk's rows of the input product (``_product``'s split), then its drive
                 d = np.dot(x[lo:hi], w, out=drive[lo:hi])
                 if not kernels.add_row(k0, d, bias0) and check_drive:
                     unchecked.append(lo)
-            sweeps, change, om = kernels.box_sweeps(*args)
-            if out is not None:
-                joined_ok.append(kernels.join_rows(args[0], out[lo:hi]))
+            # the start, the sweeps, the join and the readout: one compiled call (``kernels.chunk_sweeps``)
+            sweeps, change, om, ok_start, ok = kernels.chunk_sweeps(mode, start[lo:hi] if split else _NONE,
+                                                                    out[lo:hi], pred[lo:hi], *args)
+            started.append(ok_start)
+            joined_ok.append(ok)
             return args[0], int(sweeps), float(change), float(om)
     else:
         run = _python_run(ops, const, layers, y, masks, scaled)
 
     results = _over_chunks(B, run, chunks)
-    if split and not all(started):
+    if compiled is not None and not all(started):
         raise InputError(INIT_NOT_FINITE)
-    if compiled is not None and out is not None:
+    if compiled is not None and joined is not None:
         joined["voltages"], joined["finite"] = out, all(joined_ok)
+        if pred is not _NONE:
+            joined["prediction"] = pred
     if fused:
         if unchecked:
             net.check_inputs(x)  # raises naming the first NaN/inf of x; finite inputs go on, as they did before
@@ -268,7 +274,8 @@ FUSED_PRODUCT = True  # False: a split batch's input product is made in a round 
 def _compiled_layers(updates, boxes, fwd, scaled):
     """What ``kernels.box_sweeps`` needs beyond the drives, where every layer has a box update or is a nudged
     linear output pair layer (ideal diodes, linear nodes: the networks whose sweeps are all GEMMs and one
-    compiled pass per layer), else None: (per layer a_c W_c and W_c / a_c as C arrays, S, 1/S, lo, hi, pairs)."""
+    compiled pass per layer), else None: (per layer a_c W_c and W_c / a_c as C arrays, S, 1/S, lo, hi, pairs, a dict
+    in which ``_kernel_args`` keeps the row drives made whole)."""
     if not COMPILED_SWEEPS or boxes is None or not updates:
         return None
     lo, hi, pairs = [], [], []
@@ -285,10 +292,11 @@ def _compiled_layers(updates, boxes, fwd, scaled):
     S = tuple(u[1] for u in updates)  # contiguous float arrays (``_layer_updates``)
     inv_s = tuple(s if u[2] is None else u[2] for s, u in zip(S, updates))
     return ((dummy,) + tuple(fwd[1:]), (dummy,) + tuple(scaled[1:]), S, inv_s, np.array(lo), np.array(hi),
-            np.array(pairs, dtype=np.int64))
+            np.array(pairs, dtype=np.int64), {})  # {}: the row drives made whole, per layer and batch size
 
 
 _FREE = np.ones((1, 1))  # what box_sweeps is passed for a layer without grounded nodes
+_NONE = np.empty((0, 0))  # chunk_sweeps' placeholder for a start, joined voltages or readout it does not make
 _NO_TARGETS = np.zeros((1, 1))  # its targets where no layer is nudged output pairs (never read)
 _UNMASKED = {}
 
@@ -306,7 +314,7 @@ def _kernel_args(compiled, ops, const, layers, y, masks=None) -> tuple:
     """``kernels.box_sweeps``' arguments for one chunk: ``_sweeps`` as one compiled call for the whole loop. ``const``
     per layer its constant drive: a (chunk, n) array, or a row, made whole here."""
     net, totals, fwd, back, nudged, beta, tol, max_sweeps, boxes, omega, estimate, updates = ops
-    fwds, backs, S, inv_s, lo, hi, pairs = compiled
+    fwds, backs, S, inv_s, lo, hi, pairs, whole = compiled
     L = len(layers)
     B = layers[0].shape[0]
     ks = []
@@ -314,9 +322,17 @@ def _kernel_args(compiled, ops, const, layers, y, masks=None) -> tuple:
         k = const[c]
         if nudged and c == L - 1 and not pairs[c]:
             k = k + beta * y
-        if not (np.ndim(k) == 2 and k.flags.c_contiguous and k.flags.writeable and k.dtype == float):
-            row, k = k, np.empty((B, layers[c].shape[1]))  # a row drive, whole
-            k[...] = row
+        if k.ndim == 1:  # a row drive (the biases', from the set-up), made whole once per batch size and kept with
+            # the set-up (the kernel only reads it)
+            got = whole.get((c, B))
+            if got is None or got[0] is not k:
+                if len(whole) >= 4 * L:  # many batch sizes: the oldest go
+                    whole.clear()
+                got = whole[(c, B)] = (k, np.empty((B, k.shape[0])))
+                got[1][...] = k
+            k = got[1]
+        elif not (k.flags.c_contiguous and k.flags.writeable and k.dtype == float):
+            k = np.array(k, dtype=float, order="C")
         ks.append(k)
     yy = np.ascontiguousarray(y, dtype=float) if (nudged and pairs[-1]) else _NO_TARGETS
     if masks is None:  # no grounded nodes: the same flags and placeholders every call

@@ -134,7 +134,8 @@ def _solve_layered(net: LayeredNetwork, x, y, beta, init, tol, max_iter, omega=N
     def largest_residual():
         return float(max(np.abs(r).max(initial=0.0) for r in residual()))
 
-    return Equilibrium(voltages, x, readout(net, layers[-1]), sweeps, largest_residual, beta, y,
+    prediction = joined["prediction"] if "prediction" in joined else readout(net, layers[-1])
+    return Equilibrium(voltages, x, prediction, sweeps, largest_residual, beta, y,
                        net.free_sizes, "bcd", {"omega": omega})
 
 

@@ -5,6 +5,7 @@ import pytest
 
 from eqprop.circuits import PiecewiseLinearDiode, ShockleyDiode, kernels, layered, solve
 from eqprop.circuits import solve_layered
+from eqprop.circuits.energy import readout
 
 pytestmark = pytest.mark.skipif(not kernels.available(), reason="numba is not installed")
 
@@ -64,13 +65,14 @@ def test_kernels_give_the_numpy_equilibrium(monkeypatch, sizes, diode, kw):
 ])
 def test_the_compiled_sweep_loop_is_the_python_loop(monkeypatch, sizes, diode, kw, B):
     """Networks of box layers and linear output pairs run their whole sweep loop compiled
-    (``kernels.box_sweeps``): the same GEMMs, kernels and over-relaxation rule as the per-layer loop, so the
-    same sweeps, the same omega and the equilibrium to rounding, free and nudged both ways."""
+    (``kernels.box_sweeps``, inside each chunk's ``kernels.chunk_sweeps``): the same GEMMs, kernels and
+    over-relaxation rule as the per-layer loop, so the same sweeps, the same omega and the equilibrium to rounding,
+    free and nudged both ways, and the readout the kernel makes is the numpy one's of its voltages."""
     net, x, y = _case(sizes, diode, B=B, **kw)
     b = float(net.weights[-1].mean())
     calls = []
-    real = kernels.box_sweeps
-    monkeypatch.setattr(kernels, "box_sweeps", lambda *a: calls.append(1) or real(*a))
+    real = kernels.chunk_sweeps
+    monkeypatch.setattr(kernels, "chunk_sweeps", lambda *a: calls.append(1) or real(*a))
 
     def phases():
         free = solve(net, x, tol=1e-12, max_iter=20_000)
@@ -84,6 +86,7 @@ def test_the_compiled_sweep_loop_is_the_python_loop(monkeypatch, sizes, diode, k
     assert len(calls) >= 3  # every phase went through the compiled loop
     for r, g in zip(ref, got):
         assert np.abs(r.voltages - g.voltages).max() < 1e-13
+        assert np.array_equal(g.prediction, readout(net, g.outputs))  # bit for bit
         assert r.iterations == g.iterations and r.info["omega"] == pytest.approx(g.info["omega"], rel=1e-12)
     if len(sizes) > 2:  # (one free layer settles in a sweep)
         with pytest.raises(Exception, match="did not converge"):  # the loop stops at max_iter and says so
