@@ -6,8 +6,8 @@
 REF is a git commit or tag of this repository; its ``circuits`` folder is exported to a temporary folder
 and imported as a package of its own, so both solvers run in one process on one network (the conductances
 of ``--trained`` RUN when given; Shockley diodes have IS 1e-7 A). Interleaving puts both under the same
-load, which on this 2-core VM moves whole-run figures by 30%; each figure is the fastest call. Prints
-equilibria/s (free, and nudged warm-started from the free state) of both and the largest voltage
+load, which on this 2-core VM moves whole-run figures by 30%. Prints equilibria/s (free, and nudged warm-started
+from the free state) of both, each the median call with the fastest in brackets, and the largest voltage
 difference between their equilibria. Measured, never asserted.
 """
 from __future__ import annotations
@@ -85,21 +85,23 @@ def main(argv=None):
         for k, m in mods.items():
             calls[f"{k} free"] = lambda m=m, n=nets[k]: m.solve(n, x)
             calls[f"{k} nudged"] = lambda m=m, n=nets[k], f=free[k]: m.solve(n, x, y, beta=1e-7, init=f)
-        best = {k: np.inf for k in calls}
+        times = {k: [] for k in calls}
         t_end = time.perf_counter() + args.seconds
         while time.perf_counter() < t_end:
             for k, f in calls.items():
                 t0 = time.perf_counter()
                 f()
-                best[k] = min(best[k], time.perf_counter() - t0)
+                times[k].append(time.perf_counter() - t0)
+        rate = {k: f"{args.batch / np.median(t):,.0f} ({args.batch / min(t):,.0f})" for k, t in times.items()}
         a, b = (free[k].voltages for k in mods)
         print(f"# {'-'.join(map(str, args.sizes))}, {args.diode}, batch {args.batch}, {args.input_scale:g} V/pixel"
               f"{', trained ' + args.trained if args.trained else ''}; max |V difference| {np.abs(a - b).max():.1e} V")
+        print(f"# {min(len(t) for t in times.values())} calls of each, interleaved; median equilibria/s (fastest)")
         print("| solver | sweeps free/nudged | free eq/s | nudged eq/s |")
         print("|---|---|---|---|")
         for k in mods:
             print(f"| {k} | {free[k].iterations}/{mods[k].solve(nets[k], x, y, beta=1e-7, init=free[k]).iterations} | "
-                  f"{args.batch / best[k + ' free']:,.0f} | {args.batch / best[k + ' nudged']:,.0f} |")
+                  f"{rate[k + ' free']} | {rate[k + ' nudged']} |")
 
 
 if __name__ == "__main__":
