@@ -40,7 +40,10 @@ READOUTS = ("pairs", "nodes")
 
 
 def _check_inputs(x, n_features: int, what: str = "x", finite: bool = True) -> np.ndarray:
-    x = np.asarray(x, dtype=float)
+    try:
+        x = np.asarray(x, dtype=float)
+    except (TypeError, ValueError) as e:  # strings, ragged rows, objects
+        raise InputError(f"{what} must be an array of numbers, (batch, {n_features}) or ({n_features},): {e}") from None
     if x.ndim == 1:
         x = x[None, :]
     if x.ndim != 2 or x.shape[1] != n_features:

@@ -42,6 +42,8 @@ def solve(network, x, y=None, beta: float = 0.0, init=None, *, tol: float = 1e-1
         raise InputError(f"beta must be finite, got {beta}")
     if not tol > 0:
         raise InputError(f"tol must be positive, got {tol}")
+    if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
+        raise InputError(f"max_iter must be a whole number of sweeps >= 1, got {max_iter!r}")
     if omega is not None and not 0.0 < omega < 2.0:
         raise InputError(f"omega must lie in (0, 2), where over-relaxed sweeps converge, got {omega}; "
                          "leave it out to have it measured")

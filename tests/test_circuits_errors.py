@@ -31,6 +31,19 @@ def test_wrong_input_shape(net):
         solve(net, np.zeros((2, 5)))
 
 
+@pytest.mark.parametrize("x", ["abc", [[0.1, 0.2], [0.3]], [{"a": 1}] * 4])
+def test_inputs_that_are_not_numbers_are_refused_in_one_line(net, x):
+    with pytest.raises(InputError, match=r"^x must be an array of numbers, \(batch, 4\) or \(4,\): "):
+        solve(net, x)
+
+
+@pytest.mark.parametrize("max_iter", [0, -1, 1.5, True, "10"])
+def test_a_sweep_count_that_is_not_a_positive_whole_number_is_refused(net, max_iter):
+    with pytest.raises(InputError, match="^max_iter must be a whole number of sweeps >= 1"):
+        solve(net, np.zeros((1, 4)), max_iter=max_iter)
+    assert solve(net, np.zeros((1, 4)), max_iter=np.int64(100)).iterations <= 100
+
+
 def test_wrong_target_batch(net):
     with pytest.raises(InputError, match="y has 1 samples but x has 2"):
         solve(net, np.zeros((2, 4)), np.zeros((1, 2)), beta=1e-7)
