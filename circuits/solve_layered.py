@@ -322,15 +322,15 @@ def _kernel_args(compiled, ops, const, layers, y, masks=None) -> tuple:
         k = const[c]
         if nudged and c == L - 1 and not pairs[c]:
             k = k + beta * y
-        if k.ndim == 1:  # a row drive (the biases', from the set-up), made whole once per batch size and kept with
-            # the set-up (the kernel only reads it)
+        if k.ndim == 1:  # a row drive: the biases', from this set-up (``_setup``), made whole once per batch size and
+            # kept with it (the kernel only reads it)
             got = whole.get((c, B))
-            if got is None or got[0] is not k:
-                if len(whole) >= 4 * L:  # many batch sizes: the oldest go
+            if got is None:
+                if len(whole) >= 4 * L:  # many batch sizes: the kept ones go
                     whole.clear()
-                got = whole[(c, B)] = (k, np.empty((B, k.shape[0])))
-                got[1][...] = k
-            k = got[1]
+                got = whole[(c, B)] = np.empty((B, k.shape[0]))
+                got[...] = k
+            k = got
         elif not (k.flags.c_contiguous and k.flags.writeable and k.dtype == float):
             k = np.array(k, dtype=float, order="C")
         ks.append(k)

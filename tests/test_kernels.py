@@ -479,3 +479,29 @@ def test_kept_set_ups_are_bounded_and_the_oldest_phase_goes_first(monkeypatch):
     kept = net._scratch["setups"]
     assert len(kept) == solve_layered.SETUP_MEMO_PHASES
     assert [phase[1] for phase in kept] == betas[-solve_layered.SETUP_MEMO_PHASES:]
+
+
+def test_row_drives_made_whole_are_kept_per_batch_size_bounded_and_follow_the_biases():
+    """The compiled sweeps take each layer's bias drive as a whole (batch, nodes) array; a bare call keeps the ones it
+    made with the phase's set-up (``solve_layered._kernel_args``), per batch size, at most four per layer: calls at
+    many batch sizes, in threads' chunks or not, and after an edit of a bias give a fresh copy's equilibrium bit
+    for bit."""
+    net, x, y = _case([48, 30, 30, 10], "ideal", B=300)
+    L = net.n_connections
+
+    def same_as_fresh(B):
+        for args in ((), (y[:B], 1e-7)):
+            got = solve(net, x[:B], *args)
+            fresh = solve(net.copy(), x[:B], *args)
+            assert got.voltages.tobytes() == fresh.voltages.tobytes()
+            assert got.prediction.tobytes() == fresh.prediction.tobytes()
+
+    for B in (1, 7, 300, 7, 64, 2, 3, 5, 9, 11, 300):
+        same_as_fresh(B)
+        for _, (_, setup) in net._scratch["setups"].items():
+            whole = setup[-1][-1]  # the compiled sweeps' arguments end with the kept whole drives
+            assert len(whole) <= 4 * L
+            assert all(k.shape[0] == b for (c, b), k in whole.items())
+    net.biases[1][0] += 1e-4  # a new set-up, new rows: the kept arrays of the old ones are not used
+    same_as_fresh(7)
+    same_as_fresh(300)
