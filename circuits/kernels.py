@@ -757,6 +757,52 @@ def _layered_loop(ws, bs, diff, signed, split, out):  # pragma: no cover - compi
 _layered_kernel = _layered_loop if njit is None else njit(nogil=True, cache=True)(_layered_loop)
 
 
+def _plan_check_loop(ws, bs, diff, signed, split, out, rows, cols, kept):  # pragma: no cover - compiled
+    """``layered_sums`` for a kept plan of a bare solve (``solver._planned``), with the shapes it was made for checked
+    first (``rows``, ``cols`` per connection; a mismatch returns 0 before any array is indexed), then the node totals,
+    biases and weights between free layers compared bit for bit with ``kept``, the numbers the plan's set-up was made
+    from, in that order (``solve_layered._keep_plan``): 2 where all are the same, 1 where the check passed but a
+    number differs, 0 where the check failed (the general path then names the fault). The caller has checked that
+    the kernels serve and that there are as many arrays as ``rows``."""
+    L = len(ws)
+    a = 0
+    for c in range(L):  # the shapes the plan was made for: a mismatch would index past an array
+        w, b = ws[c], bs[c]
+        if w.shape[0] != rows[c] or w.shape[1] != cols[c] or b.shape[0] != 2 or b.shape[1] != cols[c]:
+            return 0
+        a += cols[c]
+    if out.shape[0] != a or (signed and (diff.shape[0] != rows[0] // 2 or diff.shape[1] != cols[0])):
+        return 0
+    if not _layered_kernel(ws, bs, diff, signed, split, out):
+        return 0
+    need = 3 * a
+    for c in range(1, L):
+        need += rows[c] * cols[c]
+    if kept.shape[0] != need:
+        return 1
+    diff_bits = 0  # the numbers the plan's set-up was made from, bit for bit: totals, biases, weights between layers
+    k = 0
+    for i in range(a):
+        diff_bits |= _bits(out[i]) ^ _bits(kept[k + i])
+    k += a
+    for c in range(L):
+        b = bs[c]
+        for r in range(2):
+            for j in range(cols[c]):
+                diff_bits |= _bits(b[r, j]) ^ _bits(kept[k + j])
+            k += cols[c]
+    for c in range(1, L):
+        w = ws[c]
+        for r in range(rows[c]):
+            for j in range(cols[c]):
+                diff_bits |= _bits(w[r, j]) ^ _bits(kept[k + j])
+            k += cols[c]
+    return 2 if diff_bits == 0 else 1
+
+
+plan_check = _plan_check_loop if njit is None else njit(nogil=True, cache=True)(_plan_check_loop)
+
+
 def layered_sums(ws: tuple, bs: tuple, diff: np.ndarray, signed: bool, split: tuple, out: np.ndarray) -> bool:
     """A layered network's whole check of its conductances in one compiled call (``LayeredNetwork._checked``): each
     connection's pass (``pair_sums`` into ``diff`` for the input pairs where ``signed``, else ``conductance_sums``),
@@ -881,3 +927,19 @@ def chunk_sweeps(start_mode, start, out, pred, layers, ks, fwds, backs, inv_s, S
             for j in range(h):
                 pred[i, j] = v[i, j] - v[i, h + j]
     return sweeps, change, omega, True, finite
+
+
+@_compile
+def biased_round(targets, row, start_mode, start, out, pred, layers, ks, fwds, backs, inv_s, S, lo, hi, pairs, y,
+                 beta, tol, max_sweeps, omega, estimate, omega_max, masks, masked):
+    """A kept plan's whole round in one call (``solver._planned``): the targets checked for NaN/inf (``targets``: a
+    0-row placeholder where there are none; with one, nothing else is done), the bias drive ``row`` added to the
+    input product ``ks[0]`` in place and checked (``add_row``), then ``chunk_sweeps``. Returns chunk_sweeps' five
+    values, whether the drive is finite and whether the targets are."""
+    if targets.shape[0] > 0 and not _finite_kernel(targets):
+        return 0, np.inf, omega, True, True, True, False
+    drive_ok = _add_row_kernel(ks[0], ks[0], row)
+    sweeps, change, omega, started, finite = chunk_sweeps(start_mode, start, out, pred, layers, ks, fwds, backs,
+                                                          inv_s, S, lo, hi, pairs, y, beta, tol, max_sweeps, omega,
+                                                          estimate, omega_max, masks, masked)
+    return sweeps, change, omega, started, finite, drive_ok, True

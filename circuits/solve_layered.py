@@ -120,9 +120,12 @@ def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | N
     """
     B = x.shape[0]
     nudged = beta != 0.0 and y is not None
+    omega_arg = omega
     # What does not depend on x, y or the start: computed once per unchanged() block (the phases of a step), and
     # outside one reused from the network's last call where everything it is made from is the same bit for bit
     make = _setup if net._fixed is not None else _recalled_setup
+    memo = None if net._scratch is None else net._scratch.get("setups")
+    before = None if memo is None else memo.get((nudged, float(beta) if nudged else 0.0))  # this phase's kept set-up
     setup = net.derived(("bcd", nudged, float(beta) if nudged else 0.0),
                         lambda: make(net, node_conductance(net) if totals is None else totals, nudged, beta))
     totals, fwd, back, boxes, updates, bias_drive, all_boxes, compiled = setup
@@ -194,6 +197,12 @@ def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | N
             if fused:  # the bias goes into this solve's own product in place; a kept product stays as made
                 ks[0] = drive[lo:hi] if own else np.empty((hi - lo, drive.shape[1]))
             prepared[lo] = (hi, ks[0], _kernel_args(compiled, ops, ks, ls, ys, ms))
+        if (PLANS and joined is not None and net._fixed is None and masks is None and not fused and mode
+                and B < 2 * threads.MIN_CHUNK and not any(e is not None for e in (extra or []))
+                and (signed is not None or not net.input_pairs)
+                and before is not None and setup is before[1]):  # a bare call on unchanged conductances (its set-up
+            # recalled: a network edited between calls makes none): kept for the next one like it
+            _keep_plan(net, setup, prepared[0][2], const, nudged, beta, tol, max_sweeps, omega_arg, mode, check_drive)
 
         def run(bounds):
             hi, k0, args = prepared[bounds[0]]
@@ -342,6 +351,85 @@ def _kernel_args(compiled, ops, const, layers, y, masks=None) -> tuple:
         ms = tuple(_FREE if m is None else m for m in masks)
     return (tuple(layers), tuple(ks), fwds, backs, inv_s, S, lo, hi, pairs, yy, float(beta), float(tol),
             int(max_sweeps), float(omega), bool(estimate), OMEGA_MAX, ms, masked)
+
+
+PLANS = True  # False: bare calls keep no plan (tests compare the two)
+PLANS_KEPT = 8  # plans kept per network (batch size, phase, settings)
+
+
+class Plan:
+    """What a bare call of a network needs beyond its x, y and start, kept from the last such call for the next one
+    with the same batch size, phase and settings (``_keep_plan``; used by ``solver._planned``): the network's structure
+    it was made for (``stamp``: the scalars by value, the clamps, amplifier and conductance arrays by identity,
+    ``refs`` keeping them alive so that no other object takes their ids), the numbers its set-up was made from
+    (``kept``: node totals, biases, weights between free layers, compared bit for bit by ``kernels.plan_check``), the
+    shapes, and the compiled sweeps' arguments that do not depend on x, y or the start."""
+
+    __slots__ = ("stamp", "refs", "kept", "rows", "cols", "split", "signed", "on_drive", "features", "targets_n", "n_totals",
+                 "n_free", "widths", "bias0", "ks", "nudge_last", "targets", "head", "tail", "mode", "pairs_out",
+                 "setup", "totals")
+
+
+def _plan_stamp(net: LayeredNetwork) -> tuple:
+    """The structure a plan holds for: what the network's check and its set-up read besides the conductances'
+    values (sizes, gains, bias voltage, readout, flags, each immutable (``_keep_plan``): by identity, else by
+    value; the amplifier, clamps and arrays by identity), and the settings the solver reads."""
+    return (net.sizes, net.gains, net.bias_voltage, net.readout, net.input_pairs, net.hidden_pairs, id(net.amplifier),
+            len(net.neurons), *map(id, net.neurons), len(net.weights), *map(id, net.weights), len(net.biases),
+            *map(id, net.biases), kernels.available(), COMPILED_SWEEPS, SMALL_MATRIX)
+
+
+def _keep_plan(net, setup, args, const, nudged, beta, tol, max_sweeps, omega, mode, on_drive) -> None:
+    """Keeps the plan of this bare call (one chunk, compiled sweeps; ``args``: its ``_kernel_args``) where the network
+    allows one: clamps that cannot change in place, ideal amplifiers, a set-up the memo keeps. Plans of another
+    structure go (they could not serve again, and they hold old arrays)."""
+    if (not net.amplifier.ideal or not all(_frozen_clamp(n) for n in net.neurons)
+            or sum(w.size for w in net.weights[1:]) > SETUP_MEMO_ENTRIES
+            or not (type(net.sizes) is tuple and type(net.gains) is tuple and isinstance(net.bias_voltage, float)
+                    and type(net.readout) is str and isinstance(net.input_pairs, (bool, np.bool_))
+                    and isinstance(net.hidden_pairs, (bool, np.bool_)))):  # the stamp's scalars cannot change in place
+        return
+    scratch = net._scratch
+    if scratch is None:
+        scratch = net._scratch = {}
+    plans = scratch.get("plans")
+    stamp = _plan_stamp(net)
+    if plans is None:
+        plans = scratch["plans"] = {}
+    for key in [k for k, p in list(plans.items()) if p.stamp != stamp]:
+        plans.pop(key, None)
+    plan = Plan()
+    plan.stamp, plan.refs = stamp, (net.amplifier, tuple(net.neurons), tuple(net.weights), tuple(net.biases))
+    totals = setup[0]
+    plan.kept = np.concatenate([*totals, *(b.reshape(-1) for b in net.biases),
+                                *(w.reshape(-1) for w in net.weights[1:])])
+    plan.rows, plan.cols = tuple(w.shape[0] for w in net.weights), tuple(w.shape[1] for w in net.weights)
+    s = net.sizes
+    plan.split = tuple(s[c] if c and net.hidden_pairs else 0 for c in range(net.n_connections))
+    plan.signed, plan.on_drive, plan.features, plan.targets_n = net.input_pairs, on_drive, net.n_features, net.n_targets
+    plan.widths = tuple(v.shape[1] for v in args[0])
+    plan.n_totals = plan.n_free = sum(plan.widths)
+    plan.bias0, plan.totals, plan.setup = setup[5][0], totals, setup
+    pairs = args[8]
+    plan.nudge_last = nudged and not pairs[-1]
+    ks = list(args[1][1:])
+    if plan.nudge_last:
+        if not ks:  # no hidden layer: the nudge goes into the input product with its bias, in that order
+            return
+        ks[-1] = const[-1]  # the row: beta y is added per call, as ``_kernel_args`` does
+    plan.ks, plan.targets = tuple(ks), bool(nudged and pairs[-1])
+    plan.head, plan.tail, plan.mode = args[2:9], args[10:], mode
+    plan.pairs_out = net.readout == "pairs"
+    if len(plans) >= PLANS_KEPT:
+        for oldest in list(plans)[:1]:
+            plans.pop(oldest, None)
+    plans[plan_key(args[0][0].shape[0], beta, nudged, tol, max_sweeps, omega, mode)] = plan
+
+
+def plan_key(B, beta, nudged, tol, max_iter, omega, mode) -> tuple:
+    """The call a plan serves: batch size, beta, whether nudged, the solve's settings (the sweep count's type too: a
+    plan skips the checks of the arguments, which its making call passed), cold (1) or warm (2) start."""
+    return B, beta, nudged, tol, max_iter, type(max_iter), omega, mode
 
 
 SETUP_MEMO_ENTRIES = 65536  # the most entries of the conductances a set-up is compared by (beyond: made anew)

@@ -15,6 +15,7 @@ from .energy import clamp_residual, node_conductance, readout
 from .equilibrium import Equilibrium
 from .errors import ConvergenceError, InputError, NetworkError
 from .network import GraphNetwork, LayeredNetwork
+from . import solve_layered
 from .solve_layered import INIT_NOT_FINITE, bcd
 from .solve_graph import compile_graph, solve_graph
 
@@ -35,6 +36,12 @@ def solve(network, x, y=None, beta: float = 0.0, init=None, *, tol: float = 1e-1
     first sweeps, 1.0 gives plain block coordinate descent, a number in (0, 2) fixes it. The factor used
     is in ``Equilibrium.info['omega']``.
     """
+    checked = None
+    if type(network) is LayeredNetwork and network._scratch is not None and (method == "auto" or method == "bcd"):
+        # a bare call like an earlier one: its arguments were checked when its plan was made, and are the same
+        planned, checked = _planned(network, x, y, beta, init, tol, max_iter, omega)
+        if planned is not None:
+            return planned
     memory.keep()  # once per process: freed temporaries are reused, not faulted in again
     if method not in METHODS:
         raise NetworkError(f"unknown method {method!r}; use one of {METHODS}")
@@ -48,7 +55,9 @@ def solve(network, x, y=None, beta: float = 0.0, init=None, *, tol: float = 1e-1
         raise InputError(f"omega must lie in (0, 2), where over-relaxed sweeps converge, got {omega}; "
                          "leave it out to have it measured")
     totals, derived = None, {}
-    if isinstance(network, (LayeredNetwork, GraphNetwork)):
+    if checked is not None:  # a plan's check ran and passed (its structure's checks stand): not made twice
+        totals, derived = checked
+    elif isinstance(network, (LayeredNetwork, GraphNetwork)):
         # conductances may have been edited in place since the network was built; the check forms the signed
         # input weights on the way (``LayeredNetwork.validate``)
         totals = network.validate(derived)
@@ -65,6 +74,86 @@ def solve(network, x, y=None, beta: float = 0.0, init=None, *, tol: float = 1e-1
             raise NetworkError("method='bcd' needs a LayeredNetwork; graphs are solved with method='newton'")
         return _solve_graph(network, x, y, beta, init, tol, max_iter)
     raise NetworkError(f"solve() takes a LayeredNetwork or GraphNetwork, got {type(network).__name__}")
+
+
+def _planned(net: LayeredNetwork, x, y, beta, init, tol, max_iter, omega):
+    """The solve of a bare call whose network, batch size, phase and settings match a kept plan
+    (``solve_layered.Plan``, kept by the general path's last such call): the same checks, compiled calls and result
+    bit for bit, without the layers of Python around them (the general path's Python, run after passes that empty the
+    caches it needs, took about a sixth of a bare call at batch 64: ``benchmarks/bare_floor.py``). Returns (the
+    equilibrium, None) or, where no plan serves or anything is off, (None, what the general path needs): None, or
+    where the plan's check of the network ran and passed, (the node totals, {"source_weights": G+ - G-}) for it to
+    use instead of checking again (the conductances changed since the plan's set-up was made, the inputs or the
+    start are bad, the solve does not converge: the general path then runs, and raises where it must)."""
+    plans = net._scratch.get("plans")
+    if not plans or net._fixed is not None or net._grounded is not None or type(x) is not np.ndarray or x.ndim != 2:
+        return None, None
+    B = x.shape[0]
+    key = solve_layered.plan_key(B, beta, beta != 0.0 and y is not None, tol, max_iter, omega, 1 if init is None else 2)
+    plan = plans.get(key)
+    if plan is None or x.dtype != np.float64 or x.shape[1] != plan.features:
+        return None, None
+    if plan.stamp != solve_layered._plan_stamp(net):  # the structure changed: every plan is stale (and holds old
+        plans.clear()  # arrays)
+        return None, None
+    ws = tuple(net.weights)
+    signed = net._signed_buffer(ws[0]) if plan.signed else solve_layered._NONE
+    totals = np.empty(plan.n_totals)
+    # the network's check, and its numbers against those the plan's set-up was made from: before any input's
+    # check, as the general path names a fault of the network first
+    state = kernels.plan_check(ws, tuple(net.biases), signed, plan.signed, plan.split, totals, plan.rows, plan.cols,
+                               plan.kept)
+    if state == 0:
+        return None, None
+    checked = ([totals[a - n:a] for a, n in zip(np.cumsum(plan.widths), plan.widths)],
+               {"source_weights": signed} if plan.signed else {})
+    if state == 1:  # the network was edited: this plan is stale (the general path keeps a new one once the network
+        plans.pop(key, None)  # stays unchanged for a call)
+        return None, checked
+    if not plan.on_drive and not kernels.all_finite(x):
+        return None, checked
+    targets_checked = solve_layered._NONE  # targets for the round to check (NaN/inf)
+    if y is not None:
+        if type(y) is not np.ndarray or y.dtype != np.float64 or y.shape != (B, plan.targets_n) \
+                or not y.flags.c_contiguous:
+            return None, checked
+        targets_checked = y
+    elif beta != 0.0:
+        return None, checked
+    start = solve_layered._NONE
+    if init is not None:
+        start = init.voltages if type(init) is Equilibrium else init
+        if (type(start) is not np.ndarray or start.shape != (B, plan.n_free) or not start.flags.c_contiguous
+                or start.dtype != np.float64):
+            return None, checked
+    if beta < 0:
+        try:
+            _check_negative_beta(net, beta, plan.totals)
+        except InputError:  # raised by the general path, after its checks of y and the start
+            return None, checked
+    drive = np.dot(x, signed if plan.signed else ws[0])  # C-contiguous float64, as the bias row: the kernel takes both
+    if plan.nudge_last:  # the output layer's bias row and the nudge, as ``_kernel_args`` adds them
+        ks = (drive, *plan.ks[:-1], plan.ks[-1] + beta * y)
+    else:
+        ks = (drive, *plan.ks)
+    targets = y if plan.targets else solve_layered._NO_TARGETS
+    layers = tuple(np.empty((B, n)) for n in plan.widths)
+    voltages = np.empty((B, plan.n_free))
+    pred = np.empty((B, plan.widths[-1] // 2)) if plan.pairs_out else solve_layered._NONE
+    # the bias drive added (and the drive checked), the start, the sweeps, the join, the readout: one compiled call
+    sweeps, change, omega, started, finite, drive_ok, y_ok = kernels.biased_round(
+        targets_checked, plan.bias0, plan.mode, start, voltages, pred, layers, ks, *plan.head, targets, *plan.tail)
+    if not (y_ok and started and finite and change <= tol and (drive_ok or not plan.on_drive)):
+        return None, checked  # the general path names what is wrong (NaN/inf in y, the start or x, no convergence)
+    setup = plan.setup
+    const = [drive, *setup[5][1:]]
+
+    def largest_residual():
+        res = solve_layered._residual(net, setup[0], const, setup[1], setup[2], list(layers), y, beta, None)
+        return float(max(np.abs(r).max(initial=0.0) for r in res))
+
+    return Equilibrium(voltages, x, pred if plan.pairs_out else layers[-1], int(sweeps), largest_residual, beta, y,
+                       net.free_sizes, "bcd", {"omega": float(omega)}), None
 
 
 def _prepare(network, x, y, beta, init, n_free, check_x: bool = True, check_init: bool = True):

@@ -505,3 +505,98 @@ def test_row_drives_made_whole_are_kept_per_batch_size_bounded_and_follow_the_bi
     net.biases[1][0] += 1e-4  # a new set-up, new rows: the kept arrays of the old ones are not used
     same_as_fresh(7)
     same_as_fresh(300)
+
+
+def _outcome(fn):
+    """A solve's voltages, prediction, sweeps and residual as bytes, or its error's type and message."""
+    try:
+        eq = fn()
+    except Exception as e:  # noqa: BLE001 - the error is the outcome compared
+        return type(e).__name__, str(e)
+    return eq.voltages.tobytes(), eq.prediction.tobytes(), eq.iterations, eq.residual, eq.info["omega"], eq.beta
+
+
+@pytest.mark.parametrize("sizes,kw", [([48, 30, 10], {}), ([48, 20, 20, 10], {"hidden_pairs": True}),
+                                      ([48, 30, 10], {"readout": "nodes"}), ([24, 12, 6], {"input_pairs": False}),
+                                      ([48, 10], {"readout": "nodes"})])
+def test_a_kept_plan_gives_the_general_path_s_result_and_errors(monkeypatch, sizes, kw):
+    """A bare call like an earlier one runs its kept plan (``solver._planned``): the same voltages, prediction,
+    sweeps, omega and residual bit for bit as the general path, and the same error for every bad argument, input,
+    start and edit of the network in place, in the same order (the network's fault first)."""
+    calls = []
+    real = kernels.plan_check
+    monkeypatch.setattr(kernels, "plan_check", lambda *a: calls.append(1) or real(*a))
+    rng = np.random.default_rng(3)
+
+    def scenarios(net, x, y, free):
+        bad_x = x.copy()
+        bad_x[2, 1] = np.nan
+        bad_y = y.copy()
+        bad_y[1, 0] = np.inf
+        bad_init = free.voltages.copy()
+        bad_init[3, 2] = np.nan
+        return [lambda: solve(net, x), lambda: solve(net, x, y, 1e-7, init=free),
+                lambda: solve(net, x, y, -1e-7, init=free), lambda: solve(net, x, y, 1e-7, init=free.voltages),
+                lambda: solve(net, x, y), lambda: solve(net, x, y, omega=1.0), lambda: solve(net, x, tol=1e-12),
+                lambda: solve(net, bad_x), lambda: solve(net, x, bad_y, 1e-7, init=free),
+                lambda: solve(net, x, y, 1e-7, init=bad_init), lambda: solve(net, x, None, 1e-7, init=free),
+                lambda: solve(net, x, max_iter=2000.0), lambda: solve(net, x, tol=-1.0),
+                lambda: solve(net, x, y, np.nan, init=free), lambda: solve(net, x, method="foo"),
+                lambda: solve(net, x[:, :-1]), lambda: solve(net, x[0]), lambda: solve(net, x, max_iter=2),
+                lambda: solve(net, x, y, -1.0, init=free), lambda: solve(net, x, y, 1e-7, init=free.voltages[:, :-1]),
+                lambda: solve(net, x, y.tolist(), 1e-7, init=free.voltages.tolist()),
+                lambda: solve(net, x, bad_y, 1e-7, init="abc"), lambda: solve(net, x, bad_y, -1.0, init=free),
+                lambda: solve(net, np.asfortranarray(x), np.asfortranarray(y), 1e-7,
+                              init=np.asfortranarray(free.voltages))]
+
+    def run(plans):
+        monkeypatch.setattr(solve_layered, "PLANS", plans)
+        net = layered(sizes, diode="ideal", rails=(-0.05, 0.05), gain=4.0, seed=2, **kw)
+        x = rng.uniform(0, 3, (9, net.n_features))
+        y = rng.uniform(-0.05, 0.05, (9, net.n_targets))
+        free = solve(net, x)
+        out = []
+        for edit in [lambda: None, lambda: net.weights[-1].__imul__(1.01), lambda: net.biases[0].__iadd__(1e-5),
+                     lambda: net.weights[0].__imul__(0.99), lambda: setattr(net, "gains", tuple(net.gains)),
+                     lambda: setattr(net, "bias_voltage", 0.75), lambda: net.weights.__setitem__(-1, net.weights[-1] * 2),
+                     lambda: net.weights[0].__setitem__((0, 0), -1.0), lambda: net.weights[0].__setitem__((0, 0), 1e-4),
+                     lambda: net.neurons.__setitem__(0, type(net.neurons[0])(net.neurons[0].diode, -0.04, 0.04)
+                                                     if net.neurons[0] is not None else None)]:
+            edit()
+            for _ in range(2):  # the second round runs the plans the first one kept
+                out += [_outcome(s) for s in scenarios(net, x, y, free)]
+        return out
+
+    rng = np.random.default_rng(3)
+    ref = run(False)
+    assert not calls
+    rng = np.random.default_rng(3)
+    got = run(True)
+    assert len(calls) > 50  # the plans served
+    assert len(ref) == len(got)
+    for i, (r, g) in enumerate(zip(ref, got)):
+        assert r == g, (i, r[:2] if isinstance(r[0], str) else "voltages", g[:2] if isinstance(g[0], str) else "voltages")
+
+
+def test_an_edited_network_is_checked_once_a_call_and_planned_again_once_it_stays_unchanged(monkeypatch):
+    """Between edits in place a bare call checks the network's conductances once: a stale plan's check (its numbers
+    differ) hands its node totals and signed weights to the general path, which does not check again, and the stale
+    plan goes; once the network stays unchanged for a call a plan is kept again and serves the next."""
+    from eqprop.circuits.network import LayeredNetwork
+
+    checks, planned = [], []
+    real_check, real_validate = kernels.plan_check, LayeredNetwork.validate
+    monkeypatch.setattr(kernels, "plan_check", lambda *a: planned.append(1) or real_check(*a))
+    monkeypatch.setattr(LayeredNetwork, "validate", lambda self, *a: checks.append(1) or real_validate(self, *a))
+    net, x, _ = _case([48, 30, 10], "ideal", B=8)  # (checked once when built)
+    for _ in range(3):
+        solve(net, x)
+    assert (len(checks), len(planned)) == (1 + 2, 1)  # set-up made, recalled (a plan kept), planned
+    for k in range(4):  # an edit before every call: one check each, by the stale plan first, then none
+        net.weights[1] *= 1.001
+        got = solve(net, x)
+        assert got.voltages.tobytes() == solve(net.copy(), x).voltages.tobytes()
+    assert len(planned) == 2 and len(checks) == 3 + 3 + 4  # the stale plan's check, then 3; the fresh copies' 4
+    solve(net, x)  # unchanged since the last call: a plan kept again
+    solve(net, x)
+    assert len(planned) == 3
