@@ -13,7 +13,8 @@ voltages are checked to be the solve's bit for bit.
 
 ``solve()``, the floor and the two GEMM bounds (``solver.py``'s, free and nudged) are called in turn, ``--calls``
 times each per round (``solver.timed``); each round prints the median call of the solve and of the floor and each as
-a fraction of its phase's bound. Measured, never asserted.
+a fraction of its phase's bound. The repeated ``solve()`` calls run their kept plans (``solver._planned``); with
+``--general`` they take the general path (``solve_layered.PLANS = False``). Measured, never asserted.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ import argparse
 import eqprop.circuits  # noqa: F401  (first, as the eqprop command: OpenBLAS's idle-thread spin, circuits/threads.py)
 import numpy as np
 
-from eqprop.circuits import kernels, layered, solve
+from eqprop.circuits import kernels, layered, solve, solve_layered
 from eqprop.circuits.equilibrium import Equilibrium
 from solver import DEFAULT_MNIST, gemm_calls, inputs, summary, timed  # this folder's solver benchmark
 
@@ -69,7 +70,9 @@ def main(argv=None):
     p.add_argument("--calls", type=int, default=60)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--general", action="store_true", help="solve() without its kept plans (the general path)")
     args = p.parse_args(argv)
+    solve_layered.PLANS = not args.general
     if not 1 <= args.batch < 256:
         raise SystemExit(f"bare_floor.py: --batch must be 1..255 (one chunk), got {args.batch}")
     x, _ = inputs(args.batch, args.mnist, args.random, "bare_floor.py")

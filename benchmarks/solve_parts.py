@@ -12,7 +12,9 @@ them: the bias drive added to the product, a warm start's copy into the layers (
 rows of the joined voltages. With two chunk threads the sweeps' time is the calling thread's wait for both, and
 a new batch's input product is made in the same round (``solve_layered``): it is counted in the sweeps, and the
 input product column reads 0; ``--two-rounds`` makes it in a round of its
-own, as before (``solve_layered.FUSED_PRODUCT = False``), for comparison. Measured, never asserted.
+own, as before (``solve_layered.FUSED_PRODUCT = False``), for comparison. The calls take the general path
+(``solve_layered.PLANS = False``): a bare call like an earlier one otherwise runs its kept plan, which has none of
+these parts (``benchmarks/bare_floor.py`` times it against its compiled work alone). Measured, never asserted.
 """
 from __future__ import annotations
 
@@ -40,6 +42,7 @@ def main(argv=None):
     p.add_argument("--two-rounds", action="store_true", help="a split batch's input product in a round of its own")
     args = p.parse_args(argv)
     solve_layered.FUSED_PRODUCT = not args.two_rounds
+    solve_layered.PLANS = False
     x_all, _ = inputs(max(args.batch), args.mnist, args.random, "solve_parts.py")
     net = layered([1568, 100, 20], diode="ideal", rails=(-0.05, 0.05), gain=4.0, seed=0)
     spent = defaultdict(float)

@@ -192,9 +192,9 @@ MODES = ("solve()", "step")
 def timed_row(net, x, y, free, nudged, mode, calls) -> dict:
     """Median, best and spread of the free and nudged solves of one configuration, and their bounds.
 
-    ``solve()``: bare calls, as the Python API makes them: each validates the network (a pass over its
-    conductances, forming the signed input matrix G+ - G- on the way) and derives the other matrices of its
-    sweeps. ``step``: the calls of
+    ``solve()``: bare calls, as the Python API makes them: each checks the network (a pass over its
+    conductances, forming the signed input matrix G+ - G- on the way); the first derives the other matrices of its
+    sweeps, and the repeated ones run the plan it kept (``solver._planned``). ``step``: the calls of
     a training step, inside ``net.unchanged()``: validated and derived once on entry; each free phase settles a
     new batch (here x and x with one pixel moved by one ulp, in turn: compared by value, it is a new batch, and
     its sweeps are the same), and its nudged phases reuse the free phase's input product, so the nudged bound has

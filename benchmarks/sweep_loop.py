@@ -5,7 +5,8 @@
 Bare ``solve()`` calls, free and nudged (warm-started from the free equilibrium), with the whole sweep loop
 compiled (``kernels.box_sweeps``, the default) and with ``solve_layered.COMPILED_SWEEPS = False`` (the per-layer
 Python loop around the same GEMMs and kernels), interleaved call by call in one process so both see the same
-load. Prints the median microseconds of each and checks that both loops took the same sweeps. Measured, never
+load; both on the general path (``solve_layered.PLANS = False``: a kept plan runs only the compiled loop). Prints
+the median microseconds of each and checks that both loops took the same sweeps. Measured, never
 asserted.
 """
 from __future__ import annotations
@@ -34,6 +35,7 @@ def main(argv=None):
     net = layered([1568, 100, 20], diode="ideal", rails=(-0.05, 0.05), gain=4.0, seed=0)
     print("| batch | loop | free, median us | nudged, median us | sweeps free/nudged |")
     print("|---|---|---|---|---|")
+    solve_layered.PLANS = False
     try:
         for B in args.batch:
             x = images[:B].reshape(B, -1) / 255.0
@@ -62,6 +64,7 @@ def main(argv=None):
                       f"{sweeps[compiled][0]}/{sweeps[compiled][1]} |", flush=True)
     finally:
         solve_layered.COMPILED_SWEEPS = True
+        solve_layered.PLANS = True
 
 
 if __name__ == "__main__":

@@ -365,9 +365,9 @@ class Plan:
     (``kept``: node totals, biases, weights between free layers, compared bit for bit by ``kernels.plan_check``), the
     shapes, and the compiled sweeps' arguments that do not depend on x, y or the start."""
 
-    __slots__ = ("stamp", "refs", "kept", "rows", "cols", "split", "signed", "on_drive", "features", "targets_n", "n_totals",
-                 "n_free", "widths", "bias0", "ks", "nudge_last", "targets", "head", "tail", "mode", "pairs_out",
-                 "setup", "totals")
+    __slots__ = ("stamp", "refs", "kept", "rows", "cols", "split", "signed", "on_drive", "features", "targets_n",
+                 "n_totals", "n_free", "widths", "bias0", "ks", "nudge_last", "targets", "head", "tail", "mode",
+                 "pairs_out", "setup", "totals")
 
 
 def _plan_stamp(net: LayeredNetwork) -> tuple:

@@ -558,7 +558,8 @@ def test_a_kept_plan_gives_the_general_path_s_result_and_errors(monkeypatch, siz
         out = []
         for edit in [lambda: None, lambda: net.weights[-1].__imul__(1.01), lambda: net.biases[0].__iadd__(1e-5),
                      lambda: net.weights[0].__imul__(0.99), lambda: setattr(net, "gains", tuple(net.gains)),
-                     lambda: setattr(net, "bias_voltage", 0.75), lambda: net.weights.__setitem__(-1, net.weights[-1] * 2),
+                     lambda: setattr(net, "bias_voltage", 0.75),
+                     lambda: net.weights.__setitem__(-1, net.weights[-1] * 2),
                      lambda: net.weights[0].__setitem__((0, 0), -1.0), lambda: net.weights[0].__setitem__((0, 0), 1e-4),
                      lambda: net.neurons.__setitem__(0, type(net.neurons[0])(net.neurons[0].diode, -0.04, 0.04)
                                                      if net.neurons[0] is not None else None)]:
@@ -575,7 +576,7 @@ def test_a_kept_plan_gives_the_general_path_s_result_and_errors(monkeypatch, siz
     assert len(calls) > 50  # the plans served
     assert len(ref) == len(got)
     for i, (r, g) in enumerate(zip(ref, got)):
-        assert r == g, (i, r[:2] if isinstance(r[0], str) else "voltages", g[:2] if isinstance(g[0], str) else "voltages")
+        assert r == g, (i, [o[:2] if isinstance(o[0], str) else "voltages" for o in (r, g)])
 
 
 def test_an_edited_network_is_checked_once_a_call_and_planned_again_once_it_stays_unchanged(monkeypatch):
