@@ -365,9 +365,9 @@ class Plan:
     (``kept``: node totals, biases, weights between free layers, compared bit for bit by ``kernels.plan_check``), the
     shapes, and the compiled sweeps' arguments that do not depend on x, y or the start."""
 
-    __slots__ = ("stamp", "refs", "kept", "rows", "cols", "split", "signed", "on_drive", "features", "targets_n",
-                 "n_totals", "n_free", "widths", "bias0", "ks", "nudge_last", "targets", "head", "tail", "mode",
-                 "pairs_out", "setup", "totals")
+    __slots__ = ("stamp", "refs", "kept", "rows", "cols", "split", "signed", "signed_buffer", "on_drive", "features",
+                 "targets_n", "n_totals", "n_free", "widths", "bias0", "ks", "nudge_last", "targets", "head", "tail",
+                 "mode", "pairs_out", "setup", "totals")
 
 
 def _plan_stamp(net: LayeredNetwork) -> tuple:
@@ -375,8 +375,8 @@ def _plan_stamp(net: LayeredNetwork) -> tuple:
     values (sizes, gains, bias voltage, readout, flags, each immutable (``_keep_plan``): by identity, else by
     value; the amplifier, clamps and arrays by identity), and the settings the solver reads."""
     return (net.sizes, net.gains, net.bias_voltage, net.readout, net.input_pairs, net.hidden_pairs, id(net.amplifier),
-            len(net.neurons), *map(id, net.neurons), len(net.weights), *map(id, net.weights), len(net.biases),
-            *map(id, net.biases), kernels.available(), COMPILED_SWEEPS, SMALL_MATRIX)
+            *map(id, net.neurons), None, *map(id, net.weights), None, *map(id, net.biases), kernels.available(),
+            COMPILED_SWEEPS, SMALL_MATRIX)
 
 
 def _keep_plan(net, setup, args, const, nudged, beta, tol, max_sweeps, omega, mode, on_drive) -> None:
@@ -407,6 +407,8 @@ def _keep_plan(net, setup, args, const, nudged, beta, tol, max_sweeps, omega, mo
     s = net.sizes
     plan.split = tuple(s[c] if c and net.hidden_pairs else 0 for c in range(net.n_connections))
     plan.signed, plan.on_drive, plan.features, plan.targets_n = net.input_pairs, on_drive, net.n_features, net.n_targets
+    plan.signed_buffer = net._signed_buffer(net.weights[0]) if net.input_pairs else _NONE  # the check's, kept: the
+    # same array while the structure (the stamp) is the same
     plan.widths = tuple(v.shape[1] for v in args[0])
     plan.n_totals = plan.n_free = sum(plan.widths)
     plan.bias0, plan.totals, plan.setup = setup[5][0], totals, setup

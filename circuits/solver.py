@@ -97,7 +97,7 @@ def _planned(net: LayeredNetwork, x, y, beta, init, tol, max_iter, omega):
         plans.clear()  # arrays)
         return None, None
     ws = tuple(net.weights)
-    signed = net._signed_buffer(ws[0]) if plan.signed else solve_layered._NONE
+    signed = plan.signed_buffer
     totals = np.empty(plan.n_totals)
     # the network's check, and its numbers against those the plan's set-up was made from: before any input's
     # check, as the general path names a fault of the network first
