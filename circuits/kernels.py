@@ -26,6 +26,9 @@ except ImportError:  # pragma: no cover - exercised only without numba
     njit = None
 
 
+EMPTY = np.empty((0, 0))  # the compiled calls' placeholder for an array they are not to make or read (0 rows)
+
+
 def available() -> bool:
     return njit is not None and setting("EQPROP_KERNELS").lower() != "numpy"
 
@@ -641,13 +644,8 @@ def add_row(out: np.ndarray, d: np.ndarray, row: np.ndarray) -> bool:
     return all_finite(out)
 
 
-def split_rows(a: np.ndarray, parts) -> bool:
-    """``split_finite`` into the caller's arrays: a's column blocks copied into ``parts`` (the same rows) and whether
-    every entry is finite; the caller has checked that the kernels take them."""
-    return bool(_blocks_kernel(a, tuple(parts), True))
-
-
 def _zero_loop(parts):  # pragma: no cover - compiled
+    # every entry of the arrays ``parts`` set to 0.0: a chunk's rows of a cold start (``chunk_sweeps``)
     for c in range(len(parts)):
         v = parts[c]
         B, n = v.shape
@@ -659,12 +657,6 @@ def _zero_loop(parts):  # pragma: no cover - compiled
 _zero_kernel = _zero_loop if njit is None else njit(nogil=True, cache=True)(_zero_loop)
 
 
-def zero_rows(parts) -> None:
-    """Every entry of the arrays ``parts`` set to 0.0 (the compiled sweeps' own C-contiguous layers): a chunk
-    thread's rows of a cold start, zeroed in that thread (the GIL released), where they are then swept."""
-    _zero_kernel(tuple(parts))
-
-
 def split_finite(a: np.ndarray, sizes) -> tuple:
     """(a's column blocks of the given widths as C-contiguous copies, whether every entry is finite): the layers of
     a warm start, copied and checked in one compiled pass; (None, None) where the kernels do not take ``a`` (the
@@ -673,13 +665,6 @@ def split_finite(a: np.ndarray, sizes) -> tuple:
         return None, None
     parts = [np.empty((a.shape[0], n)) for n in sizes]
     return parts, bool(_blocks_kernel(a, tuple(parts), True))
-
-
-def join_rows(layers, out: np.ndarray) -> bool:
-    """Writes the layers side by side into ``out`` (their rows, (rows, total width)) and returns whether every voltage
-    is finite: ``join_finite`` into the caller's array; the caller has checked that the kernels take the layers (the
-    compiled sweeps' own arrays)."""
-    return bool(_blocks_kernel(out, tuple(layers), False))
 
 
 def join_finite(layers) -> tuple:
@@ -906,9 +891,9 @@ def box_sweeps(layers, ks, fwds, backs, inv_s, S, lo, hi, pairs, y, beta, tol, m
 def chunk_sweeps(start_mode, start, out, pred, layers, ks, fwds, backs, inv_s, S, lo, hi, pairs, y, beta, tol,
                  max_sweeps, omega, estimate, omega_max, masks, masked):
     """A chunk's round of a compiled solve in one call, so that its thread enters compiled code once: the layers'
-    start (``start_mode`` 0: as they are; 1: zeroed, ``zero_rows``; 2: ``start``'s rows copied in and checked for
-    NaN/inf, ``split_rows``), ``box_sweeps`` (the arguments after ``pred``), then the layers side by side into
-    ``out`` and checked (``join_rows``), and, where ``pred`` has rows, the pair readout V+ - V- of the last layer
+    start (``start_mode`` 0: as they are; 1: zeroed; 2: ``start``'s rows copied in and checked for NaN/inf, the pass
+    of ``split_finite``), ``box_sweeps`` (the arguments after ``pred``), then the layers side by side into ``out`` and
+    checked (the pass of ``join_finite``), and, where ``pred`` has rows, the pair readout V+ - V- of the last layer
     (``energy.readout``). ``start``, ``out`` and ``pred`` are the chunk's rows, or a 0-row placeholder where unused.
     Returns (sweeps, last change, omega, start finite, voltages finite); a start with NaN/inf is not swept."""
     if start_mode == 1:

@@ -56,9 +56,6 @@ def _check_inputs(x, n_features: int, what: str = "x", finite: bool = True) -> n
     return x
 
 
-_NO_SIGNED = np.empty((0, 0))  # ``kernels.layered_sums``' signed weights where it forms none
-
-
 def _readout_matrix(readout: str, n_out_nodes: int) -> np.ndarray:
     """R such that the prediction is R @ V_out (pairs: V+ - V-, with + nodes first)."""
     if readout == "nodes":
@@ -402,7 +399,7 @@ class LayeredNetwork(Unchanged):
         signed = self.input_pairs and derived is not None  # the check forms G+ - G- for the solver
         out = np.empty(sum(s) - s[0])
         split = tuple(s[c] if c and pairs else 0 for c in range(L))
-        if not kernels.layered_sums(tuple(ws), tuple(bs), self._signed_buffer(ws[0]) if signed else _NO_SIGNED,
+        if not kernels.layered_sums(tuple(ws), tuple(bs), self._signed_buffer(ws[0]) if signed else kernels.EMPTY,
                                     signed, split, out):
             return None
         if signed:

@@ -124,8 +124,8 @@ def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | N
     # What does not depend on x, y or the start: computed once per unchanged() block (the phases of a step), and
     # outside one reused from the network's last call where everything it is made from is the same bit for bit
     make = _setup if net._fixed is not None else _recalled_setup
-    memo = None if net._scratch is None else net._scratch.get("setups")
-    before = None if memo is None else memo.get((nudged, float(beta) if nudged else 0.0))  # this phase's kept set-up
+    memo = None if net._scratch is None or net._fixed is not None else net._scratch.get("setups")
+    before = None if memo is None else memo.get((nudged, float(beta) if nudged else 0.0))  # a bare call's kept set-up
     setup = net.derived(("bcd", nudged, float(beta) if nudged else 0.0),
                         lambda: make(net, node_conductance(net) if totals is None else totals, nudged, beta))
     totals, fwd, back, boxes, updates, bias_drive, all_boxes, compiled = setup
@@ -180,7 +180,7 @@ def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | N
         # takes the GIL three times, not once per line of Python (two threads waiting on each other's Python
         # cost each a wake-up, tens of microseconds on a VM).
         prepared = {}
-        out = pred = _NONE
+        out = pred = kernels.EMPTY
         joined_ok, started = [], []  # per chunk: its rows of the voltages finite; its rows of start finite
         if joined is not None:  # the layers joined, and the pair readout, by each chunk's kernel for its rows
             out = np.empty((B, sum(v.shape[1] for v in layers)))
@@ -212,7 +212,7 @@ def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | N
                 if not kernels.add_row(k0, d, bias0) and check_drive:
                     unchecked.append(lo)
             # the start, the sweeps, the join and the readout: one compiled call (``kernels.chunk_sweeps``)
-            sweeps, change, om, ok_start, ok = kernels.chunk_sweeps(mode, start[lo:hi] if split else _NONE,
+            sweeps, change, om, ok_start, ok = kernels.chunk_sweeps(mode, start[lo:hi] if split else kernels.EMPTY,
                                                                     out[lo:hi], pred[lo:hi], *args)
             started.append(ok_start)
             joined_ok.append(ok)
@@ -225,7 +225,7 @@ def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | N
         raise InputError(INIT_NOT_FINITE)
     if compiled is not None and joined is not None:
         joined["voltages"], joined["finite"] = out, all(joined_ok)
-        if pred is not _NONE:
+        if pred is not kernels.EMPTY:
             joined["prediction"] = pred
     if fused:
         if unchecked:
@@ -305,7 +305,6 @@ def _compiled_layers(updates, boxes, fwd, scaled):
 
 
 _FREE = np.ones((1, 1))  # what box_sweeps is passed for a layer without grounded nodes
-_NONE = np.empty((0, 0))  # chunk_sweeps' placeholder for a start, joined voltages or readout it does not make
 _NO_TARGETS = np.zeros((1, 1))  # its targets where no layer is nudged output pairs (never read)
 _UNMASKED = {}
 
@@ -366,11 +365,11 @@ class Plan:
     shapes, and the compiled sweeps' arguments that do not depend on x, y or the start."""
 
     __slots__ = ("stamp", "refs", "kept", "rows", "cols", "split", "signed", "signed_buffer", "on_drive", "features",
-                 "targets_n", "n_totals", "n_free", "widths", "bias0", "ks", "nudge_last", "targets", "head", "tail",
-                 "mode", "pairs_out", "setup", "totals")
+                 "targets_n", "n_free", "widths", "bias0", "ks", "nudge_last", "targets", "head", "tail", "mode",
+                 "pairs_out", "setup")
 
 
-def _plan_stamp(net: LayeredNetwork) -> tuple:
+def plan_stamp(net: LayeredNetwork) -> tuple:
     """The structure a plan holds for: what the network's check and its set-up read besides the conductances'
     values (sizes, gains, bias voltage, readout, flags, each immutable (``_keep_plan``): by identity, else by
     value; the amplifier, clamps and arrays by identity), and the settings the solver reads."""
@@ -393,7 +392,7 @@ def _keep_plan(net, setup, args, const, nudged, beta, tol, max_sweeps, omega, mo
     if scratch is None:
         scratch = net._scratch = {}
     plans = scratch.get("plans")
-    stamp = _plan_stamp(net)
+    stamp = plan_stamp(net)
     if plans is None:
         plans = scratch["plans"] = {}
     for key in [k for k, p in list(plans.items()) if p.stamp != stamp]:
@@ -407,11 +406,11 @@ def _keep_plan(net, setup, args, const, nudged, beta, tol, max_sweeps, omega, mo
     s = net.sizes
     plan.split = tuple(s[c] if c and net.hidden_pairs else 0 for c in range(net.n_connections))
     plan.signed, plan.on_drive, plan.features, plan.targets_n = net.input_pairs, on_drive, net.n_features, net.n_targets
-    plan.signed_buffer = net._signed_buffer(net.weights[0]) if net.input_pairs else _NONE  # the check's, kept: the
-    # same array while the structure (the stamp) is the same
+    # the check's signed weights: the same array while the structure (the stamp) is the same
+    plan.signed_buffer = net._signed_buffer(net.weights[0]) if net.input_pairs else kernels.EMPTY
     plan.widths = tuple(v.shape[1] for v in args[0])
-    plan.n_totals = plan.n_free = sum(plan.widths)
-    plan.bias0, plan.totals, plan.setup = setup[5][0], totals, setup
+    plan.n_free = sum(plan.widths)
+    plan.bias0, plan.setup = setup[5][0], setup
     pairs = args[8]
     plan.nudge_last = nudged and not pairs[-1]
     ks = list(args[1][1:])

@@ -93,12 +93,12 @@ def _planned(net: LayeredNetwork, x, y, beta, init, tol, max_iter, omega):
     plan = plans.get(key)
     if plan is None or x.dtype != np.float64 or x.shape[1] != plan.features:
         return None, None
-    if plan.stamp != solve_layered._plan_stamp(net):  # the structure changed: every plan is stale (and holds old
+    if plan.stamp != solve_layered.plan_stamp(net):  # the structure changed: every plan is stale (and holds old
         plans.clear()  # arrays)
         return None, None
     ws = tuple(net.weights)
     signed = plan.signed_buffer
-    totals = np.empty(plan.n_totals)
+    totals = np.empty(plan.n_free)
     # the network's check, and its numbers against those the plan's set-up was made from: before any input's
     # check, as the general path names a fault of the network first
     state = kernels.plan_check(ws, tuple(net.biases), signed, plan.signed, plan.split, totals, plan.rows, plan.cols,
@@ -112,7 +112,7 @@ def _planned(net: LayeredNetwork, x, y, beta, init, tol, max_iter, omega):
         return None, checked
     if not plan.on_drive and not kernels.all_finite(x):
         return None, checked
-    targets_checked = solve_layered._NONE  # targets for the round to check (NaN/inf)
+    targets_checked = kernels.EMPTY  # targets for the round to check (NaN/inf)
     if y is not None:
         if type(y) is not np.ndarray or y.dtype != np.float64 or y.shape != (B, plan.targets_n) \
                 or not y.flags.c_contiguous:
@@ -120,7 +120,7 @@ def _planned(net: LayeredNetwork, x, y, beta, init, tol, max_iter, omega):
         targets_checked = y
     elif beta != 0.0:
         return None, checked
-    start = solve_layered._NONE
+    start = kernels.EMPTY
     if init is not None:
         start = init.voltages if type(init) is Equilibrium else init
         if (type(start) is not np.ndarray or start.shape != (B, plan.n_free) or not start.flags.c_contiguous
@@ -128,7 +128,7 @@ def _planned(net: LayeredNetwork, x, y, beta, init, tol, max_iter, omega):
             return None, checked
     if beta < 0:
         try:
-            _check_negative_beta(net, beta, plan.totals)
+            _check_negative_beta(net, beta, plan.setup[0])
         except InputError:  # raised by the general path, after its checks of y and the start
             return None, checked
     drive = np.dot(x, signed if plan.signed else ws[0])  # C-contiguous float64, as the bias row: the kernel takes both
@@ -139,7 +139,7 @@ def _planned(net: LayeredNetwork, x, y, beta, init, tol, max_iter, omega):
     targets = y if plan.targets else solve_layered._NO_TARGETS
     layers = tuple(np.empty((B, n)) for n in plan.widths)
     voltages = np.empty((B, plan.n_free))
-    pred = np.empty((B, plan.widths[-1] // 2)) if plan.pairs_out else solve_layered._NONE
+    pred = np.empty((B, plan.widths[-1] // 2)) if plan.pairs_out else kernels.EMPTY
     # the bias drive added (and the drive checked), the start, the sweeps, the join, the readout: one compiled call
     sweeps, change, omega, started, finite, drive_ok, y_ok = kernels.biased_round(
         targets_checked, plan.bias0, plan.mode, start, voltages, pred, layers, ks, *plan.head, targets, *plan.tail)

@@ -371,9 +371,11 @@ def test_a_split_batch_makes_its_input_product_in_the_chunk_threads(monkeypatch)
 
 @pytest.mark.parametrize("bad", [None, np.nan, np.inf, -np.inf])
 def test_the_passes_that_copy_and_check_voltages(bad):
-    """The one-pass copies of a solve: the voltages joined side by side (``join_finite``, ``join_rows``), a warm
-    start split into its layers (``split_finite``) and a chunk's rows of a cold one zeroed (``zero_rows``), the bias
-    drive added to a product (``add_row``, in place or not): numpy's values bit for bit, and the finiteness flag false for a NaN or inf anywhere (first, last, a
+    """The one-pass copies of a solve: the voltages joined side by side (``join_finite``, and into a chunk's rows as
+    ``chunk_sweeps`` does), a warm start split into its layers (``split_finite``) and a chunk's rows of a cold one
+    zeroed (``chunk_sweeps``' zeroing pass), the bias
+    drive added to a product (``add_row``, in place or not): numpy's values bit for bit, and the finiteness flag
+    false for a NaN or inf anywhere (first, last, a
     layer's edge)."""
     rng = np.random.default_rng(5)
     layers = [rng.normal(size=(9, n)) for n in (7, 3, 4)]
@@ -385,11 +387,11 @@ def test_the_passes_that_copy_and_check_voltages(bad):
         joined, ok = kernels.join_finite(ls)
         assert joined.tobytes() == ref.tobytes() and ok is (bad is None)
         out = np.full((5, 14), 7.0)
-        assert kernels.join_rows([v[2:7] for v in ls], out) is (bad is None or not 2 <= where[1] < 7)
+        assert kernels._blocks_kernel(out, tuple(v[2:7] for v in ls), False) is (bad is None or not 2 <= where[1] < 7)
         assert out.tobytes() == ref[2:7].tobytes()
         parts, ok = kernels.split_finite(ref, [7, 3, 4])
         assert [p.tobytes() for p in parts] == [v.tobytes() for v in ls] and ok is (bad is None)
-        kernels.zero_rows([p[3:6] for p in parts])
+        kernels._zero_kernel(tuple(p[3:6] for p in parts))
         assert all(not p[3:6].any() and p[:3].tobytes() == v[:3].tobytes() and p[6:].tobytes() == v[6:].tobytes()
                    for p, v in zip(parts, ls))
         assert all(p.flags.c_contiguous for p in parts)
