@@ -111,6 +111,11 @@ def _train_locked(cfg, run_dir, ds, resume, progress, log, stop_after_steps, rec
     check_run_dir(run_dir, resume)  # before the headline: a refused directory prints only the refusal
     log(f"training {cfg.backend} backend on {cfg.dataset}: {'-'.join(map(str, _sizes(cfg, ds)))}, {cfg.epochs} epochs "
         f"-> {run_dir}")
+    unseen = np.setdiff1d(ds.y_test, ds.y_train)
+    if unseen.size:  # (a data set's own split, or too small an --n-train)
+        log(f"warning: the test labels {', '.join(map(str, unseen[:10]))}{' ...' if unseen.size > 10 else ''} never "
+            f"appear among the {len(ds.y_train)} training samples: the network cannot learn them, and its test "
+            "accuracy counts them as errors")
     history: list = []
     state = None
     if resume and (run_dir / CHECKPOINT).exists():

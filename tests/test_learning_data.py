@@ -187,3 +187,18 @@ def test_training_on_a_data_set_of_your_own_from_the_command_line(tmp_path):
     import json
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics[-1]["test_accuracy"] > 0.6  # three well separated blobs: far above chance (1/3)
+    assert "warning" not in run.stdout + run.stderr
+
+
+def test_test_labels_no_training_sample_has_are_warned_of(tmp_path):
+    """A test class that no training sample has cannot be learned: the run says which, in one line, and trains."""
+    from eqprop.learning.runs import train
+    from eqprop.learning.trainer import TrainConfig
+
+    rng = np.random.default_rng(2)
+    p = _own(tmp_path / "split.npz", rng.normal(0, 1, (40, 4)), rng.integers(0, 3, 40), rng.normal(0, 1, (8, 4)),
+             [0, 1, 2, 3, 4, 0, 1, 4])
+    lines = []
+    train(TrainConfig(dataset="npz", data=p, hidden=[4], epochs=1), tmp_path / "run", log=lines.append)
+    warned = [line for line in lines if line.startswith("warning")]
+    assert len(warned) == 1 and "test labels 3, 4 never appear among the 40 training samples" in warned[0]
