@@ -18,6 +18,8 @@ from pathlib import Path
 import eqprop.circuits  # noqa: F401  (first: it sets OpenBLAS's idle-thread spin before numpy loads it, threads.py)
 import numpy as np
 
+from eqprop.circuits.errors import ConvergenceError
+
 USER_ERRORS = (ValueError, FileNotFoundError, KeyError, OSError, OverflowError)  # Overflow: a Loihi state width
 
 
@@ -180,6 +182,11 @@ def cmd_train(args) -> int:
         ckpt = Path(out) / "checkpoint.npz"
         where = f"the run's last checkpoint is {ckpt}" if ckpt.exists() else "no checkpoint was written yet"
         print(f"eqprop train: error: {e}; {where}", file=sys.stderr)
+        return 2
+    except ConvergenceError as e:  # the circuit found no equilibrium mid-run: the settings took it there
+        print(f"eqprop train: error: the network found no equilibrium during training ({e}); a --beta, --lr or "
+              "--input-scale too large can leave it without one: start a new --out with smaller values",
+              file=sys.stderr)
         return 2
     if last.get("test_accuracy") is not None:
         print(f"test accuracy {last['test_accuracy']:.4f} (error {100 * (1 - last['test_accuracy']):.2f}%); "
@@ -778,6 +785,9 @@ def main(argv=None) -> int:
     except _user_errors() as e:
         print(f"eqprop {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except ConvergenceError as e:  # a solve that found no equilibrium: said in one line, not as a traceback
+        print(f"eqprop {args.command}: error: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"\neqprop {args.command}: interrupted", file=sys.stderr)
         return 130
