@@ -426,7 +426,8 @@ def load_checkpoint(run_dir: Path, cfg=None):
     cfg = cfg if cfg is not None else load_config(run_dir)
     path = run_dir / CHECKPOINT
     if not path.exists():
-        raise RunError(f"{run_dir} has no {CHECKPOINT}; is it a run directory written by 'eqprop train'?")
+        raise RunError(f"{run_dir} has no {CHECKPOINT} yet: its training ended or was stopped before the first one "
+                       f"(or is still running); train it from its config with: eqprop train --resume {run_dir}")
     try:
         with np.load(path) as z:
             arrays = {k: z[k] for k in z.files}

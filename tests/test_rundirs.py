@@ -293,3 +293,17 @@ def test_a_signal_while_an_epoch_is_saved_waits_for_its_metrics(tmp_path):
         assert seen == [signal.SIGTERM]
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_a_run_without_its_first_checkpoint_says_how_to_train_it_and_resume_does(tmp_path):
+    """A run directory whose training ended before its first checkpoint (a diverged or stopped run) is named as such,
+    with the command that trains it from its config; that command does."""
+    run = tmp_path / "early"
+    train(small(), run, progress=False, log=lambda *_: None)
+    for f in run.iterdir():  # as a run that diverged in its first epoch leaves it: its config and provenance
+        if f.name not in ("config.json", "provenance.json"):
+            f.unlink()
+    with pytest.raises(RunError, match=f"no checkpoint.npz yet: .* eqprop train --resume {run}$"):
+        load_checkpoint(run)
+    last = train(small(), run, resume=True, progress=False, log=lambda *_: None)
+    assert last["epoch"] == 1 and (run / "checkpoint.npz").exists()
