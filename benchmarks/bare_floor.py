@@ -46,7 +46,7 @@ def floor_call(net, x, args, bias_row):
     """The compiled parts of the bare call whose round's arguments are ``args``."""
     mode, start, _, _, layers, ks = args[:6]
     ws, bs, signed = tuple(net.weights), tuple(net.biases), net._scratch["signed"]
-    split = tuple(0 for _ in ws)
+    split = net.pair_split()
     B, widths = x.shape[0], [v.shape[1] for v in layers]
 
     def call():

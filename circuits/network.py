@@ -375,9 +375,9 @@ class LayeredNetwork(Unchanged):
         """``validate``'s compiled path: every check the loop below makes, in one compiled call
         (``kernels.layered_sums``: each connection's conductance pass, then one pass for the biases and the node
         totals) instead of a dozen numpy calls on small arrays, which cost a bare solve more than its check of the
-        input conductances (``benchmarks/solve_parts.py``). The same
-        totals bit for bit (the same kernels, the same sums in the same order), as views of one array. None where
-        the kernels do not serve an array or any check fails: the loop then runs and names the fault."""
+        input conductances (``benchmarks/solve_parts.py``). The same totals bit for bit (the same kernels, the same
+        sums in the same order), as views of one array. None where the kernels do not serve an array or any check
+        fails: the loop then runs and names the fault."""
         s, ws, bs = self.sizes, self.weights, self.biases
         L = len(s) - 1
         pairs = self.hidden_pairs
@@ -398,17 +398,26 @@ class LayeredNetwork(Unchanged):
             return None
         signed = self.input_pairs and derived is not None  # the check forms G+ - G- for the solver
         out = np.empty(sum(s) - s[0])
-        split = tuple(s[c] if c and pairs else 0 for c in range(L))
         if not kernels.layered_sums(tuple(ws), tuple(bs), self._signed_buffer(ws[0]) if signed else kernels.EMPTY,
-                                    signed, split, out):
+                                    signed, self.pair_split(), out):
             return None
         if signed:
             derived["source_weights"] = self._scratch["signed"]
-        totals, a = [], 0
-        for n in s[1:]:
-            totals.append(out[a:a + n])
+        return self.layer_views(out)
+
+    def pair_split(self) -> tuple:
+        """Per connection, where its second block of rows starts when its source layer is a differential pair
+        (``hidden_pairs``), else 0: how the compiled check sums a node's two rows (``kernels.layered_sums``)."""
+        s = self.sizes
+        return tuple(s[c] if c and self.hidden_pairs else 0 for c in range(len(s) - 1))
+
+    def layer_views(self, out: np.ndarray) -> list:
+        """The free layers' parts of ``out`` (one value per free node, layer after layer), as views."""
+        views, a = [], 0
+        for n in self.sizes[1:]:
+            views.append(out[a:a + n])
             a += n
-        return totals
+        return views
 
     def _signed_buffer(self, w) -> np.ndarray:
         """The kept (features, columns) array of the signed input weights, made again where the shape changed."""

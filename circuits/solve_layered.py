@@ -379,11 +379,12 @@ def plan_stamp(net: LayeredNetwork) -> tuple:
 
 
 def _keep_plan(net, setup, args, const, nudged, beta, tol, max_sweeps, omega, mode, on_drive) -> None:
-    """Keeps the plan of this bare call (one chunk, compiled sweeps; ``args``: its ``_kernel_args``) where the network
-    allows one: clamps that cannot change in place, ideal amplifiers, a set-up the memo keeps. Plans of another
+    """Keeps the plan of this bare call (one chunk, compiled sweeps, a recalled set-up; ``args``: its
+    ``_kernel_args``) where the network allows one: ideal amplifiers, scalars that cannot change in place. Plans of another
     structure go (they could not serve again, and they hold old arrays)."""
-    if (not net.amplifier.ideal or not all(_frozen_clamp(n) for n in net.neurons)
-            or sum(w.size for w in net.weights[1:]) > SETUP_MEMO_ENTRIES
+    # (its set-up was recalled: the memo kept it, so its clamps are frozen and its weights between free layers within
+    # SETUP_MEMO_ENTRIES, ``_recalled_setup``)
+    if (not net.amplifier.ideal
             or not (type(net.sizes) is tuple and type(net.gains) is tuple and isinstance(net.bias_voltage, float)
                     and type(net.readout) is str and isinstance(net.input_pairs, (bool, np.bool_))
                     and isinstance(net.hidden_pairs, (bool, np.bool_)))):  # the stamp's scalars cannot change in place
@@ -403,8 +404,7 @@ def _keep_plan(net, setup, args, const, nudged, beta, tol, max_sweeps, omega, mo
     plan.kept = np.concatenate([*totals, *(b.reshape(-1) for b in net.biases),
                                 *(w.reshape(-1) for w in net.weights[1:])])
     plan.rows, plan.cols = tuple(w.shape[0] for w in net.weights), tuple(w.shape[1] for w in net.weights)
-    s = net.sizes
-    plan.split = tuple(s[c] if c and net.hidden_pairs else 0 for c in range(net.n_connections))
+    plan.split = net.pair_split()
     plan.signed, plan.on_drive, plan.features, plan.targets_n = net.input_pairs, on_drive, net.n_features, net.n_targets
     # the check's signed weights: the same array while the structure (the stamp) is the same
     plan.signed_buffer = net._signed_buffer(net.weights[0]) if net.input_pairs else kernels.EMPTY

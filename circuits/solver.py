@@ -105,8 +105,7 @@ def _planned(net: LayeredNetwork, x, y, beta, init, tol, max_iter, omega):
                                plan.kept)
     if state == 0:
         return None, None
-    checked = ([totals[a - n:a] for a, n in zip(np.cumsum(plan.widths), plan.widths)],
-               {"source_weights": signed} if plan.signed else {})
+    checked = (net.layer_views(totals), {"source_weights": signed} if plan.signed else {})
     if state == 1:  # the network was edited: this plan is stale (the general path keeps a new one once the network
         plans.pop(key, None)  # stays unchanged for a call)
         return None, checked
