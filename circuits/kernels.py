@@ -829,15 +829,16 @@ def sor_rule(change, last, rate, omega, estimate, tol, omega_max):
 
 
 @_compile
-def box_sweeps(layers, ks, fwds, backs, inv_s, S, lo, hi, pairs, y, beta, tol, max_sweeps, omega, estimate,
-               omega_max, masks, masked):
+def box_sweeps(layers, ks, fwds, backs, inv_s, S, lo, hi, pairs, flat, y, beta, tol, max_sweeps, omega,
+               estimate, omega_max, masks, masked):
     """The whole sweep loop of a network whose every layer is a box layer (``box_update``) or nudged linear output
     pairs (``pairs_update``), compiled: ``solve_layered._sweeps`` without the Python around each layer's two GEMMs
     and kernel (``python benchmarks/sweep_loop.py`` times the two loops). The same GEMMs into kept buffers, the
     same kernels and the same stopping and over-relaxation rules, in the same order.
 
-    Per layer c: ``layers[c]`` (B, n_c) updated in place; ``ks[c]`` its constant drive (B, n_c); ``fwds[c]`` a_c W_c
-    and ``backs[c]`` W_c / a_c, both (n_{c-1}, n_c) (index 0 unused); ``inv_s``, ``S``, ``lo``, ``hi`` its nodes'
+    Per layer c: ``layers[c]`` (B, n_c) updated in place; ``ks[c]`` its constant drive (B, n_c); ``fwds[c]`` a_c W_c,
+    (n_{c-1}, n_c), and ``backs[c]`` the backward matrix: W_c^T / a_c, (n_c, n_{c-1}), where ``flat[c]`` is 1, else
+    W_c / a_c, (n_{c-1}, n_c), read transposed (index 0 unused); ``inv_s``, ``S``, ``lo``, ``hi`` its nodes'
     1/S, S and box; ``pairs[c]`` 1 for nudged output pairs (then ``y`` and ``beta``); ``masked[c]`` 1 where
     ``masks[c]`` (B, n_c) grounds some of the layer's nodes (``grounded_box_update``). Returns (sweeps, last change,
     omega)."""
@@ -855,7 +856,10 @@ def box_sweeps(layers, ks, fwds, backs, inv_s, S, lo, hi, pairs, y, beta, tol, m
             v = layers[c]
             terms = 0
             if c + 1 < L:  # the drive from the layer above, backward through its amplifiers
-                np.dot(layers[c + 1], backs[c + 1].T, ba[c])
+                if flat[c + 1]:  # BLAS reads a small matrix faster in this order (``_amplifier_matrices``)
+                    np.dot(layers[c + 1], backs[c + 1], ba[c])
+                else:
+                    np.dot(layers[c + 1], backs[c + 1].T, ba[c])
                 terms = 1
             if c > 0:  # and from the layer below, forward
                 if terms == 1:
@@ -888,8 +892,8 @@ def box_sweeps(layers, ks, fwds, backs, inv_s, S, lo, hi, pairs, y, beta, tol, m
 
 
 @_compile
-def chunk_sweeps(start_mode, start, out, pred, layers, ks, fwds, backs, inv_s, S, lo, hi, pairs, y, beta, tol,
-                 max_sweeps, omega, estimate, omega_max, masks, masked):
+def chunk_sweeps(start_mode, start, out, pred, layers, ks, fwds, backs, inv_s, S, lo, hi, pairs, flat, y, beta,
+                 tol, max_sweeps, omega, estimate, omega_max, masks, masked):
     """A chunk's round of a compiled solve in one call, so that its thread enters compiled code once: the layers'
     start (``start_mode`` 0: as they are; 1: zeroed; 2: ``start``'s rows copied in and checked for NaN/inf, the pass
     of ``split_finite``), ``box_sweeps`` (the arguments after ``pred``), then the layers side by side into ``out`` and
@@ -900,8 +904,8 @@ def chunk_sweeps(start_mode, start, out, pred, layers, ks, fwds, backs, inv_s, S
         _zero_kernel(layers)
     elif start_mode == 2 and not _blocks_kernel(start, layers, True):
         return 0, np.inf, omega, False, True
-    sweeps, change, omega = box_sweeps(layers, ks, fwds, backs, inv_s, S, lo, hi, pairs, y, beta, tol, max_sweeps,
-                                       omega, estimate, omega_max, masks, masked)
+    sweeps, change, omega = box_sweeps(layers, ks, fwds, backs, inv_s, S, lo, hi, pairs, flat, y, beta, tol,
+                                       max_sweeps, omega, estimate, omega_max, masks, masked)
     finite = True
     if out.shape[0] > 0:
         finite = _blocks_kernel(out, layers, False)
@@ -915,8 +919,8 @@ def chunk_sweeps(start_mode, start, out, pred, layers, ks, fwds, backs, inv_s, S
 
 
 @_compile
-def biased_round(targets, row, start_mode, start, out, pred, layers, ks, fwds, backs, inv_s, S, lo, hi, pairs, y,
-                 beta, tol, max_sweeps, omega, estimate, omega_max, masks, masked):
+def biased_round(targets, row, start_mode, start, out, pred, layers, ks, fwds, backs, inv_s, S, lo, hi, pairs, flat,
+                 y, beta, tol, max_sweeps, omega, estimate, omega_max, masks, masked):
     """A kept plan's whole round in one call (``solver._planned``): the targets checked for NaN/inf (``targets``: a
     0-row placeholder where there are none; with one, nothing else is done), the bias drive ``row`` added to the
     input product ``ks[0]`` in place and checked (``add_row``), then ``chunk_sweeps``. Returns chunk_sweeps' five
@@ -925,6 +929,6 @@ def biased_round(targets, row, start_mode, start, out, pred, layers, ks, fwds, b
         return 0, np.inf, omega, True, True, True, False
     drive_ok = _add_row_kernel(ks[0], ks[0], row)
     sweeps, change, omega, started, finite = chunk_sweeps(start_mode, start, out, pred, layers, ks, fwds, backs,
-                                                          inv_s, S, lo, hi, pairs, y, beta, tol, max_sweeps, omega,
-                                                          estimate, omega_max, masks, masked)
+                                                          inv_s, S, lo, hi, pairs, flat, y, beta, tol, max_sweeps,
+                                                          omega, estimate, omega_max, masks, masked)
     return sweeps, change, omega, started, finite, drive_ok, True

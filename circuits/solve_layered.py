@@ -280,11 +280,12 @@ COMPILED_SWEEPS = True  # False: every network takes the per-layer Python loop (
 FUSED_PRODUCT = True  # False: a split batch's input product is made in a round of its own (tests compare the two)
 
 
-def _compiled_layers(updates, boxes, fwd, scaled):
+def _compiled_layers(updates, boxes, fwd, back, scaled):
     """What ``kernels.box_sweeps`` needs beyond the drives, where every layer has a box update or is a nudged
     linear output pair layer (ideal diodes, linear nodes: the networks whose sweeps are all GEMMs and one
-    compiled pass per layer), else None: (per layer a_c W_c and W_c / a_c as C arrays, S, 1/S, lo, hi, pairs, a dict
-    in which ``_kernel_args`` keeps the row drives made whole)."""
+    compiled pass per layer), else None: (per layer a_c W_c and the backward matrix as C arrays, S, 1/S, lo, hi, pairs,
+    per layer 1 where its backward matrix is W_c^T / a_c (small: ``_amplifier_matrices``) and 0 where it is W_c / a_c,
+    read transposed, a dict in which ``_kernel_args`` keeps the row drives made whole)."""
     if not COMPILED_SWEEPS or boxes is None or not updates:
         return None
     lo, hi, pairs = [], [], []
@@ -300,8 +301,11 @@ def _compiled_layers(updates, boxes, fwd, scaled):
     dummy = np.zeros((1, 1))
     S = tuple(u[1] for u in updates)  # contiguous float arrays (``_layer_updates``)
     inv_s = tuple(s if u[2] is None else u[2] for s, u in zip(S, updates))
-    return ((dummy,) + tuple(fwd[1:]), (dummy,) + tuple(scaled[1:]), S, inv_s, np.array(lo), np.array(hi),
-            np.array(pairs, dtype=np.int64), {})  # {}: the row drives made whole, per layer and batch size
+    flat = [0] + [int(b.flags.c_contiguous) for b in back[1:]]  # the small ones, copied contiguous
+    backs = tuple(b if f else s for b, s, f in zip(back[1:], scaled[1:], flat[1:]))
+    return ((dummy,) + tuple(fwd[1:]), (dummy,) + backs, S, inv_s, np.array(lo), np.array(hi),
+            np.array(pairs, dtype=np.int64), np.array(flat, dtype=np.int64), {})  # {}: the row drives made whole,
+    # per layer and batch size
 
 
 _FREE = np.ones((1, 1))  # what box_sweeps is passed for a layer without grounded nodes
@@ -322,7 +326,7 @@ def _kernel_args(compiled, ops, const, layers, y, masks=None) -> tuple:
     """``kernels.box_sweeps``' arguments for one chunk: ``_sweeps`` as one compiled call for the whole loop. ``const``
     per layer its constant drive: a (chunk, n) array, or a row, made whole here."""
     net, totals, fwd, back, nudged, beta, tol, max_sweeps, boxes, omega, estimate, updates = ops
-    fwds, backs, S, inv_s, lo, hi, pairs, whole = compiled
+    fwds, backs, S, inv_s, lo, hi, pairs, flat, whole = compiled
     L = len(layers)
     B = layers[0].shape[0]
     ks = []
@@ -348,7 +352,7 @@ def _kernel_args(compiled, ops, const, layers, y, masks=None) -> tuple:
     else:
         masked = np.array([m is not None for m in masks], dtype=np.int64)
         ms = tuple(_FREE if m is None else m for m in masks)
-    return (tuple(layers), tuple(ks), fwds, backs, inv_s, S, lo, hi, pairs, yy, float(beta), float(tol),
+    return (tuple(layers), tuple(ks), fwds, backs, inv_s, S, lo, hi, pairs, flat, yy, float(beta), float(tol),
             int(max_sweeps), float(omega), bool(estimate), OMEGA_MAX, ms, masked)
 
 
@@ -419,7 +423,7 @@ def _keep_plan(net, setup, args, const, nudged, beta, tol, max_sweeps, omega, mo
             return
         ks[-1] = const[-1]  # the row: beta y is added per call, as ``_kernel_args`` does
     plan.ks, plan.targets = tuple(ks), bool(nudged and pairs[-1])
-    plan.head, plan.tail, plan.mode = args[2:9], args[10:], mode
+    plan.head, plan.tail, plan.mode = args[2:10], args[11:], mode
     plan.pairs_out = net.readout == "pairs"
     if len(plans) >= PLANS_KEPT:
         for oldest in list(plans)[:1]:
@@ -514,12 +518,13 @@ def _setup(net: LayeredNetwork, totals, nudged: bool, beta: float):
     boxes = _boxes(net, nudged)
     updates = _layer_updates(net, totals, nudged, beta)
     all_boxes = boxes is not None and all(isinstance(b, tuple) for b in boxes)
-    return totals, fwd, back, boxes, updates, bias_drive, all_boxes, _compiled_layers(updates, boxes, fwd, scaled)
+    compiled = _compiled_layers(updates, boxes, fwd, back, scaled)
+    return totals, fwd, back, boxes, updates, bias_drive, all_boxes, compiled
 
 
 def _amplifier_matrices(net: LayeredNetwork):
     """Per connection after the first, the forward matrix a W, the backward one W^T / a and W / a itself (None for
-    c = 0; the compiled sweep loop reads W / a transposed).
+    c = 0; the compiled sweep loop reads the backward matrix where it is contiguous, else W / a transposed).
     A large backward matrix is a transposed view (a transposed copy of a 1024 x 1024 matrix costs 3.3 ms,
     more than a solve's products at batch 64, and BLAS reads either order at about the same speed there); a
     small one is copied contiguous, which its GEMMs read faster (64 x 20 by 20 x 100: 8.0 -> 6.1 us, the copy
@@ -528,7 +533,7 @@ def _amplifier_matrices(net: LayeredNetwork):
     for c in range(1, net.n_connections):
         w = net.signed_weights(c)
         fwd.append(net.gains[c] * w)
-        scaled.append(w / net.gains[c])  # W / a, C-contiguous: the compiled sweeps read it transposed
+        scaled.append(w / net.gains[c])  # W / a, C-contiguous: the compiled sweeps read a large one transposed
         b = scaled[-1].T
         back.append(np.ascontiguousarray(b) if b.size <= SMALL_MATRIX else b)
     return fwd, back, scaled
