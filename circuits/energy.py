@@ -12,7 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import kernels
 from .network import LayeredNetwork
+
+#: False: ``statistics_difference`` takes its numpy path everywhere (tests compare the two)
+COMPILED_STATISTICS = True
 
 
 def _pre(net: LayeredNetwork, sources, layers, c):
@@ -89,7 +93,15 @@ def statistics_difference(net: LayeredNetwork, sources, layers_hi, layers_lo, pa
     connections use u_hi^T v_hi - u_lo^T v_lo = u_hi^T (v_hi - v_lo) + (u_hi - u_lo)^T v_lo for the same reason. With
     +x/-x input pairs the product runs over the features only (the -x rows are the +x rows negated), so ``sources``
     may then be the (batch, features) features themselves: the -x half is never read. ``paired``: that connection's
-    statistics come as ``PairedRows`` (the - rows left to the update)."""
+    statistics come as ``PairedRows`` (the - rows left to the update).
+
+    Where the kernels serve (float64 voltages, ideal amplifiers or unit gains, no differential hidden layers),
+    each connection's operands and its bias statistics are one compiled pass (``kernels.input_statistics``,
+    ``kernels.layer_statistics``), the same numbers bit for bit as the numpy lines below, which took most of a
+    training step's statistics at small batches (``python benchmarks/train_step.py --batch 16 32``); the
+    products stay with BLAS."""
+    if COMPILED_STATISTICS and _compiled_serves(net, sources, layers_hi, layers_lo):
+        return _compiled_difference(net, sources, layers_hi, layers_lo, paired)
     kappa = net.energy_weights
     vb = net.bias_voltage
     weights, biases = [], []
@@ -126,6 +138,62 @@ def statistics_difference(net: LayeredNetwork, sources, layers_hi, layers_lo, pa
         weights.append(w)
         s_v = dv.sum(0)
         biases.append(k * np.stack([sq_v - 2 * vb * s_v, sq_v + 2 * vb * s_v]))
+    return weights + biases
+
+
+def _compiled_serves(net: LayeredNetwork, sources, layers_hi, layers_lo) -> bool:
+    """Whether ``_compiled_difference`` takes these operands: the kernels present, float64 2-d arrays of one
+    batch, every connection's driving voltages its layer itself (no differential hidden layers; ideal amplifiers or
+    unit gains), every free layer at least two nodes."""
+    if not kernels.available() or net.hidden_pairs or type(sources) is not np.ndarray or sources.ndim != 2:
+        return False
+    if not (net.amplifier.ideal or all(a == 1.0 for a in net.gains[1:])):
+        return False
+    B = sources.shape[0]
+    if sources.dtype != np.float64 or B < 1 or len(layers_hi) != net.n_connections or len(layers_lo) != len(layers_hi):
+        return False
+    for vh, vl in zip(layers_hi, layers_lo):
+        if (type(vh) is not np.ndarray or type(vl) is not np.ndarray or vh.dtype != np.float64 or vl.dtype != np.float64
+                or vh.ndim != 2 or vh.shape != vl.shape or vh.shape[0] != B or vh.shape[1] < 2):
+            return False  # (numpy sums a one-node layer's column pairwise, not row by row as the kernels do)
+    return True
+
+
+def _compiled_difference(net: LayeredNetwork, sources, layers_hi, layers_lo, paired: bool) -> list:
+    """``statistics_difference`` with each connection's operands made by one compiled pass (the caller checked
+    ``_compiled_serves``)."""
+    vb = net.bias_voltage
+    tv = 2 * vb
+    kappa = 1.0
+    weights, biases = [], []
+    B = sources.shape[0]
+    for c in range(net.n_connections):
+        a = net.gains[c]
+        if c:
+            kappa = kappa / a ** 2  # ``LayeredNetwork.energy_weights``, the same divisions
+        k = 0.5 * kappa
+        vh, vl = layers_hi[c], layers_lo[c]
+        m = vh.shape[1]
+        bias = np.empty((2, m))
+        if c == 0:
+            n = net.n_features if net.input_pairs else sources.shape[1]
+            x1, d, row = np.empty((B + 1, n)), np.empty((B + 1, m)), np.empty(m)
+            kernels.input_statistics(sources, vh, vl, -2.0 * a * k, k, tv, x1, d, row, bias)
+            if not net.input_pairs:
+                w = x1.T @ d
+            elif paired:
+                w = PairedRows(np.matmul(x1.T, d, out=np.empty((n, m))), row)
+            else:
+                w = np.empty((2 * n, m))
+                np.matmul(x1.T, d, out=w[:n])
+                np.subtract(row, w[:n], out=w[n:])
+        else:
+            uh, ul = layers_hi[c - 1], layers_lo[c - 1]
+            left, right = np.empty((2 * B + 2, uh.shape[1])), np.empty((2 * B + 2, m))
+            kernels.layer_statistics(uh, ul, vh, vl, -2.0 * a * k, k, k * a * a, tv, left, right, bias)
+            w = left.T @ right
+        weights.append(w)
+        biases.append(bias)
     return weights + biases
 
 

@@ -797,6 +797,81 @@ def layered_sums(ws: tuple, bs: tuple, diff: np.ndarray, signed: bool, split: tu
 
 
 @_compile
+def _drop_sums(vh, vl, k, tv, sq, bias):
+    # sq = sum over the batch of (vh - vl)(vh + vl) and the bias rows k (sq -+ tv sum (vh - vl)), numpy's
+    # ``(dv * (vh + vl)).sum(0)`` and ``dv.sum(0)`` bit for bit: the rows added in order to 0.0
+    B, n = vh.shape
+    s = np.zeros(n)
+    for j in range(n):
+        sq[j] = 0.0
+    for b in range(B):
+        for j in range(n):
+            d = vh[b, j] - vl[b, j]
+            sq[j] += d * (vh[b, j] + vl[b, j])
+            s[j] += d
+    for j in range(n):
+        t = tv * s[j]
+        bias[0, j] = k * (sq[j] - t)
+        bias[1, j] = k * (sq[j] + t)
+
+
+@_compile
+def input_statistics(x, vh, vl, scale, k, tv, x1, d, row, bias):
+    """The operands of ``energy.statistics_difference``'s input connection in one compiled pass, numpy's bit for
+    bit: ``x1`` (B + 1, n) the sources' first n columns over a row of ones; ``d`` (B + 1, nodes) the drops'
+    difference times ``scale`` (-2 a k) over k sq, sq the batch sum of vh^2 - vl^2 as (vh - vl)(vh + vl); ``row``
+    2k sq (the - rows of +x/-x pairs: ``row`` minus the + rows); ``bias`` (2, nodes) the bias conductances'
+    statistics, k (sq -+ tv sum (vh - vl)), tv = 2 x the bias voltage. Its product x1^T d is left to BLAS."""
+    B, n = x1.shape[0] - 1, x1.shape[1]
+    m = vh.shape[1]
+    sq = d[B]
+    _drop_sums(vh, vl, k, tv, sq, bias)
+    two_k = 2.0 * k
+    for j in range(m):
+        row[j] = two_k * sq[j]
+        sq[j] = k * sq[j]
+    for b in range(B):
+        for j in range(m):
+            d[b, j] = (vh[b, j] - vl[b, j]) * scale
+        for i in range(n):
+            x1[b, i] = x[b, i]
+    for i in range(n):
+        x1[B, i] = 1.0
+
+
+@_compile
+def layer_statistics(uh, ul, vh, vl, scale, k, kaa, tv, left, right, bias):
+    """The operands of ``energy.statistics_difference``'s connection c >= 1 (driving voltages ``uh``, ``ul``: layer
+    c - 1 at the two phases, ideal amplifiers) in one compiled pass, numpy's bit for bit: ``left`` (2B + 2, nu)
+    [uh; uh - ul; su; 1], su the batch sum of uh^2 - ul^2, and ``right`` (2B + 2, nv) [scale dv; scale vl; kaa;
+    k sq], so that left^T right = uh^T (scale dv) + (uh - ul)^T (scale vl) + kaa su + k sq; ``bias`` as in
+    ``input_statistics``."""
+    B, nu = uh.shape
+    nv = vh.shape[1]
+    sq = right[2 * B + 1]
+    _drop_sums(vh, vl, k, tv, sq, bias)
+    su = left[2 * B]
+    for j in range(nu):
+        su[j] = 0.0
+    for b in range(B):
+        for j in range(nu):
+            e = uh[b, j] - ul[b, j]
+            su[j] += e * (uh[b, j] + ul[b, j])
+    for j in range(nv):
+        sq[j] = k * sq[j]
+        right[2 * B, j] = kaa
+    for b in range(B):
+        for j in range(nu):
+            left[b, j] = uh[b, j]
+            left[B + b, j] = uh[b, j] - ul[b, j]
+        for j in range(nv):
+            right[b, j] = (vh[b, j] - vl[b, j]) * scale
+            right[B + b, j] = vl[b, j] * scale
+    for j in range(nu):
+        left[2 * B + 1, j] = 1.0
+
+
+@_compile
 def _saved(change, tol, rate, new_rate):
     """Sweeps from ``change`` down to ``tol`` at the contraction ``rate`` minus those at ``new_rate``."""
     if change <= tol:

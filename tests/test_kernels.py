@@ -603,3 +603,75 @@ def test_an_edited_network_is_checked_once_a_call_and_planned_again_once_it_stay
     solve(net, x)  # unchanged since the last call: a plan kept again
     solve(net, x)
     assert len(planned) == 3
+
+
+def _statistics(net, x, y, paired, compiled, monkeypatch):
+    """``statistics_difference`` of a network's centred phases, on the compiled path or numpy's."""
+    energy = _energy_module()
+
+    b = 1e-3 * float(net.weights[-1].mean())
+    free = solve(net, x)
+    hi, lo = (solve(net, x, y, beta=s * b, init=free) for s in (1, -1))
+    src = x if net.input_pairs else net.encode_inputs(x)
+    monkeypatch.setattr(energy, "COMPILED_STATISTICS", compiled)
+    return energy.statistics_difference(net, src, hi.layers, lo.layers, paired=paired)
+
+
+def _bits(stats):
+    return [(s.plus.tobytes(), s.row.tobytes()) if hasattr(s, "row") else (s.shape, s.tobytes()) for s in stats]
+
+
+@pytest.mark.parametrize("sizes,kw", [
+    ([48, 30, 10], {}),
+    ([48, 24, 24, 24, 10], {}),
+    ([40, 12, 6], {"readout": "nodes", "gain": 1.0}),
+    ([20, 16, 8], {"input_pairs": False, "gain": 2.5}),
+    ([48, 2, 2], {}),
+])
+@pytest.mark.parametrize("B", [1, 7, 300])
+def test_the_compiled_statistics_are_numpy_s_bit_for_bit(monkeypatch, sizes, kw, B):
+    """Each connection's operands and bias statistics, made in one compiled pass, give the numpy lines' numbers to
+    the last bit (the sums over the batch row by row from 0.0, so a -0.0 drop of a node on its rail in both phases
+    sums as numpy's does): the step's update, hence a run, does not change with the path. Input scale 4 puts hidden
+    nodes on the rails."""
+    kw = {"gain": 4.0, **kw}
+    net = layered(sizes, diode="ideal", rails=(-0.05, 0.05), seed=B, **kw)
+    net.bias_voltage = 0.7
+    rng = np.random.default_rng(B)
+    x, y = rng.uniform(0, 4, (B, net.n_features)), rng.uniform(-0.05, 0.05, (B, net.n_targets))
+    for paired in (False, True):
+        got = _statistics(net, x, y, paired, True, monkeypatch)
+        assert _bits(got) == _bits(_statistics(net, x, y, paired, False, monkeypatch))
+        assert isinstance(got[0], _energy_module().PairedRows) == (paired and net.input_pairs)
+
+
+def _energy_module():
+    """``circuits/energy.py`` (the package's ``energy`` is its function of that name)."""
+    import importlib
+
+    return importlib.import_module("eqprop.circuits.energy")
+
+
+@pytest.mark.parametrize("case", ["hidden pairs", "one-node layer", "op-amps", "float32 voltages"])
+def test_the_statistics_the_kernels_do_not_serve_take_the_numpy_lines(monkeypatch, case):
+    """Differential hidden layers, a one-node layer (numpy sums its column pairwise), op-amps with a finite gain and
+    voltages that are not float64 take the numpy path: the kernels are not called."""
+    energy = _energy_module()
+
+    def refuse(*a):
+        raise AssertionError("the kernels were called")
+
+    kw = {"hidden pairs": {"hidden_pairs": True}, "op-amps": {"amplifier": "a0=1e3"}}.get(case, {})
+    sizes = [24, 1, 4] if case == "one-node layer" else [24, 8, 4]
+    net = layered(sizes, diode="ideal", rails=(-0.05, 0.05), gain=2.0, seed=0, **kw)
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(0, 1, (9, net.n_features)), rng.uniform(-0.05, 0.05, (9, net.n_targets))
+    free = solve(net, x)
+    hi, lo = (solve(net, x, y, beta=s * 1e-7, init=free) for s in (1, -1))
+    layers_hi, layers_lo = hi.layers, lo.layers
+    if case == "float32 voltages":
+        layers_hi = [v.astype(np.float32) for v in layers_hi]
+    monkeypatch.setattr(kernels, "input_statistics", refuse)
+    monkeypatch.setattr(kernels, "layer_statistics", refuse)
+    ref = [np.asarray(s) for s in energy.statistics_difference(net, x, layers_hi, layers_lo)]
+    assert all(np.isfinite(s).all() for s in ref)
