@@ -126,7 +126,8 @@ def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | N
     make = _setup if net._fixed is not None else _recalled_setup
     memo = None if net._scratch is None or net._fixed is not None else net._scratch.get("setups")
     before = None if memo is None else memo.get((nudged, float(beta) if nudged else 0.0))  # a bare call's kept set-up
-    setup = net.derived(("bcd", nudged, float(beta) if nudged else 0.0),
+    # (a block's +beta and -beta phases share theirs where it does not read beta: ``_setup_beta``)
+    setup = net.derived(("bcd", nudged, _setup_beta(net, nudged, beta)),
                         lambda: make(net, node_conductance(net) if totals is None else totals, nudged, beta))
     totals, fwd, back, boxes, updates, bias_drive, all_boxes, compiled = setup
     L = len(totals)
@@ -513,13 +514,24 @@ def _setup(net: LayeredNetwork, totals, nudged: bool, beta: float):
     (totals, forward and backward matrices, boxes, compiled layer updates, the bias sources' drive per layer,
     whether every layer is a box)."""
     fwd, back, scaled = net.derived("amplifier_matrices", lambda: _amplifier_matrices(net))
-    vb = net.bias_voltage
-    bias_drive = [vb * (net.biases[c][0] - net.biases[c][1]) for c in range(net.n_connections)]
+    bias_drive = net.derived("bias_drive", lambda: _bias_drive(net))  # (the phases share it: read, never written)
     boxes = _boxes(net, nudged)
     updates = _layer_updates(net, totals, nudged, beta)
     all_boxes = boxes is not None and all(isinstance(b, tuple) for b in boxes)
     compiled = _compiled_layers(updates, boxes, fwd, back, scaled)
     return totals, fwd, back, boxes, updates, bias_drive, all_boxes, compiled
+
+
+def _bias_drive(net: LayeredNetwork) -> list:
+    """Per connection the bias sources' drive of the layer it feeds, a row: vb (G_b+ - G_b-)."""
+    vb = net.bias_voltage
+    return [vb * (net.biases[c][0] - net.biases[c][1]) for c in range(net.n_connections)]
+
+
+def _setup_beta(net: LayeredNetwork, nudged: bool, beta: float) -> float:
+    """The beta a phase's set-up reads: the output nodes' conductance S + beta (readout "nodes") under a nudge;
+    output pairs take beta per call (``_kernel_args``, ``_fused``), so their set-up is the same at every beta."""
+    return float(beta) if nudged and net.readout != "pairs" else 0.0
 
 
 def _amplifier_matrices(net: LayeredNetwork):
