@@ -150,8 +150,9 @@ def _compiled_serves(net: LayeredNetwork, sources, layers_hi, layers_lo) -> bool
     if not (net.amplifier.ideal or all(a == 1.0 for a in net.gains[1:])):
         return False
     B = sources.shape[0]
-    if sources.dtype != np.float64 or B < 1 or len(layers_hi) != net.n_connections or len(layers_lo) != len(layers_hi):
-        return False
+    if (sources.dtype != np.float64 or B < 1 or len(layers_hi) != net.n_connections
+            or len(layers_lo) != len(layers_hi) or (net.input_pairs and sources.shape[1] < net.n_features)):
+        return False  # (too few source columns: the kernel would read past them; numpy's lines raise)
     for vh, vl in zip(layers_hi, layers_lo):
         if (type(vh) is not np.ndarray or type(vl) is not np.ndarray or vh.dtype != np.float64 or vl.dtype != np.float64
                 or vh.ndim != 2 or vh.shape != vl.shape or vh.shape[0] != B or vh.shape[1] < 2):

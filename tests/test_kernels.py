@@ -652,10 +652,11 @@ def _energy_module():
     return importlib.import_module("eqprop.circuits.energy")
 
 
-@pytest.mark.parametrize("case", ["hidden pairs", "one-node layer", "op-amps", "float32 voltages"])
+@pytest.mark.parametrize("case", ["hidden pairs", "one-node layer", "op-amps", "float32 voltages", "too few sources"])
 def test_the_statistics_the_kernels_do_not_serve_take_the_numpy_lines(monkeypatch, case):
-    """Differential hidden layers, a one-node layer (numpy sums its column pairwise), op-amps with a finite gain and
-    voltages that are not float64 take the numpy path: the kernels are not called."""
+    """Differential hidden layers, a one-node layer (numpy sums its column pairwise), op-amps with a finite gain,
+    voltages that are not float64 and sources with fewer columns than the features (the kernel would read past
+    them) take the numpy path: the kernels are not called, and numpy's lines refuse what they cannot take."""
     energy = _energy_module()
 
     def refuse(*a):
@@ -673,5 +674,9 @@ def test_the_statistics_the_kernels_do_not_serve_take_the_numpy_lines(monkeypatc
         layers_hi = [v.astype(np.float32) for v in layers_hi]
     monkeypatch.setattr(kernels, "input_statistics", refuse)
     monkeypatch.setattr(kernels, "layer_statistics", refuse)
+    if case == "too few sources":
+        with pytest.raises(ValueError):
+            energy.statistics_difference(net, x[:, :-1], layers_hi, layers_lo)
+        return
     ref = [np.asarray(s) for s in energy.statistics_difference(net, x, layers_hi, layers_lo)]
     assert all(np.isfinite(s).all() for s in ref)
