@@ -16,7 +16,7 @@ vary from call to call. So the two are chosen together here:
 - ``blas_threads(n_chunks)``: inside the chunked sweeps BLAS gets ``cores() // n_chunks`` threads (at least 1;
   never more than it had), set through threadpoolctl's controllers (the standard way to limit OpenBLAS, MKL and
   BLIS at run time) and put back after.
-- ``limit_blas_spin()``: OpenBLAS's idle threads sleep after 2^24 cycles (``OPENBLAS_THREAD_TIMEOUT=24``) instead
+- ``limit_blas_spin()``: OpenBLAS's idle threads sleep after 2^22 cycles (``OPENBLAS_THREAD_TIMEOUT=22``) instead
   of 2^28. After every multi-threaded call OpenBLAS's worker threads spin for that long waiting for the next one;
   two such libraries are loaded (numpy's, and the one numba's kernels call), and a spinning worker holds a core
   that a chunk thread or the other library's worker needs (docs/solver.md, *Threads*). OpenBLAS reads the
@@ -41,7 +41,7 @@ from .settings import setting
 MIN_CHUNK = 128  # batch rows per thread below which a thread costs more than it saves
 ENV = "EQPROP_THREADS"
 SPIN_ENV = "OPENBLAS_THREAD_TIMEOUT"  # OpenBLAS's own variable: its idle threads spin 2^N cycles, then sleep
-SPIN = 24  # OpenBLAS's default is 28 (about 0.1 s); 22-24 gave the same training steps, 26 not (docs/solver.md)
+SPIN = 22  # OpenBLAS's default is 28 (about 0.1 s); 22 against 24 and 20, interleaved: docs/solver.md, *Threads*
 _spin = None  # what limit_blas_spin() found: (who set the variable, whether numpy had loaded OpenBLAS before)
 
 _controller = None
@@ -101,7 +101,7 @@ def run(bounds: list, fn) -> list:
 
 
 def limit_blas_spin() -> None:
-    """Puts ``OPENBLAS_THREAD_TIMEOUT=24`` in the environment where it is not set (the user's value stands), for
+    """Puts ``OPENBLAS_THREAD_TIMEOUT=22`` in the environment where it is not set (the user's value stands), for
     every OpenBLAS that loads after this call; notes whether numpy's had already loaded (``describe`` says so).
     Called by ``eqprop.circuits`` on import, before numpy; once per process."""
     global _spin
@@ -123,7 +123,7 @@ def spin() -> str:
     text = f"{SPIN_ENV}={setting(SPIN_ENV)} ({'yours' if who == 'user' else 'set by eqprop on import'})"
     if loaded:
         text += ("; numpy was imported before eqprop, so its OpenBLAS keeps the value it loaded with (import eqprop "
-                 f"first, or set {SPIN_ENV}=24 before starting Python)")
+                 f"first, or set {SPIN_ENV}={SPIN} before starting Python)")
     return text
 
 

@@ -390,4 +390,6 @@ def test_provenance_names_the_blas_kernels_the_run_used(tmp_path):
     assert [b["kernels"] for b in blas if b["library"] == "openblas"] and \
         all(b["kernels"] == "Haswell" for b in blas if b["library"] == "openblas"), blas
     # the command imports eqprop before numpy: the idle-thread spin it set applies to numpy's OpenBLAS too
-    assert prov["blas_idle_spin"] == "OPENBLAS_THREAD_TIMEOUT=24 (set by eqprop on import)", prov["blas_idle_spin"]
+    from eqprop.circuits.threads import SPIN
+
+    assert prov["blas_idle_spin"] == f"OPENBLAS_THREAD_TIMEOUT={SPIN} (set by eqprop on import)", prov["blas_idle_spin"]

@@ -165,7 +165,7 @@ def test_freed_temporaries_are_reused_not_faulted_in_again():
 
 @pytest.mark.parametrize("preset,first", [(None, "eqprop"), (None, "numpy"), ("28", "eqprop")])
 def test_importing_eqprop_limits_openblas_idle_spin_unless_the_user_set_it(preset, first):
-    """``import eqprop.circuits`` puts OPENBLAS_THREAD_TIMEOUT=24 in the environment before it imports numpy (so
+    """``import eqprop.circuits`` puts OPENBLAS_THREAD_TIMEOUT=22 (``threads.SPIN``) in the environment before it imports numpy (so
     numpy's OpenBLAS, loaded after, reads it), keeps a value the user set, and says in ``threads.describe()`` when
     numpy had loaded first (its OpenBLAS then keeps its own value); child processes inherit the variable."""
     env = {k: v for k, v in os.environ.items() if k != threads.SPIN_ENV}
