@@ -152,7 +152,7 @@ def page_faults(env):
 def test_freed_temporaries_are_reused_not_faulted_in_again():
     """20 training steps of 1568-400-20 at batch 512 (after 5 to warm up) touch no fresh pages once the solver has
     set the policy (``circuits/memory.py``); with glibc's defaults (``EQPROP_MALLOC=system``, which checks that the
-    count sees them) each step faulted in about 5,900 pages. (1568-100-20 no longer faults either way at batch 512:
+    count sees them) each step faulted in about 6,000 pages. (1568-100-20 no longer faults either way at batch 512:
     its statistics' temporaries are smaller since their operands are made by compiled passes.)"""
     kept, state = page_faults({})
     if "kept" not in state:
