@@ -6,18 +6,18 @@ For each batch and layer pair (n_below, n_above): numba's ``np.dot`` (BLAS, as i
 (batch, n_above) layer by the backward matrix held contiguous, (n_above, n_below), and by W / a held
 (n_below, n_above) and read transposed, into a kept buffer; and the copy that makes the contiguous one (made once
 per set-up where the matrix has at most ``solve_layered.SMALL_MATRIX`` entries). Median microseconds of ``--calls``
-calls each, in turn. Measured, never asserted.
+calls each, in turn, after untimed rounds (``solver.timed``). Measured, never asserted.
 """
 from __future__ import annotations
 
 import argparse
-import time
 
 import eqprop.circuits  # noqa: F401  (first, as the eqprop command: OpenBLAS's idle-thread spin, circuits/threads.py)
 import numpy as np
 from numba import njit
 
 from eqprop.circuits.solve_layered import SMALL_MATRIX
+from solver import timed  # this folder's solver benchmark
 
 PAIRS = [(100, 20), (20, 100), (100, 100), (256, 20), (256, 256), (1024, 20), (1024, 1024)]
 
@@ -48,14 +48,7 @@ def main(argv=None):
             layer, out = rng.uniform(-0.05, 0.05, (B, above)), np.empty((B, below))
             fns = [lambda: _transposed(layer, scaled, out), lambda: _contiguous(layer, back, out),
                    lambda: np.ascontiguousarray(scaled.T)]
-            for f in fns:
-                f()
-            times = [[], [], []]
-            for _ in range(args.calls):
-                for f, t in zip(fns, times):
-                    t0 = time.perf_counter()
-                    f()
-                    t.append(time.perf_counter() - t0)
+            times = timed(fns, args.calls)
             med = [1e6 * float(np.median(t)) for t in times]
             reads = "contiguous" if scaled.size <= SMALL_MATRIX else "transposed"
             print(f"| {B} | {below} x {above} | {med[0]:.1f} | {med[1]:.1f} | {med[2]:.1f} | {reads} |", flush=True)

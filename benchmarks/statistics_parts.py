@@ -6,14 +6,13 @@ For each batch: the centred phases of MNIST training images (``run_phases``, ide
 ``--calls`` times: ``energy.statistics_difference`` as the trainer calls it (``paired=True``) with its operands made
 by the compiled passes (the default), the same with ``energy.COMPILED_STATISTICS = False`` (numpy's lines), and the
 input connection's GEMM alone (x1^T d, the (batch + 1, features) sources over a row of ones by the (batch + 1,
-nodes) operand). Checks the two paths' numbers are the same bit for bit; prints median microseconds (the fastest
+nodes) operand), after untimed rounds (``solver.timed``). Checks the two paths' numbers are the same bit for bit; prints median microseconds (the fastest
 in brackets). Measured, never asserted.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
-import time
 
 import eqprop.circuits  # noqa: F401  (first, as the eqprop command: OpenBLAS's idle-thread spin, circuits/threads.py)
 import numpy as np
@@ -21,7 +20,7 @@ import numpy as np
 from eqprop.backends.native import NativeBackend
 from eqprop.circuits import layered
 from eqprop.learning.eqprop import run_phases
-from solver import DEFAULT_MNIST, inputs  # this folder's solver benchmark
+from solver import DEFAULT_MNIST, inputs, timed  # this folder's solver benchmark
 
 energy = importlib.import_module("eqprop.circuits.energy")  # (the package's ``energy`` is a function)
 
@@ -63,12 +62,7 @@ def main(argv=None):
         x1, d = np.vstack([x, np.ones((1, n))]), np.ones((B + 1, args.hidden))
         fns = [lambda: stats(True), lambda: stats(False),
                lambda: np.matmul(x1.T, d, out=np.empty((n, args.hidden)))]
-        times = [[], [], []]
-        for _ in range(args.calls):
-            for f, t in zip(fns, times):
-                t0 = time.perf_counter()
-                f()
-                t.append(time.perf_counter() - t0)
+        times = timed(fns, args.calls)
         cells = [f"{1e6 * float(np.median(t)):.0f} ({1e6 * min(t):.0f})" for t in times]
         print(f"| {B} | " + " | ".join(cells) + " |", flush=True)
 

@@ -797,18 +797,26 @@ def layered_sums(ws: tuple, bs: tuple, diff: np.ndarray, signed: bool, split: tu
 
 
 @_compile
-def _drop_sums(vh, vl, k, tv, sq, bias):
-    # sq = sum over the batch of (vh - vl)(vh + vl) and the bias rows k (sq -+ tv sum (vh - vl)), numpy's
-    # ``(dv * (vh + vl)).sum(0)`` and ``dv.sum(0)`` bit for bit: the rows added in order to 0.0
+def _batch_sums(vh, vl, sq, s):
+    # sq = sum over the batch of (vh - vl)(vh + vl), s = sum of (vh - vl): numpy's ``(dv * (vh + vl)).sum(0)`` and
+    # ``dv.sum(0)`` bit for bit, the rows added in order to 0.0
     B, n = vh.shape
-    s = np.zeros(n)
     for j in range(n):
         sq[j] = 0.0
+        s[j] = 0.0
     for b in range(B):
         for j in range(n):
             d = vh[b, j] - vl[b, j]
             sq[j] += d * (vh[b, j] + vl[b, j])
             s[j] += d
+
+
+@_compile
+def _drop_sums(vh, vl, k, tv, sq, bias):
+    # ``_batch_sums`` into sq, and the bias rows k (sq -+ tv sum (vh - vl))
+    n = vh.shape[1]
+    s = np.empty(n)
+    _batch_sums(vh, vl, sq, s)
     for j in range(n):
         t = tv * s[j]
         bias[0, j] = k * (sq[j] - t)
@@ -850,13 +858,7 @@ def layer_statistics(uh, ul, vh, vl, scale, k, kaa, tv, left, right, bias):
     nv = vh.shape[1]
     sq = right[2 * B + 1]
     _drop_sums(vh, vl, k, tv, sq, bias)
-    su = left[2 * B]
-    for j in range(nu):
-        su[j] = 0.0
-    for b in range(B):
-        for j in range(nu):
-            e = uh[b, j] - ul[b, j]
-            su[j] += e * (uh[b, j] + ul[b, j])
+    _batch_sums(uh, ul, left[2 * B], np.empty(nu))  # (the plain sum unused)
     for j in range(nv):
         sq[j] = k * sq[j]
         right[2 * B, j] = kaa
