@@ -93,6 +93,31 @@ def test_the_compiled_sweep_loop_is_the_python_loop(monkeypatch, sizes, diode, k
             solve(net, x, tol=1e-15, max_iter=2)
 
 
+@pytest.mark.parametrize("small,flat", [(16384, [0, 1, 1]), (300, [0, 0, 1]), (0, [0, 0, 0])])
+def test_the_compiled_loop_reads_each_backward_matrix_in_its_layout(monkeypatch, small, flat):
+    """A backward matrix of at most ``SMALL_MATRIX`` entries is read contiguous (W^T / a), a larger one as W / a
+    transposed, layer by layer (here 24 x 24 and 24 x 10): the compiled loop gives the per-layer loop's sweeps and
+    equilibrium with either layout and with both in one network."""
+    monkeypatch.setattr(solve_layered, "SMALL_MATRIX", small)
+    net, x, y = _case([48, 24, 24, 10], "ideal", B=40)
+    totals = net.node_totals()
+    setup = solve_layered._setup(net, totals, False, 0.0)
+    assert list(setup[-1][7]) == flat  # the compiled tuple's flags
+    for c in (1, 2):
+        back = setup[-1][1][c]
+        assert back.flags.c_contiguous and back.shape == ((24, 24) if c == 1 else (10, 24) if flat[c] else (24, 10))
+
+    def phases():
+        free = solve(net, x, tol=1e-12, max_iter=20_000)
+        return [free, solve(net, x, y, beta=1e-7, init=free, tol=1e-12, max_iter=20_000)]
+
+    monkeypatch.setattr(solve_layered, "COMPILED_SWEEPS", False)
+    ref = phases()
+    monkeypatch.setattr(solve_layered, "COMPILED_SWEEPS", True)
+    for r, g in zip(ref, phases()):
+        assert r.iterations == g.iterations and np.abs(r.voltages - g.voltages).max() < 1e-13
+
+
 def test_kernels_serve_the_layers_they_can_and_numpy_the_rest(monkeypatch):
     from eqprop.circuits.energy import node_conductance
 
