@@ -276,21 +276,16 @@ def _settle_amplifiers(net: LayeredNetwork, x, y, beta, layers, sweeps, tol, max
 
 def _check_negative_beta(net: LayeredNetwork, beta: float, totals=None) -> None:
     """A negative nudge subtracts conductance at the outputs; past the nodes' own it leaves no minimum.
-    ``totals``: the node totals ``validate`` returned (None: summed here, a pass over every conductance). Inside
-    ``unchanged()`` the limit is found once for the block's phases."""
-    limit = net.derived("negative_beta_limit", lambda: _negative_beta_limit(net, totals))
-    if -beta >= limit:
-        raise InputError(f"beta={beta:.3g} S is too negative: the output nodes' conductance allows |beta| < "
-                         f"{limit:.3g} S, beyond which the nudged energy has no minimum; use a smaller |beta|")
-
-
-def _negative_beta_limit(net: LayeredNetwork, totals=None) -> float:
-    """The largest |beta| a negative nudge may have: the output nodes' conductance (a pair's in series)."""
+    ``totals``: the node totals ``validate`` returned (None: summed here, a pass over every conductance)."""
     S = (node_conductance(net) if totals is None else totals)[-1]
     if net.readout == "pairs":
         h = S.size // 2
-        return float(np.min(S[:h] * S[h:] / (S[:h] + S[h:])))
-    return float(S.min())
+        limit = float(np.min(S[:h] * S[h:] / (S[:h] + S[h:])))
+    else:
+        limit = float(S.min())
+    if -beta >= limit:
+        raise InputError(f"beta={beta:.3g} S is too negative: the output nodes' conductance allows |beta| < "
+                         f"{limit:.3g} S, beyond which the nudged energy has no minimum; use a smaller |beta|")
 
 
 def _solve_graph(net: GraphNetwork, x, y, beta, init, tol, max_iter, layer_sizes=None, compiled=None) -> Equilibrium:

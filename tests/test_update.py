@@ -88,7 +88,7 @@ def test_the_signed_input_weights_follow_the_conductances_from_solve_to_solve():
     limit = float(np.min(S[:3] * S[3:] / (S[:3] + S[3:])))
     with pytest.raises(InputError, match="too negative"):
         solve(net, x, y, -1.01 * limit)
-    with net.unchanged():  # the block finds the limit once; each phase is held to it
+    with net.unchanged():  # inside a block too, each phase is held to it
         solve(net, x, y, -0.5 * limit)
         with pytest.raises(InputError, match="too negative"):
             solve(net, x, y, -1.01 * limit)
