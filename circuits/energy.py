@@ -97,9 +97,9 @@ def statistics_difference(net: LayeredNetwork, sources, layers_hi, layers_lo, pa
 
     Where the kernels serve (float64 voltages, ideal amplifiers or unit gains, no differential hidden layers),
     each connection's operands and its bias statistics are one compiled pass (``kernels.input_statistics``,
-    ``kernels.layer_statistics``), the same numbers bit for bit as the numpy lines below, which took most of a
-    training step's statistics at small batches (``python benchmarks/train_step.py --batch 16 32``); the
-    products stay with BLAS."""
+    ``kernels.layer_statistics``), the same numbers bit for bit as the numpy lines below, which at small batches cost
+    about as much as the products they feed (``python benchmarks/statistics_parts.py``); the products stay with
+    BLAS."""
     if COMPILED_STATISTICS and _compiled_serves(net, sources, layers_hi, layers_lo):
         return _compiled_difference(net, sources, layers_hi, layers_lo, paired)
     kappa = net.energy_weights
