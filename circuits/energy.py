@@ -115,18 +115,10 @@ def statistics_difference(net: LayeredNetwork, sources, layers_hi, layers_lo, pa
         # and passes over an input layer's size cost more than the product at small batches.
         if c == 0:
             d = np.vstack([dv * (-2.0 * a * k), k * sq_v[None, :]])
-            if net.input_pairs:  # sources [x, -x]: the -x rows are the +x rows negated, one GEMM over the features
-                n = net.n_features
-                x1 = np.vstack([sources[:, :n], np.ones((1, n))])
-                if paired:
-                    plus = np.matmul(x1.T, d, out=np.empty((n, dv.shape[1])))  # the same product, rows apart
-                    w = PairedRows(plus, 2.0 * k * sq_v)
-                else:
-                    w = np.empty((2 * n, dv.shape[1]))
-                    np.matmul(x1.T, d, out=w[:n])  # -2ak x^T dv + k sq_v
-                    np.subtract(2.0 * k * sq_v, w[:n], out=w[n:])  # +2ak x^T dv + k sq_v
-            else:
-                w = np.vstack([sources, np.ones((1, sources.shape[1]))]).T @ d
+            # sources [x, -x]: the -x rows are the +x rows negated, one GEMM over the features
+            n = net.n_features if net.input_pairs else sources.shape[1]
+            x1 = np.vstack([sources[:, :n], np.ones((1, n))])
+            w = _input_weights(net, x1, d, 2.0 * k * sq_v if net.input_pairs else None, paired)
         else:
             uh, ul = _effective(net, sources, layers_hi, c), _effective(net, sources, layers_lo, c)
             sq_u = ((uh - ul) * (uh + ul)).sum(0)
@@ -139,6 +131,21 @@ def statistics_difference(net: LayeredNetwork, sources, layers_hi, layers_lo, pa
         s_v = dv.sum(0)
         biases.append(k * np.stack([sq_v - 2 * vb * s_v, sq_v + 2 * vb * s_v]))
     return weights + biases
+
+
+def _input_weights(net: LayeredNetwork, x1, d, row, paired: bool):
+    """The input connection's statistics from its GEMM's operands: x1^T d (x1 the sources over a row of ones); with
+    +x/-x pairs that is the + rows (-2ak x^T dv + k sq), and each - row is ``row`` (2k sq) minus its + row, as
+    ``PairedRows`` where ``paired`` (the update forms them), else written below the + rows."""
+    if not net.input_pairs:
+        return x1.T @ d
+    n, m = x1.shape[1], d.shape[1]
+    if paired:
+        return PairedRows(np.matmul(x1.T, d, out=np.empty((n, m))), row)  # the same product, rows apart
+    w = np.empty((2 * n, m))
+    np.matmul(x1.T, d, out=w[:n])
+    np.subtract(row, w[:n], out=w[n:])
+    return w
 
 
 def _compiled_serves(net: LayeredNetwork, sources, layers_hi, layers_lo) -> bool:
@@ -163,16 +170,13 @@ def _compiled_serves(net: LayeredNetwork, sources, layers_hi, layers_lo) -> bool
 def _compiled_difference(net: LayeredNetwork, sources, layers_hi, layers_lo, paired: bool) -> list:
     """``statistics_difference`` with each connection's operands made by one compiled pass (the caller checked
     ``_compiled_serves``)."""
-    vb = net.bias_voltage
-    tv = 2 * vb
-    kappa = 1.0
+    tv = 2 * net.bias_voltage
+    kappa = net.energy_weights
     weights, biases = [], []
     B = sources.shape[0]
     for c in range(net.n_connections):
         a = net.gains[c]
-        if c:
-            kappa = kappa / a ** 2  # ``LayeredNetwork.energy_weights``, the same divisions
-        k = 0.5 * kappa
+        k = 0.5 * kappa[c]
         vh, vl = layers_hi[c], layers_lo[c]
         m = vh.shape[1]
         bias = np.empty((2, m))
@@ -180,14 +184,7 @@ def _compiled_difference(net: LayeredNetwork, sources, layers_hi, layers_lo, pai
             n = net.n_features if net.input_pairs else sources.shape[1]
             x1, d, row = np.empty((B + 1, n)), np.empty((B + 1, m)), np.empty(m)
             kernels.input_statistics(sources, vh, vl, -2.0 * a * k, k, tv, x1, d, row, bias)
-            if not net.input_pairs:
-                w = x1.T @ d
-            elif paired:
-                w = PairedRows(np.matmul(x1.T, d, out=np.empty((n, m))), row)
-            else:
-                w = np.empty((2 * n, m))
-                np.matmul(x1.T, d, out=w[:n])
-                np.subtract(row, w[:n], out=w[n:])
+            w = _input_weights(net, x1, d, row, paired)
         else:
             uh, ul = layers_hi[c - 1], layers_lo[c - 1]
             left, right = np.empty((2 * B + 2, uh.shape[1])), np.empty((2 * B + 2, m))
