@@ -383,7 +383,9 @@ def _number(kind, low, inclusive=True, what=None):
             v = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
-        if not np.isfinite(v) or (v < low if inclusive else v <= low):
+        if not np.isfinite(v):
+            raise argparse.ArgumentTypeError(what or f"must be a finite number, got {text}")
+        if v < low if inclusive else v <= low:
             raise argparse.ArgumentTypeError(what or f"must be {'>=' if inclusive else '>'} {low:g}, got {text}")
         return v
     return parse

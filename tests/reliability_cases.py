@@ -404,7 +404,7 @@ def cases() -> list:
         # malformed configs (CLI flags, config.json, sweep files)
         C("train --epochs 0", "config", ("epochs", "positive"), argv=lambda t: ["train", "--epochs", "0", "--out", str(t / "r0")]),
         C("train --hidden 0", "config", ("hidden",), argv=lambda t: ["train", "--hidden", "0", "--out", str(t / "r1")]),
-        C("train --beta nan", "config", ("beta",), argv=lambda t: ["train", "--beta", "nan", "--out", str(t / "r2")]),
+        C("train --beta nan", "config", ("beta", "finite"), argv=lambda t: ["train", "--beta", "nan", "--out", str(t / "r2")]),
         C("train --lr -1", "config", ("lr",), argv=lambda t: ["train", "--lr", "-1", "--out", str(t / "r3")]),
         C("train --momentum 1.5", "config", ("momentum",), argv=lambda t: ["train", "--momentum", "1.5", "--out", str(t / "r4")]),
         C("train --beta 1e300 (no equilibrium mid-run)", "config", ("no equilibrium", "--beta"),
