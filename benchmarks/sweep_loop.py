@@ -1,6 +1,6 @@
-"""The compiled sweep loop side by side with the per-layer one: 1568-100-20, ideal diodes, MNIST test images.
+"""The compiled sweep loop side by side with the per-layer one: 1568-100-20, MNIST test images.
 
-    python benchmarks/sweep_loop.py [--mnist PATH] [--calls 200] [--batch 64 512]
+    python benchmarks/sweep_loop.py [--mnist PATH] [--calls 200] [--batch 64 512] [--diode ideal|shockley]
 
 Bare ``solve()`` calls, free and nudged (warm-started from the free equilibrium), with the whole sweep loop
 compiled (``kernels.box_sweeps``, the default) and with ``solve_layered.COMPILED_SWEEPS = False`` (the per-layer
@@ -28,11 +28,14 @@ def main(argv=None):
     p.add_argument("--mnist", default=str(DEFAULT_MNIST), help="MNIST .npz (default: the project's shared copy)")
     p.add_argument("--calls", type=int, default=200)
     p.add_argument("--batch", type=int, nargs="+", default=[64, 512])
+    p.add_argument("--diode", choices=("ideal", "shockley"), default="ideal",
+                   help="the hidden layer's clamps (the registered models' defaults, as benchmarks/solver.py's rows)")
     args = p.parse_args(argv)
     if not Path(args.mnist).is_file():
         raise SystemExit(f"sweep_loop.py: no MNIST file at {args.mnist}; give --mnist PATH")
     images = np.load(args.mnist)["x_test"]
-    net = layered([1568, 100, 20], diode="ideal", rails=(-0.05, 0.05), gain=4.0, seed=0)
+    net = layered([1568, 100, 20], diode=args.diode, rails=(-0.05, 0.05), gain=4.0, seed=0)
+    print(f"# 1568-100-20, {args.diode} diodes")
     print("| batch | loop | free, median us | nudged, median us | sweeps free/nudged |")
     print("|---|---|---|---|---|")
     solve_layered.PLANS = False

@@ -435,7 +435,9 @@ class ShockleyDiode(DiodeModel):
         return _relax(clamp, S + 2.0 * self.gmin, v_old, v_star, omega, self.i_s, self.i_s, self.nvt, self.nvt)
 
     def layer_update(self, clamp):
-        """``solve_clamp`` and ``relax`` node by node in one compiled loop (``kernels.shockley_update``)."""
+        """``solve_clamp`` and ``relax`` node by node in one compiled loop (``kernels.shockley_update``); its ``sweep``
+        gives the compiled sweep loop the same call: (rails, IS, N vt, GMIN, the exponent's cap, the critical
+        voltage, the Newton steps allowed) (``kernels.box_sweeps``)."""
         if not kernels.available():
             return None
         params = (clamp.v_low, clamp.v_high, self.i_s, self.nvt, self.gmin, EXP_CAP, self.vcrit)
@@ -443,6 +445,8 @@ class ShockleyDiode(DiodeModel):
         def update(ta, tb, k, v, terms, S, inv_s, omega, tol):
             return kernels.shockley_update(ta, tb, k, v, terms, S, *params, tol, omega, NEWTON_MAX_ITER)
 
+        update.sweep = (clamp.v_low, clamp.v_high, (self.i_s, self.nvt, self.gmin, EXP_CAP, self.vcrit,
+                                                    float(NEWTON_MAX_ITER)))
         return update
 
     def spice_lines(self, suffix: str, options, stand_in=None) -> tuple:

@@ -905,20 +905,36 @@ def sor_rule(change, last, rate, omega, estimate, tol, omega_max):
     return omega, r, estimate, False
 
 
+NEWTON_TOL = 1e-14  # volts, relative to the rail magnitude: the final per-node precision of the Newton solves
+
+
 @_compile
-def box_sweeps(layers, ks, fwds, backs, inv_s, S, lo, hi, pairs, flat, y, beta, tol, max_sweeps, omega,
+def inner_tol(change):
+    """The per-node Newton tolerance of a sweep after one whose largest step was ``change``: the early sweeps are
+    inexact, as a node's solve need not be finer than the sweep's progress (the per-layer loop's and
+    ``box_sweeps``')."""
+    return max(NEWTON_TOL, min(1e-6, 1e-3 * change))
+
+
+BOX, PAIRS, SHOCKLEY = 0, 1, 2  # the kinds of layer ``box_sweeps`` updates
+
+
+@_compile
+def box_sweeps(layers, ks, fwds, backs, inv_s, S, lo, hi, kinds, flat, diodes, y, beta, tol, max_sweeps, omega,
                estimate, omega_max, masks, masked):
-    """The whole sweep loop of a network whose every layer is a box layer (``box_update``) or nudged linear output
-    pairs (``pairs_update``), compiled: ``solve_layered._sweeps`` without the Python around each layer's two GEMMs
-    and kernel (``python benchmarks/sweep_loop.py`` times the two loops). The same GEMMs into kept buffers, the
-    same kernels and the same stopping and over-relaxation rules, in the same order.
+    """The whole sweep loop of a network whose every layer is a box layer (``box_update``), nudged linear output
+    pairs (``pairs_update``) or a layer of Shockley clamps (``shockley_update``), compiled: ``solve_layered._sweeps``
+    without the Python around each layer's two GEMMs and kernel (``python benchmarks/sweep_loop.py`` times the two
+    loops). The same GEMMs into kept buffers, the same kernels, the same per-node tolerance of each sweep
+    (``inner_tol``) and the same stopping and over-relaxation rules, in the same order.
 
     Per layer c: ``layers[c]`` (B, n_c) updated in place; ``ks[c]`` its constant drive (B, n_c); ``fwds[c]`` a_c W_c,
     (n_{c-1}, n_c), and ``backs[c]`` the backward matrix: W_c^T / a_c, (n_c, n_{c-1}), where ``flat[c]`` is 1, else
-    W_c / a_c, (n_{c-1}, n_c), read transposed (index 0 unused); ``inv_s``, ``S``, ``lo``, ``hi`` its nodes'
-    1/S, S and box; ``pairs[c]`` 1 for nudged output pairs (then ``y`` and ``beta``); ``masked[c]`` 1 where
-    ``masks[c]`` (B, n_c) grounds some of the layer's nodes (``grounded_box_update``). Returns (sweeps, last change,
-    omega)."""
+    W_c / a_c, (n_{c-1}, n_c), read transposed (index 0 unused); ``inv_s``, ``S`` its nodes' 1/S and S; ``kinds[c]``
+    ``BOX`` (its box ``lo[c]``, ``hi[c]``), ``PAIRS`` for nudged output pairs (then ``y`` and ``beta``) or
+    ``SHOCKLEY`` (its rails ``lo[c]``, ``hi[c]`` and ``diodes[c]``: IS, N vt, GMIN, the exponent's cap, the critical
+    voltage and the Newton steps allowed, ``ShockleyDiode.layer_update``); ``masked[c]`` 1 where ``masks[c]``
+    (B, n_c) grounds some of a box layer's nodes (``grounded_box_update``). Returns (sweeps, last change, omega)."""
     L = len(layers)
     B = layers[0].shape[0]
     ba = [np.empty((B, layers[c].shape[1])) for c in range(L)]
@@ -927,6 +943,7 @@ def box_sweeps(layers, ks, fwds, backs, inv_s, S, lo, hi, pairs, flat, y, beta, 
     rate = -1.0  # none yet
     sweep = 0
     for sweep in range(1, max_sweeps + 1):
+        inner = inner_tol(change)
         last = change
         change = 0.0
         for c in range(L):
@@ -944,10 +961,16 @@ def box_sweeps(layers, ks, fwds, backs, inv_s, S, lo, hi, pairs, flat, y, beta, 
                 else:
                     np.dot(layers[c - 1], fwds[c], ba[c])
                 terms += 1
-            if pairs[c]:
+            if kinds[c] == PAIRS:
                 if terms == 0:
                     ba[c][:] = 0.0
                 step = pairs_update(ba[c], ks[c], v, S[c], beta, y, omega)
+            elif kinds[c] == SHOCKLEY:  # as ``ShockleyDiode.layer_update``'s call: (T above, T below, k)
+                d = diodes[c]
+                ta = ks[c] if terms == 0 else ba[c]
+                tb = ks[c] if terms == 0 else ba[c] if terms == 1 else bb[c]
+                step = shockley_update(ta, tb, ks[c], v, terms, S[c], lo[c], hi[c], d[0], d[1], d[2], d[3], d[4],
+                                       inner, omega, int(d[5]))
             elif masked[c]:
                 if terms == 0:
                     step = grounded_box_update(ks[c], ks[c], ks[c], v, 0, inv_s[c], lo[c], hi[c], omega, masks[c])
@@ -969,8 +992,8 @@ def box_sweeps(layers, ks, fwds, backs, inv_s, S, lo, hi, pairs, flat, y, beta, 
 
 
 @_compile
-def chunk_sweeps(start_mode, start, out, pred, layers, ks, fwds, backs, inv_s, S, lo, hi, pairs, flat, y, beta,
-                 tol, max_sweeps, omega, estimate, omega_max, masks, masked):
+def chunk_sweeps(start_mode, start, out, pred, layers, ks, fwds, backs, inv_s, S, lo, hi, kinds, flat, diodes, y,
+                 beta, tol, max_sweeps, omega, estimate, omega_max, masks, masked):
     """A chunk's round of a compiled solve in one call, so that its thread enters compiled code once: the layers'
     start (``start_mode`` 0: as they are; 1: zeroed; 2: ``start``'s rows copied in and checked for NaN/inf, the pass
     of ``split_finite``), ``box_sweeps`` (the arguments after ``pred``), then the layers side by side into ``out`` and
@@ -981,7 +1004,7 @@ def chunk_sweeps(start_mode, start, out, pred, layers, ks, fwds, backs, inv_s, S
         _zero_kernel(layers)
     elif start_mode == 2 and not _blocks_kernel(start, layers, True):
         return 0, np.inf, omega, False, True
-    sweeps, change, omega = box_sweeps(layers, ks, fwds, backs, inv_s, S, lo, hi, pairs, flat, y, beta, tol,
+    sweeps, change, omega = box_sweeps(layers, ks, fwds, backs, inv_s, S, lo, hi, kinds, flat, diodes, y, beta, tol,
                                        max_sweeps, omega, estimate, omega_max, masks, masked)
     finite = True
     if out.shape[0] > 0:
@@ -996,8 +1019,8 @@ def chunk_sweeps(start_mode, start, out, pred, layers, ks, fwds, backs, inv_s, S
 
 
 @_compile
-def biased_round(targets, row, start_mode, start, out, pred, layers, ks, fwds, backs, inv_s, S, lo, hi, pairs, flat,
-                 y, beta, tol, max_sweeps, omega, estimate, omega_max, masks, masked):
+def biased_round(targets, row, start_mode, start, out, pred, layers, ks, fwds, backs, inv_s, S, lo, hi, kinds, flat,
+                 diodes, y, beta, tol, max_sweeps, omega, estimate, omega_max, masks, masked):
     """A kept plan's whole round in one call (``solver._planned``): the targets checked for NaN/inf (``targets``: a
     0-row placeholder where there are none; with one, nothing else is done), the bias drive ``row`` added to the
     input product ``ks[0]`` in place and checked (``add_row``), then ``chunk_sweeps``. Returns chunk_sweeps' five
@@ -1006,6 +1029,6 @@ def biased_round(targets, row, start_mode, start, out, pred, layers, ks, fwds, b
         return 0, np.inf, omega, True, True, True, False
     drive_ok = _add_row_kernel(ks[0], ks[0], row)
     sweeps, change, omega, started, finite = chunk_sweeps(start_mode, start, out, pred, layers, ks, fwds, backs,
-                                                          inv_s, S, lo, hi, pairs, flat, y, beta, tol, max_sweeps,
-                                                          omega, estimate, omega_max, masks, masked)
+                                                          inv_s, S, lo, hi, kinds, flat, diodes, y, beta, tol,
+                                                          max_sweeps, omega, estimate, omega_max, masks, masked)
     return sweeps, change, omega, started, finite, drive_ok, True

@@ -10,8 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .devices import DiodeClamp
-
-NEWTON_TOL = 1e-14  # volts, relative to the rail magnitude: the final per-node precision
+from .kernels import NEWTON_TOL  # volts, relative to the rail magnitude: the final per-node precision
 
 
 def solve_nodes(clamp: DiodeClamp | None, S, T, v_prev=None, tol: float = NEWTON_TOL) -> np.ndarray:

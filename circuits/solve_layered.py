@@ -16,7 +16,7 @@ from . import kernels, threads
 from .energy import clamp_residual, node_conductance, nudge_current
 from .errors import InputError
 from .network import LayeredNetwork
-from .node_solve import NEWTON_TOL, solve_nodes
+from .node_solve import solve_nodes
 
 
 def source_drive(net: LayeredNetwork, x, signed=None) -> np.ndarray:
@@ -157,6 +157,9 @@ def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | N
         if e is not None:
             const[c] = const[c] + e
     masks = _masks(net, B)
+    if compiled is not None and masks is not None and any(
+            m is not None and k != kernels.BOX for m, k in zip(masks, compiled[6])):
+        compiled = None  # grounded nodes in a layer the compiled loop grounds only in box layers: the per-layer loop
     split = start is not None and compiled is not None  # each chunk thread copies and checks its rows of start
     zeroed = init is None and start is None and compiled is not None  # each chunk thread zeroes its rows
     if split or zeroed:
@@ -282,31 +285,39 @@ FUSED_PRODUCT = True  # False: a split batch's input product is made in a round 
 
 
 def _compiled_layers(updates, boxes, fwd, back, scaled):
-    """What ``kernels.box_sweeps`` needs beyond the drives, where every layer has a box update or is a nudged
-    linear output pair layer (ideal diodes, linear nodes: the networks whose sweeps are all GEMMs and one
-    compiled pass per layer), else None: (per layer a_c W_c and the backward matrix as C arrays, S, 1/S, lo, hi, pairs,
-    per layer 1 where its backward matrix is W_c^T / a_c (small: ``_amplifier_matrices``) and 0 where it is W_c / a_c,
-    read transposed, a dict in which ``_kernel_args`` keeps the row drives made whole)."""
+    """What ``kernels.box_sweeps`` needs beyond the drives, where every layer has a box update, is a nudged linear
+    output pair layer or has a compiled update the loop takes (Shockley clamps: ``sweep`` on the update,
+    ``ShockleyDiode.layer_update``): the networks whose sweeps are all GEMMs and one compiled pass per layer; else
+    None: (per layer a_c W_c and the backward matrix as C arrays, S, 1/S, lo, hi, its kind (``kernels.BOX``,
+    ``PAIRS``, ``SHOCKLEY``), per layer 1 where its backward matrix is W_c^T / a_c (small: ``_amplifier_matrices``) and
+    0 where it is W_c / a_c, read transposed, the diode parameters of each Shockley layer, a dict in which
+    ``_kernel_args`` keeps the row drives made whole)."""
     if not COMPILED_SWEEPS or boxes is None or not updates:
         return None
-    lo, hi, pairs = [], [], []
+    lo, hi, kinds, diodes = [], [], [], []
     for u in updates:
         if u is None:
             return None
+        sweep = getattr(u[0], "sweep", None)
         if u[0] == "pairs":
-            lo.append(-np.inf), hi.append(np.inf), pairs.append(1)
+            lo.append(-np.inf), hi.append(np.inf), kinds.append(kernels.PAIRS)
         elif hasattr(u[0], "box"):
-            lo.append(u[0].box[0]), hi.append(u[0].box[1]), pairs.append(0)
+            lo.append(u[0].box[0]), hi.append(u[0].box[1]), kinds.append(kernels.BOX)
+        elif sweep is not None:  # (its rails, its parameters)
+            lo.append(sweep[0]), hi.append(sweep[1]), kinds.append(kernels.SHOCKLEY)
+            diodes.append(sweep[2])
+            continue
         else:
             return None
+        diodes.append((0.0,) * 6)
     dummy = np.zeros((1, 1))
     S = tuple(u[1] for u in updates)  # contiguous float arrays (``_layer_updates``)
     inv_s = tuple(s if u[2] is None else u[2] for s, u in zip(S, updates))
     flat = [0] + [int(b.flags.c_contiguous) for b in back[1:]]  # the small ones, copied contiguous
     backs = tuple(b if f else s for b, s, f in zip(back[1:], scaled[1:], flat[1:]))
     return ((dummy,) + tuple(fwd[1:]), (dummy,) + backs, S, inv_s, np.array(lo), np.array(hi),
-            np.array(pairs, dtype=np.int64), np.array(flat, dtype=np.int64), {})  # {}: the row drives made whole,
-    # per layer and batch size
+            np.array(kinds, dtype=np.int64), np.array(flat, dtype=np.int64), np.array(diodes, dtype=float), {})
+    # {}: the row drives made whole, per layer and batch size
 
 
 _FREE = np.ones((1, 1))  # what box_sweeps is passed for a layer without grounded nodes
@@ -327,13 +338,13 @@ def _kernel_args(compiled, ops, const, layers, y, masks=None) -> tuple:
     """``kernels.box_sweeps``' arguments for one chunk: ``_sweeps`` as one compiled call for the whole loop. ``const``
     per layer its constant drive: a (chunk, n) array, or a row, made whole here."""
     net, totals, fwd, back, nudged, beta, tol, max_sweeps, boxes, omega, estimate, updates = ops
-    fwds, backs, S, inv_s, lo, hi, pairs, flat, whole = compiled
+    fwds, backs, S, inv_s, lo, hi, kinds, flat, diodes, whole = compiled
     L = len(layers)
     B = layers[0].shape[0]
     ks = []
     for c in range(L):
         k = const[c]
-        if nudged and c == L - 1 and not pairs[c]:
+        if nudged and c == L - 1 and kinds[c] != kernels.PAIRS:
             k = k + beta * y
         if k.ndim == 1:  # a row drive: the biases', from this set-up (``_setup``), made whole once per batch size and
             # kept with it (the kernel only reads it)
@@ -347,13 +358,13 @@ def _kernel_args(compiled, ops, const, layers, y, masks=None) -> tuple:
         elif not (k.flags.c_contiguous and k.flags.writeable and k.dtype == float):
             k = np.array(k, dtype=float, order="C")
         ks.append(k)
-    yy = np.ascontiguousarray(y, dtype=float) if (nudged and pairs[-1]) else _NO_TARGETS
+    yy = np.ascontiguousarray(y, dtype=float) if (nudged and kinds[-1] == kernels.PAIRS) else _NO_TARGETS
     if masks is None:  # no grounded nodes: the same flags and placeholders every call
         masked, ms = _unmasked(L)
     else:
         masked = np.array([m is not None for m in masks], dtype=np.int64)
         ms = tuple(_FREE if m is None else m for m in masks)
-    return (tuple(layers), tuple(ks), fwds, backs, inv_s, S, lo, hi, pairs, flat, yy, float(beta), float(tol),
+    return (tuple(layers), tuple(ks), fwds, backs, inv_s, S, lo, hi, kinds, flat, diodes, yy, float(beta), float(tol),
             int(max_sweeps), float(omega), bool(estimate), OMEGA_MAX, ms, masked)
 
 
@@ -416,15 +427,15 @@ def _keep_plan(net, setup, args, const, nudged, beta, tol, max_sweeps, omega, mo
     plan.widths = tuple(v.shape[1] for v in args[0])
     plan.n_free = sum(plan.widths)
     plan.bias0, plan.setup = setup[5][0], setup
-    pairs = args[8]
-    plan.nudge_last = nudged and not pairs[-1]
+    pairs_last = args[8][-1] == kernels.PAIRS  # the kinds of layer
+    plan.nudge_last = nudged and not pairs_last
     ks = list(args[1][1:])
     if plan.nudge_last:
         if not ks:  # no hidden layer: the nudge goes into the input product with its bias, in that order
             return
         ks[-1] = const[-1]  # the row: beta y is added per call, as ``_kernel_args`` does
-    plan.ks, plan.targets = tuple(ks), bool(nudged and pairs[-1])
-    plan.head, plan.tail, plan.mode = args[2:10], args[11:], mode
+    plan.ks, plan.targets = tuple(ks), bool(nudged and pairs_last)
+    plan.head, plan.tail, plan.mode = args[2:11], args[12:], mode  # (the targets between them)
     plan.pairs_out = net.readout == "pairs"
     if len(plans) >= PLANS_KEPT:
         for oldest in list(plans)[:1]:
@@ -761,8 +772,7 @@ def _sweeps(ops, const, layers, y, scaled=None, masks=None):
     masks = masks or [None] * L
     change, sweep, rate = np.inf, 0, -1.0  # rate: the last measured contraction (-1: none yet)
     for sweep in range(1, max_sweeps + 1):
-        # Inexact early sweeps: a per-node Newton solve need not be finer than the sweep's progress.
-        inner_tol = max(NEWTON_TOL, min(1e-6, 1e-3 * change))
+        inner_tol = kernels.inner_tol(change)  # inexact early sweeps (the compiled loop's rule)
         last, change = change, 0.0
         for c in range(L):
             if fused[c] is not None:  # one compiled pass over the layer, in place

@@ -62,12 +62,17 @@ def test_kernels_give_the_numpy_equilibrium(monkeypatch, sizes, diode, kw):
     ([48, 30, 10], None, {}, 40),
     ([48, 30, 10], "ideal", {"output_diodes": True, "readout": "nodes"}, 40),
     ([48, 10], "ideal", {}, 5),
+    ([48, 30, 10], ShockleyDiode(i_s=1e-7), {}, 40),
+    ([48, 24, 24, 10], ShockleyDiode(i_s=1e-9, n=1.5), {}, 300),  # two chunks in threads
+    ([48, 30, 10], ShockleyDiode(i_s=1e-7), {"output_diodes": True, "readout": "nodes"}, 40),  # nudged clamps
+    ([48, 20, 20, 10], ShockleyDiode(i_s=1e-7), {"hidden_pairs": True}, 1),
 ])
 def test_the_compiled_sweep_loop_is_the_python_loop(monkeypatch, sizes, diode, kw, B):
-    """Networks of box layers and linear output pairs run their whole sweep loop compiled
-    (``kernels.box_sweeps``, inside each chunk's ``kernels.chunk_sweeps``): the same GEMMs, kernels and
-    over-relaxation rule as the per-layer loop, so the same sweeps, the same omega and the equilibrium to rounding,
-    free and nudged both ways, and the readout the kernel makes is the numpy one's of its voltages."""
+    """Networks of box layers, Shockley layers and linear output pairs run their whole sweep loop compiled
+    (``kernels.box_sweeps``, inside each chunk's ``kernels.chunk_sweeps``): the same GEMMs, kernels, per-node
+    tolerances and over-relaxation rule as the per-layer loop, so the same sweeps, the same omega and the
+    equilibrium to rounding, free and nudged both ways, and the readout the kernel makes is the numpy one's of its
+    voltages."""
     net, x, y = _case(sizes, diode, B=B, **kw)
     b = float(net.weights[-1].mean())
     calls = []
@@ -543,10 +548,12 @@ def _outcome(fn):
     return eq.voltages.tobytes(), eq.prediction.tobytes(), eq.iterations, eq.residual, eq.info["omega"], eq.beta
 
 
-@pytest.mark.parametrize("sizes,kw", [([48, 30, 10], {}), ([48, 20, 20, 10], {"hidden_pairs": True}),
-                                      ([48, 30, 10], {"readout": "nodes"}), ([24, 12, 6], {"input_pairs": False}),
-                                      ([48, 10], {"readout": "nodes"})])
-def test_a_kept_plan_gives_the_general_path_s_result_and_errors(monkeypatch, sizes, kw):
+@pytest.mark.parametrize("sizes,kw,diode", [
+    ([48, 30, 10], {}, "ideal"), ([48, 20, 20, 10], {"hidden_pairs": True}, "ideal"),
+    ([48, 30, 10], {"readout": "nodes"}, "ideal"), ([24, 12, 6], {"input_pairs": False}, "ideal"),
+    ([48, 10], {"readout": "nodes"}, "ideal"), ([48, 30, 10], {}, ShockleyDiode(i_s=1e-7)),
+    ([48, 30, 10], {"output_diodes": True, "readout": "nodes"}, ShockleyDiode(i_s=1e-7))])
+def test_a_kept_plan_gives_the_general_path_s_result_and_errors(monkeypatch, sizes, kw, diode):
     """A bare call like an earlier one runs its kept plan (``solver._planned``): the same voltages, prediction,
     sweeps, omega and residual bit for bit as the general path, and the same error for every bad argument, input,
     start and edit of the network in place, in the same order (the network's fault first)."""
@@ -578,7 +585,7 @@ def test_a_kept_plan_gives_the_general_path_s_result_and_errors(monkeypatch, siz
 
     def run(plans):
         monkeypatch.setattr(solve_layered, "PLANS", plans)
-        net = layered(sizes, diode="ideal", rails=(-0.05, 0.05), gain=4.0, seed=2, **kw)
+        net = layered(sizes, diode=diode, rails=(-0.05, 0.05), gain=4.0, seed=2, **kw)
         x = rng.uniform(0, 3, (9, net.n_features))
         y = rng.uniform(-0.05, 0.05, (9, net.n_targets))
         free = solve(net, x)
