@@ -445,8 +445,7 @@ class ShockleyDiode(DiodeModel):
         def update(ta, tb, k, v, terms, S, inv_s, omega, tol):
             return kernels.shockley_update(ta, tb, k, v, terms, S, *params, tol, omega, NEWTON_MAX_ITER)
 
-        update.sweep = (clamp.v_low, clamp.v_high, (self.i_s, self.nvt, self.gmin, EXP_CAP, self.vcrit,
-                                                    float(NEWTON_MAX_ITER)))
+        update.sweep = (params[0], params[1], (*params[2:], float(NEWTON_MAX_ITER)))
         return update
 
     def spice_lines(self, suffix: str, options, stand_in=None) -> tuple:

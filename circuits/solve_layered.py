@@ -158,8 +158,8 @@ def bcd(net: LayeredNetwork, x, y, beta, init, tol, max_sweeps, omega: float | N
             const[c] = const[c] + e
     masks = _masks(net, B)
     if compiled is not None and masks is not None and any(
-            m is not None and k != kernels.BOX for m, k in zip(masks, compiled[6])):
-        compiled = None  # grounded nodes in a layer the compiled loop grounds only in box layers: the per-layer loop
+            m is not None and kind != kernels.BOX for m, kind in zip(masks, compiled[6])):  # (the layers' kinds)
+        compiled = None  # the compiled loop grounds nodes in box layers only: the per-layer loop grounds the others
     split = start is not None and compiled is not None  # each chunk thread copies and checks its rows of start
     zeroed = init is None and start is None and compiled is not None  # each chunk thread zeroes its rows
     if split or zeroed:
@@ -298,18 +298,16 @@ def _compiled_layers(updates, boxes, fwd, back, scaled):
     for u in updates:
         if u is None:
             return None
-        sweep = getattr(u[0], "sweep", None)
+        sweep = getattr(u[0], "sweep", None)  # (its rails, its parameters)
         if u[0] == "pairs":
-            lo.append(-np.inf), hi.append(np.inf), kinds.append(kernels.PAIRS)
+            kind, box, diode = kernels.PAIRS, (-np.inf, np.inf), _NO_DIODE
         elif hasattr(u[0], "box"):
-            lo.append(u[0].box[0]), hi.append(u[0].box[1]), kinds.append(kernels.BOX)
-        elif sweep is not None:  # (its rails, its parameters)
-            lo.append(sweep[0]), hi.append(sweep[1]), kinds.append(kernels.SHOCKLEY)
-            diodes.append(sweep[2])
-            continue
+            kind, box, diode = kernels.BOX, u[0].box, _NO_DIODE
+        elif sweep is not None:
+            kind, box, diode = kernels.SHOCKLEY, sweep[:2], sweep[2]
         else:
             return None
-        diodes.append((0.0,) * 6)
+        kinds.append(kind), lo.append(box[0]), hi.append(box[1]), diodes.append(diode)
     dummy = np.zeros((1, 1))
     S = tuple(u[1] for u in updates)  # contiguous float arrays (``_layer_updates``)
     inv_s = tuple(s if u[2] is None else u[2] for s, u in zip(S, updates))
@@ -320,6 +318,7 @@ def _compiled_layers(updates, boxes, fwd, back, scaled):
     # {}: the row drives made whole, per layer and batch size
 
 
+_NO_DIODE = (0.0,) * 6  # box_sweeps' diode parameters of a layer that is not a Shockley one (never read)
 _FREE = np.ones((1, 1))  # what box_sweeps is passed for a layer without grounded nodes
 _NO_TARGETS = np.zeros((1, 1))  # its targets where no layer is nudged output pairs (never read)
 _UNMASKED = {}
