@@ -1,11 +1,12 @@
 """Training throughput of the native backend (default the Kendall-size network 1568-100-20), and where the time goes.
 
     python benchmarks/train_step.py [--mnist PATH | --random] [--steps 20] [--hidden 1024 [1024]] [--batch 16 64]
-                                    [--input-scale 1] [--from-run RUN]
+                                    [--input-scale 1] [--from-run RUN] [--diode shockley]
 
 ``--from-run RUN`` starts from a native MNIST run's last checkpoint (its network, velocities, rates and
 input scale; ``--hidden`` and ``--input-scale`` are then the run's): a trained network and optimiser state,
-which a fresh network does not show (dead hidden nodes, decayed velocities).
+which a fresh network does not show (dead hidden nodes, decayed velocities). ``--diode shockley``: Shockley clamps
+(IS 1e-7 A, as the Shockley recipes) instead of ideal diodes.
 
 A full training step is the free phase, the centered nudged phases (+beta and -beta, warm-started from
 the free state), the local statistics and the update through the programming model. Each step is timed: prints
@@ -42,6 +43,8 @@ def main(argv=None):
     p.add_argument("--batch", type=int, nargs="+", default=[64, 512], help="batch sizes (default 64 512)")
     p.add_argument("--input-scale", type=float, default=1.0)
     p.add_argument("--from-run", help="a native MNIST run directory to start from (its last checkpoint)")
+    p.add_argument("--diode", choices=("ideal", "shockley"), default="ideal",
+                   help="the hidden layers' clamps (shockley: IS 1e-7 A); a --from-run run keeps its own")
     args = p.parse_args(argv)
     run = None
     if args.from_run:
@@ -60,7 +63,8 @@ def main(argv=None):
     sizes = "-".join(str(n) for n in [1568] + args.hidden + [20]) + (f" from {args.from_run}" if run else "")
     from eqprop.circuits import memory, threads
 
-    print(f"# native training step, {sizes}, ideal diodes, centered nudging, input scale {args.input_scale:g}, {source}")
+    diode = run_cfg.diode if run else args.diode
+    print(f"# native training step, {sizes}, {diode} diodes, centered nudging, input scale {args.input_scale:g}, {source}")
     print(f"# threads: {threads.describe()}")
     print(f"# memory: {memory.keep()} (circuits/memory.py; a solve sets it on its first call)")
     print(f"# {args.steps} steps each: samples / s of the median step (of the fastest), slowest step / median")
@@ -69,7 +73,8 @@ def main(argv=None):
     for batch in args.batch:
         if run is None:
             cfg = resolved(TrainConfig(dataset="mnist", hidden=list(args.hidden), batch_size=batch,
-                                       input_scale=args.input_scale))
+                                       input_scale=args.input_scale, diode=args.diode,
+                                       diode_is=1e-7 if args.diode == "shockley" else None))
             net = build_network(cfg, 784, 10)
             g_max = 2.0 * max(float(w.max()) for w in net.weights)
         else:
