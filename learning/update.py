@@ -55,15 +55,21 @@ if njit is not None:
 
     @njit(nogil=True, cache=True, fastmath=False, error_model="numpy")
     def _pair_rows_step(p, plus, row, v, momentum, g_scale, step, lo, hi, decay, coef):  # pragma: no cover
+        # feature i's + row (g = plus) and - row (g = row - plus, formed here: ``PairedRows``) together, so its
+        # statistics row is read once; rows as 1-d slices, which LLVM vectorises (each entry is updated alone: the
+        # order changes no number)
         n, m = plus.shape
-        for r in range(2 * n):  # the + rows: g = plus; the - rows: g = row - plus, formed here (``PairedRows``)
-            i = r if r < n else r - n
-            minus = r >= n
-            for j in range(m):
-                g = row[j] - plus[i, j] if minus else plus[i, j]
-                if decay:
-                    g = g + coef * p[r, j]
-                p[r, j], v[r, j] = _one(p[r, j], v[r, j], g, momentum, g_scale, step, lo, hi)
+        for i in range(n):
+            pp, pm, vp, vm, g = p[i], p[n + i], v[i], v[n + i], plus[i]
+            if decay:
+                for j in range(m):
+                    pp[j], vp[j] = _one(pp[j], vp[j], g[j] + coef * pp[j], momentum, g_scale, step, lo, hi)
+                    pm[j], vm[j] = _one(pm[j], vm[j], (row[j] - g[j]) + coef * pm[j], momentum, g_scale, step, lo,
+                                        hi)
+            else:
+                for j in range(m):
+                    pp[j], vp[j] = _one(pp[j], vp[j], g[j], momentum, g_scale, step, lo, hi)
+                    pm[j], vm[j] = _one(pm[j], vm[j], row[j] - g[j], momentum, g_scale, step, lo, hi)
 
 
 def _bounds(device, gains):
